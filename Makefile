@@ -1,0 +1,31 @@
+# strata — the two commands a newcomer types:
+#   make run    installs what is missing, builds, and runs the demo on a default store
+#   make test   installs what is missing and passes the tests
+SWIFT ?= swift
+DEMO_ROOT ?= $(CURDIR)/.demo
+
+.PHONY: run test build release setup demo example bench clean
+
+setup:
+	@bash tools/setup
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release
+
+run: build
+	@bash tools/demo "$(DEMO_ROOT)"
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	@bash tools/check-example
+
+bench: release
+	@bash tools/bench/load-save
+	@bash tools/bench/listings
+
+clean:
+	rm -rf .build .demo

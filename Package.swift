@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "strata",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "OCI", targets: ["OCI"]),
+        .library(name: "Strata", targets: ["Strata"]),
+        .executable(name: "strata", targets: ["strata"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libarchive, zlib and zstd through a small C shim (streaming decompression,
+        // locale-safe helpers, constants Swift cannot import as macros).
+        .target(
+            name: "CArchive",
+            linkerSettings: [.linkedLibrary("archive"), .linkedLibrary("z"), .linkedLibrary("zstd")]
+        ),
+        .target(
+            name: "OCI",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .executableTarget(name: "EmbedMigrations"),
+        .plugin(
+            name: "EmbedMigrationsPlugin",
+            capability: .buildTool(),
+            dependencies: ["EmbedMigrations"]
+        ),
+        .target(
+            name: "Strata",
+            dependencies: [
+                "OCI", "CArchive",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            plugins: ["EmbedMigrationsPlugin"]
+        ),
+        .target(name: "StrataBuild", dependencies: ["Strata", "OCI"]),
+        .target(name: "StrataRegistry", dependencies: ["Strata", "OCI"]),
+        .target(
+            name: "StrataCLI",
+            dependencies: [
+                "Strata", "OCI", "StrataBuild", "StrataRegistry",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "strata", dependencies: ["StrataCLI"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive"]),
+        .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

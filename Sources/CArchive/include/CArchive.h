@@ -1,0 +1,38 @@
+#ifndef STRATA_CARCHIVE_H
+#define STRATA_CARCHIVE_H
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* File-type constants that Swift cannot import from macros. */
+extern const unsigned int strata_AE_IFMT;
+extern const unsigned int strata_AE_IFREG;
+extern const unsigned int strata_AE_IFLNK;
+extern const unsigned int strata_AE_IFDIR;
+extern const unsigned int strata_AE_IFCHR;
+extern const unsigned int strata_AE_IFBLK;
+extern const unsigned int strata_AE_IFIFO;
+extern const unsigned int strata_AE_IFSOCK;
+
+/* Switch this thread to a C.UTF-8 LC_CTYPE (libarchive needs it for non-ASCII paths).
+   Returns an opaque token for strata_locale_restore. */
+void *strata_locale_enter(void);
+void strata_locale_restore(void *token);
+
+/* Streaming decompression (push style): gzip (multi-member) or zstd (multi-frame). */
+typedef struct strata_decoder strata_decoder;
+enum { STRATA_CODEC_GZIP = 1, STRATA_CODEC_ZSTD = 2 };
+strata_decoder *strata_decoder_new(int codec);
+void strata_decoder_free(strata_decoder *d);
+/* Consumes from in[0..inlen) and writes to out[0..outcap). Returns 0 on progress,
+   -1 on corrupt input (message in strata_decoder_error). */
+int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t *consumed,
+                        void *out, size_t outcap, size_t *produced);
+/* 1 when the input so far ends exactly at the end of a complete member/frame. */
+int strata_decoder_complete(const strata_decoder *d);
+const char *strata_decoder_error(const strata_decoder *d);
+
+#endif

@@ -1,0 +1,128 @@
+#define _GNU_SOURCE
+#include "CArchive.h"
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <zlib.h>
+#include <zstd.h>
+
+const unsigned int strata_AE_IFMT = AE_IFMT;
+const unsigned int strata_AE_IFREG = AE_IFREG;
+const unsigned int strata_AE_IFLNK = AE_IFLNK;
+const unsigned int strata_AE_IFDIR = AE_IFDIR;
+const unsigned int strata_AE_IFCHR = AE_IFCHR;
+const unsigned int strata_AE_IFBLK = AE_IFBLK;
+const unsigned int strata_AE_IFIFO = AE_IFIFO;
+const unsigned int strata_AE_IFSOCK = AE_IFSOCK;
+
+struct strata_locale_token { locale_t mine; locale_t previous; };
+
+void *strata_locale_enter(void) {
+    struct strata_locale_token *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->mine = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    if (t->mine == (locale_t)0) t->mine = newlocale(LC_CTYPE_MASK, "C.utf8", (locale_t)0);
+    if (t->mine != (locale_t)0) t->previous = uselocale(t->mine);
+    return t;
+}
+
+void strata_locale_restore(void *token) {
+    struct strata_locale_token *t = token;
+    if (!t) return;
+    if (t->mine != (locale_t)0) {
+        uselocale(t->previous);
+        freelocale(t->mine);
+    }
+    free(t);
+}
+
+struct strata_decoder {
+    int codec;
+    int complete;      /* input so far ends at a member/frame boundary */
+    int in_member;     /* inside a gzip member */
+    z_stream z;
+    ZSTD_DStream *zs;
+    char error[160];
+};
+
+strata_decoder *strata_decoder_new(int codec) {
+    strata_decoder *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->codec = codec;
+    if (codec == STRATA_CODEC_GZIP) {
+        if (inflateInit2(&d->z, 15 + 16) != Z_OK) { free(d); return NULL; }
+    } else if (codec == STRATA_CODEC_ZSTD) {
+        d->zs = ZSTD_createDStream();
+        if (!d->zs) { free(d); return NULL; }
+        ZSTD_initDStream(d->zs);
+    } else {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void strata_decoder_free(strata_decoder *d) {
+    if (!d) return;
+    if (d->codec == STRATA_CODEC_GZIP) inflateEnd(&d->z);
+    if (d->zs) ZSTD_freeDStream(d->zs);
+    free(d);
+}
+
+int strata_decoder_complete(const strata_decoder *d) { return d->complete; }
+const char *strata_decoder_error(const strata_decoder *d) { return d->error; }
+
+static int gzip_step(strata_decoder *d, const unsigned char *in, size_t inlen, size_t *consumed,
+                     unsigned char *out, size_t outcap, size_t *produced) {
+    *consumed = 0; *produced = 0;
+    if (!d->in_member) {
+        /* Between members: skip zero padding, otherwise expect a new gzip header. */
+        size_t i = 0;
+        if (d->complete) {
+            while (i < inlen && in[i] == 0) i++;
+            if (i == inlen) { *consumed = inlen; return 0; }
+            if (in[i] != 0x1f) {
+                snprintf(d->error, sizeof d->error, "unexpected data after the end of the gzip stream");
+                return -1;
+            }
+            if (inflateReset(&d->z) != Z_OK) { snprintf(d->error, sizeof d->error, "gzip reset failed"); return -1; }
+        }
+        d->in_member = 1;
+        d->complete = 0;
+        in += i; inlen -= i; *consumed = i;
+    }
+    d->z.next_in = (Bytef *)in;
+    d->z.avail_in = (uInt)(inlen > 0x40000000 ? 0x40000000 : inlen);
+    d->z.next_out = out;
+    d->z.avail_out = (uInt)(outcap > 0x40000000 ? 0x40000000 : outcap);
+    uInt before_in = d->z.avail_in, before_out = d->z.avail_out;
+    int rc = inflate(&d->z, Z_NO_FLUSH);
+    *consumed += before_in - d->z.avail_in;
+    *produced = before_out - d->z.avail_out;
+    if (rc == Z_STREAM_END) { d->in_member = 0; d->complete = 1; return 0; }
+    if (rc == Z_OK || rc == Z_BUF_ERROR) return 0;
+    snprintf(d->error, sizeof d->error, "corrupt gzip data (%s)", d->z.msg ? d->z.msg : "inflate failed");
+    return -1;
+}
+
+static int zstd_step(strata_decoder *d, const unsigned char *in, size_t inlen, size_t *consumed,
+                     unsigned char *out, size_t outcap, size_t *produced) {
+    ZSTD_inBuffer ib = { in, inlen, 0 };
+    ZSTD_outBuffer ob = { out, outcap, 0 };
+    size_t rc = ZSTD_decompressStream(d->zs, &ob, &ib);
+    *consumed = ib.pos; *produced = ob.pos;
+    if (ZSTD_isError(rc)) {
+        snprintf(d->error, sizeof d->error, "corrupt zstd data (%s)", ZSTD_getErrorName(rc));
+        return -1;
+    }
+    if (rc == 0) d->complete = 1;
+    else if (ib.pos > 0 || ob.pos > 0) d->complete = 0;
+    return 0;
+}
+
+int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t *consumed,
+                        void *out, size_t outcap, size_t *produced) {
+    if (d->codec == STRATA_CODEC_GZIP) return gzip_step(d, in, inlen, consumed, out, outcap, produced);
+    return zstd_step(d, in, inlen, consumed, out, outcap, produced);
+}

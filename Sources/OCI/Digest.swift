@@ -1,0 +1,105 @@
+import Crypto
+import Foundation
+
+/// A content digest, `algorithm:encoded`. Only `sha256` (64 lowercase hex) and
+/// `sha512` (128 lowercase hex) are accepted; anything else is an error.
+///
+/// ```swift
+/// let d = try Digest("sha256:" + String(repeating: "a", count: 64))
+/// d.shortHex // "aaaaaaaaaaaa"
+/// ```
+public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public let algorithm: String
+    public let encoded: String
+
+    /// Parses and validates a digest string.
+    public init(_ string: String) throws {
+        guard let colon = string.firstIndex(of: ":") else {
+            throw StrataError(.invalidDigest, "invalid digest \"\(Self.clip(string))\": expected sha256:<64 hex>")
+        }
+        let algorithm = String(string[..<colon])
+        let encoded = String(string[string.index(after: colon)...])
+        let expected: Int
+        switch algorithm {
+        case "sha256": expected = 64
+        case "sha512": expected = 128
+        default:
+            throw StrataError(.invalidDigest, "unsupported digest algorithm \"\(Self.clip(algorithm))\" in \"\(Self.clip(string))\"")
+        }
+        guard encoded.utf8.count == expected, encoded.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+            throw StrataError(.invalidDigest, "invalid digest \"\(Self.clip(string))\": expected \(algorithm):<\(expected) lowercase hex>")
+        }
+        self.algorithm = algorithm
+        self.encoded = encoded
+    }
+
+    /// A sha256 digest from a 64-hex string known to be valid.
+    init(sha256Hex: String) {
+        self.algorithm = "sha256"
+        self.encoded = sha256Hex
+    }
+
+    /// `sha256:` digest of the given bytes.
+    public static func sha256(_ data: some DataProtocol) -> Digest {
+        Digest(sha256Hex: SHA256.hash(data: data).hexString)
+    }
+
+    /// Builds a digest from a finished hasher.
+    public static func sha256(finalizing hasher: SHA256) -> Digest {
+        Digest(sha256Hex: hasher.finalize().hexString)
+    }
+
+    public var string: String { "\(algorithm):\(encoded)" }
+    public var description: String { string }
+    /// The first 12 hex characters: Docker's short ID.
+    public var shortHex: String { String(encoded.prefix(12)) }
+
+    public static func < (a: Digest, b: Digest) -> Bool { a.string < b.string }
+
+    public init(from decoder: Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(String.self)
+        try self.init(s)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(string)
+    }
+
+    public static func clip(_ s: String) -> String {
+        s.count > 80 ? String(s.prefix(77)) + "..." : s
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hexadecimal rendering.
+    public var hexString: String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for b in self {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Chain IDs identify a layer together with everything below it.
+///
+/// chainID(L0) = diffID(L0); chainID(n) = sha256("<chainID(n-1)> <diffID(n)>").
+public enum ChainID {
+    /// The chain IDs of each prefix of `diffIDs`.
+    public static func chain(_ diffIDs: [Digest]) -> [Digest] {
+        var out: [Digest] = []
+        out.reserveCapacity(diffIDs.count)
+        for d in diffIDs {
+            if let last = out.last {
+                out.append(.sha256(Data("\(last.string) \(d.string)".utf8)))
+            } else {
+                out.append(d)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,45 @@
+/// The one error type of strata.
+///
+/// Callers branch on ``code`` (stable across releases); people read ``message``;
+/// ``cause`` keeps the underlying error when there is one.
+///
+/// ```swift
+/// do { try await store.tag("app:1", as: "app:latest") }
+/// catch let error as StrataError where error.code == .imageNotFound { … }
+/// ```
+public struct StrataError: Error, CustomStringConvertible, Sendable {
+    /// Stable, machine-readable error codes.
+    public enum Code: String, Sendable, CaseIterable {
+        case invalidArgument = "invalid-argument"
+        case invalidReference = "invalid-reference"
+        case invalidDigest = "invalid-digest"
+        case digestMismatch = "digest-mismatch"
+        case sizeMismatch = "size-mismatch"
+        case blobNotFound = "blob-not-found"
+        case imageNotFound = "image-not-found"
+        case ambiguousImage = "ambiguous-image"
+        case invalidJSON = "invalid-json"
+        case unsupportedMediaType = "unsupported-media-type"
+        case unsupportedFormat = "unsupported-format"
+        case unsafePath = "unsafe-path"
+        case corruptData = "corrupt-data"
+        case platformNotFound = "platform-not-found"
+        case conflict = "conflict"
+        case io = "io"
+        case database = "database"
+        case storeLocked = "store-locked"
+        case internalError = "internal"
+    }
+
+    public let code: Code
+    public let message: String
+    public let cause: (any Error)?
+
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String { message }
+}

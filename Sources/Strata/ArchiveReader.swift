@@ -1,0 +1,162 @@
+import CArchive
+import Foundation
+
+/// One header read from a tar stream.
+struct ArchiveEntry: Sendable {
+    enum Kind: Sendable { case file, directory, symlink, hardlink, other }
+    /// The path as stored, cleaned (see ``ArchivePath/clean(_:)``).
+    var path: String
+    var kind: Kind
+    var size: Int64
+    /// Symlink or hardlink target, as stored.
+    var linkTarget: String?
+}
+
+/// Sequential reading of a tar stream (plain, gzip, zstd, xz, bzip2 as a whole) through libarchive.
+final class ArchiveReader {
+    private let a: OpaquePointer
+    private let name: String
+    private let locale: UnsafeMutableRawPointer?
+
+    /// Opens `path`; `name` is how errors refer to it.
+    init(path: String, name: String) throws {
+        guard let a = archive_read_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
+        self.a = a
+        self.name = name
+        locale = strata_locale_enter()
+        archive_read_support_filter_all(a)
+        archive_read_support_format_tar(a)
+        archive_read_support_format_gnutar(a)
+        if archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK {
+            let msg = Self.message(a)
+            archive_read_free(a)
+            strata_locale_restore(locale)
+            if access(path, R_OK) != 0 {
+                throw StrataError(.io, "cannot open \(name): \(String(cString: strerror(errno)))")
+            }
+            throw StrataError(.corruptData, "cannot read \(name): \(msg)")
+        }
+    }
+
+    deinit {
+        archive_read_free(a)
+        strata_locale_restore(locale)
+    }
+
+    private static func message(_ a: OpaquePointer) -> String {
+        archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
+    }
+
+    private func fail(_ what: String) -> StrataError {
+        let msg = Self.message(a)
+        let lower = msg.lowercased()
+        if lower.contains("unrecognized archive format") {
+            return StrataError(.unsupportedFormat, "\(name) is not a tar archive (plain, gzip or zstd)")
+        }
+        return StrataError(.corruptData, "\(name) is corrupt or truncated (\(what): \(msg))")
+    }
+
+    /// The next entry header, or nil at the end.
+    func next() throws -> ArchiveEntry? {
+        var entry: OpaquePointer?
+        let rc = archive_read_next_header(a, &entry)
+        if rc == ARCHIVE_EOF { return nil }
+        guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else { throw fail("reading a header") }
+        guard let rawPath = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
+            throw StrataError(.corruptData, "\(name) has an entry without a readable path")
+        }
+        let path = try ArchivePath.clean(String(cString: rawPath), in: name)
+        let type = archive_entry_filetype(entry)
+        var kind: ArchiveEntry.Kind
+        var target: String?
+        if let hl = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry) {
+            kind = .hardlink
+            target = String(cString: hl)
+        } else if type == strata_AE_IFREG {
+            kind = .file
+        } else if type == strata_AE_IFDIR {
+            kind = .directory
+        } else if type == strata_AE_IFLNK {
+            kind = .symlink
+            target = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) }
+        } else {
+            kind = .other
+        }
+        return ArchiveEntry(path: path, kind: kind, size: archive_entry_size(entry), linkTarget: target)
+    }
+
+    /// Streams the current entry's data to `body`, in order, filling sparse holes with zeros.
+    func readData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var offset: Int64 = 0
+        var zeros: [UInt8] = []
+        while true {
+            var buf: UnsafeRawPointer?
+            var size = 0
+            var blockOffset: la_int64_t = 0
+            let rc = archive_read_data_block(a, &buf, &size, &blockOffset)
+            if rc == ARCHIVE_EOF { return }
+            guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN else { throw fail("reading data") }
+            if blockOffset > offset {
+                if zeros.isEmpty { zeros = [UInt8](repeating: 0, count: 1 << 16) }
+                var gap = blockOffset - offset
+                while gap > 0 {
+                    let n = Int(min(gap, Int64(zeros.count)))
+                    try zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    gap -= Int64(n)
+                }
+                offset = blockOffset
+            }
+            if size > 0, let buf {
+                try body(UnsafeRawBufferPointer(start: buf, count: size))
+                offset += Int64(size)
+            }
+        }
+    }
+
+    /// Skips the current entry's data.
+    func skipData() throws {
+        if archive_read_data_skip(a) != ARCHIVE_OK { throw fail("skipping data") }
+    }
+}
+
+/// Path hygiene for anything that comes from an archive (law 5).
+enum ArchivePath {
+    /// Removes `./` and duplicate slashes; refuses absolute paths and `..`.
+    static func clean(_ raw: String, in name: String) throws -> String {
+        if raw.hasPrefix("/") {
+            throw StrataError(.unsafePath, "unsafe path \"\(Digest.clip(raw))\" in \(name): absolute paths are not allowed")
+        }
+        var parts: [Substring] = []
+        for c in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." {
+                throw StrataError(.unsafePath, "unsafe path \"\(Digest.clip(raw))\" in \(name): \"..\" is not allowed")
+            }
+            parts.append(c)
+        }
+        if raw.utf8.contains(0) {
+            throw StrataError(.unsafePath, "unsafe path in \(name): NUL byte")
+        }
+        return parts.isEmpty ? "." : parts.joined(separator: "/")
+    }
+
+    /// Resolves a link target relative to the directory of `from`, staying inside the archive root.
+    static func resolve(_ target: String, from: String, in name: String) throws -> String {
+        if target.hasPrefix("/") {
+            throw StrataError(.unsafePath, "unsafe link \"\(from)\" -> \"\(Digest.clip(target))\" in \(name): absolute target")
+        }
+        var parts = from.split(separator: "/").dropLast().map(String.init)
+        for c in target.split(separator: "/") {
+            if c == "." { continue }
+            if c == ".." {
+                guard !parts.isEmpty else {
+                    throw StrataError(.unsafePath, "unsafe link \"\(from)\" -> \"\(Digest.clip(target))\" in \(name): points outside the archive")
+                }
+                parts.removeLast()
+                continue
+            }
+            parts.append(String(c))
+        }
+        return parts.joined(separator: "/")
+    }
+}

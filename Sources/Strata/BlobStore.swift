@@ -1,0 +1,191 @@
+import Foundation
+
+/// The content-addressed blob directory: `blobs/sha256/<hex>`, read-only files.
+///
+/// Writes go to `ingest/<id>/` first; a blob enters `blobs/` only after it is fully
+/// written, fsynced and verified (law 1).
+struct BlobStore: Sendable {
+    let paths: StorePaths
+
+    /// Starts a new ingest session directory.
+    func newSession() throws -> IngestSession {
+        let dir = paths.ingestDir.appendingPathComponent(UUID().uuidString.lowercased())
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
+        } catch {
+            throw StrataError(.io, "cannot create ingest directory \(dir.path): \(error.localizedDescription)", cause: error)
+        }
+        return IngestSession(dir: dir, paths: paths)
+    }
+
+    func exists(_ d: Digest) -> Bool {
+        access(paths.blob(d).path, F_OK) == 0
+    }
+
+    /// Opens a stored blob for reading.
+    func open(_ d: Digest) throws -> FileReader {
+        try FileReader(path: paths.blob(d).path, what: "blob \(d)")
+    }
+
+    /// Reads a small stored blob (a manifest, index or config) into memory.
+    func readSmall(_ d: Digest, limit: Int = 32 << 20) throws -> Data {
+        let r = try open(d)
+        return try r.readAll(limit: limit, what: "blob \(d)")
+    }
+}
+
+/// A directory under `ingest/` holding blobs being written. Removed when done.
+final class IngestSession: @unchecked Sendable {
+    let dir: URL
+    let paths: StorePaths
+    private var counter = 0
+
+    init(dir: URL, paths: StorePaths) {
+        self.dir = dir
+        self.paths = paths
+    }
+
+    /// A new temp file in this session.
+    func newWriter(decodeCompressed: Bool = true) throws -> BlobWriter {
+        counter += 1
+        return try BlobWriter(path: dir.appendingPathComponent("\(counter)").path, decodeCompressed: decodeCompressed)
+    }
+
+    /// Moves a verified temp file into `blobs/` (no-op when the blob is already there).
+    /// Verification against `expected` happens before anything moves.
+    @discardableResult
+    func commit(_ file: IngestedFile, expected: Digest? = nil, expectedSize: Int64? = nil, name: String) throws -> Digest {
+        let r = file.result
+        if let expected, expected != r.digest, expected.algorithm == "sha256" {
+            throw StrataError(.digestMismatch, "digest mismatch for \(name): expected \(expected), got \(r.digest)")
+        }
+        if let expectedSize, expectedSize != r.size {
+            throw StrataError(.sizeMismatch, "size mismatch for \(name) (\(r.digest)): expected \(expectedSize) bytes, got \(r.size)")
+        }
+        let dest = paths.blob(r.digest).path
+        if access(dest, F_OK) == 0 { return r.digest }
+        chmod(file.path, 0o444)
+        if rename(file.path, dest) != 0 {
+            throw StrataError(.io, "cannot move \(name) into the blob store: \(String(cString: strerror(errno)))")
+        }
+        return r.digest
+    }
+
+    /// fsyncs `blobs/sha256` so the renames are durable before rows name them.
+    func syncBlobDirectory() throws {
+        try fsyncDirectory(paths.blobsDir.path)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// A finished temp file and what its bytes hashed to.
+struct IngestedFile: Sendable {
+    let path: String
+    let result: DigestResult
+}
+
+/// Writes a temp file while hashing it in the same pass.
+final class BlobWriter {
+    let path: String
+    private var fd: Int32
+    private let digester: StreamDigester
+
+    init(path: String, decodeCompressed: Bool) throws {
+        self.path = path
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        digester = StreamDigester(decodeCompressed: decodeCompressed)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func write(_ buf: UnsafeRawBufferPointer) throws {
+        digester.update(buf)
+        try writeAll(fd: fd, buf, path: path)
+    }
+
+    /// fsyncs and closes the file; returns the digests.
+    func finish() throws -> IngestedFile {
+        if fsync(fd) != 0 {
+            throw StrataError(.io, "cannot fsync \(path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        fd = -1
+        return IngestedFile(path: path, result: digester.finish())
+    }
+}
+
+func writeAll(fd: Int32, _ buf: UnsafeRawBufferPointer, path: String) throws {
+    guard var p = buf.baseAddress else { return }
+    var left = buf.count
+    while left > 0 {
+        let n = Glibc.write(fd, p, left)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw StrataError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        p += n
+        left -= n
+    }
+}
+
+func fsyncDirectory(_ path: String) throws {
+    let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw StrataError(.io, "cannot open directory \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    if fsync(fd) != 0 { throw StrataError(.io, "cannot fsync directory \(path): \(String(cString: strerror(errno)))") }
+}
+
+/// Buffered sequential reads from a file.
+final class FileReader {
+    let path: String
+    private(set) var fd: Int32
+
+    init(path: String, what: String) throws {
+        fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw StrataError(.blobNotFound, "\(what) is missing (\(path))") }
+            throw StrataError(.io, "cannot open \(what) (\(path)): \(String(cString: strerror(errno)))")
+        }
+        self.path = path
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Reads up to `buf.count` bytes; 0 at end of file.
+    func read(into buf: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buf.baseAddress, buf.count)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw StrataError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Calls `body` for each chunk until end of file.
+    func forEachChunk(size: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = try read(into: buf)
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+    }
+
+    func readAll(limit: Int, what: String) throws -> Data {
+        var data = Data()
+        try forEachChunk(size: 1 << 16) { chunk in
+            if data.count + chunk.count > limit {
+                throw StrataError(.invalidArgument, "\(what) is larger than \(limit) bytes")
+            }
+            data.append(contentsOf: chunk)
+        }
+        return data
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+/// A cross-process advisory lock (flock) on a file under `locks/`.
+///
+/// Lock order (see docs/ARCHITECTURE.md): `locks/blobs.lock` is always taken before a
+/// SQLite write transaction, never inside one.
+/// - shared: a writer between "blob renamed into blobs/" and "row committed";
+/// - exclusive: a deleter from "rows deleted" through "files unlinked".
+final class FileLock {
+    private let fd: Int32
+    let path: String
+
+    enum Mode { case shared, exclusive }
+
+    init(path: String, mode: Mode) throws {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StrataError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        while flock(fd, mode == .shared ? LOCK_SH : LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            throw StrataError(.storeLocked, "cannot lock \(path): \(String(cString: strerror(e)))")
+        }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+extension StorePaths {
+    var blobsLock: String { locksDir.appendingPathComponent("blobs.lock").path }
+}

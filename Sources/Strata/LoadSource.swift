@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+
+/// A blob as the loader sees it: either spooled into ingest/ from the input, or already
+/// in the store (then the input's copy was never read).
+enum SourceBlob: Sendable {
+    case spooled(IngestedFile)
+    case stored(DigestResult)
+
+    var result: DigestResult {
+        switch self {
+        case .spooled(let f): return f.result
+        case .stored(let r): return r
+        }
+    }
+}
+
+/// The files of an image archive or layout directory, by cleaned relative path.
+protocol LoadSource: AnyObject {
+    var session: IngestSession { get }
+    /// How errors name the input.
+    var name: String { get }
+    func has(_ path: String) -> Bool
+    /// The blob at `path`, hashed in one pass (and spooled unless the store already has it).
+    func blob(_ path: String) throws -> SourceBlob
+}
+
+extension LoadSource {
+    /// Reads a small metadata file (JSON) from the source.
+    func readSmall(_ path: String, store: BlobStore) throws -> Data {
+        switch try blob(path) {
+        case .spooled(let f):
+            return try FileReader(path: f.path, what: "\(path) in \(name)").readAll(limit: 32 << 20, what: "\(path) in \(name)")
+        case .stored(let r):
+            return try store.readSmall(r.digest)
+        }
+    }
+}
+
+/// Looks up what the store already knows about a blob, so a second load skips it.
+struct KnownBlobs {
+    let db: DatabasePool
+
+    func lookup(_ d: OCI.Digest, blobs: BlobStore) -> DigestResult? {
+        guard blobs.exists(d) else { return nil }
+        return try? db.read { db -> DigestResult? in
+            guard let size = try Int64.fetchOne(db, sql: "SELECT size FROM blobs WHERE digest = ?", arguments: [d.string]) else { return nil }
+            if let row = try Row.fetchOne(db, sql: "SELECT diff_id, compression, uncompressed_size FROM layer_blobs WHERE blob_digest = ?", arguments: [d.string]),
+               let diff = try? OCI.Digest(row["diff_id"] as String), let c = Compression(rawValue: row["compression"]) {
+                return DigestResult(digest: d, size: size, compression: c, diffID: diff, uncompressedSize: row["uncompressed_size"])
+            }
+            return DigestResult(digest: d, size: size, compression: .none, diffID: d, uncompressedSize: size)
+        }
+    }
+}
+
+/// If `path` is `blobs/sha256/<hex>`, the digest it names.
+func digestNamed(byPath path: String) -> OCI.Digest? {
+    let parts = path.split(separator: "/")
+    guard parts.count == 3, parts[0] == "blobs" else { return nil }
+    return try? OCI.Digest("\(parts[1]):\(parts[2])")
+}
+
+/// A tar stream (optionally compressed as a whole), read once from start to end.
+/// Every regular file is spooled into the ingest session as it streams past, except
+/// `blobs/sha256/<hex>` entries the store already holds.
+final class TarSource: LoadSource, SpoolsData {
+    let name: String
+    let session: IngestSession
+    private enum Item { case blob(SourceBlob), link(String) }
+    private var items: [String: Item] = [:]
+
+    init(path: String, name: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore) throws {
+        self.name = name
+        self.session = session
+        let reader = try ArchiveReader(path: path, name: name)
+        while let entry = try reader.next() {
+            switch entry.kind {
+            case .file:
+                if let d = digestNamed(byPath: entry.path), let r = known.lookup(d, blobs: blobs), r.size == entry.size {
+                    try reader.skipData()
+                    items[entry.path] = .blob(.stored(r))
+                    continue
+                }
+                let w = try session.newWriter()
+                try reader.readData { try w.write($0) }
+                items[entry.path] = .blob(.spooled(try w.finish()))
+            case .symlink, .hardlink:
+                guard let t = entry.linkTarget else { continue }
+                let target = entry.kind == .symlink
+                    ? try ArchivePath.resolve(t, from: entry.path, in: name)
+                    : try ArchivePath.clean(t, in: name)
+                items[entry.path] = .link(target)
+            case .directory, .other:
+                try reader.skipData()
+            }
+        }
+    }
+
+    func has(_ path: String) -> Bool { items[path] != nil }
+
+    func blob(_ path: String) throws -> SourceBlob {
+        var p = path
+        for _ in 0..<16 {
+            switch items[p] {
+            case .blob(let b)?: return b
+            case .link(let t)?: p = t
+            case nil: throw StrataError(.blobNotFound, "\(name) has no file \"\(Digest.clip(path))\"")
+            }
+        }
+        throw StrataError(.unsafePath, "\(name): too many levels of links at \"\(Digest.clip(path))\"")
+    }
+}
+
+/// An OCI image layout directory; files are hashed and spooled only when asked for.
+final class DirectorySource: LoadSource, SpoolsData {
+    let name: String
+    private let root: String
+    let session: IngestSession
+    private let known: KnownBlobs
+    private let blobs: BlobStore
+    private var cache: [String: SourceBlob] = [:]
+
+    init(path: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore) throws {
+        guard let real = realpath(path, nil) else {
+            throw StrataError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        root = String(cString: real)
+        free(real)
+        name = path
+        self.session = session
+        self.known = known
+        self.blobs = blobs
+    }
+
+    /// Resolves a relative path inside the directory, refusing symlinks that lead out (law 5).
+    private func resolve(_ path: String) throws -> String? {
+        let full = root + "/" + path
+        guard let real = realpath(full, nil) else { return nil }
+        defer { free(real) }
+        let r = String(cString: real)
+        guard r.hasPrefix(root + "/") else {
+            throw StrataError(.unsafePath, "unsafe path \"\(path)\" in \(name): it leads outside the directory")
+        }
+        return r
+    }
+
+    func has(_ path: String) -> Bool { (try? resolve(path)) != nil }
+
+    func blob(_ path: String) throws -> SourceBlob {
+        if let b = cache[path] { return b }
+        guard let full = try resolve(path) else {
+            throw StrataError(.blobNotFound, "\(name) has no file \"\(Digest.clip(path))\"")
+        }
+        if let d = digestNamed(byPath: path), let r = known.lookup(d, blobs: blobs) {
+            var st = stat()
+            if stat(full, &st) == 0, Int64(st.st_size) == r.size {
+                cache[path] = .stored(r)
+                return .stored(r)
+            }
+        }
+        let reader = try FileReader(path: full, what: "\(path) in \(name)")
+        let w = try session.newWriter()
+        try reader.forEachChunk { try w.write($0) }
+        let b = SourceBlob.spooled(try w.finish())
+        cache[path] = b
+        return b
+    }
+}
+
+extension SpoolsData where Self: LoadSource {
+    func spool(_ data: Data) throws -> SourceBlob {
+        try session.spool(data)
+    }
+}
+
+extension IngestSession {
+    /// Writes generated bytes (a manifest, a config) as a temp blob.
+    func spool(_ data: Data) throws -> SourceBlob {
+        let w = try newWriter(decodeCompressed: false)
+        try data.withUnsafeBytes { try w.write($0) }
+        return .spooled(try w.finish())
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+
+/// A blob about to be committed, with what it must hash to (law 3).
+struct PendingBlob: Sendable {
+    var source: SourceBlob
+    var expected: OCI.Digest
+    var expectedSize: Int64
+    var mediaType: String
+    /// How errors name it ("layer 2 of busybox:latest", "manifest.json Config").
+    var name: String
+}
+
+/// A verified layer of a pending image.
+struct PendingLayer: Sendable {
+    var blob: DigestResult
+    var mediaType: String
+}
+
+/// Everything an image needs before its rows are written in one transaction.
+struct PendingImage: Sendable {
+    var manifestDigest: OCI.Digest
+    var indexDigest: OCI.Digest?
+    var configDigest: OCI.Digest
+    var config: ImageConfig
+    var layers: [PendingLayer]
+    var tags: [Reference]
+    var blobs: [PendingBlob]
+    /// Edges of the content graph this image adds (src, dst, kind).
+    var edges: [(String, String, String)]
+
+    /// Checks the layers against the config's diffIDs.
+    static func verifyLayers(_ layers: [PendingLayer], config: ImageConfig, configDigest: OCI.Digest, names: [String]) throws {
+        for (i, l) in layers.enumerated() {
+            if let err = l.blob.decodeError {
+                throw StrataError(.corruptData, "layer \(l.blob.digest) (\(names[i])) cannot be decompressed: \(err)")
+            }
+        }
+        let want = config.rootfs.diffIDs
+        guard want.count == layers.count else {
+            throw StrataError(.digestMismatch, "image config \(configDigest) lists \(want.count) layers (diff_ids) but the manifest has \(layers.count)")
+        }
+        for (i, (l, d)) in zip(layers, want).enumerated() where l.blob.diffID != d {
+            throw StrataError(.digestMismatch, "layer \(i + 1) (\(names[i])) has diffID \(l.blob.diffID), but config \(configDigest) says \(d)")
+        }
+    }
+}
+
+/// Result of loading or importing: one entry per image.
+public struct LoadedImage: Sendable, Hashable, Codable {
+    /// The image ID (config digest).
+    public var id: Digest
+    /// Tags now pointing at it, in familiar form (`busybox:latest`).
+    public var tags: [String]
+    /// Digest of the stored manifest.
+    public var manifestDigest: Digest
+}
+
+extension Store {
+    /// Moves pending blobs into `blobs/` (verified), then writes every row in one short
+    /// IMMEDIATE transaction (laws 1, 4, 8).
+    func commit(_ images: [PendingImage], session: IngestSession) async throws -> [LoadedImage] {
+        let lock = try FileLock(path: paths.blobsLock, mode: .shared)
+        defer { withExtendedLifetime(lock) {} }
+        var rows: [OCI.Digest: (Int64, String)] = [:]
+        for image in images {
+            for b in image.blobs {
+                let r = b.source.result
+                if case .spooled(let f) = b.source {
+                    try session.commit(f, expected: b.expected, expectedSize: b.expectedSize, name: b.name)
+                } else {
+                    if !blobs.exists(r.digest) {
+                        throw StrataError(.blobNotFound, "blob \(r.digest) was removed while loading; run the command again")
+                    }
+                    if r.digest != b.expected {
+                        throw StrataError(.digestMismatch, "digest mismatch for \(b.name): expected \(b.expected), got \(r.digest)")
+                    }
+                    if r.size != b.expectedSize {
+                        throw StrataError(.sizeMismatch, "size mismatch for \(b.name) (\(r.digest)): expected \(b.expectedSize) bytes, got \(r.size)")
+                    }
+                }
+                rows[r.digest] = (r.size, b.mediaType)
+            }
+        }
+        try session.syncBlobDirectory()
+        let blobRows = rows
+        let t = now()
+        return try await write { db in
+            for (d, (size, mt)) in blobRows {
+                try db.execute(sql: "INSERT OR IGNORE INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, ?, ?)",
+                               arguments: [d.string, size, mt, t])
+            }
+            var out: [LoadedImage] = []
+            for image in images {
+                try Self.insert(image, db: db, now: t)
+                out.append(LoadedImage(id: image.configDigest, tags: image.tags.map(\.familiar), manifestDigest: image.manifestDigest))
+            }
+            return out
+        }
+    }
+
+    static func insert(_ image: PendingImage, db: Database, now t: Int64) throws {
+        let id = image.configDigest.string
+        let diffIDs = image.layers.map(\.blob.diffID)
+        let chain = ChainID.chain(diffIDs)
+        for (i, l) in image.layers.enumerated() {
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO layer_blobs(blob_digest, diff_id, compression, uncompressed_size) VALUES (?, ?, ?, ?)
+                """, arguments: [l.blob.digest.string, l.blob.diffID.string, l.blob.compression.rawValue, l.blob.uncompressedSize])
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO layers(chain_id, diff_id, parent_chain_id, size, created_at) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [chain[i].string, diffIDs[i].string, i > 0 ? chain[i - 1].string : nil, l.blob.uncompressedSize, t])
+        }
+        for (s, d, k) in image.edges {
+            try db.execute(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, ?)", arguments: [s, d, k])
+        }
+        let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM images WHERE id = ?", arguments: [id]) ?? false
+        if !exists {
+            let cfg = image.config
+            let history = cfg.history ?? []
+            let size = image.layers.reduce(Int64(0)) { $0 + $1.blob.uncompressedSize }
+            try db.execute(sql: """
+                INSERT INTO images(id, config_digest, manifest_digest, index_digest, top_chain_id, parent_id, layer_count,
+                    history_count, created, author, os, architecture, variant, size, added_at)
+                VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, id, image.manifestDigest.string, image.indexDigest?.string, chain.last?.string,
+                                 image.layers.count, history.count, cfg.createdDate.map { Int64($0.timeIntervalSince1970) },
+                                 cfg.author, cfg.os, cfg.architecture, cfg.variant, size, t])
+            for (i, l) in image.layers.enumerated() {
+                try db.execute(sql: "INSERT INTO image_layers(image_id, position, chain_id, blob_digest, media_type) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [id, i, chain[i].string, l.blob.digest.string, l.mediaType])
+            }
+            var layerIndex = 0
+            for (pos, h) in history.enumerated() {
+                let empty = h.emptyLayer ?? false
+                var lp: Int? = nil
+                if !empty, layerIndex < image.layers.count { lp = layerIndex; layerIndex += 1 }
+                try db.execute(sql: """
+                    INSERT INTO history(image_id, position, created, created_by, author, comment, empty_layer, layer_position)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, pos, h.created.flatMap(RFC3339.parse).map { Int64($0.timeIntervalSince1970) },
+                                     h.createdBy ?? "", h.author ?? "", h.comment ?? "", empty, lp])
+            }
+            try db.execute(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, 'image-manifest')",
+                           arguments: [id, image.manifestDigest.string])
+            try Lineage.link(imageID: id, db: db)
+        } else if let idx = image.indexDigest {
+            try db.execute(sql: "UPDATE images SET index_digest = ? WHERE id = ? AND index_digest IS NULL", arguments: [idx.string, id])
+        }
+        for tag in image.tags {
+            try db.execute(sql: """
+                INSERT INTO tags(name, image_id, created_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at
+                WHERE tags.image_id != excluded.image_id
+                """, arguments: [tag.fullName, id, t])
+        }
+    }
+}

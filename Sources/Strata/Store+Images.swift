@@ -1,0 +1,131 @@
+import Foundation
+import GRDB
+
+/// One image as `strata images` lists it.
+public struct ImageSummary: Sendable, Codable, Hashable {
+    public var id: Digest
+    /// Tags in familiar form (`busybox:latest`), sorted.
+    public var tags: [String]
+    /// `name@digest` references recorded by pull and push.
+    public var repoDigests: [String]
+    public var parentID: Digest?
+    public var created: Date?
+    /// Sum of the uncompressed layer sizes.
+    public var size: Int64
+    public var layerCount: Int
+    /// Number of images whose parent this is.
+    public var children: Int
+    public var containers: Int
+
+    /// Untagged and nothing built on it.
+    public var isDangling: Bool { tags.isEmpty && children == 0 }
+    /// Untagged but the parent of another image (hidden without `-a`).
+    public var isIntermediate: Bool { tags.isEmpty && children > 0 }
+}
+
+/// Filters for ``Store/images(all:filters:)``, as `docker images --filter`.
+public struct ImageFilters: Sendable {
+    public var dangling: Bool?
+    /// Glob patterns matched against `name` and `name:tag` (familiar form).
+    public var references: [String] = []
+    public var before: String?
+    public var since: String?
+
+    public init(dangling: Bool? = nil, references: [String] = [], before: String? = nil, since: String? = nil) {
+        self.dangling = dangling
+        self.references = references
+        self.before = before
+        self.since = since
+    }
+}
+
+extension Store {
+    /// Lists images, newest first, in one query over precomputed sizes.
+    /// Without `all`, intermediate images (untagged parents of other images) are hidden.
+    public func images(all: Bool = false, filters: ImageFilters = ImageFilters()) async throws -> [ImageSummary] {
+        try await read { db in
+            var sql = """
+                SELECT i.id, i.parent_id, i.created, i.size, i.layer_count,
+                       (SELECT group_concat(name, char(10)) FROM tags WHERE image_id = i.id) AS tags,
+                       (SELECT group_concat(name || '@' || digest, char(10)) FROM repo_digests WHERE image_id = i.id) AS digests,
+                       (SELECT count(*) FROM images c WHERE c.parent_id = i.id) AS children,
+                       (SELECT count(*) FROM containers k WHERE k.image_id = i.id) AS containers
+                FROM images i
+                """
+            var args: [any DatabaseValueConvertible] = []
+            var conds: [String] = []
+            if let b = filters.before {
+                let id = try Self.resolve(b, db: db)
+                conds.append("coalesce(i.created, 0) < (SELECT coalesce(created, 0) FROM images WHERE id = ?)")
+                args.append(id.string)
+            }
+            if let s = filters.since {
+                let id = try Self.resolve(s, db: db)
+                conds.append("coalesce(i.created, 0) > (SELECT coalesce(created, 0) FROM images WHERE id = ?)")
+                args.append(id.string)
+            }
+            if !conds.isEmpty { sql += " WHERE " + conds.joined(separator: " AND ") }
+            sql += " ORDER BY coalesce(i.created, 0) DESC, i.id"
+            var out: [ImageSummary] = []
+            for r in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)) {
+                let tags = ((r["tags"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted()
+                let digests = ((r["digests"] as String?) ?? "").split(separator: "\n").map { s -> String in
+                    let str = String(s)
+                    guard let at = str.firstIndex(of: "@"), let ref = try? Reference(String(str[..<at]), defaultTag: false) else { return str }
+                    return ref.familiarName + str[at...]
+                }.sorted()
+                let summary = ImageSummary(
+                    id: try Digest(r["id"] as String), tags: tags, repoDigests: digests,
+                    parentID: (r["parent_id"] as String?).flatMap { try? Digest($0) },
+                    created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
+                    size: r["size"], layerCount: r["layer_count"], children: r["children"], containers: r["containers"])
+                if !all && summary.isIntermediate && filters.dangling == nil { continue }
+                if let d = filters.dangling, (summary.tags.isEmpty) != d { continue }
+                if !filters.references.isEmpty {
+                    let ok = summary.tags.contains { tag in
+                        let name = tag.split(separator: ":").dropLast().joined(separator: ":")
+                        return filters.references.contains { Glob.match($0, tag) || Glob.match($0, name) }
+                    }
+                    if !ok { continue }
+                }
+                out.append(summary)
+            }
+            return out
+        }
+    }
+
+    /// Points `target` (e.g. `app:latest`) at the image `source` names.
+    public func tag(_ source: String, as target: String) async throws {
+        let r = try Reference(target)
+        guard r.digest == nil else { throw StrataError(.invalidReference, "invalid reference \"\(target)\": a tag cannot contain a digest") }
+        try await write { db in
+            let id = try Self.resolve(source, db: db)
+            try db.execute(sql: """
+                INSERT INTO tags(name, image_id, created_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at
+                WHERE tags.image_id != excluded.image_id
+                """, arguments: [r.fullName, id.string, now()])
+        }
+    }
+}
+
+/// Shell-style glob matching (`*`, `?`) used by `--filter reference=`.
+enum Glob {
+    static func match(_ pattern: String, _ s: String) -> Bool {
+        let p = Array(pattern), t = Array(s)
+        var pi = 0, ti = 0, star = -1, mark = 0
+        while ti < t.count {
+            if pi < p.count, p[pi] == "?" || p[pi] == t[ti], p[pi] != "*" {
+                pi += 1; ti += 1
+            } else if pi < p.count, p[pi] == "*" {
+                star = pi; mark = ti; pi += 1
+            } else if star >= 0 {
+                pi = star + 1; mark += 1; ti = mark
+            } else {
+                return false
+            }
+        }
+        while pi < p.count, p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+
+/// What `rmi` did, in order, as Docker prints it.
+public enum RemovalEvent: Sendable, Hashable, Codable, CustomStringConvertible {
+    case untagged(String)
+    case deleted(Digest)
+
+    public var description: String {
+        switch self {
+        case .untagged(let t): return "Untagged: \(t)"
+        case .deleted(let d): return "Deleted: \(d)"
+        }
+    }
+}
+
+extension Store {
+    /// Removes an image, following Docker's rules:
+    /// - by tag: the tag goes; the image goes with its last tag unless child images use it;
+    /// - by ID: refused when several repositories tag it, or child images use it, unless `force`;
+    /// - `force` removes every tag of the image and the image, even with children;
+    /// - untagged parents that nothing else needs go too.
+    ///
+    /// Rows go in one transaction that queues the blob files to unlink; files are
+    /// unlinked after the commit (law 2).
+    public func removeImage(_ ref: String, force: Bool = false) async throws -> [RemovalEvent] {
+        let lock = try FileLock(path: paths.blobsLock, mode: .exclusive)
+        defer { withExtendedLifetime(lock) {} }
+        let events = try await write { db -> [RemovalEvent] in
+            let (id, named) = try Self.resolveWithTag(ref, db: db)
+            let tags = try String.fetchAll(db, sql: "SELECT name FROM tags WHERE image_id = ? ORDER BY name", arguments: [id.string])
+            let children = try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE parent_id = ?", arguments: [id.string]) ?? 0
+            let containers = try String.fetchAll(db, sql: "SELECT id FROM containers WHERE image_id = ?", arguments: [id.string])
+            var events: [RemovalEvent] = []
+            func untag(_ name: String) throws {
+                try db.execute(sql: "DELETE FROM tags WHERE name = ?", arguments: [name])
+                events.append(.untagged(Reference.stored(name)?.familiar ?? name))
+            }
+            if let named, !force {
+                try untag(named.fullName)
+                if tags.count > 1 || children > 0 || !containers.isEmpty { return events }
+            } else {
+                if !force {
+                    let repos = Set(tags.compactMap { Reference.stored($0)?.name })
+                    if repos.count > 1 {
+                        throw StrataError(.conflict, "conflict: unable to delete \(id.shortHex) (must be forced) - image is referenced in multiple repositories")
+                    }
+                    if children > 0 {
+                        throw StrataError(.conflict, "conflict: unable to delete \(id.shortHex) (must be forced) - image has dependent child images")
+                    }
+                }
+                if let c = containers.first {
+                    throw StrataError(.conflict, "conflict: unable to delete \(id.shortHex) - image is used by container \(String(c.prefix(12)))")
+                }
+                for t in tags { try untag(t) }
+            }
+            var candidates = Set<String>()
+            var next: String? = id.string
+            var first = true
+            while let victim = next {
+                if !first {
+                    // An untagged parent goes only if nothing else needs it.
+                    let busy = try Bool.fetchOne(db, sql: """
+                        SELECT EXISTS(SELECT 1 FROM tags WHERE image_id = ?1) OR EXISTS(SELECT 1 FROM images WHERE parent_id = ?1)
+                            OR EXISTS(SELECT 1 FROM containers WHERE image_id = ?1) OR EXISTS(SELECT 1 FROM build_cache WHERE result_image_id = ?1)
+                        """, arguments: [victim]) ?? true
+                    if busy { break }
+                }
+                first = false
+                let parent = try String.fetchOne(db, sql: "SELECT parent_id FROM images WHERE id = ?", arguments: [victim])
+                candidates.formUnion(try Self.blobsOf(victim, db: db))
+                try db.execute(sql: "UPDATE images SET parent_id = NULL WHERE parent_id = ?", arguments: [victim])
+                try db.execute(sql: "DELETE FROM build_cache WHERE result_image_id = ?", arguments: [victim])
+                try db.execute(sql: "DELETE FROM edges WHERE src = ?", arguments: [victim])
+                try db.execute(sql: "DELETE FROM images WHERE id = ?", arguments: [victim])
+                events.append(.deleted(try Digest(victim)))
+                next = parent
+            }
+            try self.dropUnreferenced(blobs: candidates, db: db)
+            return events
+        }
+        try replayPendingUnlinks()
+        return events
+    }
+
+    static func blobsOf(_ id: String, db: Database) throws -> Set<String> {
+        var s = Set(try String.fetchAll(db, sql: "SELECT blob_digest FROM image_layers WHERE image_id = ?", arguments: [id]))
+        if let r = try Row.fetchOne(db, sql: "SELECT config_digest, manifest_digest, index_digest FROM images WHERE id = ?", arguments: [id]) {
+            s.insert(r["config_digest"])
+            s.insert(r["manifest_digest"])
+            if let i: String = r["index_digest"] { s.insert(i) }
+        }
+        return s
+    }
+
+    /// Deletes blob and layer rows that no image needs any more and queues their files.
+    /// Runs inside the caller's transaction.
+    func dropUnreferenced(blobs candidates: Set<String>, db: Database) throws {
+        let t = now()
+        for d in candidates.sorted() {
+            let used = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS(SELECT 1 FROM images WHERE config_digest = ?1 OR manifest_digest = ?1 OR index_digest = ?1)
+                    OR EXISTS(SELECT 1 FROM image_layers WHERE blob_digest = ?1)
+                """, arguments: [d]) ?? true
+            if used { continue }
+            try db.execute(sql: "DELETE FROM edges WHERE src = ?", arguments: [d])
+            try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [d])
+            if let digest = try? Digest(d) {
+                try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)",
+                               arguments: [paths.blobRelative(digest), t])
+            }
+        }
+        // Layer chains no image uses, top first so parents are free when reached.
+        while true {
+            try db.execute(sql: """
+                DELETE FROM layers WHERE chain_id IN (
+                    SELECT chain_id FROM layers l
+                    WHERE NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
+                      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id))
+                """)
+            if db.changesCount == 0 { break }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+@_exported import OCI
+import Foundation
+import GRDB
+
+/// A strata image store: SQLite metadata plus a content-addressed blob directory.
+///
+/// Open one with ``open(at:)``; every method is safe to call from several tasks and
+/// several processes at once.
+///
+/// ```swift
+/// import Strata
+/// let store = try await Store.open(at: URL(fileURLWithPath: "/tmp/store"))
+/// let result = try await store.load(from: URL(fileURLWithPath: "app.tar"))
+/// for image in try await store.images() { print(image.id.shortHex, image.tags) }
+/// ```
+public final class Store: Sendable {
+    /// The store's root directory.
+    public let root: URL
+    let paths: StorePaths
+    let db: DatabasePool
+    let blobs: BlobStore
+
+    private init(root: URL, paths: StorePaths, db: DatabasePool) {
+        self.root = root
+        self.paths = paths
+        self.db = db
+        self.blobs = BlobStore(paths: paths)
+    }
+
+    /// Opens (creating if needed) the store at `root`, applying any pending migrations.
+    public static func open(at root: URL) async throws -> Store {
+        let paths = StorePaths(root: root.standardizedFileURL)
+        try paths.createLayout()
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(60)
+        config.maximumReaderCount = 4
+        config.label = "strata"
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: paths.database, configuration: config)
+        } catch {
+            throw StrataError(.database, "cannot open the store database at \(paths.database): \(error)", cause: error)
+        }
+        do {
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw StrataError(.database, "cannot migrate the store database at \(paths.database): \(error)", cause: error)
+        }
+        let store = Store(root: paths.root, paths: paths, db: pool)
+        try store.replayPendingUnlinks()
+        return store
+    }
+
+    /// The default root: `$STRATA_ROOT`, else `/var/lib/strata` as root, else
+    /// `$XDG_DATA_HOME/strata` (`~/.local/share/strata`).
+    public static func defaultRoot(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let r = environment["STRATA_ROOT"], !r.isEmpty { return URL(fileURLWithPath: r) }
+        if geteuid() == 0 { return URL(fileURLWithPath: "/var/lib/strata") }
+        if let x = environment["XDG_DATA_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("strata") }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return URL(fileURLWithPath: home).appendingPathComponent(".local/share/strata")
+    }
+
+    /// The schema version this store is at (the highest applied migration).
+    public func schemaVersion() async throws -> Int {
+        try await read { db in
+            let names = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+            return names.compactMap { Int($0.prefix(while: \.isNumber)) }.max() ?? 0
+        }
+    }
+
+    // MARK: - Database helpers
+
+    func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        do {
+            return try await db.read(body)
+        } catch let e as StrataError {
+            throw e
+        } catch {
+            throw StrataError(.database, "database read failed: \(error)", cause: error)
+        }
+    }
+
+    /// One short `BEGIN IMMEDIATE` write transaction (law 4). Bumps the mutation counter.
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        do {
+            return try await db.write { db in
+                let result = try body(db)
+                try db.execute(sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mutations'")
+                return result
+            }
+        } catch let e as StrataError {
+            throw e
+        } catch {
+            throw StrataError(.database, "database write failed: \(error)", cause: error)
+        }
+    }
+
+    /// Unlinks files whose rows are gone (law 2): called after the deleting commit,
+    /// and on open to replay a crash between commit and unlink.
+    func replayPendingUnlinks() throws {
+        let paths: [String]
+        do {
+            paths = try db.read { db in try String.fetchAll(db, sql: "SELECT path FROM pending_unlinks") }
+        } catch {
+            throw StrataError(.database, "cannot read pending unlinks: \(error)", cause: error)
+        }
+        guard !paths.isEmpty else { return }
+        var done: [String] = []
+        for rel in paths {
+            let full = self.paths.root.appendingPathComponent(rel).path
+            if unlink(full) == 0 || errno == ENOENT { done.append(rel) }
+        }
+        do {
+            try db.write { db in
+                for rel in done { try db.execute(sql: "DELETE FROM pending_unlinks WHERE path = ?", arguments: [rel]) }
+            }
+        } catch {
+            throw StrataError(.database, "cannot clear pending unlinks: \(error)", cause: error)
+        }
+    }
+}
+
+/// Where things live under a store root.
+struct StorePaths: Sendable {
+    let root: URL
+    var database: String { root.appendingPathComponent("strata.db").path }
+    var blobsDir: URL { root.appendingPathComponent("blobs/sha256") }
+    var ingestDir: URL { root.appendingPathComponent("ingest") }
+    var locksDir: URL { root.appendingPathComponent("locks") }
+
+    func blob(_ d: Digest) -> URL { root.appendingPathComponent("blobs/\(d.algorithm)/\(d.encoded)") }
+    func blobRelative(_ d: Digest) -> String { "blobs/\(d.algorithm)/\(d.encoded)" }
+
+    func createLayout() throws {
+        for dir in [root, root.appendingPathComponent("blobs"), blobsDir, root.appendingPathComponent("blobs/sha512"),
+                    ingestDir, locksDir, root.appendingPathComponent("snapshots"),
+                    root.appendingPathComponent("containers"), root.appendingPathComponent("volumes")] {
+            do {
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            } catch {
+                throw StrataError(.io, "cannot create store directory \(dir.path): \(error.localizedDescription)", cause: error)
+            }
+        }
+    }
+}
+
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        for migration in EmbeddedMigrations.all {
+            m.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
+        }
+        return m
+    }
+}
+
+func now() -> Int64 { Int64(Date().timeIntervalSince1970) }

@@ -1,0 +1,125 @@
+import CArchive
+import Crypto
+import Foundation
+
+/// What one pass over a blob's bytes tells: its digest and size as stored, the
+/// compression sniffed from its magic bytes, and the digest and size of its
+/// decompressed content (the diffID when the blob is a layer).
+struct DigestResult: Sendable {
+    var digest: OCI.Digest
+    var size: Int64
+    var compression: Compression
+    /// Digest of the decompressed bytes; equal to `digest` for plain blobs.
+    var diffID: OCI.Digest
+    var uncompressedSize: Int64
+    /// Set when the bytes looked compressed but could not be decompressed to the end.
+    var decodeError: String?
+}
+
+/// Hashes a byte stream in one pass, decompressing gzip/zstd on the fly (law 3, law 6).
+final class StreamDigester {
+    private var raw = SHA256()
+    private var rawSize: Int64 = 0
+    private var prefix: [UInt8] = []
+    private var compression: Compression?
+    private var diff = SHA256()
+    private var diffSize: Int64 = 0
+    private var decoder: OpaquePointer?
+    private var decodeError: String?
+    private let decodeCompressed: Bool
+    private var out: UnsafeMutableRawBufferPointer?
+
+    /// - Parameter decodeCompressed: when false, compressed input is hashed but not decompressed.
+    init(decodeCompressed: Bool = true) {
+        self.decodeCompressed = decodeCompressed
+    }
+
+    deinit {
+        if let decoder { strata_decoder_free(decoder) }
+        out?.deallocate()
+    }
+
+    func update(_ buf: UnsafeRawBufferPointer) {
+        guard buf.count > 0 else { return }
+        raw.update(bufferPointer: buf)
+        rawSize += Int64(buf.count)
+        if compression == nil {
+            prefix.append(contentsOf: buf.prefix(4 - prefix.count))
+            if prefix.count < 4 && rawSize < 4 { return }
+            start(Compression.sniff(prefix))
+            // Feed what was held back (the whole of this buffer plus earlier prefix bytes).
+            let earlier = Int(rawSize) - buf.count
+            if earlier > 0 {
+                let held = Array(prefix.prefix(earlier))
+                held.withUnsafeBytes { feed($0) }
+            }
+        }
+        feed(buf)
+    }
+
+    private func start(_ c: Compression) {
+        compression = c
+        guard c != .none, decodeCompressed else { return }
+        decoder = strata_decoder_new(c == .gzip ? Int32(STRATA_CODEC_GZIP) : Int32(STRATA_CODEC_ZSTD))
+        if decoder == nil { decodeError = "cannot start a \(c.rawValue) decoder" }
+        out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
+    }
+
+    private func feed(_ buf: UnsafeRawBufferPointer) {
+        guard let c = compression else { return }
+        if c == .none {
+            diff.update(bufferPointer: buf)
+            diffSize += Int64(buf.count)
+            return
+        }
+        guard decodeError == nil, let decoder, let out, var base = buf.baseAddress else { return }
+        var remaining = buf.count
+        while true {
+            var consumed = 0
+            var produced = 0
+            let rc = strata_decoder_step(decoder, base, remaining, &consumed, out.baseAddress, out.count, &produced)
+            if rc != 0 {
+                decodeError = String(cString: strata_decoder_error(decoder))
+                return
+            }
+            if produced > 0 {
+                diff.update(bufferPointer: UnsafeRawBufferPointer(rebasing: out[0..<produced]))
+                diffSize += Int64(produced)
+            }
+            base += consumed
+            remaining -= consumed
+            if remaining == 0 && produced < out.count { return }
+            if consumed == 0 && produced == 0 { return }
+        }
+    }
+
+    func finish() -> DigestResult {
+        if compression == nil { start(.none); prefix.withUnsafeBytes { feed($0) } }
+        let digest = OCI.Digest.sha256(finalizing: raw)
+        let c = compression ?? .none
+        if c == .none {
+            return DigestResult(digest: digest, size: rawSize, compression: .none, diffID: digest, uncompressedSize: rawSize)
+        }
+        var err = decodeError
+        if decodeCompressed, err == nil, let decoder {
+            // Drain anything still buffered inside the decoder.
+            if let out {
+                while true {
+                    var consumed = 0
+                    var produced = 0
+                    let rc = strata_decoder_step(decoder, nil, 0, &consumed, out.baseAddress, out.count, &produced)
+                    if rc != 0 { err = String(cString: strata_decoder_error(decoder)); break }
+                    if produced == 0 { break }
+                    diff.update(bufferPointer: UnsafeRawBufferPointer(rebasing: out[0..<produced]))
+                    diffSize += Int64(produced)
+                }
+            }
+            if err == nil && strata_decoder_complete(decoder) == 0 {
+                err = "truncated \(c.rawValue) data"
+            }
+        }
+        let diffID = decodeCompressed ? OCI.Digest.sha256(finalizing: diff) : digest
+        return DigestResult(digest: digest, size: rawSize, compression: c, diffID: diffID,
+                            uncompressedSize: decodeCompressed ? diffSize : rawSize, decodeError: err)
+    }
+}

@@ -1,0 +1,1 @@
+/// Dockerfile parsing and the classic step-by-step builder live here (issue: build).

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Strata
+
+struct ImagesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "images",
+        abstract: "List images.",
+        discussion: """
+            Filters: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE.
+
+            Examples:
+              strata images
+              strata images -a --digests
+              strata images --filter reference='busy*' -q
+              strata images --format json
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Show all images (intermediate images are hidden by default).")
+    var all = false
+    @Flag(name: .shortAndLong, help: "Only show image IDs.")
+    var quiet = false
+    @Flag(help: "Show digests.")
+    var digests = false
+    @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
+    var noTrunc = false
+    @Option(name: .shortAndLong, help: "Filter output (key=value).")
+    var filter: [String] = []
+    @Option(help: "Output format: table or json.")
+    var format: String = "table"
+    @Argument(help: "Only images in this repository (and tag).")
+    var repository: String?
+
+    func run() async throws {
+        var filters = ImageFilters()
+        for f in filter {
+            guard let eq = f.firstIndex(of: "=") else {
+                throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value")
+            }
+            let k = String(f[..<eq]), v = String(f[f.index(after: eq)...])
+            switch k {
+            case "dangling":
+                guard v == "true" || v == "false" else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": dangling takes true or false") }
+                filters.dangling = v == "true"
+            case "reference": filters.references.append(v)
+            case "before": filters.before = v
+            case "since": filters.since = v
+            default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use dangling, reference, before or since")
+            }
+        }
+        if let repository {
+            let r = try Reference(repository, defaultTag: false)
+            filters.references.append(r.tag.map { "\(r.familiarName):\($0)" } ?? r.familiarName)
+        }
+        guard format == "table" || format == "json" else {
+            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use table or json")
+        }
+        let store = try await global.openStore()
+        let images = try await store.images(all: all, filters: filters)
+        if format == "json" {
+            print(try Output.json(images))
+            return
+        }
+        if quiet {
+            var seen = Set<Digest>()
+            for i in images where seen.insert(i.id).inserted { print(Units.shortID(i.id, noTrunc: noTrunc)) }
+            return
+        }
+        var rows: [[String]] = []
+        let now = Date()
+        for i in images {
+            let id = Units.shortID(i.id, noTrunc: noTrunc)
+            let refs: [(String, String)] = i.tags.isEmpty ? [("<none>", "<none>")] : i.tags.map { t in
+                guard let colon = t.lastIndex(of: ":") else { return (t, "<none>") }
+                return (String(t[..<colon]), String(t[t.index(after: colon)...]))
+            }
+            for (repo, tag) in refs {
+                var row = [repo, tag]
+                if digests {
+                    let d = i.repoDigests.first { $0.hasPrefix(repo + "@") }
+                    row.append(d.flatMap { $0.split(separator: "@").last.map(String.init) } ?? "<none>")
+                }
+                row += [id, Units.ago(i.created, now: now), Units.size(i.size)]
+                rows.append(row)
+            }
+        }
+        var header = ["REPOSITORY", "TAG"]
+        if digests { header.append("DIGEST") }
+        header += ["IMAGE ID", "CREATED", "SIZE"]
+        print(Output.table(header, rows), terminator: "")
+    }
+}
+
+struct TagCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tag",
+        abstract: "Create a tag TARGET that refers to SOURCE.",
+        discussion: "Example:\n  strata tag busybox:latest mybox:1")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var source: String
+    @Argument var target: String
+
+    func run() async throws {
+        _ = try Reference(target)
+        let store = try await global.openStore()
+        try await store.tag(source, as: target)
+    }
+}
+
+struct RmiCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rmi",
+        abstract: "Remove images.",
+        discussion: """
+            Follows Docker's rules: removing a tag only untags while other tags remain; an \
+            image that child images use, or that several repositories tag, needs -f when named \
+            by ID; untagged parents that nothing else needs are removed too.
+
+            Examples:
+              strata rmi app:1
+              strata rmi -f 5d4f8a3e1b2c
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Force removal.")
+    var force = false
+    @Argument var images: [String]
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("rmi needs at least one image") }
+    }
+
+    func run() async throws {
+        let store = try await global.openStore()
+        var failed = false
+        for ref in images {
+            do {
+                for e in try await store.removeImage(ref, force: force) { print(e) }
+            } catch let e as StrataError {
+                Output.error(e.message)
+                failed = true
+            }
+        }
+        if failed { throw CommandFailed() }
+    }
+}

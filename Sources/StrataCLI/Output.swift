@@ -1,0 +1,96 @@
+import Foundation
+import Strata
+
+/// Printing helpers that match Docker's output.
+enum Output {
+    static func error(_ message: String) {
+        let oneLine = message.replacingOccurrences(of: "\n", with: " ")
+        FileHandle.standardError.write(Data("error: \(oneLine)\n".utf8))
+    }
+
+    /// Columns as Docker's tabwriter lays them out (min width 10, padding 3).
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for r in all {
+            for (i, c) in r.enumerated() where i < widths.count - 1 {
+                widths[i] = max(widths[i], max(c.count + 3, 10))
+            }
+        }
+        var out = ""
+        for r in all {
+            var line = ""
+            for (i, c) in r.enumerated() {
+                if i < r.count - 1 {
+                    line += c + String(repeating: " ", count: max(0, widths[i] - c.count))
+                } else {
+                    line += c
+                }
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, enc in
+            var c = enc.singleValueContainer()
+            try c.encode(RFC3339.format(date))
+        }
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    }
+
+    static func jsonObject(_ value: Any) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Docker's human-readable units (go-units).
+enum Units {
+    /// Decimal sizes with three significant digits: `4.26MB`, `0B`.
+    static func size(_ bytes: Int64) -> String {
+        var v = Double(bytes)
+        let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+        var i = 0
+        while v >= 1000, i < units.count - 1 {
+            v /= 1000
+            i += 1
+        }
+        return String(format: "%.3g", v) + units[i]
+    }
+
+    /// `2 weeks`, `About an hour`, as go-units' HumanDuration.
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 1 { return "Less than a second" }
+        if s == 1 { return "1 second" }
+        if s < 60 { return "\(s) seconds" }
+        let m = Int(seconds / 60)
+        if m == 1 { return "About a minute" }
+        if m < 60 { return "\(m) minutes" }
+        let h = Int(seconds / 3600 + 0.5)
+        if h == 1 { return "About an hour" }
+        if h < 48 { return "\(h) hours" }
+        if h < 24 * 7 * 2 { return "\(h / 24) days" }
+        if h < 24 * 30 * 2 { return "\(h / 24 / 7) weeks" }
+        if h < 24 * 365 * 2 { return "\(h / 24 / 30) months" }
+        return "\(Int(seconds / 3600) / 24 / 365) years"
+    }
+
+    static func ago(_ date: Date?, now: Date = Date()) -> String {
+        guard let date else { return "N/A" }
+        return duration(now.timeIntervalSince(date)) + " ago"
+    }
+
+    /// Cuts to `width` characters with a trailing `…`.
+    static func ellipsis(_ s: String, _ width: Int) -> String {
+        s.count <= width ? s : String(s.prefix(width - 1)) + "…"
+    }
+
+    static func shortID(_ d: Digest, noTrunc: Bool) -> String {
+        noTrunc ? d.string : d.shortHex
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Strata
+
+/// The `strata` command line. Logic lives in the `Strata` library; commands only parse,
+/// call it and print.
+public struct StrataCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "strata",
+        abstract: "A container-image store: layered images in SQLite and a content-addressed blob directory.",
+        discussion: """
+            The store lives in --root, else $STRATA_ROOT, else /var/lib/strata as root, else \
+            $XDG_DATA_HOME/strata (~/.local/share/strata).
+
+            Examples:
+              strata import rootfs.tar base:1
+              strata load -i app.tar
+              strata images
+              strata history app:latest
+              strata save -o out.tar app:latest
+            """,
+        subcommands: [
+            LoadCommand.self, ImportCommand.self, ImagesCommand.self, HistoryCommand.self, InspectCommand.self,
+            TreeCommand.self, TagCommand.self, RmiCommand.self, SaveCommand.self, DfCommand.self, LayersCommand.self,
+        ]
+    )
+
+    public init() {}
+
+    /// Runs the CLI with `arguments` (without the program name) and returns the exit status:
+    /// 0 success, 1 an error (printed as one `error: …` line), 2 a usage error.
+    public static func main(arguments: [String]) async -> Int32 {
+        let args = hoistGlobalOptions(arguments)
+        do {
+            var command = try parseAsRoot(args)
+            if var a = command as? AsyncParsableCommand {
+                try await a.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch let e as StrataError {
+            Output.error(e.message)
+            return 1
+        } catch let e as CommandFailed {
+            return e.status
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                return 0
+            }
+            let msg = fullMessage(for: error)
+            FileHandle.standardError.write(Data((msg.hasSuffix("\n") ? msg : msg + "\n").utf8))
+            return code == .validationFailure || code.rawValue == 64 ? 2 : code.rawValue
+        }
+    }
+
+    /// `strata --root DIR images` → `strata images --root DIR`.
+    static func hoistGlobalOptions(_ args: [String]) -> [String] {
+        var globals: [String] = []
+        var i = 0
+        while i < args.count {
+            if args[i] == "--root", i + 1 < args.count {
+                globals += [args[i], args[i + 1]]
+                i += 2
+            } else if args[i].hasPrefix("--root=") {
+                globals.append(args[i])
+                i += 1
+            } else {
+                break
+            }
+        }
+        guard !globals.isEmpty, i < args.count else { return args }
+        return [args[i]] + globals + args[(i + 1)...]
+    }
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The store root directory.")
+    var root: String?
+
+    func openStore() async throws -> Store {
+        let url = root.map { URL(fileURLWithPath: $0) } ?? Store.defaultRoot()
+        return try await Store.open(at: url)
+    }
+}
+
+/// Thrown after a command has printed its own errors (e.g. rmi of several images).
+struct CommandFailed: Error {
+    var status: Int32 = 1
+}

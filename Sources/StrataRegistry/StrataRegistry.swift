@@ -1,0 +1,1 @@
+/// The OCI distribution client (pull, push, auth) lives here (issue: registries).
