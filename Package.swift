@@ -51,7 +51,7 @@ let package = Package(
         ),
         .executableTarget(name: "strata", dependencies: ["StrataCLI"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive"]),
+        .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
     ],
     swiftLanguageModes: [.v6]

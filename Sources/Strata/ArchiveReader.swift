@@ -29,8 +29,7 @@ final class ArchiveReader {
         archive_read_support_format_gnutar(a)
         if archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK {
             let msg = Self.message(a)
-            archive_read_free(a)
-            strata_locale_restore(locale)
+            // deinit frees the archive and restores the locale.
             if access(path, R_OK) != 0 {
                 throw StrataError(.io, "cannot open \(name): \(String(cString: strerror(errno)))")
             }

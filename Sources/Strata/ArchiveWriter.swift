@@ -20,8 +20,7 @@ final class ArchiveWriter {
         archive_write_set_bytes_in_last_block(a, 1)
         if archive_write_open_fd(a, fd) != ARCHIVE_OK {
             let msg = Self.message(a)
-            archive_write_free(a)
-            strata_locale_restore(locale)
+            closed = true
             throw StrataError(.io, "cannot write \(name): \(msg)")
         }
     }

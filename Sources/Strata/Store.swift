@@ -86,8 +86,11 @@ public final class Store: Sendable {
     func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         do {
             return try await db.write { db in
+                let before = db.totalChangesCount
                 let result = try body(db)
-                try db.execute(sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mutations'")
+                if db.totalChangesCount != before {
+                    try db.execute(sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mutations'")
+                }
                 return result
             }
         } catch let e as StrataError {

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+@testable import OCI
+
+@Suite struct DigestTests {
+    @Test func acceptsSha256AndSha512() throws {
+        let d = try Digest("sha256:" + String(repeating: "ab", count: 32))
+        #expect(d.algorithm == "sha256")
+        #expect(d.shortHex == "abababababab")
+        _ = try Digest("sha512:" + String(repeating: "0", count: 128))
+    }
+
+    @Test(arguments: [
+        "", "sha256", "sha256:", "sha256:abc", "md5:" + String(repeating: "a", count: 32),
+        "sha256:" + String(repeating: "A", count: 64), "sha256:" + String(repeating: "g", count: 64),
+        "SHA256:" + String(repeating: "a", count: 64), "sha256:" + String(repeating: "a", count: 65),
+    ])
+    func rejectsMalformed(_ s: String) {
+        #expect(throws: StrataError.self) { try Digest(s) }
+    }
+
+    @Test func sha256MatchesCoreutils() {
+        // printf 'hello\n' | sha256sum
+        #expect(Digest.sha256(Data("hello\n".utf8)).encoded == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+    }
+
+    @Test func chainIDFollowsTheSpec() throws {
+        let a = try Digest("sha256:" + String(repeating: "a", count: 64))
+        let b = try Digest("sha256:" + String(repeating: "b", count: 64))
+        let chain = ChainID.chain([a, b])
+        #expect(chain[0] == a)
+        // printf 'sha256:aaa…a sha256:bbb…b' | sha256sum
+        #expect(chain[1].encoded == "ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c")
+    }
+
+    @Test func compressionIsSniffedFromMagic() {
+        #expect(Compression.sniff([0x1F, 0x8B, 0x08, 0x00]) == .gzip)
+        #expect(Compression.sniff([0x28, 0xB5, 0x2F, 0xFD]) == .zstd)
+        #expect(Compression.sniff(Array("ustar".utf8)) == .none)
+        #expect(Compression.sniff([UInt8]()) == .none)
+    }
+}
