@@ -23,7 +23,7 @@ enum ArchiveFixtures {
         let specPath = dir + "/spec.json"
         try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: specPath))
         try sh(["python3", "-c", """
-            import json, sys, tarfile
+            import io, json, sys, tarfile
             spec = json.load(open(sys.argv[1]))
             with tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT) as t:
                 for m in spec:
@@ -31,7 +31,9 @@ enum ArchiveFixtures {
                         i = tarfile.TarInfo(m["name"]); i.type = tarfile.SYMTYPE; i.linkname = m["link"]
                         t.addfile(i)
                     else:
-                        t.add(m["file"], arcname=m["name"])
+                        data = open(m["file"], "rb").read()
+                        i = tarfile.TarInfo(m["name"]); i.size = len(data); i.mode = 0o644
+                        t.addfile(i, io.BytesIO(data))
             """, specPath, path])
         if let compress {
             try sh([compress, "-q", "-f", path])
