@@ -33,6 +33,9 @@ final class ArchiveReader {
             if access(path, R_OK) != 0 {
                 throw StrataError(.io, "cannot open \(name): \(String(cString: strerror(errno)))")
             }
+            if msg.lowercased().contains("unrecognized archive format") {
+                throw StrataError(.unsupportedFormat, "\(name) is not a tar archive (plain, gzip or zstd)")
+            }
             throw StrataError(.corruptData, "cannot read \(name): \(msg)")
         }
     }

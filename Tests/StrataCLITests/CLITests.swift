@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+/// End-to-end tests of the `strata` binary: exit codes, output shapes, one-line errors.
+@Suite struct CLITests {
+    static let binary: String = {
+        // Tests/StrataCLITests/CLITests.swift → package root → .build/debug/strata
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/strata").path
+    }()
+
+    struct Result { var status: Int32; var out: String; var err: String }
+
+    final class Env: @unchecked Sendable {
+        let dir: URL
+        init() throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-cli-\(UUID().uuidString.prefix(12))")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(at: dir) }
+        var root: String { dir.appendingPathComponent("store").path }
+
+        @discardableResult
+        func run(_ args: [String], stdin: String? = nil) throws -> Result {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLITests.binary)
+            p.arguments = args
+            p.environment = ["STRATA_ROOT": root, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            let out = dir.appendingPathComponent("out-\(UUID().uuidString)"), err = dir.appendingPathComponent("err-\(UUID().uuidString)")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            p.standardOutput = try FileHandle(forWritingTo: out)
+            p.standardError = try FileHandle(forWritingTo: err)
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            return Result(status: p.terminationStatus, out: try String(contentsOf: out, encoding: .utf8), err: try String(contentsOf: err, encoding: .utf8))
+        }
+
+        func shell(_ script: String) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = ["-euo", "pipefail", "-c", script]
+            p.currentDirectoryURL = dir
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+        }
+
+        func rootfs() throws -> String {
+            try shell("""
+                mkdir -p r/bin r/etc && cp "$(command -v busybox || echo /bin/busybox)" r/bin/busybox && ln -sf busybox r/bin/sh
+                echo 'root:x:0:0::/:/bin/sh' > r/etc/passwd && tar -C r -cf rootfs.tar .
+                """)
+            return dir.appendingPathComponent("rootfs.tar").path
+        }
+    }
+
+    @Test func importImagesHistoryAndRoundTrip() throws {
+        let env = try Env()
+        let imported = try env.run(["import", "-m", "from cli", try env.rootfs(), "cli/base:1"])
+        #expect(imported.status == 0)
+        #expect(imported.out.hasPrefix("sha256:"))
+        let id = String(imported.out.dropFirst(7).prefix(12))
+
+        let images = try env.run(["images"])
+        let lines = images.out.split(separator: "\n")
+        #expect(lines.first?.split(separator: " ", omittingEmptySubsequences: true) == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"])
+        #expect(lines.count == 2)
+        #expect(lines[1].split(separator: " ").prefix(3) == ["cli/base", "1", Substring(id)])
+        // Docker's tabwriter: columns padded to the widest cell + 3, at least 10.
+        #expect(lines[0].hasPrefix("REPOSITORY   TAG       IMAGE ID       CREATED"))
+        #expect(lines[1].contains(id))
+        #expect(try env.run(["images", "-q"]).out == id + "\n")
+
+        let history = try env.run(["history", "cli/base:1"])
+        #expect(history.out.split(separator: "\n").last?.hasSuffix("from cli") == true)
+        #expect(try env.run(["--root", env.root, "history", "-q", "cli/base:1"]).out == id + "\n")
+
+        let json = try env.run(["images", "--format", "json"])
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]]
+        #expect((decoded?.first?["tags"] as? [String]) == ["cli/base:1"])
+
+        let inspect = try JSONSerialization.jsonObject(with: Data(try env.run(["inspect", "cli/base:1"]).out.utf8)) as? [[String: Any]]
+        #expect((inspect?.first?["Id"] as? String)?.hasPrefix("sha256:" + id) == true)
+        #expect((inspect?.first?["RepoTags"] as? [String]) == ["cli/base:1"])
+
+        let tar = env.dir.appendingPathComponent("out.tar").path
+        #expect(try env.run(["save", "-o", tar, "cli/base:1"]).status == 0)
+        let load = try env.run(["--root", env.root + "2", "load", "-i", tar])
+        #expect(load.out == "Loaded image: cli/base:1\n")
+
+        #expect(try env.run(["tag", "cli/base:1", "cli/other:2"]).status == 0)
+        let rmi = try env.run(["rmi", "cli/other:2"])
+        #expect(rmi.out == "Untagged: cli/other:2\n")
+        let rmi2 = try env.run(["rmi", "cli/base:1"])
+        #expect(rmi2.out.hasPrefix("Untagged: cli/base:1\nDeleted: sha256:\(id)"))
+        #expect(try env.run(["images", "-aq"]).out == "")
+    }
+
+    /// Bad input: exit 1, one `error:` line naming the problem. Usage errors: exit 2.
+    @Test func errorsAreOneLineWithStableExitCodes() throws {
+        let env = try Env()
+        try env.shell("printf 'not a tar at all' > junk.tar; mkdir -p empty")
+        let cases: [([String], String)] = [
+            (["load", "-i", env.dir.appendingPathComponent("junk.tar").path], "not a tar archive"),
+            (["load", "-i", env.dir.appendingPathComponent("missing.tar").path], "no such file"),
+            (["load", "-i", env.dir.appendingPathComponent("empty").path], "neither manifest.json nor index.json"),
+            (["history", "nope:1"], "no such image"),
+            (["tag", "nope:1", "x:1"], "no such image"),
+            (["tag", "nope:1", "UPPER"], "must be lowercase"),
+            (["rmi", "nope"], "no such image"),
+            (["images", "--filter", "bogus=1"], "invalid filter"),
+            (["load", "-i", env.dir.appendingPathComponent("junk.tar").path, "--platform", "linux"], "invalid platform"),
+        ]
+        for (args, needle) in cases {
+            let r = try env.run(args)
+            #expect(r.status == 1, "\(args)")
+            #expect(r.err.hasPrefix("error: "), "\(args): \(r.err)")
+            #expect(r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
+            #expect(r.err.contains(needle), "\(args): \(r.err)")
+        }
+        for args in [["load"], ["images", "--bogus"], ["frobnicate"], ["save", "--format", "zip", "-o", "x", "a"]] {
+            #expect(try env.run(args).status == 2, "\(args)")
+        }
+        #expect(try env.run(["--help"]).status == 0)
+    }
+}
