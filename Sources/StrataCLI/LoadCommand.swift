@@ -15,11 +15,12 @@ struct LoadCommand: AsyncParsableCommand {
               strata load -i busybox.tar
               strata load -i app.oci.tar.zst --platform linux/arm64
               strata load -i ./oci-layout-dir
+              gunzip -c app.tar.gz | strata load
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Option(name: [.short, .customLong("input")], help: "The archive or OCI layout directory to read.")
-    var input: String
+    @Option(name: [.short, .customLong("input")], help: "The archive or OCI layout directory to read (default: standard input).")
+    var input: String?
     @Option(help: "Platform to pick from image indexes (os/arch[/variant]); defaults to the host's.")
     var platform: String?
     @Flag(name: .shortAndLong, help: "Print nothing.")
@@ -27,8 +28,11 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let p = try platform.map { try Platform(parsing: $0) }
+        if input == nil, isatty(0) != 0 {
+            throw StrataError(.invalidArgument, "no input: use -i FILE or pipe an archive into strata load")
+        }
         let store = try await global.openStore()
-        let loaded = try await store.load(from: URL(fileURLWithPath: input), options: LoadOptions(platform: p))
+        let loaded = try await store.load(from: URL(fileURLWithPath: input ?? "/dev/stdin"), options: LoadOptions(platform: p))
         guard !quiet else { return }
         for image in loaded {
             if image.tags.isEmpty {

@@ -31,7 +31,7 @@ import Testing
             FileManager.default.createFile(atPath: err.path, contents: nil)
             p.standardOutput = try FileHandle(forWritingTo: out)
             p.standardError = try FileHandle(forWritingTo: err)
-            p.standardInput = FileHandle.nullDevice
+            p.standardInput = try stdin.map { try FileHandle(forReadingFrom: URL(fileURLWithPath: $0)) } ?? FileHandle.nullDevice
             try p.run()
             p.waitUntilExit()
             return Result(status: p.terminationStatus, out: try String(contentsOf: out, encoding: .utf8), err: try String(contentsOf: err, encoding: .utf8))
@@ -89,6 +89,9 @@ import Testing
         #expect(try env.run(["save", "-o", tar, "cli/base:1"]).status == 0)
         let load = try env.run(["--root", env.root + "2", "load", "-i", tar])
         #expect(load.out == "Loaded image: cli/base:1\n")
+        // From standard input, as `docker load < file`.
+        let piped = try env.run(["--root", env.root + "3", "load"], stdin: tar)
+        #expect(piped.out == "Loaded image: cli/base:1\n", "\(piped.err)")
 
         #expect(try env.run(["tag", "cli/base:1", "cli/other:2"]).status == 0)
         let rmi = try env.run(["rmi", "cli/other:2"])
@@ -120,7 +123,7 @@ import Testing
             #expect(r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
             #expect(r.err.contains(needle), "\(args): \(r.err)")
         }
-        for args in [["load"], ["images", "--bogus"], ["frobnicate"], ["save", "--format", "zip", "-o", "x", "a"]] {
+        for args in [["images", "--bogus"], ["frobnicate"], ["save", "--format", "zip", "-o", "x", "a"]] {
             #expect(try env.run(args).status == 2, "\(args)")
         }
         #expect(try env.run(["--help"]).status == 0)
