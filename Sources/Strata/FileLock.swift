@@ -24,6 +24,20 @@ final class FileLock {
         }
     }
 
+    /// Tries to take an exclusive lock without waiting; nil when another process holds it.
+    init?(tryPath path: String) throws {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StrataError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            if e == EWOULDBLOCK { return nil }
+            throw StrataError(.storeLocked, "cannot lock \(path): \(String(cString: strerror(e)))")
+        }
+    }
+
     deinit {
         flock(fd, LOCK_UN)
         close(fd)

@@ -59,7 +59,23 @@ public struct LoadedImage: Sendable, Hashable, Codable {
 extension Store {
     /// Moves pending blobs into `blobs/` (verified), then writes every row in one short
     /// IMMEDIATE transaction (laws 1, 4, 8).
-    func commit(_ images: [PendingImage], session: IngestSession) async throws -> [LoadedImage] {
+    func commit(_ images: [PendingImage], session: IngestSession, operation: String = "load") async throws -> [LoadedImage] {
+        // A lease holds every blob from before its file moves into blobs/ until the rows
+        // that name it are committed (gc never deletes what a live lease holds).
+        let digests = Set(images.flatMap { $0.blobs.map(\.expected.string) })
+        let lease = try await createLease(operation, refs: digests.sorted())
+        CrashPoint.hit("\(operation).after-lease")
+        do {
+            let result = try await commitUnderLease(images, session: session, lease: lease, operation: operation)
+            CrashPoint.hit("\(operation).after-commit")
+            return result
+        } catch {
+            await dropLease(lease)
+            throw error
+        }
+    }
+
+    private func commitUnderLease(_ images: [PendingImage], session: IngestSession, lease: String, operation: String) async throws -> [LoadedImage] {
         let lock = try FileLock(path: paths.blobsLock, mode: .shared)
         defer { withExtendedLifetime(lock) {} }
         var rows: [OCI.Digest: (Int64, String)] = [:]
@@ -68,6 +84,7 @@ extension Store {
                 let r = b.source.result
                 if case .spooled(let f) = b.source {
                     try session.commit(f, expected: b.expected, expectedSize: b.expectedSize, name: b.name)
+                    CrashPoint.hit("\(operation).mid-rename")
                 } else {
                     if !blobs.exists(r.digest) {
                         throw StrataError(.blobNotFound, "blob \(r.digest) was removed while loading; run the command again")
@@ -83,9 +100,12 @@ extension Store {
             }
         }
         try session.syncBlobDirectory()
+        CrashPoint.hit("\(operation).after-rename")
         let blobRows = rows
         let t = now()
-        return try await write { db in
+        return try await write(untracked: { db in
+            try db.execute(sql: "DELETE FROM leases WHERE id = ?", arguments: [lease])
+        }) { db in
             for (d, (size, mt)) in blobRows {
                 try db.execute(sql: "INSERT OR IGNORE INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, ?, ?)",
                                arguments: [d.string, size, mt, t])
@@ -144,8 +164,12 @@ extension Store {
             try db.execute(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, 'image-manifest')",
                            arguments: [id, image.manifestDigest.string])
             try Lineage.link(imageID: id, db: db)
-        } else if let idx = image.indexDigest {
-            try db.execute(sql: "UPDATE images SET index_digest = ? WHERE id = ? AND index_digest IS NULL", arguments: [idx.string, id])
+        } else {
+            // Every blob was just verified: an image fsck marked broken is whole again.
+            try db.execute(sql: "UPDATE images SET broken = 0 WHERE id = ? AND broken = 1", arguments: [id])
+            if let idx = image.indexDigest {
+                try db.execute(sql: "UPDATE images SET index_digest = ? WHERE id = ? AND index_digest IS NULL", arguments: [idx.string, id])
+            }
         }
         for tag in image.tags {
             try db.execute(sql: """

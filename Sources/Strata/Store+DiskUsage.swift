@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 
-/// What `strata df` reports.
+/// What `strata df` reports. The rows partition the bytes under the store root: their
+/// sizes add up to what is on disk (within directory overhead).
 public struct DiskUsage: Sendable, Codable {
     /// One row of the summary table.
     public struct Row: Sendable, Codable {
@@ -9,6 +10,7 @@ public struct DiskUsage: Sendable, Codable {
         public var total: Int
         public var active: Int
         public var size: Int64
+        /// What gc (or prune and gc) could free.
         public var reclaimable: Int64
     }
     /// Per-image sizes for `df -v`.
@@ -22,57 +24,107 @@ public struct DiskUsage: Sendable, Codable {
         public var uniqueSize: Int64
         public var containers: Int
     }
+    /// Layer chains: how many, how many live images use, their uncompressed bytes.
+    public struct Layers: Sendable, Codable {
+        public var total: Int
+        public var active: Int
+        public var uncompressedSize: Int64
+    }
     public var rows: [Row]
+    public var layers: Layers
     public var images: [ImageUsage]
+    /// Sum of the rows' sizes.
+    public var totalSize: Int64 { rows.reduce(0) { $0 + $1.size } }
+    public var totalReclaimable: Int64 { rows.reduce(0) { $0 + $1.reclaimable } }
 }
 
 extension Store {
-    /// Disk usage: images, layers and blobs, with what removing unused images would free.
+    /// Disk usage, by what gc would keep and free: images (their blobs), snapshots, orphans
+    /// and in-flight writes, pending unlinks, and the metadata database.
     public func diskUsage(verbose: Bool = false) async throws -> DiskUsage {
-        try await read { db in
-            // Images in use: tagged, used by a container, or an ancestor of one of those.
-            let used = """
-                WITH RECURSIVE used(id) AS (
-                    SELECT image_id FROM tags UNION SELECT image_id FROM containers
-                    UNION SELECT i.parent_id FROM images i JOIN used u ON i.id = u.id WHERE i.parent_id IS NOT NULL
-                ),
-                used_blobs(digest) AS (
-                    SELECT config_digest FROM images WHERE id IN (SELECT id FROM used)
-                    UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM used)
-                    UNION SELECT index_digest FROM images WHERE id IN (SELECT id FROM used) AND index_digest IS NOT NULL
-                    UNION SELECT blob_digest FROM image_layers WHERE image_id IN (SELECT id FROM used)
-                )
-                """
-            let images = try GRDB.Row.fetchOne(db, sql: used + """
-                SELECT (SELECT count(*) FROM images) AS total, (SELECT count(*) FROM used) AS active,
-                       (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
-                       (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest NOT IN (SELECT digest FROM used_blobs)) AS reclaimable,
-                       (SELECT count(*) FROM blobs) AS blobs,
-                       (SELECT count(*) FROM blobs WHERE digest IN (SELECT digest FROM used_blobs)) AS active_blobs
-                """)!
-            let layers = try GRDB.Row.fetchOne(db, sql: used + """
-                SELECT (SELECT count(*) FROM layers) AS total,
-                       (SELECT count(DISTINCT chain_id) FROM image_layers WHERE image_id IN (SELECT id FROM used)) AS active,
-                       (SELECT coalesce(sum(size), 0) FROM layers) AS size,
-                       (SELECT coalesce(sum(size), 0) FROM layers WHERE chain_id NOT IN
-                            (SELECT chain_id FROM image_layers WHERE image_id IN (SELECT id FROM used))) AS reclaimable
-                """)!
-            let pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM pending_unlinks") ?? 0
-            let containers = try Int.fetchOne(db, sql: "SELECT count(*) FROM containers") ?? 0
-            let cache = try Int.fetchOne(db, sql: "SELECT count(*) FROM build_cache") ?? 0
-            var rows = [
-                DiskUsage.Row(type: "Images", total: images["total"], active: images["active"], size: images["size"], reclaimable: images["reclaimable"]),
-                DiskUsage.Row(type: "Layers", total: layers["total"], active: layers["active"], size: layers["size"], reclaimable: layers["reclaimable"]),
-                DiskUsage.Row(type: "Blobs", total: images["blobs"], active: images["active_blobs"], size: images["size"], reclaimable: images["reclaimable"]),
-                DiskUsage.Row(type: "Containers", total: containers, active: 0, size: 0, reclaimable: 0),
-                DiskUsage.Row(type: "Build Cache", total: cache, active: 0, size: 0, reclaimable: 0),
-            ]
-            if pending > 0 {
-                rows.append(DiskUsage.Row(type: "Pending unlinks", total: pending, active: 0, size: 0, reclaimable: 0))
+        let t = now()
+        // Reachability needs temp tables: a deferred transaction that is rolled back.
+        let marked = try await db.writeWithoutTransaction { db -> ([GRDB.Row], GRDB.Row, GRDB.Row) in
+            var result: ([GRDB.Row], GRDB.Row, GRDB.Row)?
+            try db.inTransaction(.deferred) {
+                try Reachability.mark(db, now: t, cacheCutoff: t - 7 * 24 * 3600)
+                let images = try GRDB.Row.fetchOne(db, sql: """
+                    SELECT (SELECT count(*) FROM images) AS total,
+                           (SELECT count(*) FROM images WHERE EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'image:' || images.id)) AS active,
+                           (SELECT count(*) FROM blobs) AS blobs,
+                           (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
+                           (SELECT coalesce(sum(size), 0) FROM blobs WHERE NOT EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'blob:' || blobs.digest)) AS reclaimable
+                    """)
+                let layers = try GRDB.Row.fetchOne(db, sql: """
+                    SELECT (SELECT count(*) FROM layers) AS total,
+                           (SELECT count(*) FROM layers WHERE EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'layer:' || layers.chain_id)) AS active,
+                           (SELECT coalesce(sum(size), 0) FROM layers) AS size
+                    """)
+                let snaps = try GRDB.Row.fetchAll(db, sql: """
+                    SELECT id, EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'snapshot:' || snapshots.id) AS live FROM snapshots
+                    """)
+                if let images, let layers { result = (snaps, images, layers) }
+                return .rollback
             }
-            var perImage: [DiskUsage.ImageUsage] = []
-            if verbose {
-                let list = try GRDB.Row.fetchAll(db, sql: """
+            guard let result else { throw StrataError(.internalError, "disk usage query returned nothing") }
+            return result
+        }
+        let (snapRows, imageRow, layerRow) = marked
+        let (blobDigests, containers, cache, pending) = try await read { db in
+            (Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs")),
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM containers") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM build_cache") ?? 0,
+             try String.fetchAll(db, sql: "SELECT path FROM pending_unlinks"))
+        }
+        let fm = FileManager.default
+        // Orphans: blob files with no row, ingest sessions, files queued for unlink.
+        var orphanCount = 0
+        var orphanBytes: Int64 = 0
+        for algo in ["sha256", "sha512"] {
+            let dir = paths.root.appendingPathComponent("blobs/\(algo)").path
+            for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where !blobDigests.contains("\(algo):\(name)") {
+                orphanCount += 1
+                orphanBytes += treeSize(dir + "/" + name)
+            }
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: paths.ingestDir.path)) ?? [] {
+            orphanCount += 1
+            orphanBytes += treeSize(paths.ingestDir.appendingPathComponent(name).path)
+        }
+        for p in pending where !p.hasPrefix("blobs/") {
+            orphanCount += 1
+            orphanBytes += treeSize(paths.root.appendingPathComponent(p).path)
+        }
+        var snapBytes: Int64 = 0, snapReclaim: Int64 = 0, snapActive = 0
+        let snapDir = paths.root.appendingPathComponent("snapshots")
+        let liveSnaps = Dictionary(uniqueKeysWithValues: snapRows.map { ($0["id"] as String, ($0["live"] as Bool?) ?? false) })
+        let snapNames = (try? fm.contentsOfDirectory(atPath: snapDir.path)) ?? []
+        for name in snapNames {
+            let size = treeSize(snapDir.appendingPathComponent(name).path)
+            snapBytes += size
+            if liveSnaps[name] == true { snapActive += 1 } else { snapReclaim += size }
+        }
+        let containersBytes = treeSize(paths.root.appendingPathComponent("containers").path)
+        let volumesBytes = treeSize(paths.root.appendingPathComponent("volumes").path)
+        let volumes = ((try? fm.contentsOfDirectory(atPath: paths.root.appendingPathComponent("volumes").path)) ?? []).count
+        var metaBytes: Int64 = 0
+        for f in ["strata.db", "strata.db-wal", "strata.db-shm"] { metaBytes += treeSize(paths.root.appendingPathComponent(f).path) }
+        metaBytes += treeSize(paths.locksDir.path)
+
+        let rows = [
+            DiskUsage.Row(type: "Images", total: imageRow["total"], active: imageRow["active"], size: imageRow["size"], reclaimable: imageRow["reclaimable"]),
+            DiskUsage.Row(type: "Containers", total: containers, active: 0, size: containersBytes, reclaimable: 0),
+            DiskUsage.Row(type: "Local Volumes", total: volumes, active: 0, size: volumesBytes, reclaimable: 0),
+            DiskUsage.Row(type: "Build Cache", total: cache, active: 0, size: 0, reclaimable: 0),
+            DiskUsage.Row(type: "Snapshots", total: snapNames.count, active: snapActive, size: snapBytes, reclaimable: snapReclaim),
+            DiskUsage.Row(type: "Orphans", total: orphanCount, active: 0, size: orphanBytes, reclaimable: orphanBytes),
+            DiskUsage.Row(type: "Metadata", total: 1, active: 1, size: metaBytes, reclaimable: 0),
+        ]
+        let layers = DiskUsage.Layers(total: layerRow["total"], active: layerRow["active"], uncompressedSize: layerRow["size"])
+        var perImage: [DiskUsage.ImageUsage] = []
+        if verbose {
+            perImage = try await read { db in
+                try GRDB.Row.fetchAll(db, sql: """
                     WITH uses AS (SELECT chain_id, count(DISTINCT image_id) AS n FROM image_layers GROUP BY chain_id)
                     SELECT i.id, i.created, i.size,
                            coalesce((SELECT sum(l.size) FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
@@ -80,18 +132,17 @@ extension Store {
                            (SELECT group_concat(name, char(10)) FROM tags WHERE image_id = i.id) AS tags,
                            (SELECT count(*) FROM containers c WHERE c.image_id = i.id) AS containers
                     FROM images i ORDER BY coalesce(i.created, 0) DESC, i.id
-                    """)
-                for r in list {
+                    """).map { r in
                     let size: Int64 = r["size"]
                     let shared: Int64 = r["shared"]
-                    perImage.append(DiskUsage.ImageUsage(
+                    return DiskUsage.ImageUsage(
                         id: try Digest(r["id"] as String),
                         tags: ((r["tags"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted(),
                         created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
-                        size: size, sharedSize: shared, uniqueSize: size - shared, containers: r["containers"]))
+                        size: size, sharedSize: shared, uniqueSize: size - shared, containers: r["containers"])
                 }
             }
-            return DiskUsage(rows: rows, images: perImage)
         }
+        return DiskUsage(rows: rows, layers: layers, images: perImage)
     }
 }

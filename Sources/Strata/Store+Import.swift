@@ -61,7 +61,7 @@ extension Store {
                 PendingBlob(source: manifestBlob, expected: md, expectedSize: Int64(manifestData.count), mediaType: MediaType.ociManifest, name: "manifest"),
             ],
             edges: [(md.string, cd.string, "config"), (md.string, r.digest.string, "layer")])
-        guard let loaded = try await commit([image], session: session).first else {
+        guard let loaded = try await commit([image], session: session, operation: "import").first else {
             throw StrataError(.internalError, "import produced no image")
         }
         return loaded

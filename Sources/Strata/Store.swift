@@ -82,10 +82,13 @@ public final class Store: Sendable {
         }
     }
 
-    /// One short `BEGIN IMMEDIATE` write transaction (law 4). Bumps the mutation counter.
-    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+    /// One short `BEGIN IMMEDIATE` write transaction (law 4). Bumps the mutation counter
+    /// when `body` changed something; `untracked` runs first and never counts (lease bookkeeping).
+    func write<T: Sendable>(untracked: (@Sendable (Database) throws -> Void)? = nil,
+                            _ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         do {
             return try await db.write { db in
+                try untracked?(db)
                 let before = db.totalChangesCount
                 let result = try body(db)
                 if db.totalChangesCount != before {

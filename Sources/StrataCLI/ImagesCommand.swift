@@ -71,11 +71,7 @@ struct ImagesCommand: AsyncParsableCommand {
         let now = Date()
         for i in images {
             let id = Units.shortID(i.id, noTrunc: noTrunc)
-            let refs: [(String, String)] = i.tags.isEmpty ? [("<none>", "<none>")] : i.tags.map { t in
-                guard let colon = t.lastIndex(of: ":") else { return (t, "<none>") }
-                return (String(t[..<colon]), String(t[t.index(after: colon)...]))
-            }
-            for (repo, tag) in refs {
+            for (repo, tag) in Output.splitTags(i.tags) {
                 var row = [repo, tag]
                 if digests {
                     let d = i.repoDigests.first { $0.hasPrefix(repo + "@") }

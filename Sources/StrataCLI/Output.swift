@@ -32,6 +32,15 @@ enum Output {
         return out
     }
 
+    /// `repo:tag` strings as (repository, tag) pairs; an untagged image is one `<none>` row.
+    static func splitTags(_ tags: [String]) -> [(String, String)] {
+        if tags.isEmpty { return [("<none>", "<none>")] }
+        return tags.map { t in
+            guard let c = t.lastIndex(of: ":"), !t[t.index(after: c)...].contains("/") else { return (t, "<none>") }
+            return (String(t[..<c]), String(t[t.index(after: c)...]))
+        }
+    }
+
     static func json<T: Encodable>(_ value: T) throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -22,6 +22,7 @@ public struct StrataCommand: AsyncParsableCommand {
         subcommands: [
             LoadCommand.self, ImportCommand.self, ImagesCommand.self, HistoryCommand.self, InspectCommand.self,
             TreeCommand.self, TagCommand.self, RmiCommand.self, SaveCommand.self, DfCommand.self, LayersCommand.self,
+            GcCommand.self, FsckCommand.self, ImageCommand.self, SystemCommand.self, LeaseCommand.self,
         ]
     )
 
@@ -50,13 +51,18 @@ public struct StrataCommand: AsyncParsableCommand {
                 print(fullMessage(for: error))
                 return 0
             }
+            if code == .failure {
+                Output.error(String(describing: error))
+                return 1
+            }
             let msg = fullMessage(for: error)
             FileHandle.standardError.write(Data((msg.hasSuffix("\n") ? msg : msg + "\n").utf8))
             return code == .validationFailure || code.rawValue == 64 ? 2 : code.rawValue
         }
     }
 
-    /// `strata --root DIR images` → `strata images --root DIR`.
+    /// `strata --root DIR image prune -a` → `strata image prune -a --root DIR`: global options
+    /// given before the command move to its end (before a `--`), where every command parses them.
     static func hoistGlobalOptions(_ args: [String]) -> [String] {
         var globals: [String] = []
         var i = 0
@@ -72,7 +78,10 @@ public struct StrataCommand: AsyncParsableCommand {
             }
         }
         guard !globals.isEmpty, i < args.count else { return args }
-        return [args[i]] + globals + args[(i + 1)...]
+        var rest = Array(args[i...])
+        let end = rest.firstIndex(of: "--") ?? rest.count
+        rest.insert(contentsOf: globals, at: end)
+        return rest
     }
 }
 

@@ -1,0 +1,89 @@
+import GRDB
+
+/// The store's object graph for garbage collection, all in SQL.
+///
+/// Nodes are `kind:id` strings: `image:sha256:…`, `blob:sha256:…`, `layer:sha256:…`
+/// (chain ID), `container:…`, `lease:…`, `cache:…`. Edges come from the relational tables
+/// and from the stored content graph (`edges`: index → manifest, manifest → config and
+/// layer blobs). Marking is one recursive query over them.
+enum Reachability {
+    /// Every edge of the graph.
+    static let edgesSQL = """
+        SELECT 'image:' || id AS src, 'blob:' || manifest_digest AS dst FROM images
+        UNION ALL SELECT 'image:' || id, 'blob:' || config_digest FROM images
+        UNION ALL SELECT 'image:' || id, 'blob:' || index_digest FROM images WHERE index_digest IS NOT NULL
+        UNION ALL SELECT 'image:' || id, 'image:' || parent_id FROM images WHERE parent_id IS NOT NULL
+        UNION ALL SELECT 'image:' || image_id, 'layer:' || chain_id FROM image_layers
+        UNION ALL SELECT 'image:' || image_id, 'blob:' || blob_digest FROM image_layers
+        UNION ALL SELECT 'layer:' || chain_id, 'layer:' || parent_chain_id FROM layers WHERE parent_chain_id IS NOT NULL
+        UNION ALL SELECT 'layer:' || s.chain_id, 'snapshot:' || s.id FROM snapshots s WHERE s.chain_id IS NOT NULL
+        UNION ALL SELECT 'blob:' || src, 'blob:' || dst FROM edges WHERE kind IN ('manifest', 'config', 'layer')
+        UNION ALL SELECT 'container:' || id, 'image:' || image_id FROM containers
+        UNION ALL SELECT 'cache:' || key, 'image:' || result_image_id FROM build_cache
+        UNION ALL SELECT 'lease:' || lease_id, kind || ':' || ref FROM lease_refs
+        """
+
+    /// The roots: tags, containers, unexpired leases, and build-cache entries the policy keeps.
+    /// (Images with live children are reached through the child → parent edge.)
+    static let rootsSQL = """
+        SELECT 'image:' || image_id FROM tags
+        UNION SELECT 'container:' || id FROM containers
+        UNION SELECT 'lease:' || id FROM leases WHERE expires_at > :now
+        UNION SELECT 'cache:' || key FROM build_cache WHERE last_used_at > :cacheCutoff
+        """
+
+    /// Builds `temp.gc_edges` and `temp.gc_live` in this connection. One recursive query marks.
+    static func mark(_ db: Database, now: Int64, cacheCutoff: Int64) throws {
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_edges; DROP TABLE IF EXISTS temp.gc_live")
+        try db.execute(sql: "CREATE TEMP TABLE gc_edges AS \(edgesSQL)")
+        try db.execute(sql: "CREATE INDEX temp.gc_edges_src ON gc_edges(src)")
+        try db.execute(sql: "CREATE INDEX temp.gc_edges_dst ON gc_edges(dst)")
+        try db.execute(sql: """
+            CREATE TEMP TABLE gc_live AS
+            WITH RECURSIVE live(node) AS (
+                \(rootsSQL)
+                UNION
+                SELECT e.dst FROM gc_edges e JOIN live ON e.src = live.node
+            )
+            SELECT node FROM live
+            """, arguments: ["now": now, "cacheCutoff": cacheCutoff])
+        try db.execute(sql: "CREATE UNIQUE INDEX temp.gc_live_node ON gc_live(node)")
+    }
+
+    static func dropTemp(_ db: Database) throws {
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_edges; DROP TABLE IF EXISTS temp.gc_live")
+    }
+
+    /// The roots as a set of nodes.
+    static func roots(_ db: Database, now: Int64, cacheCutoff: Int64) throws -> [String] {
+        try String.fetchAll(db, sql: rootsSQL, arguments: ["now": now, "cacheCutoff": cacheCutoff])
+    }
+
+    /// A path from a root to `node` (root first), or nil when nothing reaches it.
+    /// Walks the reverse edges breadth-first; needs `mark` to have run in this connection.
+    static func explain(_ node: String, db: Database, now: Int64, cacheCutoff: Int64) throws -> [String]? {
+        let roots = Set(try roots(db, now: now, cacheCutoff: cacheCutoff))
+        if roots.contains(node) { return [node] }
+        var previous: [String: String] = [:]
+        var frontier = [node]
+        var seen: Set<String> = [node]
+        while !frontier.isEmpty {
+            var next: [String] = []
+            for n in frontier {
+                for src in try String.fetchAll(db, sql: "SELECT src FROM temp.gc_edges WHERE dst = ?", arguments: [n]) where !seen.contains(src) {
+                    seen.insert(src)
+                    previous[src] = n
+                    if roots.contains(src) {
+                        var path = [src]
+                        var cur = src
+                        while let p = previous[cur] { path.append(p); cur = p }
+                        return path
+                    }
+                    next.append(src)
+                }
+            }
+            frontier = next
+        }
+        return nil
+    }
+}

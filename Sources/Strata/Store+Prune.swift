@@ -1,0 +1,68 @@
+import Foundation
+import GRDB
+
+/// Options for ``Store/pruneImages(_:)``, as `docker image prune`.
+public struct PruneOptions: Sendable {
+    /// Every image no container uses, tagged or not (default: dangling images only).
+    public var all = false
+    /// Only images created more than this long ago (`--filter until=24h`).
+    public var until: TimeInterval?
+    /// Only images with these config labels; a nil value matches any value (`label=k` / `label=k=v`).
+    public var labels: [(String, String?)] = []
+
+    public init(all: Bool = false, until: TimeInterval? = nil, labels: [(String, String?)] = []) {
+        self.all = all
+        self.until = until
+        self.labels = labels
+    }
+}
+
+/// What a prune removed.
+public struct PruneReport: Sendable, Codable {
+    public var events: [RemovalEvent] = []
+    public var reclaimedBytes: Int64 = 0
+}
+
+extension Store {
+    /// Removes dangling images (untagged, nothing built on them, no container), or with
+    /// `all` every image no container uses; untagged parents that nothing else needs follow.
+    public func pruneImages(_ options: PruneOptions = PruneOptions()) async throws -> PruneReport {
+        let cutoff = options.until.map { Int64(Date().timeIntervalSince1970 - $0) }
+        let (candidates, before) = try await read { db -> ([String], Int64) in
+            let ids = try String.fetchAll(db, sql: """
+                SELECT i.id FROM images i
+                WHERE NOT EXISTS (SELECT 1 FROM images c WHERE c.parent_id = i.id)
+                  AND NOT EXISTS (SELECT 1 FROM containers k WHERE k.image_id = i.id)
+                  AND (? OR NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id))
+                  AND (? IS NULL OR coalesce(i.created, 0) < ?)
+                ORDER BY coalesce(i.created, 0), i.id
+                """, arguments: [options.all, cutoff, cutoff])
+            return (ids, try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blobs") ?? 0)
+        }
+        var report = PruneReport()
+        for id in candidates {
+            if !options.labels.isEmpty {
+                guard let d = try? Digest(id), let data = try? blobs.readSmall(d), let cfg = try? ImageConfig.decode(data) else { continue }
+                let labels = cfg.config?.Labels ?? [:]
+                guard options.labels.allSatisfy({ k, v in labels[k] != nil && (v == nil || labels[k] == v) }) else { continue }
+            }
+            do {
+                report.events += try await removeImage(id, force: true)
+            } catch let e as StrataError where e.code == .imageNotFound || e.code == .conflict {
+                continue  // removed with an earlier one, or in use now
+            }
+        }
+        let after = try await read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blobs") ?? 0 }
+        report.reclaimedBytes = max(0, before - after)
+        return report
+    }
+
+    /// Removes build-cache entries (all, or those unused for `olderThan`).
+    public func pruneBuildCache(olderThan: TimeInterval? = nil) async throws -> Int {
+        let cutoff = olderThan.map { now() - Int64($0) } ?? Int64.max
+        return try await write { db in
+            try db.execute(sql: "DELETE FROM build_cache WHERE last_used_at < ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+}

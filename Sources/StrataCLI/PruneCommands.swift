@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Strata
+
+/// Asks on the terminal unless `force`; a closed or non-interactive stdin means no.
+func confirm(_ warning: String, force: Bool) -> Bool {
+    if force { return true }
+    print("WARNING! \(warning)\nAre you sure you want to continue? [y/N] ", terminator: "")
+    fflush(nil)
+    guard let answer = readLine() else { return false }
+    return answer.lowercased() == "y" || answer.lowercased() == "yes"
+}
+
+func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
+    var o = PruneOptions(all: all)
+    for f in filters {
+        guard let eq = f.firstIndex(of: "=") else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value") }
+        let k = String(f[..<eq]), v = String(f[f.index(after: eq)...])
+        switch k {
+        case "until": o.until = try Durations.parse(v)
+        case "label":
+            if let e = v.firstIndex(of: "=") { o.labels.append((String(v[..<e]), String(v[v.index(after: e)...]))) } else { o.labels.append((v, nil)) }
+        default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
+        }
+    }
+    return o
+}
+
+struct ImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "image", abstract: "Manage images.", subcommands: [ImagePrune.self])
+}
+
+struct ImagePrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove dangling images (with -a: every image no container uses).",
+        discussion: """
+            Examples:
+              strata image prune -f
+              strata image prune -a --filter until=24h -f
+              strata image prune --filter label=stage=build -f
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Remove all unused images, not just dangling ones.")
+    var all = false
+    @Option(help: "Filter: until=DURATION, label=KEY[=VALUE].")
+    var filter: [String] = []
+    @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.")
+    var force = false
+
+    func run() async throws {
+        let options = try parsePruneFilters(filter, all: all)
+        guard confirm(all ? "This will remove all images without at least one container associated to them."
+                          : "This will remove all dangling images.", force: force) else { return }
+        let store = try await global.openStore()
+        let report = try await store.pruneImages(options)
+        printPrune(report)
+    }
+}
+
+func printPrune(_ report: PruneReport) {
+    if !report.events.isEmpty {
+        print("Deleted Images:")
+        for e in report.events {
+            switch e {
+            case .untagged(let t): print("untagged: \(t)")
+            case .deleted(let d): print("deleted: \(d)")
+            }
+        }
+        print("")
+    }
+    print("Total reclaimed space: \(Units.size(report.reclaimedBytes))")
+}
+
+struct SystemCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage the store.", subcommands: [SystemPrune.self])
+}
+
+struct SystemPrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove unused images and build cache, then run gc.",
+        discussion: "Example:\n  strata system prune -a -f")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Remove all unused images, not just dangling ones.")
+    var all = false
+    @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.")
+    var force = false
+
+    func run() async throws {
+        guard confirm("This will remove:\n  - all \(all ? "images without at least one container associated to them" : "dangling images")\n  - all build cache\n  - everything gc finds unreferenced",
+                      force: force) else { return }
+        let store = try await global.openStore()
+        var report = try await store.pruneImages(PruneOptions(all: all))
+        let cache = try await store.pruneBuildCache()
+        let gc = try await store.collectGarbage()
+        report.reclaimedBytes += gc.freedBytes
+        printPrune(report)
+        if cache > 0 { print("Deleted build cache entries: \(cache)") }
+    }
+}
