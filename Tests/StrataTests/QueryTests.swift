@@ -141,14 +141,29 @@ import Testing
         _ = try ArchiveFixtures.legacyDockerArchive(dir.file("legacy.tar").path, in: dir)
         let store = try await dir.store()
         _ = try await store.load(from: dir.file("legacy.tar"))
-        let onDisk = try bash("cat '\(store.paths.blobsDir.path)'/* | wc -c").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let blobBytes = try bash("cat '\(store.paths.blobsDir.path)'/* | wc -c").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let usage = try await store.diskUsage(verbose: true)
-        #expect(String(usage.rows.first { $0.type == "Blobs" }?.size ?? -1) == onDisk)
+        #expect(String(usage.rows.first { $0.type == "Images" }?.size ?? -1) == blobBytes)
         #expect(usage.rows.first { $0.type == "Images" }?.reclaimable == 0)
         let base = try #require(usage.images.first { $0.tags == ["base:1"] })
         #expect(base.uniqueSize == 0 && base.sharedSize == base.size)
+        #expect(usage.layers.total == 2)
+        try await expectRowsMatchDisk(store)
+        // An orphan file and an untagged image: both reclaimable, and still adding up.
+        try Data(repeating: 7, count: 50_000).write(to: store.paths.blobsDir.appendingPathComponent(String(repeating: "e", count: 64)))
         _ = try await store.removeImage("app:1")
-        _ = try await store.removeImage("app:latest")
-        #expect(try await store.diskUsage().rows.first { $0.type == "Images" }?.reclaimable == 0)
+        try await store.tag("app:latest", as: "keep:1")
+        _ = try await store.removeImage("base:1")
+        let after = try await store.diskUsage()
+        #expect(after.rows.first { $0.type == "Orphans" }?.reclaimable == 50_000)
+        try await expectRowsMatchDisk(store)
+    }
+
+    /// The sum of df's rows equals the bytes under the store root within 1%.
+    func expectRowsMatchDisk(_ store: Store) async throws {
+        let usage = try await store.diskUsage()
+        let onDisk = Int64(try bash("find '\(store.root.path)' -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(abs(Double(usage.totalSize - onDisk)) <= Double(onDisk) * 0.01, "df says \(usage.totalSize), disk has \(onDisk)")
     }
 }

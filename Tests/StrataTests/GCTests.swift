@@ -1,0 +1,263 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Strata
+
+/// A store graph declared as a table: objects, edges, roots, and what must survive gc.
+/// Names stand for digests (`sha256` of the name). Everything is older than the grace period.
+struct GCCase: CustomStringConvertible, Sendable {
+    struct Image: Sendable {
+        var name: String
+        var manifest: String
+        var index: String? = nil
+        /// (chain, blob) bottom first; chains must be declared in `layers`.
+        var layers: [(String, String)]
+        var parent: String? = nil
+    }
+    var description: String
+    var layers: [(chain: String, diff: String, parent: String?)] = []
+    var layerBlobs: [(blob: String, diff: String, compression: String)] = []
+    var extraBlobs: [String] = []
+    var images: [Image] = []
+    var edges: [(String, String, String)] = []
+    var tags: [(String, String)] = []
+    var containers: [(String, String)] = []
+    /// (lease id, seconds until expiry — negative means expired, blob refs)
+    var leases: [(String, Int64, [String])] = []
+    /// (key, image, seconds since last use)
+    var buildCache: [(String, String, Int64)] = []
+    /// Names of images, layers (chain names) and blobs that must remain; everything else goes.
+    var survivors: Set<String>
+
+    static func d(_ name: String) -> String { Digest.sha256(Data(name.utf8)).string }
+}
+
+@Suite struct GCTests {
+    static let cases: [GCCase] = [
+        GCCase(description: "shared layers: the tagged image keeps the shared base",
+               layers: [("c1", "d1", nil), ("c2", "d2", "c1"), ("c3", "d3", "c1")],
+               layerBlobs: [("b1", "d1", "none"), ("b2", "d2", "none"), ("b3", "d3", "none")],
+               images: [.init(name: "A", manifest: "mA", layers: [("c1", "b1"), ("c2", "b2")]),
+                        .init(name: "B", manifest: "mB", layers: [("c1", "b1"), ("c3", "b3")])],
+               edges: [("mA", "A", "config"), ("mA", "b1", "layer"), ("mA", "b2", "layer"), ("mB", "B", "config"), ("mB", "b1", "layer"), ("mB", "b3", "layer")],
+               tags: [("a:1", "A")],
+               survivors: ["A", "mA", "c1", "c2", "b1", "b2"]),
+        GCCase(description: "same diffID stored gzip and zstd: only the used encoding stays",
+               layers: [("c1", "d1", nil)],
+               layerBlobs: [("gz", "d1", "gzip"), ("zst", "d1", "zstd")],
+               images: [.init(name: "A", manifest: "mA", layers: [("c1", "gz")]),
+                        .init(name: "B", manifest: "mB", layers: [("c1", "zst")])],
+               edges: [("mA", "A", "config"), ("mA", "gz", "layer"), ("mB", "B", "config"), ("mB", "zst", "layer")],
+               tags: [("a:1", "A")],
+               survivors: ["A", "mA", "c1", "gz"]),
+        GCCase(description: "an index with one platform tagged keeps the index and what it names",
+               layers: [("c1", "d1", nil), ("c2", "d2", nil)],
+               layerBlobs: [("l-amd", "d1", "gzip"), ("l-arm", "d2", "gzip")],
+               images: [.init(name: "AMD", manifest: "m-amd", index: "idx", layers: [("c1", "l-amd")]),
+                        .init(name: "ARM", manifest: "m-arm", index: "idx", layers: [("c2", "l-arm")])],
+               edges: [("idx", "m-amd", "manifest"), ("idx", "m-arm", "manifest"),
+                       ("m-amd", "AMD", "config"), ("m-amd", "l-amd", "layer"), ("m-arm", "ARM", "config"), ("m-arm", "l-arm", "layer")],
+               tags: [("multi:1", "AMD")],
+               // The untagged platform's image row goes; its content stays reachable from the index.
+               survivors: ["AMD", "m-amd", "idx", "c1", "l-amd", "m-arm", "ARM", "l-arm"]),
+        GCCase(description: "intermediate build images live through their tagged child",
+               layers: [("c1", "d1", nil), ("c2", "d2", "c1"), ("c3", "d3", "c2")],
+               layerBlobs: [("b1", "d1", "none"), ("b2", "d2", "none"), ("b3", "d3", "none")],
+               images: [.init(name: "P", manifest: "mP", layers: [("c1", "b1")]),
+                        .init(name: "Q", manifest: "mQ", layers: [("c1", "b1"), ("c2", "b2")], parent: "P"),
+                        .init(name: "R", manifest: "mR", layers: [("c1", "b1"), ("c2", "b2"), ("c3", "b3")], parent: "Q")],
+               tags: [("r:1", "R")],
+               survivors: ["P", "Q", "R", "mP", "mQ", "mR", "c1", "c2", "c3", "b1", "b2", "b3"]),
+        GCCase(description: "an intermediate image whose child is gone is garbage",
+               layers: [("c1", "d1", nil), ("c2", "d2", "c1")],
+               layerBlobs: [("b1", "d1", "none"), ("b2", "d2", "none")],
+               images: [.init(name: "P", manifest: "mP", layers: [("c1", "b1")]),
+                        .init(name: "Q", manifest: "mQ", layers: [("c1", "b1"), ("c2", "b2")], parent: "P")],
+               survivors: []),
+        GCCase(description: "unexpired leases hold blobs; expired leases hold nothing and go",
+               extraBlobs: ["held", "dropped"],
+               leases: [("live", 600, ["held"]), ("old", -10, ["dropped"])],
+               survivors: ["held"]),
+        GCCase(description: "a container keeps its untagged image",
+               layers: [("c1", "d1", nil)],
+               layerBlobs: [("b1", "d1", "none")],
+               images: [.init(name: "A", manifest: "mA", layers: [("c1", "b1")])],
+               containers: [("ctr", "A")],
+               survivors: ["A", "mA", "c1", "b1"]),
+        GCCase(description: "build cache kept by policy: recent entries are roots, stale ones are not",
+               layers: [("c1", "d1", nil), ("c2", "d2", nil)],
+               layerBlobs: [("b1", "d1", "none"), ("b2", "d2", "none")],
+               images: [.init(name: "Fresh", manifest: "mF", layers: [("c1", "b1")]),
+                        .init(name: "Stale", manifest: "mS", layers: [("c2", "b2")])],
+               buildCache: [("k1", "Fresh", 60), ("k2", "Stale", 30 * 24 * 3600)],
+               survivors: ["Fresh", "mF", "c1", "b1"]),
+    ]
+
+    /// Writes the declared graph as rows (and blob files), two hours old.
+    static func build(_ c: GCCase, in store: Store) async throws {
+        let old = now() - 7200
+        let d = GCCase.d
+        var allBlobs = Set(c.extraBlobs)
+        for i in c.images { allBlobs.formUnion([i.name, i.manifest] + (i.index.map { [$0] } ?? []) + i.layers.map(\.1)) }
+        for b in c.layerBlobs { allBlobs.insert(b.blob) }
+        for b in allBlobs {
+            let path = store.paths.blobsDir.appendingPathComponent(String(d(b).dropFirst(7)))
+            try Data(b.utf8).write(to: path)
+            try bash("touch -d '3 hours ago' '\(path.path)'")
+        }
+        let blobNames = allBlobs
+        try await store.db.write { db in
+            for b in blobNames { try db.execute(sql: "INSERT INTO blobs VALUES (?, ?, 'x', ?)", arguments: [d(b), b.utf8.count, old]) }
+            for l in c.layers {
+                try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, 10, ?)", arguments: [d(l.chain), d(l.diff), l.parent.map(d), old])
+            }
+            for lb in c.layerBlobs { try db.execute(sql: "INSERT INTO layer_blobs VALUES (?, ?, ?, 10)", arguments: [d(lb.blob), d(lb.diff), lb.compression]) }
+            for i in c.images {
+                try db.execute(sql: """
+                    INSERT INTO images(id, config_digest, manifest_digest, index_digest, top_chain_id, parent_id, layer_count, history_count, size, added_at)
+                    VALUES (?, ?, ?, ?, ?, NULL, ?, 0, 10, ?)
+                    """, arguments: [d(i.name), d(i.name), d(i.manifest), i.index.map(d), i.layers.last.map { d($0.0) }, i.layers.count, old])
+                for (n, (chain, blob)) in i.layers.enumerated() {
+                    try db.execute(sql: "INSERT INTO image_layers VALUES (?, ?, ?, ?, 'x')", arguments: [d(i.name), n, d(chain), d(blob)])
+                }
+            }
+            for i in c.images where i.parent != nil {
+                try db.execute(sql: "UPDATE images SET parent_id = ? WHERE id = ?", arguments: [i.parent.map(d), d(i.name)])
+            }
+            for (s, t, k) in c.edges { try db.execute(sql: "INSERT INTO edges VALUES (?, ?, ?)", arguments: [d(s), d(t), k]) }
+            for (name, image) in c.tags { try db.execute(sql: "INSERT INTO tags VALUES (?, ?, ?)", arguments: [try Reference(name).fullName, d(image), old]) }
+            for (id, image) in c.containers { try db.execute(sql: "INSERT INTO containers(id, image_id, state, created_at) VALUES (?, ?, 'created', ?)", arguments: [id, d(image), old]) }
+            for (id, expiresIn, refs) in c.leases {
+                try db.execute(sql: "INSERT INTO leases VALUES (?, 'test', ?, ?)", arguments: [id, old, now() + expiresIn])
+                for r in refs { try db.execute(sql: "INSERT INTO lease_refs VALUES (?, 'blob', ?)", arguments: [id, d(r)]) }
+            }
+            for (key, image, ago) in c.buildCache {
+                try db.execute(sql: "INSERT INTO build_cache VALUES (?, NULL, 'RUN x', ?, ?, 1)", arguments: [key, d(image), now() - ago])
+            }
+        }
+    }
+
+    @Test(arguments: cases)
+    func exactlyTheReachableSetSurvives(_ c: GCCase) async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        try await Self.build(c, in: store)
+        let report = try await store.collectGarbage()
+        #expect(!report.skipped)
+        var names: [String: String] = [:]
+        for i in c.images { for n in [i.name, i.manifest] + (i.index.map { [$0] } ?? []) { names[GCCase.d(n)] = n } }
+        for l in c.layers { names[GCCase.d(l.chain)] = l.chain }
+        for b in c.layerBlobs { names[GCCase.d(b.blob)] = b.blob }
+        for b in c.extraBlobs { names[GCCase.d(b)] = b }
+        let left = try await store.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM images UNION SELECT chain_id FROM layers UNION SELECT digest FROM blobs")
+        }
+        let surviving = Set(left.compactMap { names[$0] })
+        // Image rows and blob rows share names (config digest = image ID): compare per kind.
+        let imageRows = Set(try await store.read { db in try String.fetchAll(db, sql: "SELECT id FROM images") }.compactMap { names[$0] })
+        let expectedImages = Set(c.images.map(\.name)).intersection(c.survivors).subtracting(["ARM"])
+        #expect(surviving == c.survivors, "\(c.description)")
+        #expect(imageRows == expectedImages, "\(c.description): image rows")
+        // Files follow rows.
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: store.paths.blobsDir.path))
+        let blobRows = Set(try await store.read { db in try String.fetchAll(db, sql: "SELECT digest FROM blobs") }.map { String($0.dropFirst(7)) })
+        #expect(files == blobRows, "\(c.description): files")
+        // Leases: expired ones are gone, live ones stay.
+        let leases = Set(try await store.leases().map(\.id))
+        #expect(leases == Set(c.leases.filter { $0.1 > 0 }.map(\.0)), "\(c.description): leases")
+        // gc twice frees nothing the second time.
+        let again = try await store.collectGarbage()
+        #expect(again.freedBytes == 0 && again.blobsRemoved == 0 && again.imagesRemoved == 0, "\(c.description): second run")
+        // The synthetic blobs are not real layers, so check sizes, rows and orphans only.
+        #expect(try await store.check(quick: true).clean, "\(c.description): fsck")
+    }
+
+    @Test func graceProtectsYoungRowsAndOrphans() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir))  // untagged: garbage, but young
+        let young = store.paths.blobsDir.appendingPathComponent(String(repeating: "a", count: 64))
+        let old = store.paths.blobsDir.appendingPathComponent(String(repeating: "b", count: 64))
+        try Data("young".utf8).write(to: young)
+        try Data("old".utf8).write(to: old)
+        try bash("touch -d '2 hours ago' '\(old.path)'; mkdir -p '\(store.paths.ingestDir.path)/stale' '\(store.paths.ingestDir.path)/fresh'; touch -d '2 hours ago' '\(store.paths.ingestDir.path)/stale'")
+        let r = try await store.collectGarbage()
+        #expect(r.imagesRemoved == 0 && r.orphanFilesRemoved == 1 && r.ingestDirsRemoved == 1)
+        #expect(FileManager.default.fileExists(atPath: young.path))
+        #expect(!FileManager.default.fileExists(atPath: old.path))
+        #expect(try await store.images().count == 1)
+        // With no grace the untagged image and the young orphan go.
+        let all = try await store.collectGarbage(GCOptions(grace: 0))
+        #expect(all.imagesRemoved == 1 && all.orphanFilesRemoved == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.paths.blobsDir.path).isEmpty)
+    }
+
+    @Test func ifDirtySkipsWhenNothingChanged() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir), reference: "x:1")
+        #expect(try await store.collectGarbage(GCOptions(ifDirty: true)).skipped == false)
+        let second = try await store.collectGarbage(GCOptions(ifDirty: true))
+        #expect(second.skipped && second.reason?.contains("nothing changed") == true)
+        try await store.tag("x:1", as: "y:1")
+        #expect(try await store.collectGarbage(GCOptions(ifDirty: true)).skipped == false)
+    }
+
+    @Test func onlyOneGcRunsAtATime() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        let held = try #require(try FileLock(tryPath: store.paths.locksDir.appendingPathComponent("gc.lock").path))
+        let r = try await store.collectGarbage()
+        #expect(r.skipped && r.reason == "another gc is running")
+        withExtendedLifetime(held) {}
+    }
+
+    @Test func fsckFindsAndRepairsDamage() async throws {
+        let dir = try TempDir()
+        let ids = try ArchiveFixtures.legacyDockerArchive(dir.file("legacy.tar").path, in: dir)
+        let store = try await dir.store()
+        _ = try await store.load(from: dir.file("legacy.tar"))
+        #expect(try await store.check().problems.isEmpty)
+        // Corrupt a layer blob (same size), delete the base config, add an old orphan.
+        let layers = try await store.layers(of: "app:1")
+        let layerPath = store.paths.blob(layers[1].blobs[0].digest).path
+        chmod(layerPath, 0o644)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: layerPath))
+        bytes[100] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: layerPath))
+        let orphan = store.paths.blobsDir.appendingPathComponent(String(repeating: "c", count: 64))
+        try Data("x".utf8).write(to: orphan)
+        try bash("touch -d '2 hours ago' '\(orphan.path)'")
+        let quick = try await store.check(quick: true)
+        #expect(quick.problems.map(\.kind) == ["orphan-file"])
+        let full = try await store.check()
+        #expect(Set(full.problems.map(\.kind)) == ["corrupt-blob", "orphan-file"])
+        #expect(!full.clean)
+        let repaired = try await store.check(repair: true)
+        #expect(repaired.clean)
+        let broken = try await store.read { db in try String.fetchAll(db, sql: "SELECT id FROM images WHERE broken = 1") }
+        #expect(broken == [ids.app.string])
+        // Tags are kept, and loading the image again heals it.
+        #expect(try await store.images().flatMap(\.tags).contains("app:1"))
+        _ = try await store.load(from: dir.file("legacy.tar"))
+        #expect(try await store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE broken = 1") } == 0)
+        #expect(try await store.check().problems.isEmpty)
+    }
+
+    @Test func explainNamesThePathFromARoot() async throws {
+        let dir = try TempDir()
+        let ids = try ArchiveFixtures.legacyDockerArchive(dir.file("legacy.tar").path, in: dir)
+        let store = try await dir.store()
+        _ = try await store.load(from: dir.file("legacy.tar"))
+        _ = try await store.removeImage("base:1")
+        let e = try await store.explainRetention(ids.base.string)
+        #expect(e.path?.first?.hasPrefix("tag:app:") == true)
+        #expect(e.path?.last == "image:\(ids.base)")
+        let layers = try await store.layers(of: "app:1")
+        let blob = try await store.explainRetention(layers[0].blobs[0].digest.string)
+        #expect(blob.path?.last == "blob:\(layers[0].blobs[0].digest)")
+        _ = try await store.removeImage("app:1")
+        _ = try await store.removeImage("app:latest")
+        await #expect(throws: StrataError.self) { _ = try await store.explainRetention(ids.base.string) }
+    }
+}
