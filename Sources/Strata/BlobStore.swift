@@ -7,15 +7,26 @@ import Foundation
 struct BlobStore: Sendable {
     let paths: StorePaths
 
-    /// Starts a new ingest session directory.
+    /// Starts a new ingest session directory, locked against gc.
     func newSession() throws -> IngestSession {
-        let dir = paths.ingestDir.appendingPathComponent(UUID().uuidString.lowercased())
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
-        } catch {
-            throw StrataError(.io, "cannot create ingest directory \(dir.path): \(error.localizedDescription)", cause: error)
+        var lastError: Error?
+        for _ in 0..<5 {
+            let dir = paths.ingestDir.appendingPathComponent(UUID().uuidString.lowercased())
+            do {
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
+            } catch {
+                throw StrataError(.io, "cannot create ingest directory \(dir.path): \(error.localizedDescription)", cause: error)
+            }
+            // A gc with no grace period can take a brand-new directory before its lock is
+            // held; then the lock is on a removed file and we start again.
+            do {
+                let session = try IngestSession(dir: dir, paths: paths)
+                if session.isLocked { return session }
+            } catch {
+                lastError = error
+            }
         }
-        return IngestSession(dir: dir, paths: paths)
+        throw StrataError(.io, "cannot start an ingest session under \(paths.ingestDir.path)", cause: lastError)
     }
 
     func exists(_ d: Digest) -> Bool {
@@ -35,15 +46,21 @@ struct BlobStore: Sendable {
 }
 
 /// A directory under `ingest/` holding blobs being written. Removed when done.
+/// While the session lives it holds a shared flock on `<dir>/lock`, so gc never removes a
+/// session in use, whatever its grace period; a killed process releases it.
 final class IngestSession: @unchecked Sendable {
     let dir: URL
     let paths: StorePaths
     private var counter = 0
+    private let lock: FileLock
 
-    init(dir: URL, paths: StorePaths) {
+    init(dir: URL, paths: StorePaths) throws {
         self.dir = dir
         self.paths = paths
+        lock = try FileLock(path: dir.appendingPathComponent("lock").path, mode: .shared)
     }
+
+    var isLocked: Bool { lock.isStillInPlace }
 
     /// A new temp file in this session.
     func newWriter(decodeCompressed: Bool = true) throws -> BlobWriter {

@@ -38,6 +38,13 @@ final class FileLock {
         }
     }
 
+    /// Whether the locked file is still the one at `path` (gc may have removed it while we waited).
+    var isStillInPlace: Bool {
+        var mine = stat(), there = stat()
+        guard fstat(fd, &mine) == 0, stat(path, &there) == 0 else { return false }
+        return mine.st_ino == there.st_ino && mine.st_dev == there.st_dev
+    }
+
     deinit {
         flock(fd, LOCK_UN)
         close(fd)

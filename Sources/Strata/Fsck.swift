@@ -129,7 +129,8 @@ extension Store {
             report.problems.append(FsckProblem(kind: "orphan-snapshot", subject: "snapshots/\(name)", detail: "no row names this directory"))
         }
         for name in (try? fm.contentsOfDirectory(atPath: paths.ingestDir.path)) ?? []
-        where newestMtime(paths.ingestDir.appendingPathComponent(name).path) <= cutoff {
+        where newestMtime(paths.ingestDir.appendingPathComponent(name).path) <= cutoff
+            && (try? FileLock(tryPath: paths.ingestDir.appendingPathComponent(name).appendingPathComponent("lock").path)) != nil {
             report.problems.append(FsckProblem(kind: "stale-ingest", subject: "ingest/\(name)", detail: "a write in progress, or left by a crash"))
         }
 

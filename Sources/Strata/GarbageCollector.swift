@@ -226,6 +226,9 @@ extension Store {
         for name in (try? fm.contentsOfDirectory(atPath: paths.ingestDir.path)) ?? [] {
             let dir = paths.ingestDir.appendingPathComponent(name)
             guard newestMtime(dir.path) <= cutoff else { continue }
+            // A live session holds its lock; only abandoned ones can be taken.
+            guard let sessionLock = try? FileLock(tryPath: dir.appendingPathComponent("lock").path) else { continue }
+            defer { withExtendedLifetime(sessionLock) {} }
             bytes += treeSize(dir.path)
             if !dryRun { try? fm.removeItem(at: dir) }
             ingest += 1

@@ -79,6 +79,7 @@ extension Store {
             try self.dropUnreferenced(blobs: candidates, db: db)
             return events
         }
+        CrashPoint.hit("rmi.after-commit")
         try replayPendingUnlinks()
         return events
     }

@@ -116,7 +116,13 @@ public final class Store: Sendable {
         var done: [String] = []
         for rel in paths {
             let full = self.paths.root.appendingPathComponent(rel).path
-            if unlink(full) == 0 || errno == ENOENT { done.append(rel) }
+            if unlink(full) == 0 || errno == ENOENT {
+                done.append(rel)
+            } else if errno == EISDIR || errno == EPERM {
+                // A queued directory (a snapshot): remove the tree.
+                if (try? FileManager.default.removeItem(atPath: full)) != nil { done.append(rel) }
+            }
+            CrashPoint.hit("unlink.mid")
         }
         do {
             try db.write { db in
