@@ -261,3 +261,28 @@ struct GCCase: CustomStringConvertible, Sendable {
         await #expect(throws: StrataError.self) { _ = try await store.explainRetention(ids.base.string) }
     }
 }
+
+@Suite struct PruneTests {
+    @Test func pruneDanglingThenAllWithFilters() async throws {
+        let dir = try TempDir()
+        let ids = try ArchiveFixtures.legacyDockerArchive(dir.file("legacy.tar").path, in: dir)
+        let store = try await dir.store()
+        _ = try await store.load(from: dir.file("legacy.tar"))
+        let fresh = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir))  // dangling, created now
+        // Dangling only: the untagged import goes; base (untagged parent of app) is not dangling.
+        _ = try await store.removeImage("base:1")
+        var r = try await store.pruneImages(PruneOptions(until: 3600))
+        #expect(r.events.isEmpty)  // the dangling one is younger than an hour
+        r = try await store.pruneImages()
+        #expect(r.events == [.deleted(fresh.id)])
+        #expect(r.reclaimedBytes > 0)
+        #expect(Set(try await store.images(all: true).map(\.id)) == [ids.app, ids.base])
+        // Label filter that matches nothing removes nothing, even with -a.
+        #expect(try await store.pruneImages(PruneOptions(all: true, labels: [("stage", nil)])).events.isEmpty)
+        // -a: every image no container uses, tagged or not; the untagged parent follows its child.
+        r = try await store.pruneImages(PruneOptions(all: true))
+        #expect(r.events.contains(.deleted(ids.app)) && r.events.contains(.deleted(ids.base)))
+        #expect(try await store.images(all: true).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.paths.blobsDir.path).isEmpty)
+    }
+}
