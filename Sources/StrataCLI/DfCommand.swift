@@ -21,15 +21,12 @@ struct DfCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Per-image SIZE / SHARED SIZE / UNIQUE SIZE.")
     var verbose = false
     @Option(help: "Output format: table or json.")
-    var format: String = "table"
+    var format: TableFormat = .table
 
     func run() async throws {
-        guard format == "table" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use table or json")
-        }
         let store = try await global.openStore()
         let usage = try await store.diskUsage(verbose: verbose)
-        if format == "json" { print(try Output.json(usage)); return }
+        if format == .json { print(try Output.json(usage)); return }
         func pct(_ part: Int64, _ whole: Int64) -> String {
             whole > 0 ? " (\(Int((Double(part) / Double(whole) * 100).rounded()))%)" : ""
         }

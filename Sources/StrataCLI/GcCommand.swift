@@ -53,21 +53,18 @@ struct GcCommand: AsyncParsableCommand {
     @Flag(help: "Skip the run, fast, when nothing changed since the last gc.")
     var ifDirty = false
     @Option(help: "Output format: text or json.")
-    var format: String = "text"
+    var format: TextFormat = .text
     @Flag(name: .shortAndLong, help: "Print nothing unless something is wrong.")
     var quiet = false
     @Option(help: "Explain why an image or blob is kept (digest, image ID or reference).")
     var explain: String?
 
     func run() async throws {
-        guard format == "text" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use text or json")
-        }
         let graceSeconds = try Durations.parse(grace)
         let store = try await global.openStore()
         if let explain {
             let e = try await store.explainRetention(explain)
-            if format == "json" { print(try Output.json(e)); return }
+            if format == .json { print(try Output.json(e)); return }
             if let path = e.path {
                 print("\(e.subject) is kept: " + path.joined(separator: " -> "))
             } else {
@@ -76,7 +73,7 @@ struct GcCommand: AsyncParsableCommand {
             return
         }
         let report = try await store.collectGarbage(GCOptions(dryRun: dryRun, grace: graceSeconds, ifDirty: ifDirty))
-        if format == "json" { print(try Output.json(report)); return }
+        if format == .json { print(try Output.json(report)); return }
         if quiet { return }
         if report.skipped {
             print("gc skipped: \(report.reason ?? "nothing to do")")
@@ -110,15 +107,12 @@ struct FsckCommand: AsyncParsableCommand {
     @Flag(help: "Fix what can be fixed safely.")
     var repair = false
     @Option(help: "Output format: text or json.")
-    var format: String = "text"
+    var format: TextFormat = .text
 
     func run() async throws {
-        guard format == "text" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use text or json")
-        }
         let store = try await global.openStore()
         let report = try await store.check(quick: quick, repair: repair)
-        if format == "json" {
+        if format == .json {
             print(try Output.json(report))
         } else {
             for p in report.problems {
@@ -145,12 +139,12 @@ struct LeaseList: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
-    var format: String = "table"
+    var format: TableFormat = .table
 
     func run() async throws {
         let store = try await global.openStore()
         let leases = try await store.leases()
-        if format == "json" { print(try Output.json(leases)); return }
+        if format == .json { print(try Output.json(leases)); return }
         let now = Date()
         let rows = leases.map { l -> [String] in
             let left = l.expiresAt.timeIntervalSince(now)

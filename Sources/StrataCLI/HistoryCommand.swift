@@ -23,16 +23,13 @@ struct HistoryCommand: AsyncParsableCommand {
     @Option(name: [.customShort("H"), .long], help: "Print sizes and dates in human readable format (true|false).")
     var human: Bool = true
     @Option(help: "Output format: table or json.")
-    var format: String = "table"
+    var format: TableFormat = .table
     @Argument var image: String
 
     func run() async throws {
-        guard format == "table" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use table or json")
-        }
         let store = try await global.openStore()
         let items = try await store.history(of: image)
-        if format == "json" {
+        if format == .json {
             print(try Output.json(items))
             return
         }
@@ -83,18 +80,15 @@ struct LayersCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
-    var format: String = "table"
+    var format: TableFormat = .table
     @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
     var noTrunc = false
     @Argument var image: String
 
     func run() async throws {
-        guard format == "table" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use table or json")
-        }
         let store = try await global.openStore()
         let layers = try await store.layers(of: image)
-        if format == "json" {
+        if format == .json {
             print(try Output.json(layers))
             return
         }

@@ -28,7 +28,7 @@ struct ImagesCommand: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Filter output (key=value).")
     var filter: [String] = []
     @Option(help: "Output format: table or json.")
-    var format: String = "table"
+    var format: TableFormat = .table
     @Argument(help: "Only images in this repository (and tag).")
     var repository: String?
 
@@ -53,12 +53,9 @@ struct ImagesCommand: AsyncParsableCommand {
             let r = try Reference(repository, defaultTag: false)
             filters.references.append(r.tag.map { "\(r.familiarName):\($0)" } ?? r.familiarName)
         }
-        guard format == "table" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use table or json")
-        }
         let store = try await global.openStore()
         let images = try await store.images(all: all, filters: filters)
-        if format == "json" {
+        if format == .json {
             print(try Output.json(images))
             return
         }

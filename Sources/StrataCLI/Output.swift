@@ -1,5 +1,12 @@
+import ArgumentParser
 import Foundation
 import Strata
+
+/// `--format` of listings: a Docker-style table, or JSON for scripts.
+enum TableFormat: String, ExpressibleByArgument, CaseIterable { case table, json }
+
+/// `--format` of reports: one line of text, or JSON for scripts.
+enum TextFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
 /// Printing helpers that match Docker's output.
 enum Output {

@@ -17,19 +17,17 @@ struct TreeCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Show the images that depend on this one.")
     var whatrequires = false
+    enum Format: String, ExpressibleByArgument, CaseIterable { case tree, json }
     @Option(help: "Output format: tree or json.")
-    var format: String = "tree"
+    var format: Format = .tree
     @Argument var image: String
 
     func run() async throws {
-        guard format == "tree" || format == "json" else {
-            throw StrataError(.invalidArgument, "invalid --format \"\(format)\": use tree or json")
-        }
         let store = try await global.openStore()
         let details = try await store.inspect(image)
         if whatrequires {
             let deps = try await store.dependents(of: image)
-            if format == "json" { print(try Output.json(deps)); return }
+            if format == .json { print(try Output.json(deps)); return }
             print(header(details))
             print("Required by:")
             if deps.count <= 1 { print("(no images depend on this one)") }
@@ -42,7 +40,7 @@ struct TreeCommand: AsyncParsableCommand {
         }
         let lineage = try await store.lineage(of: image)
         let layers = try await store.layers(of: image)
-        if format == "json" {
+        if format == .json {
             struct Tree: Encodable { var lineage: [ImageNode]; var layers: [LayerInfo] }
             print(try Output.json(Tree(lineage: lineage, layers: layers)))
             return

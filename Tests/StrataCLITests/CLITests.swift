@@ -123,7 +123,7 @@ import Testing
             #expect(r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
             #expect(r.err.contains(needle), "\(args): \(r.err)")
         }
-        for args in [["images", "--bogus"], ["frobnicate"], ["save", "--format", "zip", "-o", "x", "a"]] {
+        for args in [["images", "--bogus"], ["frobnicate"], ["save", "--format", "zip", "-o", "x", "a"], ["images", "--format", "yaml"], ["gc", "--format", "xml"]] {
             #expect(try env.run(args).status == 2, "\(args)")
         }
         #expect(try env.run(["--help"]).status == 0)
