@@ -88,6 +88,19 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { familiar }
 
+    /// The familiar form of a full name that strata itself stored (already normalised and
+    /// valid), without parsing it again: `docker.io/library/busybox:1` → `busybox:1`.
+    public static func familiar(stored name: String) -> String {
+        guard name.hasPrefix("docker.io/") else { return name }
+        let rest = name.dropFirst("docker.io/".count)
+        if rest.hasPrefix("library/") {
+            let short = rest.dropFirst("library/".count)
+            let path = short.split(separator: ":", maxSplits: 1).first ?? short
+            if !path.contains("/") { return String(short) }
+        }
+        return String(rest)
+    }
+
     /// The same reference with another tag and no digest.
     public func withTag(_ tag: String) -> Reference {
         Reference(registry: registry, repository: repository, tag: tag, digest: nil)

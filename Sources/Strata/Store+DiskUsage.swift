@@ -38,43 +38,46 @@ public struct DiskUsage: Sendable, Codable {
     public var totalReclaimable: Int64 { rows.reduce(0) { $0 + $1.reclaimable } }
 }
 
+private struct Counts: Sendable {
+    var total: Int
+    var active: Int
+    var size: Int64
+    var liveSize: Int64
+}
+
 extension Store {
     /// Disk usage, by what gc would keep and free: images (their blobs), snapshots, orphans
     /// and in-flight writes, pending unlinks, and the metadata database.
     public func diskUsage(verbose: Bool = false) async throws -> DiskUsage {
         let t = now()
-        // Reachability needs temp tables: a deferred transaction that is rolled back.
-        let marked = try await db.writeWithoutTransaction { db -> ([GRDB.Row], GRDB.Row, GRDB.Row) in
-            var result: ([GRDB.Row], GRDB.Row, GRDB.Row)?
-            try db.inTransaction(.deferred) {
-                try Reachability.mark(db, now: t, cacheCutoff: t - 7 * 24 * 3600)
-                let images = try GRDB.Row.fetchOne(db, sql: """
-                    SELECT (SELECT count(*) FROM images) AS total,
-                           (SELECT count(*) FROM images WHERE EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'image:' || images.id)) AS active,
-                           (SELECT count(*) FROM blobs) AS blobs,
-                           (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
-                           (SELECT coalesce(sum(size), 0) FROM blobs WHERE NOT EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'blob:' || blobs.digest)) AS reclaimable
-                    """)
-                let layers = try GRDB.Row.fetchOne(db, sql: """
-                    SELECT (SELECT count(*) FROM layers) AS total,
-                           (SELECT count(*) FROM layers WHERE EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'layer:' || layers.chain_id)) AS active,
-                           (SELECT coalesce(sum(size), 0) FROM layers) AS size
-                    """)
-                let snaps = try GRDB.Row.fetchAll(db, sql: """
-                    SELECT id, EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'snapshot:' || snapshots.id) AS live FROM snapshots
-                    """)
-                if let images, let layers { result = (snaps, images, layers) }
-                return .rollback
-            }
-            guard let result else { throw StrataError(.internalError, "disk usage query returned nothing") }
-            return result
-        }
-        let (snapRows, imageRow, layerRow) = marked
-        let (blobDigests, containers, cache, pending) = try await read { db in
-            (Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs")),
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM containers") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM build_cache") ?? 0,
-             try String.fetchAll(db, sql: "SELECT path FROM pending_unlinks"))
+        let (imageRow, layerRow, snapRows, blobDigests, containers, cache, pending) = try await read { db in
+            let live = Reachability.liveBlobsSQL
+            let args: StatementArguments = ["now": t, "cacheCutoff": t - Int64(GCOptions().buildCacheKeep)]
+            let images = try GRDB.Row.fetchOne(db, sql: live + """
+                SELECT (SELECT count(*) FROM images) AS total,
+                       (SELECT count(*) FROM live_images) AS active,
+                       (SELECT count(*) FROM blobs) AS blobs,
+                       (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
+                       (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM live_blobs)) AS live_size
+                """, arguments: args)
+            let layers = try GRDB.Row.fetchOne(db, sql: live + """
+                SELECT (SELECT count(*) FROM layers) AS total,
+                       (SELECT count(DISTINCT chain_id) FROM image_layers WHERE image_id IN (SELECT id FROM live_images)) AS active,
+                       (SELECT coalesce(sum(size), 0) FROM layers) AS size
+                """, arguments: args)
+            let snaps = try GRDB.Row.fetchAll(db, sql: live + """
+                SELECT s.id, s.chain_id IN (SELECT chain_id FROM image_layers WHERE image_id IN (SELECT id FROM live_images)) AS live
+                FROM snapshots s
+                """, arguments: args)
+            guard let images, let layers else { throw StrataError(.internalError, "disk usage query returned nothing") }
+            let i = Counts(total: images["total"], active: images["active"], size: images["size"], liveSize: images["live_size"])
+            let l = Counts(total: layers["total"], active: layers["active"], size: layers["size"], liveSize: 0)
+            let liveSnapshots = Dictionary(uniqueKeysWithValues: snaps.map { ($0["id"] as String, ($0["live"] as Bool?) ?? false) })
+            return (i, l, liveSnapshots,
+                    Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs")),
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM containers") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM build_cache") ?? 0,
+                    try String.fetchAll(db, sql: "SELECT path FROM pending_unlinks"))
         }
         let fm = FileManager.default
         // Orphans: blob files with no row, ingest sessions, files queued for unlink.
@@ -97,7 +100,7 @@ extension Store {
         }
         var snapBytes: Int64 = 0, snapReclaim: Int64 = 0, snapActive = 0
         let snapDir = paths.root.appendingPathComponent("snapshots")
-        let liveSnaps = Dictionary(uniqueKeysWithValues: snapRows.map { ($0["id"] as String, ($0["live"] as Bool?) ?? false) })
+        let liveSnaps = snapRows
         let snapNames = (try? fm.contentsOfDirectory(atPath: snapDir.path)) ?? []
         for name in snapNames {
             let size = treeSize(snapDir.appendingPathComponent(name).path)
@@ -112,7 +115,8 @@ extension Store {
         metaBytes += treeSize(paths.locksDir.path)
 
         let rows = [
-            DiskUsage.Row(type: "Images", total: imageRow["total"], active: imageRow["active"], size: imageRow["size"], reclaimable: imageRow["reclaimable"]),
+            DiskUsage.Row(type: "Images", total: imageRow.total, active: imageRow.active, size: imageRow.size,
+                          reclaimable: imageRow.size - imageRow.liveSize),
             DiskUsage.Row(type: "Containers", total: containers, active: 0, size: containersBytes, reclaimable: 0),
             DiskUsage.Row(type: "Local Volumes", total: volumes, active: 0, size: volumesBytes, reclaimable: 0),
             DiskUsage.Row(type: "Build Cache", total: cache, active: 0, size: 0, reclaimable: 0),
@@ -120,7 +124,7 @@ extension Store {
             DiskUsage.Row(type: "Orphans", total: orphanCount, active: 0, size: orphanBytes, reclaimable: orphanBytes),
             DiskUsage.Row(type: "Metadata", total: 1, active: 1, size: metaBytes, reclaimable: 0),
         ]
-        let layers = DiskUsage.Layers(total: layerRow["total"], active: layerRow["active"], uncompressedSize: layerRow["size"])
+        let layers = DiskUsage.Layers(total: layerRow.total, active: layerRow.active, uncompressedSize: layerRow.size)
         var perImage: [DiskUsage.ImageUsage] = []
         if verbose {
             perImage = try await read { db in
@@ -137,7 +141,7 @@ extension Store {
                     let shared: Int64 = r["shared"]
                     return DiskUsage.ImageUsage(
                         id: try Digest(r["id"] as String),
-                        tags: ((r["tags"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted(),
+                        tags: ((r["tags"] as String?) ?? "").split(separator: "\n").map { Reference.familiar(stored: String($0)) }.sorted(),
                         created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
                         size: size, sharedSize: shared, uniqueSize: size - shared, containers: r["containers"])
                 }

@@ -47,7 +47,7 @@ extension Store {
                     created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
                     createdBy: r["created_by"], comment: r["comment"],
                     size: (r["size"] as Int64?) ?? 0, emptyLayer: r["empty_layer"],
-                    tags: ((r["tags"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted())
+                    tags: ((r["tags"] as String?) ?? "").split(separator: "\n").map { Reference.familiar(stored: String($0)) }.sorted())
             }
         }
     }
@@ -92,7 +92,7 @@ extension Store {
             """, arguments: [id.string]).map { r in
             ImageNode(depth: r["depth"], id: try Digest(r["id"] as String),
                       parentID: (r["parent_id"] as String?).flatMap { try? Digest($0) },
-                      tags: ((r["tags"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted(),
+                      tags: ((r["tags"] as String?) ?? "").split(separator: "\n").map { Reference.familiar(stored: String($0)) }.sorted(),
                       created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
                       size: r["size"], layerCount: r["layer_count"],
                       topChainID: (r["top_chain_id"] as String?).flatMap { try? Digest($0) },

@@ -67,18 +67,25 @@ extension Store {
             if !conds.isEmpty { sql += " WHERE " + conds.joined(separator: " AND ") }
             sql += " ORDER BY coalesce(i.created, 0) DESC, i.id"
             var out: [ImageSummary] = []
-            for r in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)) {
-                let tags = ((r["tags"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted()
-                let digests = ((r["digests"] as String?) ?? "").split(separator: "\n").map { s -> String in
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(args))
+            while let r = try rows.next() {
+                // Columns by position: this loop runs once per image.
+                let tagList: String? = r[5]
+                let digestList: String? = r[6]
+                let tags = (tagList ?? "").split(separator: "\n").map { Reference.familiar(stored: String($0)) }.sorted()
+                let digests = (digestList ?? "").split(separator: "\n").map { s -> String in
                     let str = String(s)
-                    guard let at = str.firstIndex(of: "@"), let ref = try? Reference(String(str[..<at]), defaultTag: false) else { return str }
-                    return ref.familiarName + str[at...]
+                    guard let at = str.firstIndex(of: "@") else { return str }
+                    return Reference.familiar(stored: String(str[..<at])) + str[at...]
                 }.sorted()
+                let idString: String = r[0]
+                let parent: String? = r[1]
+                let created: Int64? = r[2]
                 let summary = ImageSummary(
-                    id: try Digest(r["id"] as String), tags: tags, repoDigests: digests,
-                    parentID: (r["parent_id"] as String?).flatMap { try? Digest($0) },
-                    created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
-                    size: r["size"], layerCount: r["layer_count"], children: r["children"], containers: r["containers"])
+                    id: try Digest(idString), tags: tags, repoDigests: digests,
+                    parentID: parent.flatMap { try? Digest($0) },
+                    created: created.map { Date(timeIntervalSince1970: Double($0)) },
+                    size: r[3], layerCount: r[4], children: r[7], containers: r[8])
                 if !all && summary.isIntermediate && filters.dangling == nil { continue }
                 if let d = filters.dangling, (summary.tags.isEmpty) != d { continue }
                 if !filters.references.isEmpty {

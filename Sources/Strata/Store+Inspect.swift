@@ -98,7 +98,7 @@ extension Store {
                                  parentChainID: (r["parent_chain_id"] as String?).flatMap { try? Digest($0) },
                                  size: r["size"], blobs: blobs, createdBy: r["created_by"],
                                  created: (r["created"] as Int64?).map { Date(timeIntervalSince1970: Double($0)) },
-                                 topLayerOf: ((r["top_of"] as String?) ?? "").split(separator: "\n").compactMap { Reference.stored(String($0))?.familiar }.sorted())
+                                 topLayerOf: ((r["top_of"] as String?) ?? "").split(separator: "\n").map { Reference.familiar(stored: String($0)) }.sorted())
             }
         }
     }
@@ -111,7 +111,7 @@ extension Store {
                 throw StrataError(.imageNotFound, "no such image: \(ref)")
             }
             let tags = try String.fetchAll(db, sql: "SELECT name FROM tags WHERE image_id = ? ORDER BY name", arguments: [id.string])
-                .compactMap { Reference.stored($0)?.familiar }
+                .map { Reference.familiar(stored: $0) }
             let digests = try Row.fetchAll(db, sql: "SELECT name, digest FROM repo_digests WHERE image_id = ? ORDER BY name", arguments: [id.string])
                 .map { r -> String in
                     let n: String = r["name"]

@@ -67,11 +67,7 @@ final class StreamDigester {
 
     private func feed(_ buf: UnsafeRawBufferPointer) {
         guard let c = compression else { return }
-        if c == .none {
-            diff.update(bufferPointer: buf)
-            diffSize += Int64(buf.count)
-            return
-        }
+        if c == .none { return }  // the diffID is the digest: hash once
         guard decodeError == nil, let decoder, let out, var base = buf.baseAddress else { return }
         var remaining = buf.count
         while true {

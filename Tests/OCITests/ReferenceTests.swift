@@ -18,6 +18,7 @@ import Testing
         let r = try Reference(input)
         #expect(r.fullName == full)
         #expect(r.familiar == familiar)
+        #expect(Reference.familiar(stored: r.fullName) == familiar)
     }
 
     @Test func keepsDigest() throws {

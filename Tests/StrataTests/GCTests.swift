@@ -142,6 +142,10 @@ struct GCCase: CustomStringConvertible, Sendable {
         let dir = try TempDir()
         let store = try await dir.store()
         try await Self.build(c, in: store)
+        // df's fast reachability agrees with gc's marking on what could be reclaimed.
+        let dry = try await store.collectGarbage(GCOptions(dryRun: true, grace: 0))
+        let df = try await store.diskUsage()
+        #expect(df.rows.first { $0.type == "Images" }?.reclaimable == dry.freedBytes, "\(c.description): df vs gc")
         let report = try await store.collectGarbage()
         #expect(!report.skipped)
         var names: [String: String] = [:]
