@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 const unsigned int strata_AE_IFMT = AE_IFMT;
 const unsigned int strata_AE_IFREG = AE_IFREG;
@@ -125,4 +127,10 @@ int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t 
                         void *out, size_t outcap, size_t *produced) {
     if (d->codec == STRATA_CODEC_GZIP) return gzip_step(d, in, inlen, consumed, out, outcap, produced);
     return zstd_step(d, in, inlen, consumed, out, outcap, produced);
+}
+
+int strata_syncfs(int fd) { return syncfs(fd); }
+
+int strata_start_writeback(int fd, long long offset, long long length) {
+    return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
 }

@@ -10,6 +10,9 @@ struct ArchiveEntry: Sendable {
     var size: Int64
     /// Symlink or hardlink target, as stored.
     var linkTarget: String?
+    /// Where the data starts in the input, when the input is an uncompressed file and the
+    /// entry is stored contiguously (not sparse); nil otherwise.
+    var dataOffset: Int64? = nil
 }
 
 /// Sequential reading of a tar stream (plain, gzip, zstd, xz, bzip2 as a whole) through libarchive.
@@ -17,12 +20,16 @@ final class ArchiveReader {
     private let a: OpaquePointer
     private let name: String
     private let locale: UnsafeMutableRawPointer?
+    private let path0: String
+    private var checkedFilter = false
+    private var uncompressedFile = false
 
     /// Opens `path`; `name` is how errors refer to it.
     init(path: String, name: String) throws {
         guard let a = archive_read_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         self.a = a
         self.name = name
+        self.path0 = path
         locale = strata_locale_enter()
         archive_read_support_filter_all(a)
         archive_read_support_format_tar(a)
@@ -84,7 +91,17 @@ final class ArchiveReader {
         } else {
             kind = .other
         }
-        return ArchiveEntry(path: path, kind: kind, size: archive_entry_size(entry), linkTarget: target)
+        var e = ArchiveEntry(path: path, kind: kind, size: archive_entry_size(entry), linkTarget: target)
+        if !checkedFilter {
+            checkedFilter = true
+            var st = stat()
+            uncompressedFile = archive_filter_count(a) == 1 && archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE
+                && stat(path0, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        }
+        if uncompressedFile, kind == .file, archive_entry_sparse_count(entry) == 0 {
+            e.dataOffset = archive_filter_bytes(a, 0)
+        }
+        return e
     }
 
     /// Streams the current entry's data to `body`, in order, filling sparse holes with zeros.

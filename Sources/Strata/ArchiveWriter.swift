@@ -16,7 +16,7 @@ final class ArchiveWriter {
         self.name = name
         locale = strata_locale_enter()
         archive_write_set_format_pax_restricted(a)
-        archive_write_set_bytes_per_block(a, 1 << 16)
+        archive_write_set_bytes_per_block(a, 1 << 20)
         archive_write_set_bytes_in_last_block(a, 1)
         if archive_write_open_fd(a, fd) != ARCHIVE_OK {
             let msg = Self.message(a)

@@ -74,12 +74,19 @@ final class TarSource: LoadSource, SpoolsData {
         self.name = name
         self.session = session
         let reader = try ArchiveReader(path: path, name: name)
+        var contiguous: [ParallelIngest.Job] = []
         while let entry = try reader.next() {
             switch entry.kind {
             case .file:
                 if let d = digestNamed(byPath: entry.path), let r = known.lookup(d, blobs: blobs), r.size == entry.size {
                     try reader.skipData()
                     items[entry.path] = .blob(.stored(r))
+                    continue
+                }
+                if let offset = entry.dataOffset {
+                    // An uncompressed file: hash and copy this entry later, in parallel with others.
+                    contiguous.append(ParallelIngest.Job(path: entry.path, offset: offset, size: entry.size))
+                    try reader.skipData()
                     continue
                 }
                 let w = try session.newWriter()
@@ -94,6 +101,9 @@ final class TarSource: LoadSource, SpoolsData {
             case .directory, .other:
                 try reader.skipData()
             }
+        }
+        for (p, f) in try ParallelIngest.run(contiguous, input: path, name: name, session: session) {
+            items[p] = .blob(.spooled(f))
         }
     }
 
@@ -180,5 +190,82 @@ extension IngestSession {
         let w = try newWriter(decodeCompressed: false)
         try data.withUnsafeBytes { try w.write($0) }
         return .spooled(try w.finish())
+    }
+}
+
+/// Hashes and copies entries of an uncompressed archive file into the ingest session on
+/// every core at once: each entry is read with pread from its offset, decompressed and
+/// hashed in one pass (law 6: one 1 MiB buffer per worker).
+enum ParallelIngest {
+    struct Job: Sendable {
+        var path: String
+        var offset: Int64
+        var size: Int64
+    }
+
+    static func run(_ jobs: [Job], input: String, name: String, session: IngestSession) throws -> [(String, IngestedFile)] {
+        guard !jobs.isEmpty else { return [] }
+        let order = jobs.indices.sorted { jobs[$0].size > jobs[$1].size }  // biggest first, for balance
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, order.count))
+        let state = State(count: jobs.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            let fd = Glibc.open(input, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                state.fail(StrataError(.io, "cannot open \(name): \(String(cString: strerror(errno)))"))
+                return
+            }
+            defer { close(fd) }
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buf.deallocate() }
+            while let i = state.next(order) {
+                let job = jobs[i]
+                do {
+                    let w = try session.newWriter()
+                    var done: Int64 = 0
+                    while done < job.size {
+                        let want = Int(min(Int64(buf.count), job.size - done))
+                        let n = pread(fd, buf.baseAddress, want, off_t(job.offset + done))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else {
+                            throw StrataError(.corruptData, "\(name) is truncated: \(job.path) ends early")
+                        }
+                        try w.write(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+                        done += Int64(n)
+                    }
+                    state.finish(i, job.path, try w.finish())
+                } catch {
+                    state.fail(error)
+                }
+            }
+        }
+        return try state.results()
+    }
+
+    /// Shared between the workers, behind a lock.
+    private final class State: @unchecked Sendable {
+        private let lock = NSLock()
+        private var cursor = 0
+        private var out: [(String, IngestedFile)?]
+        private var error: Error?
+
+        init(count: Int) { out = Array(repeating: nil, count: count) }
+
+        func next(_ order: [Int]) -> Int? {
+            lock.withLock {
+                guard error == nil, cursor < order.count else { return nil }
+                defer { cursor += 1 }
+                return order[cursor]
+            }
+        }
+
+        func finish(_ i: Int, _ path: String, _ f: IngestedFile) { lock.withLock { out[i] = (path, f) } }
+        func fail(_ e: Error) { lock.withLock { if error == nil { error = e } } }
+
+        func results() throws -> [(String, IngestedFile)] {
+            try lock.withLock {
+                if let error { throw error }
+                return out.compactMap { $0 }
+            }
+        }
     }
 }

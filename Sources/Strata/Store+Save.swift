@@ -47,7 +47,8 @@ extension Store {
         let w = try ArchiveWriter(fd: fd, name: url.path)
         try writeArchive(plan, format: format, writer: w)
         try w.close()
-        if fsync(fd) != 0 { throw StrataError(.io, "cannot fsync \(url.path): \(String(cString: strerror(errno)))") }
+        // The archive becomes visible whole (rename), like docker save; it is the user's
+        // file, not the store's, so it is not fsynced.
         if rename(tmp, url.path) != 0 { throw StrataError(.io, "cannot write \(url.path): \(String(cString: strerror(errno)))") }
         ok = true
     }

@@ -35,4 +35,9 @@ int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t 
 int strata_decoder_complete(const strata_decoder *d);
 const char *strata_decoder_error(const strata_decoder *d);
 
+/* Linux I/O helpers Swift cannot see without _GNU_SOURCE. */
+int strata_syncfs(int fd);
+/* Starts writeback of a file range without waiting (sync_file_range SYNC_FILE_RANGE_WRITE). */
+int strata_start_writeback(int fd, long long offset, long long length);
+
 #endif
