@@ -146,7 +146,8 @@ extension Store {
             var broken: [String] = []
             for d in lostBlobs {
                 let users = try String.fetchAll(db, sql: """
-                    SELECT id FROM images WHERE config_digest = ?1 OR manifest_digest = ?1 OR index_digest = ?1
+                    SELECT id FROM images WHERE id = ?1 UNION SELECT id FROM images WHERE manifest_digest = ?1
+                    UNION SELECT id FROM images WHERE index_digest = ?1
                     UNION SELECT image_id FROM image_layers WHERE blob_digest = ?1
                     """, arguments: [d])
                 for u in users {

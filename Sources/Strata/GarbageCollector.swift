@@ -72,11 +72,9 @@ extension Store {
             defer { withExtendedLifetime(blobLock) {} }
             let counts = try await db.writeWithoutTransaction { db -> GCReport in
                 var r = GCReport()
+                try db.execute(sql: "PRAGMA temp_store = MEMORY")
                 try db.inTransaction(options.dryRun ? .deferred : .immediate) {
-                    try Reachability.mark(db, now: t, cacheCutoff: cacheCutoff)
-                    CrashPoint.hit("gc.after-mark")
-                    r = try Self.sweepRows(db, cutoff: cutoff, now: t, paths: self.paths)
-                    try Reachability.dropTemp(db)
+                    r = try Self.sweepRows(db, cutoff: cutoff, now: t, cacheCutoff: cacheCutoff, paths: self.paths)
                     if options.dryRun { return .rollback }
                     if r.imagesRemoved + r.layersRemoved + r.blobsRemoved + r.snapshotsRemoved + r.leasesExpired > 0 {
                         try db.execute(sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mutations'")
@@ -128,39 +126,46 @@ extension Store {
         return !ingest.isEmpty
     }
 
-    /// Deletes unmarked rows older than `cutoff` and queues their files. Runs inside the
-    /// caller's transaction, after ``Reachability/mark(_:now:cacheCutoff:)``.
-    static func sweepRows(_ db: Database, cutoff: Int64, now t: Int64, paths: StorePaths) throws -> GCReport {
+    /// Deletes unreachable rows older than `cutoff` and queues their files. Runs inside the
+    /// caller's transaction.
+    ///
+    /// Marking is the one recursive query of ``Reachability/liveImagesSQL``: images reached
+    /// from the roots through parent links. Unreached images older than the grace period go
+    /// first; then a blob, layer chain or snapshot goes when no remaining image names it,
+    /// no kept index reaches it and no live lease holds it. (``Reachability/mark`` walks the
+    /// full graph for `gc --explain`; `GCTests` checks the two agree.)
+    static func sweepRows(_ db: Database, cutoff: Int64, now t: Int64, cacheCutoff: Int64, paths: StorePaths) throws -> GCReport {
         var r = GCReport()
-        let deadImages = try String.fetchAll(db, sql: """
-            SELECT id FROM images WHERE added_at <= ? AND NOT EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'image:' || images.id)
-            """, arguments: [cutoff])
-        if !deadImages.isEmpty {
-            try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS gc_dead_images(id TEXT PRIMARY KEY)")
-            try db.execute(sql: "DELETE FROM temp.gc_dead_images")
-            for id in deadImages { try db.execute(sql: "INSERT INTO temp.gc_dead_images(id) VALUES (?)", arguments: [id]) }
-            try db.execute(sql: "UPDATE images SET parent_id = NULL WHERE id IN (SELECT id FROM temp.gc_dead_images) OR parent_id IN (SELECT id FROM temp.gc_dead_images)")
-            try db.execute(sql: "DELETE FROM edges WHERE src IN (SELECT id FROM temp.gc_dead_images) AND kind = 'image-manifest'")
-            try db.execute(sql: "DELETE FROM images WHERE id IN (SELECT id FROM temp.gc_dead_images)")
-            try db.execute(sql: "DROP TABLE temp.gc_dead_images")
-            r.imagesRemoved = deadImages.count
+        let args: StatementArguments = ["now": t, "cacheCutoff": cacheCutoff, "cutoff": cutoff]
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_dead")
+        try db.execute(sql: "CREATE TEMP TABLE gc_dead(id TEXT PRIMARY KEY) WITHOUT ROWID")
+        try db.execute(sql: Reachability.liveImagesSQL + """
+            INSERT INTO temp.gc_dead(id)
+            SELECT id FROM images WHERE added_at <= :cutoff AND id NOT IN (SELECT id FROM live_images)
+            """, arguments: args)
+        CrashPoint.hit("gc.after-mark")
+        r.imagesRemoved = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.gc_dead") ?? 0
+        if r.imagesRemoved > 0 {
+            try db.execute(sql: "UPDATE images SET parent_id = NULL WHERE parent_id IN (SELECT id FROM temp.gc_dead)")
+            try db.execute(sql: "DELETE FROM edges WHERE kind = 'image-manifest' AND src IN (SELECT id FROM temp.gc_dead)")
+            try db.execute(sql: "DELETE FROM images WHERE id IN (SELECT id FROM temp.gc_dead)")
         }
-        // Snapshots of dead layers.
+        // Snapshots of chains no remaining image uses.
         let deadSnapshots = try String.fetchAll(db, sql: """
-            SELECT id FROM snapshots WHERE created_at <= ? AND NOT EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'snapshot:' || snapshots.id)
+            SELECT id FROM snapshots s WHERE s.created_at <= ?
+              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = s.chain_id)
             """, arguments: [cutoff])
         for s in deadSnapshots {
             try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [s])
             try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["snapshots/\(s)", t])
         }
         r.snapshotsRemoved = deadSnapshots.count
-        // Layer chains: unmarked, old enough, used by no remaining image; leaves first.
+        // Layer chains no remaining image uses, leaves first so parents are free when reached.
         while true {
             try db.execute(sql: """
                 DELETE FROM layers WHERE chain_id IN (
                     SELECT l.chain_id FROM layers l
                     WHERE l.created_at <= ?
-                      AND NOT EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'layer:' || l.chain_id)
                       AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
                       AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id)
                       AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.chain_id = l.chain_id))
@@ -168,28 +173,38 @@ extension Store {
             if db.changesCount == 0 { break }
             r.layersRemoved += db.changesCount
         }
-        // Blobs: unmarked, old enough, named by no remaining image.
-        let deadBlobs = try Row.fetchAll(db, sql: """
-            SELECT digest, size FROM blobs b
-            WHERE b.created_at <= ?
-              AND NOT EXISTS (SELECT 1 FROM temp.gc_live WHERE node = 'blob:' || b.digest)
-              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.config_digest = b.digest OR i.manifest_digest = b.digest OR i.index_digest = b.digest)
-              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
-            """, arguments: [cutoff])
-        for row in deadBlobs {
-            let d: String = row["digest"]
-            let size: Int64 = row["size"]
-            try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [d])
-            if let digest = try? Digest(d) {
-                try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: [paths.blobRelative(digest), t])
-            }
-            r.freedBytes += size
-        }
-        r.blobsRemoved = deadBlobs.count
+        // Blobs no remaining image names, no kept index reaches and no live lease holds.
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_dead_blobs")
+        try db.execute(sql: "CREATE TEMP TABLE gc_dead_blobs(digest TEXT PRIMARY KEY, size INTEGER) WITHOUT ROWID")
         try db.execute(sql: """
-            DELETE FROM edges WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = edges.src)
-                                AND NOT EXISTS (SELECT 1 FROM images WHERE id = edges.src)
-            """)
+            WITH kept_indexes(d) AS (SELECT DISTINCT index_digest FROM images WHERE index_digest IS NOT NULL),
+            index_manifests(d) AS (SELECT dst FROM edges WHERE kind = 'manifest' AND src IN (SELECT d FROM kept_indexes)),
+            index_content(d) AS (
+                SELECT d FROM index_manifests
+                UNION SELECT dst FROM edges WHERE kind IN ('config', 'layer') AND src IN (SELECT d FROM index_manifests)
+            ),
+            leased(d) AS (SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now)
+            INSERT INTO temp.gc_dead_blobs(digest, size)
+            SELECT digest, size FROM blobs b
+            WHERE b.created_at <= :cutoff
+              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.id = b.digest)
+              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = b.digest)
+              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = b.digest)
+              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
+              AND b.digest NOT IN (SELECT d FROM index_content)
+              AND b.digest NOT IN (SELECT d FROM leased)
+            """, arguments: args)
+        r.blobsRemoved = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.gc_dead_blobs") ?? 0
+        r.freedBytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM temp.gc_dead_blobs") ?? 0
+        if r.blobsRemoved > 0 {
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO pending_unlinks(path, queued_at)
+                SELECT 'blobs/' || replace(digest, ':', '/'), ? FROM temp.gc_dead_blobs
+                """, arguments: [t])
+            try db.execute(sql: "DELETE FROM edges WHERE src IN (SELECT digest FROM temp.gc_dead_blobs)")
+            try db.execute(sql: "DELETE FROM blobs WHERE digest IN (SELECT digest FROM temp.gc_dead_blobs)")
+        }
+        try db.execute(sql: "DROP TABLE temp.gc_dead; DROP TABLE temp.gc_dead_blobs")
         try db.execute(sql: "DELETE FROM leases WHERE expires_at <= ?", arguments: [t])
         r.leasesExpired = db.changesCount
         return r

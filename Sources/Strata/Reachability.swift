@@ -32,31 +32,54 @@ enum Reachability {
         UNION SELECT 'cache:' || key FROM build_cache WHERE last_used_at > :cacheCutoff
         """
 
-    /// CTEs `live_images(id)` and `live_blobs(d)`: the same closure as ``mark(_:now:cacheCutoff:)``
-    /// restricted to images and blobs, written for the indexes so `df` stays a single fast
-    /// read (no temp tables). `GCTests` checks the two agree on every declared graph.
-    static let liveBlobsSQL = """
+    /// The marking query: images reached from the roots (tags, containers, build cache kept
+    /// by policy, leases) through parent links. One recursive CTE over indexed columns.
+    static let liveImagesCTE = """
         WITH RECURSIVE live_images(id) AS (
             SELECT image_id FROM tags
             UNION SELECT image_id FROM containers
             UNION SELECT result_image_id FROM build_cache WHERE last_used_at > :cacheCutoff
             UNION SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now AND r.kind = 'image'
             UNION SELECT i.parent_id FROM images i JOIN live_images li ON i.id = li.id WHERE i.parent_id IS NOT NULL
-        ),
-        live_indexes(d) AS (
-            SELECT index_digest FROM images WHERE id IN (SELECT id FROM live_images) AND index_digest IS NOT NULL
-        ),
-        index_manifests(d) AS (
-            SELECT dst FROM edges WHERE kind = 'manifest' AND src IN (SELECT d FROM live_indexes)
-        ),
-        live_blobs(d) AS (
-            SELECT config_digest FROM images WHERE id IN (SELECT id FROM live_images)
-            UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM live_images)
-            UNION SELECT d FROM live_indexes
-            UNION SELECT blob_digest FROM image_layers WHERE image_id IN (SELECT id FROM live_images)
-            UNION SELECT d FROM index_manifests
+        )
+        """
+
+    /// ``liveImagesCTE`` ready to be followed by a statement.
+    static let liveImagesSQL = liveImagesCTE + "\n"
+
+    /// CTEs `live_images(id)`, `dead_images(id)` and `dead_blobs(d)`: the same closure as
+    /// ``mark(_:now:cacheCutoff:)`` seen from the other side, written for the indexes so `df`
+    /// stays one fast read with no temp tables. Only blobs of dead images, and blob rows no
+    /// image names, are ever examined. `GCTests` checks that it agrees with gc on every graph.
+    static let deadBlobsSQL = liveImagesCTE + """
+        ,
+        dead_images(id) AS (SELECT id FROM images EXCEPT SELECT id FROM live_images),
+        live_indexes(d) AS (SELECT index_digest FROM images WHERE index_digest IS NOT NULL AND id IN (SELECT id FROM live_images)),
+        index_manifests(d) AS (SELECT dst FROM edges WHERE kind = 'manifest' AND src IN (SELECT d FROM live_indexes)),
+        index_content(d) AS (
+            SELECT d FROM index_manifests
             UNION SELECT dst FROM edges WHERE kind IN ('config', 'layer') AND src IN (SELECT d FROM index_manifests)
-            UNION SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now AND r.kind = 'blob'
+        ),
+        leased(d) AS (SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now AND r.kind = 'blob'),
+        candidates(d) AS (
+            SELECT id FROM dead_images
+            UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM dead_images)
+            UNION SELECT index_digest FROM images WHERE index_digest IS NOT NULL AND id IN (SELECT id FROM dead_images)
+            UNION SELECT blob_digest FROM image_layers WHERE image_id IN (SELECT id FROM dead_images)
+            UNION SELECT digest FROM blobs b
+                WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = b.digest)
+                  AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = b.digest)
+                  AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = b.digest)
+                  AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
+        ),
+        dead_blobs(d) AS (
+            SELECT d FROM candidates c
+            WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = c.d AND i.id NOT IN (SELECT id FROM dead_images))
+              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = c.d AND i.id NOT IN (SELECT id FROM dead_images))
+              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = c.d AND i.id NOT IN (SELECT id FROM dead_images))
+              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = c.d AND il.image_id NOT IN (SELECT id FROM dead_images))
+              AND c.d NOT IN (SELECT d FROM index_content)
+              AND c.d NOT IN (SELECT d FROM leased)
         )
 
         """

@@ -51,30 +51,38 @@ extension Store {
     public func diskUsage(verbose: Bool = false) async throws -> DiskUsage {
         let t = now()
         let (imageRow, layerRow, snapRows, blobDigests, containers, cache, pending) = try await read { db in
-            let live = Reachability.liveBlobsSQL
+            let live = Reachability.deadBlobsSQL
             let args: StatementArguments = ["now": t, "cacheCutoff": t - Int64(GCOptions().buildCacheKeep)]
-            let images = try GRDB.Row.fetchOne(db, sql: live + """
+            // One evaluation of the live set for every figure.
+            let row = try GRDB.Row.fetchOne(db, sql: live + """
                 SELECT (SELECT count(*) FROM images) AS total,
                        (SELECT count(*) FROM live_images) AS active,
-                       (SELECT count(*) FROM blobs) AS blobs,
                        (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
-                       (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM live_blobs)) AS live_size
+                       (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)) AS dead_size,
+                       (SELECT count(*) FROM layers) AS layers_total,
+                       (SELECT count(*) FROM layers l WHERE EXISTS (SELECT 1 FROM image_layers il
+                            WHERE il.chain_id = l.chain_id AND il.image_id NOT IN (SELECT id FROM dead_images))) AS layers_active,
+                       (SELECT coalesce(sum(size), 0) FROM layers) AS layers_size,
+                       (SELECT count(*) FROM blobs) AS blob_count
                 """, arguments: args)
-            let layers = try GRDB.Row.fetchOne(db, sql: live + """
-                SELECT (SELECT count(*) FROM layers) AS total,
-                       (SELECT count(DISTINCT chain_id) FROM image_layers WHERE image_id IN (SELECT id FROM live_images)) AS active,
-                       (SELECT coalesce(sum(size), 0) FROM layers) AS size
-                """, arguments: args)
-            let snaps = try GRDB.Row.fetchAll(db, sql: live + """
-                SELECT s.id, s.chain_id IN (SELECT chain_id FROM image_layers WHERE image_id IN (SELECT id FROM live_images)) AS live
-                FROM snapshots s
-                """, arguments: args)
-            guard let images, let layers else { throw StrataError(.internalError, "disk usage query returned nothing") }
-            let i = Counts(total: images["total"], active: images["active"], size: images["size"], liveSize: images["live_size"])
-            let l = Counts(total: layers["total"], active: layers["active"], size: layers["size"], liveSize: 0)
+            let snaps = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM snapshots)") == true
+                ? try GRDB.Row.fetchAll(db, sql: live + """
+                    SELECT s.id, EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = s.chain_id
+                                         AND il.image_id NOT IN (SELECT id FROM dead_images)) AS live
+                    FROM snapshots s
+                    """, arguments: args)
+                : []
+            guard let row else { throw StrataError(.internalError, "disk usage query returned nothing") }
+            let images = row, layers = row
+            let i = Counts(total: images["total"], active: images["active"], size: images["size"], liveSize: (images["size"] as Int64) - (images["dead_size"] as Int64))
+            let l = Counts(total: layers["layers_total"], active: layers["layers_active"], size: layers["layers_size"], liveSize: 0)
+            let blobCount: Int = row["blob_count"]
             let liveSnapshots = Dictionary(uniqueKeysWithValues: snaps.map { ($0["id"] as String, ($0["live"] as Bool?) ?? false) })
+            // Orphan blob files: when the directory holds as many files as there are rows,
+            // there are none (fsck is the check for a missing file offset by an orphan).
+            let files = countEntries(self.paths.blobsDir.path) + countEntries(self.paths.root.appendingPathComponent("blobs/sha512").path)
             return (i, l, liveSnapshots,
-                    Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs")),
+                    files == blobCount ? nil : Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs")),
                     try Int.fetchOne(db, sql: "SELECT count(*) FROM containers") ?? 0,
                     try Int.fetchOne(db, sql: "SELECT count(*) FROM build_cache") ?? 0,
                     try String.fetchAll(db, sql: "SELECT path FROM pending_unlinks"))
@@ -84,6 +92,7 @@ extension Store {
         var orphanCount = 0
         var orphanBytes: Int64 = 0
         for algo in ["sha256", "sha512"] {
+            guard let blobDigests else { break }
             let dir = paths.root.appendingPathComponent("blobs/\(algo)").path
             for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where !blobDigests.contains("\(algo):\(name)") {
                 orphanCount += 1
@@ -149,4 +158,20 @@ extension Store {
         }
         return DiskUsage(rows: rows, layers: layers, images: perImage)
     }
+}
+
+/// Number of entries in a directory (0 when it cannot be read), without building names.
+func countEntries(_ path: String) -> Int {
+    guard let d = opendir(path) else { return 0 }
+    defer { closedir(d) }
+    var n = 0
+    while let e = readdir(d) {
+        let first = e.pointee.d_name.0
+        if first == 46 /* . */ {
+            let second = e.pointee.d_name.1
+            if second == 0 || (second == 46 && e.pointee.d_name.2 == 0) { continue }
+        }
+        n += 1
+    }
+    return n
 }

@@ -100,7 +100,8 @@ extension Store {
         let t = now()
         for d in candidates.sorted() {
             let used = try Bool.fetchOne(db, sql: """
-                SELECT EXISTS(SELECT 1 FROM images WHERE config_digest = ?1 OR manifest_digest = ?1 OR index_digest = ?1)
+                SELECT EXISTS(SELECT 1 FROM images WHERE id = ?1) OR EXISTS(SELECT 1 FROM images WHERE manifest_digest = ?1)
+                    OR EXISTS(SELECT 1 FROM images WHERE index_digest = ?1)
                     OR EXISTS(SELECT 1 FROM image_layers WHERE blob_digest = ?1)
                 """, arguments: [d]) ?? true
             if used { continue }

@@ -146,6 +146,13 @@ struct GCCase: CustomStringConvertible, Sendable {
         let dry = try await store.collectGarbage(GCOptions(dryRun: true, grace: 0))
         let df = try await store.diskUsage()
         #expect(df.rows.first { $0.type == "Images" }?.reclaimable == dry.freedBytes, "\(c.description): df vs gc")
+        // gc --explain walks the full graph (the oracle): it finds a path exactly to what survives.
+        var blobNames = Set(c.layerBlobs.map(\.blob) + c.extraBlobs)
+        for i in c.images { blobNames.insert(i.manifest); if let x = i.index { blobNames.insert(x) } }
+        for b in blobNames {
+            let e = try await store.explainRetention(GCCase.d(b))
+            #expect((e.path != nil) == c.survivors.contains(b), "\(c.description): explain \(b) -> \(e.path ?? [])")
+        }
         let report = try await store.collectGarbage()
         #expect(!report.skipped)
         var names: [String: String] = [:]
