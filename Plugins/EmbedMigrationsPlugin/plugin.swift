@@ -14,8 +14,11 @@ struct EmbedMigrationsPlugin: BuildToolPlugin {
             .buildCommand(
                 displayName: "Embedding \(files.count) migrations",
                 executable: try context.tool(named: "EmbedMigrations").url,
-                arguments: [output.path] + files.map(\.path),
-                inputFiles: files,
+                // The tool lists the directory itself when it runs, so a migration added after
+                // this plugin last ran is still embedded.
+                arguments: [output.path, dir.path],
+                // The directory too: adding a migration changes it, and must regenerate.
+                inputFiles: [dir] + files,
                 outputFiles: [output]
             )
         ]

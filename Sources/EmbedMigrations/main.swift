@@ -1,6 +1,6 @@
 // Build-time tool: turns Migrations/NNNN_name.sql files into a Swift source file, so the
 // schema is compiled into the binary and no runtime resource bundle is needed.
-// Usage: EmbedMigrations OUTPUT.swift FILE.sql...
+// Usage: EmbedMigrations OUTPUT.swift (FILE.sql | DIR)...
 import Foundation
 
 let args = CommandLine.arguments.dropFirst()
@@ -8,8 +8,19 @@ guard let output = args.first else {
     FileHandle.standardError.write(Data("usage: EmbedMigrations OUTPUT.swift FILE.sql...\n".utf8))
     exit(2)
 }
+// Arguments are .sql files or directories holding them.
+var paths: [String] = []
+for arg in args.dropFirst() {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: arg, isDirectory: &isDir), isDir.boolValue {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: arg)) ?? []
+        paths += names.filter { $0.hasSuffix(".sql") }.sorted().map { arg + "/" + $0 }
+    } else {
+        paths.append(arg)
+    }
+}
 var entries: [(Int, String, String)] = []
-for path in args.dropFirst() {
+for path in paths {
     let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
     guard let underscore = name.firstIndex(of: "_"), let version = Int(name[..<underscore]) else {
         FileHandle.standardError.write(Data("EmbedMigrations: \(path): name must be NNNN_description.sql\n".utf8))
