@@ -8,6 +8,7 @@
 #include <zstd.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <errno.h>
 
 const unsigned int strata_AE_IFMT = AE_IFMT;
 const unsigned int strata_AE_IFREG = AE_IFREG;
@@ -133,4 +134,28 @@ int strata_syncfs(int fd) { return syncfs(fd); }
 
 int strata_start_writeback(int fd, long long offset, long long length) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
+}
+
+int strata_copy_fd(int in_fd, int out_fd, long long len) {
+    while (len > 0) {
+        ssize_t n = copy_file_range(in_fd, NULL, out_fd, NULL, (size_t)(len > (1 << 30) ? (1 << 30) : len), 0);
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) break;
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        if (n == 0) return len == 0 ? 0 : -1;
+        len -= n;
+    }
+    char buf[1 << 16];
+    while (len > 0) {
+        ssize_t r = read(in_fd, buf, sizeof buf < (size_t)len ? sizeof buf : (size_t)len);
+        if (r < 0) { if (errno == EINTR) continue; return -1; }
+        if (r == 0) { errno = EIO; return -1; }
+        ssize_t off = 0;
+        while (off < r) {
+            ssize_t w = write(out_fd, buf + off, (size_t)(r - off));
+            if (w < 0) { if (errno == EINTR) continue; return -1; }
+            off += w;
+        }
+        len -= r;
+    }
+    return 0;
 }

@@ -17,6 +17,7 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case sizeMismatch = "size-mismatch"
         case blobNotFound = "blob-not-found"
         case imageNotFound = "image-not-found"
+        case containerNotFound = "container-not-found"
         case ambiguousImage = "ambiguous-image"
         case invalidJSON = "invalid-json"
         case unsupportedMediaType = "unsupported-media-type"

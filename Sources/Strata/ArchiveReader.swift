@@ -132,6 +132,34 @@ final class ArchiveReader {
         }
     }
 
+    /// The next header as libarchive's entry plus its raw path and hardlink target.
+    func nextRaw() throws -> (OpaquePointer, (path: String, hardlink: String?))? {
+        var entry: OpaquePointer?
+        let rc = archive_read_next_header(a, &entry)
+        if rc == ARCHIVE_EOF { return nil }
+        guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else { throw fail("reading a header") }
+        guard let p = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
+            throw StrataError(.corruptData, "\(name) has an entry without a readable path")
+        }
+        let hl = (archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry)).map { String(cString: $0) }
+        return (entry, (String(cString: p), hl))
+    }
+
+    /// Streams the current entry's data blocks with their offsets (sparse files keep holes).
+    func readDataBlocks(_ sink: (UnsafeRawBufferPointer, Int64) throws -> Void) throws {
+        while true {
+            var buf: UnsafeRawPointer?
+            var size = 0
+            var offset: la_int64_t = 0
+            let rc = archive_read_data_block(a, &buf, &size, &offset)
+            if rc == ARCHIVE_EOF { return }
+            guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN else { throw fail("reading data") }
+            if size > 0, let buf { try sink(UnsafeRawBufferPointer(start: buf, count: size), offset) }
+        }
+    }
+
+    var nameForErrors: String { name }
+
     /// Skips the current entry's data.
     func skipData() throws {
         if archive_read_data_skip(a) != ARCHIVE_OK { throw fail("skipping data") }

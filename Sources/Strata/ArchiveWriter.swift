@@ -8,9 +8,13 @@ final class ArchiveWriter {
     private let name: String
     private let locale: UnsafeMutableRawPointer?
     private var closed = false
+    private let reproducibleTimes: Bool
+    private var disk: OpaquePointer?
 
-    /// Writes to an open file descriptor (the caller owns it).
-    init(fd: Int32, name: String) throws {
+    /// Writes to an open file descriptor (the caller owns it). With `reproducibleTimes`,
+    /// entries get mtime 0 and owner 0 (save); without, files keep their own (commit).
+    init(fd: Int32, name: String, reproducibleTimes: Bool = true) throws {
+        self.reproducibleTimes = reproducibleTimes
         guard let a = archive_write_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         self.a = a
         self.name = name
@@ -28,6 +32,7 @@ final class ArchiveWriter {
     deinit {
         if !closed { archive_write_close(a) }
         archive_write_free(a)
+        if let disk { archive_read_free(disk) }
         strata_locale_restore(locale)
     }
 
@@ -42,7 +47,7 @@ final class ArchiveWriter {
         archive_entry_set_filetype(e, type)
         archive_entry_set_perm(e, perm)
         archive_entry_set_size(e, size)
-        archive_entry_set_mtime(e, 0, 0)
+        archive_entry_set_mtime(e, reproducibleTimes ? 0 : time(nil), 0)
         archive_entry_set_uid(e, 0)
         archive_entry_set_gid(e, 0)
         if archive_write_header(a, e) != ARCHIVE_OK {
@@ -82,6 +87,60 @@ final class ArchiveWriter {
             let n = archive_write_data(a, base + off, buf.count - off)
             if n < 0 { throw StrataError(.io, "cannot write \(path) into \(name): \(Self.message(a))") }
             off += n
+        }
+    }
+
+    /// An empty OCI whiteout file (`.wh.NAME` or `.wh..wh..opq`).
+    func addWhiteout(_ path: String) throws {
+        try header(path, type: strata_AE_IFREG, perm: 0o644, size: 0)
+    }
+
+    /// Adds a file, directory, symlink, hardlink or device from disk with its metadata
+    /// (owner, mode, times, xattrs except overlayfs' own), named `rel` in the archive.
+    func addFromDisk(_ full: String, as rel: String, meta: FileMeta, links: inout [UInt64: String]) throws {
+        if disk == nil {
+            disk = archive_read_disk_new()
+            if let disk { archive_read_disk_set_standard_lookup(disk) }
+        }
+        guard let disk, let e = archive_entry_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
+        defer { archive_entry_free(e) }
+        archive_entry_copy_sourcepath(e, full)
+        if archive_read_disk_entry_from_file(disk, e, -1, nil) != ARCHIVE_OK {
+            throw StrataError(.io, "cannot read \(full): \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+        }
+        archive_entry_set_pathname_utf8(e, meta.kind == .directory ? rel + "/" : rel)
+        // Keep user xattrs and capabilities; overlayfs' bookkeeping is not content.
+        var kept: [(String, [UInt8])] = []
+        archive_entry_xattr_reset(e)
+        var xname: UnsafePointer<CChar>?
+        var xvalue: UnsafeRawPointer?
+        var xsize = 0
+        while archive_entry_xattr_next(e, &xname, &xvalue, &xsize) == ARCHIVE_OK {
+            guard let xname else { continue }
+            let n = String(cString: xname)
+            if n.hasPrefix("trusted.overlay.") { continue }
+            kept.append((n, xvalue.map { Array(UnsafeRawBufferPointer(start: $0, count: xsize)) } ?? []))
+        }
+        archive_entry_xattr_clear(e)
+        for (n, v) in kept { v.withUnsafeBytes { archive_entry_xattr_add_entry(e, n, $0.baseAddress, $0.count) } }
+        var isLink = false
+        if meta.kind == .file {
+            let nlink = (try? FileManager.default.attributesOfItem(atPath: full)[.referenceCount] as? Int) ?? 1
+            if nlink > 1 {
+                if let first = links[meta.inode] {
+                    archive_entry_set_hardlink_utf8(e, first)
+                    archive_entry_set_size(e, 0)
+                    isLink = true
+                } else {
+                    links[meta.inode] = rel
+                }
+            }
+        }
+        if archive_write_header(a, e) != ARCHIVE_OK {
+            throw StrataError(.io, "cannot write \(rel) into \(name): \(Self.message(a))")
+        }
+        if meta.kind == .file, !isLink, meta.size > 0 {
+            try FileReader(path: full, what: rel).forEachChunk { try write($0, path: rel) }
         }
     }
 

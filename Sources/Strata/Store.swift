@@ -118,7 +118,7 @@ public final class Store: Sendable {
             let full = self.paths.root.appendingPathComponent(rel).path
             if unlink(full) == 0 || errno == ENOENT {
                 done.append(rel)
-            } else if errno == EISDIR || errno == EPERM {
+            } else if errno == EISDIR || errno == EPERM || errno == ENOTEMPTY {
                 // A queued directory (a snapshot): remove the tree.
                 if (try? FileManager.default.removeItem(atPath: full)) != nil { done.append(rel) }
             }

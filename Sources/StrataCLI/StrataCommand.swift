@@ -23,6 +23,7 @@ public struct StrataCommand: AsyncParsableCommand {
             LoadCommand.self, ImportCommand.self, ImagesCommand.self, HistoryCommand.self, InspectCommand.self,
             TreeCommand.self, TagCommand.self, RmiCommand.self, SaveCommand.self, DfCommand.self, LayersCommand.self,
             GcCommand.self, FsckCommand.self, ImageCommand.self, SystemCommand.self, LeaseCommand.self,
+            CreateCommand.self, PsCommand.self, MountCommand.self, UnmountCommand.self, DiffCommand.self, CommitCommand.self, RmCommand.self,
         ]
     )
 
@@ -61,8 +62,9 @@ public struct StrataCommand: AsyncParsableCommand {
         }
     }
 
-    /// `strata --root DIR image prune -a` → `strata image prune -a --root DIR`: global options
-    /// given before the command move to its end (before a `--`), where every command parses them.
+    /// `strata --root DIR image prune -a` → `strata image prune --root DIR -a`: global options
+    /// given before the command move right after the command's name (after the group and
+    /// subcommand for groups), before any arguments a command passes through.
     static func hoistGlobalOptions(_ args: [String]) -> [String] {
         var globals: [String] = []
         var i = 0
@@ -79,8 +81,10 @@ public struct StrataCommand: AsyncParsableCommand {
         }
         guard !globals.isEmpty, i < args.count else { return args }
         var rest = Array(args[i...])
-        let end = rest.firstIndex(of: "--") ?? rest.count
-        rest.insert(contentsOf: globals, at: end)
+        let groups = Set(configuration.subcommands.filter { !$0.configuration.subcommands.isEmpty }.compactMap { $0.configuration.commandName })
+        var at = 1
+        if groups.contains(rest[0]), rest.count > 1, !rest[1].hasPrefix("-") { at = 2 }
+        rest.insert(contentsOf: globals, at: min(at, rest.count))
         return rest
     }
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 
 /* File-type constants that Swift cannot import from macros. */
 extern const unsigned int strata_AE_IFMT;
@@ -39,5 +40,9 @@ const char *strata_decoder_error(const strata_decoder *d);
 int strata_syncfs(int fd);
 /* Starts writeback of a file range without waiting (sync_file_range SYNC_FILE_RANGE_WRITE). */
 int strata_start_writeback(int fd, long long offset, long long length);
+
+/* Copies len bytes between file descriptors in the kernel (copy_file_range, falling back to
+   read/write). Returns 0 on success, -1 with errno set. */
+int strata_copy_fd(int in_fd, int out_fd, long long len);
 
 #endif

@@ -1,0 +1,210 @@
+import CArchive
+import Foundation
+import GRDB
+
+/// Options for ``Store/commit(_:options:)``, as `docker commit`.
+public struct CommitOptions: Sendable {
+    /// The history comment (`-m`).
+    public var message: String?
+    /// The image author (`-a`).
+    public var author: String?
+    /// Dockerfile instructions applied to the config (`-c`): CMD, ENTRYPOINT, ENV, WORKDIR,
+    /// USER, LABEL, EXPOSE, VOLUME.
+    public var changes: [String] = []
+    /// Tag for the new image.
+    public var reference: String?
+
+    public init(message: String? = nil, author: String? = nil, changes: [String] = [], reference: String? = nil) {
+        self.message = message
+        self.author = author
+        self.changes = changes
+        self.reference = reference
+    }
+}
+
+extension Store {
+    /// Turns a container's changes into a new image whose parent is the container's image:
+    /// the writable layer becomes a layer tar (overlay whiteouts become OCI whiteouts, an
+    /// opaque directory `.wh..wh..opq`), a history entry is appended and `-c` changes are
+    /// applied. No changes give an `empty_layer` history entry and no new layer, as Docker does.
+    public func commit(_ ref: String, options: CommitOptions = CommitOptions()) async throws -> LoadedImage {
+        let tag = try options.reference.map { try Reference($0) }
+        let c = try await container(ref)
+        let lowers = try await snapshotDirectories(of: c.imageID)
+        let snap = snapshotter(c.snapshotter)
+        let dirs = containerDirs(c.id)
+        let changes = try snap.changes(dirs, lowers: lowers)
+        let parentConfig = try blobs.readSmall(c.imageID)
+        guard var config = try JSONSerialization.jsonObject(with: parentConfig) as? [String: Any] else {
+            throw StrataError(.invalidJSON, "image config \(c.imageID) is not a JSON object")
+        }
+        let session = try blobs.newSession()
+        defer { session.remove() }
+
+        var newLayer: IngestedFile?
+        if !changes.isEmpty {
+            let w = try session.newWriter()
+            let tarPath = w.path
+            _ = try w.finish()
+            let fd = Glibc.open(tarPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            guard fd >= 0 else { throw StrataError(.io, "cannot write \(tarPath): \(String(cString: strerror(errno)))") }
+            do {
+                let writer = try ArchiveWriter(fd: fd, name: "the commit layer", reproducibleTimes: false)
+                try LayerWriter(writer: writer).write(changes: changes, snapshotter: c.snapshotter, root: snap.writableRoot(dirs))
+                try writer.close()
+                close(fd)
+            } catch {
+                close(fd)
+                throw error
+            }
+            CrashPoint.hit("commit.after-tar")
+            let digester = StreamDigester()
+            try FileReader(path: tarPath, what: "the commit layer").forEachChunk { digester.update($0) }
+            newLayer = IngestedFile(path: tarPath, result: digester.finish())
+        }
+
+        // The new config: parent's, plus the layer, a history entry and the -c changes.
+        let created = RFC3339.format(Date())
+        config["created"] = created
+        if let a = options.author { config["author"] = a }
+        var container = config["config"] as? [String: Any] ?? [:]
+        for change in options.changes { try ConfigChange.apply(change, to: &container) }
+        config["config"] = container
+        var rootfs = config["rootfs"] as? [String: Any] ?? ["type": "layers"]
+        var diffIDs = rootfs["diff_ids"] as? [String] ?? []
+        if let l = newLayer { diffIDs.append(l.result.diffID.string) }
+        rootfs["diff_ids"] = diffIDs
+        config["rootfs"] = rootfs
+        var entry: [String: Any] = ["created": created, "created_by": c.command.isEmpty ? "" : c.command.joined(separator: " ")]
+        if let a = options.author { entry["author"] = a }
+        if let m = options.message { entry["comment"] = m }
+        if newLayer == nil { entry["empty_layer"] = true }
+        var history = config["history"] as? [Any] ?? []
+        history.append(entry)
+        config["history"] = history
+        let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .withoutEscapingSlashes])
+        let decoded = try ImageConfig.decode(configData)
+
+        // Parent layers as stored, plus the new one.
+        let parentLayers = try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT il.blob_digest, il.media_type, b.size, lb.diff_id, lb.compression, lb.uncompressed_size
+                FROM image_layers il JOIN blobs b ON b.digest = il.blob_digest JOIN layer_blobs lb ON lb.blob_digest = il.blob_digest
+                WHERE il.image_id = ? ORDER BY il.position
+                """, arguments: [c.imageID.string]).map { r in
+                PendingLayer(blob: DigestResult(digest: try Digest(r["blob_digest"] as String), size: r["size"],
+                                                compression: Compression(rawValue: r["compression"]) ?? .none,
+                                                diffID: try Digest(r["diff_id"] as String), uncompressedSize: r["uncompressed_size"]),
+                             mediaType: r["media_type"])
+            }
+        }
+        var layers = parentLayers
+        var pending: [PendingBlob] = parentLayers.map {
+            PendingBlob(source: .stored($0.blob), expected: $0.blob.digest, expectedSize: $0.blob.size, mediaType: $0.mediaType, name: "layer \($0.blob.digest)")
+        }
+        if let l = newLayer {
+            layers.append(PendingLayer(blob: l.result, mediaType: MediaType.ociLayer))
+            pending.append(PendingBlob(source: .spooled(l), expected: l.result.digest, expectedSize: l.result.size, mediaType: MediaType.ociLayer, name: "the commit layer"))
+        }
+        let configBlob = try session.spool(configData)
+        let cd = configBlob.result.digest
+        let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(configData.count)),
+                                layers: layers.map { Descriptor(mediaType: $0.mediaType, digest: $0.blob.digest, size: $0.blob.size) })
+        let manifestData = try CanonicalJSON.encode(manifest)
+        let manifestBlob = try session.spool(manifestData)
+        let md = manifestBlob.result.digest
+        pending.append(PendingBlob(source: configBlob, expected: cd, expectedSize: Int64(configData.count), mediaType: MediaType.ociConfig, name: "config"))
+        pending.append(PendingBlob(source: manifestBlob, expected: md, expectedSize: Int64(manifestData.count), mediaType: MediaType.ociManifest, name: "manifest"))
+        var edges = [(md.string, cd.string, "config")]
+        edges += layers.map { (md.string, $0.blob.digest.string, "layer") }
+        let image = PendingImage(manifestDigest: md, indexDigest: nil, configDigest: cd, config: decoded, layers: layers,
+                                 tags: tag.map { [$0] } ?? [], blobs: pending, edges: edges)
+        guard let loaded = try await commit([image], session: session, operation: "commit").first else {
+            throw StrataError(.internalError, "commit produced no image")
+        }
+        // The container's image is the new image's parent, whatever the history says.
+        try await write { db in
+            try db.execute(sql: "UPDATE images SET parent_id = ? WHERE id = ? AND parent_id IS NULL", arguments: [c.imageID.string, cd.string])
+        }
+        return loaded
+    }
+}
+
+/// Writes a container's changes as an OCI layer tar.
+struct LayerWriter {
+    let writer: ArchiveWriter
+
+    func write(changes: [Change], snapshotter: SnapshotterKind, root: String) throws {
+        var links: [UInt64: String] = [:]
+        for change in changes {
+            let rel = String(change.path.dropFirst())
+            let full = root + "/" + rel
+            let parent = (rel as NSString).deletingLastPathComponent
+            let base = (rel as NSString).lastPathComponent
+            if change.kind == .deleted {
+                try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + ".wh." + base)
+                continue
+            }
+            guard let meta = FileMeta.of(full) else { continue }
+            try writer.addFromDisk(full, as: rel, meta: meta, links: &links)
+            if snapshotter == .overlay, meta.kind == .directory, isOpaque(full) {
+                try writer.addWhiteout(rel + "/.wh..wh..opq")
+            }
+        }
+    }
+}
+
+/// `docker commit -c` instructions applied to an image's `config` object.
+enum ConfigChange {
+    static func apply(_ change: String, to c: inout [String: Any]) throws {
+        let trimmed = change.trimmingCharacters(in: .whitespaces)
+        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
+            throw StrataError(.invalidArgument, "invalid change \"\(change)\": expected INSTRUCTION ARGS")
+        }
+        let op = trimmed[..<space].uppercased()
+        let arg = trimmed[space...].trimmingCharacters(in: .whitespaces)
+        func list() -> [String] {
+            if arg.hasPrefix("["), let a = try? JSONSerialization.jsonObject(with: Data(arg.utf8)) as? [String] { return a }
+            return ["/bin/sh", "-c", arg]
+        }
+        func pairs() -> [(String, String)] {
+            if arg.contains("=") {
+                return arg.split(separator: " ").compactMap { (p: Substring) -> (String, String)? in
+                    let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2 else { return nil }
+                    return (kv[0], kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")))
+                }
+            }
+            let parts = arg.split(separator: " ", maxSplits: 1).map(String.init)
+            return parts.count == 2 ? [(parts[0], parts[1])] : []
+        }
+        switch op {
+        case "CMD": c["Cmd"] = list()
+        case "ENTRYPOINT": c["Entrypoint"] = list()
+        case "WORKDIR": c["WorkingDir"] = arg
+        case "USER": c["User"] = arg
+        case "ENV":
+            var env = c["Env"] as? [String] ?? []
+            for (k, v) in pairs() {
+                env.removeAll { $0.hasPrefix(k + "=") }
+                env.append("\(k)=\(v)")
+            }
+            c["Env"] = env
+        case "LABEL":
+            var labels = c["Labels"] as? [String: String] ?? [:]
+            for (k, v) in pairs() { labels[k] = v }
+            c["Labels"] = labels
+        case "EXPOSE":
+            var ports = c["ExposedPorts"] as? [String: Any] ?? [:]
+            for p in arg.split(separator: " ") { ports[p.contains("/") ? String(p) : "\(p)/tcp"] = [String: Any]() }
+            c["ExposedPorts"] = ports
+        case "VOLUME":
+            var vols = c["Volumes"] as? [String: Any] ?? [:]
+            let paths = arg.hasPrefix("[") ? ((try? JSONSerialization.jsonObject(with: Data(arg.utf8)) as? [String]) ?? []) : arg.split(separator: " ").map(String.init)
+            for p in paths { vols[p] = [String: Any]() }
+            c["Volumes"] = vols
+        default:
+            throw StrataError(.invalidArgument, "unsupported change \"\(op)\": use CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE or VOLUME")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import GRDB
+
+/// Options for ``Store/createContainer(from:options:)``.
+public struct ContainerOptions: Sendable, Codable {
+    public var name: String?
+    /// Command and arguments; empty means the image's entrypoint and command.
+    public var command: [String] = []
+    /// `KEY=VALUE` pairs added to the image's environment.
+    public var env: [String] = []
+    public var workingDir: String?
+    public var snapshotter: SnapshotterKind?
+
+    public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil, snapshotter: SnapshotterKind? = nil) {
+        self.name = name
+        self.command = command
+        self.env = env
+        self.workingDir = workingDir
+        self.snapshotter = snapshotter
+    }
+}
+
+/// A container: a writable layer over an image.
+public struct ContainerInfo: Sendable, Codable, Hashable {
+    public var id: String
+    public var name: String?
+    public var imageID: Digest
+    /// The image reference the container was created from, as given.
+    public var image: String
+    public var command: [String]
+    public var env: [String]
+    public var workingDir: String?
+    public var snapshotter: SnapshotterKind
+    public var state: String
+    public var created: Date
+}
+
+extension Store {
+    /// Creates a container: a writable layer over the image's snapshots (unpacked once,
+    /// shared). The directories are made first, then the row (law 1).
+    public func createContainer(from ref: String, options: ContainerOptions = ContainerOptions()) async throws -> ContainerInfo {
+        if let name = options.name {
+            guard name.range(of: #"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"#, options: .regularExpression) != nil else {
+                throw StrataError(.invalidArgument, "invalid container name \"\(name)\": use letters, digits, _ . -")
+            }
+        }
+        let imageID = try await resolve(ref)
+        let lowers = try await snapshotDirectories(of: imageID)
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        let id = bytes.hexString
+        let kind = options.snapshotter ?? .preferred
+        let dirs = containerDirs(id)
+        do {
+            try snapshotter(kind).prepare(dirs, lowers: lowers)
+        } catch {
+            try? FileManager.default.removeItem(at: dirs.base)
+            throw error
+        }
+        let info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
+                                 workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date())
+        let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
+        do {
+            try await write { db in
+                if let name = options.name,
+                   try Bool.fetchOne(db, sql: "SELECT 1 FROM containers WHERE name = ?", arguments: [name]) == true {
+                    throw StrataError(.conflict, "the container name \"\(name)\" is already in use")
+                }
+                try db.execute(sql: "INSERT INTO containers(id, name, image_id, state, config, created_at) VALUES (?, ?, ?, 'created', ?, ?)",
+                               arguments: [id, options.name, imageID.string, config, now()])
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: dirs.base)
+            throw error
+        }
+        return info
+    }
+
+    func containerDirs(_ id: String) -> ContainerDirs {
+        ContainerDirs(base: paths.root.appendingPathComponent("containers/\(id)"))
+    }
+
+    func snapshotter(_ kind: SnapshotterKind) -> Snapshotter {
+        kind == .overlay ? OverlaySnapshotter() : CopySnapshotter()
+    }
+
+    /// All containers, newest first.
+    public func containers() async throws -> [ContainerInfo] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT config FROM containers ORDER BY created_at DESC, id").compactMap {
+                try? JSONDecoder().decode(ContainerInfo.self, from: Data($0.utf8))
+            }
+        }
+    }
+
+    /// Finds a container by full ID, unique ID prefix or name.
+    public func container(_ ref: String) async throws -> ContainerInfo {
+        try await read { db in
+            let rows = try String.fetchAll(db, sql: """
+                SELECT config FROM containers WHERE name = ?1 OR id = ?1
+                UNION ALL SELECT config FROM containers WHERE length(?1) >= 4 AND id >= ?1 AND id < ?1 || 'g' AND id != ?1 AND coalesce(name, '') != ?1
+                LIMIT 2
+                """, arguments: [ref])
+            guard let first = rows.first else { throw StrataError(.containerNotFound, "no such container: \(ref)") }
+            if rows.count > 1 { throw StrataError(.ambiguousImage, "container ID prefix \"\(ref)\" is ambiguous: use more characters") }
+            do {
+                return try JSONDecoder().decode(ContainerInfo.self, from: Data(first.utf8))
+            } catch {
+                throw StrataError(.database, "container \(ref) has an unreadable record", cause: error)
+            }
+        }
+    }
+
+    /// Mounts (overlay) or finds (copy) the container's root filesystem and returns its path.
+    public func mountContainer(_ ref: String) async throws -> String {
+        let c = try await container(ref)
+        let lowers = try await snapshotDirectories(of: c.imageID)
+        return try snapshotter(c.snapshotter).mount(containerDirs(c.id), lowers: lowers)
+    }
+
+    public func unmountContainer(_ ref: String) async throws {
+        let c = try await container(ref)
+        try snapshotter(c.snapshotter).unmount(containerDirs(c.id))
+    }
+
+    /// Paths the container added, changed or deleted, as `docker diff`.
+    public func changes(in ref: String) async throws -> [Change] {
+        let c = try await container(ref)
+        let lowers = try await snapshotDirectories(of: c.imageID)
+        return try snapshotter(c.snapshotter).changes(containerDirs(c.id), lowers: lowers)
+    }
+
+    /// Removes a container: its row goes first (queuing its directory), then the directory
+    /// (law 2). Its changes are gone unless committed. Two processes removing the same
+    /// container: one succeeds, the other gets "no such container".
+    public func removeContainer(_ ref: String, force: Bool = false) async throws -> String {
+        let c = try await container(ref)
+        if c.state == "running" && !force {
+            throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is running: stop it first or use -f")
+        }
+        try snapshotter(c.snapshotter).unmount(containerDirs(c.id))
+        let rel = "containers/\(c.id)"
+        try await write { db in
+            try db.execute(sql: "DELETE FROM containers WHERE id = ?", arguments: [c.id])
+            guard db.changesCount == 1 else { throw StrataError(.containerNotFound, "no such container: \(ref)") }
+            try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: [rel, now()])
+        }
+        CrashPoint.hit("rm.after-commit")
+        try replayPendingUnlinks()
+        return c.id
+    }
+}

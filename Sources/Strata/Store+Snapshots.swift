@@ -1,0 +1,50 @@
+import Foundation
+import GRDB
+
+extension Store {
+    /// The unpacked layer directories of an image, bottom first. Each layer is unpacked once,
+    /// into `snapshots/<id>/fs` keyed by its chain ID, and shared by every container and image
+    /// that needs it. A snapshot is unpacked under a temporary name, renamed into place (the
+    /// first process to finish wins) and then recorded; it never changes after that.
+    func snapshotDirectories(of imageID: Digest) async throws -> [String] {
+        let layers = try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT il.chain_id, il.blob_digest, s.id AS snapshot FROM image_layers il
+                LEFT JOIN snapshots s ON s.chain_id = il.chain_id
+                WHERE il.image_id = ? ORDER BY il.position
+                """, arguments: [imageID.string]).map { ($0["chain_id"] as String, $0["blob_digest"] as String, $0["snapshot"] as String?) }
+        }
+        var dirs: [String] = []
+        for (chain, blob, existing) in layers {
+            let id = String(chain.dropFirst("sha256:".count).prefix(16))
+            let dir = paths.root.appendingPathComponent("snapshots/\(id)")
+            if existing != nil, FileManager.default.fileExists(atPath: dir.path + "/fs") {
+                dirs.append(dir.path + "/fs")
+                continue
+            }
+            try unpackSnapshot(id: id, blob: try Digest(blob), into: dir)
+            try await write { db in
+                try db.execute(sql: "INSERT OR IGNORE INTO snapshots(id, chain_id, created_at) VALUES (?, ?, ?)", arguments: [id, chain, now()])
+            }
+            dirs.append(dir.path + "/fs")
+        }
+        return dirs
+    }
+
+    private func unpackSnapshot(id: String, blob: Digest, into dir: URL) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir.path + "/fs") { return }
+        let tmp = paths.root.appendingPathComponent("snapshots/.tmp-\(id)-\(UUID().uuidString.prefix(8))")
+        defer { try? fm.removeItem(at: tmp) }
+        do {
+            try fm.createDirectory(at: tmp.appendingPathComponent("fs"), withIntermediateDirectories: true)
+        } catch {
+            throw StrataError(.io, "cannot create \(tmp.path): \(error.localizedDescription)", cause: error)
+        }
+        try LayerUnpacker(root: tmp.path + "/fs", overlayWhiteouts: geteuid() == 0)
+            .unpack(layer: paths.blob(blob).path, name: "layer \(blob)")
+        if rename(tmp.path, dir.path) != 0 && !fm.fileExists(atPath: dir.path + "/fs") {
+            throw StrataError(.io, "cannot move snapshot into \(dir.path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

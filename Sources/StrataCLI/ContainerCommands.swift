@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import Strata
+
+extension SnapshotterKind: ExpressibleByArgument {}
+
+struct CreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create a container (a writable layer over an image) and print its ID.",
+        discussion: """
+            Examples:
+              strata create --name web busybox sh
+              strata create --snapshotter copy -e A=1 -w /tmp app:1
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Name the container.")
+    var name: String?
+    @Option(name: .shortAndLong, help: "Set an environment variable (KEY=VALUE).")
+    var env: [String] = []
+    @Option(name: .shortAndLong, help: "Working directory inside the container.")
+    var workdir: String?
+    @Option(help: "overlay or copy (default: overlay when available).")
+    var snapshotter: SnapshotterKind?
+    @Argument var image: String
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() async throws {
+        let store = try await global.openStore()
+        let c = try await store.createContainer(from: image, options: ContainerOptions(
+            name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter))
+        print(c.id)
+    }
+}
+
+struct PsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Show all containers (every container is listed; kept for Docker compatibility).")
+    var all = false
+    @Flag(name: .shortAndLong, help: "Only show container IDs.")
+    var quiet = false
+    @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
+    var noTrunc = false
+    @Option(help: "Output format: table or json.")
+    var format: TableFormat = .table
+
+    func run() async throws {
+        let store = try await global.openStore()
+        let list = try await store.containers()
+        if format == .json { print(try Output.json(list)); return }
+        if quiet { for c in list { print(noTrunc ? c.id : String(c.id.prefix(12))) }; return }
+        let now = Date()
+        let rows = list.map { c -> [String] in
+            let cmd = c.command.joined(separator: " ")
+            return [noTrunc ? c.id : String(c.id.prefix(12)), c.image, "\"" + (noTrunc ? cmd : Units.ellipsis(cmd, 20)) + "\"",
+                    Units.ago(c.created, now: now), c.state.capitalized, c.name ?? ""]
+        }
+        print(Output.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], rows), terminator: "")
+    }
+}
+
+struct MountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mount", abstract: "Mount a container's root filesystem and print its path.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var container: String
+
+    func run() async throws {
+        let store = try await global.openStore()
+        print(try await store.mountContainer(container))
+    }
+}
+
+struct UnmountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unmount", abstract: "Unmount a container's root filesystem.", aliases: ["umount"])
+    @OptionGroup var global: GlobalOptions
+    @Argument var container: String
+
+    func run() async throws {
+        let store = try await global.openStore()
+        try await store.unmountContainer(container)
+    }
+}
+
+struct DiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "List the paths a container added (A), changed (C) or deleted (D).",
+        discussion: "Example:\n  strata diff web")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Output format: table or json.")
+    var format: TableFormat = .table
+    @Argument var container: String
+
+    func run() async throws {
+        let store = try await global.openStore()
+        let changes = try await store.changes(in: container)
+        if format == .json { print(try Output.json(changes)); return }
+        for c in changes { print(c) }
+    }
+}
+
+struct CommitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "commit",
+        abstract: "Create a new image from a container's changes.",
+        discussion: """
+            Examples:
+              strata commit web app:2
+              strata commit -m "add config" -a "Ada <ada@example.com>" -c 'CMD ["/bin/sh"]' -c 'ENV MODE=prod' web app:3
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Commit message.")
+    var message: String?
+    @Option(name: .shortAndLong, help: "Author.")
+    var author: String?
+    @Option(name: [.customShort("c"), .long], help: "Apply a Dockerfile instruction to the image config.")
+    var change: [String] = []
+    @Argument var container: String
+    @Argument var reference: String?
+
+    func run() async throws {
+        if let reference { _ = try Reference(reference) }
+        let store = try await global.openStore()
+        let image = try await store.commit(container, options: CommitOptions(message: message, author: author, changes: change, reference: reference))
+        print(image.id)
+    }
+}
+
+struct RmCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm",
+        abstract: "Remove containers: the writable layer and its changes are gone unless committed.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Force removal.")
+    var force = false
+    @Argument var containers: [String]
+
+    func validate() throws {
+        guard !containers.isEmpty else { throw ValidationError("rm needs at least one container") }
+    }
+
+    func run() async throws {
+        let store = try await global.openStore()
+        var failed = false
+        for c in containers {
+            do {
+                _ = try await store.removeContainer(c, force: force)
+                print(c)
+            } catch let e as StrataError {
+                Output.error(e.message)
+                failed = true
+            }
+        }
+        if failed { throw CommandFailed() }
+    }
+}
