@@ -22,11 +22,15 @@ struct LayerUnpacker {
         let reader = try ArchiveReader(path: layer, name: name)
         guard let disk = archive_write_disk_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         defer { archive_write_free(disk) }
+        // No ARCHIVE_EXTRACT_UNLINK: with it libarchive silently replaces a symlink on the
+        // way with a directory; without it, a path through a symlink is an error.
         var flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_PERM
-            | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_UNLINK
+            | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
         if asRoot { flags |= ARCHIVE_EXTRACT_OWNER }
         archive_write_disk_set_options(disk, flags)
         archive_write_disk_set_standard_lookup(disk)
+        // Paths this layer wrote: a whiteout only hides what lower layers have (OCI).
+        var created = Set<String>()
         try reader.forEachRawEntry { entry, path, hardlink, copyData in
             let base = (path as NSString).lastPathComponent
             let parent = (path as NSString).deletingLastPathComponent
@@ -34,12 +38,16 @@ struct LayerUnpacker {
                 try ensureDirectory(parent)
                 let parentFull = parent.isEmpty ? root : root + "/" + parent
                 if base == ".wh..wh..opq" {
-                    if setxattr(parentFull, "trusted.overlay.opaque", "y", 1, 0) != 0 {
-                        throw StrataError(.io, "\(name): cannot mark \(parent.isEmpty ? "/" : parent) opaque: \(String(cString: strerror(errno)))")
-                    }
+                    try markOpaque(parentFull, name: name)
                 } else {
-                    let target = parentFull + "/" + String(base.dropFirst(4))
-                    try refuseSymlinkPath(String(target.dropFirst(root.count + 1)), name: name)
+                    let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
+                    let target = root + "/" + targetRel
+                    try refuseSymlinkPath(targetRel, name: name)
+                    if created.contains(targetRel) {
+                        // Deleted and recreated in this layer: a directory hides the lower one.
+                        if FileMeta.of(target)?.kind == .directory { try markOpaque(target, name: name) }
+                        return
+                    }
                     removeTree(target)
                     if mknod(target, S_IFCHR | 0o000, 0) != 0 {
                         throw StrataError(.io, "\(name): cannot create whiteout \(target): \(String(cString: strerror(errno)))")
@@ -47,6 +55,27 @@ struct LayerUnpacker {
                 }
                 return
             }
+            var opaqueAfter = false
+            if overlayWhiteouts {
+                // A path below a whiteout of this layer: the whiteout becomes an opaque directory.
+                var prefix = ""
+                for c in parent.split(separator: "/") {
+                    prefix += (prefix.isEmpty ? "" : "/") + c
+                    if let m = FileMeta.of(root + "/" + prefix), m.isOverlayWhiteout {
+                        unlink(root + "/" + prefix)
+                        if mkdir(root + "/" + prefix, 0o755) != 0 {
+                            throw StrataError(.io, "\(name): cannot create \(prefix): \(String(cString: strerror(errno)))")
+                        }
+                        try markOpaque(root + "/" + prefix, name: name)
+                        created.insert(prefix)
+                    }
+                }
+                if archive_entry_filetype(entry) == strata_AE_IFDIR, let m = FileMeta.of(root + "/" + path), m.isOverlayWhiteout {
+                    unlink(root + "/" + path)
+                    opaqueAfter = true
+                }
+            }
+            created.insert(path)
             archive_entry_set_pathname_utf8(entry, root + "/" + path)
             if let hardlink {
                 try refuseSymlinkPath(hardlink, name: name)
@@ -69,6 +98,13 @@ struct LayerUnpacker {
             if archive_write_finish_entry(disk) < ARCHIVE_WARN {
                 throw StrataError(.io, "\(name): cannot finish \"\(path)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
             }
+            if opaqueAfter { try markOpaque(root + "/" + path, name: name) }
+        }
+    }
+
+    private func markOpaque(_ dir: String, name: String) throws {
+        if setxattr(dir, "trusted.overlay.opaque", "y", 1, 0) != 0 {
+            throw StrataError(.io, "\(name): cannot mark \(dir.dropFirst(root.count)) opaque: \(String(cString: strerror(errno)))")
         }
     }
 

@@ -36,9 +36,18 @@ extension Store {
                 try db.execute(sql: "DELETE FROM tags WHERE name = ?", arguments: [name])
                 events.append(.untagged(Reference.stored(name)?.familiar ?? name))
             }
+            if let c = containers.first {
+                // Docker: a container's image keeps existing; -f only removes the names.
+                guard force else {
+                    let what = named.map { "repository reference \"\($0.familiar)\"" } ?? id.shortHex
+                    throw StrataError(.conflict, "conflict: unable to remove \(what) (must force) - container \(String(c.prefix(12))) is using its referenced image \(id.shortHex)")
+                }
+                if let named { try untag(named.fullName) } else { for t in tags { try untag(t) } }
+                return events
+            }
             if let named, !force {
                 try untag(named.fullName)
-                if tags.count > 1 || children > 0 || !containers.isEmpty { return events }
+                if tags.count > 1 || children > 0 { return events }
             } else {
                 if !force {
                     let repos = Set(tags.compactMap { Reference.stored($0)?.name })
@@ -48,9 +57,6 @@ extension Store {
                     if children > 0 {
                         throw StrataError(.conflict, "conflict: unable to delete \(id.shortHex) (must be forced) - image has dependent child images")
                     }
-                }
-                if let c = containers.first {
-                    throw StrataError(.conflict, "conflict: unable to delete \(id.shortHex) - image is used by container \(String(c.prefix(12)))")
                 }
                 for t in tags { try untag(t) }
             }

@@ -1,0 +1,227 @@
+import CArchive
+import Crypto
+import Foundation
+import Testing
+@testable import Strata
+
+/// A tree listed as one line per path: type, mode, owner, size, content hash, link target,
+/// user xattrs, and hardlink group — the form both sides of a ground-truth test are put in.
+func listTree(_ root: String) -> [String: String] {
+    var out: [String: String] = [:]
+    var inodes: [UInt64: [String]] = [:]
+    func walk(_ rel: String) {
+        let dir = rel.isEmpty ? root : root + "/" + rel
+        for name in directoryEntries(dir) {
+            let r = rel.isEmpty ? name : rel + "/" + name
+            let p = dir + "/" + name
+            guard let m = FileMeta.of(p) else { continue }
+            var hash = ""
+            if m.kind == .file, let d = FileManager.default.contents(atPath: p) { hash = SHA256.hash(data: d).hexString.prefix(16).description }
+            var names = [Int8](repeating: 0, count: 4096)
+            let n = llistxattr(p, &names, names.count)
+            let xattrs = n > 0 ? names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+                .filter { $0.hasPrefix("user.") }.sorted().joined(separator: ",") : ""
+            let size = m.kind == .directory ? 0 : m.size
+            out[r] = "\(m.kind) \(String(m.mode, radix: 8)) \(m.uid):\(m.gid) \(size) \(hash) \(m.linkTarget ?? "") \(xattrs) \(m.kind == .char || m.kind == .block ? String(m.rdev) : "")"
+            if m.kind == .file { inodes[m.inode, default: []].append(r) }
+            if m.kind == .directory { walk(r) }
+        }
+    }
+    walk("")
+    for (_, group) in inodes where group.count > 1 {
+        let g = group.sorted().joined(separator: "|")
+        for p in group { out[p]! += " links=\(g)" }
+    }
+    return out
+}
+
+enum ContainerFixtures {
+    /// An OCI layout (tag `img`) of four layers built with umoci: files, a hardlink pair, a
+    /// fifo, a setuid file, a user xattr, a deletion, a directory replaced by a file, the file
+    /// replaced by a directory again, and an opaque directory.
+    static func richImage(in dir: TempDir) throws -> String {
+        let layout = dir.file("rich").path
+        try ArchiveFixtures.tar(dir.file("l3.tar").path, [
+            (".wh.data", Data()), ("data", Data("now a file\n".utf8)),
+        ])
+        try ArchiveFixtures.tar(dir.file("l4.tar").path, [
+            (".wh.data", Data()), ("data/new", Data("a dir again\n".utf8)),
+            ("etc/.wh..wh..opq", Data()), ("etc/only", Data("opaque\n".utf8)),
+        ])
+        try bash("""
+            cd "\(dir.path)"
+            umoci init --layout "\(layout)"
+            umoci new --image "\(layout):img"
+            umoci unpack --image "\(layout):img" b1
+            mkdir -p b1/rootfs/etc b1/rootfs/data/sub b1/rootfs/bin
+            cp "$(command -v busybox || echo /bin/busybox)" b1/rootfs/bin/busybox
+            ln -s busybox b1/rootfs/bin/sh
+            echo hello > b1/rootfs/etc/greeting
+            echo gone > b1/rootfs/data/old
+            echo same > b1/rootfs/data/h1 && ln b1/rootfs/data/h1 b1/rootfs/data/h2
+            mkfifo b1/rootfs/data/fifo
+            head -c 70000 /dev/urandom > b1/rootfs/data/sub/blob
+            chown 1000:1000 b1/rootfs/data/sub/blob
+            umoci repack --image "\(layout):img" --history.created_by "layer 1" b1
+            rm -rf b1
+            umoci unpack --image "\(layout):img" b2
+            rm b2/rootfs/data/old
+            echo more > b2/rootfs/etc/more
+            echo run > b2/rootfs/bin/tool && chmod 4755 b2/rootfs/bin/tool
+            setfattr -n user.test -v yes b2/rootfs/etc/more 2>/dev/null || python3 -c "import os; os.setxattr('b2/rootfs/etc/more', 'user.test', b'yes')"
+            umoci repack --image "\(layout):img" --history.created_by "layer 2" b2
+            rm -rf b2
+            umoci raw add-layer --image "\(layout):img" --history.created_by "layer 3" l3.tar
+            umoci raw add-layer --image "\(layout):img" --history.created_by "layer 4" l4.tar
+            """)
+        return layout
+    }
+}
+
+@Suite(.serialized) struct ContainerTests {
+    /// The mounted rootfs equals `umoci unpack` of the same image, with both snapshotters.
+    @Test(arguments: [SnapshotterKind.overlay, .copy])
+    func rootfsMatchesUmociUnpack(_ kind: SnapshotterKind) async throws {
+        guard Peer.require("umoci") else { return }
+        if kind == .overlay && SnapshotterKind.preferred != .overlay { return }
+        let dir = try TempDir()
+        let layout = try ContainerFixtures.richImage(in: dir)
+        try sh(["umoci", "unpack", "--image", "\(layout):img", dir.file("truth").path])
+        let truth = listTree(dir.file("truth/rootfs").path)
+        #expect(truth["etc/only"] != nil && truth["etc/greeting"] == nil && truth["data/new"] != nil)
+        let store = try await dir.store()
+        let loaded = try await store.load(from: URL(fileURLWithPath: layout))
+        let c = try await store.createContainer(from: loaded[0].id.string, options: ContainerOptions(snapshotter: kind))
+        let root = try await store.mountContainer(c.id)
+        let ours = listTree(root)
+        for key in Set(truth.keys).union(ours.keys).sorted() where truth[key] != ours[key] {
+            Issue.record("\(kind): \(key): umoci \(truth[key] ?? "absent") / strata \(ours[key] ?? "absent")")
+        }
+        #expect(try await store.changes(in: c.id).isEmpty)
+        try await store.unmountContainer(c.id)
+        _ = try await store.removeContainer(c.id)
+        #expect(!FileManager.default.fileExists(atPath: store.root.appendingPathComponent("containers/\(c.id)").path))
+    }
+
+    /// diff and commit, checked against podman: podman loads the committed image and its
+    /// own diff of the new layer lists the same changes.
+    @Test(arguments: [SnapshotterKind.overlay, .copy])
+    func diffAndCommitAgreeWithPodman(_ kind: SnapshotterKind) async throws {
+        guard Peer.require("podman", "umoci") else { return }
+        if kind == .overlay && SnapshotterKind.preferred != .overlay { return }
+        let dir = try TempDir()
+        let layout = try Fixtures.umociImage(in: dir)
+        let store = try await dir.store()
+        let base = try await store.load(from: URL(fileURLWithPath: layout))[0].id
+        try await store.tag(base.string, as: "diff/base:1")
+        let c = try await store.createContainer(from: "diff/base:1", options: ContainerOptions(command: ["/bin/sh"], snapshotter: kind))
+        let root = try await store.mountContainer(c.id)
+        try bash("""
+            echo added > '\(root)/etc/added'
+            echo changed >> '\(root)/etc/greeting'
+            rm '\(root)/etc/more'
+            mkdir -p '\(root)/newdir/deep' && echo x > '\(root)/newdir/deep/f'
+            """)
+        let changes = try await store.changes(in: c.id).map(\.description)
+        #expect(changes == ["A /etc/added", "C /etc", "C /etc/greeting", "D /etc/more", "A /newdir", "A /newdir/deep", "A /newdir/deep/f"].sorted {
+            $0.dropFirst(2) < $1.dropFirst(2)
+        })
+        let committed = try await store.commit(c.id, options: CommitOptions(message: "msg", author: "Ada", changes: ["ENV MODE=prod", "CMD [\"/bin/true\"]"], reference: "diff/app:1"))
+        let details = try await store.inspect("diff/app:1")
+        #expect(details.config.config?.Env?.contains("MODE=prod") == true)
+        #expect(details.config.config?.Cmd == ["/bin/true"])
+        #expect(details.config.history?.last?.comment == "msg")
+        #expect(details.config.author == "Ada")
+        #expect(try await store.lineage(of: "diff/app:1").map(\.id) == [committed.id, base])
+        let hist = try await store.history(of: "diff/app:1")
+        #expect(hist.first?.id == committed.id && hist.first?.comment == "msg")
+        #expect(hist.dropFirst().first?.id == base)
+
+        // podman agrees: load the save, diff the image against its parent layer.
+        try await store.save(["diff/app:1"], to: dir.file("app.tar"))
+        let p = PodmanInteropTests.podman(dir)
+        try sh(p + ["load", "-i", dir.file("app.tar").path])
+        let theirs = try sh(p + ["diff", "diff/app:1"]).stdout.split(separator: "\n").map(String.init).sorted()
+        #expect(theirs == changes.sorted(), "podman diff: \(theirs)")
+        let podmanHistory = try sh(p + ["history", "--format", "{{.Comment}}", "diff/app:1"]).stdout.split(separator: "\n").first
+        #expect(podmanHistory == "msg")
+
+        // An empty diff: a history entry with empty_layer, no new layer.
+        let c2 = try await store.createContainer(from: "diff/app:1", options: ContainerOptions(snapshotter: kind))
+        let empty = try await store.commit(c2.id, options: CommitOptions(message: "nothing"))
+        #expect(try await store.layers(of: empty.id.string).count == (try await store.layers(of: "diff/app:1").count))
+        #expect(try await store.history(of: empty.id.string).first?.emptyLayer == true)
+        for id in [c.id, c2.id] { _ = try await store.removeContainer(id) }
+        #expect(try await store.check().clean)
+    }
+
+    /// Unpacking refuses entries that escape the rootfs, and writes nothing outside it.
+    @Test func hostileLayersAreRefused() async throws {
+        let dir = try TempDir()
+        let outside = dir.file("outside")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        let cases: [(String, [(String, Data?)])] = [
+            ("dotdot", [("../outside/evil", Data("x".utf8))]),
+            ("absolute", [("\(outside.path)/evil", Data("x".utf8))]),
+            ("symlink", [("link -> \(outside.path)", nil), ("link/evil", Data("x".utf8))]),
+            ("relative-symlink", [("link -> ../../../../../../../../\(outside.path)", nil), ("link/evil", Data("x".utf8))]),
+        ]
+        for (name, members) in cases {
+            let layer = dir.file("\(name).tar").path
+            try ArchiveFixtures.tar(layer, members)
+            let root = dir.file("root-\(name)").path
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            do {
+                try LayerUnpacker(root: root, overlayWhiteouts: geteuid() == 0).unpack(layer: layer, name: name)
+                Issue.record("\(name): unpacked without error: \(listTree(root))")
+            } catch let e as StrataError {
+                #expect(e.code == .unsafePath, "\(name): \(e.message)")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty, "\(name) wrote outside")
+        }
+        // A hardlink whose target leaves the root.
+        try bash("""
+            cd '\(dir.path)' && python3 -c "
+            import tarfile, io
+            with tarfile.open('hard.tar', 'w') as t:
+                i = tarfile.TarInfo('h'); i.type = tarfile.LNKTYPE; i.linkname = '../outside/secret'; t.addfile(i)
+            "
+            """)
+        let root = dir.file("root-hard").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        #expect(throws: StrataError.self) {
+            try LayerUnpacker(root: root, overlayWhiteouts: false).unpack(layer: dir.file("hard.tar").path, name: "hard")
+        }
+    }
+
+    @Test func removingTheSameContainerTwiceAtOnce() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir), reference: "rm/base:1")
+        let c = try await store.createContainer(from: "rm/base:1", options: ContainerOptions(snapshotter: .copy))
+        let other = try await dir.store()
+        async let a: String? = try? await store.removeContainer(c.id)
+        async let b: String? = try? await other.removeContainer(c.id)
+        let results = await [a, b]
+        #expect(results.compactMap { $0 }.count == 1)
+        await #expect { _ = try await store.removeContainer(c.id) } throws: { ($0 as? StrataError)?.code == .containerNotFound }
+        #expect(try await store.containers().isEmpty)
+    }
+
+    @Test func rmiRefusesAnImageAContainerUses() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        let image = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir), reference: "busy/base:1")
+        let c = try await store.createContainer(from: "busy/base:1", options: ContainerOptions(snapshotter: .copy))
+        await #expect { _ = try await store.removeImage("busy/base:1") } throws: {
+            ($0 as? StrataError)?.message.contains("container \(c.id.prefix(12)) is using its referenced image") == true
+        }
+        #expect(try await store.removeImage("busy/base:1", force: true) == [.untagged("busy/base:1")])
+        // The image stays for the container; gc keeps it too.
+        _ = try await store.collectGarbage(GCOptions(grace: 0))
+        #expect(try await store.images(all: true).map(\.id) == [image.id])
+        _ = try await store.removeContainer(c.id)
+        _ = try await store.collectGarbage(GCOptions(grace: 0))
+        #expect(try await store.images(all: true).isEmpty)
+    }
+}
