@@ -123,6 +123,9 @@ final class TreeNode {
 /// hardlinks (within a layer), fifos and device nodes.
 struct TreeCopier {
     let asRoot = geteuid() == 0
+    /// Interpret `.wh.` files, 0/0 devices and opaque directories as whiteouts (layers), or
+    /// copy everything as it is (`cp`).
+    var whiteouts = true
 
     func apply(layer: String, to rootfs: String) throws {
         var links: [UInt64: String] = [:]
@@ -133,17 +136,19 @@ struct TreeCopier {
         let src = rel.isEmpty ? layer : layer + "/" + rel
         let dst = rel.isEmpty ? rootfs : rootfs + "/" + rel
         let names = directoryEntries(src)
-        if names.contains(".wh..wh..opq") || (!rel.isEmpty && isOpaque(src)) {
-            for n in directoryEntries(dst) { removeTree(dst + "/" + n) }
-        }
-        for name in names where name.hasPrefix(".wh.") && name != ".wh..wh..opq" {
-            removeTree(dst + "/" + String(name.dropFirst(4)))
+        if whiteouts {
+            if names.contains(".wh..wh..opq") || (!rel.isEmpty && isOpaque(src)) {
+                for n in directoryEntries(dst) { removeTree(dst + "/" + n) }
+            }
+            for name in names where name.hasPrefix(".wh.") && name != ".wh..wh..opq" {
+                removeTree(dst + "/" + String(name.dropFirst(4)))
+            }
         }
         var dirs: [(String, FileMeta)] = []
-        for name in names where !name.hasPrefix(".wh.") {
+        for name in names where !whiteouts || !name.hasPrefix(".wh.") {
             let s = src + "/" + name, d = dst + "/" + name
             guard let meta = FileMeta.of(s) else { continue }
-            if meta.isOverlayWhiteout { removeTree(d); continue }
+            if whiteouts && meta.isOverlayWhiteout { removeTree(d); continue }
             let existing = FileMeta.of(d)
             if meta.kind == .directory {
                 if let existing, existing.kind != .directory { removeTree(d) }
@@ -178,7 +183,7 @@ struct TreeCopier {
         for (d, meta) in dirs { try copyMetadata(from: src + "/" + (d as NSString).lastPathComponent, to: d, meta: meta) }
     }
 
-    private func copyFile(_ s: String, _ d: String, size: Int64) throws {
+    func copyFile(_ s: String, _ d: String, size: Int64) throws {
         let i = open(s, O_RDONLY | O_CLOEXEC)
         guard i >= 0 else { throw StrataError(.io, "cannot read \(s): \(String(cString: strerror(errno)))") }
         defer { close(i) }

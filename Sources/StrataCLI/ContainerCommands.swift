@@ -157,3 +157,68 @@ struct RmCommand: AsyncParsableCommand {
         if failed { throw CommandFailed() }
     }
 }
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Create a container, run its command through runc, and exit with its status.",
+        discussion: """
+            Examples:
+              strata run --rm busybox echo hello
+              strata run --name job -e MODE=test -w /tmp app:1 sh -c 'ls; exit 3'
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Remove the container when it exits.")
+    var rm = false
+    @Option(help: "Name the container.")
+    var name: String?
+    @Option(name: .shortAndLong, help: "Set an environment variable (KEY=VALUE).")
+    var env: [String] = []
+    @Option(name: .shortAndLong, help: "Working directory inside the container.")
+    var workdir: String?
+    @Option(help: "overlay or copy (default: overlay when available).")
+    var snapshotter: SnapshotterKind?
+    @Option(help: "Network: none (default) or host.")
+    var network: String = "none"
+    @Argument var image: String
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() async throws {
+        guard network == "none" || network == "host" else { throw StrataError(.invalidArgument, "invalid --network \"\(network)\": use none or host") }
+        let store = try await global.openStore()
+        let status = try await store.run(image, options: RunOptions(
+            container: ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter),
+            hostNetwork: network == "host"), remove: rm)
+        if status != 0 { throw CommandFailed(status: status) }
+    }
+}
+
+struct CpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cp",
+        abstract: "Copy files between a container and the host.",
+        discussion: """
+            Paths inside the container are resolved in its root: symlinks cannot lead out.
+
+            Examples:
+              strata cp ./app.conf web:/etc/app.conf
+              strata cp web:/var/log ./logs
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Argument var source: String
+    @Argument var destination: String
+
+    func run() async throws {
+        let store = try await global.openStore()
+        func split(_ s: String) -> (String, String)? {
+            guard !s.hasPrefix("/"), !s.hasPrefix("."), let colon = s.firstIndex(of: ":") else { return nil }
+            return (String(s[..<colon]), String(s[s.index(after: colon)...]))
+        }
+        switch (split(source), split(destination)) {
+        case (nil, let (c, p)?): try await store.copy(intoContainer: c, from: source, to: p)
+        case (let (c, p)?, nil): try await store.copy(fromContainer: c, path: p, to: destination)
+        default: throw StrataError(.invalidArgument, "one of SRC and DST must be CONTAINER:PATH and the other a host path")
+        }
+    }
+}

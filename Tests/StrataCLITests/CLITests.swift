@@ -129,3 +129,24 @@ import Testing
         #expect(try env.run(["--help"]).status == 0)
     }
 }
+
+@Suite struct RunTests {
+    /// run goes through runc: output streams through and the exit status comes back.
+    @Test func runStreamsOutputAndReturnsTheStatus() throws {
+        guard ProcessInfo.processInfo.environment["CI"] == "true" || FileManager.default.isExecutableFile(atPath: "/usr/bin/runc") else { return }
+        if geteuid() != 0 { return }
+        let env = try CLITests.Env()
+        #expect(try env.run(["import", try env.rootfs(), "run/base:1"]).status == 0)
+        for snapshotter in ["overlay", "copy"] {
+            let r = try env.run(["run", "--rm", "--snapshotter", snapshotter, "-e", "GREETING=hi", "run/base:1",
+                                 "sh", "-c", "echo $GREETING from $(cat /etc/passwd | head -c 4); ls /proc >/dev/null && exit 7"])
+            #expect(r.status == 7, "\(snapshotter): \(r.err)")
+            #expect(r.out == "hi from root\n", "\(snapshotter): \(r.out) \(r.err)")
+        }
+        #expect(try env.run(["ps", "-q"]).out == "")
+        // A kept container records its exit.
+        #expect(try env.run(["run", "--name", "kept", "run/base:1", "sh", "-c", "exit 0"]).status == 0)
+        #expect(try env.run(["ps"]).out.contains("Exited"))
+        #expect(try env.run(["rm", "kept"]).status == 0)
+    }
+}

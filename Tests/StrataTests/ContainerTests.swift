@@ -225,3 +225,41 @@ enum ContainerFixtures {
         #expect(try await store.images(all: true).isEmpty)
     }
 }
+
+@Suite struct CopyTests {
+    /// `cp` resolves container paths inside the root: a symlink pointing out leads back in.
+    @Test(arguments: [SnapshotterKind.copy, .overlay])
+    func copyNeverEscapesTheRoot(_ kind: SnapshotterKind) async throws {
+        if kind == .overlay && SnapshotterKind.preferred != .overlay { return }
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir), reference: "cp/base:1")
+        let c = try await store.createContainer(from: "cp/base:1", options: ContainerOptions(snapshotter: kind))
+        let root = try await store.mountContainer(c.id)
+        let outside = dir.file("outside")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        // Symlinks that would point out of the container on the host.
+        #expect(symlink(outside.path, root + "/abs") == 0)
+        #expect(symlink("../../../../../../../../../../" + outside.path, root + "/rel") == 0)
+        try Data("host file\n".utf8).write(to: dir.file("src.txt"))
+        // Where the links lead inside the container: absent first, so the copy fails cleanly.
+        await #expect(throws: StrataError.self) { try await store.copy(intoContainer: c.id, from: dir.file("src.txt").path, to: "/abs/evil.txt") }
+        try FileManager.default.createDirectory(atPath: root + outside.path, withIntermediateDirectories: true)
+        try await store.copy(intoContainer: c.id, from: dir.file("src.txt").path, to: "/abs/evil.txt")
+        try await store.copy(intoContainer: c.id, from: dir.file("src.txt").path, to: "/rel/evil2.txt")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: root + outside.path + "/evil.txt"))
+        #expect(FileManager.default.fileExists(atPath: root + outside.path + "/evil2.txt"))
+        // Into a directory, and back out.
+        try await store.copy(intoContainer: c.id, from: dir.file("src.txt").path, to: "/etc")
+        #expect(try String(contentsOfFile: root + "/etc/src.txt", encoding: .utf8) == "host file\n")
+        try await store.copy(fromContainer: c.id, path: "/etc/passwd", to: dir.file("passwd.out").path)
+        #expect(try String(contentsOf: dir.file("passwd.out"), encoding: .utf8).hasPrefix("root:x:0:0"))
+        // Out through a symlink: resolved in the container, not on the host.
+        #expect(symlink("/etc", root + "/etclink") == 0)
+        try await store.copy(fromContainer: c.id, path: "/etclink/passwd", to: dir.file("via-link").path)
+        #expect(try String(contentsOf: dir.file("via-link"), encoding: .utf8).hasPrefix("root:x:0:0:root:/root:/bin/sh"))
+        #expect(try await store.changes(in: c.id).map(\.description).contains("A /etc/src.txt"))
+        _ = try await store.removeContainer(c.id)
+    }
+}

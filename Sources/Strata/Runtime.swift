@@ -1,0 +1,150 @@
+import Foundation
+
+/// Options for ``Store/run(_:options:remove:)``.
+public struct RunOptions: Sendable {
+    public var container: ContainerOptions
+    /// Give the container the host's network (default: its own empty network namespace).
+    public var hostNetwork = false
+
+    public init(container: ContainerOptions = ContainerOptions(), hostNetwork: Bool = false) {
+        self.container = container
+        self.hostNetwork = hostNetwork
+    }
+}
+
+/// An OCI runtime binary (runc; crun has the same command line).
+struct OCIRuntime: Sendable {
+    let path: String
+
+    /// The first of runc, crun found on PATH.
+    static func find(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> OCIRuntime {
+        let dirs = (environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":")
+        for name in ["runc", "crun"] {
+            for d in dirs where access("\(d)/\(name)", X_OK) == 0 { return OCIRuntime(path: "\(d)/\(name)") }
+        }
+        throw StrataError(.unsupportedFormat, "no OCI runtime found: install runc (apt-get install runc) to run containers")
+    }
+}
+
+/// The OCI runtime bundle's `config.json` for a container.
+enum RuntimeSpec {
+    static func make(rootfs: String, args: [String], env: [String], cwd: String, uid: UInt32, gid: UInt32,
+                     hostname: String, hostNetwork: Bool) -> [String: Any] {
+        let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
+                    "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
+        var namespaces: [[String: Any]] = [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]]
+        if !hostNetwork { namespaces.append(["type": "network"]) }
+        return [
+            "ociVersion": "1.0.2",
+            "process": [
+                "terminal": false,
+                "user": ["uid": uid, "gid": gid],
+                "args": args,
+                "env": env,
+                "cwd": cwd,
+                "capabilities": ["bounding": caps, "effective": caps, "permitted": caps],
+                // CAP_SYS_RESOURCE may be missing: keep limits the runtime can set.
+                "rlimits": [["type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024]],
+                "noNewPrivileges": true,
+            ] as [String: Any],
+            "root": ["path": rootfs, "readonly": false],
+            "hostname": hostname,
+            "mounts": [
+                ["destination": "/proc", "type": "proc", "source": "proc"],
+                ["destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]],
+                ["destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]],
+                ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
+                ["destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]],
+                ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
+                ["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]],
+            ] as [[String: Any]],
+            "linux": [
+                "namespaces": namespaces,
+                "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            ] as [String: Any],
+        ]
+    }
+
+    /// `user` of an image config ("uid", "uid:gid", "name", "name:group") resolved in the rootfs.
+    static func user(_ spec: String?, rootfs: String) -> (UInt32, UInt32) {
+        guard let spec, !spec.isEmpty else { return (0, 0) }
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        func lookup(_ file: String, _ name: String) -> (UInt32, UInt32)? {
+            guard let text = try? String(contentsOfFile: rootfs + "/etc/" + file, encoding: .utf8) else { return nil }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: ":", omittingEmptySubsequences: false)
+                if f.count >= 4, f[0] == name, let a = UInt32(f[2]) { return (a, UInt32(f[3]) ?? 0) }
+            }
+            return nil
+        }
+        let uid: UInt32, primaryGid: UInt32
+        if let n = UInt32(parts[0]) { uid = n; primaryGid = 0 } else if let (u, g) = lookup("passwd", parts[0]) { uid = u; primaryGid = g } else { uid = 0; primaryGid = 0 }
+        var gid = primaryGid
+        if parts.count == 2 { gid = UInt32(parts[1]) ?? lookup("group", parts[1])?.0 ?? primaryGid }
+        return (uid, gid)
+    }
+}
+
+extension Store {
+    /// Creates a container, mounts it and runs its command through runc with a generated
+    /// bundle (new mount, PID, UTS and IPC namespaces, no network unless asked); stdout and
+    /// stderr stream through, and the command's exit status comes back. With `remove`, the
+    /// container goes afterwards (`run --rm`).
+    public func run(_ ref: String, options: RunOptions = RunOptions(), remove: Bool = false) async throws -> Int32 {
+        let runtime = try OCIRuntime.find()
+        let c = try await createContainer(from: ref, options: options.container)
+        do {
+            let status = try await start(c, runtime: runtime, hostNetwork: options.hostNetwork)
+            if remove { _ = try await removeContainer(c.id, force: true) }
+            return status
+        } catch {
+            if remove { _ = try? await removeContainer(c.id, force: true) }
+            throw error
+        }
+    }
+
+    private func start(_ c: ContainerInfo, runtime: OCIRuntime, hostNetwork: Bool) async throws -> Int32 {
+        let rootfs = try await mountContainer(c.id)
+        let config = try await inspect(c.imageID.string).config.config
+        var args = c.command
+        if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
+        else if let ep = config?.Entrypoint, !ep.isEmpty { args = ep + args }
+        guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
+        var env = config?.Env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        for e in c.env {
+            let key = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
+            env.removeAll { $0.hasPrefix(key + "=") }
+            env.append(e)
+        }
+        let (uid, gid) = RuntimeSpec.user(config?.User, rootfs: rootfs)
+        let spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
+                                    uid: uid, gid: gid, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork)
+        let bundle = containerDirs(c.id).base
+        try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
+        try await setState(c.id, "running")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: runtime.path)
+        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, c.id]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.standardOutput
+        p.standardError = FileHandle.standardError
+        do {
+            try p.run()
+        } catch {
+            try? await setState(c.id, "created")
+            throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
+        }
+        p.waitUntilExit()
+        try await setState(c.id, "exited")
+        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+    }
+
+    private func setState(_ id: String, _ state: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE containers SET state = ?, config = json_set(config, '$.state', ?) WHERE id = ?", arguments: [state, state, id])
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// Path resolution inside a container's root, as the container sees it: symlinks are
+/// followed relative to the root and `..` never climbs above it (what `docker cp` does
+/// since its symlink CVEs).
+enum ScopedPath {
+    static func resolve(root: String, path: String, followFinal: Bool) throws -> String {
+        var done: [String] = []
+        var pending = Array(path.split(separator: "/").map(String.init).reversed())
+        var hops = 0
+        while let c = pending.popLast() {
+            if c.isEmpty || c == "." { continue }
+            if c == ".." { _ = done.popLast(); continue }
+            let candidate = root + "/" + (done + [c]).joined(separator: "/")
+            if let meta = FileMeta.of(candidate), meta.kind == .symlink, followFinal || !pending.isEmpty {
+                hops += 1
+                guard hops <= 255 else { throw StrataError(.unsafePath, "too many levels of symbolic links at \(path)") }
+                let target = meta.linkTarget ?? ""
+                if target.hasPrefix("/") { done = [] }
+                pending += target.split(separator: "/").map(String.init).reversed()
+                continue
+            }
+            done.append(c)
+        }
+        return done.isEmpty ? root : root + "/" + done.joined(separator: "/")
+    }
+}
+
+extension Store {
+    /// Copies a host file or directory into a container (`strata cp SRC CONTAINER:DST`).
+    /// The destination is resolved inside the container root; nothing is written outside it.
+    public func copy(intoContainer ref: String, from source: String, to destination: String) async throws {
+        guard let meta = FileMeta.of(source) else { throw StrataError(.invalidArgument, "\(source): no such file or directory") }
+        let root = try await mountContainer(ref)
+        var target = try ScopedPath.resolve(root: root, path: destination, followFinal: true)
+        if FileMeta.of(target)?.kind == .directory, !destination.hasSuffix("/.") {
+            target += "/" + (source as NSString).lastPathComponent
+        }
+        let parent = (target as NSString).deletingLastPathComponent
+        guard FileMeta.of(parent)?.kind == .directory else {
+            throw StrataError(.invalidArgument, "\(destination): the parent directory does not exist in the container")
+        }
+        try copyTree(meta, from: source, to: target)
+    }
+
+    /// Copies a file or directory out of a container (`strata cp CONTAINER:SRC DST`).
+    public func copy(fromContainer ref: String, path: String, to destination: String) async throws {
+        let root = try await mountContainer(ref)
+        let source = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        guard let meta = FileMeta.of(source) else { throw StrataError(.invalidArgument, "\(path): no such file or directory in the container") }
+        var target = destination
+        if FileMeta.of(target)?.kind == .directory { target += "/" + (source as NSString).lastPathComponent }
+        try copyTree(meta, from: source, to: target)
+    }
+
+    private func copyTree(_ meta: FileMeta, from source: String, to target: String) throws {
+        var copier = TreeCopier()
+        copier.whiteouts = false
+        if let existing = FileMeta.of(target), existing.kind != meta.kind || meta.kind != .directory { removeTree(target) }
+        switch meta.kind {
+        case .directory:
+            if FileMeta.of(target) == nil, mkdir(target, 0o700) != 0 {
+                throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))")
+            }
+            try copier.apply(layer: source, to: target)
+        case .file:
+            try copier.copyFile(source, target, size: meta.size)
+        case .symlink:
+            if symlink(meta.linkTarget ?? "", target) != 0 { throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))") }
+        default:
+            throw StrataError(.invalidArgument, "\(source): only files, directories and symlinks can be copied")
+        }
+        try copier.copyMetadata(from: source, to: target, meta: meta)
+    }
+}
