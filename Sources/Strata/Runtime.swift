@@ -29,7 +29,7 @@ struct OCIRuntime: Sendable {
 /// The OCI runtime bundle's `config.json` for a container.
 enum RuntimeSpec {
     static func make(rootfs: String, args: [String], env: [String], cwd: String, uid: UInt32, gid: UInt32,
-                     hostname: String, hostNetwork: Bool) -> [String: Any] {
+                     hostname: String, hostNetwork: Bool, binds: [(String, String)] = []) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
         var namespaces: [[String: Any]] = [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]]
@@ -58,7 +58,7 @@ enum RuntimeSpec {
                 ["destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]],
                 ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
                 ["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]],
-            ] as [[String: Any]],
+            ] + binds.map { ["destination": $0.1, "type": "bind", "source": $0.0, "options": ["rbind", "rw"]] } as [[String: Any]],
             "linux": [
                 "namespaces": namespaces,
                 "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -121,7 +121,8 @@ extension Store {
         }
         let (uid, gid) = RuntimeSpec.user(config?.User, rootfs: rootfs)
         let spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
-                                    uid: uid, gid: gid, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork)
+                                    uid: uid, gid: gid, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork,
+                                    binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) })
         let bundle = containerDirs(c.id).base
         try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
         try await setState(c.id, "running")

@@ -10,8 +10,12 @@ public struct ContainerOptions: Sendable, Codable {
     public var env: [String] = []
     public var workingDir: String?
     public var snapshotter: SnapshotterKind?
+    /// Named volumes (created when missing) and host directories to mount.
+    public var volumes: [VolumeMount] = []
 
-    public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil, snapshotter: SnapshotterKind? = nil) {
+    public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
+                snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = []) {
+        self.volumes = volumes
         self.name = name
         self.command = command
         self.env = env
@@ -33,6 +37,7 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var snapshotter: SnapshotterKind
     public var state: String
     public var created: Date
+    public var volumes: [VolumeMount]?
 }
 
 extension Store {
@@ -57,8 +62,10 @@ extension Store {
             try? FileManager.default.removeItem(at: dirs.base)
             throw error
         }
+        for v in options.volumes where !v.isBind { try await createVolume(v.source) }
         let info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
-                                 workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date())
+                                 workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date(),
+                                 volumes: options.volumes.isEmpty ? nil : options.volumes)
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in
@@ -68,6 +75,10 @@ extension Store {
                 }
                 try db.execute(sql: "INSERT INTO containers(id, name, image_id, state, config, created_at) VALUES (?, ?, ?, 'created', ?, ?)",
                                arguments: [id, options.name, imageID.string, config, now()])
+                for v in options.volumes where !v.isBind {
+                    try db.execute(sql: "INSERT OR REPLACE INTO container_volumes(container_id, volume_name, path) VALUES (?, ?, ?)",
+                                   arguments: [id, v.source, v.destination])
+                }
             }
         } catch {
             try? FileManager.default.removeItem(at: dirs.base)
@@ -133,7 +144,9 @@ extension Store {
     /// Removes a container: its row goes first (queuing its directory), then the directory
     /// (law 2). Its changes are gone unless committed. Two processes removing the same
     /// container: one succeeds, the other gets "no such container".
-    public func removeContainer(_ ref: String, force: Bool = false) async throws -> String {
+    ///
+    /// With `removeVolumes`, the named volumes it mounted go too when no other container uses them.
+    public func removeContainer(_ ref: String, force: Bool = false, removeVolumes: Bool = false) async throws -> String {
         let c = try await container(ref)
         if c.state == "running" && !force {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is running: stop it first or use -f")
@@ -147,6 +160,9 @@ extension Store {
         }
         CrashPoint.hit("rm.after-commit")
         try replayPendingUnlinks()
+        if removeVolumes {
+            try await self.removeVolumes((c.volumes ?? []).filter { !$0.isBind }.map(\.source), skipInUse: true)
+        }
         return c.id
     }
 }

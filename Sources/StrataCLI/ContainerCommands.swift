@@ -23,13 +23,16 @@ struct CreateCommand: AsyncParsableCommand {
     var workdir: String?
     @Option(help: "overlay or copy (default: overlay when available).")
     var snapshotter: SnapshotterKind?
+    @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
+    var volume: [String] = []
     @Argument var image: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() async throws {
+        let mounts = try volume.map { try VolumeMount(parsing: $0) }
         let store = try await global.openStore()
         let c = try await store.createContainer(from: image, options: ContainerOptions(
-            name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter))
+            name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter, volumes: mounts))
         print(c.id)
     }
 }
@@ -136,6 +139,8 @@ struct RmCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Force removal.")
     var force = false
+    @Flag(name: .shortAndLong, help: "Remove the named volumes it used that no other container uses.")
+    var volumes = false
     @Argument var containers: [String]
 
     func validate() throws {
@@ -147,7 +152,7 @@ struct RmCommand: AsyncParsableCommand {
         var failed = false
         for c in containers {
             do {
-                _ = try await store.removeContainer(c, force: force)
+                _ = try await store.removeContainer(c, force: force, removeVolumes: volumes)
                 print(c)
             } catch let e as StrataError {
                 Output.error(e.message)
@@ -181,14 +186,17 @@ struct RunCommand: AsyncParsableCommand {
     var snapshotter: SnapshotterKind?
     @Option(help: "Network: none (default) or host.")
     var network: String = "none"
+    @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
+    var volume: [String] = []
     @Argument var image: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() async throws {
         guard network == "none" || network == "host" else { throw StrataError(.invalidArgument, "invalid --network \"\(network)\": use none or host") }
+        let mounts = try volume.map { try VolumeMount(parsing: $0) }
         let store = try await global.openStore()
         let status = try await store.run(image, options: RunOptions(
-            container: ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter),
+            container: ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter, volumes: mounts),
             hostNetwork: network == "host"), remove: rm)
         if status != 0 { throw CommandFailed(status: status) }
     }
@@ -220,5 +228,73 @@ struct CpCommand: AsyncParsableCommand {
         case (let (c, p)?, nil): try await store.copy(fromContainer: c, path: p, to: destination)
         default: throw StrataError(.invalidArgument, "one of SRC and DST must be CONTAINER:PATH and the other a host path")
         }
+    }
+}
+
+struct VolumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "volume", abstract: "Manage named volumes.",
+        subcommands: [VolumeCreate.self, VolumeList.self, VolumeInspect.self, VolumeRemove.self, VolumePrune.self])
+}
+
+struct VolumeCreate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a volume and print its name.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String?
+    func run() async throws {
+        let store = try await global.openStore()
+        print(try await store.createVolume(name).name)
+    }
+}
+
+struct VolumeList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List volumes.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Only show names.") var quiet = false
+    @Option(help: "Output format: table or json.") var format: TableFormat = .table
+    func run() async throws {
+        let store = try await global.openStore()
+        let list = try await store.volumes()
+        if format == .json { print(try Output.json(list)); return }
+        if quiet { for v in list { print(v.name) }; return }
+        print(Output.table(["DRIVER", "VOLUME NAME"], list.map { ["local", $0.name] }), terminator: "")
+    }
+}
+
+struct VolumeInspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Show a volume as JSON.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var names: [String]
+    func run() async throws {
+        let store = try await global.openStore()
+        var out: [Any] = []
+        for n in names {
+            let v = try await store.volume(n)
+            out.append(["Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": RFC3339.format(v.created),
+                        "Scope": "local", "UsedBy": v.containers] as [String: Any])
+        }
+        print(try Output.jsonObject(out))
+    }
+}
+
+struct VolumeRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove volumes no container uses.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var names: [String]
+    func run() async throws {
+        let store = try await global.openStore()
+        for n in try await store.removeVolumes(names) { print(n) }
+    }
+}
+
+struct VolumePrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove every volume no container uses.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
+    func run() async throws {
+        guard confirm("This will remove all local volumes not used by at least one container.", force: force) else { return }
+        let store = try await global.openStore()
+        let removed = try await store.pruneVolumes()
+        if !removed.isEmpty { print("Deleted Volumes:"); for n in removed { print(n) } }
     }
 }

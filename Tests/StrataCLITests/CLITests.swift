@@ -148,5 +148,11 @@ import Testing
         #expect(try env.run(["run", "--name", "kept", "run/base:1", "sh", "-c", "exit 0"]).status == 0)
         #expect(try env.run(["ps"]).out.contains("Exited"))
         #expect(try env.run(["rm", "kept"]).status == 0)
+        // A volume written by one container is there for the next.
+        #expect(try env.run(["run", "--rm", "-v", "data:/data", "run/base:1", "sh", "-c", "echo persisted > /data/f"]).status == 0)
+        let r = try env.run(["run", "--rm", "-v", "data:/data", "run/base:1", "sh", "-c", "cat /data/f"])
+        #expect(r.out == "persisted\n", "\(r.err)")
+        #expect(try env.run(["volume", "ls", "-q"]).out == "data\n")
+        #expect(try env.run(["volume", "prune", "-f"]).out == "Deleted Volumes:\ndata\n")
     }
 }

@@ -263,3 +263,26 @@ enum ContainerFixtures {
         _ = try await store.removeContainer(c.id)
     }
 }
+
+@Suite struct VolumeTests {
+    @Test func volumesOutliveContainersAndGoOnlyWhenUnused() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir), reference: "vol/base:1")
+        let a = try await store.createContainer(from: "vol/base:1", options: ContainerOptions(snapshotter: .copy, volumes: [try VolumeMount(parsing: "shared:/data")]))
+        let b = try await store.createContainer(from: "vol/base:1", options: ContainerOptions(snapshotter: .copy, volumes: [try VolumeMount(parsing: "shared:/data"), try VolumeMount(parsing: "mine:/mine")]))
+        try Data("kept\n".utf8).write(to: URL(fileURLWithPath: try await store.volume("shared").mountpoint + "/f"))
+        #expect(Set(try await store.volumes().map(\.name)) == ["shared", "mine"])
+        await #expect { try await store.removeVolumes(["shared"]) } throws: { ($0 as? StrataError)?.code == .conflict }
+        #expect(try await store.pruneVolumes().isEmpty)
+        // rm -v: only what no other container uses goes.
+        _ = try await store.removeContainer(b.id, removeVolumes: true)
+        #expect(try await store.volumes().map(\.name) == ["shared"])
+        _ = try await store.removeContainer(a.id)
+        #expect(try String(contentsOfFile: try await store.volume("shared").mountpoint + "/f", encoding: .utf8) == "kept\n")
+        #expect(try await store.pruneVolumes() == ["shared"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.root.appendingPathComponent("volumes").path).isEmpty)
+        #expect(throws: StrataError.self) { try VolumeMount(parsing: "../x:/data") }
+        #expect(throws: StrataError.self) { try VolumeMount(parsing: "x:relative") }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+
+/// A named volume: a directory under `volumes/<name>/data` that outlives containers.
+public struct VolumeInfo: Sendable, Codable, Hashable {
+    public var name: String
+    public var mountpoint: String
+    public var created: Date
+    /// Containers that mount it.
+    public var containers: [String]
+}
+
+/// `-v SOURCE:/path` of create and run: a named volume or a host directory.
+public struct VolumeMount: Sendable, Codable, Hashable {
+    /// A volume name, or an absolute host path for a bind mount.
+    public var source: String
+    /// Where it appears in the container.
+    public var destination: String
+    public var isBind: Bool { source.hasPrefix("/") }
+
+    /// Parses `SOURCE:/path`.
+    public init(parsing s: String) throws {
+        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, parts[1].hasPrefix("/"), !parts[0].isEmpty else {
+            throw StrataError(.invalidArgument, "invalid volume \"\(s)\": expected NAME:/path or /host/path:/path")
+        }
+        if !parts[0].hasPrefix("/") { try Store.validateVolumeName(parts[0]) }
+        source = parts[0]
+        destination = parts[1]
+    }
+}
+
+extension Store {
+    static func validateVolumeName(_ name: String) throws {
+        guard name.range(of: #"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"#, options: .regularExpression) != nil else {
+            throw StrataError(.invalidArgument, "invalid volume name \"\(name)\": use letters, digits, _ . - (start with a letter or digit)")
+        }
+    }
+
+    func volumeData(_ name: String) -> String { paths.root.appendingPathComponent("volumes/\(name)/data").path }
+
+    /// Creates a volume (a random name when nil); creating one that exists is a no-op.
+    @discardableResult
+    public func createVolume(_ name: String? = nil) async throws -> VolumeInfo {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        let n = name ?? bytes.hexString
+        try Self.validateVolumeName(n)
+        do {
+            try FileManager.default.createDirectory(atPath: volumeData(n), withIntermediateDirectories: true)
+        } catch {
+            throw StrataError(.io, "cannot create volume \(n): \(error.localizedDescription)", cause: error)
+        }
+        try await write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
+        }
+        return try await volume(n)
+    }
+
+    public func volume(_ name: String) async throws -> VolumeInfo {
+        guard let v = try await volumes().first(where: { $0.name == name }) else {
+            throw StrataError(.invalidArgument, "no such volume: \(name)")
+        }
+        return v
+    }
+
+    public func volumes() async throws -> [VolumeInfo] {
+        let rows = try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT v.name, v.created_at, (SELECT group_concat(container_id, char(10)) FROM container_volumes cv WHERE cv.volume_name = v.name) AS users
+                FROM volumes v ORDER BY v.name
+                """).map { ($0["name"] as String, $0["created_at"] as Int64, ($0["users"] as String?) ?? "") }
+        }
+        return rows.map { VolumeInfo(name: $0.0, mountpoint: volumeData($0.0), created: Date(timeIntervalSince1970: Double($0.1)),
+                                     containers: $0.2.split(separator: "\n").map(String.init)) }
+    }
+
+    /// Removes volumes no container uses (row first, then the directory). A volume in use is
+    /// an error unless it is skipped (`prune`).
+    @discardableResult
+    public func removeVolumes(_ names: [String], skipInUse: Bool = false) async throws -> [String] {
+        let removed = try await write { db -> [String] in
+            var out: [String] = []
+            for n in names {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM volumes WHERE name = ?", arguments: [n]) == true else {
+                    if skipInUse { continue }
+                    throw StrataError(.invalidArgument, "no such volume: \(n)")
+                }
+                if let user = try String.fetchOne(db, sql: "SELECT container_id FROM container_volumes WHERE volume_name = ? LIMIT 1", arguments: [n]) {
+                    if skipInUse { continue }
+                    throw StrataError(.conflict, "volume \(n) is in use by container \(user.prefix(12))")
+                }
+                try db.execute(sql: "DELETE FROM volumes WHERE name = ?", arguments: [n])
+                try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["volumes/\(n)", now()])
+                out.append(n)
+            }
+            return out
+        }
+        try replayPendingUnlinks()
+        return removed
+    }
+
+    /// Removes every volume no container uses.
+    public func pruneVolumes() async throws -> [String] {
+        try await removeVolumes(try await volumes().filter(\.containers.isEmpty).map(\.name), skipInUse: true)
+    }
+}
