@@ -54,7 +54,8 @@ extension Store {
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
         let id = bytes.hexString
-        let kind = options.snapshotter ?? .preferred
+        let kind: SnapshotterKind
+        if let k = options.snapshotter { kind = k } else { kind = try await defaultSnapshotter() }
         let dirs = containerDirs(id)
         do {
             try snapshotter(kind).prepare(dirs, lowers: lowers)
@@ -85,6 +86,24 @@ extension Store {
             throw error
         }
         return info
+    }
+
+    /// The store's snapshotter setting (`strata config set snapshotter …`), else overlay when
+    /// this process can mount it, else copy.
+    public func defaultSnapshotter() async throws -> SnapshotterKind {
+        let stored = try await read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'snapshotter'") }
+        return stored.flatMap(SnapshotterKind.init(rawValue:)) ?? .preferred
+    }
+
+    /// Sets (or with nil clears) the store's default snapshotter.
+    public func setDefaultSnapshotter(_ kind: SnapshotterKind?) async throws {
+        try await write { db in
+            if let kind {
+                try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('snapshotter', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [kind.rawValue])
+            } else {
+                try db.execute(sql: "DELETE FROM meta WHERE key = 'snapshotter'")
+            }
+        }
     }
 
     func containerDirs(_ id: String) -> ContainerDirs {
@@ -132,6 +151,24 @@ extension Store {
     public func unmountContainer(_ ref: String) async throws {
         let c = try await container(ref)
         try snapshotter(c.snapshotter).unmount(containerDirs(c.id))
+    }
+
+    /// Bytes of the container's writable layer, and of its image (`ps -s`: SIZE (virtual …)).
+    public func containerSize(_ ref: String) async throws -> (writable: Int64, virtual: Int64) {
+        let c = try await container(ref)
+        let dirs = containerDirs(c.id)
+        let imageSize = try await read { db in try Int64.fetchOne(db, sql: "SELECT size FROM images WHERE id = ?", arguments: [c.imageID.string]) ?? 0 }
+        var writable: Int64 = 0
+        switch c.snapshotter {
+        case .overlay:
+            writable = treeSize(dirs.upper)
+        case .copy:
+            let lowers = try await snapshotDirectories(of: c.imageID)
+            for change in try snapshotter(.copy).changes(dirs, lowers: lowers) where change.kind != .deleted {
+                if let m = FileMeta.of(dirs.rootfs + change.path), m.kind == .file { writable += m.size }
+            }
+        }
+        return (writable, imageSize + writable)
     }
 
     /// Paths the container added, changed or deleted, as `docker diff`.

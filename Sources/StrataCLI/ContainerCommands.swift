@@ -47,6 +47,8 @@ struct PsCommand: AsyncParsableCommand {
     var quiet = false
     @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
     var noTrunc = false
+    @Flag(name: .shortAndLong, help: "Display the writable layer's size (and the image's: virtual).")
+    var size = false
     @Option(help: "Output format: table or json.")
     var format: TableFormat = .table
 
@@ -56,12 +58,20 @@ struct PsCommand: AsyncParsableCommand {
         if format == .json { print(try Output.json(list)); return }
         if quiet { for c in list { print(noTrunc ? c.id : String(c.id.prefix(12))) }; return }
         let now = Date()
-        let rows = list.map { c -> [String] in
+        var rows: [[String]] = []
+        for c in list {
             let cmd = c.command.joined(separator: " ")
-            return [noTrunc ? c.id : String(c.id.prefix(12)), c.image, "\"" + (noTrunc ? cmd : Units.ellipsis(cmd, 20)) + "\"",
-                    Units.ago(c.created, now: now), c.state.capitalized, c.name ?? ""]
+            var row = [noTrunc ? c.id : String(c.id.prefix(12)), c.image, "\"" + (noTrunc ? cmd : Units.ellipsis(cmd, 20)) + "\"",
+                       Units.ago(c.created, now: now), c.state.capitalized, c.name ?? ""]
+            if size {
+                let s = try await store.containerSize(c.id)
+                row.append("\(Units.size(s.writable)) (virtual \(Units.size(s.virtual)))")
+            }
+            rows.append(row)
         }
-        print(Output.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], rows), terminator: "")
+        var header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+        if size { header.append("SIZE") }
+        print(Output.table(header, rows), terminator: "")
     }
 }
 
@@ -296,5 +306,35 @@ struct VolumePrune: AsyncParsableCommand {
         let store = try await global.openStore()
         let removed = try await store.pruneVolumes()
         if !removed.isEmpty { print("Deleted Volumes:"); for n in removed { print(n) } }
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Show or change store settings (snapshotter).",
+        discussion: """
+            Examples:
+              strata config snapshotter          # prints the default snapshotter
+              strata config snapshotter copy     # containers use the copy snapshotter unless --snapshotter says otherwise
+              strata config snapshotter default  # back to overlay when available
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The setting: snapshotter.") var key: String
+    @Argument(help: "A new value (overlay, copy or default).") var value: String?
+
+    func run() async throws {
+        guard key == "snapshotter" else { throw StrataError(.invalidArgument, "unknown setting \"\(key)\": the settings are: snapshotter") }
+        let store = try await global.openStore()
+        if let value {
+            if value == "default" {
+                try await store.setDefaultSnapshotter(nil)
+            } else if let k = SnapshotterKind(rawValue: value) {
+                try await store.setDefaultSnapshotter(k)
+            } else {
+                throw StrataError(.invalidArgument, "invalid snapshotter \"\(value)\": use overlay, copy or default")
+            }
+        }
+        print(try await store.defaultSnapshotter().rawValue)
     }
 }

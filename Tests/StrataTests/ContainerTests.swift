@@ -194,6 +194,19 @@ enum ContainerFixtures {
         }
     }
 
+    @Test func storeSettingChoosesTheSnapshotter() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.importRootfs(from: try Fixtures.busyboxRootfs(in: dir), reference: "cfg/base:1")
+        try await store.setDefaultSnapshotter(.copy)
+        let c = try await store.createContainer(from: "cfg/base:1")
+        #expect(c.snapshotter == .copy)
+        #expect(FileManager.default.fileExists(atPath: store.root.appendingPathComponent("containers/\(c.id)/rootfs/bin/busybox").path))
+        try await store.setDefaultSnapshotter(nil)
+        #expect(try await store.defaultSnapshotter() == SnapshotterKind.preferred)
+        _ = try await store.removeContainer(c.id)
+    }
+
     @Test func removingTheSameContainerTwiceAtOnce() async throws {
         let dir = try TempDir()
         let store = try await dir.store()
