@@ -249,7 +249,7 @@ extension Store {
             ingest += 1
         }
         let snapDir = paths.root.appendingPathComponent("snapshots")
-        for name in (try? fm.contentsOfDirectory(atPath: snapDir.path)) ?? [] where !known.2.contains(name) {
+        for name in (try? fm.contentsOfDirectory(atPath: snapDir.path)) ?? [] where !known.2.contains(name) && !known.1.contains(name) {
             let dir = snapDir.appendingPathComponent(name)
             guard newestMtime(dir.path, depth: 1) <= cutoff else { continue }
             bytes += treeSize(dir.path)

@@ -22,9 +22,18 @@ extension Store {
                 dirs.append(dir.path + "/fs")
                 continue
             }
-            try unpackSnapshot(id: id, blob: try Digest(blob), into: dir)
-            try await write { db in
-                try db.execute(sql: "INSERT OR IGNORE INTO snapshots(id, chain_id, created_at) VALUES (?, ?, ?)", arguments: [id, chain, now()])
+            // A lease holds the snapshot from before it is unpacked until its row is committed.
+            let lease = try await createLease("unpack", refs: [id], kind: "snapshot")
+            do {
+                try unpackSnapshot(id: id, blob: try Digest(blob), into: dir)
+                try await write(untracked: { db in
+                    try db.execute(sql: "DELETE FROM leases WHERE id = ?", arguments: [lease])
+                }) { db in
+                    try db.execute(sql: "INSERT OR IGNORE INTO snapshots(id, chain_id, created_at) VALUES (?, ?, ?)", arguments: [id, chain, now()])
+                }
+            } catch {
+                await dropLease(lease)
+                throw error
             }
             dirs.append(dir.path + "/fs")
         }

@@ -79,23 +79,39 @@ enum ContainerFixtures {
 }
 
 @Suite(.serialized) struct ContainerTests {
-    /// The mounted rootfs equals `umoci unpack` of the same image, with both snapshotters.
-    @Test(arguments: [SnapshotterKind.overlay, .copy])
-    func rootfsMatchesUmociUnpack(_ kind: SnapshotterKind) async throws {
-        guard Peer.require("umoci") else { return }
+    /// The mounted rootfs equals `umoci unpack` of the same image, with both snapshotters,
+    /// for the image as umoci wrote it, as skopeo recompressed it with zstd, and as podman
+    /// saved it after loading it.
+    @Test(arguments: [SnapshotterKind.overlay, .copy], ["umoci", "skopeo-zstd", "podman"])
+    func rootfsMatchesUmociUnpack(_ kind: SnapshotterKind, _ writer: String) async throws {
+        guard Peer.require("umoci", "skopeo", "podman") else { return }
         if kind == .overlay && SnapshotterKind.preferred != .overlay { return }
         let dir = try TempDir()
         let layout = try ContainerFixtures.richImage(in: dir)
         try sh(["umoci", "unpack", "--image", "\(layout):img", dir.file("truth").path])
         let truth = listTree(dir.file("truth/rootfs").path)
         #expect(truth["etc/only"] != nil && truth["etc/greeting"] == nil && truth["data/new"] != nil)
+        var input = URL(fileURLWithPath: layout)
+        switch writer {
+        case "skopeo-zstd":
+            try sh(["skopeo", "copy", "-q", "--dest-compress", "--dest-compress-format", "zstd", "oci:\(layout):img", "oci:\(dir.path)/zlayout:img"])
+            input = dir.file("zlayout")
+        case "podman":
+            let p = PodmanInteropTests.podman(dir)
+            try sh(["skopeo", "copy", "-q", "oci:\(layout):img", "docker-archive:\(dir.path)/d.tar:rich/img:1"])
+            try sh(p + ["load", "-i", dir.file("d.tar").path])
+            try sh(p + ["save", "-o", dir.file("p.tar").path, "rich/img:1"])
+            input = dir.file("p.tar")
+        default:
+            break
+        }
         let store = try await dir.store()
-        let loaded = try await store.load(from: URL(fileURLWithPath: layout))
+        let loaded = try await store.load(from: input)
         let c = try await store.createContainer(from: loaded[0].id.string, options: ContainerOptions(snapshotter: kind))
         let root = try await store.mountContainer(c.id)
         let ours = listTree(root)
         for key in Set(truth.keys).union(ours.keys).sorted() where truth[key] != ours[key] {
-            Issue.record("\(kind): \(key): umoci \(truth[key] ?? "absent") / strata \(ours[key] ?? "absent")")
+            Issue.record("\(kind) \(writer): \(key): umoci \(truth[key] ?? "absent") / strata \(ours[key] ?? "absent")")
         }
         #expect(try await store.changes(in: c.id).isEmpty)
         try await store.unmountContainer(c.id)
