@@ -108,13 +108,7 @@ final class ArchiveReader {
     func readData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         var offset: Int64 = 0
         var zeros: [UInt8] = []
-        while true {
-            var buf: UnsafeRawPointer?
-            var size = 0
-            var blockOffset: la_int64_t = 0
-            let rc = archive_read_data_block(a, &buf, &size, &blockOffset)
-            if rc == ARCHIVE_EOF { return }
-            guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN else { throw fail("reading data") }
+        try readDataBlocks { buf, blockOffset in
             if blockOffset > offset {
                 if zeros.isEmpty { zeros = [UInt8](repeating: 0, count: 1 << 16) }
                 var gap = blockOffset - offset
@@ -123,12 +117,9 @@ final class ArchiveReader {
                     try zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                     gap -= Int64(n)
                 }
-                offset = blockOffset
             }
-            if size > 0, let buf {
-                try body(UnsafeRawBufferPointer(start: buf, count: size))
-                offset += Int64(size)
-            }
+            try body(buf)
+            offset = blockOffset + Int64(buf.count)
         }
     }
 

@@ -4,6 +4,25 @@ import Strata
 
 extension SnapshotterKind: ExpressibleByArgument {}
 
+/// Options `create` and `run` share.
+struct ContainerFlags: ParsableArguments {
+    @Option(help: "Name the container.")
+    var name: String?
+    @Option(name: .shortAndLong, help: "Set an environment variable (KEY=VALUE).")
+    var env: [String] = []
+    @Option(name: .shortAndLong, help: "Working directory inside the container.")
+    var workdir: String?
+    @Option(help: "overlay or copy (default: the store's setting, else overlay when available).")
+    var snapshotter: SnapshotterKind?
+    @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
+    var volume: [String] = []
+
+    func options(command: [String]) throws -> ContainerOptions {
+        ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter,
+                         volumes: try volume.map { try VolumeMount(parsing: $0) })
+    }
+}
+
 struct CreateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
@@ -15,24 +34,14 @@ struct CreateCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Name the container.")
-    var name: String?
-    @Option(name: .shortAndLong, help: "Set an environment variable (KEY=VALUE).")
-    var env: [String] = []
-    @Option(name: .shortAndLong, help: "Working directory inside the container.")
-    var workdir: String?
-    @Option(help: "overlay or copy (default: overlay when available).")
-    var snapshotter: SnapshotterKind?
-    @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
-    var volume: [String] = []
+    @OptionGroup var flags: ContainerFlags
     @Argument var image: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() async throws {
-        let mounts = try volume.map { try VolumeMount(parsing: $0) }
+        let options = try flags.options(command: command)
         let store = try await global.openStore()
-        let c = try await store.createContainer(from: image, options: ContainerOptions(
-            name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter, volumes: mounts))
+        let c = try await store.createContainer(from: image, options: options)
         print(c.id)
     }
 }
@@ -184,30 +193,19 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var flags: ContainerFlags
     @Flag(help: "Remove the container when it exits.")
     var rm = false
-    @Option(help: "Name the container.")
-    var name: String?
-    @Option(name: .shortAndLong, help: "Set an environment variable (KEY=VALUE).")
-    var env: [String] = []
-    @Option(name: .shortAndLong, help: "Working directory inside the container.")
-    var workdir: String?
-    @Option(help: "overlay or copy (default: overlay when available).")
-    var snapshotter: SnapshotterKind?
     @Option(help: "Network: none (default) or host.")
     var network: String = "none"
-    @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
-    var volume: [String] = []
     @Argument var image: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() async throws {
         guard network == "none" || network == "host" else { throw StrataError(.invalidArgument, "invalid --network \"\(network)\": use none or host") }
-        let mounts = try volume.map { try VolumeMount(parsing: $0) }
+        let options = try flags.options(command: command)
         let store = try await global.openStore()
-        let status = try await store.run(image, options: RunOptions(
-            container: ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter, volumes: mounts),
-            hostNetwork: network == "host"), remove: rm)
+        let status = try await store.run(image, options: RunOptions(container: options, hostNetwork: network == "host"), remove: rm)
         if status != 0 { throw CommandFailed(status: status) }
     }
 }
