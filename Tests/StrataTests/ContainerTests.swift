@@ -37,8 +37,9 @@ func listTree(_ root: String) -> [String: String] {
 
 enum ContainerFixtures {
     /// An OCI layout (tag `img`) of four layers built with umoci: files, a hardlink pair, a
-    /// fifo, a setuid file, a user xattr, a deletion, a directory replaced by a file, the file
-    /// replaced by a directory again, and an opaque directory.
+    /// fifo, device nodes (as root), foreign ownership, sticky, setgid and setuid modes, a
+    /// user xattr, a deletion, a directory replaced by a file, the file replaced by a
+    /// directory again, and an opaque directory.
     static func richImage(in dir: TempDir) throws -> String {
         let layout = dir.file("rich").path
         try ArchiveFixtures.tar(dir.file("l3.tar").path, [
@@ -58,10 +59,14 @@ enum ContainerFixtures {
             ln -s busybox b1/rootfs/bin/sh
             echo hello > b1/rootfs/etc/greeting
             echo gone > b1/rootfs/data/old
-            echo same > b1/rootfs/data/h1 && ln b1/rootfs/data/h1 b1/rootfs/data/h2
-            mkfifo b1/rootfs/data/fifo
+            mkdir -p b1/rootfs/keep
+            echo same > b1/rootfs/keep/h1 && ln b1/rootfs/keep/h1 b1/rootfs/keep/h2
+            mkfifo b1/rootfs/keep/fifo
             head -c 70000 /dev/urandom > b1/rootfs/data/sub/blob
             chown 1000:1000 b1/rootfs/data/sub/blob
+            mkdir -p b1/rootfs/tmp && chmod 1777 b1/rootfs/tmp
+            mkdir -p b1/rootfs/srv && chmod 2775 b1/rootfs/srv && chown 0:50 b1/rootfs/srv
+            if [ "$(id -u)" = 0 ]; then mknod b1/rootfs/keep/null c 1 3; mknod b1/rootfs/keep/loop b 7 200; fi
             umoci repack --image "\(layout):img" --history.created_by "layer 1" b1
             rm -rf b1
             umoci unpack --image "\(layout):img" b2
@@ -91,6 +96,9 @@ enum ContainerFixtures {
         try sh(["umoci", "unpack", "--image", "\(layout):img", dir.file("truth").path])
         let truth = listTree(dir.file("truth/rootfs").path)
         #expect(truth["etc/only"] != nil && truth["etc/greeting"] == nil && truth["data/new"] != nil)
+        #expect(truth["tmp"]?.contains("directory 1777") == true && truth["bin/tool"]?.contains("file 4755") == true)
+        #expect(truth["keep/h1"]?.contains("links=keep/h1|keep/h2") == true && truth["keep/fifo"]?.hasPrefix("fifo") == true)
+        if geteuid() == 0 { #expect(truth["keep/null"]?.hasPrefix("char") == true && truth["keep/loop"]?.hasPrefix("block") == true) }
         var input = URL(fileURLWithPath: layout)
         switch writer {
         case "skopeo-zstd":
