@@ -21,11 +21,11 @@ import Testing
         var root: String { dir.appendingPathComponent("store").path }
 
         @discardableResult
-        func run(_ args: [String], stdin: String? = nil) throws -> Result {
+        func run(_ args: [String], stdin: String? = nil, path: String? = nil) throws -> Result {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: CLITests.binary)
             p.arguments = args
-            p.environment = ["STRATA_ROOT": root, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            p.environment = ["STRATA_ROOT": root, "PATH": path ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
             let out = dir.appendingPathComponent("out-\(UUID().uuidString)"), err = dir.appendingPathComponent("err-\(UUID().uuidString)")
             FileManager.default.createFile(atPath: out.path, contents: nil)
             FileManager.default.createFile(atPath: err.path, contents: nil)
@@ -144,6 +144,9 @@ import Testing
             #expect(r.out == "hi from root\n", "\(snapshotter): \(r.out) \(r.err)")
         }
         #expect(try env.run(["ps", "-q"]).out == "")
+        // Without an OCI runtime: one line saying what to install.
+        let none = try env.run(["run", "--rm", "run/base:1", "sh"], path: "/nonexistent")
+        #expect(none.status == 1 && none.err.contains("install runc"), "\(none.err)")
         // A kept container records its exit.
         #expect(try env.run(["run", "--name", "kept", "run/base:1", "sh", "-c", "exit 0"]).status == 0)
         #expect(try env.run(["ps"]).out.contains("Exited"))

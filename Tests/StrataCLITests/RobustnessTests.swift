@@ -46,6 +46,34 @@ import Testing
         #expect(try env.run(["--root", env.root + "-fuzz", "images", "-a"]).status == 0)
     }
 
+    @Test func twoProcessesRemovingOneContainer() throws {
+        let env = try CLITests.Env()
+        #expect(try env.run(["import", try env.rootfs(), "rm/base:1"]).status == 0)
+        let id = try env.run(["create", "--snapshotter", "copy", "rm/base:1"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        var procs: [(Process, URL)] = []
+        for i in 0..<2 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLITests.binary)
+            p.arguments = ["--root", env.root, "rm", id]
+            let err = env.dir.appendingPathComponent("rm-\(i).err")
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: err)
+            p.standardOutput = FileHandle.nullDevice
+            procs.append((p, err))
+        }
+        for (p, _) in procs { try p.run() }
+        var statuses: [Int32] = []
+        var errors = ""
+        for (p, err) in procs {
+            p.waitUntilExit()
+            statuses.append(p.terminationStatus)
+            errors += (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+        }
+        #expect(statuses.sorted() == [0, 1], "\(errors)")
+        #expect(errors.contains("no such container"), "\(errors)")
+        #expect(!FileManager.default.fileExists(atPath: env.root + "/containers/" + id))
+    }
+
     @Test func twoProcessesIngestingTheSameBlobBothSucceed() throws {
         let env = try CLITests.Env()
         let rootfs = try env.rootfs()

@@ -140,8 +140,10 @@ enum ContainerFixtures {
         try await store.tag(base.string, as: "diff/base:1")
         let c = try await store.createContainer(from: "diff/base:1", options: ContainerOptions(command: ["/bin/sh"], snapshotter: kind))
         let root = try await store.mountContainer(c.id)
+        // The addition goes in with cp, as a user would.
+        try Data("added\n".utf8).write(to: dir.file("added"))
+        try await store.copy(intoContainer: c.id, from: dir.file("added").path, to: "/etc/added")
         try bash("""
-            echo added > '\(root)/etc/added'
             echo changed >> '\(root)/etc/greeting'
             rm '\(root)/etc/more'
             mkdir -p '\(root)/newdir/deep' && echo x > '\(root)/newdir/deep/f'
