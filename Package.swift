@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libarchive, zlib and zstd through a small C shim (streaming decompression,
@@ -41,7 +43,12 @@ let package = Package(
             plugins: ["EmbedMigrationsPlugin"]
         ),
         .target(name: "StrataBuild", dependencies: ["Strata", "OCI"]),
-        .target(name: "StrataRegistry", dependencies: ["Strata", "OCI"]),
+        .target(
+            name: "StrataRegistry",
+            dependencies: ["Strata", "OCI", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "StrataCLI",
             dependencies: [
@@ -53,6 +60,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
+        .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "Strata", "OCI"]),
     ],
     swiftLanguageModes: [.v6]
 )

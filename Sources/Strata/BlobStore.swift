@@ -78,6 +78,10 @@ final class IngestSession: @unchecked Sendable {
         return try BlobWriter(path: path, decodeCompressed: decodeCompressed)
     }
 
+    /// A file written into the session by someone else (a registry download) that must be
+    /// made durable before it is renamed.
+    func markUnsynced(_ path: String) { mutex.withLock { unsynced.append(path) } }
+
     /// Makes every temp file of the session durable before any is renamed into blobs/
     /// (law 1). A few files are fsynced one by one; many small ones with one syncfs of the
     /// store's filesystem, which costs one journal commit instead of one per file.

@@ -130,8 +130,11 @@ final class DirectorySource: LoadSource, SpoolsData {
     private let known: KnownBlobs
     private let blobs: BlobStore
     private var cache: [String: SourceBlob] = [:]
+    /// The directory is scratch space of the store: hash files in place and move them.
+    private let consume: Bool
 
-    init(path: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore) throws {
+    init(path: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore, consume: Bool = false) throws {
+        self.consume = consume
         guard let real = realpath(path, nil) else {
             throw StrataError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
         }
@@ -155,10 +158,18 @@ final class DirectorySource: LoadSource, SpoolsData {
         return r
     }
 
-    func has(_ path: String) -> Bool { (try? resolve(path)) != nil }
+    func has(_ path: String) -> Bool {
+        if consume, let d = digestNamed(byPath: path), known.lookup(d, blobs: blobs) != nil { return true }
+        return (try? resolve(path)) != nil
+    }
 
     func blob(_ path: String) throws -> SourceBlob {
         if let b = cache[path] { return b }
+        // A pull leaves out blobs the store already has.
+        if consume, let d = digestNamed(byPath: path), let r = known.lookup(d, blobs: blobs), (try? resolve(path)) == nil {
+            cache[path] = .stored(r)
+            return .stored(r)
+        }
         guard let full = try resolve(path) else {
             throw StrataError(.blobNotFound, "\(name) has no file \"\(Digest.clip(path))\"")
         }
@@ -170,9 +181,17 @@ final class DirectorySource: LoadSource, SpoolsData {
             }
         }
         let reader = try FileReader(path: full, what: "\(path) in \(name)")
-        let w = try session.newWriter()
-        try reader.forEachChunk { try w.write($0) }
-        let b = SourceBlob.spooled(try w.finish())
+        let b: SourceBlob
+        if consume {
+            let digester = StreamDigester()
+            try reader.forEachChunk { digester.update($0) }
+            session.markUnsynced(full)
+            b = .spooled(IngestedFile(path: full, result: digester.finish()))
+        } else {
+            let w = try session.newWriter()
+            try reader.forEachChunk { try w.write($0) }
+            b = .spooled(try w.finish())
+        }
         cache[path] = b
         return b
     }

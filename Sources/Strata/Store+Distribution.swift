@@ -1,0 +1,80 @@
+import Foundation
+import GRDB
+
+/// A scratch directory inside the store (under `ingest/`), protected from gc while it is
+/// alive. Registry pulls download into one and then load it, so nothing is written outside
+/// the store.
+public final class ScratchDirectory: @unchecked Sendable {
+    let session: IngestSession
+    /// The directory; files written here are moved, not copied, by ``Store/load(scratch:options:)``.
+    public var url: URL { session.dir.appendingPathComponent("layout") }
+
+    init(session: IngestSession) throws {
+        self.session = session
+        try FileManager.default.createDirectory(at: session.dir.appendingPathComponent("layout/blobs/sha256"), withIntermediateDirectories: true)
+    }
+
+    /// Removes the directory (also done when the object goes away).
+    public func remove() { session.remove() }
+    deinit { session.remove() }
+}
+
+/// A stored image's manifest, for pushing.
+public struct StoredManifest: Sendable {
+    public var digest: Digest
+    public var mediaType: String
+    public var data: Data
+    public var manifest: Manifest
+}
+
+extension Store {
+    /// A new scratch directory inside the store.
+    public func makeScratchDirectory() throws -> ScratchDirectory {
+        try ScratchDirectory(session: blobs.newSession())
+    }
+
+    /// Loads an OCI layout written into a scratch directory, moving its files into the blob
+    /// store instead of copying them. Every blob is still verified.
+    public func load(scratch: ScratchDirectory, options: LoadOptions = LoadOptions()) async throws -> [LoadedImage] {
+        let known = KnownBlobs(db: db)
+        let source = try DirectorySource(path: scratch.url.path, session: scratch.session, known: known, blobs: blobs, consume: true)
+        let images = try ArchiveLoader(source: source, store: blobs, platform: options.platform ?? .host,
+                                       explicitPlatform: options.platform != nil).images()
+        return try await commit(images, session: scratch.session, operation: "pull")
+    }
+
+    /// Whether the store holds a blob (row and file).
+    public func hasBlob(_ digest: Digest) async throws -> Bool {
+        guard blobs.exists(digest) else { return false }
+        return try await read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE digest = ?", arguments: [digest.string]) ?? false }
+    }
+
+    /// Where a stored blob's bytes are (read-only), to stream them out.
+    public func blobFile(_ digest: Digest) -> URL { paths.blob(digest) }
+
+    /// The manifest stored for an image, byte for byte.
+    public func storedManifest(of ref: String) async throws -> StoredManifest {
+        let (digest, mediaType) = try await read { db -> (String, String?) in
+            let id = try Self.resolve(ref, db: db)
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT i.manifest_digest, b.media_type FROM images i JOIN blobs b ON b.digest = i.manifest_digest WHERE i.id = ?
+                """, arguments: [id.string]) else { throw StrataError(.imageNotFound, "no such image: \(ref)") }
+            return (r["manifest_digest"], r["media_type"])
+        }
+        let d = try Digest(digest)
+        let data = try blobs.readSmall(d)
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+            throw StrataError(.invalidJSON, "stored manifest \(d) is invalid: \(JSONErrors.describe(error))", cause: error)
+        }
+        return StoredManifest(digest: d, mediaType: manifest.mediaType ?? mediaType ?? MediaType.ociManifest, data: data, manifest: manifest)
+    }
+
+    /// Records `name@digest` for an image (pull and push), shown by `images --digests`.
+    public func recordRepoDigest(name: String, digest: Digest, image: Digest) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO repo_digests(name, digest, image_id) VALUES (?, ?, ?)",
+                           arguments: [name, digest.string, image.string])
+        }
+    }
+}

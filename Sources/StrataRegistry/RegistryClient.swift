@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OCI
+
+/// Options shared by pull and push.
+public struct RegistryOptions: Sendable {
+    /// Hosts (`host:port`) reached over plain HTTP. Loopback hosts always are.
+    public var insecureRegistries: Set<String> = []
+    /// Blobs transferred at once.
+    public var parallelism = 3
+    /// Called with one line per finished step (`-q` passes nil).
+    public var progress: (@Sendable (String) -> Void)?
+    public var credentialsFile: URL = Credentials.configFile()
+
+    public init(insecureRegistries: Set<String> = [], parallelism: Int = 3, progress: (@Sendable (String) -> Void)? = nil) {
+        self.insecureRegistries = insecureRegistries
+        self.parallelism = parallelism
+        self.progress = progress
+    }
+}
+
+/// A small OCI distribution client: challenge-driven Basic and Bearer auth with tokens
+/// reused per scope, plain HTTP only for loopback or explicitly insecure registries.
+final class RegistryClient: @unchecked Sendable {
+    let registry: String
+    let repository: String
+    let baseURL: String
+    private let http: HTTPClient
+    private let credentials: Credentials?
+    private let lock = NSLock()
+    private var authorization: String?
+
+    static let manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].joined(separator: ", ")
+
+    init(reference: Reference, options: RegistryOptions) {
+        registry = reference.registry
+        repository = reference.repository
+        let host = registry == Reference.defaultRegistry ? "registry-1.docker.io" : registry
+        let hostOnly = host.split(separator: ":").first.map(String.init) ?? host
+        let loopback = ["localhost", "127.0.0.1", "[::1]"].contains(hostOnly) || hostOnly.hasPrefix("127.")
+        let scheme = loopback || options.insecureRegistries.contains(host) ? "http" : "https"
+        baseURL = "\(scheme)://\(host)"
+        http = HTTPClient.shared
+        credentials = Credentials.lookup(registry, file: options.credentialsFile)
+    }
+
+    func fail(_ what: String, _ status: HTTPResponseStatus, code: StrataError.Code = .io) -> StrataError {
+        StrataError(code, "\(what) on \(registry)/\(repository) failed: HTTP \(status.code) \(status.reasonPhrase)")
+    }
+
+    /// Sends a request, answering one auth challenge. `body` is called anew for a retry.
+    func send(_ method: HTTPMethod, _ urlOrPath: String, headers: [(String, String)] = [],
+              body: (@Sendable () throws -> HTTPClientRequest.Body)? = nil) async throws -> HTTPClientResponse {
+        let url = urlOrPath.hasPrefix("http") ? urlOrPath : baseURL + urlOrPath
+        for attempt in 0..<2 {
+            var req = HTTPClientRequest(url: url)
+            req.method = method
+            for (k, v) in headers { req.headers.add(name: k, value: v) }
+            if let a = lock.withLock({ authorization }) { req.headers.replaceOrAdd(name: "Authorization", value: a) }
+            if let body { req.body = try body() }
+            let resp: HTTPClientResponse
+            do {
+                resp = try await http.execute(req, timeout: .seconds(600))
+            } catch {
+                throw StrataError(.io, "cannot reach \(registry): \(error)", cause: error)
+            }
+            if resp.status == .unauthorized, attempt == 0, let challenge = resp.headers.first(name: "WWW-Authenticate") {
+                _ = try? await resp.body.collect(upTo: 1 << 20)
+                try await authenticate(challenge)
+                continue
+            }
+            return resp
+        }
+        throw StrataError(.io, "\(registry) refused the credentials for \(repository)")
+    }
+
+    private func authenticate(_ challenge: String) async throws {
+        let (scheme, params) = Self.parseChallenge(challenge)
+        if scheme == "basic" {
+            guard let c = credentials else { throw StrataError(.io, "\(registry) needs credentials: run strata login \(registry)") }
+            lock.withLock { authorization = "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString() }
+            return
+        }
+        guard scheme == "bearer", let realm = params["realm"] else {
+            throw StrataError(.io, "\(registry) asked for unsupported authentication \"\(scheme)\"")
+        }
+        var comps = URLComponents(string: realm)
+        var items = comps?.queryItems ?? []
+        if let s = params["service"] { items.append(URLQueryItem(name: "service", value: s)) }
+        if let s = params["scope"] { items.append(URLQueryItem(name: "scope", value: s)) }
+        comps?.queryItems = items
+        guard let tokenURL = comps?.string else { throw StrataError(.io, "\(registry) sent an invalid auth realm") }
+        var req = HTTPClientRequest(url: tokenURL)
+        if let c = credentials {
+            req.headers.add(name: "Authorization", value: "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString())
+        }
+        let resp: HTTPClientResponse
+        do { resp = try await http.execute(req, timeout: .seconds(60)) } catch {
+            throw StrataError(.io, "cannot reach the token service of \(registry): \(error)", cause: error)
+        }
+        let body = try await resp.body.collect(upTo: 1 << 20)
+        guard resp.status == .ok, let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+              let token = (json["token"] ?? json["access_token"]) as? String else {
+            throw StrataError(.io, "\(registry) did not grant a token for \(repository) (HTTP \(resp.status.code))")
+        }
+        lock.withLock { authorization = "Bearer " + token }
+    }
+
+    /// `Bearer realm="…",service="…",scope="…"` → ("bearer", params).
+    static func parseChallenge(_ header: String) -> (String, [String: String]) {
+        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        let scheme = String(trimmed.prefix { $0 != " " }).lowercased()
+        var params: [String: String] = [:]
+        var rest = Substring(trimmed.dropFirst(scheme.count))
+        while let eq = rest.firstIndex(of: "=") {
+            let key = rest[..<eq].trimmingCharacters(in: CharacterSet(charactersIn: " ,")).lowercased()
+            rest = rest[rest.index(after: eq)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                let end = rest.firstIndex(of: "\"") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = end < rest.endIndex ? rest[rest.index(after: end)...] : ""
+            } else {
+                let end = rest.firstIndex(of: ",") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = rest[end...]
+            }
+            params[key] = value
+        }
+        return (scheme, params)
+    }
+
+    /// GETs a manifest or index by tag or digest, verifying its digest.
+    func manifest(_ reference: String, expected: Digest?) async throws -> (Data, String, Digest) {
+        let resp = try await send(.GET, "/v2/\(repository)/manifests/\(reference)", headers: [("Accept", Self.manifestAccept)])
+        guard resp.status == .ok else {
+            _ = try? await resp.body.collect(upTo: 1 << 20)
+            throw fail("GET manifest \(reference)", resp.status, code: resp.status == .notFound ? .imageNotFound : .io)
+        }
+        let body = try await resp.body.collect(upTo: 8 << 20)
+        let data = Data(body.readableBytesView)
+        let digest = Digest.sha256(data)
+        if let expected, expected != digest {
+            throw StrataError(.digestMismatch, "manifest \(reference) from \(registry)/\(repository) hashes to \(digest), expected \(expected)")
+        }
+        if let header = resp.headers.first(name: "Docker-Content-Digest"), let d = try? Digest(header), d.algorithm == "sha256", d != digest {
+            throw StrataError(.digestMismatch, "manifest \(reference) from \(registry)/\(repository) hashes to \(digest), the registry says \(d)")
+        }
+        let type = resp.headers.first(name: "Content-Type")?.split(separator: ";").first.map(String.init) ?? ""
+        return (data, type, digest)
+    }
+}

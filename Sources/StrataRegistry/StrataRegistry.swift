@@ -1,1 +1,0 @@
-/// The OCI distribution client (pull, push, auth) lives here (issue: registries).

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import Strata
+import StrataRegistry
+
+/// A real docker-registry (distribution) on 127.0.0.1 with a random port, stopped by PID.
+final class LocalRegistry: @unchecked Sendable {
+    let process = Process()
+    let dir: URL
+    let port: Int
+    var host: String { "127.0.0.1:\(port)" }
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-registry-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        port = Self.freePort()
+        let config = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: \(dir.path)/data
+              delete:
+                enabled: true
+            http:
+              addr: 127.0.0.1:\(port)
+            """
+        try config.write(to: dir.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        process.arguments = ["serve", dir.appendingPathComponent("config.yml").path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 {
+            if (try? run(["curl", "-sf", "-o", "/dev/null", "http://\(host)/v2/"]).0) == 0 { return }
+            usleep(100_000)
+        }
+        throw CocoaError(.fileReadUnknown)
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM); process.waitUntilExit() }
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+@discardableResult
+func run(_ args: [String], cwd: String? = nil) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("reg-\(UUID().uuidString)")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: out) }
+    let h = try FileHandle(forWritingTo: out)
+    p.standardOutput = h
+    p.standardError = h
+    try p.run()
+    p.waitUntilExit()
+    return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+}
+
+func require(_ tools: String...) -> Bool {
+    let missing = tools.filter { (try? run(["which", $0]).0) != 0 }
+    if missing.isEmpty { return true }
+    if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true and peer tool(s) missing: \(missing)") }
+    return false
+}
+
+@Suite struct RegistryTests {
+    /// An umoci-built image with two layers, as an OCI layout; tag `img`.
+    static func layout(_ dir: URL) throws -> String {
+        let l = dir.appendingPathComponent("layout").path
+        let (status, out) = try run(["bash", "-euo", "pipefail", "-c", """
+            cd '\(dir.path)'
+            umoci init --layout '\(l)' && umoci new --image '\(l):img'
+            umoci unpack --image '\(l):img' b && mkdir -p b/rootfs/etc && echo hello > b/rootfs/etc/greeting
+            head -c 300000 /dev/urandom > b/rootfs/etc/blob
+            umoci repack --image '\(l):img' b && rm -rf b
+            umoci unpack --image '\(l):img' c && echo more > c/rootfs/etc/more && umoci repack --image '\(l):img' c && rm -rf c
+            """])
+        guard status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["out": out]) }
+        return l
+    }
+
+    /// strata pushes; skopeo pulls the same manifest digest; the unpacked trees are identical.
+    @Test func pushedByStrataPulledBySkopeo() async throws {
+        guard require("docker-registry", "skopeo", "umoci", "curl") else { return }
+        let reg = try LocalRegistry()
+        let dir = reg.dir
+        let layout = try Self.layout(dir)
+        let store = try await Store.open(at: dir.appendingPathComponent("store"))
+        let image = try await store.load(from: URL(fileURLWithPath: layout))[0]
+        let dest = "\(reg.host)/interop/app:1"
+        let digest = try await Registry.push(image.id.string, to: dest, from: store)
+        #expect(digest == image.manifestDigest)
+        // Re-push: every blob is already there.
+        #expect(try await Registry.push(image.id.string, to: dest, from: store) == digest)
+        let (status, out) = try run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--preserve-digests",
+                                     "docker://\(dest)", "oci:\(dir.path)/pulled:x"])
+        #expect(status == 0, "\(out)")
+        let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: dir.appendingPathComponent("pulled/index.json")))
+        #expect(index.manifests.first?.digest == digest)
+        _ = try run(["umoci", "unpack", "--image", "\(layout):img", "\(dir.path)/u1"])
+        _ = try run(["umoci", "unpack", "--image", "\(dir.path)/pulled:x", "\(dir.path)/u2"])
+        let (diff, diffOut) = try run(["diff", "-r", "--no-dereference", "\(dir.path)/u1/rootfs", "\(dir.path)/u2/rootfs"])
+        #expect(diff == 0, "\(diffOut)")
+        let listed = try await store.images().flatMap(\.repoDigests)
+        #expect(listed.contains("\(reg.host)/interop/app@\(digest)"))
+    }
+
+    /// skopeo pushes; strata pulls the same digests and the same image.
+    @Test func pushedBySkopeoPulledByStrata() async throws {
+        guard require("docker-registry", "skopeo", "umoci", "curl") else { return }
+        let reg = try LocalRegistry()
+        let dir = reg.dir
+        let layout = try Self.layout(dir)
+        let (status, out) = try run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:\(layout):img", "docker://\(reg.host)/from/skopeo:2"])
+        #expect(status == 0, "\(out)")
+        let remote = try run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(reg.host)/from/skopeo:2"]).1
+        let remoteManifest = try JSONDecoder().decode(Manifest.self, from: Data(remote.utf8))
+        let store = try await Store.open(at: dir.appendingPathComponent("store"))
+        let pulled = try await Registry.pull("\(reg.host)/from/skopeo:2", into: store)
+        #expect(pulled.image.id == remoteManifest.config.digest)
+        #expect(pulled.digest == Digest.sha256(Data(remote.utf8)))
+        #expect(try await store.layers(of: "\(reg.host)/from/skopeo:2").map { $0.blobs[0].digest } == remoteManifest.layers.map(\.digest))
+        // Pulling again downloads nothing new and changes nothing.
+        let again = try await Registry.pull("\(reg.host)/from/skopeo:2", into: store)
+        #expect(again.image.id == pulled.image.id)
+        #expect(try await store.check().clean)
+        // A missing tag is one clear error.
+        await #expect { _ = try await Registry.pull("\(reg.host)/from/skopeo:nope", into: store) } throws: {
+            ($0 as? StrataError)?.code == .imageNotFound
+        }
+    }
+}
