@@ -100,10 +100,11 @@ public enum Registry {
                     throw StrataError(.sizeMismatch, "blob \(d.digest) from \(client.registry)/\(client.repository) is larger than its \(d.size) bytes")
                 }
                 try chunk.withUnsafeReadableBytes { buf in
+                    guard let base = buf.baseAddress else { return }
                     hasher.update(bufferPointer: buf)
                     var off = 0
                     while off < buf.count {
-                        let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                        let n = write(fd, base + off, buf.count - off)
                         if n < 0 { if errno == EINTR { continue }; throw StrataError(.io, "cannot write \(partial): \(String(cString: strerror(errno)))") }
                         off += n
                     }
