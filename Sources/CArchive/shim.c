@@ -159,3 +159,32 @@ int strata_copy_fd(int in_fd, int out_fd, long long len) {
     }
     return 0;
 }
+
+struct strata_encoder { z_stream z; };
+
+strata_encoder *strata_gzip_encoder_new(int level) {
+    strata_encoder *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    if (deflateInit2(&e->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) { free(e); return NULL; }
+    return e;
+}
+
+void strata_encoder_free(strata_encoder *e) {
+    if (!e) return;
+    deflateEnd(&e->z);
+    free(e);
+}
+
+int strata_encoder_step(strata_encoder *e, const void *in, size_t inlen, size_t *consumed,
+                        void *out, size_t outcap, size_t *produced, int finish, int *done) {
+    e->z.next_in = (Bytef *)in;
+    e->z.avail_in = (uInt)(inlen > 0x40000000 ? 0x40000000 : inlen);
+    e->z.next_out = out;
+    e->z.avail_out = (uInt)(outcap > 0x40000000 ? 0x40000000 : outcap);
+    uInt bi = e->z.avail_in, bo = e->z.avail_out;
+    int rc = deflate(&e->z, finish ? Z_FINISH : Z_NO_FLUSH);
+    *consumed = bi - e->z.avail_in;
+    *produced = bo - e->z.avail_out;
+    *done = rc == Z_STREAM_END;
+    return (rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR) ? 0 : -1;
+}

@@ -132,7 +132,8 @@ extension Store {
     /// Marking is the one recursive query of ``Reachability/liveImagesSQL``: images reached
     /// from the roots through parent links. Unreached images older than the grace period go
     /// first; then a blob, layer chain or snapshot goes when no remaining image names it,
-    /// no kept index reaches it and no live lease holds it. (``Reachability/mark`` walks the
+    /// no kept index reaches it and no live lease holds it. Another encoding of a kept layer
+    /// (the gzip copy made for a push) stays with the layer. (``Reachability/mark`` walks the
     /// full graph for `gc --explain`; `GCTests` checks the two agree.)
     static func sweepRows(_ db: Database, cutoff: Int64, now t: Int64, cacheCutoff: Int64, paths: StorePaths) throws -> GCReport {
         var r = GCReport()
@@ -191,6 +192,7 @@ extension Store {
               AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = b.digest)
               AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = b.digest)
               AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
+              AND NOT EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id WHERE lb.blob_digest = b.digest)
               AND b.digest NOT IN (SELECT d FROM index_content)
               AND b.digest NOT IN (SELECT d FROM leased)
             """, arguments: args)

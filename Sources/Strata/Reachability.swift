@@ -16,6 +16,7 @@ enum Reachability {
         UNION ALL SELECT 'image:' || image_id, 'layer:' || chain_id FROM image_layers
         UNION ALL SELECT 'image:' || image_id, 'blob:' || blob_digest FROM image_layers
         UNION ALL SELECT 'layer:' || chain_id, 'layer:' || parent_chain_id FROM layers WHERE parent_chain_id IS NOT NULL
+        UNION ALL SELECT 'layer:' || l.chain_id, 'blob:' || lb.blob_digest FROM layers l JOIN layer_blobs lb ON lb.diff_id = l.diff_id
         UNION ALL SELECT 'layer:' || s.chain_id, 'snapshot:' || s.id FROM snapshots s WHERE s.chain_id IS NOT NULL
         UNION ALL SELECT 'blob:' || src, 'blob:' || dst FROM edges WHERE kind IN ('manifest', 'config', 'layer')
         UNION ALL SELECT 'container:' || id, 'image:' || image_id FROM containers
@@ -78,6 +79,9 @@ enum Reachability {
               AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = c.d AND i.id NOT IN (SELECT id FROM dead_images))
               AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = c.d AND i.id NOT IN (SELECT id FROM dead_images))
               AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = c.d AND il.image_id NOT IN (SELECT id FROM dead_images))
+              AND NOT EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id
+                              JOIN image_layers il ON il.chain_id = l.chain_id
+                              WHERE lb.blob_digest = c.d AND il.image_id NOT IN (SELECT id FROM dead_images))
               AND c.d NOT IN (SELECT d FROM index_content)
               AND c.d NOT IN (SELECT d FROM leased)
         )

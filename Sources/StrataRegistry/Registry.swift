@@ -134,7 +134,32 @@ public enum Registry {
         let reference = try Reference(destination)
         let client = RegistryClient(reference: reference, options: options)
         let stored = try await store.storedManifest(of: image)
-        let blobs = [stored.manifest.config] + stored.manifest.layers
+        // Uncompressed layers go out gzip-compressed, as Docker pushes them; the compressed
+        // copy is kept in the store, so the next push reuses it.
+        var layers = stored.manifest.layers
+        var manifestData = stored.data
+        var manifestDigest = stored.digest
+        if layers.contains(where: { $0.mediaType == MediaType.ociLayer || $0.mediaType == MediaType.dockerLayer }) {
+            for i in layers.indices where layers[i].mediaType == MediaType.ociLayer || layers[i].mediaType == MediaType.dockerLayer {
+                let c = try await store.compressedLayer(layers[i].digest)
+                layers[i].digest = c.digest
+                layers[i].size = c.size
+                layers[i].mediaType = layers[i].mediaType == MediaType.dockerLayer ? MediaType.dockerLayerGzip : c.mediaType
+            }
+            guard var json = try JSONSerialization.jsonObject(with: stored.data) as? [String: Any],
+                  var entries = json["layers"] as? [[String: Any]], entries.count == layers.count else {
+                throw StrataError(.invalidJSON, "stored manifest \(stored.digest) cannot be rewritten")
+            }
+            for i in entries.indices {
+                entries[i]["mediaType"] = layers[i].mediaType
+                entries[i]["digest"] = layers[i].digest.string
+                entries[i]["size"] = layers[i].size
+            }
+            json["layers"] = entries
+            manifestData = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .withoutEscapingSlashes])
+            manifestDigest = Digest.sha256(manifestData)
+        }
+        let blobs = [stored.manifest.config] + layers
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             func launch() {
@@ -147,15 +172,17 @@ public enum Registry {
             while try await group.next() != nil { launch() }
         }
         let tag = reference.digest?.string ?? reference.tag ?? "latest"
-        let data = stored.data
+        let data = manifestData
         let resp = try await client.send(.PUT, "/v2/\(client.repository)/manifests/\(tag)", headers: [("Content-Type", stored.mediaType)],
                                          body: { .bytes(ByteBuffer(bytes: data)) })
-        _ = try? await resp.body.collect(upTo: 1 << 20)
-        guard resp.status == .created || resp.status == .ok else { throw client.fail("PUT manifest \(tag)", resp.status) }
+        let answer = (try? await resp.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
+        guard resp.status == .created || resp.status == .ok else {
+            throw StrataError(.io, "PUT manifest \(tag) on \(client.registry)/\(client.repository) failed: HTTP \(resp.status.code) \(answer.prefix(300))")
+        }
         let image = try await store.resolve(image)
-        try await store.recordRepoDigest(name: reference.name, digest: stored.digest, image: image)
-        options.progress?("\(tag): digest: \(stored.digest) size: \(data.count)")
-        return stored.digest
+        try await store.recordRepoDigest(name: reference.name, digest: manifestDigest, image: image)
+        options.progress?("\(tag): digest: \(manifestDigest) size: \(data.count)")
+        return manifestDigest
     }
 
     static func pushBlob(_ d: Descriptor, client: RegistryClient, store: Store, progress: (@Sendable (String) -> Void)?) async throws {

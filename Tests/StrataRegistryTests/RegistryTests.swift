@@ -149,3 +149,37 @@ func require(_ tools: String...) -> Bool {
         }
     }
 }
+
+@Suite struct PushCompressionTests {
+    /// An uncompressed layer is pushed gzip-compressed; the copy is kept and reused.
+    @Test func uncompressedLayersArePushedAsGzipOnce() async throws {
+        guard require("docker-registry", "skopeo", "curl") else { return }
+        let reg = try LocalRegistry()
+        let dir = reg.dir
+        let (status, out) = try run(["bash", "-euo", "pipefail", "-c", """
+            mkdir -p '\(dir.path)/r/etc' && head -c 200000 /dev/urandom > '\(dir.path)/r/etc/data' && tar -C '\(dir.path)/r' -cf '\(dir.path)/r.tar' .
+            """])
+        #expect(status == 0, "\(out)")
+        let store = try await Store.open(at: dir.appendingPathComponent("store"))
+        let image = try await store.importRootfs(from: dir.appendingPathComponent("r.tar"), reference: "plain:1")
+        #expect(try await store.layers(of: "plain:1")[0].blobs.map(\.compression) == ["none"])
+        let dest = "\(reg.host)/plain/app:1"
+        let digest = try await Registry.push("plain:1", to: dest, from: store)
+        #expect(digest != image.manifestDigest)
+        let raw = try run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(dest)"]).1
+        let remote = try JSONDecoder().decode(Manifest.self, from: Data(raw.utf8))
+        #expect(remote.layers.map(\.mediaType) == [MediaType.ociLayerGzip])
+        #expect(Digest.sha256(Data(raw.utf8)) == digest)
+        // The gzip copy is another encoding of the same layer in the store, reused next time.
+        let encodings = try await store.layers(of: "plain:1")[0].blobs
+        #expect(encodings.map(\.compression).sorted() == ["gzip", "none"])
+        #expect(try await Registry.push("plain:1", to: "\(reg.host)/plain/other:2", from: store) == digest)
+        // Pulled back, it is the same image (same config, same diffID).
+        let other = try await Store.open(at: dir.appendingPathComponent("store2"))
+        let pulled = try await Registry.pull(dest, into: other)
+        #expect(pulled.image.id == image.id)
+        // gc keeps the encoding while the layer is kept.
+        _ = try await store.collectGarbage(GCOptions(grace: 0))
+        #expect(try await store.layers(of: "plain:1")[0].blobs.count == 2)
+    }
+}

@@ -36,6 +36,15 @@ int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t 
 int strata_decoder_complete(const strata_decoder *d);
 const char *strata_decoder_error(const strata_decoder *d);
 
+/* Streaming gzip compression (push style). */
+typedef struct strata_encoder strata_encoder;
+strata_encoder *strata_gzip_encoder_new(int level);
+void strata_encoder_free(strata_encoder *e);
+/* Compresses from in[0..inlen) into out[0..outcap); with finish != 0 flushes the end of the
+   stream (call until *done). Returns 0, or -1 on error. */
+int strata_encoder_step(strata_encoder *e, const void *in, size_t inlen, size_t *consumed,
+                        void *out, size_t outcap, size_t *produced, int finish, int *done);
+
 /* Linux I/O helpers Swift cannot see without _GNU_SOURCE. */
 int strata_syncfs(int fd);
 /* Starts writeback of a file range without waiting (sync_file_range SYNC_FILE_RANGE_WRITE). */
