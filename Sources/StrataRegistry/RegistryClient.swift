@@ -50,11 +50,17 @@ final class RegistryClient: @unchecked Sendable {
         StrataError(code, "\(what) on \(registry)/\(repository) failed: HTTP \(status.code) \(status.reasonPhrase)")
     }
 
-    /// Sends a request, answering one auth challenge. `body` is called anew for a retry.
+    /// Retries after connection errors, 5xx and 429 (honouring Retry-After), at most this many.
+    static let maxRetries = 3
+
+    /// Sends a request, answering one auth challenge and retrying transient failures with
+    /// backoff. `body` is called anew for every attempt.
     func send(_ method: HTTPMethod, _ urlOrPath: String, headers: [(String, String)] = [],
               body: (@Sendable () throws -> HTTPClientRequest.Body)? = nil) async throws -> HTTPClientResponse {
         let url = urlOrPath.hasPrefix("http") ? urlOrPath : baseURL + urlOrPath
-        for attempt in 0..<2 {
+        var authTried = false
+        var retries = 0
+        while true {
             var req = HTTPClientRequest(url: url)
             req.method = method
             for (k, v) in headers { req.headers.add(name: k, value: v) }
@@ -64,16 +70,28 @@ final class RegistryClient: @unchecked Sendable {
             do {
                 resp = try await http.execute(req, timeout: .seconds(600))
             } catch {
-                throw StrataError(.io, "cannot reach \(registry): \(error)", cause: error)
+                if retries < Self.maxRetries {
+                    retries += 1
+                    try await Task.sleep(nanoseconds: UInt64(250_000_000) << retries)
+                    continue
+                }
+                throw StrataError(.io, "cannot reach \(registry) for \(repository) after \(retries + 1) attempts: \(error)", cause: error)
             }
-            if resp.status == .unauthorized, attempt == 0, let challenge = resp.headers.first(name: "WWW-Authenticate") {
+            if resp.status == .unauthorized, !authTried, let challenge = resp.headers.first(name: "WWW-Authenticate") {
                 _ = try? await resp.body.collect(upTo: 1 << 20)
                 try await authenticate(challenge)
+                authTried = true
+                continue
+            }
+            if resp.status.code >= 500 || resp.status == .tooManyRequests, retries < Self.maxRetries {
+                _ = try? await resp.body.collect(upTo: 1 << 20)
+                retries += 1
+                let after = resp.headers.first(name: "Retry-After").flatMap(Double.init).map { min($0, 30) }
+                try await Task.sleep(nanoseconds: UInt64((after ?? 0.25 * Double(1 << retries)) * 1_000_000_000))
                 continue
             }
             return resp
         }
-        throw StrataError(.io, "\(registry) refused the credentials for \(repository)")
     }
 
     private func authenticate(_ challenge: String) async throws {

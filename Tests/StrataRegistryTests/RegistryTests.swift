@@ -183,3 +183,49 @@ func require(_ tools: String...) -> Bool {
         #expect(try await store.layers(of: "plain:1")[0].blobs.count == 2)
     }
 }
+
+@Suite struct RetryTests {
+    /// A registry that answers 503 (Retry-After: 0) twice, then 404: the client retries and
+    /// reports the final answer, naming the registry and repository.
+    @Test func transientErrorsAreRetried() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-retry-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = LocalRegistry.freePort()
+        let script = """
+            import http.server, sys
+            count = [0]
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    if not self.path.startswith("/v2/"):
+                        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers(); return
+                    count[0] += 1
+                    open(sys.argv[2], "w").write(str(count[0]))
+                    if count[0] <= 2:
+                        self.send_response(503); self.send_header("Retry-After", "0"); self.send_header("Content-Length", "0"); self.end_headers()
+                    else:
+                        self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
+                def log_message(self, *a): pass
+            http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+            """
+        try script.write(to: dir.appendingPathComponent("server.py"), atomically: true, encoding: .utf8)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", dir.appendingPathComponent("server.py").path, String(port), dir.appendingPathComponent("count").path]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        let pid = server.processIdentifier
+        defer { kill(pid, SIGKILL) }
+        for _ in 0..<50 where (try? run(["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).0) != 0 { usleep(100_000) }
+        try? FileManager.default.removeItem(at: dir.appendingPathComponent("count"))
+        let store = try await Store.open(at: dir.appendingPathComponent("store"))
+        await #expect {
+            _ = try await Registry.pull("127.0.0.1:\(port)/retry/app:1", into: store)
+        } throws: { e in
+            guard let e = e as? StrataError else { return false }
+            return e.code == .imageNotFound && e.message.contains("127.0.0.1:\(port)") && e.message.contains("retry/app")
+        }
+        #expect(try String(contentsOf: dir.appendingPathComponent("count"), encoding: .utf8) == "3")
+    }
+}
