@@ -59,16 +59,8 @@ public enum Registry {
                 wanted.append(d)
             }
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func launch() {
-                guard next < wanted.count else { return }
-                let d = wanted[next]
-                next += 1
-                group.addTask { try await fetchBlob(d, client: client, into: blobsDir, progress: options.progress) }
-            }
-            for _ in 0..<max(1, options.parallelism) { launch() }
-            while try await group.next() != nil { launch() }
+        try await forEach(wanted, atMost: options.parallelism) { d in
+            try await fetchBlob(d, client: client, into: blobsDir, progress: options.progress)
         }
         var annotations: [String: String]? = nil
         if reference.digest == nil { annotations = [AnnotationKey.containerdImageName: reference.fullName] }
@@ -79,6 +71,21 @@ public enum Registry {
         guard let image = loaded.first else { throw StrataError(.internalError, "pull of \(ref) loaded nothing") }
         try await store.recordRepoDigest(name: reference.name, digest: topDigest, image: image.id)
         return PullResult(image: image, digest: topDigest)
+    }
+
+    /// Runs `body` for every item, at most `limit` at a time; the first error cancels the rest.
+    static func forEach<T: Sendable>(_ items: [T], atMost limit: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                guard next < items.count else { return }
+                let item = items[next]
+                next += 1
+                group.addTask { try await body(item) }
+            }
+            for _ in 0..<max(1, limit) { launch() }
+            while try await group.next() != nil { launch() }
+        }
     }
 
     static func fetchBlob(_ d: Descriptor, client: RegistryClient, into dir: URL, progress: (@Sendable (String) -> Void)?) async throws {
@@ -160,16 +167,8 @@ public enum Registry {
             manifestDigest = Digest.sha256(manifestData)
         }
         let blobs = [stored.manifest.config] + layers
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func launch() {
-                guard next < blobs.count else { return }
-                let d = blobs[next]
-                next += 1
-                group.addTask { try await pushBlob(d, client: client, store: store, progress: options.progress) }
-            }
-            for _ in 0..<max(1, options.parallelism) { launch() }
-            while try await group.next() != nil { launch() }
+        try await forEach(blobs, atMost: options.parallelism) { d in
+            try await pushBlob(d, client: client, store: store, progress: options.progress)
         }
         let tag = reference.digest?.string ?? reference.tag ?? "latest"
         let data = manifestData
