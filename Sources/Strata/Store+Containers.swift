@@ -51,9 +51,7 @@ extension Store {
         }
         let imageID = try await resolve(ref)
         let lowers = try await snapshotDirectories(of: imageID)
-        var bytes = [UInt8](repeating: 0, count: 32)
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        let id = bytes.hexString
+        let id = randomHex()
         let kind: SnapshotterKind
         if let k = options.snapshotter { kind = k } else { kind = try await defaultSnapshotter() }
         let dirs = containerDirs(id)

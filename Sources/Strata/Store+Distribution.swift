@@ -38,9 +38,7 @@ extension Store {
     public func load(scratch: ScratchDirectory, options: LoadOptions = LoadOptions()) async throws -> [LoadedImage] {
         let known = KnownBlobs(db: db)
         let source = try DirectorySource(path: scratch.url.path, session: scratch.session, known: known, blobs: blobs, consume: true)
-        let images = try ArchiveLoader(source: source, store: blobs, platform: options.platform ?? .host,
-                                       explicitPlatform: options.platform != nil).images()
-        return try await commit(images, session: scratch.session, operation: "pull")
+        return try await load(source, session: scratch.session, options: options, operation: "pull")
     }
 
     /// Whether the store holds a blob (row and file).

@@ -34,9 +34,14 @@ extension Store {
         let source: LoadSource = isDir.boolValue
             ? try DirectorySource(path: path, session: session, known: known, blobs: blobs)
             : try TarSource(path: path, name: path, session: session, known: known, blobs: blobs)
+        return try await load(source, session: session, options: options, operation: "load")
+    }
+
+    /// Reads the source's images (every check of law 3) and commits them.
+    func load(_ source: LoadSource, session: IngestSession, options: LoadOptions, operation: String) async throws -> [LoadedImage] {
         let images = try ArchiveLoader(source: source, store: blobs, platform: options.platform ?? .host,
                                        explicitPlatform: options.platform != nil).images()
-        return try await commit(images, session: session)
+        return try await commit(images, session: session, operation: operation)
     }
 }
 

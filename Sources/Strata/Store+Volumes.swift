@@ -42,9 +42,7 @@ extension Store {
     /// Creates a volume (a random name when nil); creating one that exists is a no-op.
     @discardableResult
     public func createVolume(_ name: String? = nil) async throws -> VolumeInfo {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        let n = name ?? bytes.hexString
+        let n = name ?? randomHex()
         try Self.validateVolumeName(n)
         do {
             try FileManager.default.createDirectory(atPath: volumeData(n), withIntermediateDirectories: true)
