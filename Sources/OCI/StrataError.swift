@@ -30,6 +30,8 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case database = "database"
         case storeLocked = "store-locked"
         case internalError = "internal"
+        /// The other side (a registry, a file system) does not offer what was asked.
+        case notSupported = "not-supported"
     }
 
     public let code: Code

@@ -24,7 +24,7 @@ public struct StrataCommand: AsyncParsableCommand {
             TreeCommand.self, TagCommand.self, RmiCommand.self, SaveCommand.self, DfCommand.self, LayersCommand.self,
             GcCommand.self, FsckCommand.self, ImageCommand.self, SystemCommand.self, LeaseCommand.self,
             CreateCommand.self, PsCommand.self, MountCommand.self, UnmountCommand.self, DiffCommand.self, CommitCommand.self, RmCommand.self, RunCommand.self, CpCommand.self, VolumeCommand.self, ConfigCommand.self,
-            PullCommand.self, PushCommand.self, LoginCommand.self, LogoutCommand.self,
+            PullCommand.self, PushCommand.self, LoginCommand.self, LogoutCommand.self, SearchCommand.self,
         ]
     )
 

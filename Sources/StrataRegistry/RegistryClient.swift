@@ -34,9 +34,15 @@ final class RegistryClient: @unchecked Sendable {
 
     static let manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].joined(separator: ", ")
 
-    init(reference: Reference, options: RegistryOptions) {
-        registry = reference.registry
-        repository = reference.repository
+    convenience init(reference: Reference, options: RegistryOptions) {
+        self.init(registry: reference.registry, repository: reference.repository, options: options)
+    }
+
+    /// A client for `repository` on `registry` (`repository` is empty for registry-wide
+    /// endpoints such as `/v2/_catalog`).
+    init(registry: String, repository: String, options: RegistryOptions) {
+        self.registry = registry
+        self.repository = repository
         let host = registry == Reference.defaultRegistry ? "registry-1.docker.io" : registry
         let hostOnly = host.split(separator: ":").first.map(String.init) ?? host
         let loopback = ["localhost", "127.0.0.1", "[::1]"].contains(hostOnly) || hostOnly.hasPrefix("127.")
@@ -75,7 +81,7 @@ final class RegistryClient: @unchecked Sendable {
                     try await Task.sleep(nanoseconds: UInt64(250_000_000) << retries)
                     continue
                 }
-                throw StrataError(.io, "cannot reach \(registry) for \(repository) after \(retries + 1) attempts: \(error)", cause: error)
+                throw StrataError(.io, "cannot reach \(registry)\(repository.isEmpty ? "" : " for \(repository)") after \(retries + 1) attempts: \(error)", cause: error)
             }
             if resp.status == .unauthorized, !authTried, let challenge = resp.headers.first(name: "WWW-Authenticate") {
                 _ = try? await resp.body.collect(upTo: 1 << 20)

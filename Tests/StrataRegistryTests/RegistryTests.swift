@@ -7,6 +7,10 @@ import StrataRegistry
 final class LocalRegistry: @unchecked Sendable {
     let process = Process()
     let dir: URL
+    /// The registry's blob and repository storage: on tmpfs when there is one, because
+    /// deleting its thousands of small directories from this machine's ext4 (mounted with
+    /// `discard`) takes tens of seconds.
+    let storage: URL
     let port: Int
     var host: String { "127.0.0.1:\(port)" }
 
@@ -14,13 +18,15 @@ final class LocalRegistry: @unchecked Sendable {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-registry-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         port = Self.freePort()
+        let shm = URL(fileURLWithPath: "/dev/shm")
+        storage = access(shm.path, W_OK) == 0 ? shm.appendingPathComponent("strata-registry-\(UUID().uuidString)") : dir.appendingPathComponent("data")
         let config = """
             version: 0.1
             log:
               level: error
             storage:
               filesystem:
-                rootdirectory: \(dir.path)/data
+                rootdirectory: \(storage.path)
               delete:
                 enabled: true
             http:
@@ -40,7 +46,8 @@ final class LocalRegistry: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM); process.waitUntilExit() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(at: storage)
         try? FileManager.default.removeItem(at: dir)
     }
 

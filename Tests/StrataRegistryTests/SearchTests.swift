@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+import OCI
+import Strata
+import StrataRegistry
+
+/// `strata search` against a real docker-registry holding more than 250 repositories, so
+/// that `/v2/_catalog` pagination (`n=` and `Link`) is exercised; the ground truth is the set
+/// of repositories and tags pushed, and `skopeo list-tags` for a repository's tags.
+@Suite struct SearchTests {
+    /// A registry holding `count` repositories `search/repo-NNN`, repository i with
+    /// `i % 3 + 1` tags, `search/many` with 130 tags and `search/seed` (pushed by strata).
+    static func populated(_ count: Int) async throws -> (LocalRegistry, Store) {
+        let reg = try LocalRegistry()
+        let dir = reg.dir
+        let (status, out) = try run(["bash", "-euo", "pipefail", "-c", """
+            mkdir -p '\(dir.path)/r/etc' && echo hi > '\(dir.path)/r/etc/greeting' && tar -C '\(dir.path)/r' -cf '\(dir.path)/r.tar' .
+            """])
+        #expect(status == 0, "\(out)")
+        let store = try await Store.open(at: dir.appendingPathComponent("store"))
+        _ = try await store.importRootfs(from: dir.appendingPathComponent("r.tar"), reference: "tiny:1")
+        // strata pushes one repository; the others get the same blobs by cross-repository
+        // mount and the same manifest under each tag (one keep-alive connection: fast).
+        try await Registry.push("tiny:1", to: "\(reg.host)/search/seed:1", from: store, options: RegistryOptions(progress: nil))
+        var tags: [String: [String]] = [:]
+        for i in 0..<count { tags["search/repo-\(String(format: "%03d", i))"] = (0...(i % 3)).map { "t\($0)" } }
+        tags["search/many"] = (0..<130).map { "v\($0)" }
+        let plan = try JSONSerialization.data(withJSONObject: tags)
+        try plan.write(to: dir.appendingPathComponent("plan.json"))
+        let script = """
+            import http.client, json, sys
+            host, port = sys.argv[1].split(":")
+            c = http.client.HTTPConnection(host, int(port))
+            def req(method, path, body=None, headers={}):
+                c.request(method, path, body=body, headers=headers)
+                r = c.getresponse(); data = r.read()
+                if r.status >= 300: sys.exit(f"{method} {path}: {r.status} {data[:200]}")
+                return data
+            mt = "application/vnd.oci.image.manifest.v1+json"
+            m = req("GET", "/v2/search/seed/manifests/1", headers={"Accept": mt})
+            doc = json.loads(m)
+            blobs = [doc["config"]["digest"]] + [l["digest"] for l in doc["layers"]]
+            for repo, tags in json.load(open(sys.argv[2])).items():
+                for d in blobs:
+                    req("POST", f"/v2/{repo}/blobs/uploads/?mount={d}&from=search/seed", body=b"")
+                for t in tags:
+                    req("PUT", f"/v2/{repo}/manifests/{t}", body=m, headers={"Content-Type": mt})
+            """
+        try script.write(to: dir.appendingPathComponent("populate.py"), atomically: true, encoding: .utf8)
+        let (status2, out2) = try run(["python3", dir.appendingPathComponent("populate.py").path, reg.host, dir.appendingPathComponent("plan.json").path])
+        #expect(status2 == 0, "\(out2)")
+        return (reg, store)
+    }
+
+    @Test func catalogSearchPaginatesAndCountsTags() async throws {
+        guard require("docker-registry", "skopeo", "curl") else { return }
+        let (reg, _) = try await Self.populated(260)
+        // Everything: 260 + 1 repositories, across three catalog pages of 100.
+        let all = try await Registry.search("\(reg.host)/", limit: 1000)
+        var expected = (0..<260).map { "\(reg.host)/search/repo-\(String(format: "%03d", $0))" }
+        expected += ["\(reg.host)/search/many", "\(reg.host)/search/seed"]
+        #expect(all.map(\.name).sorted() == expected.sorted())
+        for m in all where m.name.contains("repo-") {
+            let i = Int(m.name.suffix(3)) ?? -1
+            #expect(m.tags == i % 3 + 1, "\(m.name)")
+        }
+        #expect(all.first { $0.name.hasSuffix("/many") }?.tags == 130)
+        // A term: names containing it, in catalog order, capped by the limit.
+        let some = try await Registry.search("\(reg.host)/repo-25", limit: 25)
+        #expect(some.map(\.name) == (250..<260).map { "\(reg.host)/search/repo-\($0)" })
+        let capped = try await Registry.search("\(reg.host)/repo-2", limit: 7)
+        #expect(capped.map(\.name) == (200..<207).map { "\(reg.host)/search/repo-\($0)" })
+        #expect(try await Registry.search("\(reg.host)/no-such-thing").isEmpty)
+        // Tags agree with skopeo's list-tags.
+        let (status, out) = try run(["skopeo", "list-tags", "--tls-verify=false", "docker://\(reg.host)/search/many"])
+        #expect(status == 0, "\(out)")
+        struct Listed: Decodable { var Tags: [String] }
+        let skopeoTags = try JSONDecoder().decode(Listed.self, from: Data(out.utf8)).Tags
+        let ours = try await Registry.listTags("\(reg.host)/search/many")
+        #expect(ours.sorted() == skopeoTags.sorted())
+        #expect(ours.count == 130)
+    }
+
+    /// The CLI: table, JSON, --list-tags, and errors naming the registry and status.
+    @Test func cliSearchAndErrors() async throws {
+        guard require("docker-registry", "curl") else { return }
+        let (reg, _) = try await Self.populated(5)
+        let table = try run([Self.strata, "search", "\(reg.host)/repo-00"])
+        #expect(table.0 == 0, "\(table.1)")
+        let lines = table.1.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("NAME") == true && lines.first?.contains("TAGS") == true)
+        #expect(lines.count == 6)  // header + repo-000…004
+        #expect(lines.contains { $0.hasPrefix("\(reg.host)/search/repo-002 ") && $0.contains(" 3") })
+        let json = try run([Self.strata, "search", "--format", "json", "--limit", "2", "\(reg.host)/search"])
+        #expect(json.0 == 0, "\(json.1)")
+        let decoded = try JSONDecoder().decode([RepositoryMatch].self, from: Data(json.1.utf8))
+        #expect(decoded.count == 2)
+        let tags = try run([Self.strata, "search", "--list-tags", "\(reg.host)/search/repo-004"])
+        #expect(tags.1.split(separator: "\n").sorted() == ["t0", "t1"])
+        let missing = try run([Self.strata, "search", "--list-tags", "\(reg.host)/search/nope"])
+        #expect(missing.0 == 1)
+        #expect(missing.1.hasPrefix("error: ") && missing.1.contains("404") && missing.1.contains(reg.host))
+    }
+
+    /// A registry with neither /v2/_catalog nor /v1/search says so; a 500 names the status.
+    @Test func unsupportedAndFailingRegistries() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-search-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = LocalRegistry.freePort()
+        let script = """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    code = 500 if self.path.startswith("/v2/broken") else (200 if self.path == "/" else 404)
+                    self.send_response(code); self.send_header("Content-Length", "0"); self.end_headers()
+                def log_message(self, *a): pass
+            http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+            """
+        try script.write(to: dir.appendingPathComponent("server.py"), atomically: true, encoding: .utf8)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", dir.appendingPathComponent("server.py").path, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        let pid = server.processIdentifier
+        defer { kill(pid, SIGKILL) }
+        for _ in 0..<50 where (try? run(["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).0) != 0 { usleep(100_000) }
+        await #expect { _ = try await Registry.search("127.0.0.1:\(port)/x") } throws: { e in
+            guard let e = e as? StrataError else { return false }
+            return e.code == .notSupported && e.message.contains("127.0.0.1:\(port) does not support search") && e.message.contains("404")
+        }
+        await #expect { _ = try await Registry.listTags("127.0.0.1:\(port)/broken") } throws: { e in
+            guard let e = e as? StrataError else { return false }
+            return e.message.contains("127.0.0.1:\(port)") && e.message.contains("HTTP 500")
+        }
+        let cli = try run([Self.strata, "search", "127.0.0.1:\(port)/x"])
+        #expect(cli.0 == 1 && cli.1.hasPrefix("error: ") && cli.1.split(separator: "\n").count == 1, "\(cli.1)")
+    }
+
+    /// The debug build of the CLI: Tests/StrataRegistryTests/SearchTests.swift → root → .build/debug/strata.
+    static var strata: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/strata").path
+    }
+}
