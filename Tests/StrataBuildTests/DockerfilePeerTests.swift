@@ -172,33 +172,31 @@ import OCI
         }
     }
 
-    /// Just enough of a builder to evaluate metadata instructions of the last stage.
+    /// Just enough of a builder to evaluate metadata instructions of the last stage, with
+    /// the expansion of ``Instruction/expanded(env:escape:)``.
     static func evaluate(_ file: Dockerfile) throws -> Config {
-        let lexer = ShellLexer(escape: file.escape)
         var c = Config()
         var args: [String: String] = [:]
         guard let stage = file.stages.last else { return c }
-        func vars() -> [String: String] { args.merging(c.env) { $1 } }
-        for i in stage.instructions {
+        for raw in stage.instructions {
+            let i = try raw.expanded(env: args.merging(c.env) { $1 }, escape: file.escape)
             switch (i.keyword, i.arguments) {
             case ("ARG", .keyValues(let kvs)):
-                for kv in kvs { args[kv.key] = try kv.value.map { try lexer.expand($0, env: vars()) } ?? "" }
+                for kv in kvs { args[kv.key] = kv.value ?? "" }
             case ("ENV", .keyValues(let kvs)):
-                let snapshot = vars()
-                for kv in kvs { c.env[kv.key] = try lexer.expand(kv.value ?? "", env: snapshot) }
+                for kv in kvs { c.env[kv.key] = kv.value ?? "" }
             case ("LABEL", .keyValues(let kvs)):
-                for kv in kvs { c.labels[try lexer.expand(kv.key, env: vars())] = try lexer.expand(kv.value ?? "", env: vars()) }
+                for kv in kvs { c.labels[kv.key] = kv.value ?? "" }
             case ("WORKDIR", .words(let w)):
-                let dir = try lexer.expand(w[0], env: vars())
-                c.workdir = dir.hasPrefix("/") ? dir : (c.workdir.isEmpty ? "/" : c.workdir + "/") + dir
+                c.workdir = w[0].hasPrefix("/") ? w[0] : (c.workdir.isEmpty ? "/" : c.workdir + "/") + w[0]
             case ("USER", .words(let w)):
-                c.user = try lexer.expand(w[0], env: vars())
+                c.user = w[0]
             case ("EXPOSE", .words(let w)):
-                for p in w { let e = try lexer.expand(p, env: vars()); c.ports.insert(e.contains("/") ? e : e + "/tcp") }
+                for p in w { c.ports.insert(p.contains("/") ? p : p + "/tcp") }
             case ("VOLUME", .exec(let v)), ("VOLUME", .words(let v)):
-                for p in v { c.volumes.insert(try lexer.expand(p, env: vars())) }
+                c.volumes.formUnion(v)
             case ("STOPSIGNAL", .words(let w)):
-                c.stopSignal = try lexer.expand(w[0], env: vars())
+                c.stopSignal = w[0]
             case ("CMD", .exec(let v)): c.cmd = v
             case ("CMD", .shell(let s)): c.cmd = ["/bin/sh", "-c", s]
             case ("ENTRYPOINT", .exec(let v)): c.entrypoint = v
