@@ -3,8 +3,9 @@ import OCI
 /// Docker's word processing for Dockerfile instructions: quotes, escapes and variables.
 ///
 /// Handles `'single'` and `"double"` quotes, the escape character (`\` or `` ` ``), and
-/// `$V`, `${V}`, `${V:-default}`, `${V-default}`, `${V:+alt}`, `${V+alt}`, `${V:?message}`
-/// and `${V?message}`. A variable is *unset* when `env` has no key for it and *empty* when
+/// `$V`, `${V}`, `${V:-default}`, `${V-default}`, `${V:+alt}`, `${V+alt}`, `${V:?message}`,
+/// `${V?message}`, and the prefix/suffix removals `${V#pattern}`, `${V##pattern}`,
+/// `${V%pattern}`, `${V%%pattern}` (shell patterns: `*`, `?`, `[...]`). A variable is *unset* when `env` has no key for it and *empty* when
 /// its value is `""`; the forms with `:` treat both alike, as `sh` does. Unlike a shell it
 /// never splits words on the values of variables, never globs and runs no commands.
 ///
@@ -258,9 +259,52 @@ private struct WordExpander {
                 guard let value else { throw unset(name, word, orEmpty: false) }
                 return value
             }
+        case "#", "%":
+            let longest = peek == ch
+            if longest { i += 1 }
+            let pattern = try patternUntilBrace()
+            return ShellPattern.remove(pattern, from: value ?? "", prefix: ch == "#", longest: longest)
         default:
             throw syntax("bad substitution in ${\(name)...}; use ${NAME}, ${NAME:-default} or ${NAME:+alternative}")
         }
+    }
+
+    /// The pattern of `${V#pattern}`/`${V%pattern}` up to (and consuming) `}`: quoted and
+    /// escaped characters are literal, `*`, `?` and `[...]` are wildcards, `$` expands.
+    mutating func patternUntilBrace() throws -> [ShellPattern.Token] {
+        var tokens: [ShellPattern.Token] = []
+        func glob(_ text: String) {
+            tokens += ShellPattern.tokens(Array(text.unicodeScalars))
+        }
+        while let ch = peek {
+            switch ch {
+            case "}":
+                i += 1
+                return tokens
+            case "$":
+                glob(try dollar())
+            case "'" where quotes:
+                tokens += try singleQuoted().unicodeScalars.map { .literal($0) }
+            case "\"" where quotes:
+                tokens += try doubleQuoted().unicodeScalars.map { .literal($0) }
+            default:
+                i += 1
+                if ch == escape {
+                    guard let next = peek else { continue }
+                    tokens.append(.literal(next))
+                    i += 1
+                } else {
+                    // Gather a run of ordinary characters so "[a-z]" stays one class.
+                    var run = String.UnicodeScalarView([ch])
+                    while let c = peek, c != "}", c != "$", c != escape, !(quotes && (c == "'" || c == "\"")) {
+                        run.append(c)
+                        i += 1
+                    }
+                    glob(String(run))
+                }
+            }
+        }
+        throw syntax("missing '}'")
     }
 
     func unset(_ name: String, _ message: String, orEmpty: Bool) -> StrataError {
@@ -288,5 +332,96 @@ private struct WordExpander {
             i += 1
         }
         return String(name)
+    }
+}
+
+/// Shell patterns for `${V#pattern}` and `${V%pattern}`: `*` matches any string (`/` too),
+/// `?` one character, `[...]`/`[!...]` a class.
+enum ShellPattern {
+    enum Token: Equatable {
+        case literal(Unicode.Scalar)
+        case one
+        case star
+        case set([ClosedRange<UInt32>], negated: Bool)
+    }
+
+    /// Tokens of unquoted pattern text; a `[` without a closing `]` is literal.
+    static func tokens(_ s: [Unicode.Scalar]) -> [Token] {
+        var out: [Token] = []
+        var i = 0
+        while i < s.count {
+            let c = s[i]
+            i += 1
+            switch c {
+            case "*": out.append(.star)
+            case "?": out.append(.one)
+            case "[":
+                var j = i
+                var negated = false
+                if j < s.count, s[j] == "!" || s[j] == "^" { negated = true; j += 1 }
+                var ranges: [ClosedRange<UInt32>] = []
+                var first = true
+                var closed = false
+                while j < s.count {
+                    let lo = s[j]
+                    if lo == "]", !first { closed = true; j += 1; break }
+                    first = false
+                    if j + 2 < s.count, s[j + 1] == "-", s[j + 2] != "]", lo.value <= s[j + 2].value {
+                        ranges.append(lo.value...s[j + 2].value)
+                        j += 3
+                    } else {
+                        ranges.append(lo.value...lo.value)
+                        j += 1
+                    }
+                }
+                if closed {
+                    out.append(.set(ranges, negated: negated))
+                    i = j
+                } else {
+                    out.append(.literal("["))
+                }
+            default: out.append(.literal(c))
+            }
+        }
+        return out
+    }
+
+    /// Whether `tokens` match all of `s` (dynamic programme, no backtracking).
+    static func matches(_ tokens: [Token], _ s: ArraySlice<Unicode.Scalar>) -> Bool {
+        let s = Array(s)
+        let n = s.count
+        var next = [Bool](repeating: false, count: n + 1)
+        next[n] = true
+        var cur = next
+        for t in tokens.indices.reversed() {
+            switch tokens[t] {
+            case .literal(let c):
+                for k in 0...n { cur[k] = k < n && s[k] == c && next[k + 1] }
+            case .one:
+                for k in 0...n { cur[k] = k < n && next[k + 1] }
+            case .set(let ranges, let negated):
+                for k in 0...n {
+                    cur[k] = k < n && ranges.contains { $0.contains(s[k].value) } != negated && next[k + 1]
+                }
+            case .star:
+                cur[n] = next[n]
+                for k in stride(from: n - 1, through: 0, by: -1) { cur[k] = next[k] || cur[k + 1] }
+            }
+            swap(&cur, &next)
+        }
+        return next[0]
+    }
+
+    /// `${V#p}` (prefix, shortest), `${V##p}`, `${V%p}` (suffix, shortest), `${V%%p}`.
+    static func remove(_ tokens: [Token], from value: String, prefix: Bool, longest: Bool) -> String {
+        let v = Array(value.unicodeScalars)
+        let n = v.count
+        let cuts: [Int] = prefix ? (longest ? Array((0...n).reversed()) : Array(0...n))
+                                 : (longest ? Array(0...n) : Array((0...n).reversed()))
+        for cut in cuts {
+            if prefix, matches(tokens, v[..<cut]) { return String(String.UnicodeScalarView(v[cut...])) }
+            if !prefix, matches(tokens, v[cut...]) { return String(String.UnicodeScalarView(v[..<cut])) }
+        }
+        return value
     }
 }

@@ -36,6 +36,18 @@ import OCI
         #expect(try expand("a$/b") == "a$/b")
         #expect(try expand("$1x") == "x")
         #expect(try expand("${NOPE}") == "")
+        // Prefix and suffix removal with shell patterns.
+        let v = ["F": "/home/tux/book/book.tar.bz2", "V": "v1.2.3"]
+        #expect(try lexer.expand("${F#*/}", env: v) == "home/tux/book/book.tar.bz2")
+        #expect(try lexer.expand("${F##*/}", env: v) == "book.tar.bz2")
+        #expect(try lexer.expand("${F%.*}", env: v) == "/home/tux/book/book.tar")
+        #expect(try lexer.expand("${F%%.*}", env: v) == "/home/tux/book/book")
+        #expect(try lexer.expand("${V#v}", env: v) == "1.2.3")
+        #expect(try lexer.expand("${V#[a-z]}", env: v) == "1.2.3")
+        #expect(try lexer.expand("${V%.[0-9]}", env: v) == "v1.2")
+        #expect(try lexer.expand("${V#\\*}", env: v) == "v1.2.3")
+        #expect(try lexer.expand("${V#'v1'}", env: v) == ".2.3")
+        #expect(try lexer.expand("${NOPE#x}", env: v) == "")
         // Values are never split or re-processed.
         #expect(try lexer.expandWords("$SP \"$SP\"", env: env) == ["a  b", "a  b"])
         #expect(try lexer.expand("$Q", env: ["Q": "'\"$FOO\\"]) == "'\"$FOO\\")
@@ -158,9 +170,13 @@ import OCI
 
         mutating func param(depth: Int) -> String {
             let name = pick(Self.names)
-            switch rng.next() % 4 {
+            switch rng.next() % 5 {
             case 0: return "$" + name + (chance(2) ? "" : ".")
             case 1: return "${\(name)}"
+            case 2:
+                let op = pick(["#", "##", "%", "%%"])
+                let pieces = ["*", "?", "a", "l", "p", "h", "/", "b", "c", "[a-c]", "[!a]", "*/", "\\*", "${P1}", "x"]
+                return "${\(name)\(op)\((0..<Int(rng.next() % 4)).map { _ in pick(pieces) }.joined())}"
             default:
                 let op = pick([":-", ":+", "-", "+"])
                 return "${\(name)\(op)\(inner(depth: depth + 1))}"
