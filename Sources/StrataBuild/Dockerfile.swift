@@ -25,6 +25,7 @@ public struct Dockerfile: Sendable, Equatable, Codable {
     /// The build stages in file order; there is at least one.
     public var stages: [Stage]
 
+    /// A Dockerfile value built by hand (tools, tests); use ``parse(_:)`` for text.
     public init(escape: String = "\\", syntax: String? = nil, metaArgs: [Instruction] = [], stages: [Stage] = []) {
         self.escape = escape
         self.syntax = syntax
@@ -68,6 +69,7 @@ public struct Stage: Sendable, Equatable, Codable {
     /// The instructions after `FROM`, in file order.
     public var instructions: [Instruction]
 
+    /// A stage; `name` should already be lowercased.
     public init(index: Int, name: String?, from: Instruction, instructions: [Instruction] = []) {
         self.index = index
         self.name = name
@@ -93,6 +95,7 @@ public struct Instruction: Sendable, Equatable, Codable {
     /// The 1-based line the instruction starts on.
     public var line: Int
 
+    /// An instruction built by hand; `keyword` should be uppercase.
     public init(keyword: String, flags: [Flag] = [], arguments: Arguments, heredocs: [Heredoc] = [],
                 original: String, line: Int) {
         self.keyword = keyword
@@ -141,6 +144,7 @@ public struct Flag: Sendable, Equatable, Codable {
     /// The text after `=`, as written (unexpanded); `nil` when there was no `=`.
     public var value: String?
 
+    /// A flag named without its leading `--`.
     public init(name: String, value: String? = nil) {
         self.name = name
         self.value = value
@@ -151,9 +155,12 @@ public struct Flag: Sendable, Equatable, Codable {
 /// to be expanded with ``ShellLexer/expand(_:env:)``. `value` is `nil` for `ARG NAME`
 /// without a default.
 public struct KeyValue: Sendable, Equatable, Codable {
+    /// The name, as written (quotes kept).
     public var key: String
+    /// The value after `=`, as written; `nil` for `ARG NAME` without a default.
     public var value: String?
 
+    /// A pair as written in the Dockerfile.
     public init(key: String, value: String?) {
         self.key = key
         self.value = value
@@ -175,6 +182,7 @@ public struct Heredoc: Sendable, Equatable, Codable {
     /// `true` for `<<-`: leading tabs were stripped from the body lines.
     public var chomp: Bool
 
+    /// A heredoc; `content` is the body as the parser stores it (tabs already removed for `<<-`).
     public init(name: String, content: String, expand: Bool = true, chomp: Bool = false) {
         self.name = name
         self.content = content
@@ -215,6 +223,9 @@ public indirect enum Arguments: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey { case form, values, pairs, instruction, command }
 
+    /// Decodes the JSON `dockerfile parse --format json` prints: `{"form": "exec", "values": [...]}`,
+    /// `{"form": "shell", "command": "..."}`, `{"form": "keyValues", "pairs": [...]}`,
+    /// `{"form": "onbuild", "instruction": {...}}`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         switch try c.decode(String.self, forKey: .form) {
@@ -228,6 +239,7 @@ public indirect enum Arguments: Sendable, Equatable, Codable {
         }
     }
 
+    /// Encodes in the form ``init(from:)`` reads.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {
