@@ -95,6 +95,12 @@ import Testing
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("error: cannot read Dockerfile ") && missing.stderr.split(separator: "\n").count == 1)
 
+        #expect(missing.stderr.hasSuffix(": no such file\n"))
+        let directory = try strata(["dockerfile", "parse", dir.url.path], in: dir)
+        #expect(directory.status == 1 && directory.stderr.contains("it is a directory; name the file, e.g. "))
+        let endless = try strata(["dockerfile", "parse", "/dev/zero"], in: dir)
+        #expect(endless.status == 1 && endless.stderr == "error: Dockerfile /dev/zero is larger than 32 MiB; is it really a Dockerfile?\n")
+
         let binary = try dir.write("bin", "")
         try Data([0x46, 0x52, 0xff, 0xfe, 0x0a]).write(to: binary)
         let notText = try strata(["dockerfile", "parse", binary.path], in: dir)
