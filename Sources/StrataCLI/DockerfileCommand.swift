@@ -30,6 +30,8 @@ struct DockerfileParseCommand: AsyncParsableCommand {
               cat Dockerfile | strata dockerfile parse -
             """)
 
+    /// Accepted like every command's, though parsing never opens the store.
+    @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
     var format: TableFormat = .table
     @Argument(help: "The Dockerfile to parse, or - for standard input.")

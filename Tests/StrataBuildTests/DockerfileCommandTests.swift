@@ -49,7 +49,9 @@ import Testing
             10        1           CMD                          ["/hello"]
 
             """)
-        // The store is never touched.
+        // --root is accepted like everywhere, before or after the command; the store is never touched.
+        let rooted = try strata(["--root", dir.url.appendingPathComponent("store").path, "dockerfile", "parse", file.path], in: dir)
+        #expect(rooted.status == 0 && rooted.stdout == r.stdout, "\(rooted.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.url.appendingPathComponent("store").path))
     }
 
