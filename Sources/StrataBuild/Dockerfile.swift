@@ -51,9 +51,10 @@ public struct Dockerfile: Sendable, Equatable, Codable {
         return nil
     }
 
-    /// Number of instructions in all stages (each `FROM` counts as one), as in `Step n/m`.
+    /// The `m` of the classic builder's `Step n/m`: the meta `ARG`s, plus every stage's `FROM`
+    /// and instructions (Docker's count).
     public var stepCount: Int {
-        stages.reduce(0) { $0 + 1 + $1.instructions.count }
+        stages.reduce(metaArgs.count) { $0 + 1 + $1.instructions.count }
     }
 }
 
