@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
         .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "Strata", "OCI"]),
+        .testTarget(name: "StrataBuildTests", dependencies: ["StrataBuild", "StrataCLI", "Strata", "OCI"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,6 +29,9 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case io = "io"
         case database = "database"
         case storeLocked = "store-locked"
+        /// A Dockerfile or `.dockerignore` that does not parse, or a word that does not expand
+        /// (`${V?message}` with `V` unset, an unterminated quote).
+        case dockerfileSyntax = "dockerfile-syntax"
         case internalError = "internal"
     }
 
