@@ -1,3 +1,4 @@
+import CArchive
 import Foundation
 import GRDB
 
@@ -16,8 +17,12 @@ public struct BuildStepCommit: Sendable {
     public var created: Date
     /// SOURCE_DATE_EPOCH: layer entries newer than this get this mtime.
     public var clampTime: Int64?
+    /// The image author (MAINTAINER); nil keeps the parent's.
+    public var author: String?
 
-    public init(parent: Digest, container: String?, containerConfig: Data, createdBy: String, created: Date, clampTime: Int64? = nil) {
+    public init(parent: Digest, container: String?, containerConfig: Data, createdBy: String, created: Date, clampTime: Int64? = nil,
+                author: String? = nil) {
+        self.author = author
         self.parent = parent
         self.container = container
         self.containerConfig = containerConfig
@@ -61,10 +66,11 @@ extension Store {
             throw StrataError(.invalidJSON, "the build step's container config is not a JSON object")
         }
         let box = UncheckedBox(object)
-        let c = try await step.container.map { try await container($0) }
+        var c: ContainerInfo?
+        if let id = step.container { c = try await container(id) }
         let loaded = try await commitImage(CommitPlan(
             parent: step.parent, container: c, created: step.created, createdBy: step.createdBy,
-            author: nil, comment: nil, tag: nil, clampTime: step.clampTime,
+            author: step.author, comment: nil, tag: nil, clampTime: step.clampTime,
             editConfig: { $0 = box.value }))
         return loaded.id
     }
@@ -126,6 +132,11 @@ extension Store {
         } catch {
             throw StrataError(.io, "cannot write the runtime bundle of \(c.id): \(error.localizedDescription)", cause: error)
         }
+        // Mount points the runtime creates are not the step's content (Docker keeps them in
+        // an init layer it never commits): remove the ones that were missing and stay empty.
+        let mountPoints = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/tmp"]
+        let missing = mountPoints.filter { FileMeta.of(rootfs + $0) == nil }
+        defer { for m in missing.reversed() { rmdir(rootfs + m) } }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
         p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, c.id]
@@ -324,6 +335,20 @@ public struct BuildRootfs: Sendable {
         if let mode, meta.kind != .symlink { m.mode = mode }
         try copier.copyMetadata(from: source, to: target, meta: m)
         if geteuid() == 0 { lchown(target, m.uid, m.gid) }
+    }
+
+    /// A path's extended attributes (not followed through a symlink), sorted by name,
+    /// without overlayfs' own (`trusted.overlay.*`).
+    public static func extendedAttributes(_ path: String) -> [(name: String, value: [UInt8])] {
+        var names = [Int8](repeating: 0, count: 65536)
+        let n = llistxattr(path, &names, names.count)
+        guard n > 0 else { return [] }
+        let all = names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }.sorted()
+        return all.filter { !$0.hasPrefix("trusted.overlay.") }.map { name in
+            var value = [UInt8](repeating: 0, count: 65536)
+            let len = lgetxattr(path, name, &value, value.count)
+            return (name, len > 0 ? Array(value[0..<len]) : [])
+        }
     }
 
     /// Unpacks a local tar archive (plain, gzip, zstd, bzip2, xz) into the directory `path`
