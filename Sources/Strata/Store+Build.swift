@@ -292,10 +292,9 @@ public struct BuildRootfs: Sendable {
             guard let meta = FileMeta.of(item.source) else {
                 throw StrataError(.invalidArgument, "\(item.source): no such file or directory")
             }
-            let parent = (item.destination as NSString).deletingLastPathComponent
+            let (parent, name) = splitPath(item.destination)
             try makeDirectory(parent)
             let parentFull = try resolve(parent)
-            let name = (item.destination as NSString).lastPathComponent
             guard !name.isEmpty, name != ".", name != ".." else {
                 if meta.kind == .directory { continue }
                 throw StrataError(.invalidArgument, "cannot copy \(item.source) to \(item.destination)")
@@ -357,6 +356,15 @@ public struct BuildRootfs: Sendable {
     public func extract(archive: String, into path: String) throws {
         try makeDirectory(path)
         let dir = try resolve(path)
-        try LayerUnpacker(root: dir, overlayWhiteouts: false).unpack(layer: archive, name: (archive as NSString).lastPathComponent)
+        try LayerUnpacker(root: dir, overlayWhiteouts: false).unpack(layer: archive, name: splitPath(archive).base)
     }
+}
+
+/// `a/b/c` → (`a/b`, `c`); `/c` → (`/`, `c`); `c` → (``, `c`). Trailing slashes are ignored.
+func splitPath(_ path: String) -> (parent: String, base: String) {
+    var p = Substring(path)
+    while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+    guard let slash = p.lastIndex(of: "/") else { return ("", String(p)) }
+    let parent = p[..<slash]
+    return (parent.isEmpty ? "/" : String(parent), String(p[p.index(after: slash)...]))
 }

@@ -169,8 +169,7 @@ struct LayerWriter {
         for change in changes {
             let rel = String(change.path.dropFirst())
             let full = root + "/" + rel
-            let parent = (rel as NSString).deletingLastPathComponent
-            let base = (rel as NSString).lastPathComponent
+            let (parent, base) = splitPath(rel)
             if change.kind == .deleted {
                 try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + ".wh." + base)
                 continue

@@ -298,7 +298,7 @@ extension BuildRun {
                     }
                     let target: String
                     if dest.hasSuffix("/") || fs.isDirectory(dest) {
-                        target = (dest.hasSuffix("/") ? String(dest.dropLast()) : dest) + "/" + (s.name as NSString).lastPathComponent
+                        target = (dest.hasSuffix("/") ? String(dest.dropLast()) : dest) + "/" + (s.name.split(separator: "/").last.map(String.init) ?? s.name)
                     } else {
                         target = dest
                     }

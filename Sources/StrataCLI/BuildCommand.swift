@@ -48,7 +48,10 @@ struct BuildCommand: AsyncParsableCommand {
     var context: String
 
     func validate() throws {
-        for t in tag { _ = try Reference(t) }
+        for t in tag {
+            do { _ = try Reference(t) } catch let e as StrataError { throw ValidationError("invalid tag \"\(t)\": \(e.message)") }
+        }
+        if let platform { do { _ = try Platform(parsing: platform) } catch let e as StrataError { throw ValidationError(e.message) } }
     }
 
     func run() async throws {
