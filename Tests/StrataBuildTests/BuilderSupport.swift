@@ -119,7 +119,7 @@ enum BuildFixtures {
             for a in sh ls cat echo true mkdir touch chmod rm cp id env; do ln -sf busybox "\(r)/bin/$a"; done
             printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1000:1000:app:/home/app:/bin/sh\\n' > "\(r)/etc/passwd"
             printf 'root:x:0:\\napp:x:1000:\\nstaff:x:50:\\n' > "\(r)/etc/group"
-            touch -d @1600000000 "\(r)"/bin/* "\(r)"/etc/* "\(r)/bin" "\(r)/etc" "\(r)/tmp" "\(r)/root"
+            touch -h -d @1600000000 "\(r)"/bin/* "\(r)"/etc/* "\(r)/bin" "\(r)/etc" "\(r)/tmp" "\(r)/root" "\(r)"
             tar --numeric-owner -C "\(r)" -cf "\(tar)" .
             """)
         return try await store.importRootfs(from: URL(fileURLWithPath: tar), reference: reference,

@@ -181,14 +181,17 @@ struct BuilderTests {
         let imagesBefore = try await store.images(all: true).count
         // `..` above the context, a symlink to a host file, a symlink climbing out: all refused or
         // resolved inside the context (where the target does not exist).
-        for df in ["FROM base:1\nCOPY ../x /x\n", "FROM base:1\nCOPY escape/ /x\n", "FROM base:1\nCOPY up/passwd /x\n",
-                   "FROM base:1\nCOPY *.log /x\n", "FROM base:1\nADD http://example.com/a /a\n"] {
-            await #expect(throws: StrataError.self) { try await builder.build(dir.file("ctx"), df, log: BuildLog()) }
+        // (Source symlinks are followed inside the context, as Docker does.)
+        for df in ["FROM base:1\nCOPY ../x /x\n", "FROM base:1\nCOPY escape /x\n", "FROM base:1\nCOPY escape/ /x\n",
+                   "FROM base:1\nCOPY up/passwd /x\n", "FROM base:1\nCOPY debug.log /x\n", "FROM base:1\nCOPY *.md /x\n",
+                   "FROM base:1\nCOPY keep.txt important.log /x\n", "FROM base:1\nADD http://example.com/a /a\n",
+                   "FROM base:1\nCOPY --chmod=999 keep.txt /x\n"] {
+            await #expect(throws: StrataError.self, "\(df)") { try await builder.build(dir.file("ctx"), df, log: BuildLog()) }
         }
-        // `escape` itself is a symlink: copied as the symlink, never as the host's passwd.
-        let link = try await builder.build(dir.file("ctx"), "FROM base:1\nCOPY escape /e\n", log: BuildLog())
-        #expect(try await BuildFixtures.read(store, image: link.imageID, path: "/etc/passwd")?.contains("app:x:1000") == true)
-        #expect(try await store.images(all: true).count == imagesBefore + 1)
+        // A directory copy keeps symlinks as symlinks (resolved later inside the image, never on the host).
+        let copied = try await BuildFixtures.stat(store, image: result.imageID, path: "/app/escape")
+        #expect(copied != nil)
+        #expect(try await store.images(all: true).count == imagesBefore)
         #expect(try await store.containers().isEmpty)
         _ = base
     }
@@ -303,7 +306,7 @@ struct BuilderTests {
         let builder = Builder(store: store)
         let log = BuildLog()
         let final = try await builder.build(dir.file("ctx"), df, log: log)
-        #expect(log.lines.contains("Step 4/6 : FROM scratch AS final"))
+        #expect(log.lines.contains("Step 3/5 : FROM scratch AS final"))
         let cfg = try ImageConfig.decode(try await store.imageConfigData(final.imageID))
         #expect(cfg.rootfs.diffIDs.count == 2)
         #expect(try await BuildFixtures.read(store, image: final.imageID, path: "/artifact") == "built\n")
