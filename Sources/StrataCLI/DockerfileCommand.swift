@@ -72,7 +72,7 @@ struct DockerfileListing: Encodable {
         var stage: Int?
         var stageName: String?
         var keyword: String
-        var flags: [Flag]
+        var flags: [StrataBuild.Flag]
         var arguments: Arguments
         var heredocs: [Heredoc]
         var original: String
