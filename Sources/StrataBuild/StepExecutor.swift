@@ -149,9 +149,15 @@ extension BuildRun {
         case .exec(let a):
             args = a
         case .shell(var s):
-            // Heredocs go to the shell as written: `cmd <<EOF` followed by the body.
+            // `RUN <<EOF` alone: the body is the script (as BuildKit runs it). Otherwise the
+            // heredocs go to the shell as written: `cmd <<EOF` followed by the body.
+            if inst.heredocs.count == 1, let h = inst.heredocs.first,
+               Heredoc.marker(s.trimmingCharacters(in: .whitespaces))?.name == h.name {
+                args = state.shell + [h.content]  // the shell expands, as it runs the script
+                break
+            }
             for h in inst.heredocs {
-                let body = h.expand ? try lexer.expandHeredoc(h.content, env: state.expansionEnv) : h.content
+                let body = h.content  // the delimiter's quoting is in `s`: the shell decides expansion
                 s += "\n" + body + (body.hasSuffix("\n") || body.isEmpty ? "" : "\n") + h.name
             }
             args = state.shell + [s]

@@ -289,6 +289,31 @@ struct BuilderTests {
         #expect((cfg?["config"] as? [String: Any])?["OnBuild"] == nil)
     }
 
+    @Test func heredocsForRunAndCopy() async throws {
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try FileManager.default.createDirectory(atPath: dir.file("ctx"), withIntermediateDirectories: true)
+        let r = try await Builder(store: store).build(dir.file("ctx"), """
+            FROM base:1
+            ARG WHO=world
+            COPY <<EOF /greeting
+            hello $WHO
+            EOF
+            RUN <<EOF
+            echo script > /h
+            echo $WHO >> /h
+            EOF
+            RUN cat > /q <<'END'
+            $WHO stays
+            END
+            """, log: BuildLog())
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/greeting") == "hello world\n")
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/h") == "script\nworld\n")
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/q") == "$WHO stays\n")
+    }
+
     @Test func multiStageWithTargetAndCopyFrom() async throws {
         guard BuildPeer.canRun else { return }
         let dir = try BuildTestDir()
