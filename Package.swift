@@ -42,7 +42,7 @@ let package = Package(
             ],
             plugins: ["EmbedMigrationsPlugin"]
         ),
-        .target(name: "StrataBuild", dependencies: ["Strata", "OCI"]),
+        .target(name: "StrataBuild", dependencies: ["Strata", "OCI", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "StrataRegistry",
             dependencies: ["Strata", "OCI", .product(name: "AsyncHTTPClient", package: "async-http-client"),

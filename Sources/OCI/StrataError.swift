@@ -32,6 +32,7 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         /// A Dockerfile or `.dockerignore` that does not parse, or a word that does not expand
         /// (`${V?message}` with `V` unset, an unterminated quote).
         case dockerfileSyntax = "dockerfile-syntax"
+        case buildStepFailed = "build-step-failed"
         case internalError = "internal"
         /// The other side (a registry, a file system) does not offer what was asked.
         case notSupported = "not-supported"

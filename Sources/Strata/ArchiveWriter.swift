@@ -9,12 +9,16 @@ final class ArchiveWriter {
     private let locale: UnsafeMutableRawPointer?
     private var closed = false
     private let reproducibleTimes: Bool
+    private let clampTime: Int64?
     private var disk: OpaquePointer?
 
     /// Writes to an open file descriptor (the caller owns it). With `reproducibleTimes`,
     /// entries get mtime 0 and owner 0 (save); without, files keep their own (commit).
-    init(fd: Int32, name: String, reproducibleTimes: Bool = true) throws {
+    /// With `clampTime` (SOURCE_DATE_EPOCH), no entry's mtime is later than it and
+    /// atime/ctime are left out, so the same files give the same bytes.
+    init(fd: Int32, name: String, reproducibleTimes: Bool = true, clampTime: Int64? = nil) throws {
         self.reproducibleTimes = reproducibleTimes
+        self.clampTime = clampTime
         guard let a = archive_write_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         self.a = a
         self.name = name
@@ -47,7 +51,7 @@ final class ArchiveWriter {
         archive_entry_set_filetype(e, type)
         archive_entry_set_perm(e, perm)
         archive_entry_set_size(e, size)
-        archive_entry_set_mtime(e, reproducibleTimes ? 0 : time(nil), 0)
+        archive_entry_set_mtime(e, reproducibleTimes ? 0 : clampTime.map { time_t($0) } ?? time(nil), 0)
         archive_entry_set_uid(e, 0)
         archive_entry_set_gid(e, 0)
         if archive_write_header(a, e) != ARCHIVE_OK {
@@ -109,6 +113,12 @@ final class ArchiveWriter {
             throw StrataError(.io, "cannot read \(full): \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
         }
         archive_entry_set_pathname_utf8(e, meta.kind == .directory ? rel + "/" : rel)
+        if let clampTime {
+            archive_entry_set_mtime(e, time_t(min(Int64(archive_entry_mtime(e)), clampTime)), 0)
+            archive_entry_unset_atime(e)
+            archive_entry_unset_ctime(e)
+            archive_entry_unset_birthtime(e)
+        }
         // Keep user xattrs and capabilities; overlayfs' bookkeeping is not content.
         var kept: [(String, [UInt8])] = []
         archive_entry_xattr_reset(e)

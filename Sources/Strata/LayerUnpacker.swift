@@ -32,8 +32,8 @@ struct LayerUnpacker {
         // Paths this layer wrote: a whiteout only hides what lower layers have (OCI).
         var created = Set<String>()
         try reader.forEachRawEntry { entry, path, hardlink, copyData in
-            let base = (path as NSString).lastPathComponent
-            let parent = (path as NSString).deletingLastPathComponent
+            // Not NSString: its deletingLastPathComponent traps on "." (Foundation on Linux).
+            let (parent, base) = splitPath(path)
             if base.hasPrefix(".wh."), overlayWhiteouts {
                 try ensureDirectory(parent)
                 let parentFull = parent.isEmpty ? root : root + "/" + parent

@@ -58,7 +58,10 @@ struct OverlaySnapshotter: Snapshotter {
     }
 
     func isMounted(_ path: String) -> Bool {
-        guard let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+        // Read to EOF: String(contentsOfFile:) stops after 4 KiB on procfs files, which
+        // hid every mount past the first few dozen (stacked mounts, containers never unmounted).
+        guard let data = FileHandle(forReadingAtPath: "/proc/self/mountinfo")?.readDataToEndOfFile() else { return false }
+        let mounts = String(decoding: data, as: UTF8.self)
         return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == path }
     }
 

@@ -30,68 +30,83 @@ extension Store {
     public func commit(_ ref: String, options: CommitOptions = CommitOptions()) async throws -> LoadedImage {
         let tag = try options.reference.map { try Reference($0) }
         let c = try await container(ref)
-        let lowers = try await snapshotDirectories(of: c.imageID)
-        let snap = snapshotter(c.snapshotter)
-        let dirs = containerDirs(c.id)
-        let changes = try snap.changes(dirs, lowers: lowers)
-        let parentConfig = try blobs.readSmall(c.imageID)
+        let changes = options.changes
+        return try await commitImage(CommitPlan(
+            parent: c.imageID, container: c, created: Date(),
+            createdBy: c.command.isEmpty ? "" : c.command.joined(separator: " "),
+            author: options.author, comment: options.message, tag: tag,
+            editConfig: { container in for change in changes { try ConfigChange.apply(change, to: &container) } }))
+    }
+
+    /// The one commit path shared by `commit` and the builder: the parent's config plus the
+    /// container's changes as a layer (none for no container or no changes: an
+    /// `empty_layer` entry), a history entry and the edited `config` object.
+    func commitImage(_ plan: CommitPlan) async throws -> LoadedImage {
+        let tag = plan.tag
+        let parentConfig = try blobs.readSmall(plan.parent)
         guard var config = try JSONSerialization.jsonObject(with: parentConfig) as? [String: Any] else {
-            throw StrataError(.invalidJSON, "image config \(c.imageID) is not a JSON object")
+            throw StrataError(.invalidJSON, "image config \(plan.parent) is not a JSON object")
         }
         let session = try blobs.newSession()
         defer { session.remove() }
 
         var newLayer: IngestedFile?
-        if !changes.isEmpty {
-            let w = try session.newWriter()
-            let tarPath = w.path
-            _ = try w.finish()
-            let fd = Glibc.open(tarPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
-            guard fd >= 0 else { throw StrataError(.io, "cannot write \(tarPath): \(String(cString: strerror(errno)))") }
-            do {
-                let writer = try ArchiveWriter(fd: fd, name: "the commit layer", reproducibleTimes: false)
-                try LayerWriter(writer: writer).write(changes: changes, snapshotter: c.snapshotter, root: snap.writableRoot(dirs))
-                try writer.close()
-                close(fd)
-            } catch {
-                close(fd)
-                throw error
+        if let c = plan.container {
+            let lowers = try await snapshotDirectories(of: c.imageID)
+            let snap = snapshotter(c.snapshotter)
+            let dirs = containerDirs(c.id)
+            let changes = try snap.changes(dirs, lowers: lowers)
+            if !changes.isEmpty {
+                let w = try session.newWriter()
+                let tarPath = w.path
+                _ = try w.finish()
+                let fd = Glibc.open(tarPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
+                guard fd >= 0 else { throw StrataError(.io, "cannot write \(tarPath): \(String(cString: strerror(errno)))") }
+                do {
+                    let writer = try ArchiveWriter(fd: fd, name: "the commit layer", reproducibleTimes: false, clampTime: plan.clampTime)
+                    try LayerWriter(writer: writer).write(changes: changes, snapshotter: c.snapshotter, root: snap.writableRoot(dirs))
+                    try writer.close()
+                    close(fd)
+                } catch {
+                    close(fd)
+                    throw error
+                }
+                CrashPoint.hit("commit.after-tar")
+                let digester = StreamDigester()
+                try FileReader(path: tarPath, what: "the commit layer").forEachChunk { digester.update($0) }
+                newLayer = IngestedFile(path: tarPath, result: digester.finish())
             }
-            CrashPoint.hit("commit.after-tar")
-            let digester = StreamDigester()
-            try FileReader(path: tarPath, what: "the commit layer").forEachChunk { digester.update($0) }
-            newLayer = IngestedFile(path: tarPath, result: digester.finish())
         }
 
-        // The new config: parent's, plus the layer, a history entry and the -c changes.
-        let created = RFC3339.format(Date())
+        // The new config: parent's, plus the layer, a history entry and the config edits.
+        let created = RFC3339.format(plan.created)
         config["created"] = created
-        if let a = options.author { config["author"] = a }
+        if let a = plan.author { config["author"] = a }
         var container = config["config"] as? [String: Any] ?? [:]
-        for change in options.changes { try ConfigChange.apply(change, to: &container) }
+        try plan.editConfig(&container)
         config["config"] = container
         var rootfs = config["rootfs"] as? [String: Any] ?? ["type": "layers"]
         var diffIDs = rootfs["diff_ids"] as? [String] ?? []
         if let l = newLayer { diffIDs.append(l.result.diffID.string) }
         rootfs["diff_ids"] = diffIDs
         config["rootfs"] = rootfs
-        var entry: [String: Any] = ["created": created, "created_by": c.command.isEmpty ? "" : c.command.joined(separator: " ")]
-        if let a = options.author { entry["author"] = a }
-        if let m = options.message { entry["comment"] = m }
+        var entry: [String: Any] = ["created": created, "created_by": plan.createdBy]
+        if let a = plan.author { entry["author"] = a }
+        if let m = plan.comment { entry["comment"] = m }
         if newLayer == nil { entry["empty_layer"] = true }
         var history = config["history"] as? [Any] ?? []
         history.append(entry)
         config["history"] = history
         let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .withoutEscapingSlashes])
         let decoded = try ImageConfig.decode(configData)
-
+        let parentID = plan.parent
         // Parent layers as stored, plus the new one.
         let parentLayers = try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT il.blob_digest, il.media_type, b.size, lb.diff_id, lb.compression, lb.uncompressed_size
                 FROM image_layers il JOIN blobs b ON b.digest = il.blob_digest JOIN layer_blobs lb ON lb.blob_digest = il.blob_digest
                 WHERE il.image_id = ? ORDER BY il.position
-                """, arguments: [c.imageID.string]).map { r in
+                """, arguments: [parentID.string]).map { r in
                 PendingLayer(blob: DigestResult(digest: try Digest(r["blob_digest"] as String), size: r["size"],
                                                 compression: Compression(rawValue: r["compression"]) ?? .none,
                                                 diffID: try Digest(r["diff_id"] as String), uncompressedSize: r["uncompressed_size"]),
@@ -124,10 +139,25 @@ extension Store {
         }
         // The container's image is the new image's parent, whatever the history says.
         try await write { db in
-            try db.execute(sql: "UPDATE images SET parent_id = ? WHERE id = ? AND parent_id IS NULL", arguments: [c.imageID.string, cd.string])
+            try db.execute(sql: "UPDATE images SET parent_id = ? WHERE id = ? AND parent_id IS NULL", arguments: [parentID.string, cd.string])
         }
         return loaded
     }
+}
+
+/// What ``Store/commitImage(_:)`` makes: the parent, the container whose changes become
+/// the layer (nil: a metadata-only step), the history entry and the config edits.
+struct CommitPlan {
+    var parent: Digest
+    var container: ContainerInfo?
+    var created: Date
+    var createdBy: String
+    var author: String?
+    var comment: String?
+    var tag: Reference?
+    /// Layer entries newer than this (unix seconds) get this mtime (SOURCE_DATE_EPOCH).
+    var clampTime: Int64? = nil
+    var editConfig: (inout [String: Any]) throws -> Void
 }
 
 /// Writes a container's changes as an OCI layer tar.
@@ -139,8 +169,7 @@ struct LayerWriter {
         for change in changes {
             let rel = String(change.path.dropFirst())
             let full = root + "/" + rel
-            let parent = (rel as NSString).deletingLastPathComponent
-            let base = (rel as NSString).lastPathComponent
+            let (parent, base) = splitPath(rel)
             if change.kind == .deleted {
                 try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + ".wh." + base)
                 continue

@@ -1,0 +1,370 @@
+import CArchive
+import Foundation
+import GRDB
+
+/// One build step's commit, as the classic builder makes it (``Store/commitBuildStep(_:)``).
+public struct BuildStepCommit: Sendable {
+    /// The image the step starts from.
+    public var parent: Digest
+    /// The temporary container whose changes become the step's layer; nil for a
+    /// metadata-only step (an `empty_layer` history entry, no layer).
+    public var container: String?
+    /// The new `config` object of the image config (Env, Cmd, …) as JSON.
+    public var containerConfig: Data
+    /// The history entry's `created_by`, e.g. `/bin/sh -c #(nop)  ENV A=b`.
+    public var createdBy: String
+    /// The image's and history entry's creation time.
+    public var created: Date
+    /// SOURCE_DATE_EPOCH: layer entries newer than this get this mtime.
+    public var clampTime: Int64?
+    /// The image author (MAINTAINER); nil keeps the parent's.
+    public var author: String?
+
+    public init(parent: Digest, container: String?, containerConfig: Data, createdBy: String, created: Date, clampTime: Int64? = nil,
+                author: String? = nil) {
+        self.author = author
+        self.parent = parent
+        self.container = container
+        self.containerConfig = containerConfig
+        self.createdBy = createdBy
+        self.created = created
+        self.clampTime = clampTime
+    }
+}
+
+/// How a build runs one command in its temporary container (``Store/runBuildCommand(in:_:)``).
+public struct BuildCommand: Sendable {
+    public var args: [String]
+    /// `KEY=VALUE` pairs: the image's Env plus the build args in effect.
+    public var env: [String]
+    /// The USER in effect ("", "uid", "name", "uid:gid", "name:group").
+    public var user: String
+    public var workingDir: String
+    /// Where the command's stdout and stderr go (nil: discarded, as `build -q`).
+    public var output: FileHandle?
+
+    public init(args: [String], env: [String], user: String, workingDir: String, output: FileHandle?) {
+        self.args = args
+        self.env = env
+        self.user = user
+        self.workingDir = workingDir
+        self.output = output
+    }
+}
+
+extension Store {
+    /// The stored config blob of an image, byte for byte.
+    public func imageConfigData(_ id: Digest) async throws -> Data {
+        try blobs.readSmall(id)
+    }
+
+    /// Commits one build step: the parent's config with `containerConfig` as its `config`
+    /// object, a history entry, and the container's changes as a layer (none: `empty_layer`).
+    /// The new image's parent is `parent`. Returns the image ID.
+    public func commitBuildStep(_ step: BuildStepCommit) async throws -> Digest {
+        guard let object = try? JSONSerialization.jsonObject(with: step.containerConfig) as? [String: Any] else {
+            throw StrataError(.invalidJSON, "the build step's container config is not a JSON object")
+        }
+        let box = UncheckedBox(object)
+        var c: ContainerInfo?
+        if let id = step.container { c = try await container(id) }
+        let loaded = try await commitImage(CommitPlan(
+            parent: step.parent, container: c, created: step.created, createdBy: step.createdBy,
+            author: step.author, comment: nil, tag: nil, clampTime: step.clampTime,
+            editConfig: { $0 = box.value }))
+        return loaded.id
+    }
+
+    /// The empty image `FROM scratch` starts from: no layers, no history, the platform's
+    /// os and architecture. The same platform always gives the same ID.
+    public func scratchImage(platform: Platform) async throws -> Digest {
+        let config = ImageConfig(architecture: platform.architecture, os: platform.os, variant: platform.variant,
+                                 config: ContainerConfig(), rootfs: RootFS(diffIDs: []), history: nil)
+        let configData = try CanonicalJSON.encode(config)
+        let session = try blobs.newSession()
+        defer { session.remove() }
+        let configBlob = try session.spool(configData)
+        let cd = configBlob.result.digest
+        let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(configData.count)), layers: [])
+        let manifestData = try CanonicalJSON.encode(manifest)
+        let manifestBlob = try session.spool(manifestData)
+        let md = manifestBlob.result.digest
+        let image = PendingImage(
+            manifestDigest: md, indexDigest: nil, configDigest: cd, config: config, layers: [], tags: [],
+            blobs: [
+                PendingBlob(source: configBlob, expected: cd, expectedSize: Int64(configData.count), mediaType: MediaType.ociConfig, name: "config"),
+                PendingBlob(source: manifestBlob, expected: md, expectedSize: Int64(manifestData.count), mediaType: MediaType.ociManifest, name: "manifest"),
+            ],
+            edges: [(md.string, cd.string, "config")])
+        guard let loaded = try await commit([image], session: session, operation: "build").first else {
+            throw StrataError(.internalError, "the scratch image was not stored")
+        }
+        return loaded.id
+    }
+
+    /// Creates a build step's temporary container from `image` and returns its ID and
+    /// mounted root filesystem.
+    public func createBuildContainer(from image: Digest) async throws -> (id: String, rootfs: BuildRootfs) {
+        let c = try await createContainer(from: image.string)
+        do {
+            let root = try await mountContainer(c.id)
+            return (c.id, BuildRootfs(root: root))
+        } catch {
+            _ = try? await removeContainer(c.id, force: true)
+            throw error
+        }
+    }
+
+    /// Runs a RUN step's command in a build container through the OCI runtime (runc) and
+    /// returns its exit status. The working directory is created when missing, as Docker does.
+    public func runBuildCommand(in containerID: String, _ command: BuildCommand) async throws -> Int32 {
+        let runtime = try OCIRuntime.find()
+        let c = try await container(containerID)
+        let rootfs = try await mountContainer(c.id)
+        let fs = BuildRootfs(root: rootfs)
+        try fs.makeDirectory(command.workingDir)
+        let (uid, gid) = try fs.user(command.user)
+        let spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
+                                    uid: uid, gid: gid, hostname: String(c.id.prefix(12)), hostNetwork: true)
+        let bundle = containerDirs(c.id).base
+        do {
+            try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
+        } catch {
+            throw StrataError(.io, "cannot write the runtime bundle of \(c.id): \(error.localizedDescription)", cause: error)
+        }
+        // Mount points the runtime creates are not the step's content (Docker keeps them in
+        // an init layer it never commits): remove the ones that were missing and stay empty.
+        let mountPoints = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/tmp"]
+        let missing = mountPoints.filter { FileMeta.of(rootfs + $0) == nil }
+        defer { for m in missing.reversed() { rmdir(rootfs + m) } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: runtime.path)
+        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, c.id]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = command.output ?? FileHandle.nullDevice
+        p.standardError = command.output ?? FileHandle.nullDevice
+        do {
+            try p.run()
+        } catch {
+            throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
+        }
+        // Wait without blocking the cooperative pool.
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                p.waitUntilExit()
+                cont.resume()
+            }
+        }
+        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+    }
+
+    /// Extracts a build context tar (plain, gzip or zstd; from `build -`) into a fresh
+    /// directory inside the store, refusing paths that escape it. The caller removes it.
+    public func extractBuildContext(tar path: String) async throws -> String {
+        let dir = paths.ingestDir.appendingPathComponent("context-\(randomHex().prefix(16))")
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try LayerUnpacker(root: dir.path, overlayWhiteouts: false).unpack(layer: path, name: "the build context")
+        } catch {
+            try? FileManager.default.removeItem(at: dir)
+            throw error
+        }
+        return dir.path
+    }
+
+    /// A scratch directory inside the store (for a context read from stdin); the caller removes it.
+    public func makeBuildScratchFile() throws -> String {
+        let dir = paths.ingestDir.appendingPathComponent("stdin-\(randomHex().prefix(16))")
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw StrataError(.io, "cannot create \(dir.path): \(error.localizedDescription)", cause: error)
+        }
+        return dir.path
+    }
+}
+
+/// A value the compiler cannot prove Sendable, handed to one synchronous call only.
+private final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// One file, directory or symlink a COPY/ADD step writes into the rootfs.
+public struct BuildCopyItem: Sendable, Hashable {
+    /// Host path of the source (inside the context or another stage's rootfs).
+    public var source: String
+    /// Absolute path in the build container.
+    public var destination: String
+
+    public init(source: String, destination: String) {
+        self.source = source
+        self.destination = destination
+    }
+}
+
+/// A build container's mounted root filesystem. Every path is resolved inside it: symlinks
+/// are followed relative to the root and `..` never climbs above it (law 5).
+public struct BuildRootfs: Sendable {
+    /// The host path of the root.
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    /// The host path `path` (absolute, in the container) resolves to.
+    public func resolve(_ path: String, followFinal: Bool = true) throws -> String {
+        try ScopedPath.resolve(root: root, path: path, followFinal: followFinal)
+    }
+
+    /// Whether `path` is a directory in the container (following symlinks inside it).
+    public func isDirectory(_ path: String) -> Bool {
+        guard let full = try? resolve(path) else { return false }
+        return FileMeta.of(full)?.kind == .directory
+    }
+
+    /// Creates `path` and its missing parents (0755, owned by root unless `owner`).
+    public func makeDirectory(_ path: String, owner: (uid: UInt32, gid: UInt32)? = nil) throws {
+        var current = ""
+        for c in path.split(separator: "/") where !c.isEmpty && c != "." {
+            current += "/" + c
+            let full = try resolve(current)
+            if let m = FileMeta.of(full) {
+                guard m.kind == .directory else {
+                    throw StrataError(.invalidArgument, "\(current) exists in the image and is not a directory")
+                }
+                continue
+            }
+            if mkdir(full, 0o755) != 0 { throw StrataError(.io, "cannot create \(current): \(String(cString: strerror(errno)))") }
+            chmod(full, 0o755)
+            if let owner { lchown(full, owner.uid, owner.gid) }
+        }
+    }
+
+    /// Resolves a `--chown`/USER spec ("uid", "name", "uid:gid", "name:group"; empty: root)
+    /// with the rootfs' /etc/passwd and /etc/group. An unknown name is an error, as in Docker.
+    public func user(_ spec: String) throws -> (uid: UInt32, gid: UInt32) {
+        guard !spec.isEmpty else { return (0, 0) }
+        let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        func lookup(_ file: String, _ name: String) -> [Substring]? {
+            guard let path = try? resolve("/etc/" + file), let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: ":", omittingEmptySubsequences: false)
+                if f.count >= 3, f[0] == name { return f }
+            }
+            return nil
+        }
+        var uid: UInt32, gid: UInt32
+        if let n = UInt32(parts[0]) {
+            uid = n
+            gid = parts.count == 1 ? (lookupByID(parts[0]).flatMap { UInt32($0) } ?? n) : n
+        } else if let f = lookup("passwd", parts[0]), let u = UInt32(f[2]) {
+            uid = u
+            gid = f.count >= 4 ? UInt32(f[3]) ?? 0 : 0
+        } else {
+            throw StrataError(.invalidArgument, "unable to find user \(parts[0]): no matching entries in the image's /etc/passwd")
+        }
+        if parts.count == 2 {
+            if let n = UInt32(parts[1]) { gid = n } else if let f = lookup("group", parts[1]), let g = UInt32(f[2]) { gid = g } else {
+                throw StrataError(.invalidArgument, "unable to find group \(parts[1]): no matching entries in the image's /etc/group")
+            }
+        }
+        return (uid, gid)
+
+        /// The primary group of a numeric user that /etc/passwd lists.
+        func lookupByID(_ id: String) -> String? {
+            guard let path = try? resolve("/etc/passwd"), let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: ":", omittingEmptySubsequences: false)
+                if f.count >= 4, f[2] == id { return String(f[3]) }
+            }
+            return nil
+        }
+    }
+
+    /// Copies files, directories and symlinks in (in order: parents before children), with
+    /// their mode, times and xattrs; owner root unless `owner`, mode as given by `mode`.
+    /// Missing parent directories are created. An existing directory is merged into; any
+    /// other existing path is replaced.
+    public func copy(_ items: [BuildCopyItem], owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?) throws {
+        let copier = TreeCopier()
+        var dirs: [(target: String, meta: FileMeta, source: String)] = []
+        for item in items {
+            guard let meta = FileMeta.of(item.source) else {
+                throw StrataError(.invalidArgument, "\(item.source): no such file or directory")
+            }
+            let (parent, name) = splitPath(item.destination)
+            try makeDirectory(parent)
+            let parentFull = try resolve(parent)
+            guard !name.isEmpty, name != ".", name != ".." else {
+                if meta.kind == .directory { continue }
+                throw StrataError(.invalidArgument, "cannot copy \(item.source) to \(item.destination)")
+            }
+            let target = parentFull + "/" + name
+            let existing = FileMeta.of(target)
+            if meta.kind == .directory, existing?.kind == .directory {
+                continue  // merged into: the image's directory keeps its metadata
+            }
+            if existing != nil { removeTree(target) }
+            switch meta.kind {
+            case .directory:
+                if mkdir(target, 0o755) != 0 { throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))") }
+                dirs.append((target, meta, item.source))
+                continue
+            case .file:
+                try copier.copyFile(item.source, target, size: meta.size)
+            case .symlink:
+                if symlink(meta.linkTarget ?? "", target) != 0 {
+                    throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))")
+                }
+            default:
+                throw StrataError(.invalidArgument, "\(item.source): only files, directories and symlinks can be copied")
+            }
+            try apply(meta, from: item.source, to: target, owner: owner, mode: mode, copier: copier)
+        }
+        // Directory metadata last: writing children changes a directory's times.
+        for d in dirs.reversed() {
+            try apply(d.meta, from: d.source, to: d.target, owner: owner, mode: mode, copier: copier)
+        }
+    }
+
+    private func apply(_ meta: FileMeta, from source: String, to target: String, owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?, copier: TreeCopier) throws {
+        var m = meta
+        m.uid = owner?.uid ?? 0
+        m.gid = owner?.gid ?? 0
+        if let mode, meta.kind != .symlink { m.mode = mode }
+        try copier.copyMetadata(from: source, to: target, meta: m)
+        if geteuid() == 0 { lchown(target, m.uid, m.gid) }
+    }
+
+    /// A path's extended attributes (not followed through a symlink), sorted by name,
+    /// without overlayfs' own (`trusted.overlay.*`).
+    public static func extendedAttributes(_ path: String) -> [(name: String, value: [UInt8])] {
+        var names = [Int8](repeating: 0, count: 65536)
+        let n = llistxattr(path, &names, names.count)
+        guard n > 0 else { return [] }
+        let all = names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }.sorted()
+        return all.filter { !$0.hasPrefix("trusted.overlay.") }.map { name in
+            var value = [UInt8](repeating: 0, count: 65536)
+            let len = lgetxattr(path, name, &value, value.count)
+            return (name, len > 0 ? Array(value[0..<len]) : [])
+        }
+    }
+
+    /// Unpacks a local tar archive (plain, gzip, zstd, bzip2, xz) into the directory `path`
+    /// (ADD's auto-extraction). Paths escaping the directory, and writes through symlinks,
+    /// are refused.
+    public func extract(archive: String, into path: String) throws {
+        try makeDirectory(path)
+        let dir = try resolve(path)
+        try LayerUnpacker(root: dir, overlayWhiteouts: false).unpack(layer: archive, name: splitPath(archive).base)
+    }
+}
+
+/// `a/b/c` → (`a/b`, `c`); `/c` → (`/`, `c`); `c` → (``, `c`). Trailing slashes are ignored.
+func splitPath(_ path: String) -> (parent: String, base: String) {
+    var p = Substring(path)
+    while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+    guard let slash = p.lastIndex(of: "/") else { return ("", String(p)) }
+    let parent = p[..<slash]
+    return (parent.isEmpty ? "/" : String(parent), String(p[p.index(after: slash)...]))
+}

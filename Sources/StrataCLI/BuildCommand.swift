@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Strata
+import StrataBuild
+import StrataRegistry
+
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build an image from a Dockerfile, step by step, with a layer cache.",
+        discussion: """
+            The classic builder: every instruction runs in a temporary container made from the \
+            previous step's image, is committed as a new image (a layer, or an empty_layer history \
+            entry for metadata-only steps) and the container is removed. An unchanged step reuses \
+            its cached image (---> Using cache); a changed instruction, source file or build-arg \
+            rebuilds that step and every step after it.
+
+            CONTEXT is a directory, or - for a tar archive (plain, gzip or zstd) on stdin; a \
+            Dockerfile on stdin builds with an empty context. With SOURCE_DATE_EPOCH or \
+            --timestamp, the same inputs give the same image ID in any store.
+
+            Examples:
+              strata build -t app:1 .
+              strata build -f build/Dockerfile --build-arg VERSION=1.2 -t app:1.2 .
+              strata build --target build --no-cache -q .
+              tar -C src -c . | strata build -t app:1 -
+              SOURCE_DATE_EPOCH=1700000000 strata build -t app:repro .
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Name and optionally a tag (NAME:TAG); repeatable.")
+    var tag: [String] = []
+    @Option(name: .shortAndLong, help: "The Dockerfile (default: CONTEXT/Dockerfile; with -, a path inside the tar).")
+    var file: String?
+    @Option(name: .customLong("build-arg"), help: "A build-time variable (KEY=VALUE, or KEY to take it from the environment).")
+    var buildArg: [String] = []
+    @Option(help: "Build up to this stage.")
+    var target: String?
+    @ArgumentParser.Flag(name: .customLong("no-cache"), help: "Do not use the cache.")
+    var noCache = false
+    @Option(help: "Platform for FROM scratch and pulls (os/arch[/variant]).")
+    var platform: String?
+    @Option(help: "Creation time of every image and clamp of layer mtimes, in unix seconds (default: $SOURCE_DATE_EPOCH).")
+    var timestamp: Int64?
+    @ArgumentParser.Flag(name: .shortAndLong, help: "Print only the image ID.")
+    var quiet = false
+    @Argument(help: "The context directory, or - for a tar on stdin.")
+    var context: String
+
+    func validate() throws {
+        for t in tag {
+            do { _ = try Reference(t) } catch let e as StrataError { throw ValidationError("invalid tag \"\(t)\": \(e.message)") }
+        }
+        if let platform { do { _ = try Platform(parsing: platform) } catch let e as StrataError { throw ValidationError(e.message) } }
+    }
+
+    func run() async throws {
+        var args: [String: String] = [:]
+        let env = ProcessInfo.processInfo.environment
+        for a in buildArg {
+            if let eq = a.firstIndex(of: "=") {
+                args[String(a[..<eq])] = String(a[a.index(after: eq)...])
+            } else if let v = env[a] {
+                args[a] = v
+            }
+        }
+        var stamp = timestamp
+        if stamp == nil, let s = env["SOURCE_DATE_EPOCH"], !s.isEmpty {
+            guard let v = Int64(s), v >= 0 else { throw StrataError(.invalidArgument, "SOURCE_DATE_EPOCH=\(s) is not a number of seconds") }
+            stamp = v
+        }
+        let p = try platform.map { try Platform(parsing: $0) }
+        let store = try await global.openStore()
+        let quiet = self.quiet
+        @Sendable func line(_ s: String) { if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
+        let options = BuildOptions(
+            tags: tag, buildArgs: args, target: target, noCache: noCache, platform: p, timestamp: stamp,
+            pull: { name, platform in
+                FileHandle.standardError.write(Data("Pulling \(name)\n".utf8))
+                return try await Registry.pull(name, into: store, options: RegistryOptions(), platform: platform).image.id
+            },
+            log: line, runOutput: quiet ? nil : FileHandle.standardOutput)
+        let builder = Builder(store: store)
+        let result: BuildResult
+        if context == "-" {
+            let dir = try store.makeBuildScratchFile()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let spool = dir + "/context"
+            guard FileManager.default.createFile(atPath: spool, contents: nil), let out = FileHandle(forWritingAtPath: spool) else {
+                throw StrataError(.io, "cannot spool the context from stdin")
+            }
+            while let chunk = try FileHandle.standardInput.read(upToCount: 1 << 20), !chunk.isEmpty { try out.write(contentsOf: chunk) }
+            try out.close()
+            result = try await builder.build(contextTar: spool, dockerfilePath: file, options: options)
+        } else {
+            var text: String?
+            if let file {
+                guard let t = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw StrataError(.invalidArgument, "cannot read the Dockerfile \(file)")
+                }
+                text = t
+            }
+            result = try await builder.build(context: context, dockerfile: text, options: options)
+        }
+        if quiet { print(result.imageID.string) }
+    }
+}
