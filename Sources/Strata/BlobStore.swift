@@ -78,6 +78,14 @@ final class IngestSession: @unchecked Sendable {
         return try BlobWriter(path: path, decodeCompressed: decodeCompressed)
     }
 
+    /// A fresh path in the session for a layer's index spool.
+    func newIndexSpoolPath() -> String {
+        mutex.withLock {
+            counter += 1
+            return dir.appendingPathComponent("\(counter).index").path
+        }
+    }
+
     /// A file written into the session by someone else (a registry download) that must be
     /// made durable before it is renamed.
     func markUnsynced(_ path: String) { mutex.withLock { unsynced.append(path) } }
@@ -154,7 +162,8 @@ final class BlobWriter {
         guard fd >= 0 else {
             throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        digester = StreamDigester(decodeCompressed: decodeCompressed)
+        // Layers are indexed in the same pass (configs and manifests simply are not tars).
+        digester = StreamDigester(decodeCompressed: decodeCompressed, indexTo: decodeCompressed ? path + ".index" : nil)
     }
 
     deinit { if fd >= 0 { close(fd) } }

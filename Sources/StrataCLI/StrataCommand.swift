@@ -25,6 +25,7 @@ public struct StrataCommand: AsyncParsableCommand {
             GcCommand.self, FsckCommand.self, ImageCommand.self, SystemCommand.self, LeaseCommand.self,
             CreateCommand.self, PsCommand.self, MountCommand.self, UnmountCommand.self, DiffCommand.self, CommitCommand.self, RmCommand.self, RunCommand.self, CpCommand.self, VolumeCommand.self, ConfigCommand.self,
             PullCommand.self, PushCommand.self, LoginCommand.self, LogoutCommand.self,
+            FindCommand.self, AnalyzeCommand.self, ReindexCommand.self,
         ]
     )
 
