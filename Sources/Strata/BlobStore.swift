@@ -150,6 +150,10 @@ struct IngestedFile: Sendable {
 
 /// Writes a temp file while hashing it in the same pass.
 final class BlobWriter {
+    /// `STRATA_BENCH_NO_INDEX=1` turns indexing at ingest off, so tools/bench/index can
+    /// measure what indexing costs (the layers are then indexed lazily on first use).
+    static let indexingDisabled = ProcessInfo.processInfo.environment["STRATA_BENCH_NO_INDEX"] == "1"
+
     let path: String
     private var fd: Int32
     private let digester: StreamDigester
@@ -163,7 +167,8 @@ final class BlobWriter {
             throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
         // Layers are indexed in the same pass (configs and manifests simply are not tars).
-        digester = StreamDigester(decodeCompressed: decodeCompressed, indexTo: decodeCompressed ? path + ".index" : nil)
+        let index = decodeCompressed && !BlobWriter.indexingDisabled
+        digester = StreamDigester(decodeCompressed: decodeCompressed, indexTo: index ? path + ".index" : nil)
     }
 
     deinit { if fd >= 0 { close(fd) } }

@@ -233,7 +233,8 @@ public struct AnalyzeRules: Sendable {
         guard let v = Double(num), v >= 0 else { return nil }
         let units: [String: Double] = [
             "": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-            "ki": 1024, "kib": 1024, "mi": 1 << 20, "mib": 1 << 20, "gi": 1 << 30, "gib": 1 << 30, "ti": 1 << 40, "tib": 1 << 40,
+            "ki": 1024, "kib": 1024, "mi": 1_048_576, "mib": 1_048_576, "gi": 1_073_741_824, "gib": 1_073_741_824,
+            "ti": 1_099_511_627_776, "tib": 1_099_511_627_776,
         ]
         guard let m = units[unit] else { return nil }
         let r = v * m

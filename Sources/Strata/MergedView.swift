@@ -15,6 +15,8 @@ struct MergedView {
     private(set) var deleted: [String: Item] = [:]
 
     init(layers: [IndexedLayer]) {
+        var present: [String: Item] = [:]
+        var deleted: [String: Item] = [:]
         let tree = IndexTree()
         var changed = Set<String>()
         for (i, layer) in layers.enumerated() {
@@ -70,5 +72,7 @@ struct MergedView {
             return true
         }
         for p in present.keys { deleted[p] = nil }
+        self.present = present
+        self.deleted = deleted
     }
 }
