@@ -67,7 +67,7 @@ extension Store {
     /// for f in try await store.find("etc/*.conf", in: "app:1") { print(f.status, f.path, f.layer) }
     /// ```
     public func find(_ pattern: String, in ref: String) async throws -> [ImageFile] {
-        let matcher = try Glob(pattern)
+        let matcher = try PathGlob(pattern)
         let layers = try await indexedLayers(of: ref)
         let view = MergedView(layers: layers)
         return Self.files(view.present.filter { matcher.matches($0.key) }, layers: layers)
@@ -136,7 +136,7 @@ extension Store {
 }
 
 /// Shell-style patterns over index paths (`fnmatch` with `FNM_PATHNAME`).
-struct Glob {
+struct PathGlob {
     let pattern: String
     let nameOnly: Bool
 

@@ -104,17 +104,17 @@ final class TarIndexer {
 
     /// Ends the stream; returns what was indexed.
     func finish() -> LayerIndexSpool {
-        var error: String?
+        var failure: String?
         switch state {
-        case .failed(let e): error = e
+        case .failed(let e): failure = e
         case .done: break
         case .header:
-            if headerFill != 0 { error = "the tar ends inside a header" }
-            if !sawBytes { error = nil }
+            if headerFill != 0 { failure = "the tar ends inside a header" }
+            if !sawBytes { failure = nil }
         case .data(let remaining, _):
-            if remaining > 0 { error = "the tar ends inside an entry" }
+            if remaining > 0 { failure = "the tar ends inside an entry" }
             else { finishEntryIfPending() }
-        case .meta: error = "the tar ends inside an extended header"
+        case .meta: failure = "the tar ends inside an extended header"
         }
         var path: String?
         if let s = spool {
@@ -122,11 +122,11 @@ final class TarIndexer {
                 try s.close()
                 path = spoolPath
             } catch {
-                if error == nil { error = "cannot write the index spool" }
+                if failure == nil { failure = "cannot write the index spool" }
             }
         }
-        if error != nil, let p = path { unlink(p); path = nil }
-        return LayerIndexSpool(path: path, entries: error == nil ? entries : 0, size: error == nil ? totalSize : 0, error: error)
+        if failure != nil, let p = path { unlink(p); path = nil }
+        return LayerIndexSpool(path: path, entries: failure == nil ? entries : 0, size: failure == nil ? totalSize : 0, error: failure)
     }
 
     // MARK: - Headers
@@ -211,7 +211,7 @@ final class TarIndexer {
         let entry = LayerEntry(path: clean, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid,
                                size: entrySize, linkTarget: linkTarget)
         totalSize += entrySize
-        if kind == .file && marker == .none {
+        if kind == .file {
             pending = entry
             hasher = SHA256()
             if follows == 0 { finishEntry(); state = .header } else { state = .data(remaining: follows, padding: pad) }
@@ -225,7 +225,7 @@ final class TarIndexer {
 
     private func finishEntry() {
         guard var e = pending, let h = hasher else { return }
-        e.digest = Digest.sha256(finalizing: h)
+        e.digest = OCI.Digest.sha256(finalizing: h)
         pending = nil
         hasher = nil
         emit(e)
@@ -437,7 +437,7 @@ final class LayerIndexSpoolReader {
         let gid = Int64(bitPattern: try u64())
         let size = Int64(bitPattern: try u64())
         let link: String? = try byte() == 1 ? try string() : nil
-        let digest: Digest? = try byte() == 1 ? try Digest("sha256:" + String(decoding: try bytes(64), as: UTF8.self)) : nil
+        let digest: OCI.Digest? = try byte() == 1 ? try OCI.Digest("sha256:" + String(decoding: try bytes(64), as: UTF8.self)) : nil
         return LayerEntry(path: path, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid, size: size,
                           linkTarget: link, digest: digest)
     }

@@ -11,8 +11,8 @@ enum IndexFixtures {
         let src = dir.file(name).path
         let out = dir.file(name + ".tar")
         try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
-        try bash(script, cwd: src)
-        try bash("""
+        _ = try bash(script, cwd: src)
+        _ = try bash("""
             cd "\(src)"
             find . -mindepth 1 | sed 's|^\\./||' | LC_ALL=C sort > "\(src).list"
             tar --format=\(format) --numeric-owner --no-recursion -cf "\(out.path)" -T "\(src).list"

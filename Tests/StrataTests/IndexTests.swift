@@ -64,7 +64,10 @@ import Testing
     func indexMatchesPythonTarfile(_ format: String) throws {
         let dir = try TempDir()
         var script = Self.script
-        if format == "ustar" { script = script.replacingOccurrences(of: "ln -s \"../", with: "ln -s \"./") }
+        if format == "ustar" {
+            // ustar has no long link targets: keep a short one (long paths use the prefix field).
+            script = script.split(separator: "\n").map { $0.hasPrefix("ln -s") ? "ln -s ../etc/a.conf bin/longlink" : String($0) }.joined(separator: "\n")
+        }
         if format != "ustar" { script += "\nhead -c 10 /dev/urandom > big-owner; chown 3000000:4000000 big-owner" }
         let tar = try IndexFixtures.layer(dir, script, format: format)
         let (r, entries) = try Self.index(tar.path)
