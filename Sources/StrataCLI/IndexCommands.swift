@@ -113,27 +113,39 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Argument(help: "The image.") var image: String
     @Option(help: "Output format: text or json.") var format: TextFormat = .text
     @Flag(help: "Check the rules and exit 1 when one fails.") var ci = false
-    @Option(help: "Fail when the efficiency is below this (0-1; --ci).") var lowestEfficiency: Double?
-    @Option(help: "Fail when more bytes than this are wasted, e.g. 20MB (--ci).") var highestWastedBytes: String?
-    @Option(help: "Fail when wasted / user bytes is above this (0-1; --ci).") var highestUserWastedPercent: Double?
+    @Option(help: "Fail when the efficiency is below this (0-1, or 'disabled'; default 0.9; --ci).") var lowestEfficiency: String?
+    @Option(help: "Fail when more bytes than this are wasted, e.g. 20MB (or 'disabled', the default; --ci).") var highestWastedBytes: String?
+    @Option(help: "Fail when wasted / user bytes is above this (0-1, or 'disabled'; default 0.1; --ci).") var highestUserWastedPercent: String?
     @Flag(help: "Reproduce dive's numbers exactly, its mistakes included.") var diveCompatible = false
     @Option(help: "How many inefficient files to list in text output.") var top = 20
 
-    func validate() throws {
-        if let v = lowestEfficiency, !(0...1).contains(v) { throw ValidationError("--lowest-efficiency must be between 0 and 1") }
-        if let v = highestUserWastedPercent, !(0...1).contains(v) { throw ValidationError("--highest-user-wasted-percent must be between 0 and 1") }
-        if let v = highestWastedBytes, AnalyzeRules.parseBytes(v) == nil { throw ValidationError("--highest-wasted-bytes: invalid size \"\(v)\"") }
+    /// A rule's value: nil when disabled, else the ratio in 0...1.
+    static func ratio(_ v: String?, default d: Double, flag: String) throws -> Double? {
+        guard let v else { return d }
+        if v == "disabled" { return nil }
+        guard let x = Double(v), (0...1).contains(x) else { throw ValidationError("\(flag) must be between 0 and 1, or 'disabled'") }
+        return x
     }
+
+    func rules() throws -> AnalyzeRules {
+        var bytes: Int64?
+        if let v = highestWastedBytes, v != "disabled" {
+            guard let b = AnalyzeRules.parseBytes(v) else { throw ValidationError("--highest-wasted-bytes: invalid size \"\(v)\"") }
+            bytes = b
+        }
+        return AnalyzeRules(lowestEfficiency: try Self.ratio(lowestEfficiency, default: 0.9, flag: "--lowest-efficiency"),
+                            highestWastedBytes: bytes,
+                            highestUserWastedPercent: try Self.ratio(highestUserWastedPercent, default: 0.1, flag: "--highest-user-wasted-percent"))
+    }
+
+    func validate() throws { _ = try rules() }
 
     func run() async throws {
         let store = try await global.openStore()
         let a = try await store.analyze(image, options: AnalyzeOptions(diveCompatible: diveCompatible))
         var results: [AnalyzeRules.Result] = []
         if ci {
-            let rules = AnalyzeRules(lowestEfficiency: lowestEfficiency ?? 0.9,
-                                     highestWastedBytes: highestWastedBytes.flatMap(AnalyzeRules.parseBytes),
-                                     highestUserWastedPercent: highestUserWastedPercent ?? 0.1)
-            results = rules.evaluate(a)
+            results = try rules().evaluate(a)
         }
         if format == .json {
             struct Report: Encodable { var analysis: ImageAnalysis; var rules: [AnalyzeRules.Result]?; var passed: Bool? }

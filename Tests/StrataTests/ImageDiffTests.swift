@@ -67,6 +67,30 @@ import Testing
         #expect(try await store.diff("diff/a:1", "diff/a:1").isEmpty)
     }
 
+    /// `commit` indexes the layer it writes in the same pass, and `image diff` from the base
+    /// to the committed image says what `strata diff` of the container said.
+    @Test func commitIsIndexedAndDiffMatchesTheContainerDiff() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        let rootfs = try Fixtures.busyboxRootfs(in: dir)
+        _ = try await store.importRootfs(from: rootfs, reference: "commit/base:1")
+        let c = try await store.createContainer(from: "commit/base:1", options: ContainerOptions(snapshotter: .copy))
+        let root = try await store.mountContainer(c.id)
+        _ = try bash("""
+            echo changed >> '\(root)/etc/passwd'
+            rm '\(root)/bin/cat'
+            mkdir -p '\(root)/newdir' && echo x > '\(root)/newdir/f'
+            """)
+        let containerChanges = try await store.changes(in: c.id).map(\.description).filter { !$0.hasSuffix(" /bin") && !$0.hasSuffix(" /etc") }
+        _ = try await store.commit(c.id, options: CommitOptions(reference: "commit/app:1"))
+        let indexed = try await store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM layer_indexes") }
+        #expect(indexed == 2)
+        let diff = try await store.diff("commit/base:1", "commit/app:1")
+            .filter { $0.path != "/bin" && $0.path != "/etc" }.map { "\($0.kind.rawValue) \($0.path)" }
+        #expect(diff == containerChanges)
+        #expect(diff == ["D /bin/cat", "C /etc/passwd", "A /newdir", "A /newdir/f"])
+    }
+
     @Test func findNamesTheLayerThatAddedChangedOrDeleted() async throws {
         let dir = try TempDir()
         let l0 = try IndexFixtures.layer(dir, "mkdir etc; echo 1 > etc/a.conf; echo 1 > etc/b.conf; echo x > etc/x.txt")
