@@ -27,34 +27,54 @@ extension Store {
     /// unindexed, to be indexed lazily, never a broken image.
     func recordIndexes(_ images: [PendingImage]) async {
         var seen = Set<Digest>()
+        var batch: [(Digest, LayerIndexSpool)] = []
+        var rows = 0
         for image in images {
             for l in image.layers where seen.insert(l.blob.diffID).inserted {
                 guard let spool = l.blob.index else { continue }
-                try? await recordIndex(diffID: l.blob.diffID, spool: spool)
+                batch.append((l.blob.diffID, spool))
+                rows += spool.entries
+                // Small layers share a transaction (10,000 one-file layers are not 10,000 commits).
+                if rows >= Self.indexBatchRows {
+                    try? await recordIndex(batch)
+                    batch.removeAll()
+                    rows = 0
+                }
             }
         }
+        if !batch.isEmpty { try? await recordIndex(batch) }
     }
+
+    /// Index rows written per transaction before starting another (a bigger layer is still
+    /// written in one transaction of its own).
+    static let indexBatchRows = 20_000
 
     /// Inserts one layer's entries in one short transaction with a prepared statement,
     /// unless the diffID is indexed already (once per diffID) or no layer has it any more.
     func recordIndex(diffID: Digest, spool: LayerIndexSpool) async throws {
+        try await recordIndex([(diffID, spool)])
+    }
+
+    func recordIndex(_ layers: [(Digest, LayerIndexSpool)]) async throws {
         let t = now()
         try await write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", arguments: [diffID.string]) == true else { return }
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO layer_indexes(diff_id, entries, size, error, indexed_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [diffID.string, spool.entries, spool.size, spool.error, t])
-            guard db.changesCount == 1 else { return }
-            let id = db.lastInsertedRowID
-            guard spool.error == nil, let path = spool.path else { return }
             let stmt = try db.makeStatement(sql: """
                 INSERT OR REPLACE INTO layer_files(layer_index, path, kind, marker, mode, uid, gid, size, link, digest)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            try LayerIndexSpoolReader(path: path).forEach { e in
-                stmt.setUncheckedArguments([id, e.path, e.kind.rawValue, e.marker.rawValue, Int64(e.mode), e.uid, e.gid, e.size,
-                                            e.linkTarget, e.digest.map { Data(hex: $0.encoded) }])
-                try stmt.execute()
+            for (diffID, spool) in layers {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", arguments: [diffID.string]) == true else { continue }
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO layer_indexes(diff_id, entries, size, error, indexed_at) VALUES (?, ?, ?, ?, ?)
+                    """, arguments: [diffID.string, spool.entries, spool.size, spool.error, t])
+                guard db.changesCount == 1 else { continue }
+                let id = db.lastInsertedRowID
+                guard spool.error == nil, let path = spool.path else { continue }
+                try LayerIndexSpoolReader(path: path).forEach { e in
+                    stmt.setUncheckedArguments([id, e.path, e.kind.rawValue, e.marker.rawValue, Int64(e.mode), e.uid, e.gid, e.size,
+                                                e.linkTarget, e.digest.map { Data(hex: $0.encoded) }])
+                    try stmt.execute()
+                }
             }
         }
     }
