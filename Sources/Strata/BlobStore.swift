@@ -78,6 +78,14 @@ final class IngestSession: @unchecked Sendable {
         return try BlobWriter(path: path, decodeCompressed: decodeCompressed)
     }
 
+    /// A fresh path in the session for a layer's index spool.
+    func newIndexSpoolPath() -> String {
+        mutex.withLock {
+            counter += 1
+            return dir.appendingPathComponent("\(counter).index").path
+        }
+    }
+
     /// A file written into the session by someone else (a registry download) that must be
     /// made durable before it is renamed.
     func markUnsynced(_ path: String) { mutex.withLock { unsynced.append(path) } }
@@ -142,6 +150,10 @@ struct IngestedFile: Sendable {
 
 /// Writes a temp file while hashing it in the same pass.
 final class BlobWriter {
+    /// `STRATA_BENCH_NO_INDEX=1` turns indexing at ingest off, so tools/bench/index can
+    /// measure what indexing costs (the layers are then indexed lazily on first use).
+    static let indexingDisabled = ProcessInfo.processInfo.environment["STRATA_BENCH_NO_INDEX"] == "1"
+
     let path: String
     private var fd: Int32
     private let digester: StreamDigester
@@ -154,7 +166,9 @@ final class BlobWriter {
         guard fd >= 0 else {
             throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        digester = StreamDigester(decodeCompressed: decodeCompressed)
+        // Layers are indexed in the same pass (configs and manifests simply are not tars).
+        let index = decodeCompressed && !BlobWriter.indexingDisabled
+        digester = StreamDigester(decodeCompressed: decodeCompressed, indexTo: index ? path + ".index" : nil)
     }
 
     deinit { if fd >= 0 { close(fd) } }

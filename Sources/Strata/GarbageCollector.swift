@@ -174,6 +174,10 @@ extension Store {
             if db.changesCount == 0 { break }
             r.layersRemoved += db.changesCount
         }
+        // A layer's file index goes with the last layer chain of its diffID (its entries by cascade).
+        try db.execute(sql: """
+            DELETE FROM layer_indexes WHERE NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)
+            """)
         // Blobs no remaining image names, no kept index reaches and no live lease holds.
         try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_dead_blobs")
         try db.execute(sql: "CREATE TEMP TABLE gc_dead_blobs(digest TEXT PRIMARY KEY, size INTEGER) WITHOUT ROWID")

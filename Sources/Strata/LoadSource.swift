@@ -183,7 +183,7 @@ final class DirectorySource: LoadSource, SpoolsData {
         let reader = try FileReader(path: full, what: "\(path) in \(name)")
         let b: SourceBlob
         if consume {
-            let digester = StreamDigester()
+            let digester = StreamDigester(indexTo: session.newIndexSpoolPath())
             try reader.forEachChunk { digester.update($0) }
             session.markUnsynced(full)
             b = .spooled(IngestedFile(path: full, result: digester.finish()))

@@ -68,6 +68,8 @@ extension Store {
         do {
             let result = try await commitUnderLease(images, session: session, lease: lease, operation: operation)
             CrashPoint.hit("\(operation).after-commit")
+            // The file index, from the spools of the same pass that computed the diffIDs.
+            await recordIndexes(images)
             return result
         } catch {
             await dropLease(lease)

@@ -72,7 +72,7 @@ extension Store {
                     throw error
                 }
                 CrashPoint.hit("commit.after-tar")
-                let digester = StreamDigester()
+                let digester = StreamDigester(indexTo: tarPath + ".index")
                 try FileReader(path: tarPath, what: "the commit layer").forEachChunk { digester.update($0) }
                 newLayer = IngestedFile(path: tarPath, result: digester.finish())
             }

@@ -14,6 +14,8 @@ struct DigestResult: Sendable {
     var uncompressedSize: Int64
     /// Set when the bytes looked compressed but could not be decompressed to the end.
     var decodeError: String?
+    /// The layer's file index, when the digester had a ``TarIndexer`` observing it.
+    var index: LayerIndexSpool? = nil
 }
 
 /// Hashes a byte stream in one pass, decompressing gzip/zstd on the fly (law 3, law 6).
@@ -28,10 +30,17 @@ final class StreamDigester {
     private var decodeError: String?
     private let decodeCompressed: Bool
     private var out: UnsafeMutableRawBufferPointer?
+    /// Optional observer of the decompressed bytes (the layer's tar): indexes its entries in
+    /// the same pass.
+    private let indexer: TarIndexer?
 
-    /// - Parameter decodeCompressed: when false, compressed input is hashed but not decompressed.
-    init(decodeCompressed: Bool = true) {
+    /// - Parameters:
+    ///   - decodeCompressed: when false, compressed input is hashed but not decompressed.
+    ///   - indexTo: when set, the decompressed bytes are also parsed as a tar and its
+    ///     entries spooled to this file (``DigestResult/index``).
+    init(decodeCompressed: Bool = true, indexTo spoolPath: String? = nil) {
         self.decodeCompressed = decodeCompressed
+        self.indexer = spoolPath.map { TarIndexer(spoolPath: $0) }
     }
 
     deinit {
@@ -67,7 +76,7 @@ final class StreamDigester {
 
     private func feed(_ buf: UnsafeRawBufferPointer) {
         guard let c = compression else { return }
-        if c == .none { return }  // the diffID is the digest: hash once
+        if c == .none { indexer?.consume(buf); return }  // the diffID is the digest: hash once
         guard decodeError == nil, let decoder, let out, var base = buf.baseAddress else { return }
         var remaining = buf.count
         while true {
@@ -79,7 +88,9 @@ final class StreamDigester {
                 return
             }
             if produced > 0 {
-                diff.update(bufferPointer: UnsafeRawBufferPointer(rebasing: out[0..<produced]))
+                let chunk = UnsafeRawBufferPointer(rebasing: out[0..<produced])
+                diff.update(bufferPointer: chunk)
+                indexer?.consume(chunk)
                 diffSize += Int64(produced)
             }
             base += consumed
@@ -94,7 +105,8 @@ final class StreamDigester {
         let digest = OCI.Digest.sha256(finalizing: raw)
         let c = compression ?? .none
         if c == .none {
-            return DigestResult(digest: digest, size: rawSize, compression: .none, diffID: digest, uncompressedSize: rawSize)
+            return DigestResult(digest: digest, size: rawSize, compression: .none, diffID: digest, uncompressedSize: rawSize,
+                                index: indexer?.finish())
         }
         var err = decodeError
         if decodeCompressed, err == nil, let decoder {
@@ -106,7 +118,9 @@ final class StreamDigester {
                     let rc = strata_decoder_step(decoder, nil, 0, &consumed, out.baseAddress, out.count, &produced)
                     if rc != 0 { err = String(cString: strata_decoder_error(decoder)); break }
                     if produced == 0 { break }
-                    diff.update(bufferPointer: UnsafeRawBufferPointer(rebasing: out[0..<produced]))
+                    let chunk = UnsafeRawBufferPointer(rebasing: out[0..<produced])
+                    diff.update(bufferPointer: chunk)
+                    indexer?.consume(chunk)
                     diffSize += Int64(produced)
                 }
             }
@@ -116,6 +130,7 @@ final class StreamDigester {
         }
         let diffID = decodeCompressed ? OCI.Digest.sha256(finalizing: diff) : digest
         return DigestResult(digest: digest, size: rawSize, compression: c, diffID: diffID,
-                            uncompressedSize: decodeCompressed ? diffSize : rawSize, decodeError: err)
+                            uncompressedSize: decodeCompressed ? diffSize : rawSize, decodeError: err,
+                            index: decodeCompressed && err == nil ? indexer?.finish() : nil)
     }
 }

@@ -27,7 +27,7 @@ func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
 }
 
 struct ImageCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "image", abstract: "Manage images.", subcommands: [ImagePrune.self])
+    static let configuration = CommandConfiguration(commandName: "image", abstract: "Manage images.", subcommands: [ImagePrune.self, ImageDiffCommand.self])
 }
 
 struct ImagePrune: AsyncParsableCommand {

@@ -27,6 +27,7 @@ public struct StrataCommand: AsyncParsableCommand {
             PullCommand.self, PushCommand.self, LoginCommand.self, LogoutCommand.self, SearchCommand.self,
             BuildCommand.self, BuilderCommand.self,
             DockerfileCommand.self,
+            FindCommand.self, AnalyzeCommand.self, ReindexCommand.self,
         ]
     )
 

@@ -1,0 +1,78 @@
+/// An image's root filesystem as its layers stack up, computed from the index with the OCI
+/// rules: whiteouts and opaque markers apply to the lower layers first; a non-directory
+/// replaces a directory with everything under it; a directory replaces a non-directory.
+/// Each path remembers the layer that last added, changed or deleted it.
+struct MergedView {
+    struct Item {
+        var entry: LayerEntry
+        var layer: Int
+        var status: ImageFile.Status
+    }
+
+    /// Paths (no leading slash) present in the image.
+    private(set) var present: [String: Item] = [:]
+    /// Paths some layer had and a later one deleted (and nothing re-added).
+    private(set) var deleted: [String: Item] = [:]
+
+    init(layers: [IndexedLayer]) {
+        var present: [String: Item] = [:]
+        var deleted: [String: Item] = [:]
+        let tree = IndexTree()
+        var changed = Set<String>()
+        for (i, layer) in layers.enumerated() {
+            func drop(_ n: IndexTree.Node) {
+                _ = n.visitChildFirst { c in
+                    let p = c.path
+                    if let e = c.entry { deleted[p] = Item(entry: e, layer: i, status: .deleted) }
+                    changed.remove(p)
+                    return true
+                }
+            }
+            for e in layer.entries where e.marker == .opaque {
+                guard let d = tree.node(e.target) else { continue }
+                for c in d.children.values { drop(c) }
+                d.children = [:]
+            }
+            for e in layer.entries where e.marker == .whiteout {
+                if let n = tree.remove(e.target) { drop(n) }
+            }
+            for e in layer.entries.filter({ $0.marker == .none }).sorted(by: { $0.path < $1.path }) {
+                // A directory replaces a non-directory on the way (it becomes an implicit directory).
+                var n = tree.root
+                for part in e.path.split(separator: "/").dropLast() {
+                    let name = String(part)
+                    if let c = n.children[name] {
+                        if let ce = c.entry, ce.kind != .directory {
+                            deleted[c.path] = Item(entry: ce, layer: i, status: .deleted)
+                            c.entry = nil
+                            c.layer = i
+                        }
+                        n = c
+                    } else {
+                        let c = IndexTree.Node(name: name, parent: n, entry: nil, layer: i)
+                        n.children[name] = c
+                        n = c
+                    }
+                }
+                let existing = tree.node(e.path)
+                if let x = existing, e.kind != .directory, !x.children.isEmpty {
+                    for c in x.children.values { drop(c) }
+                    x.children = [:]
+                }
+                if existing?.entry != nil { changed.insert(e.path) } else { changed.remove(e.path) }
+                tree.add(e.path, entry: e, layer: i)
+                deleted[e.path] = nil
+            }
+        }
+        _ = tree.root.visitChildFirst { n in
+            if let e = n.entry {
+                let p = n.path
+                present[p] = Item(entry: e, layer: n.layer, status: changed.contains(p) ? .changed : .added)
+            }
+            return true
+        }
+        for p in present.keys { deleted[p] = nil }
+        self.present = present
+        self.deleted = deleted
+    }
+}

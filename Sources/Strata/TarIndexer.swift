@@ -1,0 +1,444 @@
+import Crypto
+import Foundation
+
+/// What indexing one layer produced: a spool file of entries, read back when the rows are
+/// inserted.
+struct LayerIndexSpool: Sendable {
+    /// The spool file (``LayerIndexSpoolReader`` reads it); absent when there were no entries.
+    var path: String?
+    var entries: Int
+    /// Sum of the header sizes of every entry (dive's layer size).
+    var size: Int64
+    /// Why the bytes are not a readable tar; `nil` when they are.
+    var error: String?
+}
+
+/// A streaming tar parser fed with a layer's decompressed bytes by ``StreamDigester``, in
+/// the same pass that computes the diffID. It records every entry (ustar prefix, PAX `x`/`g`
+/// records for path, linkpath, size, uid and gid, GNU `L`/`K` long names, hardlinks,
+/// whiteouts) and hashes each regular file's bytes as they stream by. Entries are spooled to
+/// a file, so memory does not grow with the layer (law 6).
+final class TarIndexer {
+    private let spoolPath: String
+    private var spool: SpoolWriter?
+    private var header = [UInt8](repeating: 0, count: 512)
+    private var headerFill = 0
+    private enum State {
+        case header
+        case data(remaining: Int64, padding: Int)
+        case meta(remaining: Int64, padding: Int, type: UInt8)
+        case done
+        case failed(String)
+    }
+    private var state: State = .header
+    private var pending: LayerEntry?
+    private var hasher: SHA256?
+    private var metaBuffer: [UInt8] = []
+    private var pax: [String: String] = [:]
+    private var paxGlobal: [String: String] = [:]
+    private var longName: String?
+    private var longLink: String?
+    private var entries = 0
+    private var totalSize: Int64 = 0
+    private var sawBytes = false
+    private var zeroBlocks = 0
+
+    /// PAX and GNU long-name records above this are refused (bounded memory).
+    static let metaLimit: Int64 = 1 << 20
+
+    init(spoolPath: String) {
+        self.spoolPath = spoolPath
+    }
+
+    /// Feeds the next decompressed bytes.
+    func consume(_ buf: UnsafeRawBufferPointer) {
+        guard buf.count > 0 else { return }
+        sawBytes = true
+        var offset = 0
+        while offset < buf.count {
+            switch state {
+            case .done, .failed:
+                return
+            case .header:
+                let n = min(512 - headerFill, buf.count - offset)
+                header.withUnsafeMutableBytes { h in
+                    h.baseAddress!.advanced(by: headerFill).copyMemory(from: buf.baseAddress!.advanced(by: offset), byteCount: n)
+                }
+                headerFill += n
+                offset += n
+                if headerFill == 512 {
+                    headerFill = 0
+                    parseHeader()
+                }
+            case .data(let remaining, let padding):
+                if remaining > 0 {
+                    let n = Int(min(Int64(buf.count - offset), remaining))
+                    hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)]))
+                    offset += n
+                    state = .data(remaining: remaining - Int64(n), padding: padding)
+                    if remaining - Int64(n) == 0 { finishEntry() }
+                } else {
+                    let n = min(buf.count - offset, padding)
+                    offset += n
+                    state = padding - n == 0 ? .header : .data(remaining: 0, padding: padding - n)
+                }
+            case .meta(let remaining, let padding, let type):
+                if remaining > 0 {
+                    let n = Int(min(Int64(buf.count - offset), remaining))
+                    metaBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)]))
+                    offset += n
+                    state = .meta(remaining: remaining - Int64(n), padding: padding, type: type)
+                    if remaining - Int64(n) == 0 { finishMeta(type) }
+                } else {
+                    let n = min(buf.count - offset, padding)
+                    offset += n
+                    if padding - n == 0 {
+                        if case .meta = state { state = .header }
+                    } else {
+                        state = .meta(remaining: 0, padding: padding - n, type: type)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the stream; returns what was indexed.
+    func finish() -> LayerIndexSpool {
+        var failure: String?
+        switch state {
+        case .failed(let e): failure = e
+        case .done: break
+        case .header:
+            if headerFill != 0 { failure = "the tar ends inside a header" }
+            if !sawBytes { failure = nil }
+        case .data(let remaining, _):
+            if remaining > 0 { failure = "the tar ends inside an entry" }
+            else { finishEntryIfPending() }
+        case .meta: failure = "the tar ends inside an extended header"
+        }
+        var path: String?
+        if let s = spool {
+            do {
+                try s.close()
+                path = spoolPath
+            } catch {
+                if failure == nil { failure = "cannot write the index spool" }
+            }
+        }
+        if failure != nil, let p = path { unlink(p); path = nil }
+        return LayerIndexSpool(path: path, entries: failure == nil ? entries : 0, size: failure == nil ? totalSize : 0, error: failure)
+    }
+
+    // MARK: - Headers
+
+    private func fail(_ message: String) {
+        state = .failed(message)
+        pending = nil
+        hasher = nil
+    }
+
+    private func parseHeader() {
+        if header.allSatisfy({ $0 == 0 }) {
+            zeroBlocks += 1
+            if zeroBlocks >= 2 { state = .done }
+            return
+        }
+        zeroBlocks = 0
+        guard checksumOK() else {
+            fail(entries == 0 && pax.isEmpty ? "not a tar archive" : "a tar header has a bad checksum")
+            return
+        }
+        let type = header[156]
+        guard let size = number(124, 12), size >= 0 else { fail("a tar header has an invalid size"); return }
+        let padding = Int((512 - size % 512) % 512)
+        switch type {
+        case UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
+            guard size <= Self.metaLimit else { fail("a tar extended header is larger than \(Self.metaLimit) bytes"); return }
+            metaBuffer.removeAll(keepingCapacity: true)
+            if size == 0 { finishMeta(type); state = padding == 0 ? .header : .meta(remaining: 0, padding: padding, type: type) }
+            else { state = .meta(remaining: size, padding: padding, type: type) }
+            return
+        default:
+            break
+        }
+        let ustar = header[257..<262].elementsEqual("ustar".utf8)
+        let gnu = header[257..<265].elementsEqual("ustar  \0".utf8)
+        var name = longName ?? pax["path"] ?? paxGlobal["path"] ?? {
+            let n = field(0, 100)
+            if ustar && !gnu {
+                let prefix = field(345, 155)
+                if !prefix.isEmpty { return prefix + "/" + n }
+            }
+            return n
+        }()
+        if let p = pax["path"] { name = p }
+        let link = longLink ?? pax["linkpath"] ?? paxGlobal["linkpath"] ?? field(157, 100)
+        var entrySize = size
+        if let s = pax["size"] ?? paxGlobal["size"], let v = Int64(s), v >= 0 { entrySize = v }
+        let mode = UInt32(truncatingIfNeeded: number(100, 8) ?? 0) & 0o7777
+        let uid = pax["uid"].flatMap { Int64($0) } ?? number(108, 8) ?? 0
+        let gid = pax["gid"].flatMap { Int64($0) } ?? number(116, 8) ?? 0
+        pax.removeAll()
+        longName = nil
+        longLink = nil
+
+        var kind: LayerEntry.Kind
+        switch type {
+        case UInt8(ascii: "0"), 0, UInt8(ascii: "7"): kind = name.hasSuffix("/") && type == 0 ? .directory : .file
+        case UInt8(ascii: "1"): kind = .hardlink
+        case UInt8(ascii: "2"): kind = .symlink
+        case UInt8(ascii: "3"): kind = .char
+        case UInt8(ascii: "4"): kind = .block
+        case UInt8(ascii: "5"): kind = .directory
+        case UInt8(ascii: "6"): kind = .fifo
+        case UInt8(ascii: "S"): kind = .file
+        default: kind = .other
+        }
+        // Header-only types carry no data whatever their size field says (as Go's archive/tar reads them).
+        let headerOnly = [UInt8(ascii: "1"), UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "4"),
+                          UInt8(ascii: "5"), UInt8(ascii: "6")].contains(type)
+        let follows = headerOnly ? 0 : entrySize
+        let pad = Int((512 - follows % 512) % 512)
+        guard let clean = LayerEntry.clean(name) else {
+            // The root itself ("./"): nothing to record.
+            state = follows == 0 ? .header : .data(remaining: follows, padding: pad)
+            hasher = nil
+            pending = nil
+            return
+        }
+        let linkTarget: String? = kind == .hardlink ? (LayerEntry.clean(link) ?? link) : (kind == .symlink ? link : nil)
+        let marker = LayerEntry.marker(for: clean)
+        let entry = LayerEntry(path: clean, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid,
+                               size: entrySize, linkTarget: linkTarget)
+        totalSize += entrySize
+        if kind == .file {
+            pending = entry
+            hasher = SHA256()
+            if follows == 0 { finishEntry(); state = .header } else { state = .data(remaining: follows, padding: pad) }
+        } else {
+            pending = nil
+            hasher = nil
+            emit(entry)
+            state = follows == 0 ? .header : .data(remaining: follows, padding: pad)
+        }
+    }
+
+    private func finishEntry() {
+        guard var e = pending, let h = hasher else { return }
+        e.digest = OCI.Digest.sha256(finalizing: h)
+        pending = nil
+        hasher = nil
+        emit(e)
+    }
+
+    private func finishEntryIfPending() { finishEntry() }
+
+    private func finishMeta(_ type: UInt8) {
+        switch type {
+        case UInt8(ascii: "L"): longName = cString(metaBuffer)
+        case UInt8(ascii: "K"): longLink = cString(metaBuffer)
+        case UInt8(ascii: "x"): parsePAX(into: &pax)
+        case UInt8(ascii: "g"): parsePAX(into: &paxGlobal)
+        default: break
+        }
+    }
+
+    /// PAX records: "LEN key=value\n", LEN counting the whole record.
+    private func parsePAX(into dict: inout [String: String]) {
+        var i = 0
+        let b = metaBuffer
+        while i < b.count {
+            var j = i
+            var len = 0
+            while j < b.count, b[j] >= 48, b[j] <= 57 { len = len * 10 + Int(b[j] - 48); j += 1; if len > b.count { break } }
+            guard j < b.count, b[j] == 32, len > 0, i + len <= b.count, len > j - i + 1 else { return }
+            let rec = b[(j + 1)..<(i + len)]
+            if let eq = rec.firstIndex(of: UInt8(ascii: "=")) {
+                let key = String(decoding: rec[rec.startIndex..<eq], as: UTF8.self)
+                var valueEnd = rec.endIndex
+                if valueEnd > eq + 1, b[valueEnd - 1] == 10 { valueEnd -= 1 }
+                let value = String(decoding: b[(eq + 1)..<valueEnd], as: UTF8.self)
+                dict[key] = value
+            }
+            i += len
+        }
+    }
+
+    private func emit(_ e: LayerEntry) {
+        if spool == nil {
+            do { spool = try SpoolWriter(path: spoolPath) } catch {
+                fail("cannot write the index spool: \(error)")
+                return
+            }
+        }
+        do {
+            try spool?.append(e)
+            entries += 1
+        } catch {
+            fail("cannot write the index spool: \(error)")
+        }
+    }
+
+    private func checksumOK() -> Bool {
+        guard let want = number(148, 8) else { return false }
+        var unsigned: Int64 = 0
+        var signed: Int64 = 0
+        for (i, b) in header.enumerated() {
+            let v: UInt8 = (i >= 148 && i < 156) ? 32 : b
+            unsigned += Int64(v)
+            signed += Int64(Int8(bitPattern: v))
+        }
+        return want == unsigned || want == signed
+    }
+
+    private func field(_ at: Int, _ len: Int) -> String {
+        let slice = header[at..<(at + len)]
+        let end = slice.firstIndex(of: 0) ?? slice.endIndex
+        return String(decoding: header[at..<end], as: UTF8.self)
+    }
+
+    private func cString(_ b: [UInt8]) -> String {
+        let end = b.firstIndex(of: 0) ?? b.endIndex
+        return String(decoding: b[..<end], as: UTF8.self)
+    }
+
+    /// An octal field (spaces/NULs around it), or GNU base-256 when the high bit is set.
+    private func number(_ at: Int, _ len: Int) -> Int64? {
+        let f = header[at..<(at + len)]
+        if let first = f.first, first & 0x80 != 0 {
+            var v: Int64 = Int64(first & 0x7f)
+            for b in f.dropFirst() {
+                guard v <= (Int64.max >> 8) else { return nil }
+                v = (v << 8) | Int64(b)
+            }
+            return v
+        }
+        var v: Int64 = 0
+        var seen = false
+        for b in f {
+            if b == 0 || b == 32 { if seen { break } else { continue } }
+            guard b >= 48, b <= 55 else { return nil }
+            guard v <= (Int64.max >> 3) else { return nil }
+            v = v * 8 + Int64(b - 48)
+            seen = true
+        }
+        return v
+    }
+}
+
+/// Appends entries to a spool file in a compact binary form, 64 KiB at a time.
+final class SpoolWriter {
+    private let fd: Int32
+    private let path: String
+    private var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        self.path = path
+        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    func append(_ e: LayerEntry) throws {
+        putString(e.path)
+        buffer.append(e.kind.rawValue.utf8.first ?? UInt8(ascii: "o"))
+        buffer.append(UInt8(e.marker.rawValue))
+        put(UInt64(e.mode))
+        put(UInt64(bitPattern: e.uid))
+        put(UInt64(bitPattern: e.gid))
+        put(UInt64(bitPattern: e.size))
+        if let l = e.linkTarget { buffer.append(1); putString(l) } else { buffer.append(0) }
+        if let d = e.digest { buffer.append(1); buffer.append(contentsOf: d.encoded.utf8.prefix(64)) } else { buffer.append(0) }
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    func close() throws {
+        try flush()
+    }
+
+    private func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeAll(fd: fd, $0, path: path) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func put(_ v: UInt64) {
+        var x = v.littleEndian
+        withUnsafeBytes(of: &x) { buffer.append(contentsOf: $0) }
+    }
+
+    private func putString(_ s: String) {
+        let u = Array(s.utf8)
+        put(UInt64(u.count))
+        buffer.append(contentsOf: u)
+    }
+}
+
+/// Reads back what ``SpoolWriter`` wrote, entry by entry.
+final class LayerIndexSpoolReader {
+    private let reader: FileReader
+    private var buf: [UInt8] = []
+    private var pos = 0
+    private var eof = false
+
+    init(path: String) throws {
+        reader = try FileReader(path: path, what: "the index spool")
+    }
+
+    func forEach(_ body: (LayerEntry) throws -> Void) throws {
+        while let e = try next() { try body(e) }
+    }
+
+    private func ensure(_ n: Int) throws -> Bool {
+        while buf.count - pos < n {
+            if eof { return false }
+            if pos > 0 { buf.removeFirst(pos); pos = 0 }
+            var chunk = [UInt8](repeating: 0, count: max(1 << 16, n))
+            let got = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if got == 0 { eof = true } else { buf.append(contentsOf: chunk[0..<got]) }
+        }
+        return true
+    }
+
+    private func u64() throws -> UInt64 {
+        guard try ensure(8) else { throw StrataError(.corruptData, "the index spool is truncated") }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(buf[pos + i]) << (8 * UInt64(i)) }
+        pos += 8
+        return v
+    }
+
+    private func byte() throws -> UInt8 {
+        guard try ensure(1) else { throw StrataError(.corruptData, "the index spool is truncated") }
+        defer { pos += 1 }
+        return buf[pos]
+    }
+
+    private func bytes(_ n: Int) throws -> ArraySlice<UInt8> {
+        guard n >= 0, n < 1 << 24, try ensure(n) else { throw StrataError(.corruptData, "the index spool is truncated") }
+        defer { pos += n }
+        return buf[pos..<(pos + n)]
+    }
+
+    private func string() throws -> String {
+        let n = try u64()
+        return String(decoding: try bytes(Int(clamping: n)), as: UTF8.self)
+    }
+
+    func next() throws -> LayerEntry? {
+        guard try ensure(1) else { return nil }
+        let path = try string()
+        let kind = LayerEntry.Kind(rawValue: String(UnicodeScalar(try byte()))) ?? .other
+        let marker = LayerEntry.Marker(rawValue: Int(try byte())) ?? .none
+        let mode = UInt32(truncatingIfNeeded: try u64())
+        let uid = Int64(bitPattern: try u64())
+        let gid = Int64(bitPattern: try u64())
+        let size = Int64(bitPattern: try u64())
+        let link: String? = try byte() == 1 ? try string() : nil
+        let digest: OCI.Digest? = try byte() == 1 ? try OCI.Digest("sha256:" + String(decoding: try bytes(64), as: UTF8.self)) : nil
+        return LayerEntry(path: path, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid, size: size,
+                          linkTarget: link, digest: digest)
+    }
+}
