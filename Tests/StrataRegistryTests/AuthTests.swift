@@ -5,7 +5,7 @@ import StrataRegistry
 
 /// A bcrypt hash for htpasswd: Python's crypt module, else `htpasswd -nbB` (apache2-utils).
 func bcrypt(_ password: String) throws -> String {
-    let (status, out) = try run(["python3", "-c", "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", password])
+    let (status, out) = try run(["python3", "-W", "ignore", "-c", "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", password])
     if status == 0, out.hasPrefix("$2") { return out.trimmingCharacters(in: .whitespacesAndNewlines) }
     let (s2, o2) = try run(["htpasswd", "-nbB", "u", password])
     guard s2 == 0, let colon = o2.firstIndex(of: ":") else { throw CocoaError(.featureUnsupported) }
@@ -75,7 +75,8 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
         let root = dir.path + "/store"
         var outputs: [String] = []
         func strata(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
-            let r = try StrataBinary.run(["--root", root] + args, stdin: stdin, env: env)
+            let store = ["login", "logout"].contains(args[0]) ? [] : ["--root", root]
+            let r = try StrataBinary.run(store + args, stdin: stdin, env: env)
             outputs += [r.1, r.2]
             return r
         }
@@ -136,13 +137,16 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
         let image = try await store.load(from: URL(fileURLWithPath: layout))[0]
         let digest = try await Registry.push(image.id.string, to: "\(reg.host)/tok/app:1", from: store, options: options)
         #expect(digest == image.manifestDigest)
+        // Three blobs HEADed and uploaded three at a time, then the manifest: one token request
+        // per scope the registry challenged with.
+        let pushRequests = blobGets(log)
+        #expect(Set(pushRequests).count == pushRequests.count, "a scope was asked for twice: \(pushRequests)")
+        #expect(pushRequests.contains("TOKEN repository:tok/app:pull,push"), "\(pushRequests)")
+        try FileManager.default.removeItem(at: log)
         let other = try await Store.open(at: dir.url.appendingPathComponent("store2"))
         let pulled = try await Registry.pull("\(reg.host)/tok/app:1", into: other, options: options)
         #expect(pulled.image.id == image.id)
-        let requests = blobGets(log)
-        #expect(Set(requests).count == requests.count, "a scope was asked for twice: \(requests)")
-        #expect(requests.contains("TOKEN repository:tok/app:pull,push"), "\(requests)")
-        #expect(requests.contains("TOKEN repository:tok/app:pull"), "\(requests)")
+        #expect(blobGets(log) == ["TOKEN repository:tok/app:pull"])
         // Wrong credentials: one clear error.
         try Credentials.store(Credentials(username: "alice", password: "nope"), for: reg.host, file: credentials)
         await #expect {
