@@ -205,3 +205,30 @@ func blobGets(_ log: URL) -> [String] {
         #expect(try await store.images().map(\.id) == [pulled.image.id])
     }
 }
+
+@Suite struct PullProgressTests {
+    /// Without a terminal, `strata pull` prints one line per blob on stderr; `-q` prints
+    /// nothing there and only the image ID on stdout.
+    @Test func oneLinePerLayerAndNothingWithQuiet() async throws {
+        guard require("docker-registry", "skopeo", "umoci", "curl") else { return }
+        guard FileManager.default.isExecutableFile(atPath: StrataBinary.path) else {
+            Issue.record("no strata binary at \(StrataBinary.path): run swift build --build-tests")
+            return
+        }
+        let reg = try LocalRegistry()
+        let dir = reg.dir
+        let layout = try RegistryTests.layout(dir)
+        let (status, out) = try run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:\(layout):img", "docker://\(reg.host)/progress/app:1"])
+        #expect(status == 0, "\(out)")
+        let raw = try run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(reg.host)/progress/app:1"]).1
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(raw.utf8))
+        let (code, stdout, stderr) = try StrataBinary.run(["--root", dir.path + "/s1", "pull", "\(reg.host)/progress/app:1"])
+        #expect(code == 0, "\(stderr)")
+        let expected = Set(([manifest.config] + manifest.layers).map { "\($0.digest.shortHex): Pull complete" })
+        #expect(Set(stderr.split(separator: "\n").map(String.init)) == expected)
+        #expect(stdout == "Digest: \(Digest.sha256(Data(raw.utf8)))\nStatus: Downloaded image for \(reg.host)/progress/app:1\n")
+        let (qc, qout, qerr) = try StrataBinary.run(["--root", dir.path + "/s2", "pull", "-q", "\(reg.host)/progress/app:1"])
+        #expect(qc == 0 && qerr.isEmpty, "\(qerr)")
+        #expect(qout == "\(manifest.config.digest)\n")
+    }
+}
