@@ -2,8 +2,9 @@ import Foundation
 import GRDB
 
 /// A scratch directory inside the store (under `ingest/`), protected from gc while it is
-/// alive. Registry pulls download into one and then load it, so nothing is written outside
-/// the store.
+/// alive. Registry pulls write the manifests they fetch into one (the blobs go straight into
+/// the store through ``Store/beginDownload(_:source:)``) and then load it, so nothing is
+/// written outside the store.
 public final class ScratchDirectory: @unchecked Sendable {
     let session: IngestSession
     /// The directory; files written here are moved, not copied, by ``Store/load(scratch:options:)``.

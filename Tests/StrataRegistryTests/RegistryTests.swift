@@ -146,6 +146,7 @@ import StrataRegistry
         } throws: { e in
             guard let e = e as? StrataError else { return false }
             return e.code == .imageNotFound && e.message.contains("127.0.0.1:\(port)") && e.message.contains("retry/app")
+                && e.message.contains("HTTP 404")
         }
         #expect(try String(contentsOf: dir.appendingPathComponent("count"), encoding: .utf8) == "3")
     }
