@@ -6,7 +6,8 @@ import StrataRegistry
 /// A read-only registry in Python that serves an OCI layout (tags from
 /// `org.opencontainers.image.ref.name`), with Range support, and misbehaves on purpose:
 /// `cut` breaks the connection half-way through the first GET of every blob over 100 kB;
-/// `redirect` answers blob GETs with a 307 to `/storage/<hex>`; `slow` sends slowly.
+/// `redirect` answers blob GETs with a 307 to `/storage/<hex>`; `slow` sends slowly;
+/// `corrupt` flips one byte of every blob over 100 kB.
 /// Every blob GET is logged as `GET <hex> <start>` (and `REDIRECT <hex>`).
 let layoutRegistryScript = #"""
 import http.server, json, os, socket, sys, threading, time
@@ -53,6 +54,8 @@ class H(http.server.BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
                 if mode == "slow": time.sleep(0.02)
+                if mode == "corrupt" and size > 100000 and sent <= 1000 < sent + len(chunk):
+                    chunk = bytearray(chunk); chunk[1000 - sent] ^= 0xFF; chunk = bytes(chunk)
                 self.wfile.write(chunk); sent += len(chunk)
     def handle_any(self, head):
         p = self.path.split("?")[0]
@@ -121,6 +124,30 @@ func blobGets(_ log: URL) -> [String] {
         // The same image skopeo/umoci see, and a clean store.
         let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json")))
         #expect(pulled.digest == index.manifests[0].digest)
+        #expect(try await store.check().clean)
+    }
+
+    /// A blob whose bytes do not hash to its digest: the pull fails naming the blob, the
+    /// registry and the repository; no image, and the bad blob is not stored.
+    @Test func corruptBlobIsRefusedAndNotStored() async throws {
+        guard require("umoci", "curl", "python3") else { return }
+        let dir = try TestDir()
+        let layout = try RegistryTests.layout(dir.url)
+        let log = dir.url.appendingPathComponent("gets.log")
+        let server = try PythonServer(script: layoutRegistryScript, in: dir.url, args: [layout, "corrupt", log.path])
+        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
+        let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json")))
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/blobs/sha256/" + index.manifests[0].digest.encoded)))
+        guard let big = manifest.layers.first(where: { $0.size > 100000 }) else { Issue.record("no large layer"); return }
+        await #expect {
+            _ = try await Registry.pull("127.0.0.1:\(server.port)/bad/app:img", into: store)
+        } throws: { e in
+            guard let e = e as? StrataError else { return false }
+            return e.code == .digestMismatch && e.message.contains(big.digest.string) && e.message.contains("127.0.0.1:\(server.port)/bad/app")
+        }
+        #expect(try await store.images(all: true).isEmpty)
+        #expect(try await !store.hasBlob(big.digest))
+        #expect(try await store.leases().isEmpty)
         #expect(try await store.check().clean)
     }
 
