@@ -160,7 +160,7 @@ int strata_copy_fd(int in_fd, int out_fd, long long len) {
     return 0;
 }
 
-struct strata_encoder { z_stream z; };
+struct strata_encoder { z_stream z; ZSTD_CStream *zs; };
 
 strata_encoder *strata_gzip_encoder_new(int level) {
     strata_encoder *e = calloc(1, sizeof *e);
@@ -169,14 +169,31 @@ strata_encoder *strata_gzip_encoder_new(int level) {
     return e;
 }
 
+strata_encoder *strata_zstd_encoder_new(int level) {
+    strata_encoder *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->zs = ZSTD_createCStream();
+    if (!e->zs || ZSTD_isError(ZSTD_initCStream(e->zs, level))) { if (e->zs) ZSTD_freeCStream(e->zs); free(e); return NULL; }
+    return e;
+}
+
 void strata_encoder_free(strata_encoder *e) {
     if (!e) return;
-    deflateEnd(&e->z);
+    if (e->zs) ZSTD_freeCStream(e->zs); else deflateEnd(&e->z);
     free(e);
 }
 
 int strata_encoder_step(strata_encoder *e, const void *in, size_t inlen, size_t *consumed,
                         void *out, size_t outcap, size_t *produced, int finish, int *done) {
+    if (e->zs) {
+        ZSTD_inBuffer ib = { in, in ? inlen : 0, 0 };
+        ZSTD_outBuffer ob = { out, outcap, 0 };
+        size_t r = ZSTD_compressStream2(e->zs, &ob, &ib, finish ? ZSTD_e_end : ZSTD_e_continue);
+        *consumed = ib.pos;
+        *produced = ob.pos;
+        *done = finish && r == 0;
+        return ZSTD_isError(r) ? -1 : 0;
+    }
     e->z.next_in = (Bytef *)in;
     e->z.avail_in = (uInt)(inlen > 0x40000000 ? 0x40000000 : inlen);
     e->z.next_out = out;

@@ -27,6 +27,8 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case platformNotFound = "platform-not-found"
         case conflict = "conflict"
         case io = "io"
+        /// The registry refused the credentials (HTTP 401/403).
+        case unauthorized = "unauthorized"
         case database = "database"
         case storeLocked = "store-locked"
         /// A Dockerfile or `.dockerignore` that does not parse, or a word that does not expand

@@ -4,9 +4,13 @@ import Foundation
 public struct LoadOptions: Sendable {
     /// Platform chosen from image indexes; `nil` means the host's.
     public var platform: Platform?
+    /// Keep every platform image of an index (and the index), not just the chosen one; tags
+    /// go to the chosen one.
+    public var allPlatforms: Bool
 
-    public init(platform: Platform? = nil) {
+    public init(platform: Platform? = nil, allPlatforms: Bool = false) {
         self.platform = platform
+        self.allPlatforms = allPlatforms
     }
 }
 
@@ -40,7 +44,7 @@ extension Store {
     /// Reads the source's images (every check of law 3) and commits them.
     func load(_ source: LoadSource, session: IngestSession, options: LoadOptions, operation: String) async throws -> [LoadedImage] {
         let images = try ArchiveLoader(source: source, store: blobs, platform: options.platform ?? .host,
-                                       explicitPlatform: options.platform != nil).images()
+                                       explicitPlatform: options.platform != nil, allPlatforms: options.allPlatforms).images()
         return try await commit(images, session: session, operation: operation)
     }
 }
@@ -51,6 +55,7 @@ struct ArchiveLoader {
     let store: BlobStore
     let platform: Platform
     let explicitPlatform: Bool
+    var allPlatforms = false
 
     func images() throws -> [PendingImage] {
         if source.has("index.json") {
@@ -168,16 +173,19 @@ struct ArchiveLoader {
         var byConfig: [OCI.Digest: Int] = [:]
         var out: [PendingImage] = []
         for d in top {
-            var image = try imageFor(d, depth: 0)
+          for (k, var image) in try imagesFor(d).enumerated() {
             let configPath = "blobs/\(image.configDigest.algorithm)/\(image.configDigest.encoded)"
-            image.tags += try tagsFrom(d.annotations)
-            image.tags += try (repoTags[configPath] ?? []).map { try Reference($0) }
+            if k == 0 {
+                image.tags += try tagsFrom(d.annotations)
+                image.tags += try (repoTags[configPath] ?? []).map { try Reference($0) }
+            }
             if let i = byConfig[image.configDigest] {
                 out[i].tags += image.tags
             } else {
                 byConfig[image.configDigest] = out.count
                 out.append(image)
             }
+          }
         }
         for i in out.indices {
             var seen = Set<String>()
@@ -218,6 +226,27 @@ struct ArchiveLoader {
             throw StrataError(.sizeMismatch, "size mismatch for \(what) \(d.digest) in \(source.name): descriptor says \(d.size) bytes, content is \(r.size)")
         }
         return b
+    }
+
+    /// The image `d` names; with `allPlatforms` and an index, every platform image of it,
+    /// the one chosen for the platform first.
+    private func imagesFor(_ d: Descriptor) throws -> [PendingImage] {
+        guard allPlatforms, MediaType.isIndex(d.mediaType) else { return [try imageFor(d, depth: 0)] }
+        let blob = try verified(d, what: "index")
+        let data = try source.readSmall(try blobPath(d), store: store)
+        let index: Index
+        do { index = try JSONDecoder().decode(Index.self, from: data) } catch {
+            throw StrataError(.invalidJSON, "index \(d.digest) in \(source.name) is invalid: \(JSONErrors.describe(error))", cause: error)
+        }
+        let chosen = try select(from: index, digest: d.digest)
+        let children = [chosen] + index.manifests.filter { MediaType.isManifest($0.mediaType) && $0.digest != chosen.digest }
+        return try children.map { child in
+            var image = try imageFor(child, depth: 1)
+            image.indexDigest = image.indexDigest ?? d.digest
+            image.blobs.append(PendingBlob(source: blob, expected: d.digest, expectedSize: d.size, mediaType: d.mediaType, name: "index \(d.digest)"))
+            image.edges += index.manifests.map { (d.digest.string, $0.digest.string, "manifest") }
+            return image
+        }
     }
 
     private func imageFor(_ d: Descriptor, depth: Int) throws -> PendingImage {

@@ -37,6 +37,8 @@ public struct Credentials: Sendable {
     /// Stores credentials for a registry; the file is written atomically with mode 0600.
     public static func store(_ c: Credentials?, for registry: String, file: URL = configFile()) throws {
         var json: [String: Any] = [:]
+        // Logging out where nothing is stored writes nothing.
+        if c == nil, !FileManager.default.fileExists(atPath: file.path) { return }
         if let data = try? Data(contentsOf: file) {
             guard let existing = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw StrataError(.invalidJSON, "\(file.path) is not valid JSON; fix or remove it")

@@ -10,11 +10,16 @@ public struct RegistryOptions: Sendable {
     public var insecureRegistries: Set<String> = []
     /// Blobs transferred at once.
     public var parallelism = 3
-    /// Called with one line per finished step (`-q` passes nil).
-    public var progress: (@Sendable (String) -> Void)?
+    /// Called with progress events (`-q` passes nil). Must be cheap: it runs on transfer tasks.
+    public var progress: (@Sendable (TransferEvent) -> Void)?
+    /// Where credentials are read from (Docker's config.json).
     public var credentialsFile: URL = Credentials.configFile()
+    /// Blobs larger than this are uploaded in chunks (PATCH with Content-Range) of this size.
+    public var chunkSize: Int64 = 64 << 20
+    /// How uncompressed layers are compressed for push (`gzip` or `zstd`).
+    public var compression: Compression = .gzip
 
-    public init(insecureRegistries: Set<String> = [], parallelism: Int = 3, progress: (@Sendable (String) -> Void)? = nil) {
+    public init(insecureRegistries: Set<String> = [], parallelism: Int = 3, progress: (@Sendable (TransferEvent) -> Void)? = nil) {
         self.insecureRegistries = insecureRegistries
         self.parallelism = parallelism
         self.progress = progress
@@ -30,17 +35,19 @@ final class RegistryClient: @unchecked Sendable {
     private let http: HTTPClient
     private let credentials: Credentials?
     private let lock = NSLock()
+    /// The Authorization header sent with every request (after the first challenge).
     private var authorization: String?
+    private let tokens = TokenCache()
 
     static let manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].joined(separator: ", ")
 
     convenience init(reference: Reference, options: RegistryOptions) {
-        self.init(registry: reference.registry, repository: reference.repository, options: options)
+        self.init(registry: reference.registry, repository: reference.repository, options: options,
+                  credentials: Credentials.lookup(reference.registry, file: options.credentialsFile))
     }
 
-    /// A client for `repository` on `registry` (`repository` is empty for registry-wide
-    /// endpoints such as `/v2/_catalog`).
-    init(registry: String, repository: String, options: RegistryOptions) {
+    /// - Parameter credentials: used to answer challenges; nil for anonymous access.
+    init(registry: String, repository: String, options: RegistryOptions, credentials: Credentials?) {
         self.registry = registry
         self.repository = repository
         let host = registry == Reference.defaultRegistry ? "registry-1.docker.io" : registry
@@ -49,11 +56,29 @@ final class RegistryClient: @unchecked Sendable {
         let scheme = loopback || options.insecureRegistries.contains(host) ? "http" : "https"
         baseURL = "\(scheme)://\(host)"
         http = HTTPClient.shared
-        credentials = Credentials.lookup(registry, file: options.credentialsFile)
+        self.credentials = credentials
     }
 
-    func fail(_ what: String, _ status: HTTPResponseStatus, code: StrataError.Code = .io) -> StrataError {
-        StrataError(code, "\(what) on \(registry)/\(repository) failed: HTTP \(status.code) \(status.reasonPhrase)")
+    /// The final error of a request: names the registry, the repository and the HTTP status,
+    /// plus the registry's own error message when it sent one (OCI `errors[].message`).
+    func fail(_ what: String, _ status: HTTPResponseStatus, code: StrataError.Code? = nil, detail: String = "") -> StrataError {
+        let code = code ?? (status == .unauthorized || status == .forbidden ? .unauthorized : .io)
+        var message = "\(what) on \(registry)/\(repository) failed: HTTP \(status.code) \(status.reasonPhrase)"
+        if let data = detail.data(using: .utf8), let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let errors = json["errors"] as? [[String: Any]] {
+            let texts = errors.compactMap { e -> String? in
+                guard let m = e["message"] as? String ?? e["code"] as? String else { return nil }
+                return String(m.prefix(200))
+            }
+            if !texts.isEmpty { message += " (\(texts.joined(separator: "; ")))" }
+        }
+        if status == .unauthorized { message += "; check the credentials: strata login \(registry)" }
+        return StrataError(code, message)
+    }
+
+    /// A Location header (absolute, or a path on this registry) as a full URL.
+    func absolute(_ location: String) -> String {
+        location.hasPrefix("http://") || location.hasPrefix("https://") ? location : baseURL + (location.hasPrefix("/") ? "" : "/") + location
     }
 
     /// Retries after connection errors, 5xx and 429 (honouring Retry-After), at most this many.
@@ -85,7 +110,7 @@ final class RegistryClient: @unchecked Sendable {
             }
             if resp.status == .unauthorized, !authTried, let challenge = resp.headers.first(name: "WWW-Authenticate") {
                 _ = try? await resp.body.collect(upTo: 1 << 20)
-                try await authenticate(challenge)
+                try await authenticate(challenge, refused: req.headers.first(name: "Authorization"))
                 authTried = true
                 continue
             }
@@ -100,36 +125,54 @@ final class RegistryClient: @unchecked Sendable {
         }
     }
 
-    private func authenticate(_ challenge: String) async throws {
+    /// Answers a challenge. Basic: the stored credentials. Bearer: a token from the realm for
+    /// the challenge's service and scope, fetched once per scope and reused (a token that was
+    /// just refused is fetched again once).
+    private func authenticate(_ challenge: String, refused: String?) async throws {
         let (scheme, params) = Self.parseChallenge(challenge)
         if scheme == "basic" {
-            guard let c = credentials else { throw StrataError(.io, "\(registry) needs credentials: run strata login \(registry)") }
+            guard let c = credentials else {
+                throw StrataError(.unauthorized, "\(registry)/\(repository) needs credentials (HTTP 401 Unauthorized): run strata login \(registry)")
+            }
             lock.withLock { authorization = "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString() }
             return
         }
         guard scheme == "bearer", let realm = params["realm"] else {
-            throw StrataError(.io, "\(registry) asked for unsupported authentication \"\(scheme)\"")
+            throw StrataError(.unauthorized, "\(registry) asked for unsupported authentication \"\(scheme)\"")
         }
+        let key = [realm, params["service"] ?? "", params["scope"] ?? ""].joined(separator: " ")
+        if let refused, refused.hasPrefix("Bearer ") { await tokens.forget(key, ifToken: String(refused.dropFirst(7))) }
+        let token = try await tokens.token(for: key) { [self] in try await fetchToken(realm: realm, params: params) }
+        lock.withLock { authorization = "Bearer " + token }
+    }
+
+    private func fetchToken(realm: String, params: [String: String]) async throws -> String {
         var comps = URLComponents(string: realm)
         var items = comps?.queryItems ?? []
         if let s = params["service"] { items.append(URLQueryItem(name: "service", value: s)) }
-        if let s = params["scope"] { items.append(URLQueryItem(name: "scope", value: s)) }
+        for scope in (params["scope"] ?? "").split(separator: " ") { items.append(URLQueryItem(name: "scope", value: String(scope))) }
         comps?.queryItems = items
-        guard let tokenURL = comps?.string else { throw StrataError(.io, "\(registry) sent an invalid auth realm") }
+        guard let tokenURL = comps?.string, comps?.scheme == "https" || comps?.scheme == "http" else {
+            throw StrataError(.unauthorized, "\(registry) sent an invalid auth realm")
+        }
         var req = HTTPClientRequest(url: tokenURL)
         if let c = credentials {
             req.headers.add(name: "Authorization", value: "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString())
         }
         let resp: HTTPClientResponse
         do { resp = try await http.execute(req, timeout: .seconds(60)) } catch {
-            throw StrataError(.io, "cannot reach the token service of \(registry): \(error)", cause: error)
+            throw StrataError(.io, "cannot reach the token service of \(registry) (\(comps?.host ?? "?")): \(error)", cause: error)
         }
         let body = try await resp.body.collect(upTo: 1 << 20)
-        guard resp.status == .ok, let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-              let token = (json["token"] ?? json["access_token"]) as? String else {
-            throw StrataError(.io, "\(registry) did not grant a token for \(repository) (HTTP \(resp.status.code))")
+        guard resp.status == .ok else {
+            let hint = resp.status == .unauthorized || resp.status == .forbidden ? "; check the credentials: strata login \(registry)" : ""
+            throw StrataError(.unauthorized, "the token service of \(registry) refused access to \(repository): HTTP \(resp.status.code) \(resp.status.reasonPhrase)\(hint)")
         }
-        lock.withLock { authorization = "Bearer " + token }
+        guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+              let token = (json["token"] ?? json["access_token"]) as? String, !token.isEmpty else {
+            throw StrataError(.unauthorized, "the token service of \(registry) sent no token for \(repository)")
+        }
+        return token
     }
 
     /// `Bearer realm="…",service="…",scope="…"` → ("bearer", params).
@@ -162,7 +205,7 @@ final class RegistryClient: @unchecked Sendable {
         let resp = try await send(.GET, "/v2/\(repository)/manifests/\(reference)", headers: [("Accept", Self.manifestAccept)])
         guard resp.status == .ok else {
             _ = try? await resp.body.collect(upTo: 1 << 20)
-            throw fail("GET manifest \(reference)", resp.status, code: resp.status == .notFound ? .imageNotFound : .io)
+            throw fail("GET manifest \(reference)", resp.status, code: resp.status == .notFound ? .imageNotFound : nil)
         }
         let body = try await resp.body.collect(upTo: 8 << 20)
         let data = Data(body.readableBytesView)
@@ -175,5 +218,27 @@ final class RegistryClient: @unchecked Sendable {
         }
         let type = resp.headers.first(name: "Content-Type")?.split(separator: ";").first.map(String.init) ?? ""
         return (data, type, digest)
+    }
+}
+
+/// Bearer tokens by challenge scope. Several requests that meet the same challenge at once
+/// share one token request.
+actor TokenCache {
+    private var tokens: [String: Task<String, Error>] = [:]
+
+    func token(for key: String, fetch: @escaping @Sendable () async throws -> String) async throws -> String {
+        if let t = tokens[key] { return try await t.value }
+        let t = Task { try await fetch() }
+        tokens[key] = t
+        do { return try await t.value } catch {
+            tokens[key] = nil
+            throw error
+        }
+    }
+
+    /// Drops a token the registry refused, so the next request fetches a new one.
+    func forget(_ key: String, ifToken token: String) async {
+        guard let t = tokens[key], (try? await t.value) == token else { return }
+        tokens[key] = nil
     }
 }

@@ -3,92 +3,6 @@ import Testing
 import Strata
 import StrataRegistry
 
-/// A real docker-registry (distribution) on 127.0.0.1 with a random port, stopped by PID.
-final class LocalRegistry: @unchecked Sendable {
-    let process = Process()
-    let dir: URL
-    /// The registry's blob and repository storage: on tmpfs when there is one, because
-    /// deleting its thousands of small directories from this machine's ext4 (mounted with
-    /// `discard`) takes tens of seconds.
-    let storage: URL
-    let port: Int
-    var host: String { "127.0.0.1:\(port)" }
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-registry-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        port = Self.freePort()
-        let shm = URL(fileURLWithPath: "/dev/shm")
-        storage = access(shm.path, W_OK) == 0 ? shm.appendingPathComponent("strata-registry-\(UUID().uuidString)") : dir.appendingPathComponent("data")
-        let config = """
-            version: 0.1
-            log:
-              level: error
-            storage:
-              filesystem:
-                rootdirectory: \(storage.path)
-              delete:
-                enabled: true
-            http:
-              addr: 127.0.0.1:\(port)
-            """
-        try config.write(to: dir.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-        process.arguments = ["serve", dir.appendingPathComponent("config.yml").path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        for _ in 0..<100 {
-            if (try? run(["curl", "-sf", "-o", "/dev/null", "http://\(host)/v2/"]).0) == 0 { return }
-            usleep(100_000)
-        }
-        throw CocoaError(.fileReadUnknown)
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        try? FileManager.default.removeItem(at: storage)
-        try? FileManager.default.removeItem(at: dir)
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-}
-
-@discardableResult
-func run(_ args: [String], cwd: String? = nil) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("reg-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: out) }
-    let h = try FileHandle(forWritingTo: out)
-    p.standardOutput = h
-    p.standardError = h
-    try p.run()
-    p.waitUntilExit()
-    return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
-}
-
-func require(_ tools: String...) -> Bool {
-    let missing = tools.filter { (try? run(["which", $0]).0) != 0 }
-    if missing.isEmpty { return true }
-    if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true and peer tool(s) missing: \(missing)") }
-    return false
-}
-
 @Suite struct RegistryTests {
     /// An umoci-built image with two layers, as an OCI layout; tag `img`.
     static func layout(_ dir: URL) throws -> String {
@@ -232,6 +146,7 @@ func require(_ tools: String...) -> Bool {
         } throws: { e in
             guard let e = e as? StrataError else { return false }
             return e.code == .imageNotFound && e.message.contains("127.0.0.1:\(port)") && e.message.contains("retry/app")
+                && e.message.contains("HTTP 404")
         }
         #expect(try String(contentsOf: dir.appendingPathComponent("count"), encoding: .utf8) == "3")
     }

@@ -30,6 +30,8 @@ import Testing
         let fk = try await store.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count }
         #expect(fk == 0)
         // The newest tables exist and work.
+        let sources = try await store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM blob_sources") }
+        #expect(sources == 0)
         _ = try await store.collectGarbage(GCOptions(dryRun: true))
     }
 

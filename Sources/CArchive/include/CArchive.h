@@ -36,9 +36,10 @@ int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t 
 int strata_decoder_complete(const strata_decoder *d);
 const char *strata_decoder_error(const strata_decoder *d);
 
-/* Streaming gzip compression (push style). */
+/* Streaming gzip or zstd compression (push style). */
 typedef struct strata_encoder strata_encoder;
 strata_encoder *strata_gzip_encoder_new(int level);
+strata_encoder *strata_zstd_encoder_new(int level);
 void strata_encoder_free(strata_encoder *e);
 /* Compresses from in[0..inlen) into out[0..outcap); with finish != 0 flushes the end of the
    stream (call until *done). Returns 0, or -1 on error. */

@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+
+/// A lease held by a transfer (a registry pull) on every blob it will need, from before the
+/// first byte arrives until the image rows are committed. gc keeps what it holds; a killed
+/// process's hold simply expires, and the next gc after that removes what it had downloaded.
+public struct BlobHold: Sendable {
+    /// The lease ID (`strata lease ls`).
+    public let id: String
+}
+
+/// One blob being downloaded straight into the store.
+///
+/// Bytes go to a temp file in its own ingest session and are hashed as they arrive: the
+/// stored digest and, for a compressed layer, the digest of the decompressed stream (the
+/// diffID) in the same pass, so nothing is read twice. ``commit()`` checks the digest and
+/// size against the descriptor (law 3), makes the file durable, moves it into `blobs/` and
+/// records it (law 1). While a download is in progress it holds a per-blob lock, so two
+/// pulls that share a layer download it once.
+///
+/// ```swift
+/// if let dl = try await store.beginDownload(descriptor, hold: hold) {
+///     for try await chunk in body { try chunk.withUnsafeBytes { try dl.write($0) } }
+///     try await dl.commit()
+/// }
+/// ```
+public final class BlobDownload: @unchecked Sendable {
+    /// What the bytes must hash to.
+    public let descriptor: Descriptor
+    /// Bytes received so far (the offset a resumed request starts from).
+    public private(set) var received: Int64 = 0
+    private let store: Store
+    private let session: IngestSession
+    private var writer: BlobWriter
+    private let lock: BlobDownloadLock
+    private let name: String
+
+    init(descriptor: Descriptor, store: Store, session: IngestSession, lock: BlobDownloadLock, name: String) throws {
+        self.descriptor = descriptor
+        self.store = store
+        self.session = session
+        self.lock = lock
+        self.name = name
+        writer = try session.newWriter(decodeCompressed: MediaType.isLayer(descriptor.mediaType))
+    }
+
+    deinit {
+        session.remove()
+        lock.release()
+    }
+
+    /// Appends bytes; more than the descriptor's size is an error naming the blob.
+    public func write(_ buf: UnsafeRawBufferPointer) throws {
+        guard received + Int64(buf.count) <= descriptor.size else {
+            throw StrataError(.sizeMismatch, "blob \(descriptor.digest) from \(name) is larger than its \(descriptor.size) bytes")
+        }
+        try writer.write(buf)
+        received += Int64(buf.count)
+    }
+
+    /// Drops the bytes received so far (the server ignored a Range request and sent it all).
+    public func restart() throws {
+        _ = try writer.finish()
+        writer = try session.newWriter(decodeCompressed: MediaType.isLayer(descriptor.mediaType))
+        received = 0
+    }
+
+    /// Verifies the bytes and moves them into the store, recording the blob (and, for a
+    /// layer, the diffID computed while it arrived).
+    public func commit() async throws {
+        let file = try writer.finish()
+        let r = file.result
+        let d = descriptor
+        guard r.size == d.size, r.digest == d.digest else {
+            throw StrataError(r.size == d.size ? .digestMismatch : .sizeMismatch,
+                              "blob \(d.digest) from \(name): got \(r.size) bytes hashing to \(r.digest), expected \(d.size) bytes")
+        }
+        let isLayer = MediaType.isLayer(d.mediaType)
+        if isLayer, let err = r.decodeError {
+            throw StrataError(.corruptData, "layer \(d.digest) from \(name) cannot be decompressed: \(err)")
+        }
+        let blobsLock = try FileLock(path: store.paths.blobsLock, mode: .shared)
+        defer { withExtendedLifetime(blobsLock) {} }
+        try session.commit(file, expected: d.digest, expectedSize: d.size, name: "blob \(d.digest) from \(name)")
+        try session.syncBlobDirectory()
+        let t = now()
+        try await store.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [r.digest.string, r.size, d.mediaType, t])
+            if isLayer {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO layer_blobs(blob_digest, diff_id, compression, uncompressed_size) VALUES (?, ?, ?, ?)
+                    """, arguments: [r.digest.string, r.diffID.string, r.compression.rawValue, r.uncompressedSize])
+            }
+        }
+        CrashPoint.hit("pull.after-blob")
+    }
+}
+
+/// `locks/download-<hex>.lock`, held (exclusive flock) while one process downloads a blob.
+/// The holder unlinks the file before it lets go; a waiter that then gets the lock on the
+/// unlinked file notices and takes the new one.
+final class BlobDownloadLock: @unchecked Sendable {
+    private var lock: FileLock?
+    private let mutex = NSLock()
+
+    init(_ lock: FileLock) { self.lock = lock }
+
+    func release() {
+        mutex.withLock {
+            guard let l = lock else { return }
+            if l.isStillInPlace { unlink(l.path) }
+            lock = nil
+        }
+    }
+}
+
+extension Store {
+    /// Starts a lease on `digests` (blobs about to be downloaded), so gc keeps them until the
+    /// rows naming them are committed and ``release(_:)`` is called.
+    public func hold(_ digests: [Digest], for description: String) async throws -> BlobHold {
+        BlobHold(id: try await createLease(description, refs: Set(digests.map(\.string)).sorted()))
+    }
+
+    /// Ends a hold; what it held stays only if something else names it.
+    public func release(_ hold: BlobHold) async {
+        await dropLease(hold.id)
+    }
+
+    /// Starts downloading a blob into the store, or returns nil when the store has it. When
+    /// another process is downloading the same blob, waits for it to finish first, so a
+    /// shared layer is downloaded once. `source` names where the bytes come from, for errors.
+    public func beginDownload(_ descriptor: Descriptor, source: String) async throws -> BlobDownload? {
+        if try await hasBlob(descriptor.digest) { return nil }
+        let path = paths.locksDir.appendingPathComponent("download-\(descriptor.digest.encoded).lock").path
+        while true {
+            try Task.checkCancellation()
+            if let l = try FileLock(tryPath: path) {
+                guard l.isStillInPlace else { continue }
+                let lock = BlobDownloadLock(l)
+                if try await hasBlob(descriptor.digest) {
+                    lock.release()
+                    return nil
+                }
+                return try BlobDownload(descriptor: descriptor, store: self, session: blobs.newSession(), lock: lock, name: source)
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+}
