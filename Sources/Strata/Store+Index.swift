@@ -55,7 +55,10 @@ extension Store {
         try await recordIndex([(diffID, spool)])
     }
 
-    func recordIndex(_ layers: [(Digest, LayerIndexSpool)]) async throws {
+    /// - Parameter requireLayer: skip diffIDs no `layers` row names (false for a pull, which
+    ///   indexes each layer blob as it arrives, before the image's rows exist; gc drops such an
+    ///   index if the pull never commits its image).
+    func recordIndex(_ layers: [(Digest, LayerIndexSpool)], requireLayer: Bool = true) async throws {
         let t = now()
         try await write { db in
             let stmt = try db.makeStatement(sql: """
@@ -63,7 +66,9 @@ extension Store {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for (diffID, spool) in layers {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", arguments: [diffID.string]) == true else { continue }
+                if requireLayer {
+                    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", arguments: [diffID.string]) == true else { continue }
+                }
                 try db.execute(sql: """
                     INSERT OR IGNORE INTO layer_indexes(diff_id, entries, size, error, indexed_at) VALUES (?, ?, ?, ?, ?)
                     """, arguments: [diffID.string, spool.entries, spool.size, spool.error, t])

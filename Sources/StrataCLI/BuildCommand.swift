@@ -24,6 +24,7 @@ struct BuildCommand: AsyncParsableCommand {
               strata build -f build/Dockerfile --build-arg VERSION=1.2 -t app:1.2 .
               strata build --target build --no-cache -q .
               tar -C src -c . | strata build -t app:1 -
+              strata build -f ctx/Dockerfile http://server/ctx.tar.gz
               SOURCE_DATE_EPOCH=1700000000 strata build -t app:repro .
             """)
 
@@ -44,7 +45,13 @@ struct BuildCommand: AsyncParsableCommand {
     var timestamp: Int64?
     @ArgumentParser.Flag(name: .shortAndLong, help: "Print only the image ID.")
     var quiet = false
-    @Argument(help: "The context directory, or - for a tar on stdin.")
+    @Option(name: .customLong("max-context-size"), help: "Largest remote context to download (e.g. 500MB; default 2GB).",
+            transform: { v in
+                guard let n = AnalyzeRules.parseBytes(v), n > 0 else { throw ValidationError("--max-context-size: invalid size \"\(v)\"") }
+                return n
+            })
+    var maxContextSize: Int64 = Download.defaultMaxSize
+    @Argument(help: "The context: a directory, an http(s) URL of a tar (plain, gzip or zstd) or a Dockerfile, or - for a tar on stdin.")
     var context: String
 
     func validate() throws {
@@ -82,7 +89,17 @@ struct BuildCommand: AsyncParsableCommand {
             log: line, runOutput: quiet ? nil : FileHandle.standardOutput)
         let builder = Builder(store: store)
         let result: BuildResult
-        if context == "-" {
+        if context.hasPrefix("http://") || context.hasPrefix("https://") {
+            // A remote context: a tar (plain, gzip or zstd, sniffed from the bytes) or a bare
+            // Dockerfile, downloaded into the store's scratch space, which goes afterwards.
+            let dir = try store.makeBuildScratchFile()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let spool = dir + "/context"
+            let progress = ContextProgress(url: context)
+            try await Download.fetch(context, to: spool, maxSize: maxContextSize, progress: quiet ? nil : progress.callback)
+            if !quiet { progress.finish() }
+            result = try await builder.build(contextTar: spool, dockerfilePath: file, options: options)
+        } else if context == "-" {
             let dir = try store.makeBuildScratchFile()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let spool = dir + "/context"

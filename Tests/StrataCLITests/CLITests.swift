@@ -21,11 +21,12 @@ import Testing
         var root: String { dir.appendingPathComponent("store").path }
 
         @discardableResult
-        func run(_ args: [String], stdin: String? = nil, path: String? = nil) throws -> Result {
+        func run(_ args: [String], stdin: String? = nil, path: String? = nil, environment: [String: String] = [:]) throws -> Result {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: CLITests.binary)
             p.arguments = args
             p.environment = ["STRATA_ROOT": root, "PATH": path ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+                .merging(environment) { $1 }
             let out = dir.appendingPathComponent("out-\(UUID().uuidString)"), err = dir.appendingPathComponent("err-\(UUID().uuidString)")
             FileManager.default.createFile(atPath: out.path, contents: nil)
             FileManager.default.createFile(atPath: err.path, contents: nil)

@@ -1,0 +1,49 @@
+import Foundation
+import StrataRegistry
+
+/// Draws `Downloading context: URL [=====>     ] 120 B/240 B` on stderr: redrawn in place
+/// on a terminal (at most ten times a second), one line at the end otherwise, nothing
+/// when quiet.
+final class ContextProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private let url: String
+    private let tty: Bool
+    private let write: @Sendable (String) -> Void
+    private var lastDraw = 0.0
+    private var last: (Int64, Int64?) = (0, nil)
+
+    init(url: String, tty: Bool = isatty(STDERR_FILENO) == 1,
+         write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+        self.url = url
+        self.tty = tty
+        self.write = write
+    }
+
+    /// The callback to hand to ``Download/fetch(_:to:maxSize:progress:)``.
+    var callback: Download.Progress { { [self] got, total in update(got, total) } }
+
+    func update(_ got: Int64, _ total: Int64?) {
+        lock.withLock {
+            last = (got, total)
+            guard tty else { return }
+            let t = Date().timeIntervalSince1970
+            guard t - lastDraw >= 0.1 || got == total else { return }
+            lastDraw = t
+            write("\r\u{1B}[2K" + line(got, total))
+        }
+    }
+
+    /// Ends the display: the final bar on a terminal, the one line otherwise.
+    func finish() {
+        lock.withLock { write((tty ? "\r\u{1B}[2K" : "") + line(last.0, last.1) + "\n") }
+    }
+
+    func line(_ got: Int64, _ total: Int64?) -> String {
+        guard let total, total > 0 else { return "Downloading context: \(url) \(Units.size(got))" }
+        let width = 30
+        let filled = Int(Double(width) * Double(min(got, total)) / Double(total))
+        let arrow = filled >= width ? String(repeating: "=", count: width)
+            : String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled - 1)
+        return "Downloading context: \(url) [\(arrow)] \(Units.size(got))/\(Units.size(total))"
+    }
+}
