@@ -93,12 +93,12 @@ public final class BlobDownload: @unchecked Sendable {
                     """, arguments: [r.digest.string, r.diffID.string, r.compression.rawValue, r.uncompressedSize])
             }
         }
+        CrashPoint.hit("pull.after-blob")
         // The file index was built in the same pass as the diffID; record it now, while its
         // spool is still in the session (a failure leaves the layer to be indexed lazily).
         if isLayer, let spool = r.index {
             try? await store.recordIndex([(r.diffID, spool)], requireLayer: false)
         }
-        CrashPoint.hit("pull.after-blob")
     }
 }
 

@@ -216,7 +216,8 @@ func blobGets(_ log: URL) -> [String] {
         let held = try leases.first?.refs.compactMap { ref -> Digest? in ref.hasPrefix("blob:") ? try Digest(String(ref.dropFirst(5))) : nil } ?? []
         var present: [Digest] = []
         for d in held where try await store.hasBlob(d) { present.append(d) }
-        #expect(present.count == 1)
+        // The first blob to land (another of the three parallel downloads may land too).
+        #expect(present.count >= 1 && present.count < held.count)
         _ = try await store.collectGarbage(GCOptions(grace: 0))
         for d in present { #expect(try await store.hasBlob(d)) }
         // The process is gone, so its lease would expire; make it so now.
