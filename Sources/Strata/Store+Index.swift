@@ -87,7 +87,7 @@ extension Store {
     // MARK: - Lazy indexing and reindex
 
     /// Indexes the layers with these diffIDs that have no index yet (layers stored before
-    /// migration 0007, or whose index was lost to a crash): each stored blob is read once.
+    /// migration 0006, or whose index was lost to a crash): each stored blob is read once.
     func ensureIndexed(_ diffIDs: [Digest]) async throws {
         let wanted = Array(Set(diffIDs))
         let missing = try await read { db -> [(Digest, Digest)] in

@@ -72,7 +72,7 @@ public enum Download {
             } catch let e as StrataError {
                 throw e
             } catch {
-                throw StrataError(.io, "download of \(url) broke off after \(received)\(total.map { " of \($0)" } ?? "") bytes", cause: error)
+                throw StrataError(.io, "download of \(url) broke off after \(received)\(total.map { " of \($0)" } ?? "") bytes: \(error)", cause: error)
             }
             if let total, received != total {
                 throw StrataError(.io, "download of \(url) broke off after \(received) of \(total) bytes")
