@@ -25,6 +25,7 @@ public struct Dockerfile: Sendable, Equatable, Codable {
     /// The build stages in file order; there is at least one.
     public var stages: [Stage]
 
+    /// A Dockerfile value built by hand (tools, tests); use ``parse(_:)`` for text.
     public init(escape: String = "\\", syntax: String? = nil, metaArgs: [Instruction] = [], stages: [Stage] = []) {
         self.escape = escape
         self.syntax = syntax
@@ -50,9 +51,10 @@ public struct Dockerfile: Sendable, Equatable, Codable {
         return nil
     }
 
-    /// Number of instructions in all stages (each `FROM` counts as one), as in `Step n/m`.
+    /// The `m` of the classic builder's `Step n/m`: the meta `ARG`s, plus every stage's `FROM`
+    /// and instructions (Docker's count).
     public var stepCount: Int {
-        stages.reduce(0) { $0 + 1 + $1.instructions.count }
+        stages.reduce(metaArgs.count) { $0 + 1 + $1.instructions.count }
     }
 }
 
@@ -68,6 +70,7 @@ public struct Stage: Sendable, Equatable, Codable {
     /// The instructions after `FROM`, in file order.
     public var instructions: [Instruction]
 
+    /// A stage; `name` should already be lowercased.
     public init(index: Int, name: String?, from: Instruction, instructions: [Instruction] = []) {
         self.index = index
         self.name = name
@@ -93,6 +96,7 @@ public struct Instruction: Sendable, Equatable, Codable {
     /// The 1-based line the instruction starts on.
     public var line: Int
 
+    /// An instruction built by hand; `keyword` should be uppercase.
     public init(keyword: String, flags: [Flag] = [], arguments: Arguments, heredocs: [Heredoc] = [],
                 original: String, line: Int) {
         self.keyword = keyword
@@ -141,6 +145,7 @@ public struct Flag: Sendable, Equatable, Codable {
     /// The text after `=`, as written (unexpanded); `nil` when there was no `=`.
     public var value: String?
 
+    /// A flag named without its leading `--`.
     public init(name: String, value: String? = nil) {
         self.name = name
         self.value = value
@@ -151,9 +156,12 @@ public struct Flag: Sendable, Equatable, Codable {
 /// to be expanded with ``ShellLexer/expand(_:env:)``. `value` is `nil` for `ARG NAME`
 /// without a default.
 public struct KeyValue: Sendable, Equatable, Codable {
+    /// The name, as written (quotes kept).
     public var key: String
+    /// The value after `=`, as written; `nil` for `ARG NAME` without a default.
     public var value: String?
 
+    /// A pair as written in the Dockerfile.
     public init(key: String, value: String?) {
         self.key = key
         self.value = value
@@ -175,6 +183,7 @@ public struct Heredoc: Sendable, Equatable, Codable {
     /// `true` for `<<-`: leading tabs were stripped from the body lines.
     public var chomp: Bool
 
+    /// A heredoc; `content` is the body as the parser stores it (tabs already removed for `<<-`).
     public init(name: String, content: String, expand: Bool = true, chomp: Bool = false) {
         self.name = name
         self.content = content
@@ -215,6 +224,9 @@ public indirect enum Arguments: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey { case form, values, pairs, instruction, command }
 
+    /// Decodes the JSON `dockerfile parse --format json` prints: `{"form": "exec", "values": [...]}`,
+    /// `{"form": "shell", "command": "..."}`, `{"form": "keyValues", "pairs": [...]}`,
+    /// `{"form": "onbuild", "instruction": {...}}`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         switch try c.decode(String.self, forKey: .form) {
@@ -228,6 +240,7 @@ public indirect enum Arguments: Sendable, Equatable, Codable {
         }
     }
 
+    /// Encodes in the form ``init(from:)`` reads.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {

@@ -86,7 +86,7 @@ struct DockerfileParser {
             guard ended else {
                 throw Self.error(lastContinued, """
                     the file ends inside an instruction: this line ends with the line continuation \
-                    character \(escape) but no line follows; remove the trailing \(escape)
+                    character \(escape) and only the end of the file follows; remove the trailing \(escape)
                     """)
             }
             var instruction = try InstructionParser(escape: escape, line: lineNumber).parse(Self.trim(text[...]))

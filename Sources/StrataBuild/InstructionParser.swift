@@ -90,6 +90,10 @@ struct InstructionParser {
             arguments = try healthcheck(rest, flags: &flags)
         default:  // ONBUILD
             guard !rest.isEmpty else { throw error("ONBUILD needs an instruction, e.g. ONBUILD RUN make") }
+            // Checked before recursing, so ONBUILD ONBUILD ... cannot nest deeply.
+            if String(String.UnicodeScalarView(rest.prefix { !Self.isBlank($0) })).uppercased() == "ONBUILD" {
+                throw error("ONBUILD ONBUILD is not allowed; an ONBUILD trigger cannot add another trigger")
+            }
             let inner = try parse(rest)
             switch inner.keyword {
             case "ONBUILD": throw error("ONBUILD ONBUILD is not allowed; an ONBUILD trigger cannot add another trigger")

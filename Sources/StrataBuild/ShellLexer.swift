@@ -125,6 +125,9 @@ private struct WordExpander {
     let quotes: Bool
     let source: String
     var i = 0
+    /// Nesting of `${...}`; bounded so hostile input cannot exhaust the stack.
+    var depth = 0
+    static let maximumDepth = 64
 
     init(_ s: [Unicode.Scalar], escape: Unicode.Scalar, env: [String: String], quotes: Bool, source: String) {
         self.s = s
@@ -219,6 +222,9 @@ private struct WordExpander {
     }
 
     mutating func dollar() throws -> String {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maximumDepth else { throw syntax("variables are nested more than \(Self.maximumDepth) deep") }
         i += 1
         guard peek == "{" else {
             let name = readName()

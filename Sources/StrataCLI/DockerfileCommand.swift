@@ -30,6 +30,8 @@ struct DockerfileParseCommand: AsyncParsableCommand {
               cat Dockerfile | strata dockerfile parse -
             """)
 
+    /// Accepted like every command's, though parsing never opens the store.
+    @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
     var format: TableFormat = .table
     @Argument(help: "The Dockerfile to parse, or - for standard input.")
@@ -46,14 +48,33 @@ struct DockerfileParseCommand: AsyncParsableCommand {
         }
     }
 
+    /// Dockerfiles larger than this are refused rather than read into memory.
+    static let maximumSize = 32 << 20
+
+    /// Reads a Dockerfile (`-` for stdin), at most ``maximumSize`` bytes.
     static func read(_ path: String) throws -> String {
-        let data: Data
-        do {
-            if path == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
-            } else {
-                data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var data = Data()
+        var isDirectory: ObjCBool = false
+        if path != "-" {
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw StrataError(.invalidArgument, "cannot read Dockerfile \(path): no such file")
             }
+            guard !isDirectory.boolValue else {
+                let inside = URL(fileURLWithPath: path).appendingPathComponent("Dockerfile").path
+                throw StrataError(.invalidArgument, "cannot read Dockerfile \(path): it is a directory; name the file, e.g. \(inside)")
+            }
+        }
+        do {
+            let handle = path == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { if path != "-" { try? handle.close() } }
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                data.append(chunk)
+                guard data.count <= maximumSize else {
+                    throw StrataError(.invalidArgument, "Dockerfile \(path) is larger than \(maximumSize >> 20) MiB; is it really a Dockerfile?")
+                }
+            }
+        } catch let e as StrataError {
+            throw e
         } catch {
             throw StrataError(.io, "cannot read Dockerfile \(path): \(error.localizedDescription)", cause: error)
         }

@@ -49,7 +49,9 @@ import Testing
             10        1           CMD                          ["/hello"]
 
             """)
-        // The store is never touched.
+        // --root is accepted like everywhere, before or after the command; the store is never touched.
+        let rooted = try strata(["--root", dir.url.appendingPathComponent("store").path, "dockerfile", "parse", file.path], in: dir)
+        #expect(rooted.status == 0 && rooted.stdout == r.stdout, "\(rooted.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.url.appendingPathComponent("store").path))
     }
 
@@ -94,6 +96,12 @@ import Testing
         let missing = try strata(["dockerfile", "parse", dir.url.appendingPathComponent("nope").path], in: dir)
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("error: cannot read Dockerfile ") && missing.stderr.split(separator: "\n").count == 1)
+
+        #expect(missing.stderr.hasSuffix(": no such file\n"))
+        let directory = try strata(["dockerfile", "parse", dir.url.path], in: dir)
+        #expect(directory.status == 1 && directory.stderr.contains("it is a directory; name the file, e.g. "))
+        let endless = try strata(["dockerfile", "parse", "/dev/zero"], in: dir)
+        #expect(endless.status == 1 && endless.stderr == "error: Dockerfile /dev/zero is larger than 32 MiB; is it really a Dockerfile?\n")
 
         let binary = try dir.write("bin", "")
         try Data([0x46, 0x52, 0xff, 0xfe, 0x0a]).write(to: binary)

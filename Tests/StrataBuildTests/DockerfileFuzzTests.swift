@@ -101,6 +101,27 @@ import OCI
         }
     }
 
+    /// Deep nesting is refused, not recursed into until the stack runs out.
+    @Test func deepNestingIsAnErrorNotACrash() throws {
+        #expect(failure("FROM a\n" + String(repeating: "ONBUILD ", count: 100_000) + "RUN x\n")
+                .hasPrefix("Dockerfile line 2: ONBUILD ONBUILD is not allowed"))
+        #expect(failure("FROM a\nCMD " + String(repeating: "[", count: 100_000) + "\n") == "")
+        let deep = String(repeating: "${A:-", count: 100_000) + String(repeating: "}", count: 100_000)
+        #expect(throws: StrataError.self) { try ShellLexer().expand(deep, env: [:]) }
+        #expect(throws: StrataError.self) { try ShellLexer().expand("\"" + deep + "\"", env: [:]) }
+        #expect(throws: StrataError.self) { try ShellLexer().expandHeredoc(deep, env: [:]) }
+        let fine = String(repeating: "${A:-", count: 60) + "x" + String(repeating: "}", count: 60)
+        #expect(try ShellLexer().expand(fine, env: [:]) == "x")
+        let patterns = "${A#" + String(repeating: "${A#", count: 100_000)
+        #expect(throws: StrataError.self) { try ShellLexer().expand(patterns, env: ["A": "a"]) }
+        Self.check(String(repeating: "RUN <<EOF\n", count: 2000))
+        Self.check("FROM a\nRUN " + String(repeating: "<<A ", count: 5000) + "\n" + String(repeating: "A\n", count: 5000))
+    }
+
+    func failure(_ text: String) -> String {
+        do { _ = try Dockerfile.parse(text); return "" } catch let e as StrataError { return e.message } catch { return "\(error)" }
+    }
+
     @Test func lexerNeverCrashes() {
         var rng = SplitMix(seed: 3)
         let pieces = ["$", "{", "}", ":", "-", "+", "?", "\"", "'", "\\", "`", "A", "B", " ", "\n", "${A", "${A:-", "$1", "$@", "é", "}}"]

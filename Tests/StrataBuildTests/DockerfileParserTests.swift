@@ -163,7 +163,7 @@ struct ShellOutputError: Error, CustomStringConvertible {
         #expect(f.stage(named: "BUILDER")?.index == 1)
         #expect(f.stage(named: "0")?.index == 0)
         #expect(f.stage(named: "nope") == nil)
-        #expect(f.stepCount == 5)
+        #expect(f.stepCount == 7)  // 2 meta ARGs + 3 FROMs + 2 instructions, as Docker counts
 
         #expect(failure("FROM a b\n").hasPrefix("Dockerfile line 1: FROM takes an image and an optional AS name"))
         #expect(failure("FROM\n").hasPrefix("Dockerfile line 1: FROM takes an image"))
@@ -401,6 +401,79 @@ struct ShellOutputError: Error, CustomStringConvertible {
         #expect(failure("FROM a\nRUN echo \\\n").hasPrefix("Dockerfile line 2: the file ends inside an instruction"))
         #expect(failure("FROM a\nRUN echo \\\n  more \\\n\n\n").hasPrefix("Dockerfile line 3: the file ends inside an instruction"))
         #expect(failure("FROM a\nRUN echo \\\n# comment\n").hasPrefix("Dockerfile line 2: the file ends inside an instruction"))
+    }
+
+    // MARK: A real-world file
+
+    /// The Go template `docker init` writes: multi-stage, RUN mounts over continuations,
+    /// ARGs in and before stages, quoted words in shell form, exec form with spaces.
+    @Test func dockerInitGoTemplate() throws {
+        let f = try Dockerfile.parse("""
+            # syntax=docker/dockerfile:1
+
+            ARG GO_VERSION=1.22
+            FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
+            WORKDIR /src
+
+            # Download dependencies as a separate step to take advantage of Docker's caching.
+            RUN --mount=type=cache,target=/go/pkg/mod/ \\
+                --mount=type=bind,source=go.sum,target=go.sum \\
+                --mount=type=bind,source=go.mod,target=go.mod \\
+                go mod download -x
+
+            ARG TARGETARCH
+            RUN --mount=type=cache,target=/go/pkg/mod/ \\
+                --mount=type=bind,target=. \\
+                CGO_ENABLED=0 GOARCH=$TARGETARCH go build -o /bin/server .
+
+            FROM alpine:latest AS final
+            RUN --mount=type=cache,target=/var/cache/apk \\
+                apk --update add \\
+                    ca-certificates \\
+                    tzdata \\
+                    && \\
+                    update-ca-certificates
+            ARG UID=10001
+            RUN adduser \\
+                --disabled-password \\
+                --gecos "" \\
+                --uid "${UID}" \\
+                appuser
+            USER appuser
+            COPY --from=build /bin/server /bin/
+            EXPOSE 8080
+            ENTRYPOINT [ "/bin/server" ]
+            """)
+        #expect(f.syntax == "docker/dockerfile:1")
+        #expect(f.metaArgs == [Instruction(keyword: "ARG", arguments: .keyValues([KeyValue(key: "GO_VERSION", value: "1.22")]),
+                                           original: "ARG GO_VERSION=1.22", line: 3)])
+        #expect(f.stages.map(\.name) == ["build", "final"])
+        #expect(f.stages[0].from == Instruction(keyword: "FROM", flags: [Flag(name: "platform", value: "$BUILDPLATFORM")],
+                                                 arguments: .words(["golang:${GO_VERSION}"]),
+                                                 original: "FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build", line: 4))
+        let build = f.stages[0].instructions
+        #expect(build.map(\.keyword) == ["WORKDIR", "RUN", "ARG", "RUN"])
+        #expect(build.map(\.line) == [5, 8, 13, 14])
+        #expect(build[1].flags == [Flag(name: "mount", value: "type=cache,target=/go/pkg/mod/"),
+                                   Flag(name: "mount", value: "type=bind,source=go.sum,target=go.sum"),
+                                   Flag(name: "mount", value: "type=bind,source=go.mod,target=go.mod")])
+        #expect(build[1].arguments == .shell("go mod download -x"))
+        #expect(build[1].original == ["RUN --mount=type=cache,target=/go/pkg/mod/ ", "    --mount=type=bind,source=go.sum,target=go.sum ",
+                                      "    --mount=type=bind,source=go.mod,target=go.mod ", "    go mod download -x"].joined())
+        #expect(build[2].arguments == .keyValues([KeyValue(key: "TARGETARCH", value: nil)]))
+        #expect(build[3].arguments == .shell("CGO_ENABLED=0 GOARCH=$TARGETARCH go build -o /bin/server ."))
+        let final = f.stages[1].instructions
+        #expect(final.map(\.keyword) == ["RUN", "ARG", "RUN", "USER", "COPY", "EXPOSE", "ENTRYPOINT"])
+        #expect(final[0].flags == [Flag(name: "mount", value: "type=cache,target=/var/cache/apk")])
+        #expect(final[0].arguments == .shell(["apk --update add ", "        ca-certificates ", "        tzdata ",
+                                              "        && ", "        update-ca-certificates"].joined()))
+        #expect(final[2].arguments == .shell(["adduser ", "    --disabled-password ", "    --gecos \"\" ",
+                                              "    --uid \"${UID}\" ", "    appuser"].joined()))
+        #expect(final[3].arguments == .words(["appuser"]))
+        #expect(final[4].flags == [Flag(name: "from", value: "build")] && final[4].arguments == .words(["/bin/server", "/bin/"]))
+        #expect(final[5].arguments == .words(["8080"]))
+        #expect(final[6].arguments == .exec(["/bin/server"]))
+        #expect(f.stepCount == 14)  // 1 meta ARG + 2 FROMs + 4 + 7
     }
 
     // MARK: Codable
