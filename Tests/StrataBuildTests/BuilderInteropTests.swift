@@ -42,6 +42,16 @@ struct BuilderInteropTests {
                 WORKDIR /w
                 CMD sh
                 """),
+        Case(name: "chown-chmod-directories", files: ["f": "a\n", "d/sub/g": "b\n", "d/h": "c\n"],
+             setup: "chmod 750 d && chmod 600 d/h",
+             dockerfile: """
+                FROM base:1
+                COPY --chmod=640 f /m/f
+                COPY --chown=1:2 d /dd
+                COPY d /e/
+                COPY --chown=app f d/h /multi/
+                RUN mkdir -p /e/new && touch /e/new/file && rm /e/h
+                """),
         Case(name: "multistage-run", files: ["src": "source\n"],
              dockerfile: """
                 FROM base:1 AS build
