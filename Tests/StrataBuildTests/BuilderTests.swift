@@ -368,8 +368,13 @@ struct BuilderTests {
         try await BuildFixtures.busyboxBase(store, in: dir)
         try dir.write(["Dockerfile": "FROM base:1\nCOPY f /f\n", "f": "from tar\n"], in: "ctx")
         try buildShell("tar -C '\(dir.file("ctx"))' -czf '\(dir.file("ctx.tgz"))' .")
-        let r = try await Builder(store: store).build(contextTar: dir.file("ctx.tgz"), options: BuildOptions())
+        let log = BuildLog()
+        let r = try await Builder(store: store).build(contextTar: dir.file("ctx.tgz"), options: BuildOptions(
+            buildArgs: ["NOPE": "1", "HTTP_PROXY": "http://proxy:3128"], log: { log.add($0) }))
         #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/f") == "from tar\n")
+        // Unconsumed build-args are reported (Docker's predefined proxy args never are).
+        #expect(r.unusedBuildArgs == ["NOPE"])
+        #expect(log.lines.contains("[Warning] One or more build-args [NOPE] were not consumed"))
         // A missing base names the pull command.
         try Data("FROM nothere:1\n".utf8).write(to: URL(fileURLWithPath: dir.file("Dockerfile.only")))
         do {
