@@ -283,7 +283,7 @@ public struct BuildRootfs: Sendable {
 
     /// Copies files, directories and symlinks in (in order: parents before children), with
     /// their mode, times and xattrs; owner root unless `owner`, mode as given by `mode`.
-    /// Missing parent directories are created. An existing directory is merged into; any
+    /// Missing parent directories are created (0755, owned by `owner`). An existing directory is merged into; any
     /// other existing path is replaced.
     public func copy(_ items: [BuildCopyItem], owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?) throws {
         let copier = TreeCopier()
@@ -293,7 +293,7 @@ public struct BuildRootfs: Sendable {
                 throw StrataError(.invalidArgument, "\(item.source): no such file or directory")
             }
             let (parent, name) = splitPath(item.destination)
-            try makeDirectory(parent)
+            try makeDirectory(parent, owner: owner)  // new parents get the --chown owner, as in Docker and buildah
             let parentFull = try resolve(parent)
             guard !name.isEmpty, name != ".", name != ".." else {
                 if meta.kind == .directory { continue }

@@ -118,15 +118,22 @@ extension Store {
                                arguments: [paths.blobRelative(digest), t])
             }
         }
-        // Layer chains no image uses, top first so parents are free when reached.
+        // Layer chains no image uses, top first so parents are free when reached. Their
+        // unpacked snapshots go with them: rows now, directories queued (law 2).
         while true {
-            try db.execute(sql: """
-                DELETE FROM layers WHERE chain_id IN (
-                    SELECT chain_id FROM layers l
-                    WHERE NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
-                      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id))
+            let dead = try String.fetchAll(db, sql: """
+                SELECT chain_id FROM layers l
+                WHERE NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
+                  AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id)
                 """)
-            if db.changesCount == 0 { break }
+            if dead.isEmpty { break }
+            for chain in dead {
+                for sid in try String.fetchAll(db, sql: "SELECT id FROM snapshots WHERE chain_id = ?", arguments: [chain]) {
+                    try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["snapshots/\(sid)", t])
+                }
+                try db.execute(sql: "DELETE FROM snapshots WHERE chain_id = ?", arguments: [chain])
+                try db.execute(sql: "DELETE FROM layers WHERE chain_id = ?", arguments: [chain])
+            }
         }
     }
 }

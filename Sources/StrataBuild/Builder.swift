@@ -159,7 +159,9 @@ final class BuildRun {
             last = s.index
         }
         let stages = Array(file.stages[0...last])
-        totalSteps = stages.reduce(0) { $0 + 1 + $1.instructions.count }
+        totalSteps = file.metaArgs.count + stages.reduce(0) { $0 + 1 + $1.instructions.count }
+        // Meta ARGs are steps too (`Step 1/n : ARG BASE=busybox`), with nothing to commit.
+        for inst in file.metaArgs { announce(inst) }
         var image: Digest?
         for stage in stages {
             let result = try await buildStage(stage)

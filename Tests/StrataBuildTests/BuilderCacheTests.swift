@@ -65,6 +65,22 @@ struct BuilderCacheTests {
         #expect(report.problems.isEmpty)
     }
 
+    @Test func pruneRemovesUnpackedSnapshotsOfItsImages() async throws {
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try dir.write(["a": "a\n", "b": "b\n"], in: "ctx")
+        // The second COPY runs in a container over the first step's layer: its snapshot is unpacked.
+        let r = try await Builder(store: store).build(dir.file("ctx"), "FROM base:1\nCOPY a /a\nCOPY b /b\n", log: BuildLog())
+        let snapshots = store.root.appendingPathComponent("snapshots").path
+        let before = try FileManager.default.contentsOfDirectory(atPath: snapshots).count
+        let report = try await store.pruneBuildCache(BuildCachePruneOptions())
+        #expect(report.removed.count == 2)
+        await #expect(throws: StrataError.self) { try await store.resolve(r.imageID.string) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots).count == before - 1)
+        #expect(try await store.check().problems.isEmpty)
+    }
+
     @Test func builderCommandsOnTheCLI() async throws {
         let dir = try BuildTestDir()
         let store = try await dir.store()

@@ -42,6 +42,29 @@ struct BuilderInteropTests {
                 WORKDIR /w
                 CMD sh
                 """),
+        Case(name: "chown-chmod-directories", files: ["f": "a\n", "d/sub/g": "b\n", "d/h": "c\n"],
+             setup: "chmod 750 d && chmod 600 d/h",
+             dockerfile: """
+                FROM base:1
+                COPY --chmod=640 f /m/f
+                COPY --chown=1:2 d /dd
+                COPY d /e/
+                COPY --chown=app f d/h /multi/
+                RUN mkdir -p /e/new && touch /e/new/file && rm /e/h
+                """),
+        Case(name: "dockerignore-globs-expansion",
+             files: ["a.md": "a\n", "README.md": "r\n", "README-secret.md": "s\n", "src/x.go": "x\n", "src/y.txt": "y\n",
+                     "tmp/junk": "j\n", "keep/tmp/kept": "k\n", ".dockerignore": "*.md\n!README*.md\nREADME-secret.md\ntmp\n**/*.txt\n"],
+             dockerfile: """
+                FROM base:1
+                ARG DEST=/ctx
+                ENV SUB=src
+                COPY . $DEST/
+                COPY ${SUB}/*.go /go/
+                COPY R*.md /docs/
+                WORKDIR ${DEST}/w
+                LABEL dest=$DEST sub=${SUB:-none} other=${NOPE:-dflt}
+                """),
         Case(name: "multistage-run", files: ["src": "source\n"],
              dockerfile: """
                 FROM base:1 AS build

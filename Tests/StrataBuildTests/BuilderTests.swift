@@ -331,7 +331,8 @@ struct BuilderTests {
         let builder = Builder(store: store)
         let log = BuildLog()
         let final = try await builder.build(dir.file("ctx"), df, log: log)
-        #expect(log.lines.contains("Step 3/5 : FROM scratch AS final"))
+        #expect(log.lines.first == "Step 1/6 : ARG BASE=base:1")
+        #expect(log.lines.contains("Step 4/6 : FROM scratch AS final"))
         let cfg = try ImageConfig.decode(try await store.imageConfigData(final.imageID))
         #expect(cfg.rootfs.diffIDs.count == 2)
         #expect(try await BuildFixtures.read(store, image: final.imageID, path: "/artifact") == "built\n")
@@ -339,7 +340,7 @@ struct BuilderTests {
 
         let tlog = BuildLog()
         let build = try await builder.build(dir.file("ctx"), df, log: tlog, target: "build")
-        #expect(tlog.lines.filter { $0.hasPrefix("Step ") }.last == "Step 2/2 : RUN mkdir -p /out && echo built > /out/artifact")
+        #expect(tlog.lines.filter { $0.hasPrefix("Step ") }.last == "Step 3/3 : RUN mkdir -p /out && echo built > /out/artifact")
         #expect(try await BuildFixtures.read(store, image: build.imageID, path: "/out/artifact") == "built\n")
         await #expect(throws: StrataError.self) { try await builder.build(dir.file("ctx"), df, log: BuildLog(), target: "nope") }
     }
@@ -367,8 +368,13 @@ struct BuilderTests {
         try await BuildFixtures.busyboxBase(store, in: dir)
         try dir.write(["Dockerfile": "FROM base:1\nCOPY f /f\n", "f": "from tar\n"], in: "ctx")
         try buildShell("tar -C '\(dir.file("ctx"))' -czf '\(dir.file("ctx.tgz"))' .")
-        let r = try await Builder(store: store).build(contextTar: dir.file("ctx.tgz"), options: BuildOptions())
+        let log = BuildLog()
+        let r = try await Builder(store: store).build(contextTar: dir.file("ctx.tgz"), options: BuildOptions(
+            buildArgs: ["NOPE": "1", "HTTP_PROXY": "http://proxy:3128"], log: { log.add($0) }))
         #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/f") == "from tar\n")
+        // Unconsumed build-args are reported (Docker's predefined proxy args never are).
+        #expect(r.unusedBuildArgs == ["NOPE"])
+        #expect(log.lines.contains("[Warning] One or more build-args [NOPE] were not consumed"))
         // A missing base names the pull command.
         try Data("FROM nothere:1\n".utf8).write(to: URL(fileURLWithPath: dir.file("Dockerfile.only")))
         do {
