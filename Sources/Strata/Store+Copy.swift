@@ -36,7 +36,8 @@ extension Store {
         if FileMeta.of(target)?.kind == .directory, !destination.hasSuffix("/.") {
             target += "/" + (source as NSString).lastPathComponent
         }
-        let parent = (target as NSString).deletingLastPathComponent
+        // (Not NSString.deletingLastPathComponent: it traps on "." here.)
+        let parent = target.lastIndex(of: "/").map { $0 == target.startIndex ? "/" : String(target[..<$0]) } ?? "."
         guard FileMeta.of(parent)?.kind == .directory else {
             throw StrataError(.invalidArgument, "\(destination): the parent directory does not exist in the container")
         }
