@@ -4,8 +4,12 @@ import Foundation
 /// What indexing one layer produced: a spool file of entries, read back when the rows are
 /// inserted.
 struct LayerIndexSpool: Sendable {
-    /// The spool file (``LayerIndexSpoolReader`` reads it); absent when there were no entries.
+    /// The spool file (``LayerIndexSpoolReader`` reads it); absent when there were no entries
+    /// or when they fit in ``inline``.
     var path: String?
+    /// The spooled records of a small layer (under 64 KiB of them), kept in memory: most
+    /// layers never touch the disk for their index.
+    var inline: [UInt8]? = nil
     var entries: Int
     /// Sum of the header sizes of every entry (dive's layer size).
     var size: Int64
@@ -117,16 +121,22 @@ final class TarIndexer {
         case .meta: failure = "the tar ends inside an extended header"
         }
         var path: String?
+        var inline: [UInt8]?
         if let s = spool {
             do {
-                try s.close()
-                path = spoolPath
+                inline = try s.close()
+                if inline == nil { path = spoolPath }
             } catch {
                 if failure == nil { failure = "cannot write the index spool" }
             }
         }
-        if failure != nil, let p = path { unlink(p); path = nil }
-        return LayerIndexSpool(path: path, entries: failure == nil ? entries : 0, size: failure == nil ? totalSize : 0, error: failure)
+        if failure != nil {
+            if s_isFile(spoolPath) { unlink(spoolPath) }
+            path = nil
+            inline = nil
+        }
+        return LayerIndexSpool(path: path, inline: inline, entries: failure == nil ? entries : 0, size: failure == nil ? totalSize : 0,
+                               error: failure)
     }
 
     // MARK: - Headers
@@ -265,12 +275,7 @@ final class TarIndexer {
     }
 
     private func emit(_ e: LayerEntry) {
-        if spool == nil {
-            do { spool = try SpoolWriter(path: spoolPath) } catch {
-                fail("cannot write the index spool: \(error)")
-                return
-            }
-        }
+        if spool == nil { spool = SpoolWriter(path: spoolPath) }
         do {
             try spool?.append(e)
             entries += 1
@@ -326,17 +331,18 @@ final class TarIndexer {
     }
 }
 
-/// Appends entries to a spool file in a compact binary form, 64 KiB at a time.
+private func s_isFile(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+/// Appends entries in a compact binary form: in memory up to 64 KiB, then to a spool file,
+/// 64 KiB at a time (law 6). A sha256 is stored as its 32 raw bytes.
 final class SpoolWriter {
-    private let fd: Int32
+    private var fd: Int32 = -1
     private let path: String
     private var buffer: [UInt8] = []
 
-    init(path: String) throws {
+    init(path: String) {
         self.path = path
-        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
-        buffer.reserveCapacity(1 << 16)
+        buffer.reserveCapacity(1 << 12)
     }
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
@@ -350,16 +356,25 @@ final class SpoolWriter {
         put(UInt64(bitPattern: e.gid))
         put(UInt64(bitPattern: e.size))
         if let l = e.linkTarget { buffer.append(1); putString(l) } else { buffer.append(0) }
-        if let d = e.digest { buffer.append(1); buffer.append(contentsOf: d.encoded.utf8.prefix(64)) } else { buffer.append(0) }
+        if let d = e.digest { buffer.append(1); buffer.append(contentsOf: Data(hex: d.encoded)) } else { buffer.append(0) }
         if buffer.count >= 1 << 16 { try flush() }
     }
 
-    func close() throws {
+    /// Ends the spool: the bytes when they never left memory, else nil (they are in the file).
+    func close() throws -> [UInt8]? {
+        if fd < 0 { return buffer }
         try flush()
+        Glibc.close(fd)
+        fd = -1
+        return nil
     }
 
     private func flush() throws {
         guard !buffer.isEmpty else { return }
+        if fd < 0 {
+            fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        }
         try buffer.withUnsafeBytes { try writeAll(fd: fd, $0, path: path) }
         buffer.removeAll(keepingCapacity: true)
     }
@@ -378,22 +393,53 @@ final class SpoolWriter {
 
 /// Reads back what ``SpoolWriter`` wrote, entry by entry.
 final class LayerIndexSpoolReader {
-    private let reader: FileReader
+    /// One record as the insert binds it.
+    struct Row {
+        var path: String
+        var kind: String
+        var marker: Int
+        var mode: Int64
+        var uid: Int64
+        var gid: Int64
+        var size: Int64
+        var link: String?
+        var digest: Data?
+    }
+
+    private let reader: FileReader?
     private var buf: [UInt8] = []
     private var pos = 0
     private var eof = false
 
-    init(path: String) throws {
-        reader = try FileReader(path: path, what: "the index spool")
+    init(_ spool: LayerIndexSpool) throws {
+        if let inline = spool.inline {
+            reader = nil
+            buf = inline
+            eof = true
+        } else if let path = spool.path {
+            reader = try FileReader(path: path, what: "the index spool")
+        } else {
+            reader = nil
+            eof = true
+        }
     }
 
     func forEach(_ body: (LayerEntry) throws -> Void) throws {
-        while let e = try next() { try body(e) }
+        while let r = try nextRow() {
+            let digest = try r.digest.map { try OCI.Digest("sha256:" + $0.hexString) }
+            try body(LayerEntry(path: r.path, kind: LayerEntry.Kind(rawValue: r.kind) ?? .other,
+                                marker: LayerEntry.Marker(rawValue: r.marker) ?? .none, mode: UInt32(truncatingIfNeeded: r.mode),
+                                uid: r.uid, gid: r.gid, size: r.size, linkTarget: r.link, digest: digest))
+        }
+    }
+
+    func forEachRow(_ body: (Row) throws -> Void) throws {
+        while let r = try nextRow() { try body(r) }
     }
 
     private func ensure(_ n: Int) throws -> Bool {
         while buf.count - pos < n {
-            if eof { return false }
+            guard !eof, let reader else { return false }
             if pos > 0 { buf.removeFirst(pos); pos = 0 }
             var chunk = [UInt8](repeating: 0, count: max(1 << 16, n))
             let got = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
@@ -427,18 +473,17 @@ final class LayerIndexSpoolReader {
         return String(decoding: try bytes(Int(clamping: n)), as: UTF8.self)
     }
 
-    func next() throws -> LayerEntry? {
+    func nextRow() throws -> Row? {
         guard try ensure(1) else { return nil }
         let path = try string()
-        let kind = LayerEntry.Kind(rawValue: String(UnicodeScalar(try byte()))) ?? .other
-        let marker = LayerEntry.Marker(rawValue: Int(try byte())) ?? .none
-        let mode = UInt32(truncatingIfNeeded: try u64())
+        let kind = String(UnicodeScalar(try byte()))
+        let marker = Int(try byte())
+        let mode = Int64(bitPattern: try u64())
         let uid = Int64(bitPattern: try u64())
         let gid = Int64(bitPattern: try u64())
         let size = Int64(bitPattern: try u64())
         let link: String? = try byte() == 1 ? try string() : nil
-        let digest: OCI.Digest? = try byte() == 1 ? try OCI.Digest("sha256:" + String(decoding: try bytes(64), as: UTF8.self)) : nil
-        return LayerEntry(path: path, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid, size: size,
-                          linkTarget: link, digest: digest)
+        let digest: Data? = try byte() == 1 ? Data(try bytes(32)) : nil
+        return Row(path: path, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid, size: size, link: link, digest: digest)
     }
 }
