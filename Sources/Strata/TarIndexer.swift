@@ -117,7 +117,7 @@ final class TarIndexer {
             if !sawBytes { failure = nil }
         case .data(let remaining, _):
             if remaining > 0 { failure = "the tar ends inside an entry" }
-            else { finishEntryIfPending() }
+            else { finishEntry() }
         case .meta: failure = "the tar ends inside an extended header"
         }
         var path: String?
@@ -131,7 +131,7 @@ final class TarIndexer {
             }
         }
         if failure != nil {
-            if s_isFile(spoolPath) { unlink(spoolPath) }
+            if pathExists(spoolPath) { unlink(spoolPath) }
             path = nil
             inline = nil
         }
@@ -241,8 +241,6 @@ final class TarIndexer {
         emit(e)
     }
 
-    private func finishEntryIfPending() { finishEntry() }
-
     private func finishMeta(_ type: UInt8) {
         switch type {
         case UInt8(ascii: "L"): longName = cString(metaBuffer)
@@ -331,7 +329,8 @@ final class TarIndexer {
     }
 }
 
-private func s_isFile(_ path: String) -> Bool { access(path, F_OK) == 0 }
+/// Whether something exists at `path`.
+private func pathExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// Appends entries in a compact binary form: in memory up to 64 KiB, then to a spool file,
 /// 64 KiB at a time (law 6). A sha256 is stored as its 32 raw bytes.
