@@ -22,7 +22,10 @@ struct LayerIndexSpool: Sendable {
 /// records for path, linkpath, size, uid and gid, GNU `L`/`K` long names, hardlinks,
 /// whiteouts) and hashes each regular file's bytes as they stream by. Entries are spooled to
 /// a file, so memory does not grow with the layer (law 6).
-final class TarIndexer {
+/// Files of `pipelineThreshold` bytes or more are hashed by a ``ContentHasher`` thread; from
+/// then on every entry goes through it (so the spool keeps tar order), and only that thread
+/// touches the spool until ``finish()`` has joined it.
+final class TarIndexer: @unchecked Sendable {
     private let spoolPath: String
     private var spool: SpoolWriter?
     private var header = [UInt8](repeating: 0, count: 512)
@@ -46,6 +49,10 @@ final class TarIndexer {
     private var totalSize: Int64 = 0
     private var sawBytes = false
     private var zeroBlocks = 0
+    private var pipeline: ContentHasher?
+    private var spoolFailure: String?
+    /// Regular files this big are hashed on the ``ContentHasher`` thread.
+    static let pipelineThreshold: Int64 = 256 << 10
 
     /// PAX and GNU long-name records above this are refused (bounded memory).
     static let metaLimit: Int64 = 1 << 20
@@ -77,7 +84,8 @@ final class TarIndexer {
             case .data(let remaining, let padding):
                 if remaining > 0 {
                     let n = Int(min(Int64(buf.count - offset), remaining))
-                    hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)]))
+                    let chunk = UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)])
+                    if let p = pipeline, pending != nil { p.send(.data(Array(chunk))) } else { hasher?.update(bufferPointer: chunk) }
                     offset += n
                     state = .data(remaining: remaining - Int64(n), padding: padding)
                     if remaining - Int64(n) == 0 { finishEntry() }
@@ -107,6 +115,8 @@ final class TarIndexer {
     }
 
     /// Ends the stream; returns what was indexed.
+    deinit { pipeline?.abandon() }
+
     func finish() -> LayerIndexSpool {
         var failure: String?
         switch state {
@@ -120,6 +130,11 @@ final class TarIndexer {
             else { finishEntry() }
         case .meta: failure = "the tar ends inside an extended header"
         }
+        if let p = pipeline {
+            p.finishAndWait()
+            pipeline = nil
+        }
+        if failure == nil, let e = spoolFailure { failure = e }
         var path: String?
         var inline: [UInt8]?
         if let s = spool {
@@ -223,7 +238,10 @@ final class TarIndexer {
         totalSize += entrySize
         if kind == .file {
             pending = entry
-            hasher = SHA256()
+            if pipeline == nil, follows >= Self.pipelineThreshold {
+                pipeline = ContentHasher { [weak self] e in self?.record(e) }
+            }
+            if let p = pipeline { p.send(.begin); hasher = nil } else { hasher = SHA256() }
             if follows == 0 { finishEntry(); state = .header } else { state = .data(remaining: follows, padding: pad) }
         } else {
             pending = nil
@@ -234,9 +252,11 @@ final class TarIndexer {
     }
 
     private func finishEntry() {
-        guard var e = pending, let h = hasher else { return }
-        e.digest = OCI.Digest.sha256(finalizing: h)
+        guard var e = pending else { return }
         pending = nil
+        if let p = pipeline { p.send(.end(e)); return }
+        guard let h = hasher else { return }
+        e.digest = OCI.Digest.sha256(finalizing: h)
         hasher = nil
         emit(e)
     }
@@ -273,12 +293,18 @@ final class TarIndexer {
     }
 
     private func emit(_ e: LayerEntry) {
+        if let p = pipeline { p.send(.entry(e)) } else { record(e) }
+    }
+
+    /// Appends to the spool: on this thread, or on the pipeline's once it runs.
+    private func record(_ e: LayerEntry) {
+        guard spoolFailure == nil else { return }
         if spool == nil { spool = SpoolWriter(path: spoolPath) }
         do {
             try spool?.append(e)
             entries += 1
         } catch {
-            fail("cannot write the index spool: \(error)")
+            spoolFailure = "cannot write the index spool: \(error)"
         }
     }
 

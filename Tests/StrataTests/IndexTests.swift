@@ -58,6 +58,7 @@ import Testing
         ln -s "../\(longDir)/\(String(repeating: "e", count: 40))/\(String(repeating: "f", count: 60))" bin/longlink
         ln etc/a.conf etc/hard; mkfifo bin/fifo; : > etc/.wh.gone; mkdir opq; : > opq/.wh..wh..opq
         echo ü > "etc/ünïcode"; : > empty; chmod 4755 empty
+        head -c 600000 /dev/urandom > big.bin; echo after > zz-after-big; mkdir zz-dir; ln -s big.bin zz-dir/link
         """
 
     @Test(arguments: ["gnu", "pax", "ustar"])
