@@ -22,10 +22,7 @@ struct LayerIndexSpool: Sendable {
 /// records for path, linkpath, size, uid and gid, GNU `L`/`K` long names, hardlinks,
 /// whiteouts) and hashes each regular file's bytes as they stream by. Entries are spooled to
 /// a file, so memory does not grow with the layer (law 6).
-/// Files of `pipelineThreshold` bytes or more are hashed by a ``ContentHasher`` thread; from
-/// then on every entry goes through it (so the spool keeps tar order), and only that thread
-/// touches the spool until ``finish()`` has joined it.
-final class TarIndexer: @unchecked Sendable {
+final class TarIndexer {
     private let spoolPath: String
     private var spool: SpoolWriter?
     private var header = [UInt8](repeating: 0, count: 512)
@@ -49,10 +46,6 @@ final class TarIndexer: @unchecked Sendable {
     private var totalSize: Int64 = 0
     private var sawBytes = false
     private var zeroBlocks = 0
-    private var pipeline: ContentHasher?
-    private var spoolFailure: String?
-    /// Regular files this big are hashed on the ``ContentHasher`` thread.
-    static let pipelineThreshold: Int64 = 256 << 10
 
     /// PAX and GNU long-name records above this are refused (bounded memory).
     static let metaLimit: Int64 = 1 << 20
@@ -84,8 +77,7 @@ final class TarIndexer: @unchecked Sendable {
             case .data(let remaining, let padding):
                 if remaining > 0 {
                     let n = Int(min(Int64(buf.count - offset), remaining))
-                    let chunk = UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)])
-                    if let p = pipeline, pending != nil { p.send(.data(Array(chunk))) } else { hasher?.update(bufferPointer: chunk) }
+                    hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)]))
                     offset += n
                     state = .data(remaining: remaining - Int64(n), padding: padding)
                     if remaining - Int64(n) == 0 { finishEntry() }
@@ -115,8 +107,6 @@ final class TarIndexer: @unchecked Sendable {
     }
 
     /// Ends the stream; returns what was indexed.
-    deinit { pipeline?.abandon() }
-
     func finish() -> LayerIndexSpool {
         var failure: String?
         switch state {
@@ -130,11 +120,6 @@ final class TarIndexer: @unchecked Sendable {
             else { finishEntry() }
         case .meta: failure = "the tar ends inside an extended header"
         }
-        if let p = pipeline {
-            p.finishAndWait()
-            pipeline = nil
-        }
-        if failure == nil, let e = spoolFailure { failure = e }
         var path: String?
         var inline: [UInt8]?
         if let s = spool {
@@ -238,10 +223,7 @@ final class TarIndexer: @unchecked Sendable {
         totalSize += entrySize
         if kind == .file {
             pending = entry
-            if pipeline == nil, follows >= Self.pipelineThreshold {
-                pipeline = ContentHasher { [weak self] e in self?.record(e) }
-            }
-            if let p = pipeline { p.send(.begin); hasher = nil } else { hasher = SHA256() }
+            hasher = SHA256()
             if follows == 0 { finishEntry(); state = .header } else { state = .data(remaining: follows, padding: pad) }
         } else {
             pending = nil
@@ -252,11 +234,9 @@ final class TarIndexer: @unchecked Sendable {
     }
 
     private func finishEntry() {
-        guard var e = pending else { return }
-        pending = nil
-        if let p = pipeline { p.send(.end(e)); return }
-        guard let h = hasher else { return }
+        guard var e = pending, let h = hasher else { return }
         e.digest = OCI.Digest.sha256(finalizing: h)
+        pending = nil
         hasher = nil
         emit(e)
     }
@@ -293,18 +273,12 @@ final class TarIndexer: @unchecked Sendable {
     }
 
     private func emit(_ e: LayerEntry) {
-        if let p = pipeline { p.send(.entry(e)) } else { record(e) }
-    }
-
-    /// Appends to the spool: on this thread, or on the pipeline's once it runs.
-    private func record(_ e: LayerEntry) {
-        guard spoolFailure == nil else { return }
         if spool == nil { spool = SpoolWriter(path: spoolPath) }
         do {
             try spool?.append(e)
             entries += 1
         } catch {
-            spoolFailure = "cannot write the index spool: \(error)"
+            fail("cannot write the index spool: \(error)")
         }
     }
 
