@@ -68,7 +68,7 @@ extension Store {
     /// ```
     public func find(_ pattern: String, in ref: String) async throws -> [ImageFile] {
         let matcher = try PathGlob(pattern)
-        let layers = try await indexedLayers(of: ref)
+        let layers = try await indexedLayers(of: ref, prefilter: matcher.sqlPrefilter)
         let view = MergedView(layers: layers)
         return Self.files(view.present.filter { matcher.matches($0.key) }, layers: layers)
             + Self.files(view.deleted.filter { matcher.matches($0.key) }, layers: layers)
@@ -148,6 +148,13 @@ struct PathGlob {
         guard !p.utf8.contains(0) else { throw StrataError(.invalidArgument, "invalid pattern: NUL byte") }
         pattern = p
         nameOnly = !p.contains("/")
+    }
+
+    /// SQLite GLOBs that match every path this pattern matches (and maybe more: their `*`
+    /// crosses `/`); nil when the pattern uses backslash escapes, which GLOB does not know.
+    var sqlPrefilter: [String]? {
+        if pattern.contains("\\") { return nil }
+        return nameOnly ? [pattern, "*/" + pattern] : [pattern]
     }
 
     func matches(_ path: String) -> Bool {

@@ -74,10 +74,9 @@ extension Store {
                     """, arguments: [diffID.string, spool.entries, spool.size, spool.error, t])
                 guard db.changesCount == 1 else { continue }
                 let id = db.lastInsertedRowID
-                guard spool.error == nil, let path = spool.path else { continue }
-                try LayerIndexSpoolReader(path: path).forEach { e in
-                    stmt.setUncheckedArguments([id, e.path, e.kind.rawValue, e.marker.rawValue, Int64(e.mode), e.uid, e.gid, e.size,
-                                                e.linkTarget, e.digest.map { Data(hex: $0.encoded) }])
+                guard spool.error == nil else { continue }
+                try LayerIndexSpoolReader(spool).forEachRow { r in
+                    stmt.setUncheckedArguments([id, r.path, r.kind, r.marker, r.mode, r.uid, r.gid, r.size, r.link, r.digest])
                     try stmt.execute()
                 }
             }
@@ -149,10 +148,18 @@ extension Store {
     /// for layer in try await store.indexedLayers(of: "app:1") { print(layer.position, layer.entries.count) }
     /// ```
     public func indexedLayers(of ref: String) async throws -> [IndexedLayer] {
+        try await indexedLayers(of: ref, prefilter: nil)
+    }
+
+    /// With `prefilter` (an SQLite GLOB, a superset of what the caller wants), only the rows
+    /// that can matter are read: those matching it, every whiteout and opaque marker, and the
+    /// rows at the ancestors of those paths (a file that replaced a directory on the way).
+    func indexedLayers(of ref: String, prefilter: [String]?) async throws -> [IndexedLayer] {
         let (_, layers) = try await imageLayers(ref)
         try await ensureIndexed(layers.map(\.diffID))
         return try await read { db in
-            try layers.map { l in
+            var ids: [Int64] = []
+            var out = try layers.map { l in
                 var l = l
                 guard let row = try Row.fetchOne(db, sql: "SELECT id, entries, size, error FROM layer_indexes WHERE diff_id = ?",
                                                  arguments: [l.diffID.string]) else {
@@ -163,17 +170,52 @@ extension Store {
                 }
                 l.size = row["size"]
                 l.entryCount = row["entries"]
-                l.entries = try Self.entries(ofIndex: row["id"], db: db)
+                ids.append(row["id"])
+                l.entries = try Self.entries(ofIndex: row["id"], prefilter: prefilter, db: db)
                 return l
             }
+            // Then every layer's rows at the ancestors of any candidate path.
+            if prefilter != nil {
+                var ancestors = Set<String>()
+                for l in out {
+                    for e in l.entries {
+                        var p = LayerEntry.parent(of: e.path)
+                        while !p.isEmpty, ancestors.insert(p).inserted { p = LayerEntry.parent(of: p) }
+                    }
+                }
+                let list = Array(ancestors)
+                for (i, id) in ids.enumerated() {
+                    var have = Set(out[i].entries.map(\.path))
+                    var start = 0
+                    while start < list.count {
+                        let chunk = Array(list[start..<min(start + 500, list.count)])
+                        var found: [LayerEntry] = []
+                        try Self.decode(Row.fetchCursor(db, sql: "\(Self.entryColumns) AND path IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
+                                                        arguments: StatementArguments([id] + chunk)), into: &found)
+                        out[i].entries += found.filter { have.insert($0.path).inserted }
+                        start += 500
+                    }
+                }
+            }
+            return out
         }
     }
 
-    static func entries(ofIndex id: Int64, db: Database) throws -> [LayerEntry] {
+    static let entryColumns = "SELECT path, kind, marker, mode, uid, gid, size, link, digest FROM layer_files WHERE layer_index = ?"
+
+    static func entries(ofIndex id: Int64, prefilter: [String]? = nil, db: Database) throws -> [LayerEntry] {
         var out: [LayerEntry] = []
-        let cursor = try Row.fetchCursor(db, sql: """
-            SELECT path, kind, marker, mode, uid, gid, size, link, digest FROM layer_files WHERE layer_index = ?
-            """, arguments: [id])
+        let columns = entryColumns
+        guard let globs = prefilter else {
+            try decode(Row.fetchCursor(db, sql: columns, arguments: [id]), into: &out)
+            return out
+        }
+        let match = globs.map { _ in "path GLOB ?" }.joined(separator: " OR ")
+        try decode(Row.fetchCursor(db, sql: "\(columns) AND (marker != 0 OR \(match))", arguments: StatementArguments([id] + globs)), into: &out)
+        return out
+    }
+
+    static func decode(_ cursor: RowCursor, into out: inout [LayerEntry]) throws {
         while let r = try cursor.next() {
             let raw: Data? = r[8]
             out.append(LayerEntry(path: r[0], kind: LayerEntry.Kind(rawValue: r[1]) ?? .other,
@@ -181,7 +223,6 @@ extension Store {
                                   uid: r[4], gid: r[5], size: r[6], linkTarget: r[7],
                                   digest: raw.flatMap { $0.count == 32 ? try? Digest("sha256:" + $0.hexString) : nil }))
         }
-        return out
     }
 
     /// The image ID and its layers (no entries yet).

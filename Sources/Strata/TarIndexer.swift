@@ -1,18 +1,6 @@
 import Crypto
 import Foundation
 
-/// What indexing one layer produced: a spool file of entries, read back when the rows are
-/// inserted.
-struct LayerIndexSpool: Sendable {
-    /// The spool file (``LayerIndexSpoolReader`` reads it); absent when there were no entries.
-    var path: String?
-    var entries: Int
-    /// Sum of the header sizes of every entry (dive's layer size).
-    var size: Int64
-    /// Why the bytes are not a readable tar; `nil` when they are.
-    var error: String?
-}
-
 /// A streaming tar parser fed with a layer's decompressed bytes by ``StreamDigester``, in
 /// the same pass that computes the diffID. It records every entry (ustar prefix, PAX `x`/`g`
 /// records for path, linkpath, size, uid and gid, GNU `L`/`K` long names, hardlinks,
@@ -113,20 +101,26 @@ final class TarIndexer {
             if !sawBytes { failure = nil }
         case .data(let remaining, _):
             if remaining > 0 { failure = "the tar ends inside an entry" }
-            else { finishEntryIfPending() }
+            else { finishEntry() }
         case .meta: failure = "the tar ends inside an extended header"
         }
         var path: String?
+        var inline: [UInt8]?
         if let s = spool {
             do {
-                try s.close()
-                path = spoolPath
+                inline = try s.close()
+                if inline == nil { path = spoolPath }
             } catch {
                 if failure == nil { failure = "cannot write the index spool" }
             }
         }
-        if failure != nil, let p = path { unlink(p); path = nil }
-        return LayerIndexSpool(path: path, entries: failure == nil ? entries : 0, size: failure == nil ? totalSize : 0, error: failure)
+        if failure != nil {
+            if pathExists(spoolPath) { unlink(spoolPath) }
+            path = nil
+            inline = nil
+        }
+        return LayerIndexSpool(path: path, inline: inline, entries: failure == nil ? entries : 0, size: failure == nil ? totalSize : 0,
+                               error: failure)
     }
 
     // MARK: - Headers
@@ -231,8 +225,6 @@ final class TarIndexer {
         emit(e)
     }
 
-    private func finishEntryIfPending() { finishEntry() }
-
     private func finishMeta(_ type: UInt8) {
         switch type {
         case UInt8(ascii: "L"): longName = cString(metaBuffer)
@@ -265,12 +257,7 @@ final class TarIndexer {
     }
 
     private func emit(_ e: LayerEntry) {
-        if spool == nil {
-            do { spool = try SpoolWriter(path: spoolPath) } catch {
-                fail("cannot write the index spool: \(error)")
-                return
-            }
-        }
+        if spool == nil { spool = SpoolWriter(path: spoolPath) }
         do {
             try spool?.append(e)
             entries += 1
@@ -326,119 +313,5 @@ final class TarIndexer {
     }
 }
 
-/// Appends entries to a spool file in a compact binary form, 64 KiB at a time.
-final class SpoolWriter {
-    private let fd: Int32
-    private let path: String
-    private var buffer: [UInt8] = []
-
-    init(path: String) throws {
-        self.path = path
-        fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
-        buffer.reserveCapacity(1 << 16)
-    }
-
-    deinit { if fd >= 0 { Glibc.close(fd) } }
-
-    func append(_ e: LayerEntry) throws {
-        putString(e.path)
-        buffer.append(e.kind.rawValue.utf8.first ?? UInt8(ascii: "o"))
-        buffer.append(UInt8(e.marker.rawValue))
-        put(UInt64(e.mode))
-        put(UInt64(bitPattern: e.uid))
-        put(UInt64(bitPattern: e.gid))
-        put(UInt64(bitPattern: e.size))
-        if let l = e.linkTarget { buffer.append(1); putString(l) } else { buffer.append(0) }
-        if let d = e.digest { buffer.append(1); buffer.append(contentsOf: d.encoded.utf8.prefix(64)) } else { buffer.append(0) }
-        if buffer.count >= 1 << 16 { try flush() }
-    }
-
-    func close() throws {
-        try flush()
-    }
-
-    private func flush() throws {
-        guard !buffer.isEmpty else { return }
-        try buffer.withUnsafeBytes { try writeAll(fd: fd, $0, path: path) }
-        buffer.removeAll(keepingCapacity: true)
-    }
-
-    private func put(_ v: UInt64) {
-        var x = v.littleEndian
-        withUnsafeBytes(of: &x) { buffer.append(contentsOf: $0) }
-    }
-
-    private func putString(_ s: String) {
-        let u = Array(s.utf8)
-        put(UInt64(u.count))
-        buffer.append(contentsOf: u)
-    }
-}
-
-/// Reads back what ``SpoolWriter`` wrote, entry by entry.
-final class LayerIndexSpoolReader {
-    private let reader: FileReader
-    private var buf: [UInt8] = []
-    private var pos = 0
-    private var eof = false
-
-    init(path: String) throws {
-        reader = try FileReader(path: path, what: "the index spool")
-    }
-
-    func forEach(_ body: (LayerEntry) throws -> Void) throws {
-        while let e = try next() { try body(e) }
-    }
-
-    private func ensure(_ n: Int) throws -> Bool {
-        while buf.count - pos < n {
-            if eof { return false }
-            if pos > 0 { buf.removeFirst(pos); pos = 0 }
-            var chunk = [UInt8](repeating: 0, count: max(1 << 16, n))
-            let got = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
-            if got == 0 { eof = true } else { buf.append(contentsOf: chunk[0..<got]) }
-        }
-        return true
-    }
-
-    private func u64() throws -> UInt64 {
-        guard try ensure(8) else { throw StrataError(.corruptData, "the index spool is truncated") }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(buf[pos + i]) << (8 * UInt64(i)) }
-        pos += 8
-        return v
-    }
-
-    private func byte() throws -> UInt8 {
-        guard try ensure(1) else { throw StrataError(.corruptData, "the index spool is truncated") }
-        defer { pos += 1 }
-        return buf[pos]
-    }
-
-    private func bytes(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, n < 1 << 24, try ensure(n) else { throw StrataError(.corruptData, "the index spool is truncated") }
-        defer { pos += n }
-        return buf[pos..<(pos + n)]
-    }
-
-    private func string() throws -> String {
-        let n = try u64()
-        return String(decoding: try bytes(Int(clamping: n)), as: UTF8.self)
-    }
-
-    func next() throws -> LayerEntry? {
-        guard try ensure(1) else { return nil }
-        let path = try string()
-        let kind = LayerEntry.Kind(rawValue: String(UnicodeScalar(try byte()))) ?? .other
-        let marker = LayerEntry.Marker(rawValue: Int(try byte())) ?? .none
-        let mode = UInt32(truncatingIfNeeded: try u64())
-        let uid = Int64(bitPattern: try u64())
-        let gid = Int64(bitPattern: try u64())
-        let size = Int64(bitPattern: try u64())
-        let link: String? = try byte() == 1 ? try string() : nil
-        let digest: OCI.Digest? = try byte() == 1 ? try OCI.Digest("sha256:" + String(decoding: try bytes(64), as: UTF8.self)) : nil
-        return LayerEntry(path: path, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid, size: size,
-                          linkTarget: link, digest: digest)
-    }
-}
+/// Whether something exists at `path`.
+func pathExists(_ path: String) -> Bool { access(path, F_OK) == 0 }

@@ -46,7 +46,7 @@ import Testing
         try FileReader(path: path, what: path).forEachChunk(size: 777) { d.update($0) }  // odd chunks cross headers
         let r = d.finish()
         var entries: [LayerEntry] = []
-        if let p = r.index?.path { try LayerIndexSpoolReader(path: p).forEach { entries.append($0) } }
+        if let spool = r.index { try LayerIndexSpoolReader(spool).forEach { entries.append($0) } }
         return (r, entries)
     }
 
@@ -58,6 +58,7 @@ import Testing
         ln -s "../\(longDir)/\(String(repeating: "e", count: 40))/\(String(repeating: "f", count: 60))" bin/longlink
         ln etc/a.conf etc/hard; mkfifo bin/fifo; : > etc/.wh.gone; mkdir opq; : > opq/.wh..wh..opq
         echo ü > "etc/ünïcode"; : > empty; chmod 4755 empty
+        head -c 600000 /dev/urandom > big.bin; echo after > zz-after-big; mkdir zz-dir; ln -s big.bin zz-dir/link
         """
 
     @Test(arguments: ["gnu", "pax", "ustar"])
@@ -107,6 +108,37 @@ import Testing
         let cut = dir.file("cut.tar").path
         try sh(["bash", "-c", "head -c 2000 \(tar.path) > \(cut)"])
         #expect(try Self.index(cut).0.index?.error != nil)
+    }
+
+    /// find reads only the rows that can matter; it answers what the full view answers.
+    @Test func findAgreesWithTheFullView() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        for c in AnalyzeTests.cases {
+            let layers = try c.layers.map { try IndexFixtures.layer(dir, $0, format: c.format) }
+            _ = try await store.load(from: try IndexFixtures.dockerArchive(dir, layers: layers, tag: "find/\(c.name):1"))
+            let all = try await store.files(in: "find/\(c.name):1")
+            for pattern in ["*", "*/*", "opq/*", "d/*", "d", "a", "*.conf", "etc/*", "data/*", "bin/tool*", "usr/share/*/*", "f"] {
+                let glob = try PathGlob(pattern)
+                let want = all.filter { glob.matches(String($0.path.dropFirst())) }
+                let got = try await store.find(pattern, in: "find/\(c.name):1").filter { $0.status != .deleted }
+                #expect(got == want, "\(c.name) \(pattern)")
+            }
+        }
+    }
+
+    /// A layer whose index does not fit in memory goes through a spool file.
+    @Test func bigLayersSpoolToAFile() async throws {
+        let dir = try TempDir()
+        let tar = try IndexFixtures.layer(dir, "mkdir d; for i in $(seq 1 3000); do echo $i > d/file-$i.txt; done")
+        let (r, entries) = try Self.index(tar.path)
+        #expect(r.index?.path != nil && r.index?.inline == nil)
+        #expect(entries.count == 3001)
+        #expect(Self.ours(entries) == (try Self.pythonListing(tar.path)))
+        let store = try await dir.store()
+        _ = try await store.load(from: try IndexFixtures.dockerArchive(dir, layers: [tar], tag: "big:1"))
+        #expect(try await Self.indexCounts(store) == [1, 3001])
+        #expect(try await store.find("d/file-42.txt", in: "big:1").first?.entry.size == 3)
     }
 
     static func indexCounts(_ store: Store) async throws -> [Int] {
