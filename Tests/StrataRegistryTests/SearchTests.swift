@@ -10,8 +10,11 @@ import StrataRegistry
 @Suite struct SearchTests {
     /// A registry holding `count` repositories `search/repo-NNN`, repository i with
     /// `i % 3 + 1` tags, `search/many` with 130 tags and `search/seed` (pushed by strata).
-    static func populated(_ count: Int) async throws -> (LocalRegistry, Store) {
-        let reg = try LocalRegistry()
+    /// - Parameters: `reg` (default: a plain registry), `options` for strata's push, and
+    ///   `basic` (`user:password`) for the populating script on an htpasswd registry.
+    static func populated(_ count: Int, in registry: LocalRegistry? = nil, options: RegistryOptions = RegistryOptions(progress: nil),
+                          basic: String? = nil) async throws -> (LocalRegistry, Store) {
+        let reg = try registry ?? LocalRegistry()
         let dir = reg.dir
         let (status, out) = try run(["bash", "-euo", "pipefail", "-c", """
             mkdir -p '\(dir.path)/r/etc' && echo hi > '\(dir.path)/r/etc/greeting' && tar -C '\(dir.path)/r' -cf '\(dir.path)/r.tar' .
@@ -21,18 +24,19 @@ import StrataRegistry
         _ = try await store.importRootfs(from: dir.appendingPathComponent("r.tar"), reference: "tiny:1")
         // strata pushes one repository; the others get the same blobs by cross-repository
         // mount and the same manifest under each tag (one keep-alive connection: fast).
-        try await Registry.push("tiny:1", to: "\(reg.host)/search/seed:1", from: store, options: RegistryOptions(progress: nil))
+        try await Registry.push("tiny:1", to: "\(reg.host)/search/seed:1", from: store, options: options)
         var tags: [String: [String]] = [:]
         for i in 0..<count { tags["search/repo-\(String(format: "%03d", i))"] = (0...(i % 3)).map { "t\($0)" } }
         tags["search/many"] = (0..<130).map { "v\($0)" }
         let plan = try JSONSerialization.data(withJSONObject: tags)
         try plan.write(to: dir.appendingPathComponent("plan.json"))
         let script = """
-            import http.client, json, sys
+            import base64, http.client, json, sys
             host, port = sys.argv[1].split(":")
             c = http.client.HTTPConnection(host, int(port))
+            auth = {"Authorization": "Basic " + base64.b64encode(sys.argv[3].encode()).decode()} if len(sys.argv) > 3 else {}
             def req(method, path, body=None, headers={}):
-                c.request(method, path, body=body, headers=headers)
+                c.request(method, path, body=body, headers={**headers, **auth})
                 r = c.getresponse(); data = r.read()
                 if r.status >= 300: sys.exit(f"{method} {path}: {r.status} {data[:200]}")
                 return data
@@ -47,7 +51,7 @@ import StrataRegistry
                     req("PUT", f"/v2/{repo}/manifests/{t}", body=m, headers={"Content-Type": mt})
             """
         try script.write(to: dir.appendingPathComponent("populate.py"), atomically: true, encoding: .utf8)
-        let (status2, out2) = try run(["python3", dir.appendingPathComponent("populate.py").path, reg.host, dir.appendingPathComponent("plan.json").path])
+        let (status2, out2) = try run(["python3", dir.appendingPathComponent("populate.py").path, reg.host, dir.appendingPathComponent("plan.json").path] + (basic.map { [$0] } ?? []))
         #expect(status2 == 0, "\(out2)")
         return (reg, store)
     }
@@ -137,6 +141,77 @@ import StrataRegistry
         }
         let cli = try run([Self.strata, "search", "127.0.0.1:\(port)/x"])
         #expect(cli.0 == 1 && cli.1.hasPrefix("error: ") && cli.1.split(separator: "\n").count == 1, "\(cli.1)")
+    }
+
+    /// Behind htpasswd Basic auth: without credentials one clear error (registry, status);
+    /// with `strata login`-style credentials the same paginated catalog and tag lists.
+    @Test func searchWithBasicAuth() async throws {
+        guard require("docker-registry", "curl", "python3") else { return }
+        let dir = try TestDir()
+        // bcrypt at cost 4 (Python: rounds=16): the registry checks it on every one of the
+        // ~1,500 requests below, which at the default cost takes minutes.
+        let (hs, hash) = try run(["python3", "-W", "ignore", "-c",
+                                  "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))", AuthTests.password])
+        #expect(hs == 0 && hash.hasPrefix("$2b$04$"), "\(hash)")
+        try "alice:\(hash.trimmingCharacters(in: .whitespacesAndNewlines))\n".write(to: dir.url.appendingPathComponent("htpasswd"), atomically: true, encoding: .utf8)
+        let reg = try LocalRegistry(extraConfig: """
+            auth:
+              htpasswd:
+                realm: strata-test
+                path: \(dir.path)/htpasswd
+            """)
+        let credentials = dir.url.appendingPathComponent("config.json")
+        try Credentials.store(Credentials(username: "alice", password: AuthTests.password), for: reg.host, file: credentials)
+        var options = RegistryOptions(progress: nil)
+        options.credentialsFile = credentials
+        _ = try await Self.populated(260, in: reg, options: options, basic: "alice:\(AuthTests.password)")
+        var anonymous = RegistryOptions(progress: nil)
+        anonymous.credentialsFile = dir.url.appendingPathComponent("none.json")
+        await #expect { _ = try await Registry.search("\(reg.host)/repo", options: anonymous) } throws: { e in
+            guard let e = e as? StrataError else { return false }
+            return e.message.contains(reg.host) && e.message.contains("401") && !e.message.contains("\n")
+        }
+        let all = try await Registry.search("\(reg.host)/", limit: 1000, options: options)
+        #expect(all.count == 262)
+        #expect(all.first { $0.name.hasSuffix("/repo-101") }?.tags == 3)
+        #expect(try await Registry.listTags("\(reg.host)/search/many", options: options).count == 130)
+    }
+
+    /// Behind a token server: the catalog is read with a Bearer token for `registry:catalog:*`.
+    @Test func searchWithBearerToken() async throws {
+        guard require("docker-registry", "curl", "python3", "openssl") else { return }
+        let dir = try TestDir()
+        let key = dir.path + "/key.pem", cert = dir.path + "/cert.pem"
+        let (st, out) = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                                 "-days", "1", "-subj", "/CN=strata-test-token"])
+        #expect(st == 0, "\(out)")
+        let log = dir.url.appendingPathComponent("tokens.log")
+        let tokens = try PythonServer(script: tokenServerScript, in: dir.url, args: [key, cert, "alice", AuthTests.password, log.path])
+        let reg = try LocalRegistry(extraConfig: """
+            auth:
+              token:
+                realm: http://127.0.0.1:\(tokens.port)/token
+                service: strata-test-registry
+                issuer: strata-test-issuer
+                rootcertbundle: \(cert)
+            """)
+        let credentials = dir.url.appendingPathComponent("config.json")
+        try Credentials.store(Credentials(username: "alice", password: AuthTests.password), for: reg.host, file: credentials)
+        var options = RegistryOptions(progress: nil)
+        options.credentialsFile = credentials
+        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
+        try "x".write(to: dir.url.appendingPathComponent("f"), atomically: true, encoding: .utf8)
+        let (s2, o2) = try run(["tar", "-C", dir.path, "-cf", dir.path + "/r.tar", "f"])
+        #expect(s2 == 0, "\(o2)")
+        _ = try await store.importRootfs(from: dir.url.appendingPathComponent("r.tar"), reference: "tiny:1")
+        for name in ["tok/app", "tok/api", "other/app"] {
+            try await Registry.push("tiny:1", to: "\(reg.host)/\(name):1", from: store, options: options)
+        }
+        let found = try await Registry.search("\(reg.host)/app", options: options)
+        #expect(found.map(\.name) == ["\(reg.host)/other/app", "\(reg.host)/tok/app"])
+        #expect(found.allSatisfy { $0.tags == 1 })
+        let requests = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(requests.contains("TOKEN registry:catalog:*"), "\(requests)")
     }
 
     /// The debug build of the CLI: Tests/StrataRegistryTests/SearchTests.swift → root → .build/debug/strata.
