@@ -216,7 +216,7 @@ func blobGets(_ log: URL) -> [String] {
         let held = try leases.first?.refs.compactMap { ref -> Digest? in ref.hasPrefix("blob:") ? try Digest(String(ref.dropFirst(5))) : nil } ?? []
         var present: [Digest] = []
         for d in held where try await store.hasBlob(d) { present.append(d) }
-        #expect(present.count == 1)
+        #expect(!present.isEmpty, "the first blob was committed before the kill")
         _ = try await store.collectGarbage(GCOptions(grace: 0))
         for d in present { #expect(try await store.hasBlob(d)) }
         // The process is gone, so its lease would expire; make it so now.
