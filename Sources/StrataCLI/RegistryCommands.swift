@@ -8,10 +8,17 @@ struct RegistryFlags: ParsableArguments {
     var insecure: [String] = []
     @Flag(name: .shortAndLong, help: "Print nothing but the result.")
     var quiet = false
+    @Option(name: .customLong("max-concurrent"), help: "Blobs transferred at once (like dockerd's --max-concurrent-downloads).")
+    var maxConcurrent = 3
+
+    func validate() throws {
+        guard (1...32).contains(maxConcurrent) else { throw ValidationError("--max-concurrent must be between 1 and 32") }
+    }
 
     /// Options with progress drawn on stderr (bars on a terminal, lines otherwise), none with -q.
     func options(verb: String) -> RegistryOptions {
-        RegistryOptions(insecureRegistries: Set(insecure), progress: quiet ? nil : TransferProgress(verb: verb).callback)
+        RegistryOptions(insecureRegistries: Set(insecure), parallelism: maxConcurrent,
+                        progress: quiet ? nil : TransferProgress(verb: verb).callback)
     }
 }
 
