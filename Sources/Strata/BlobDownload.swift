@@ -34,6 +34,9 @@ public final class BlobDownload: @unchecked Sendable {
     private var writer: BlobWriter
     private let lock: BlobDownloadLock
     private let name: String
+    /// Network chunks are small (~50 kB); hashing and writing go 1 MiB at a time.
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private var buffered = 0
 
     init(descriptor: Descriptor, store: Store, session: IngestSession, lock: BlobDownloadLock, name: String) throws {
         self.descriptor = descriptor
@@ -45,6 +48,7 @@ public final class BlobDownload: @unchecked Sendable {
     }
 
     deinit {
+        buffer.deallocate()
         session.remove()
         lock.release()
     }
@@ -54,12 +58,26 @@ public final class BlobDownload: @unchecked Sendable {
         guard received + Int64(buf.count) <= descriptor.size else {
             throw StrataError(.sizeMismatch, "blob \(descriptor.digest) from \(name) is larger than its \(descriptor.size) bytes")
         }
-        try writer.write(buf)
+        var rest = buf
+        while !rest.isEmpty {
+            let n = min(rest.count, buffer.count - buffered)
+            UnsafeMutableRawBufferPointer(rebasing: buffer[buffered..<buffered + n]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[0..<n]))
+            buffered += n
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            if buffered == buffer.count { try flush() }
+        }
         received += Int64(buf.count)
+    }
+
+    private func flush() throws {
+        guard buffered > 0 else { return }
+        try writer.write(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]))
+        buffered = 0
     }
 
     /// Drops the bytes received so far (the server ignored a Range request and sent it all).
     public func restart() throws {
+        buffered = 0
         _ = try writer.finish()
         writer = try session.newWriter(decodeCompressed: MediaType.isLayer(descriptor.mediaType))
         received = 0
@@ -68,6 +86,7 @@ public final class BlobDownload: @unchecked Sendable {
     /// Verifies the bytes and moves them into the store, recording the blob (and, for a
     /// layer, the diffID computed while it arrived).
     public func commit() async throws {
+        try flush()
         let file = try writer.finish()
         let r = file.result
         let d = descriptor
@@ -79,10 +98,16 @@ public final class BlobDownload: @unchecked Sendable {
         if isLayer, let err = r.decodeError {
             throw StrataError(.corruptData, "layer \(d.digest) from \(name) cannot be decompressed: \(err)")
         }
-        let blobsLock = try FileLock(path: store.paths.blobsLock, mode: .shared)
-        defer { withExtendedLifetime(blobsLock) {} }
-        try session.commit(file, expected: d.digest, expectedSize: d.size, name: "blob \(d.digest) from \(name)")
-        try session.syncBlobDirectory()
+        // fsync, rename and the directory fsync block for a while: off the cooperative pool
+        // (two threads on two cores), so the other downloads keep reading meanwhile.
+        let session = self.session, lockPath = store.paths.blobsLock, what = "blob \(d.digest) from \(name)"
+        let held = try await offload { () throws -> HeldLock in
+            let lock = HeldLock(try FileLock(path: lockPath, mode: .shared))
+            try session.commit(file, expected: d.digest, expectedSize: d.size, name: what)
+            try session.syncBlobDirectory()
+            return lock
+        }
+        defer { withExtendedLifetime(held) {} }
         let t = now()
         try await store.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, ?, ?)",
@@ -99,6 +124,19 @@ public final class BlobDownload: @unchecked Sendable {
         if isLayer, let spool = r.index {
             try? await store.recordIndex([(r.diffID, spool)], requireLayer: false)
         }
+    }
+}
+
+/// A lock handed back from a blocking section.
+final class HeldLock: @unchecked Sendable {
+    let lock: FileLock
+    init(_ lock: FileLock) { self.lock = lock }
+}
+
+/// Runs blocking I/O (fsync, flock) on a Dispatch thread instead of the cooperative pool.
+func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        DispatchQueue.global(qos: .userInitiated).async { c.resume(with: Result { try body() }) }
     }
 }
 

@@ -173,19 +173,19 @@ struct ArchiveLoader {
         var byConfig: [OCI.Digest: Int] = [:]
         var out: [PendingImage] = []
         for d in top {
-          for (k, var image) in try imagesFor(d).enumerated() {
-            let configPath = "blobs/\(image.configDigest.algorithm)/\(image.configDigest.encoded)"
-            if k == 0 {
-                image.tags += try tagsFrom(d.annotations)
-                image.tags += try (repoTags[configPath] ?? []).map { try Reference($0) }
+            for (k, var image) in try imagesFor(d).enumerated() {
+                let configPath = "blobs/\(image.configDigest.algorithm)/\(image.configDigest.encoded)"
+                if k == 0 {  // tags go to the chosen platform's image
+                    image.tags += try tagsFrom(d.annotations)
+                    image.tags += try (repoTags[configPath] ?? []).map { try Reference($0) }
+                }
+                if let i = byConfig[image.configDigest] {
+                    out[i].tags += image.tags
+                } else {
+                    byConfig[image.configDigest] = out.count
+                    out.append(image)
+                }
             }
-            if let i = byConfig[image.configDigest] {
-                out[i].tags += image.tags
-            } else {
-                byConfig[image.configDigest] = out.count
-                out.append(image)
-            }
-          }
         }
         for i in out.indices {
             var seen = Set<String>()

@@ -8,10 +8,17 @@ struct RegistryFlags: ParsableArguments {
     var insecure: [String] = []
     @Flag(name: .shortAndLong, help: "Print nothing but the result.")
     var quiet = false
+    @Option(name: .customLong("max-concurrent"), help: "Blobs transferred at once (like dockerd's --max-concurrent-downloads).")
+    var maxConcurrent = 3
+
+    func validate() throws {
+        guard (1...32).contains(maxConcurrent) else { throw ValidationError("--max-concurrent must be between 1 and 32") }
+    }
 
     /// Options with progress drawn on stderr (bars on a terminal, lines otherwise), none with -q.
     func options(verb: String) -> RegistryOptions {
-        RegistryOptions(insecureRegistries: Set(insecure), progress: quiet ? nil : TransferProgress(verb: verb).callback)
+        RegistryOptions(insecureRegistries: Set(insecure), parallelism: maxConcurrent,
+                        progress: quiet ? nil : TransferProgress(verb: verb).callback)
     }
 }
 
@@ -20,14 +27,12 @@ struct PullCommand: AsyncParsableCommand {
         commandName: "pull",
         abstract: "Pull an image from a registry.",
         discussion: """
-            Layers are fetched 3 at a time and verified as they arrive; an interrupted layer
-            resumes where it stopped. Progress goes to stderr: a bar per layer on a terminal,
-            one line per layer otherwise, nothing with -q.
+            Layers are fetched 3 at a time and verified as they arrive; an interrupted layer resumes where it stopped. Progress goes to stderr: a bar per layer on a terminal, one line per layer otherwise, nothing with -q.
 
             Examples:
               strata pull localhost:5000/app:1
               strata pull --platform linux/arm64 quay.io/org/app@sha256:…
-              strata pull --all-platforms localhost:5000/multi:1    # keeps the index and every platform
+              strata pull --all-platforms localhost:5000/multi:1
             """)
     @OptionGroup var global: GlobalOptions
     @OptionGroup var flags: RegistryFlags
@@ -57,11 +62,7 @@ struct PushCommand: AsyncParsableCommand {
         commandName: "push",
         abstract: "Push an image to a registry; only the blobs it lacks are uploaded.",
         discussion: """
-            Blobs the registry has are skipped (HEAD), blobs another repository of the same
-            registry is known to have are mounted, the rest uploaded (in chunks when large).
-            Uncompressed layers are compressed once (gzip, or --compression zstd) and the
-            compressed copy is kept for the next push. Prints Docker's summary line
-            (`TAG: digest: sha256:… size: N`), or only the digest with -q.
+            Blobs the registry has are skipped (HEAD), blobs another repository of the same registry is known to have are mounted, the rest uploaded (in chunks when large). Uncompressed layers are compressed once (gzip, or --compression zstd) and the compressed copy is kept for the next push. Prints Docker's summary line (`TAG: digest: sha256:… size: N`), or only the digest with -q.
 
             Examples:
               strata push localhost:5000/app:1
@@ -75,12 +76,16 @@ struct PushCommand: AsyncParsableCommand {
     @Argument var image: String
     @Argument var destination: String?
 
+    func validate() throws {
+        guard Compression(rawValue: compression).map({ $0 != .none }) ?? false else {
+            throw ValidationError("--compression must be gzip or zstd")
+        }
+    }
+
     func run() async throws {
         let dest = destination ?? image
         _ = try Reference(dest)
-        guard let c = Compression(rawValue: compression), c != .none else {
-            throw ValidationError("--compression must be gzip or zstd")
-        }
+        let c = Compression(rawValue: compression) ?? .gzip
         let store = try await global.openStore()
         var options = flags.options(verb: "Pushing")
         options.compression = c
@@ -94,8 +99,7 @@ struct LoginCommand: AsyncParsableCommand {
         commandName: "login",
         abstract: "Check credentials against a registry and store them in ~/.docker/config.json (Docker's format, mode 0600).",
         discussion: """
-            The password is read from standard input (never from the command line, where it
-            would end up in shell history) and is never printed. $DOCKER_CONFIG moves the file.
+            The password is read from standard input (never from the command line, where it would end up in shell history) and is never printed. $DOCKER_CONFIG moves the file.
 
             Example:
               echo "$TOKEN" | strata login -u ci --password-stdin registry.example.com

@@ -148,6 +148,7 @@ extension Registry {
                                   cause: broken)
             }
             try await Task.sleep(nanoseconds: UInt64(100_000_000) << min(resumes, 4))
+            progress?(.message("\(d.digest.shortHex): Connection broke; resuming at byte \(download.received) of \(d.size)"))
         }
         try await download.commit()
         progress?(.finished(d.digest, size: d.size, status: "Pull complete"))
