@@ -17,11 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // libarchive, zlib and zstd through a small C shim (streaming decompression,
-        // locale-safe helpers, constants Swift cannot import as macros).
+        // libarchive, zlib, zstd and xxhash through a small C shim (streaming decompression,
+        // XXH3-128 file digests, locale-safe helpers, constants Swift cannot import as macros).
         .target(
             name: "CArchive",
-            linkerSettings: [.linkedLibrary("archive"), .linkedLibrary("z"), .linkedLibrary("zstd")]
+            linkerSettings: [.linkedLibrary("archive"), .linkedLibrary("z"), .linkedLibrary("zstd"), .linkedLibrary("xxhash")]
         ),
         .target(
             name: "OCI",

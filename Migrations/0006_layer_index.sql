@@ -16,8 +16,9 @@ CREATE TABLE layer_indexes (
 
 -- One row per tar entry, keyed by the cleaned path (the last entry for a path wins, as
 -- when the tar is unpacked). kind: f d l h c b p o. marker: 0 entry, 1 whiteout
--- (.wh.NAME), 2 opaque directory marker (.wh..wh..opq). digest: sha256 of a regular
--- file's bytes (32 raw bytes).
+-- (.wh.NAME), 2 opaque directory marker (.wh..wh..opq). digest: XXH3-128 of a regular
+-- file's bytes (16 raw bytes, big-endian as xxh128sum prints it): tells content apart,
+-- not a security hash (the diffID is).
 CREATE TABLE layer_files (
     layer_index INTEGER NOT NULL REFERENCES layer_indexes(id) ON DELETE CASCADE,
     path        TEXT NOT NULL,

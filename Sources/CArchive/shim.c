@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <xxhash.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <errno.h>
@@ -204,4 +205,40 @@ int strata_encoder_step(strata_encoder *e, const void *in, size_t inlen, size_t 
     *produced = bo - e->z.avail_out;
     *done = rc == Z_STREAM_END;
     return (rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR) ? 0 : -1;
+}
+
+/* ---- XXH3-128 ---- */
+
+struct strata_xxh3 { XXH3_state_t *state; };
+
+strata_xxh3 *strata_xxh3_new(void) {
+    strata_xxh3 *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->state = XXH3_createState();
+    if (!s->state || XXH3_128bits_reset(s->state) != XXH_OK) {
+        if (s->state) XXH3_freeState(s->state);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void strata_xxh3_free(strata_xxh3 *s) {
+    if (!s) return;
+    XXH3_freeState(s->state);
+    free(s);
+}
+
+int strata_xxh3_reset(strata_xxh3 *s) {
+    return XXH3_128bits_reset(s->state) == XXH_OK ? 0 : -1;
+}
+
+int strata_xxh3_update(strata_xxh3 *s, const void *data, size_t len) {
+    return XXH3_128bits_update(s->state, data, len) == XXH_OK ? 0 : -1;
+}
+
+void strata_xxh3_digest128(const strata_xxh3 *s, unsigned char out[16]) {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->state));
+    memcpy(out, c.digest, 16);
 }

@@ -2,7 +2,11 @@ import Crypto
 import Foundation
 
 /// A content digest, `algorithm:encoded`. Only `sha256` (64 lowercase hex) and
-/// `sha512` (128 lowercase hex) are accepted; anything else is an error.
+/// `sha512` (128 lowercase hex) are accepted when parsing; anything else is an error.
+///
+/// The store also makes `xxh128` digests (32 lowercase hex, XXH3-128) internally, for the
+/// content of files in its layer index (``xxh128(raw:)``). They tell content apart; they are
+/// not a security hash, and ``init(_:)`` never accepts them from input.
 ///
 /// ```swift
 /// let d = try Digest("sha256:" + String(repeating: "a", count: 64))
@@ -37,6 +41,28 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
     init(sha256Hex: String) {
         self.algorithm = "sha256"
         self.encoded = sha256Hex
+    }
+
+    /// An `xxh128:` digest from the 16 bytes of an XXH3-128 hash in canonical (big-endian)
+    /// order, as `xxh128sum` prints it. `nil` unless there are exactly 16 bytes.
+    ///
+    /// For telling file content apart in the layer index; not a security hash. Such
+    /// digests are never parsed from input: ``init(_:)`` rejects the `xxh128` algorithm.
+    public static func xxh128(raw bytes: some Collection<UInt8>) -> Digest? {
+        guard bytes.count == 16 else { return nil }
+        return Digest(algorithm: "xxh128", encoded: bytes.hexString)
+    }
+
+    /// An `xxh128:` digest from its 32 lowercase hex characters; `nil` when they are not.
+    /// For the store's own records (see ``xxh128(raw:)``), never for input from outside.
+    public static func xxh128(hex: String) -> Digest? {
+        guard hex.utf8.count == 32, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
+        return Digest(algorithm: "xxh128", encoded: hex)
+    }
+
+    private init(algorithm: String, encoded: String) {
+        self.algorithm = algorithm
+        self.encoded = encoded
     }
 
     /// `sha256:` digest of the given bytes.

@@ -37,7 +37,9 @@ public struct LayerEntry: Sendable, Hashable, Codable {
     public var size: Int64
     /// Symlink target as written, or the path a hardlink points at.
     public var linkTarget: String?
-    /// sha256 of a regular file's bytes.
+    /// XXH3-128 of a regular file's bytes (algorithm `xxh128`, 32 hex): for telling content
+    /// apart (``Store/diff(_:_:)``, ``Store/analyze(_:)``), not a security hash. The layer's
+    /// diffID (sha256) is what vouches for the bytes.
     public var digest: Digest?
 
     public init(path: String, kind: Kind, marker: Marker = .none, mode: UInt32, uid: Int64, gid: Int64, size: Int64,
@@ -51,6 +53,36 @@ public struct LayerEntry: Sendable, Hashable, Codable {
         self.size = size
         self.linkTarget = linkTarget
         self.digest = digest
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case path, kind, marker, mode, uid, gid, size, linkTarget, digest
+    }
+
+    /// Decodes an entry; its digest may be `xxh128:` (the index's own algorithm), which
+    /// ``Digest/init(_:)`` refuses from other input, as well as `sha256:`/`sha512:`.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        marker = try c.decode(Marker.self, forKey: .marker)
+        mode = try c.decode(UInt32.self, forKey: .mode)
+        uid = try c.decode(Int64.self, forKey: .uid)
+        gid = try c.decode(Int64.self, forKey: .gid)
+        size = try c.decode(Int64.self, forKey: .size)
+        linkTarget = try c.decodeIfPresent(String.self, forKey: .linkTarget)
+        if let s = try c.decodeIfPresent(String.self, forKey: .digest) {
+            if s.hasPrefix("xxh128:") {
+                guard let d = Digest.xxh128(hex: String(s.dropFirst(7))) else {
+                    throw StrataError(.invalidDigest, "invalid digest \"\(Digest.clip(s))\": expected xxh128:<32 lowercase hex>")
+                }
+                digest = d
+            } else {
+                digest = try Digest(s)
+            }
+        } else {
+            digest = nil
+        }
     }
 
     /// For a whiteout, the path it deletes; for an opaque marker, the directory it clears;

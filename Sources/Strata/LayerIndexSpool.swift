@@ -17,7 +17,7 @@ struct LayerIndexSpool: Sendable {
 }
 
 /// Appends entries in a compact binary form: in memory up to 64 KiB, then to a spool file,
-/// 64 KiB at a time (law 6). A sha256 is stored as its 32 raw bytes.
+/// 64 KiB at a time (law 6). A file's XXH3-128 digest is stored as its 16 raw bytes.
 final class SpoolWriter {
     private var fd: Int32 = -1
     private let path: String
@@ -109,7 +109,7 @@ final class LayerIndexSpoolReader {
 
     func forEach(_ body: (LayerEntry) throws -> Void) throws {
         while let r = try nextRow() {
-            let digest = try r.digest.map { try OCI.Digest("sha256:" + $0.hexString) }
+            let digest = r.digest.flatMap { OCI.Digest.xxh128(raw: $0) }
             try body(LayerEntry(path: r.path, kind: LayerEntry.Kind(rawValue: r.kind) ?? .other,
                                 marker: LayerEntry.Marker(rawValue: r.marker) ?? .none, mode: UInt32(truncatingIfNeeded: r.mode),
                                 uid: r.uid, gid: r.gid, size: r.size, linkTarget: r.link, digest: digest))
@@ -166,7 +166,7 @@ final class LayerIndexSpoolReader {
         let gid = Int64(bitPattern: try u64())
         let size = Int64(bitPattern: try u64())
         let link: String? = try byte() == 1 ? try string() : nil
-        let digest: Data? = try byte() == 1 ? Data(try bytes(32)) : nil
+        let digest: Data? = try byte() == 1 ? Data(try bytes(16)) : nil
         return Row(path: path, kind: kind, marker: marker, mode: mode, uid: uid, gid: gid, size: size, link: link, digest: digest)
     }
 }

@@ -221,7 +221,7 @@ extension Store {
             out.append(LayerEntry(path: r[0], kind: LayerEntry.Kind(rawValue: r[1]) ?? .other,
                                   marker: LayerEntry.Marker(rawValue: r[2]) ?? .none, mode: UInt32(truncatingIfNeeded: r[3] as Int64),
                                   uid: r[4], gid: r[5], size: r[6], linkTarget: r[7],
-                                  digest: raw.flatMap { $0.count == 32 ? try? Digest("sha256:" + $0.hexString) : nil }))
+                                  digest: raw.flatMap { Digest.xxh128(raw: $0) }))
         }
     }
 

@@ -1,10 +1,9 @@
-import Crypto
 import Foundation
 
 /// A streaming tar parser fed with a layer's decompressed bytes by ``StreamDigester``, in
 /// the same pass that computes the diffID. It records every entry (ustar prefix, PAX `x`/`g`
 /// records for path, linkpath, size, uid and gid, GNU `L`/`K` long names, hardlinks,
-/// whiteouts) and hashes each regular file's bytes as they stream by. Entries are spooled to
+/// whiteouts) and hashes each regular file's bytes (XXH3-128) as they stream by. Entries are spooled to
 /// a file, so memory does not grow with the layer (law 6).
 final class TarIndexer {
     private let spoolPath: String
@@ -20,7 +19,10 @@ final class TarIndexer {
     }
     private var state: State = .header
     private var pending: LayerEntry?
-    private var hasher: SHA256?
+    /// One XXH3-128 state, reset for each regular file.
+    private let xxh = XXH3Hasher()
+    /// Whether the bytes now streaming belong to a regular file being hashed.
+    private var hashing = false
     private var metaBuffer: [UInt8] = []
     private var pax: [String: String] = [:]
     private var paxGlobal: [String: String] = [:]
@@ -61,7 +63,7 @@ final class TarIndexer {
             case .data(let remaining, let padding):
                 if remaining > 0 {
                     let n = Int(min(Int64(buf.count - offset), remaining))
-                    hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)]))
+                    if hashing { xxh.update(UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)])) }
                     offset += n
                     state = .data(remaining: remaining - Int64(n), padding: padding)
                     if remaining - Int64(n) == 0 { finishEntry() }
@@ -128,7 +130,7 @@ final class TarIndexer {
     private func fail(_ message: String) {
         state = .failed(message)
         pending = nil
-        hasher = nil
+        hashing = false
     }
 
     private func parseHeader() {
@@ -196,7 +198,7 @@ final class TarIndexer {
         guard let clean = LayerEntry.clean(name) else {
             // The root itself ("./"): nothing to record.
             state = follows == 0 ? .header : .data(remaining: follows, padding: pad)
-            hasher = nil
+            hashing = false
             pending = nil
             return
         }
@@ -207,21 +209,22 @@ final class TarIndexer {
         totalSize += entrySize
         if kind == .file {
             pending = entry
-            hasher = SHA256()
+            xxh.reset()
+            hashing = true
             if follows == 0 { finishEntry(); state = .header } else { state = .data(remaining: follows, padding: pad) }
         } else {
             pending = nil
-            hasher = nil
+            hashing = false
             emit(entry)
             state = follows == 0 ? .header : .data(remaining: follows, padding: pad)
         }
     }
 
     private func finishEntry() {
-        guard var e = pending, let h = hasher else { return }
-        e.digest = OCI.Digest.sha256(finalizing: h)
+        guard var e = pending, hashing else { return }
+        e.digest = xxh.digest()
         pending = nil
-        hasher = nil
+        hashing = false
         emit(e)
     }
 

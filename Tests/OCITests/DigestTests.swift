@@ -19,6 +19,19 @@ import Testing
         #expect(throws: StrataError.self) { try Digest(s) }
     }
 
+    /// The index's own `xxh128` digests are made only by the store, never parsed from input.
+    @Test func xxh128IsInternalOnly() throws {
+        let hex = "99aa06d3014798d86001c324468d497f"  // printf '' | xxh128sum
+        let raw = stride(from: 0, to: 32, by: 2).map { i in UInt8(hex.dropFirst(i).prefix(2), radix: 16) ?? 0 }
+        #expect(Digest.xxh128(raw: raw)?.string == "xxh128:" + hex)
+        #expect(Digest.xxh128(hex: hex) == Digest.xxh128(raw: raw))
+        #expect(Digest.xxh128(raw: raw.dropLast()) == nil)
+        #expect(Digest.xxh128(hex: hex.uppercased()) == nil)
+        #expect(Digest.xxh128(hex: hex + "0") == nil)
+        #expect(throws: StrataError.self) { try Digest("xxh128:" + hex) }
+        #expect(throws: StrataError.self) { try JSONDecoder().decode(Digest.self, from: Data("\"xxh128:\(hex)\"".utf8)) }
+    }
+
     @Test func sha256MatchesCoreutils() {
         // printf 'hello\n' | sha256sum
         #expect(Digest.sha256(Data("hello\n".utf8)).encoded == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")

@@ -55,4 +55,16 @@ int strata_start_writeback(int fd, long long offset, long long length);
    read/write). Returns 0 on success, -1 with errno set. */
 int strata_copy_fd(int in_fd, int out_fd, long long len);
 
+/* XXH3-128 (system libxxhash) behind plain functions, so Swift need not import xxhash's
+   inline and macro API. A state is reusable: reset it before each new input. */
+typedef struct strata_xxh3 strata_xxh3;
+strata_xxh3 *strata_xxh3_new(void);
+void strata_xxh3_free(strata_xxh3 *s);
+/* Returns 0, or -1 on error. */
+int strata_xxh3_reset(strata_xxh3 *s);
+int strata_xxh3_update(strata_xxh3 *s, const void *data, size_t len);
+/* Writes the 128-bit digest of everything fed since the last reset into out[0..16),
+   big-endian (XXH128_canonicalFromHash, as xxh128sum prints it). */
+void strata_xxh3_digest128(const strata_xxh3 *s, unsigned char out[16]);
+
 #endif
