@@ -114,20 +114,9 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
     @Test func bearerTokensAreFetchedOncePerScope() async throws {
         guard require("docker-registry", "umoci", "curl", "python3", "openssl") else { return }
         let dir = try TestDir()
-        let key = dir.path + "/key.pem", cert = dir.path + "/cert.pem"
-        let (st, out) = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                                 "-days", "1", "-subj", "/CN=strata-test-token"])
-        #expect(st == 0, "\(out)")
-        let log = dir.url.appendingPathComponent("tokens.log")
-        let tokens = try PythonServer(script: tokenServerScript, in: dir.url, args: [key, cert, "alice", Self.password, log.path])
-        let reg = try LocalRegistry(extraConfig: """
-            auth:
-              token:
-                realm: http://127.0.0.1:\(tokens.port)/token
-                service: strata-test-registry
-                issuer: strata-test-issuer
-                rootcertbundle: \(cert)
-            """)
+        let auth = try TokenAuthRegistry(in: dir, user: "alice", password: Self.password)
+        let reg = auth.registry, log = auth.log
+        defer { withExtendedLifetime(auth) {} }  // keeps the token server up to the end
         let layout = try RegistryTests.layout(dir.url)
         let credentials = dir.url.appendingPathComponent("config.json")
         try Credentials.store(Credentials(username: "alice", password: Self.password), for: reg.host, file: credentials)

@@ -6,64 +6,45 @@ import StrataRegistry
 /// `Download.fetch` against a small HTTP server on 127.0.0.1: whole files, redirects, and
 /// each failure (404, truncated body, too large, bad URL) as one clear error with no file left.
 @Suite struct DownloadTests {
-    final class Server: @unchecked Sendable {
-        let dir: URL
-        let port = LocalRegistry.freePort()
-        let process = Process()
-        var base: String { "http://127.0.0.1:\(port)" }
-
-        init() throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-download-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent("files"), withIntermediateDirectories: true)
-            let script = """
-                import http.server, os, sys
-                root = sys.argv[2]
-                class H(http.server.BaseHTTPRequestHandler):
-                    protocol_version = "HTTP/1.1"
-                    def do_GET(self):
-                        if self.path == "/redirect":
-                            self.send_response(302); self.send_header("Location", "/files/ctx.tar"); self.send_header("Content-Length", "0"); self.end_headers(); return
-                        if self.path == "/truncated":
-                            self.send_response(200); self.send_header("Content-Length", "100000"); self.end_headers()
-                            self.wfile.write(b"x" * 1000); self.wfile.flush(); self.close_connection = True; return
-                        p = os.path.join(root, self.path.lstrip("/"))
-                        if not self.path.startswith("/files/") or not os.path.isfile(p):
-                            self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
-                        data = open(p, "rb").read()
-                        self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
-                    def log_message(self, *a): pass
-                http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-                """
-            try script.write(to: dir.appendingPathComponent("server.py"), atomically: true, encoding: .utf8)
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", dir.appendingPathComponent("server.py").path, String(port), dir.path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            for _ in 0..<50 where (try? run(["curl", "-s", "-o", "/dev/null", "\(base)/"]).0) != 0 { usleep(100_000) }
-        }
-
-        deinit {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            try? FileManager.default.removeItem(at: dir)
-        }
-    }
+    /// Serves `ROOT/files/*`, a redirect to `files/ctx.tar`, and a body cut short.
+    static let script = """
+        import http.server, os, sys
+        root = sys.argv[2]
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def do_GET(self):
+                if self.path == "/redirect":
+                    self.send_response(302); self.send_header("Location", "/files/ctx.tar"); self.send_header("Content-Length", "0"); self.end_headers(); return
+                if self.path == "/truncated":
+                    self.send_response(200); self.send_header("Content-Length", "100000"); self.end_headers()
+                    self.wfile.write(b"x" * 1000); self.wfile.flush(); self.close_connection = True; return
+                p = os.path.join(root, self.path.lstrip("/"))
+                if not self.path.startswith("/files/") or not os.path.isfile(p):
+                    self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+                data = open(p, "rb").read()
+                self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+            def log_message(self, *a): pass
+        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+        """
 
     @Test func downloadsRedirectsAndRefusesBadAnswers() async throws {
         guard require("python3", "curl") else { return }
-        let server = try Server()
+        let dir = try TestDir("strata-download")
+        try FileManager.default.createDirectory(at: dir.url.appendingPathComponent("files"), withIntermediateDirectories: true)
         let payload = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-        try payload.write(to: server.dir.appendingPathComponent("files/ctx.tar"))
-        let out = server.dir.appendingPathComponent("out")
+        try payload.write(to: dir.url.appendingPathComponent("files/ctx.tar"))
+        let server = try PythonServer(script: Self.script, in: dir.url, args: [dir.path])
+        defer { withExtendedLifetime(server) {} }
+        let base = "http://127.0.0.1:\(server.port)"
+        let out = dir.url.appendingPathComponent("out")
         let seen = Counter()
-        let n = try await Download.fetch("\(server.base)/files/ctx.tar", to: out.path, progress: { got, total in seen.record(got, total) })
+        let n = try await Download.fetch("\(base)/files/ctx.tar", to: out.path, progress: { got, total in seen.record(got, total) })
         #expect(n == Int64(payload.count))
         #expect(try Data(contentsOf: out) == payload)
         #expect(seen.last == (Int64(payload.count), Int64(payload.count)))
         try FileManager.default.removeItem(at: out)
         // Redirects are followed.
-        try await Download.fetch("\(server.base)/redirect", to: out.path)
+        try await Download.fetch("\(base)/redirect", to: out.path)
         #expect(try Data(contentsOf: out) == payload)
         try FileManager.default.removeItem(at: out)
 
@@ -74,9 +55,9 @@ import StrataRegistry
             })
             #expect(!FileManager.default.fileExists(atPath: out.path), "\(url) left a file")
         }
-        await refused("\(server.base)/files/missing.tar", "HTTP 404")
-        await refused("\(server.base)/truncated", "broke off after")
-        await refused("\(server.base)/files/ctx.tar", maxSize: 1000, "--max-context-size")
+        await refused("\(base)/files/missing.tar", "HTTP 404")
+        await refused("\(base)/truncated", "broke off after")
+        await refused("\(base)/files/ctx.tar", maxSize: 1000, "--max-context-size")
         await refused("ftp://127.0.0.1/ctx.tar", "is not an http:// or https:// URL")
         await refused("http://", "is not an http:// or https:// URL")
     }

@@ -108,10 +108,7 @@ import StrataRegistry
 
     /// A registry with neither /v2/_catalog nor /v1/search says so; a 500 names the status.
     @Test func unsupportedAndFailingRegistries() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-search-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let port = LocalRegistry.freePort()
+        let dir = try TestDir("strata-search")
         let script = """
             import http.server, sys
             class H(http.server.BaseHTTPRequestHandler):
@@ -121,16 +118,9 @@ import StrataRegistry
                 def log_message(self, *a): pass
             http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
             """
-        try script.write(to: dir.appendingPathComponent("server.py"), atomically: true, encoding: .utf8)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", dir.appendingPathComponent("server.py").path, String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        let pid = server.processIdentifier
-        defer { kill(pid, SIGKILL) }
-        for _ in 0..<50 where (try? run(["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).0) != 0 { usleep(100_000) }
+        let server = try PythonServer(script: script, in: dir.url)
+        defer { withExtendedLifetime(server) {} }
+        let port = server.port
         await #expect { _ = try await Registry.search("127.0.0.1:\(port)/x") } throws: { e in
             guard let e = e as? StrataError else { return false }
             return e.code == .notSupported && e.message.contains("127.0.0.1:\(port) does not support search") && e.message.contains("404")
@@ -181,20 +171,9 @@ import StrataRegistry
     @Test func searchWithBearerToken() async throws {
         guard require("docker-registry", "curl", "python3", "openssl") else { return }
         let dir = try TestDir()
-        let key = dir.path + "/key.pem", cert = dir.path + "/cert.pem"
-        let (st, out) = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                                 "-days", "1", "-subj", "/CN=strata-test-token"])
-        #expect(st == 0, "\(out)")
-        let log = dir.url.appendingPathComponent("tokens.log")
-        let tokens = try PythonServer(script: tokenServerScript, in: dir.url, args: [key, cert, "alice", AuthTests.password, log.path])
-        let reg = try LocalRegistry(extraConfig: """
-            auth:
-              token:
-                realm: http://127.0.0.1:\(tokens.port)/token
-                service: strata-test-registry
-                issuer: strata-test-issuer
-                rootcertbundle: \(cert)
-            """)
+        let auth = try TokenAuthRegistry(in: dir, user: "alice", password: AuthTests.password)
+        let reg = auth.registry, log = auth.log
+        defer { withExtendedLifetime(auth) {} }  // keeps the token server up to the end
         let credentials = dir.url.appendingPathComponent("config.json")
         try Credentials.store(Credentials(username: "alice", password: AuthTests.password), for: reg.host, file: credentials)
         var options = RegistryOptions(progress: nil)

@@ -117,6 +117,32 @@ final class PythonServer: @unchecked Sendable {
     }
 }
 
+/// docker-registry behind the test token server (`tokenServerScript`): a self-signed key and
+/// certificate from openssl, Basic credentials `user`/`password` for the token endpoint, and
+/// a log of every token request (`TOKEN <scopes>`).
+struct TokenAuthRegistry {
+    let registry: LocalRegistry
+    let tokens: PythonServer
+    let log: URL
+
+    init(in dir: TestDir, user: String, password: String) throws {
+        let key = dir.path + "/key.pem", cert = dir.path + "/cert.pem"
+        let (st, out) = try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                                 "-days", "1", "-subj", "/CN=strata-test-token"])
+        guard st == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": out]) }
+        log = dir.url.appendingPathComponent("tokens.log")
+        tokens = try PythonServer(script: tokenServerScript, in: dir.url, args: [key, cert, user, password, log.path])
+        registry = try LocalRegistry(extraConfig: """
+            auth:
+              token:
+                realm: http://127.0.0.1:\(tokens.port)/token
+                service: strata-test-registry
+                issuer: strata-test-issuer
+                rootcertbundle: \(cert)
+            """)
+    }
+}
+
 /// A temp directory for one test, removed at the end.
 final class TestDir: @unchecked Sendable {
     let url: URL
