@@ -106,6 +106,35 @@ import StrataRegistry
         #expect(missing.1.hasPrefix("error: ") && missing.1.contains("404") && missing.1.contains(reg.host))
     }
 
+    /// A registry without a catalog but with Docker Hub's search API (`/v1/search?q=&n=`):
+    /// its results are used, with descriptions, stars and the official flag.
+    @Test func hubSearchApiIsUsedWhereOffered() async throws {
+        guard require("python3", "curl") else { return }
+        let dir = try TestDir("strata-hubsearch")
+        let script = """
+            import http.server, json, sys, urllib.parse
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    u = urllib.parse.urlparse(self.path); q = urllib.parse.parse_qs(u.query)
+                    if u.path == "/v1/search":
+                        n = int(q["n"][0]); term = q["q"][0]
+                        hits = [{"name": "library/%s%d" % (term, i), "description": "the %s image #%d" % (term, i),
+                                 "star_count": 100 - i, "is_official": i == 0} for i in range(40)][:n]
+                        body = json.dumps({"query": term, "num_results": len(hits), "results": hits}).encode()
+                        self.send_response(200); self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
+                    self.send_response(200 if u.path in ("/", "/v2/") else 404); self.send_header("Content-Length", "0"); self.end_headers()
+                def log_message(self, *a): pass
+            http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+            """
+        let server = try PythonServer(script: script, in: dir.url)
+        defer { withExtendedLifetime(server) {} }
+        let found = try await Registry.search("127.0.0.1:\(server.port)/nginx", limit: 5)
+        #expect(found.map(\.name) == (0..<5).map { "library/nginx\($0)" })
+        #expect(found.first?.description == "the nginx image #0" && found.first?.stars == 100 && found.first?.official == true)
+        #expect(found.allSatisfy { $0.tags == nil })
+    }
+
     /// A registry with neither /v2/_catalog nor /v1/search says so; a 500 names the status.
     @Test func unsupportedAndFailingRegistries() async throws {
         let dir = try TestDir("strata-search")
