@@ -40,10 +40,6 @@ final class ContextProgress: @unchecked Sendable {
 
     func line(_ got: Int64, _ total: Int64?) -> String {
         guard let total, total > 0 else { return "Downloading context: \(url) \(Units.size(got))" }
-        let width = 30
-        let filled = Int(Double(width) * Double(min(got, total)) / Double(total))
-        let arrow = filled >= width ? String(repeating: "=", count: width)
-            : String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled - 1)
-        return "Downloading context: \(url) [\(arrow)] \(Units.size(got))/\(Units.size(total))"
+        return "Downloading context: \(url) \(Units.bar(got, of: total)) \(Units.size(got))/\(Units.size(total))"
     }
 }

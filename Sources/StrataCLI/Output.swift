@@ -101,6 +101,13 @@ enum Units {
         return duration(now.timeIntervalSince(date)) + " ago"
     }
 
+    /// A progress bar as Docker draws it: `[=====>      ]`, full when `total` is 0.
+    static func bar(_ done: Int64, of total: Int64, width: Int = 30) -> String {
+        let filled = total > 0 ? Int(Double(width) * Double(min(done, total)) / Double(total)) : width
+        if filled >= width { return "[" + String(repeating: "=", count: width) + "]" }
+        return "[" + String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled - 1) + "]"
+    }
+
     /// Cuts to `width` characters with a trailing `…`.
     static func ellipsis(_ s: String, _ width: Int) -> String {
         s.count <= width ? s : String(s.prefix(width - 1)) + "…"

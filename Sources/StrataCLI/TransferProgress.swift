@@ -42,10 +42,7 @@ final class TransferProgress: @unchecked Sendable {
     }
 
     private func bar(_ d: Digest, done: Int64, size: Int64) -> String {
-        let width = 30
-        let filled = size > 0 ? Int(Double(width) * Double(min(done, size)) / Double(size)) : width
-        let arrow = filled >= width ? String(repeating: "=", count: width) : String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled - 1)
-        return "\(d.shortHex): \(verb) [\(arrow)] \(Units.size(done))/\(Units.size(size))"
+        return "\(d.shortHex): \(verb) \(Units.bar(done, of: size)) \(Units.size(done))/\(Units.size(size))"
     }
 
     private func set(_ d: Digest, _ line: String) {
