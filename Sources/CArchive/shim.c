@@ -8,6 +8,7 @@
 #include <zstd.h>
 #include <xxhash.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <errno.h>
 
@@ -45,17 +46,20 @@ struct strata_decoder {
     int codec;
     int complete;      /* input so far ends at a member/frame boundary */
     int in_member;     /* inside a gzip member */
+    int check;         /* verify each gzip member's CRC-32 and length */
     z_stream z;
     ZSTD_DStream *zs;
     char error[160];
 };
 
-strata_decoder *strata_decoder_new(int codec) {
+strata_decoder *strata_decoder_new(int codec, int check) {
     strata_decoder *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     d->codec = codec;
+    d->check = check;
     if (codec == STRATA_CODEC_GZIP) {
         if (inflateInit2(&d->z, 15 + 16) != Z_OK) { free(d); return NULL; }
+        if (!check) inflateValidate(&d->z, 0);
     } else if (codec == STRATA_CODEC_ZSTD) {
         d->zs = ZSTD_createDStream();
         if (!d->zs) { free(d); return NULL; }
@@ -91,6 +95,7 @@ static int gzip_step(strata_decoder *d, const unsigned char *in, size_t inlen, s
                 return -1;
             }
             if (inflateReset(&d->z) != Z_OK) { snprintf(d->error, sizeof d->error, "gzip reset failed"); return -1; }
+            if (!d->check) inflateValidate(&d->z, 0);
         }
         d->in_member = 1;
         d->complete = 0;
@@ -135,6 +140,30 @@ int strata_syncfs(int fd) { return syncfs(fd); }
 
 int strata_start_writeback(int fd, long long offset, long long length) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
+}
+
+int strata_preallocate(int fd, long long size) {
+    if (size <= 0) return 0;
+    return fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size);
+}
+
+int strata_trim_preallocation(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    if ((long long)st.st_blocks * 512 <= (long long)st.st_size) return 0;
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size, (off_t)st.st_blocks * 512);
+}
+
+int strata_set_direct(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -1;
+    return fcntl(fd, F_SETFL, fl | O_DIRECT);
+}
+
+int strata_clear_direct(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -1;
+    return fcntl(fd, F_SETFL, fl & ~O_DIRECT);
 }
 
 int strata_copy_fd(int in_fd, int out_fd, long long len) {

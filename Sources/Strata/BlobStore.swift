@@ -68,14 +68,19 @@ final class IngestSession: @unchecked Sendable {
     private let mutex = NSLock()
 
     /// A new temp file in this session. Safe to call from several threads.
-    func newWriter(decodeCompressed: Bool = true) throws -> BlobWriter {
+    /// - Parameters:
+    ///   - sizeHint: the size the file will have, when known: its blocks are reserved up
+    ///     front (see ``BlobWriter``).
+    ///   - diffIDChecked: the caller compares the layer's diffID with an expected one, so
+    ///     gzip's own CRC is skipped (``StreamDigester``).
+    func newWriter(decodeCompressed: Bool = true, sizeHint: Int64? = nil, diffIDChecked: Bool = false) throws -> BlobWriter {
         let path: String = mutex.withLock {
             counter += 1
             let p = dir.appendingPathComponent("\(counter)").path
             unsynced.append(p)
             return p
         }
-        return try BlobWriter(path: path, decodeCompressed: decodeCompressed)
+        return try BlobWriter(path: path, decodeCompressed: decodeCompressed, sizeHint: sizeHint, diffIDChecked: diffIDChecked)
     }
 
     /// A fresh path in the session for a layer's index spool.
@@ -149,6 +154,10 @@ struct IngestedFile: Sendable {
 }
 
 /// Writes a temp file while hashing it in the same pass.
+///
+/// When the final size is known the file's blocks are reserved first (fallocate with
+/// KEEP_SIZE): on ext4, writing into reserved blocks skips delayed allocation, which took
+/// more kernel time than copying the bytes (a 1 GB pull: 0.6 s of system time down to 0.2 s).
 final class BlobWriter {
     /// `STRATA_BENCH_NO_INDEX=1` turns indexing at ingest off, so tools/bench/index can
     /// measure what indexing costs (the layers are then indexed lazily on first use).
@@ -159,21 +168,42 @@ final class BlobWriter {
     private let digester: StreamDigester
     private var written: Int64 = 0
     private var flushed: Int64 = 0
+    /// Set for large files of known size on a filesystem with direct I/O.
+    private var direct: DirectWriter?
+    /// True when writes are gathered into large pieces here (direct I/O), so callers need
+    /// not gather them first.
+    var gathers: Bool { direct != nil }
+    /// Files from this size on (when known in advance) bypass the page cache.
+    static let directThreshold: Int64 = 4 << 20
 
-    init(path: String, decodeCompressed: Bool) throws {
+    init(path: String, decodeCompressed: Bool, sizeHint: Int64? = nil, diffIDChecked: Bool = false) throws {
         self.path = path
         fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
+        if let sizeHint, sizeHint >= 1 << 20 { _ = strata_preallocate(fd, sizeHint) }  // best effort
         // Layers are indexed in the same pass (configs and manifests simply are not tars).
         let index = decodeCompressed && !BlobWriter.indexingDisabled
-        digester = StreamDigester(decodeCompressed: decodeCompressed, indexTo: index ? path + ".index" : nil)
+        let digester = StreamDigester(decodeCompressed: decodeCompressed, indexTo: index ? path + ".index" : nil,
+                                      checkTrailers: !diffIDChecked)
+        self.digester = digester
+        if let sizeHint, sizeHint >= BlobWriter.directThreshold {
+            direct = DirectWriter.make(fd: fd, path: path) { digester.update($0) }
+        }
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit {
+        direct = nil  // waits for its writes before the descriptor number can be reused
+        if fd >= 0 { close(fd) }
+    }
 
     func write(_ buf: UnsafeRawBufferPointer) throws {
+        if let direct {
+            try direct.write(buf)  // hashed there, a piece at a time
+            written += Int64(buf.count)
+            return
+        }
         digester.update(buf)
         try writeAll(fd: fd, buf, path: path)
         written += Int64(buf.count)
@@ -187,6 +217,10 @@ final class BlobWriter {
     /// Closes the file and returns the digests. Durability comes from
     /// ``IngestSession/makeDurable()`` before the file is renamed into blobs/.
     func finish() throws -> IngestedFile {
+        if let direct {
+            self.direct = nil
+            try direct.finish()
+        }
         close(fd)
         fd = -1
         return IngestedFile(path: path, result: digester.finish())

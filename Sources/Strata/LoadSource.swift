@@ -89,7 +89,7 @@ final class TarSource: LoadSource, SpoolsData {
                     try reader.skipData()
                     continue
                 }
-                let w = try session.newWriter()
+                let w = try session.newWriter(sizeHint: entry.size, diffIDChecked: true)
                 try reader.readData { try w.write($0) }
                 items[entry.path] = .blob(.spooled(try w.finish()))
             case .symlink, .hardlink:
@@ -183,12 +183,14 @@ final class DirectorySource: LoadSource, SpoolsData {
         let reader = try FileReader(path: full, what: "\(path) in \(name)")
         let b: SourceBlob
         if consume {
-            let digester = StreamDigester(indexTo: session.newIndexSpoolPath())
+            let digester = StreamDigester(indexTo: session.newIndexSpoolPath(), checkTrailers: false)
             try reader.forEachChunk { digester.update($0) }
             session.markUnsynced(full)
             b = .spooled(IngestedFile(path: full, result: digester.finish()))
         } else {
-            let w = try session.newWriter()
+            var st = stat()
+            let size: Int64? = fstat(reader.fd, &st) == 0 ? Int64(st.st_size) : nil
+            let w = try session.newWriter(sizeHint: size, diffIDChecked: true)
             try reader.forEachChunk { try w.write($0) }
             b = .spooled(try w.finish())
         }
@@ -239,7 +241,7 @@ enum ParallelIngest {
             while let i = state.next(order) {
                 let job = jobs[i]
                 do {
-                    let w = try session.newWriter()
+                    let w = try session.newWriter(sizeHint: job.size, diffIDChecked: true)
                     var done: Int64 = 0
                     while done < job.size {
                         let want = Int(min(Int64(buf.count), job.size - done))

@@ -1,3 +1,4 @@
+import CArchive
 import Foundation
 import GRDB
 
@@ -44,9 +45,13 @@ extension Store {
             close(fd)
             if !ok { unlink(tmp) }
         }
-        let w = try ArchiveWriter(fd: fd, name: url.path)
+        // Reserve the blocks first (see BlobWriter): the blobs plus room for every tar header.
+        let estimate = plan.blobs.reduce(Int64(64 << 10)) { $0 + $1.1 + 4096 }
+        if estimate >= 1 << 20 { _ = strata_preallocate(fd, estimate) }
+        let w = try ArchiveWriter(fd: fd, name: url.path, direct: estimate >= BlobWriter.directThreshold)
         try writeArchive(plan, format: format, writer: w)
         try w.close()
+        _ = strata_trim_preallocation(fd)
         // The archive becomes visible whole (rename), like docker save; it is the user's
         // file, not the store's, so it is not fsynced.
         if rename(tmp, url.path) != 0 { throw StrataError(.io, "cannot write \(url.path): \(String(cString: strerror(errno)))") }

@@ -29,6 +29,7 @@ final class StreamDigester {
     private var decoder: OpaquePointer?
     private var decodeError: String?
     private let decodeCompressed: Bool
+    private let checkTrailers: Bool
     private var out: UnsafeMutableRawBufferPointer?
     /// Optional observer of the decompressed bytes (the layer's tar): indexes its entries in
     /// the same pass.
@@ -38,8 +39,13 @@ final class StreamDigester {
     ///   - decodeCompressed: when false, compressed input is hashed but not decompressed.
     ///   - indexTo: when set, the decompressed bytes are also parsed as a tar and its
     ///     entries spooled to this file (``DigestResult/index``).
-    init(decodeCompressed: Bool = true, indexTo spoolPath: String? = nil) {
+    ///   - checkTrailers: when false, gzip's CRC-32 and length trailers are not computed.
+    ///     Only for callers that compare ``DigestResult/diffID`` with an expected diffID
+    ///     (load, pull, fsck): that check proves the decompressed bytes exactly, the CRC adds
+    ///     nothing but CPU.
+    init(decodeCompressed: Bool = true, indexTo spoolPath: String? = nil, checkTrailers: Bool = true) {
         self.decodeCompressed = decodeCompressed
+        self.checkTrailers = checkTrailers
         self.indexer = spoolPath.map { TarIndexer(spoolPath: $0) }
     }
 
@@ -69,7 +75,7 @@ final class StreamDigester {
     private func start(_ c: Compression) {
         compression = c
         guard c != .none, decodeCompressed else { return }
-        decoder = strata_decoder_new(c == .gzip ? Int32(STRATA_CODEC_GZIP) : Int32(STRATA_CODEC_ZSTD))
+        decoder = strata_decoder_new(c == .gzip ? Int32(STRATA_CODEC_GZIP) : Int32(STRATA_CODEC_ZSTD), checkTrailers ? 1 : 0)
         if decoder == nil { decodeError = "cannot start a \(c.rawValue) decoder" }
         out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
     }

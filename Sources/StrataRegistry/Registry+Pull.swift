@@ -71,8 +71,15 @@ extension Registry {
         let hold = try await store.hold(wanted.map(\.digest), for: "pull \(reference.familiar)")
         do {
             let source = "\(client.registry)/\(client.repository)"
-            try await forEach(wanted, atMost: options.parallelism) { d in
-                try await fetchBlob(d, client: client, store: store, source: source, progress: options.progress)
+            // A download's slot frees up once its bytes are in; the commit (fsync, rename, rows)
+            // then overlaps the next downloads.
+            let progress = options.progress
+            try await pipeline(wanted, atMost: options.parallelism) { d -> FollowUp? in
+                guard let download = try await fetchBlob(d, client: client, store: store, source: source, progress: progress) else { return nil }
+                return {
+                    try await download.commit()
+                    progress?(.finished(d.digest, size: d.size, status: "Pull complete"))
+                }
             }
             var annotations: [String: String]? = nil
             if reference.digest == nil { annotations = [AnnotationKey.containerdImageName: reference.fullName] }
@@ -96,13 +103,15 @@ extension Registry {
     /// How many times one blob download may be resumed after the connection broke.
     static let maxResumes = 5
 
-    /// Downloads one blob into the store, resuming with `Range: bytes=N-` when the
-    /// connection breaks (a server that answers 200 instead of 206 sends it again from 0).
+    /// Downloads one blob into the store's ingest space, resuming with `Range: bytes=N-` when
+    /// the connection breaks (a server that answers 200 instead of 206 sends it again from 0).
+    /// Returns the download for the caller to ``BlobDownload/commit()``, or nil when the store
+    /// already has the blob.
     static func fetchBlob(_ d: Descriptor, client: RegistryClient, store: Store, source: String,
-                          progress: (@Sendable (TransferEvent) -> Void)?) async throws {
+                          progress: (@Sendable (TransferEvent) -> Void)?) async throws -> BlobDownload? {
         guard let download = try await store.beginDownload(d, source: source) else {
             progress?(.finished(d.digest, size: d.size, status: "Already exists"))
-            return
+            return nil
         }
         progress?(.started(d.digest, size: d.size))
         var resumes = 0
@@ -150,7 +159,7 @@ extension Registry {
             try await Task.sleep(nanoseconds: UInt64(100_000_000) << min(resumes, 4))
             progress?(.message("\(d.digest.shortHex): Connection broke; resuming at byte \(download.received) of \(d.size)"))
         }
-        try await download.commit()
-        progress?(.finished(d.digest, size: d.size, status: "Pull complete"))
+        progress?(.advanced(d.digest, done: download.received, size: d.size))
+        return download
     }
 }

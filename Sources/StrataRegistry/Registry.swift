@@ -49,6 +49,33 @@ public enum Registry {
             while try await group.next() != nil { launch() }
         }
     }
+
+    /// What a transfer hands back: work to finish (commit) once its slot is free again.
+    typealias FollowUp = @Sendable () async throws -> Void
+
+    /// What finished in ``Registry/pipeline(_:atMost:transfer:)``.
+    enum PipelineStep: Sendable { case transferred(FollowUp?), followedUp }
+
+    /// Like ``forEach(_:atMost:_:)``, but each item's `transfer` may return a follow-up that
+    /// runs outside the limit: the next transfer starts as soon as the bytes are in, while
+    /// the finished one is made durable and recorded. The first error cancels the rest.
+    static func pipeline<T: Sendable>(_ items: [T], atMost limit: Int, transfer: @escaping @Sendable (T) async throws -> FollowUp?) async throws {
+        try await withThrowingTaskGroup(of: PipelineStep.self) { group in
+            var next = 0
+            func launch() {
+                guard next < items.count else { return }
+                let item = items[next]
+                next += 1
+                group.addTask { .transferred(try await transfer(item)) }
+            }
+            for _ in 0..<max(1, limit) { launch() }
+            while let done = try await group.next() {
+                guard case .transferred(let followUp) = done else { continue }
+                if let followUp { group.addTask { try await followUp(); return .followedUp } }
+                launch()
+            }
+        }
+    }
 }
 
 /// A byte range of a file as an async sequence of 1 MiB byte buffers, for streaming uploads.

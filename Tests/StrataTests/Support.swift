@@ -7,8 +7,10 @@ final class TempDir: @unchecked Sendable {
     let url: URL
     var path: String { url.path }
 
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("strata-test-\(UUID().uuidString.prefix(12))")
+    /// A fresh directory under `parent` (the system temp directory when nil).
+    init(parent: String? = nil) throws {
+        let base = parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory
+        url = base.appendingPathComponent("strata-test-\(UUID().uuidString.prefix(12))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
