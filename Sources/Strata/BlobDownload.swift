@@ -36,7 +36,9 @@ public final class BlobDownload: @unchecked Sendable {
     private let name: String
     /// Network chunks are small (~64 kB); hashing and writing go 1 MiB at a time (measured:
     /// writing each chunk where it lies, without this copy, is slower).
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    /// Allocated on first use: a writer that gathers pieces itself (direct I/O) needs none.
+    private lazy var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private var hasBuffer = false
     private var buffered = 0
 
     init(descriptor: Descriptor, store: Store, session: IngestSession, lock: BlobDownloadLock, name: String) throws {
@@ -49,7 +51,7 @@ public final class BlobDownload: @unchecked Sendable {
     }
 
     deinit {
-        buffer.deallocate()
+        if hasBuffer { buffer.deallocate() }
         session.remove()
         lock.release()
     }
@@ -64,6 +66,7 @@ public final class BlobDownload: @unchecked Sendable {
             received += Int64(buf.count)
             return
         }
+        hasBuffer = true
         var rest = buf
         while !rest.isEmpty {
             let n = min(rest.count, buffer.count - buffered)

@@ -7,6 +7,8 @@ import Foundation
 /// written, fsynced and verified (law 1).
 struct BlobStore: Sendable {
     let paths: StorePaths
+    /// Buffers for direct I/O, reused from one large blob to the next.
+    let buffers = AlignedBufferPool()
 
     /// Starts a new ingest session directory, locked against gc.
     func newSession() throws -> IngestSession {
@@ -21,7 +23,7 @@ struct BlobStore: Sendable {
             // A gc with no grace period can take a brand-new directory before its lock is
             // held; then the lock is on a removed file and we start again.
             do {
-                let session = try IngestSession(dir: dir, paths: paths)
+                let session = try IngestSession(dir: dir, paths: paths, buffers: buffers)
                 if session.isLocked { return session }
             } catch {
                 lastError = error
@@ -57,9 +59,12 @@ final class IngestSession: @unchecked Sendable {
     /// Temp files written but not yet made durable.
     private var unsynced: [String] = []
 
-    init(dir: URL, paths: StorePaths) throws {
+    private let buffers: AlignedBufferPool?
+
+    init(dir: URL, paths: StorePaths, buffers: AlignedBufferPool? = nil) throws {
         self.dir = dir
         self.paths = paths
+        self.buffers = buffers
         lock = try FileLock(path: dir.appendingPathComponent("lock").path, mode: .shared)
     }
 
@@ -80,7 +85,8 @@ final class IngestSession: @unchecked Sendable {
             unsynced.append(p)
             return p
         }
-        return try BlobWriter(path: path, decodeCompressed: decodeCompressed, sizeHint: sizeHint, diffIDChecked: diffIDChecked)
+        return try BlobWriter(path: path, decodeCompressed: decodeCompressed, sizeHint: sizeHint, diffIDChecked: diffIDChecked,
+                              buffers: buffers)
     }
 
     /// A fresh path in the session for a layer's index spool.
@@ -176,7 +182,8 @@ final class BlobWriter {
     /// Files from this size on (when known in advance) bypass the page cache.
     static let directThreshold: Int64 = 4 << 20
 
-    init(path: String, decodeCompressed: Bool, sizeHint: Int64? = nil, diffIDChecked: Bool = false) throws {
+    init(path: String, decodeCompressed: Bool, sizeHint: Int64? = nil, diffIDChecked: Bool = false,
+         buffers: AlignedBufferPool? = nil) throws {
         self.path = path
         fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -189,7 +196,7 @@ final class BlobWriter {
                                       checkTrailers: !diffIDChecked)
         self.digester = digester
         if let sizeHint, sizeHint >= BlobWriter.directThreshold {
-            direct = DirectWriter.make(fd: fd, path: path) { digester.update($0) }
+            direct = DirectWriter.make(fd: fd, path: path, pool: buffers) { digester.update($0) }
         }
     }
 
