@@ -195,7 +195,6 @@ extension BuildRun {
     // MARK: COPY and ADD
 
     private func copy(_ inst: Instruction, state: inout StageState) async throws {
-        let isAdd = inst.keyword == "ADD"
         let env = state.expansionEnv
         var raw: [String]
         switch inst.arguments {
