@@ -43,6 +43,13 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
         self.encoded = sha256Hex
     }
 
+    /// A `sha256:` digest from the 32 bytes of a finished SHA-256; `nil` unless there are
+    /// exactly 32 bytes.
+    public static func sha256(raw bytes: some Collection<UInt8>) -> Digest? {
+        guard bytes.count == 32 else { return nil }
+        return Digest(sha256Hex: bytes.hexString)
+    }
+
     /// An `xxh128:` digest from the 16 bytes of an XXH3-128 hash in canonical (big-endian)
     /// order, as `xxh128sum` prints it. `nil` unless there are exactly 16 bytes.
     ///

@@ -20,11 +20,14 @@ struct DigestResult: Sendable {
 
 /// Hashes a byte stream in one pass, decompressing gzip/zstd on the fly (law 3, law 6).
 final class StreamDigester {
-    private var raw = SHA256()
+    private var raw = SHA256Stream()
     private var rawSize: Int64 = 0
     private var prefix: [UInt8] = []
     private var compression: Compression?
-    private var diff = SHA256()
+    private var diff = SHA256Stream()
+    /// Stored bytes of the current ``update(_:)`` not hashed yet: they are hashed together
+    /// with the decompressed bytes they produce (two streams interleaved, see SHA256Stream).
+    private var unhashed = UnsafeRawBufferPointer(start: nil, count: 0)
     private var diffSize: Int64 = 0
     private var decoder: OpaquePointer?
     private var decodeError: String?
@@ -56,20 +59,41 @@ final class StreamDigester {
 
     func update(_ buf: UnsafeRawBufferPointer) {
         guard buf.count > 0 else { return }
-        raw.update(bufferPointer: buf)
         rawSize += Int64(buf.count)
         if compression == nil {
             prefix.append(contentsOf: buf.prefix(4 - prefix.count))
-            if prefix.count < 4 && rawSize < 4 { return }
+            if prefix.count < 4 && rawSize < 4 {
+                raw.update(buf)
+                return
+            }
             start(Compression.sniff(prefix))
-            // Feed what was held back (the whole of this buffer plus earlier prefix bytes).
+            // Feed what was held back (earlier prefix bytes, already hashed as stored).
             let earlier = Int(rawSize) - buf.count
             if earlier > 0 {
                 let held = Array(prefix.prefix(earlier))
                 held.withUnsafeBytes { feed($0) }
             }
         }
+        // While decompressing, the stored bytes are hashed alongside the output in feed();
+        // whatever is left (the output ran short, or the stream is not decoded) goes here.
+        unhashed = decoder != nil && decodeError == nil ? buf : UnsafeRawBufferPointer(start: nil, count: 0)
+        if unhashed.isEmpty { raw.update(buf) }
         feed(buf)
+        if !unhashed.isEmpty {
+            raw.update(unhashed)
+            unhashed = UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+    }
+
+    /// Hashes decompressed bytes, paired with as many pending stored bytes.
+    private func hashDecompressed(_ chunk: UnsafeRawBufferPointer) {
+        if unhashed.isEmpty {
+            diff.update(chunk)
+            return
+        }
+        let n = min(unhashed.count, chunk.count)
+        SHA256Stream.update(&raw, UnsafeRawBufferPointer(rebasing: unhashed[0..<n]), &diff, chunk)
+        unhashed = UnsafeRawBufferPointer(rebasing: unhashed[n...])
     }
 
     private func start(_ c: Compression) {
@@ -95,7 +119,7 @@ final class StreamDigester {
             }
             if produced > 0 {
                 let chunk = UnsafeRawBufferPointer(rebasing: out[0..<produced])
-                diff.update(bufferPointer: chunk)
+                hashDecompressed(chunk)
                 indexer?.consume(chunk)
                 diffSize += Int64(produced)
             }
@@ -108,7 +132,7 @@ final class StreamDigester {
 
     func finish() -> DigestResult {
         if compression == nil { start(.none); prefix.withUnsafeBytes { feed($0) } }
-        let digest = OCI.Digest.sha256(finalizing: raw)
+        let digest = raw.finalize()
         let c = compression ?? .none
         if c == .none {
             return DigestResult(digest: digest, size: rawSize, compression: .none, diffID: digest, uncompressedSize: rawSize,
@@ -125,7 +149,7 @@ final class StreamDigester {
                     if rc != 0 { err = String(cString: strata_decoder_error(decoder)); break }
                     if produced == 0 { break }
                     let chunk = UnsafeRawBufferPointer(rebasing: out[0..<produced])
-                    diff.update(bufferPointer: chunk)
+                    diff.update(chunk)
                     indexer?.consume(chunk)
                     diffSize += Int64(produced)
                 }
@@ -134,7 +158,7 @@ final class StreamDigester {
                 err = "truncated \(c.rawValue) data"
             }
         }
-        let diffID = decodeCompressed ? OCI.Digest.sha256(finalizing: diff) : digest
+        let diffID = decodeCompressed ? diff.finalize() : digest
         return DigestResult(digest: digest, size: rawSize, compression: c, diffID: diffID,
                             uncompressedSize: decodeCompressed ? diffSize : rawSize, decodeError: err,
                             index: decodeCompressed && err == nil ? indexer?.finish() : nil)

@@ -83,4 +83,20 @@ int strata_xxh3_update(strata_xxh3 *s, const void *data, size_t len);
    big-endian (XXH128_canonicalFromHash, as xxh128sum prints it). */
 void strata_xxh3_digest128(const strata_xxh3 *s, unsigned char out[16]);
 
+
+/* SHA-256 on the x86 SHA extensions (sha256x2.c), for hashing a layer's stored and
+   decompressed bytes together: update2 interleaves two streams, which costs about as
+   much as one. Use only when strata_sha256_accelerated() returns 1. */
+typedef struct strata_sha256 {
+    uint32_t state[8];
+    uint64_t length;
+    uint32_t buffered;
+    uint8_t block[64];
+} strata_sha256;
+int strata_sha256_accelerated(void);
+void strata_sha256_init(strata_sha256 *c);
+void strata_sha256_update(strata_sha256 *c, const void *data, size_t len);
+void strata_sha256_update2(strata_sha256 *a, const void *da, size_t la, strata_sha256 *b, const void *db, size_t lb);
+void strata_sha256_final(strata_sha256 *c, uint8_t out[32]);
+
 #endif
