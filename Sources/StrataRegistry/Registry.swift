@@ -57,21 +57,34 @@ public enum Registry {
     enum PipelineStep: Sendable { case transferred(FollowUp?), followedUp }
 
     /// Like ``forEach(_:atMost:_:)``, but each item's `transfer` may return a follow-up that
-    /// runs outside the limit: the next transfer starts as soon as the bytes are in, while
-    /// the finished one is made durable and recorded. The first error cancels the rest.
+    /// runs outside the transfer limit: the next transfer starts as soon as the bytes are in,
+    /// while the finished one is made durable and recorded. Follow-ups waiting or running
+    /// are bounded by the same limit (each holds its transfer's buffers), so a slow disk
+    /// pauses new transfers instead of piling them up. The first error cancels the rest.
     static func pipeline<T: Sendable>(_ items: [T], atMost limit: Int, transfer: @escaping @Sendable (T) async throws -> FollowUp?) async throws {
+        let limit = max(1, limit)
         try await withThrowingTaskGroup(of: PipelineStep.self) { group in
-            var next = 0
+            var next = 0, transfers = 0, followUps = 0
             func launch() {
-                guard next < items.count else { return }
-                let item = items[next]
-                next += 1
-                group.addTask { .transferred(try await transfer(item)) }
+                while next < items.count, transfers < limit, followUps < limit {
+                    let item = items[next]
+                    next += 1
+                    transfers += 1
+                    group.addTask { .transferred(try await transfer(item)) }
+                }
             }
-            for _ in 0..<max(1, limit) { launch() }
+            launch()
             while let done = try await group.next() {
-                guard case .transferred(let followUp) = done else { continue }
-                if let followUp { group.addTask { try await followUp(); return .followedUp } }
+                switch done {
+                case .transferred(let followUp):
+                    transfers -= 1
+                    if let followUp {
+                        followUps += 1
+                        group.addTask { try await followUp(); return .followedUp }
+                    }
+                case .followedUp:
+                    followUps -= 1
+                }
                 launch()
             }
         }
