@@ -37,8 +37,7 @@ public final class BlobDownload: @unchecked Sendable {
     /// Network chunks are small (~64 kB); hashing and writing go 1 MiB at a time (measured:
     /// writing each chunk where it lies, without this copy, is slower).
     /// Allocated on first use: a writer that gathers pieces itself (direct I/O) needs none.
-    private lazy var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    private var hasBuffer = false
+    private var gathering: UnsafeMutableRawBufferPointer?
     private var buffered = 0
 
     init(descriptor: Descriptor, store: Store, session: IngestSession, lock: BlobDownloadLock, name: String) throws {
@@ -51,7 +50,7 @@ public final class BlobDownload: @unchecked Sendable {
     }
 
     deinit {
-        if hasBuffer { buffer.deallocate() }
+        gathering?.deallocate()
         session.remove()
         lock.release()
     }
@@ -66,7 +65,8 @@ public final class BlobDownload: @unchecked Sendable {
             received += Int64(buf.count)
             return
         }
-        hasBuffer = true
+        let buffer = gathering ?? UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        gathering = buffer
         var rest = buf
         while !rest.isEmpty {
             let n = min(rest.count, buffer.count - buffered)
@@ -79,7 +79,7 @@ public final class BlobDownload: @unchecked Sendable {
     }
 
     private func flush() throws {
-        guard buffered > 0 else { return }
+        guard buffered > 0, let buffer = gathering else { return }
         try writer.write(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]))
         buffered = 0
     }

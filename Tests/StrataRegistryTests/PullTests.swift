@@ -103,18 +103,37 @@ func blobGets(_ log: URL) -> [String] {
     ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
 }
 
+/// An OCI layout served by `layoutRegistryScript` in one of its modes ("cut", "corrupt",
+/// "redirect", "slow"), the log of its blob GETs, and an empty store beside it.
+struct ServedLayout {
+    let dir: TestDir
+    let layout: String
+    let log: URL
+    let server: PythonServer
+    let store: Store
+    var host: String { "127.0.0.1:\(server.port)" }
+    /// The blob GETs answered so far.
+    var gets: [String] { blobGets(log) }
+
+    static func start(_ mode: String, layout make: (URL) throws -> String = RegistryTests.layout) async throws -> ServedLayout {
+        let dir = try TestDir()
+        let layout = try make(dir.url)
+        let log = dir.url.appendingPathComponent("gets.log")
+        let server = try PythonServer(script: layoutRegistryScript, in: dir.url, args: [layout, mode, log.path])
+        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
+        return ServedLayout(dir: dir, layout: layout, log: log, server: server, store: store)
+    }
+}
+
 @Suite struct PullTests {
     /// The connection breaks half-way through each large blob: the pull resumes with a Range
     /// request from where it stopped (not from 0) and the image is whole.
     @Test func interruptedBlobResumesWithRange() async throws {
         guard require("umoci", "curl", "python3") else { return }
-        let dir = try TestDir()
-        let layout = try RegistryTests.layout(dir.url)
-        let log = dir.url.appendingPathComponent("gets.log")
-        let server = try PythonServer(script: layoutRegistryScript, in: dir.url, args: [layout, "cut", log.path])
-        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
-        let pulled = try await Registry.pull("127.0.0.1:\(server.port)/cut/app:img", into: store)
-        let gets = blobGets(log)
+        let served = try await ServedLayout.start("cut")
+        let (layout, store) = (served.layout, served.store)
+        let pulled = try await Registry.pull("\(served.host)/cut/app:img", into: store)
+        let gets = served.gets
         let resumed = gets.filter { !$0.hasSuffix(" 0") }
         #expect(!resumed.isEmpty, "\(gets)")
         for r in resumed {
@@ -125,42 +144,38 @@ func blobGets(_ log: URL) -> [String] {
         let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json")))
         #expect(pulled.digest == index.manifests[0].digest)
         #expect(try await store.check().clean)
+        withExtendedLifetime(served) {}  // the server and its directory outlive every check
     }
 
     /// A blob whose bytes do not hash to its digest: the pull fails naming the blob, the
     /// registry and the repository; no image, and the bad blob is not stored.
     @Test func corruptBlobIsRefusedAndNotStored() async throws {
         guard require("umoci", "curl", "python3") else { return }
-        let dir = try TestDir()
-        let layout = try RegistryTests.layout(dir.url)
-        let log = dir.url.appendingPathComponent("gets.log")
-        let server = try PythonServer(script: layoutRegistryScript, in: dir.url, args: [layout, "corrupt", log.path])
-        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
+        let served = try await ServedLayout.start("corrupt")
+        let (layout, store) = (served.layout, served.store)
         let index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json")))
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/blobs/sha256/" + index.manifests[0].digest.encoded)))
         guard let big = manifest.layers.first(where: { $0.size > 100000 }) else { Issue.record("no large layer"); return }
         await #expect {
-            _ = try await Registry.pull("127.0.0.1:\(server.port)/bad/app:img", into: store)
+            _ = try await Registry.pull("\(served.host)/bad/app:img", into: store)
         } throws: { e in
             guard let e = e as? StrataError else { return false }
-            return e.code == .digestMismatch && e.message.contains(big.digest.string) && e.message.contains("127.0.0.1:\(server.port)/bad/app")
+            return e.code == .digestMismatch && e.message.contains(big.digest.string) && e.message.contains("\(served.host)/bad/app")
         }
         #expect(try await store.images(all: true).isEmpty)
         #expect(try await !store.hasBlob(big.digest))
         #expect(try await store.leases().isEmpty)
         #expect(try await store.check().clean)
+        withExtendedLifetime(served) {}  // the server and its directory outlive every check
     }
 
     /// Blob GETs answered with a redirect to blob storage are followed.
     @Test func redirectsToBlobStorageAreFollowed() async throws {
         guard require("umoci", "curl", "python3") else { return }
-        let dir = try TestDir()
-        let layout = try RegistryTests.layout(dir.url)
-        let log = dir.url.appendingPathComponent("gets.log")
-        let server = try PythonServer(script: layoutRegistryScript, in: dir.url, args: [layout, "redirect", log.path])
-        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
-        let pulled = try await Registry.pull("127.0.0.1:\(server.port)/redirect/app:img", into: store)
-        let gets = blobGets(log)
+        let served = try await ServedLayout.start("redirect")
+        let (layout, store) = (served.layout, served.store)
+        let pulled = try await Registry.pull("\(served.host)/redirect/app:img", into: store)
+        let gets = served.gets
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/blobs/sha256/" + pulled.digest.encoded)))
         for d in [manifest.config] + manifest.layers {
             #expect(gets.contains("REDIRECT \(d.digest.encoded)"))
@@ -168,28 +183,27 @@ func blobGets(_ log: URL) -> [String] {
         }
         #expect(pulled.image.id == manifest.config.digest)
         #expect(try await store.check().clean)
+        withExtendedLifetime(served) {}  // the server and its directory outlive every check
     }
 
     /// Two pulls at once of images that share two layers: each shared blob is downloaded once.
     @Test func concurrentPullsDownloadSharedBlobsOnce() async throws {
         guard require("umoci", "curl", "python3") else { return }
-        let dir = try TestDir()
-        let layout = try twoImageLayout(dir.url)
-        let log = dir.url.appendingPathComponent("gets.log")
-        let server = try PythonServer(script: layoutRegistryScript, in: dir.url, args: [layout, "slow", log.path])
-        let store = try await Store.open(at: dir.url.appendingPathComponent("store"))
-        let port = server.port
+        let served = try await ServedLayout.start("slow", layout: twoImageLayout)
+        let store = served.store
+        let host = served.host
         // Two separate Store objects, as two processes would have.
-        let other = try await Store.open(at: dir.url.appendingPathComponent("store"))
-        async let a = Registry.pull("127.0.0.1:\(port)/shared/app:img", into: store)
-        async let b = Registry.pull("127.0.0.1:\(port)/shared/app:img2", into: other)
+        let other = try await Store.open(at: served.dir.url.appendingPathComponent("store"))
+        async let a = Registry.pull("\(host)/shared/app:img", into: store)
+        async let b = Registry.pull("\(host)/shared/app:img2", into: other)
         let (ra, rb) = try await (a, b)
         #expect(ra.image.id != rb.image.id)
-        let gets = blobGets(log)
+        let gets = served.gets
         let counts = Dictionary(gets.map { ($0, 1) }, uniquingKeysWith: +)
         #expect(counts.values.allSatisfy { $0 == 1 }, "a blob was downloaded twice: \(gets)")
         #expect(try await store.images().count == 2)
         #expect(try await store.check().clean)
+        withExtendedLifetime(served) {}  // the server and its directory outlive every check
     }
 
     /// A pull killed after its first blob is in the store: no image, the blob held by the
