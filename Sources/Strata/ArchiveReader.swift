@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import OCI
 
 /// One header read from a tar stream.
 struct ArchiveEntry: Sendable {
@@ -71,23 +72,25 @@ final class ArchiveReader {
         let rc = archive_read_next_header(a, &entry)
         if rc == ARCHIVE_EOF { return nil }
         guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else { throw fail("reading a header") }
-        guard let rawPath = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
+        // The header's own bytes (law 9): in the C.UTF-8 locale the multibyte form is what
+        // the tar holds; the UTF-8 form is NULL for a name that is not UTF-8.
+        guard let rawPath = archive_entry_pathname(entry) ?? archive_entry_pathname_utf8(entry) else {
             throw StrataError(.corruptData, "\(name) has an entry without a readable path")
         }
-        let path = try ArchivePath.clean(String(cString: rawPath), in: name)
+        let path = try ArchivePath.clean(RawName.decode(cString: rawPath), in: name)
         let type = archive_entry_filetype(entry)
         var kind: ArchiveEntry.Kind
         var target: String?
-        if let hl = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry) {
+        if let hl = archive_entry_hardlink(entry) ?? archive_entry_hardlink_utf8(entry) {
             kind = .hardlink
-            target = String(cString: hl)
+            target = RawName.decode(cString: hl)
         } else if type == strata_AE_IFREG {
             kind = .file
         } else if type == strata_AE_IFDIR {
             kind = .directory
         } else if type == strata_AE_IFLNK {
             kind = .symlink
-            target = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) }
+            target = (archive_entry_symlink(entry) ?? archive_entry_symlink_utf8(entry)).map { RawName.decode(cString: $0) }
         } else {
             kind = .other
         }
@@ -129,11 +132,11 @@ final class ArchiveReader {
         let rc = archive_read_next_header(a, &entry)
         if rc == ARCHIVE_EOF { return nil }
         guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else { throw fail("reading a header") }
-        guard let p = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) else {
+        guard let p = archive_entry_pathname(entry) ?? archive_entry_pathname_utf8(entry) else {
             throw StrataError(.corruptData, "\(name) has an entry without a readable path")
         }
-        let hl = (archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry)).map { String(cString: $0) }
-        return (entry, (String(cString: p), hl))
+        let hl = (archive_entry_hardlink(entry) ?? archive_entry_hardlink_utf8(entry)).map { RawName.decode(cString: $0) }
+        return (entry, (RawName.decode(cString: p), hl))
     }
 
     /// Streams the current entry's data blocks with their offsets (sparse files keep holes).

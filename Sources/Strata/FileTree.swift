@@ -14,10 +14,12 @@ struct FileMeta: Equatable, Sendable {
     var rdev: UInt64
     var inode: UInt64
     var linkTarget: String?
+    /// Number of hard links.
+    var nlink: UInt64 = 1
 
     static func of(_ path: String) -> FileMeta? {
         var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
+        guard lstat(path.cPath, &st) == 0 else { return nil }
         let kind: Kind
         switch st.st_mode & S_IFMT {
         case S_IFREG: kind = .file
@@ -28,15 +30,10 @@ struct FileMeta: Equatable, Sendable {
         case S_IFIFO: kind = .fifo
         default: kind = .socket
         }
-        var target: String? = nil
-        if kind == .symlink {
-            var buf = [Int8](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = readlink(path, &buf, Int(PATH_MAX))
-            if n >= 0 { target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        }
+        let target = kind == .symlink ? readLinkTarget(path) : nil
         return FileMeta(kind: kind, mode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid, size: Int64(st.st_size),
                         mtimeSec: st.st_mtim.tv_sec, mtimeNsec: st.st_mtim.tv_nsec, rdev: UInt64(st.st_rdev),
-                        inode: UInt64(st.st_ino), linkTarget: target)
+                        inode: UInt64(st.st_ino), linkTarget: target, nlink: UInt64(st.st_nlink))
     }
 
     /// An overlayfs whiteout: a 0/0 character device.
@@ -51,12 +48,12 @@ struct FileMeta: Equatable, Sendable {
 
 /// Sorted names in a directory (no `.` and `..`).
 func directoryEntries(_ path: String) -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    rawDirectoryEntries(path).sorted()
 }
 
 func isOpaque(_ dir: String) -> Bool {
     var v: UInt8 = 0
-    return getxattr(dir, "trusted.overlay.opaque", &v, 1) == 1 && v == UInt8(ascii: "y")
+    return getxattr(dir.cPath, "trusted.overlay.opaque", &v, 1) == 1 && v == UInt8(ascii: "y")
 }
 
 /// A tree of paths, used for the merged view of read-only layers.
@@ -152,7 +149,7 @@ struct TreeCopier {
             let existing = FileMeta.of(d)
             if meta.kind == .directory {
                 if let existing, existing.kind != .directory { removeTree(d) }
-                if existing?.kind != .directory, mkdir(d, 0o700) != 0 {
+                if existing?.kind != .directory, mkdir(d.cPath, 0o700) != 0 {
                     throw StrataError(.io, "cannot create \(d): \(String(cString: strerror(errno)))")
                 }
                 try apply(layer: layer, rel: rel.isEmpty ? name : rel + "/" + name, rootfs: rootfs, links: &links)
@@ -162,16 +159,14 @@ struct TreeCopier {
             if existing != nil { removeTree(d) }
             switch meta.kind {
             case .file:
-                if let first = links[meta.inode], link(first, d) == 0 { continue }
+                if let first = links[meta.inode], link(first.cPath, d.cPath) == 0 { continue }
                 try copyFile(s, d, size: meta.size)
-                if (try? FileManager.default.attributesOfItem(atPath: s)[.referenceCount] as? Int).flatMap({ $0 }) ?? 1 > 1 {
-                    links[meta.inode] = d
-                }
+                if meta.nlink > 1 { links[meta.inode] = d }
             case .symlink:
-                if symlink(meta.linkTarget ?? "", d) != 0 { throw StrataError(.io, "cannot create symlink \(d): \(String(cString: strerror(errno)))") }
+                if symlink((meta.linkTarget ?? "").cPath, d.cPath) != 0 { throw StrataError(.io, "cannot create symlink \(d): \(String(cString: strerror(errno)))") }
             case .char, .block, .fifo, .socket:
                 let type: UInt32 = meta.kind == .char ? S_IFCHR : meta.kind == .block ? S_IFBLK : meta.kind == .fifo ? S_IFIFO : S_IFSOCK
-                if mknod(d, type | meta.mode, dev_t(meta.rdev)) != 0 {
+                if mknod(d.cPath, type | meta.mode, dev_t(meta.rdev)) != 0 {
                     throw StrataError(.io, "cannot create \(d): \(String(cString: strerror(errno)))")
                 }
             case .directory:
@@ -180,14 +175,14 @@ struct TreeCopier {
             try copyMetadata(from: s, to: d, meta: meta)
         }
         // Directory metadata last: writing children changes a directory's times.
-        for (d, meta) in dirs { try copyMetadata(from: src + "/" + (d as NSString).lastPathComponent, to: d, meta: meta) }
+        for (d, meta) in dirs { try copyMetadata(from: src + "/" + splitPath(d).base, to: d, meta: meta) }
     }
 
     func copyFile(_ s: String, _ d: String, size: Int64) throws {
-        let i = open(s, O_RDONLY | O_CLOEXEC)
+        let i = open(s.cPath, O_RDONLY | O_CLOEXEC)
         guard i >= 0 else { throw StrataError(.io, "cannot read \(s): \(String(cString: strerror(errno)))") }
         defer { close(i) }
-        let o = open(d, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let o = open(d.cPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard o >= 0 else { throw StrataError(.io, "cannot create \(d): \(String(cString: strerror(errno)))") }
         defer { close(o) }
         if strata_copy_fd(i, o, size) != 0 { throw StrataError(.io, "cannot copy \(s): \(String(cString: strerror(errno)))") }
@@ -195,19 +190,20 @@ struct TreeCopier {
 
     /// Owner, mode, xattrs (not overlay's own) and times.
     func copyMetadata(from s: String, to d: String, meta: FileMeta) throws {
-        if asRoot { lchown(d, meta.uid, meta.gid) }
-        if meta.kind != .symlink { chmod(d, mode_t(meta.mode)) }
+        let dc = d.cPath, sc = s.cPath
+        if asRoot { lchown(dc, meta.uid, meta.gid) }
+        if meta.kind != .symlink { chmod(dc, mode_t(meta.mode)) }
         var names = [Int8](repeating: 0, count: 65536)
-        let n = llistxattr(s, &names, names.count)
+        let n = llistxattr(sc, &names, names.count)
         if n > 0 {
             let all = names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
             for name in all where !name.hasPrefix("trusted.overlay.") {
                 var value = [UInt8](repeating: 0, count: 65536)
-                let len = lgetxattr(s, name, &value, value.count)
-                if len >= 0 { lsetxattr(d, name, value, len, 0) }
+                let len = lgetxattr(sc, name, &value, value.count)
+                if len >= 0 { lsetxattr(dc, name, value, len, 0) }
             }
         }
         var times = [timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec), timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec)]
-        utimensat(AT_FDCWD, d, &times, AT_SYMLINK_NOFOLLOW)
+        utimensat(AT_FDCWD, dc, &times, AT_SYMLINK_NOFOLLOW)
     }
 }

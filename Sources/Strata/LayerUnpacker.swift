@@ -1,19 +1,35 @@
 import CArchive
 import Foundation
+import OCI
 
 /// Unpacks a layer tar (plain, gzip or zstd) into a directory, refusing anything that would
 /// escape it (law 5): `..`, absolute paths, and writes through symlinks or hardlinks that
-/// lead out. OCI whiteouts become overlayfs whiteouts when `overlayWhiteouts` (needs root):
-/// `.wh.NAME` a 0/0 character device, `.wh..wh..opq` the `trusted.overlay.opaque` xattr.
-/// Otherwise they are kept as the empty `.wh.` files they are.
+/// lead out. The rules are those of docs/ARCHITECTURE.md, "Layer application":
+///
+/// - **Whiteouts.** With `overlayWhiteouts` (needs root) OCI whiteouts become overlayfs ones:
+///   `.wh.NAME` a 0/0 character device, `.wh..wh..opq` the `trusted.overlay.opaque` xattr
+///   (the root included: ``Store/snapshotDirectories(of:)`` then drops every layer below).
+///   Otherwise they are kept as the empty `.wh.` files they are.
+/// - **Implicit parents.** A directory the layer only implies (it holds an entry of the layer
+///   but has no header of its own) is a copy-up of the directory the layers below show at that
+///   path — owner, mode, xattrs and times — as overlayfs copy-up and umoci do. `lowers` are the
+///   unpacked directories of the layers below, bottom first. The layer's root is treated the
+///   same way unless the layer has a `./` entry.
+/// - **Names are bytes** (law 9): paths go from the tar header to the system calls unchanged.
+/// - **Device nodes.** Character and block devices are refused unless `allowDevices`; a 0/0
+///   character device (an overlay whiteout written into a tar) is always accepted.
 struct LayerUnpacker {
     let root: String
     let overlayWhiteouts: Bool
+    let lowers: [String]
+    let allowDevices: Bool
     let asRoot: Bool
 
-    init(root: String, overlayWhiteouts: Bool) {
+    init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false) {
         self.root = root
         self.overlayWhiteouts = overlayWhiteouts
+        self.lowers = lowers
+        self.allowDevices = allowDevices
         self.asRoot = geteuid() == 0
     }
 
@@ -29,82 +45,203 @@ struct LayerUnpacker {
         if asRoot { flags |= ARCHIVE_EXTRACT_OWNER }
         archive_write_disk_set_options(disk, flags)
         archive_write_disk_set_standard_lookup(disk)
-        // Paths this layer wrote: a whiteout only hides what lower layers have (OCI).
-        var created = Set<String>()
+        var state = State()
+        // The root is a copy-up of the lower root until the layer says otherwise.
+        if let lowerRoot = visibleLower("") { try copyUp(from: lowerRoot, to: root, rel: "", state: &state, name: name) }
         try reader.forEachRawEntry { entry, path, hardlink, copyData in
-            // Not NSString: its deletingLastPathComponent traps on "." (Foundation on Linux).
-            let (parent, base) = splitPath(path)
-            if base.hasPrefix(".wh."), overlayWhiteouts {
-                try ensureDirectory(parent)
-                let parentFull = parent.isEmpty ? root : root + "/" + parent
-                if base == ".wh..wh..opq" {
-                    try markOpaque(parentFull, name: name)
-                } else {
-                    let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
-                    let target = root + "/" + targetRel
-                    try refuseSymlinkPath(targetRel, name: name)
-                    if created.contains(targetRel) {
-                        // Deleted and recreated in this layer: a directory hides the lower one.
-                        if FileMeta.of(target)?.kind == .directory { try markOpaque(target, name: name) }
-                        return
-                    }
-                    removeTree(target)
-                    if mknod(target, S_IFCHR | 0o000, 0) != 0 {
-                        throw StrataError(.io, "\(name): cannot create whiteout \(target): \(String(cString: strerror(errno)))")
-                    }
-                }
-                return
-            }
-            var opaqueAfter = false
-            if overlayWhiteouts {
-                // A path below a whiteout of this layer: the whiteout becomes an opaque directory.
-                var prefix = ""
-                for c in parent.split(separator: "/") {
-                    prefix += (prefix.isEmpty ? "" : "/") + c
-                    if let m = FileMeta.of(root + "/" + prefix), m.isOverlayWhiteout {
-                        unlink(root + "/" + prefix)
-                        if mkdir(root + "/" + prefix, 0o755) != 0 {
-                            throw StrataError(.io, "\(name): cannot create \(prefix): \(String(cString: strerror(errno)))")
-                        }
-                        try markOpaque(root + "/" + prefix, name: name)
-                        created.insert(prefix)
-                    }
-                }
-                if archive_entry_filetype(entry) == strata_AE_IFDIR, let m = FileMeta.of(root + "/" + path), m.isOverlayWhiteout {
-                    unlink(root + "/" + path)
-                    opaqueAfter = true
-                }
-            }
-            created.insert(path)
-            archive_entry_set_pathname_utf8(entry, root + "/" + path)
-            if let hardlink {
-                try refuseSymlinkPath(hardlink, name: name)
-                archive_entry_set_hardlink_utf8(entry, root + "/" + hardlink)
-            }
-            let rc = archive_write_header(disk, entry)
-            if rc < ARCHIVE_WARN {
-                let msg = archive_error_string(disk).map { String(cString: $0) } ?? "unknown error"
-                let code: StrataError.Code = msg.lowercased().contains("symlink") || msg.contains("..") ? .unsafePath : .io
-                throw StrataError(code, "\(name): cannot unpack \"\(path)\": \(msg)")
-            }
-            if archive_entry_size(entry) > 0 {
-                try copyData { buf, offset in
-                    let n = archive_write_data_block(disk, buf.baseAddress, buf.count, offset)
-                    if n < ARCHIVE_WARN {
-                        throw StrataError(.io, "\(name): cannot write \"\(path)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
-                    }
-                }
-            }
-            if archive_write_finish_entry(disk) < ARCHIVE_WARN {
-                throw StrataError(.io, "\(name): cannot finish \"\(path)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
-            }
-            if opaqueAfter { try markOpaque(root + "/" + path, name: name) }
+            try apply(entry: entry, path: path, hardlink: hardlink, copyData: copyData, disk: disk, state: &state, name: name)
+        }
+        // libarchive sets the times of directories with a header when it closes; the implied
+        // ones get their lower times back now that nothing more is written into them.
+        if archive_write_close(disk) < ARCHIVE_WARN {
+            throw StrataError(.io, "\(name): cannot finish unpacking: \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+        }
+        for (rel, meta) in state.implied {
+            var times = [timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec), timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec)]
+            utimensat(AT_FDCWD, full(rel).cPath, &times, AT_SYMLINK_NOFOLLOW)
         }
     }
 
+    /// What one unpack keeps track of.
+    private struct State {
+        /// Paths this layer wrote: a whiteout only hides what lower layers have (OCI).
+        var created = Set<String>()
+        /// Directories this layer only implies, with the metadata they were given.
+        var implied: [String: FileMeta] = [:]
+    }
+
+    private func full(_ rel: String) -> String { rel.isEmpty ? root : root + "/" + rel }
+
+    private func apply(entry: OpaquePointer, path: String, hardlink: String?,
+                       copyData: ((UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Void,
+                       disk: OpaquePointer, state: inout State, name: String) throws {
+        let type = archive_entry_filetype(entry)
+        if path == "." {
+            // The layer's own root: its metadata, never its type.
+            guard type == strata_AE_IFDIR else { return }
+            state.implied[""] = nil
+            archive_entry_copy_pathname(entry, root.cPath)
+            try write(entry, disk: disk, path: path, copyData: copyData, name: name)
+            return
+        }
+        if type == strata_AE_IFCHR || type == strata_AE_IFBLK {
+            let isWhiteoutDevice = type == strata_AE_IFCHR && archive_entry_rdevmajor(entry) == 0 && archive_entry_rdevminor(entry) == 0
+            if !isWhiteoutDevice && !allowDevices {
+                let kind = type == strata_AE_IFCHR ? "character" : "block"
+                throw StrataError(.unsafePath, "\(name): \"\(RawName.escaped(path))\" is a \(kind) device (\(archive_entry_rdevmajor(entry)), \(archive_entry_rdevminor(entry))); device nodes are refused unless the store allows them (strata config devices allow)")
+            }
+        }
+        let (parent, base) = splitPath(path)
+        if base.hasPrefix(".wh."), overlayWhiteouts {
+            try ensureParents(parent, state: &state, name: name)
+            if base == ".wh..wh..opq" {
+                try markOpaque(full(parent), name: name)
+            } else {
+                let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
+                let target = root + "/" + targetRel
+                if state.created.contains(targetRel) {
+                    // Deleted and recreated in this layer: a directory hides the lower one.
+                    if FileMeta.of(target)?.kind == .directory { try markOpaque(target, name: name) }
+                    return
+                }
+                removeTree(target)
+                state.implied[targetRel] = nil
+                if mknod(target.cPath, S_IFCHR | 0o000, 0) != 0 {
+                    throw StrataError(.io, "\(name): cannot create whiteout \(RawName.escaped(targetRel)): \(String(cString: strerror(errno)))")
+                }
+            }
+            return
+        }
+        try ensureParents(parent, state: &state, name: name)
+        var opaqueAfter = false
+        if overlayWhiteouts, type == strata_AE_IFDIR, let m = FileMeta.of(full(path)), m.isOverlayWhiteout {
+            unlink(full(path).cPath)
+            opaqueAfter = true
+        }
+        state.created.insert(path)
+        state.implied[path] = nil
+        archive_entry_copy_pathname(entry, full(path).cPath)
+        if let hardlink {
+            try refuseSymlinkPath(hardlink, name: name)
+            archive_entry_copy_hardlink(entry, full(hardlink).cPath)
+        }
+        try write(entry, disk: disk, path: path, copyData: copyData, name: name)
+        if opaqueAfter { try markOpaque(full(path), name: name) }
+    }
+
+    private func write(_ entry: OpaquePointer, disk: OpaquePointer, path: String,
+                       copyData: ((UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Void, name: String) throws {
+        let shown = RawName.escaped(path)
+        let rc = archive_write_header(disk, entry)
+        if rc < ARCHIVE_WARN {
+            let msg = archive_error_string(disk).map { String(cString: $0) } ?? "unknown error"
+            let code: StrataError.Code = msg.lowercased().contains("symlink") || msg.contains("..") ? .unsafePath : .io
+            throw StrataError(code, "\(name): cannot unpack \"\(shown)\": \(msg)")
+        }
+        if archive_entry_size(entry) > 0 {
+            try copyData { buf, offset in
+                let n = archive_write_data_block(disk, buf.baseAddress, buf.count, offset)
+                if n < ARCHIVE_WARN {
+                    throw StrataError(.io, "\(name): cannot write \"\(shown)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+                }
+            }
+        }
+        if archive_write_finish_entry(disk) < ARCHIVE_WARN {
+            throw StrataError(.io, "\(name): cannot finish \"\(shown)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+        }
+    }
+
+    /// Makes sure every directory above an entry exists. One that is missing is implied by the
+    /// layer: it becomes a copy-up of what the lower layers show there, or a plain 0755 root
+    /// directory when they show nothing. An overlay whiteout in the way (this layer deleted the
+    /// path and now puts something below it) becomes an opaque directory.
+    private func ensureParents(_ rel: String, state: inout State, name: String) throws {
+        guard !rel.isEmpty else { return }
+        var prefix = ""
+        for c in rel.split(separator: "/") {
+            prefix += (prefix.isEmpty ? "" : "/") + c
+            let path = full(prefix)
+            if let m = FileMeta.of(path) {
+                if m.kind == .directory { continue }
+                if overlayWhiteouts, m.isOverlayWhiteout {
+                    unlink(path.cPath)
+                    if mkdir(path.cPath, 0o755) != 0 {
+                        throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
+                    }
+                    try markOpaque(path, name: name)
+                    state.created.insert(prefix)
+                    continue
+                }
+                if m.kind == .symlink {
+                    throw StrataError(.unsafePath, "\(name): \"\(RawName.escaped(rel))\" goes through the symlink \"\(RawName.escaped(prefix))\"")
+                }
+                // A file of this layer in the way: libarchive reports it with the entry.
+                return
+            }
+            if mkdir(path.cPath, 0o755) != 0 {
+                throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
+            }
+            if let lower = hiddenByThisLayer(prefix) ? nil : visibleLower(prefix), let lm = FileMeta.of(lower), lm.kind == .directory {
+                try copyUp(from: lower, to: path, rel: prefix, state: &state, name: name)
+            } else if let m = FileMeta.of(path) {
+                state.implied[prefix] = m
+            }
+        }
+    }
+
+    /// Gives `path` the owner, mode, xattrs and times of `lower` (a directory of a layer below).
+    private func copyUp(from lower: String, to path: String, rel: String, state: inout State, name: String) throws {
+        guard let lm = FileMeta.of(lower), lm.kind == .directory else { return }
+        try TreeCopier().copyMetadata(from: lower, to: path, meta: lm)
+        state.implied[rel] = lm
+    }
+
+    /// Whether this layer has already hidden the lower layers at `rel`: an ancestor it marked
+    /// opaque, or (without overlay whiteouts) a `.wh.` entry of an ancestor or an opaque marker.
+    private func hiddenByThisLayer(_ rel: String) -> Bool {
+        var dir = ""
+        for c in rel.split(separator: "/") {
+            let d = full(dir)
+            if overlayWhiteouts {
+                if isOpaque(d) { return true }
+            } else if FileMeta.of(d + "/.wh..wh..opq") != nil || FileMeta.of(d + "/.wh." + c) != nil {
+                return true
+            }
+            dir += (dir.isEmpty ? "" : "/") + c
+        }
+        return false
+    }
+
+    /// The directory the layers below show at `rel` (`""` is the root), or nil when none does:
+    /// the topmost lower that has it, unless a layer above that one deleted it, replaced an
+    /// ancestor with something else, or made an ancestor opaque.
+    func visibleLower(_ rel: String) -> String? {
+        let comps = rel.split(separator: "/").map(String.init)
+        for layer in lowers.reversed() {
+            var dir = layer
+            var found = true
+            for (i, c) in comps.enumerated() {
+                // Deleted at this level in this layer (either whiteout form)?
+                if FileMeta.of(dir + "/.wh." + c) != nil { return nil }
+                let next = dir + "/" + c
+                guard let m = FileMeta.of(next) else {
+                    found = false
+                    // An opaque directory above hides everything further down.
+                    if isOpaque(dir) || FileMeta.of(dir + "/.wh..wh..opq") != nil { return nil }
+                    break
+                }
+                if m.isOverlayWhiteout { return nil }
+                if m.kind != .directory { return i == comps.count - 1 ? next : nil }
+                dir = next
+            }
+            if found { return dir }
+        }
+        return nil
+    }
+
     private func markOpaque(_ dir: String, name: String) throws {
-        if setxattr(dir, "trusted.overlay.opaque", "y", 1, 0) != 0 {
-            throw StrataError(.io, "\(name): cannot mark \(dir.dropFirst(root.count)) opaque: \(String(cString: strerror(errno)))")
+        if setxattr(dir.cPath, "trusted.overlay.opaque", "y", 1, 0) != 0 {
+            throw StrataError(.io, "\(name): cannot mark \(RawName.escaped(String(dir.dropFirst(root.count)))) opaque: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -114,37 +251,33 @@ struct LayerUnpacker {
         for c in rel.split(separator: "/").dropLast() {
             cur += "/" + c
             var st = stat()
-            if lstat(cur, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK {
-                throw StrataError(.unsafePath, "\(name): \"\(rel)\" goes through the symlink \"\(cur.dropFirst(root.count + 1))\"")
+            if lstat(cur.cPath, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK {
+                throw StrataError(.unsafePath, "\(name): \"\(RawName.escaped(rel))\" goes through the symlink \"\(RawName.escaped(String(cur.dropFirst(root.count + 1))))\"")
             }
         }
     }
-
-    private func ensureDirectory(_ rel: String) throws {
-        guard !rel.isEmpty else { return }
-        try refuseSymlinkPath(rel + "/x", name: rel)
-        try FileManager.default.createDirectory(atPath: root + "/" + rel, withIntermediateDirectories: true)
-    }
 }
 
-/// Removes a file or a whole tree; no error if it is not there.
+/// Removes a file or a whole tree, names as bytes; no error if it is not there.
 func removeTree(_ path: String) {
     var st = stat()
-    guard lstat(path, &st) == 0 else { return }
+    let c = path.cPath
+    guard lstat(c, &st) == 0 else { return }
     if (st.st_mode & S_IFMT) == S_IFDIR {
-        try? FileManager.default.removeItem(atPath: path)
+        for name in rawDirectoryEntries(path) { removeTree(path + "/" + name) }
+        rmdir(c)
     } else {
-        unlink(path)
+        unlink(c)
     }
 }
 
 extension ArchiveReader {
     /// Walks entries with their raw libarchive entry (for archive_write_disk), the cleaned
-    /// path, the cleaned hardlink target, and a function that streams the data blocks.
+    /// path, the cleaned hardlink target, and a function that streams the data blocks. Paths
+    /// keep their bytes (``RawName``). The root (`.`, `./`) comes through as `"."`.
     func forEachRawEntry(_ body: (OpaquePointer, String, String?, ((UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Void) throws -> Void) throws {
         while let (entry, raw) = try nextRaw() {
             let path = try ArchivePath.clean(raw.path, in: nameForErrors)
-            if path == "." { try skipData(); continue }
             let hard = try raw.hardlink.map { try ArchivePath.clean($0, in: nameForErrors) }
             try body(entry, path, hard) { sink in
                 try self.readDataBlocks(sink)

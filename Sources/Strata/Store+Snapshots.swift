@@ -15,6 +15,7 @@ extension Store {
                 """, arguments: [imageID.string]).map { ($0["chain_id"] as String, $0["blob_digest"] as String, $0["snapshot"] as String?) }
         }
         var dirs: [String] = []
+        var allowDevices: Bool?
         for (chain, blob, existing) in layers {
             let id = String(chain.dropFirst("sha256:".count).prefix(16))
             let dir = paths.root.appendingPathComponent("snapshots/\(id)")
@@ -25,7 +26,8 @@ extension Store {
             // A lease holds the snapshot from before it is unpacked until its row is committed.
             let lease = try await createLease("unpack", refs: [id], kind: "snapshot")
             do {
-                try unpackSnapshot(id: id, blob: try Digest(blob), into: dir)
+                if allowDevices == nil { allowDevices = try await deviceNodesAllowed() }
+                try unpackSnapshot(id: id, blob: try Digest(blob), into: dir, lowers: dirs, allowDevices: allowDevices ?? false)
                 try await write(untracked: { db in
                     try db.execute(sql: "DELETE FROM leases WHERE id = ?", arguments: [lease])
                 }) { db in
@@ -37,10 +39,36 @@ extension Store {
             }
             dirs.append(dir.path + "/fs")
         }
-        return dirs
+        return Self.visibleLayers(dirs)
     }
 
-    private func unpackSnapshot(id: String, blob: Digest, into dir: URL) throws {
+    /// `dirs` without the layers an opaque root hides: a layer whose `.wh..wh..opq` sits at
+    /// its root replaces everything below it, and overlayfs does not read an opaque marker on a
+    /// lower directory's root, so those layers are left out of the mount (and the copy).
+    static func visibleLayers(_ dirs: [String]) -> [String] {
+        guard let top = dirs.lastIndex(where: { isOpaque($0) || FileMeta.of($0 + "/.wh..wh..opq") != nil }) else { return dirs }
+        return Array(dirs[top...])
+    }
+
+    /// Whether the store accepts device nodes in layers (`strata config devices allow`).
+    public func deviceNodesAllowed() async throws -> Bool {
+        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'devices'") } == "allow"
+    }
+
+    /// Lets layers create character and block devices (`allow`, as Docker does) or refuses
+    /// them (`false`, the default). Once a device node exists on disk, only the runtime's device
+    /// cgroup stands between it and the host, so strata refuses them unless told otherwise.
+    public func setDeviceNodesAllowed(_ allowed: Bool) async throws {
+        try await write { db in
+            if allowed {
+                try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('devices', 'allow') ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            } else {
+                try db.execute(sql: "DELETE FROM meta WHERE key = 'devices'")
+            }
+        }
+    }
+
+    private func unpackSnapshot(id: String, blob: Digest, into dir: URL, lowers: [String], allowDevices: Bool) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: dir.path + "/fs") { return }
         let tmp = paths.root.appendingPathComponent("snapshots/.tmp-\(id)-\(UUID().uuidString.prefix(8))")
@@ -50,7 +78,7 @@ extension Store {
         } catch {
             throw StrataError(.io, "cannot create \(tmp.path): \(error.localizedDescription)", cause: error)
         }
-        try LayerUnpacker(root: tmp.path + "/fs", overlayWhiteouts: geteuid() == 0)
+        try LayerUnpacker(root: tmp.path + "/fs", overlayWhiteouts: geteuid() == 0, lowers: lowers, allowDevices: allowDevices)
             .unpack(layer: paths.blob(blob).path, name: "layer \(blob)")
         if rename(tmp.path, dir.path) != 0 && !fm.fileExists(atPath: dir.path + "/fs") {
             throw StrataError(.io, "cannot move snapshot into \(dir.path): \(String(cString: strerror(errno)))")

@@ -310,29 +310,49 @@ struct VolumePrune: AsyncParsableCommand {
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Show or change store settings (snapshotter).",
+        abstract: "Show or change store settings (snapshotter, devices).",
         discussion: """
+            Settings:
+              snapshotter  overlay, copy or default: how containers get their root filesystem.
+              devices      refuse (the default) or allow: whether layers may create character
+                           and block devices. Docker allows them; strata refuses them because once
+                           a device node exists on disk, only the runtime's device cgroup stands
+                           between it and the host. The 0/0 character device (an overlay whiteout)
+                           is always accepted.
+
             Examples:
               strata config snapshotter          # prints the default snapshotter
               strata config snapshotter copy     # containers use the copy snapshotter unless --snapshotter says otherwise
               strata config snapshotter default  # back to overlay when available
+              strata config devices allow        # unpack device nodes as Docker does
             """)
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The setting: snapshotter.") var key: String
-    @Argument(help: "A new value (overlay, copy or default).") var value: String?
+    @Argument(help: "The setting: snapshotter or devices.") var key: String
+    @Argument(help: "A new value (snapshotter: overlay, copy or default; devices: allow or refuse).") var value: String?
 
     func run() async throws {
-        guard key == "snapshotter" else { throw StrataError(.invalidArgument, "unknown setting \"\(key)\": the settings are: snapshotter") }
-        let store = try await global.openStore()
-        if let value {
-            if value == "default" {
-                try await store.setDefaultSnapshotter(nil)
-            } else if let k = SnapshotterKind(rawValue: value) {
-                try await store.setDefaultSnapshotter(k)
-            } else {
-                throw StrataError(.invalidArgument, "invalid snapshotter \"\(value)\": use overlay, copy or default")
+        switch key {
+        case "snapshotter":
+            let store = try await global.openStore()
+            if let value {
+                if value == "default" {
+                    try await store.setDefaultSnapshotter(nil)
+                } else if let k = SnapshotterKind(rawValue: value) {
+                    try await store.setDefaultSnapshotter(k)
+                } else {
+                    throw StrataError(.invalidArgument, "invalid snapshotter \"\(value)\": use overlay, copy or default")
+                }
             }
+            print(try await store.defaultSnapshotter().rawValue)
+        case "devices":
+            if let value, value != "allow", value != "refuse" {
+                throw StrataError(.invalidArgument, "invalid value \"\(value)\" for devices: use allow or refuse")
+            }
+            let store = try await global.openStore()
+            if let value { try await store.setDeviceNodesAllowed(value == "allow") }
+            print(try await store.deviceNodesAllowed() ? "allow" : "refuse")
+        default:
+            throw StrataError(.invalidArgument, "unknown setting \"\(key)\": the settings are: snapshotter, devices")
         }
-        print(try await store.defaultSnapshotter().rawValue)
     }
 }
