@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import OCI
 
 /// Writes a reproducible tar stream through libarchive: PAX (restricted), fixed mtime,
 /// uid/gid 0, no padding past the end-of-archive blocks.
@@ -81,15 +82,15 @@ final class ArchiveWriter {
     private func header(_ path: String, type: UInt32, perm: UInt32, size: Int64) throws {
         guard let e = archive_entry_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         defer { archive_entry_free(e) }
-        archive_entry_set_pathname_utf8(e, path)
+        archive_entry_copy_pathname(e, path.cPath)
         archive_entry_set_filetype(e, type)
         archive_entry_set_perm(e, perm)
         archive_entry_set_size(e, size)
         archive_entry_set_mtime(e, reproducibleTimes ? 0 : clampTime.map { time_t($0) } ?? time(nil), 0)
         archive_entry_set_uid(e, 0)
         archive_entry_set_gid(e, 0)
-        if archive_write_header(a, e) != ARCHIVE_OK {
-            throw StrataError(.io, "cannot write \(path) into \(name): \(Self.message(a))")
+        if archive_write_header(a, e) < ARCHIVE_WARN {  // WARN: a name that is not UTF-8 went out as hdrcharset=BINARY
+            throw StrataError(.io, "cannot write \(RawName.escaped(path)) into \(name): \(Self.message(a))")
         }
     }
 
@@ -125,7 +126,7 @@ final class ArchiveWriter {
             let n = archive_write_data(a, base + off, buf.count - off)
             if n < 0 {
                 if let e = sink?.error as? StrataError { throw e }
-                throw StrataError(.io, "cannot write \(path) into \(name): \(Self.message(a))")
+                throw StrataError(.io, "cannot write \(RawName.escaped(path)) into \(name): \(Self.message(a))")
             }
             off += n
         }
@@ -145,11 +146,13 @@ final class ArchiveWriter {
         }
         guard let disk, let e = archive_entry_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         defer { archive_entry_free(e) }
-        archive_entry_copy_sourcepath(e, full)
+        archive_entry_copy_sourcepath(e, full.cPath)
         if archive_read_disk_entry_from_file(disk, e, -1, nil) != ARCHIVE_OK {
             throw StrataError(.io, "cannot read \(full): \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
         }
-        archive_entry_set_pathname_utf8(e, meta.kind == .directory ? rel + "/" : rel)
+        // Names are bytes (law 9): the multibyte form is the exact bytes; libarchive's PAX writer
+        // marks a name that is not UTF-8 with hdrcharset=BINARY.
+        archive_entry_copy_pathname(e, (meta.kind == .directory ? rel + "/" : rel).cPath)
         if let clampTime {
             archive_entry_set_mtime(e, time_t(min(Int64(archive_entry_mtime(e)), clampTime)), 0)
             archive_entry_unset_atime(e)
@@ -172,10 +175,9 @@ final class ArchiveWriter {
         for (n, v) in kept { v.withUnsafeBytes { archive_entry_xattr_add_entry(e, n, $0.baseAddress, $0.count) } }
         var isLink = false
         if meta.kind == .file {
-            let nlink = (try? FileManager.default.attributesOfItem(atPath: full)[.referenceCount] as? Int) ?? 1
-            if nlink > 1 {
+            if meta.nlink > 1 {
                 if let first = links[meta.inode] {
-                    archive_entry_set_hardlink_utf8(e, first)
+                    archive_entry_copy_hardlink(e, first.cPath)
                     archive_entry_set_size(e, 0)
                     isLink = true
                 } else {
@@ -183,8 +185,8 @@ final class ArchiveWriter {
                 }
             }
         }
-        if archive_write_header(a, e) != ARCHIVE_OK {
-            throw StrataError(.io, "cannot write \(rel) into \(name): \(Self.message(a))")
+        if archive_write_header(a, e) < ARCHIVE_WARN {  // WARN: a name that is not UTF-8 went out as hdrcharset=BINARY
+            throw StrataError(.io, "cannot write \(RawName.escaped(rel)) into \(name): \(Self.message(a))")
         }
         if meta.kind == .file, !isLink, meta.size > 0 {
             try FileReader(path: full, what: rel).forEachChunk { try write($0, path: rel) }

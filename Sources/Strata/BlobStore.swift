@@ -262,7 +262,7 @@ final class FileReader {
     private(set) var fd: Int32
 
     init(path: String, what: String) throws {
-        fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        fd = Glibc.open(path.cPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw StrataError(.blobNotFound, "\(what) is missing (\(path))") }
             throw StrataError(.io, "cannot open \(what) (\(path)): \(String(cString: strerror(errno)))")

@@ -234,7 +234,7 @@ public struct BuildRootfs: Sendable {
                 }
                 continue
             }
-            if mkdir(full, 0o755) != 0 { throw StrataError(.io, "cannot create \(current): \(String(cString: strerror(errno)))") }
+            if mkdir(full.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(current): \(String(cString: strerror(errno)))") }
             chmod(full, 0o755)
             if let owner { lchown(full, owner.uid, owner.gid) }
         }
@@ -307,13 +307,13 @@ public struct BuildRootfs: Sendable {
             if existing != nil { removeTree(target) }
             switch meta.kind {
             case .directory:
-                if mkdir(target, 0o755) != 0 { throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))") }
+                if mkdir(target.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))") }
                 dirs.append((target, meta, item.source))
                 continue
             case .file:
                 try copier.copyFile(item.source, target, size: meta.size)
             case .symlink:
-                if symlink(meta.linkTarget ?? "", target) != 0 {
+                if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 {
                     throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))")
                 }
             default:

@@ -60,14 +60,14 @@ extension Store {
         if let existing = FileMeta.of(target), existing.kind != meta.kind || meta.kind != .directory { removeTree(target) }
         switch meta.kind {
         case .directory:
-            if FileMeta.of(target) == nil, mkdir(target, 0o700) != 0 {
+            if FileMeta.of(target) == nil, mkdir(target.cPath, 0o700) != 0 {
                 throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))")
             }
             try copier.apply(layer: source, to: target)
         case .file:
             try copier.copyFile(source, target, size: meta.size)
         case .symlink:
-            if symlink(meta.linkTarget ?? "", target) != 0 { throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))") }
+            if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 { throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))") }
         default:
             throw StrataError(.invalidArgument, "\(source): only files, directories and symlinks can be copied")
         }

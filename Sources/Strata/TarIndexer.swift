@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 
 /// A streaming tar parser fed with a layer's decompressed bytes by ``StreamDigester``, in
 /// the same pass that computes the diffID. It records every entry (ustar prefix, PAX `x`/`g`
@@ -252,7 +253,7 @@ final class TarIndexer {
                 let key = String(decoding: rec[rec.startIndex..<eq], as: UTF8.self)
                 var valueEnd = rec.endIndex
                 if valueEnd > eq + 1, b[valueEnd - 1] == 10 { valueEnd -= 1 }
-                let value = String(decoding: b[(eq + 1)..<valueEnd], as: UTF8.self)
+                let value = RawName.decode(b[(eq + 1)..<valueEnd])
                 dict[key] = value
             }
             i += len
@@ -284,12 +285,12 @@ final class TarIndexer {
     private func field(_ at: Int, _ len: Int) -> String {
         let slice = header[at..<(at + len)]
         let end = slice.firstIndex(of: 0) ?? slice.endIndex
-        return String(decoding: header[at..<end], as: UTF8.self)
+        return RawName.decode(header[at..<end])
     }
 
     private func cString(_ b: [UInt8]) -> String {
         let end = b.firstIndex(of: 0) ?? b.endIndex
-        return String(decoding: b[..<end], as: UTF8.self)
+        return RawName.decode(b[..<end])
     }
 
     /// An octal field (spaces/NULs around it), or GNU base-256 when the high bit is set.

@@ -120,7 +120,7 @@ struct DiffCommand: AsyncParsableCommand {
         let store = try await global.openStore()
         let changes = try await store.changes(in: container)
         if format == .json { print(try Output.json(changes)); return }
-        for c in changes { print(c) }
+        for c in changes { print("\(c.kind.rawValue) \(RawName.escaped(c.path))") }
     }
 }
 

@@ -29,7 +29,7 @@ struct FindCommand: AsyncParsableCommand {
         if format == .json { print(try Output.json(files)); return }
         let rows = files.map { f -> [String] in
             let status = f.status == .added ? "A" : f.status == .changed ? "C" : "D"
-            return [status, f.path, f.status == .deleted ? "-" : Units.size(f.entry.size), Self.mode(f.entry),
+            return [status, RawName.escaped(f.path), f.status == .deleted ? "-" : Units.size(f.entry.size), Self.mode(f.entry),
                     "\(f.layer) \(f.chainID.shortHex)", f.createdBy.map { Units.ellipsis($0, 60) } ?? ""]
         }
         print(Output.table(["STATUS", "PATH", "SIZE", "MODE", "LAYER", "CREATED BY"], rows), terminator: "")
@@ -80,10 +80,10 @@ struct ImageDiffCommand: AsyncParsableCommand {
         if format == .json { print(try Output.json(changes)); return }
         for c in changes {
             switch c.kind {
-            case .added: print("A \(c.path) \(Units.size(c.after?.size ?? 0))")
-            case .deleted: print("D \(c.path) \(Units.size(c.before?.size ?? 0))")
+            case .added: print("A \(RawName.escaped(c.path)) \(Units.size(c.after?.size ?? 0))")
+            case .deleted: print("D \(RawName.escaped(c.path)) \(Units.size(c.before?.size ?? 0))")
             case .changed:
-                print("C \(c.path) \(Units.size(c.before?.size ?? 0)) -> \(Units.size(c.after?.size ?? 0)) (\(c.what.joined(separator: ", ")))")
+                print("C \(RawName.escaped(c.path)) \(Units.size(c.before?.size ?? 0)) -> \(Units.size(c.after?.size ?? 0)) (\(c.what.joined(separator: ", ")))")
             }
         }
     }
@@ -162,7 +162,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
             print("Image efficiency score: \(String(format: "%.4f", a.efficiency * 100)) %")
             if !a.inefficientFiles.isEmpty {
                 print("")
-                let rows = a.inefficientFiles.prefix(top).map { [String($0.count), Units.size($0.wastedBytes), $0.path] }
+                let rows = a.inefficientFiles.prefix(top).map { [String($0.count), Units.size($0.wastedBytes), RawName.escaped($0.path)] }
                 print(Output.table(["COUNT", "WASTED", "PATH"], rows), terminator: "")
                 if a.inefficientFiles.count > top { print("… \(a.inefficientFiles.count - top) more (--top N or --format json)") }
             }

@@ -55,12 +55,13 @@ enum Output {
             var c = enc.singleValueContainer()
             try c.encode(RFC3339.format(date))
         }
-        return String(decoding: try e.encode(value), as: UTF8.self)
+        // Names that are not UTF-8 travel as \udcXX escapes (RawName, law 9).
+        return String(decoding: RawName.jsonSurrogateEscapes(Array(try e.encode(value))), as: UTF8.self)
     }
 
     static func jsonObject(_ value: Any) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: RawName.jsonSurrogateEscapes(Array(data)), as: UTF8.self)
     }
 }
 
