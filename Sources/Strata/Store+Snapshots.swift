@@ -1,3 +1,4 @@
+import CArchive
 import Foundation
 import GRDB
 
@@ -80,8 +81,22 @@ extension Store {
         }
         try LayerUnpacker(root: tmp.path + "/fs", overlayWhiteouts: geteuid() == 0, lowers: lowers, allowDevices: allowDevices)
             .unpack(layer: paths.blob(blob).path, name: "layer \(blob)")
+        // A snapshot is derived data: one durability point for all its files (one journal
+        // commit), not one per file; then the rename is made durable before the row names it.
+        try syncFilesystem(of: tmp.path)
         if rename(tmp.path, dir.path) != 0 && !fm.fileExists(atPath: dir.path + "/fs") {
             throw StrataError(.io, "cannot move snapshot into \(dir.path): \(String(cString: strerror(errno)))")
         }
+        try syncFilesystem(of: dir.deletingLastPathComponent().path, directoryOnly: true)
     }
+}
+
+/// `syncfs` of the filesystem that holds `path` (every dirty page of it, one journal commit), or
+/// with `directoryOnly` an fsync of the directory `path` itself.
+func syncFilesystem(of path: String, directoryOnly: Bool = false) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw StrataError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let rc = directoryOnly ? fsync(fd) : strata_syncfs(fd)
+    if rc != 0 { throw StrataError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
 }
