@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <errno.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 
 const unsigned int strata_AE_IFMT = AE_IFMT;
 const unsigned int strata_AE_IFREG = AE_IFREG;
@@ -188,6 +190,11 @@ int strata_copy_fd(int in_fd, int out_fd, long long len) {
         len -= r;
     }
     return 0;
+}
+
+int strata_clone_or_copy_fd(int in_fd, int out_fd, long long len) {
+    if (len > 0 && ioctl(out_fd, FICLONE, in_fd) == 0) return 0;
+    return strata_copy_fd(in_fd, out_fd, len);
 }
 
 struct strata_encoder { z_stream z; ZSTD_CStream *zs; };

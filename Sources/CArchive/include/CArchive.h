@@ -70,6 +70,9 @@ int strata_clear_direct(int fd);
 /* Copies len bytes between file descriptors in the kernel (copy_file_range, falling back to
    read/write). Returns 0 on success, -1 with errno set. */
 int strata_copy_fd(int in_fd, int out_fd, long long len);
+/* Clones the whole file (FICLONE: XFS, btrfs) when the filesystem can share the blocks, else
+   strata_copy_fd. The output must be empty. */
+int strata_clone_or_copy_fd(int in_fd, int out_fd, long long len);
 
 /* XXH3-128 (system libxxhash) behind plain functions, so Swift need not import xxhash's
    inline and macro API. A state is reusable: reset it before each new input. */
