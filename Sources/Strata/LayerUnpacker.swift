@@ -47,7 +47,8 @@ struct LayerUnpacker {
         var flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
         if asRoot { flags |= ARCHIVE_EXTRACT_OWNER }
         archive_write_disk_set_options(disk, flags)
-        archive_write_disk_set_standard_lookup(disk)
+        // No user/group name lookup: owners are the header's numbers, never the host's idea of
+        // what a name like "daemon" means (as umoci, Docker and overlayfs snapshots do).
         var state = State()
         // The root is a copy-up of the lower root until the layer says otherwise.
         if let lowerRoot = visibleLower("") { try copyUp(from: lowerRoot, to: root, rel: "", state: &state, name: name) }
@@ -63,6 +64,13 @@ struct LayerUnpacker {
             var times = [timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec), timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec)]
             utimensat(AT_FDCWD, full(rel).cPath, &times, AT_SYMLINK_NOFOLLOW)
         }
+        // libarchive sets an existing directory's times at once (the root, a directory first
+        // implied), before the entries below it change them: every directory with a header
+        // gets its header's times last.
+        for (rel, t) in state.directoryTimes where FileMeta.of(full(rel))?.kind == .directory {
+            var times = [t, t]
+            utimensat(AT_FDCWD, full(rel).cPath, &times, AT_SYMLINK_NOFOLLOW)
+        }
     }
 
     /// What one unpack keeps track of.
@@ -73,6 +81,11 @@ struct LayerUnpacker {
         var implied: [String: FileMeta] = [:]
         /// Paths known to be real directories now (not symlinks): checked once, not per entry.
         var directories = Set<String>()
+        /// Directories with a header: the header's modification time.
+        var directoryTimes: [String: timespec] = [:]
+        /// Directories with a header: mode and group as the header gives them (libarchive
+        /// applies a directory's mode only when it closes).
+        var directoryModes: [String: (mode: UInt32, gid: UInt32)] = [:]
     }
 
     private func full(_ rel: String) -> String { rel.isEmpty ? root : root + "/" + rel }
@@ -85,6 +98,8 @@ struct LayerUnpacker {
             // The layer's own root: its metadata, never its type.
             guard type == strata_AE_IFDIR else { return }
             state.implied[""] = nil
+            recordDirectory("", entry, &state)
+            dropEmptyXattrs(entry)
             archive_entry_copy_pathname(entry, root.cPath)
             try write(entry, disk: disk, path: path, copyData: copyData, name: name)
             return
@@ -98,6 +113,13 @@ struct LayerUnpacker {
         }
         let (parent, base) = splitPath(path)
         if base.hasPrefix(".wh."), overlayWhiteouts {
+            // A whiteout of something no layer below has (and this one did not write) deletes
+            // nothing and creates nothing, not even its parent directory (umoci, Docker).
+            let target = base == ".wh..wh..opq" ? parent : (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
+            if !state.created.contains(target), !(FileMeta.of(full(target))?.kind == .directory && base == ".wh..wh..opq"),
+               hiddenByThisLayer(target) || visibleLower(target) == nil {
+                return
+            }
             try ensureParents(parent, state: &state, name: name)
             if base == ".wh..wh..opq" {
                 try markOpaque(full(parent), name: name)
@@ -129,6 +151,13 @@ struct LayerUnpacker {
         if type == strata_AE_IFDIR, let m = FileMeta.of(full(path)), m.kind == .symlink { unlink(full(path).cPath) }
         state.created.insert(path)
         state.implied[path] = nil
+        if type == strata_AE_IFDIR {
+            recordDirectory(path, entry, &state)
+        } else {
+            state.directoryTimes[path] = nil
+            state.directoryModes[path] = nil
+        }
+        dropEmptyXattrs(entry)
         // Whatever stood at `path` may be replaced: it is a directory again only if checked again.
         if type != strata_AE_IFDIR, state.directories.remove(path) != nil { state.directories.removeAll() }
         archive_entry_copy_pathname(entry, full(path).cPath)
@@ -199,11 +228,46 @@ struct LayerUnpacker {
             }
             if let lower = hiddenByThisLayer(prefix) ? nil : visibleLower(prefix), let lm = FileMeta.of(lower), lm.kind == .directory {
                 try copyUp(from: lower, to: path, rel: prefix, state: &state, name: name)
-            } else if let m = FileMeta.of(path) {
-                state.implied[prefix] = m
+            } else {
+                // A new directory: mkdir's rules, with the parent as it will finally be — in a
+                // setgid directory it takes the parent's group and the setgid bit.
+                let up = splitPath(prefix).parent
+                let parentRel = up == "/" ? "" : up
+                let parentMode = state.directoryModes[parentRel] ?? FileMeta.of(full(parentRel)).map { ($0.mode, $0.gid) }
+                // (On disk the parent may still show a lower setgid bit that libarchive will only
+                // take away when it closes, so the bits are set here, not left to the kernel.)
+                let (mode, gid) = parentMode ?? (0o755, 0)
+                let setgid = mode & 0o2000 != 0
+                if asRoot { lchown(path.cPath, 0, setgid ? gid : 0) }
+                chmod(path.cPath, setgid ? 0o2755 : 0o755)
+                if let m = FileMeta.of(path) { state.implied[prefix] = m }
             }
             state.directories.insert(prefix)
         }
+    }
+
+    private func recordDirectory(_ rel: String, _ entry: OpaquePointer, _ state: inout State) {
+        state.directoryTimes[rel] = timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: archive_entry_mtime_nsec(entry))
+        state.directoryModes[rel] = (UInt32(archive_entry_perm(entry)), UInt32(truncatingIfNeeded: archive_entry_gid(entry)))
+    }
+
+    /// A PAX record with an empty value deletes the key (POSIX), so an xattr cannot have an
+    /// empty value in a layer: Go's archive/tar (Docker, umoci) drops it, and so does strata.
+    private func dropEmptyXattrs(_ entry: OpaquePointer) {
+        guard archive_entry_xattr_reset(entry) > 0 else { return }
+        var kept: [(String, [UInt8])] = []
+        var dropped = false
+        var xname: UnsafePointer<CChar>?
+        var xvalue: UnsafeRawPointer?
+        var xsize = 0
+        while archive_entry_xattr_next(entry, &xname, &xvalue, &xsize) == ARCHIVE_OK {
+            guard let xname else { continue }
+            if xsize == 0 { dropped = true; continue }
+            kept.append((String(cString: xname), xvalue.map { Array(UnsafeRawBufferPointer(start: $0, count: xsize)) } ?? []))
+        }
+        guard dropped else { return }
+        archive_entry_xattr_clear(entry)
+        for (n, v) in kept { v.withUnsafeBytes { _ = archive_entry_xattr_add_entry(entry, n, $0.baseAddress, $0.count) } }
     }
 
     /// Gives `path` the owner, mode, xattrs and times of `lower` (a directory of a layer below).

@@ -55,6 +55,9 @@ struct OverlaySnapshotter: Snapshotter {
         for d in [dirs.upper, dirs.work, dirs.merged] {
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         }
+        // The merged root shows the upper directory's owner, mode and times: give it the top
+        // layer's, as a copy-up would.
+        if let top = lowers.last, let meta = FileMeta.of(top) { try TreeCopier().copyMetadata(from: top, to: dirs.upper, meta: meta) }
     }
 
     func isMounted(_ path: String) -> Bool {

@@ -76,6 +76,8 @@ struct TreeCopier {
                 defer { close(d2) }
                 try apply(src: s2, dst: d2, srcPath: srcPath + "/" + name, dstPath: d, isRoot: false, fresh: created, links: &links)
                 // Directory metadata last: writing children changes a directory's times.
+                // A directory of a higher layer replaces the lower one's metadata, xattrs too.
+                if !created { removeXattrs(of: d2, notIn: s2) }
                 try setMetadata(fd: d2, srcFd: s2, st: st, path: d)
                 continue
             }
@@ -132,6 +134,20 @@ struct TreeCopier {
         copyXattrs(list: { flistxattr(srcFd, $0, $1) }, get: { fgetxattr(srcFd, $0, $1, $2) }, set: { fsetxattr(fd, $0, $1, $2, 0) })
         var times = [st.st_mtim, st.st_mtim]
         futimens(fd, &times)
+    }
+
+    private func xattrNames(_ list: (UnsafeMutablePointer<CChar>, Int) -> Int) -> [String] {
+        var names = [CChar](repeating: 0, count: 65536)
+        let n = names.withUnsafeMutableBufferPointer { list($0.baseAddress!, $0.count) }
+        guard n > 0 else { return [] }
+        return names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+    }
+
+    private func removeXattrs(of fd: Int32, notIn src: Int32) {
+        let have = xattrNames { flistxattr(fd, $0, $1) }
+        guard !have.isEmpty else { return }
+        let keep = Set(xattrNames { flistxattr(src, $0, $1) })
+        for name in have where !keep.contains(name) && !name.hasPrefix("trusted.overlay.") { fremovexattr(fd, name) }
     }
 
     private func copyXattrs(list: (UnsafeMutablePointer<CChar>, Int) -> Int, get: (String, UnsafeMutableRawPointer, Int) -> Int,
