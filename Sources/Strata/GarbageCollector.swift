@@ -281,13 +281,11 @@ func newestMtime(_ path: String, depth: Int = 2) -> Int64 {
 
 /// Bytes of regular files under `path`.
 func treeSize(_ path: String) -> Int64 {
-    var total: Int64 = 0
-    guard let e = FileManager.default.enumerator(atPath: path) else { return 0 }
-    for case let rel as String in e {
-        var st = stat()
-        if lstat(path + "/" + rel, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { total += Int64(st.st_size) }
-    }
     var st = stat()
-    if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { total += Int64(st.st_size) }
-    return total
+    guard lstat(path.cPath, &st) == 0 else { return 0 }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: return Int64(st.st_size)
+    case S_IFDIR: return rawDirectoryEntries(path).reduce(0) { $0 + treeSize(path + "/" + $1) }
+    default: return 0
+    }
 }

@@ -17,9 +17,14 @@ func readLinkTarget(_ path: String) -> String? {
     return RawName.decode(buf[0..<n])
 }
 
-/// The names in a directory (no `.` and `..`), as exact bytes carried in `String`s, unsorted.
-/// Empty when the directory cannot be read.
-func rawDirectoryEntries(_ path: String) -> [String] {
+/// The names in a directory (no `.` and `..`), as exact bytes carried in `String`s (see
+/// ``RawName``), unsorted. Empty when the directory cannot be read. Unlike
+/// `FileManager.contentsOfDirectory`, a name that is not UTF-8 is neither dropped nor altered.
+///
+/// ```swift
+/// for name in rawDirectoryEntries("/srv/context").sorted() { print(RawName.escaped(name)) }
+/// ```
+public func rawDirectoryEntries(_ path: String) -> [String] {
     guard let d = opendir(path.cPath) else { return [] }
     defer { closedir(d) }
     var names: [String] = []

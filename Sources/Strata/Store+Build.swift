@@ -235,8 +235,8 @@ public struct BuildRootfs: Sendable {
                 continue
             }
             if mkdir(full.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(current): \(String(cString: strerror(errno)))") }
-            chmod(full, 0o755)
-            if let owner { lchown(full, owner.uid, owner.gid) }
+            chmod(full.cPath, 0o755)
+            if let owner { lchown(full.cPath, owner.uid, owner.gid) }
         }
     }
 
@@ -340,12 +340,12 @@ public struct BuildRootfs: Sendable {
     /// without overlayfs' own (`trusted.overlay.*`).
     public static func extendedAttributes(_ path: String) -> [(name: String, value: [UInt8])] {
         var names = [Int8](repeating: 0, count: 65536)
-        let n = llistxattr(path, &names, names.count)
+        let n = llistxattr(path.cPath, &names, names.count)
         guard n > 0 else { return [] }
         let all = names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }.sorted()
         return all.filter { !$0.hasPrefix("trusted.overlay.") }.map { name in
             var value = [UInt8](repeating: 0, count: 65536)
-            let len = lgetxattr(path, name, &value, value.count)
+            let len = lgetxattr(path.cPath, name, &value, value.count)
             return (name, len > 0 ? Array(value[0..<len]) : [])
         }
     }

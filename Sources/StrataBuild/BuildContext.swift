@@ -74,7 +74,7 @@ struct SourceTree: Sendable {
     /// lstat as (isDirectory, isSymlink) or nil when missing.
     private func kind(_ path: String) -> (dir: Bool, link: Bool)? {
         var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
+        guard lstat(RawName.cString(path), &st) == 0 else { return nil }
         return ((st.st_mode & S_IFMT) == S_IFDIR, (st.st_mode & S_IFMT) == S_IFLNK)
     }
 
@@ -111,7 +111,7 @@ struct SourceTree: Sendable {
                 if c.contains(where: { "*?[".contains($0) }) {
                     let dirComps = try resolve(prefix)
                     let dir = dirComps.isEmpty ? root : root + "/" + dirComps.joined(separator: "/")
-                    let children = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+                    let children = rawDirectoryEntries(dir).sorted()
                     for n in children where fnmatch(c, n, 0) == 0 {
                         next.append(prefix + [n])
                     }
@@ -143,7 +143,7 @@ struct SourceTree: Sendable {
 
     /// A directory's contents, sorted, parents first; symlinks are not followed.
     private func walk(_ dir: String, rel: String, contextRel: String, into entries: inout [SourceEntry]) throws {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+        let names = rawDirectoryEntries(dir).sorted()
         for name in names {
             let full = dir + "/" + name
             let r = rel.isEmpty ? name : rel + "/" + name
@@ -179,11 +179,13 @@ struct SourceTree: Sendable {
     /// One entry's metadata and content hash, as one line.
     private static func describe(_ path: String) throws -> String {
         var st = stat()
-        guard lstat(path, &st) == 0 else { throw StrataError(.io, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard lstat(RawName.cString(path), &st) == 0 else { throw StrataError(.io, "cannot stat \(RawName.escaped(path)): \(String(cString: strerror(errno)))") }
         var line = "\(st.st_mode) \(st.st_uid) \(st.st_gid) \(st.st_size)"
         switch st.st_mode & S_IFMT {
         case S_IFLNK:
-            line += " -> " + ((try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "")
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(RawName.cString(path), &buf, Int(PATH_MAX))
+            line += " -> " + (n >= 0 ? RawName.decode(buf[0..<n].map { UInt8(bitPattern: $0) }) : "")
         case S_IFREG:
             line += " " + (try fileHash(path))
         default:
@@ -194,8 +196,8 @@ struct SourceTree: Sendable {
     }
 
     static func fileHash(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StrataError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        let fd = open(RawName.cString(path), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StrataError(.io, "cannot read \(RawName.escaped(path)): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var h = SHA256()
         let size = 1 << 20
