@@ -99,6 +99,7 @@ struct LayerUnpacker {
             guard type == strata_AE_IFDIR else { return }
             state.implied[""] = nil
             recordDirectory("", entry, &state)
+            clearXattrs(root)
             dropEmptyXattrs(entry)
             archive_entry_copy_pathname(entry, root.cPath)
             try write(entry, disk: disk, path: path, copyData: copyData, name: name)
@@ -150,13 +151,16 @@ struct LayerUnpacker {
         // (as Docker does). Other types: libarchive unlinks what is there and creates anew.
         if type == strata_AE_IFDIR, let m = FileMeta.of(full(path)), m.kind == .symlink { unlink(full(path).cPath) }
         state.created.insert(path)
-        state.implied[path] = nil
         if type == strata_AE_IFDIR {
             recordDirectory(path, entry, &state)
+            // A header replaces the metadata of a directory this layer implied (copied up) so
+            // far, xattrs too: libarchive only adds the header's.
+            if state.implied[path] != nil { clearXattrs(full(path)) }
         } else {
             state.directoryTimes[path] = nil
             state.directoryModes[path] = nil
         }
+        state.implied[path] = nil
         dropEmptyXattrs(entry)
         // Whatever stood at `path` may be replaced: it is a directory again only if checked again.
         if type != strata_AE_IFDIR, state.directories.remove(path) != nil { state.directories.removeAll() }
@@ -251,6 +255,18 @@ struct LayerUnpacker {
         state.directoryModes[rel] = (UInt32(archive_entry_perm(entry)), UInt32(truncatingIfNeeded: archive_entry_gid(entry)))
     }
 
+    /// Removes every xattr of `path` but overlayfs' own.
+    private func clearXattrs(_ path: String) {
+        var names = [CChar](repeating: 0, count: 65536)
+        let c = path.cPath
+        let n = llistxattr(c, &names, names.count)
+        guard n > 0 else { return }
+        for name in names[0..<n].split(separator: 0).map({ String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) })
+        where !name.hasPrefix("trusted.overlay.") {
+            lremovexattr(c, name)
+        }
+    }
+
     /// A PAX record with an empty value deletes the key (POSIX), so an xattr cannot have an
     /// empty value in a layer: Go's archive/tar (Docker, umoci) drops it, and so does strata.
     private func dropEmptyXattrs(_ entry: OpaquePointer) {
@@ -301,14 +317,16 @@ struct LayerUnpacker {
         for layer in lowers.reversed() {
             var dir = layer
             var found = true
+            // An opaque directory on the way (the root included) hides the layers below it.
+            var opaque = false
             for (i, c) in comps.enumerated() {
+                opaque = opaque || isOpaque(dir) || FileMeta.of(dir + "/.wh..wh..opq") != nil
                 // Deleted at this level in this layer (either whiteout form)?
                 if FileMeta.of(dir + "/.wh." + c) != nil { return nil }
                 let next = dir + "/" + c
                 guard let m = FileMeta.of(next) else {
                     found = false
-                    // An opaque directory above hides everything further down.
-                    if isOpaque(dir) || FileMeta.of(dir + "/.wh..wh..opq") != nil { return nil }
+                    if opaque { return nil }
                     break
                 }
                 if m.isOverlayWhiteout { return nil }
