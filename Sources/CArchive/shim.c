@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 
 const unsigned int strata_AE_IFMT = AE_IFMT;
 const unsigned int strata_AE_IFREG = AE_IFREG;
@@ -136,6 +138,28 @@ int strata_decoder_step(strata_decoder *d, const void *in, size_t inlen, size_t 
                         void *out, size_t outcap, size_t *produced) {
     if (d->codec == STRATA_CODEC_GZIP) return gzip_step(d, in, inlen, consumed, out, outcap, produced);
     return zstd_step(d, in, inlen, consumed, out, outcap, produced);
+}
+
+int strata_open_in_root(int rootfd, const char *path) {
+#ifdef SYS_openat2
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+#else
+    (void)rootfd; (void)path;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int strata_open_component(int dirfd, const char *name) {
+    return openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int strata_open_final(int dirfd, const char *name) {
+    return openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 }
 
 int strata_syncfs(int fd) { return syncfs(fd); }

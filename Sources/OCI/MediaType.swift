@@ -21,9 +21,38 @@ public enum MediaType {
     public static func isIndex(_ t: String?) -> Bool { t == ociIndex || t == dockerManifestList }
     public static func isConfig(_ t: String) -> Bool { t == ociConfig || t == dockerConfig }
     public static func isLayer(_ t: String) -> Bool {
-        [ociLayer, ociLayerGzip, ociLayerZstd, ociLayerNondistributable, ociLayerNondistributableGzip,
-         ociLayerNondistributableZstd, dockerLayer, dockerLayerGzip, dockerLayerZstd, dockerForeignLayerGzip,
-         "application/vnd.oci.image.layer.v1.tar+zstd"].contains(t)
+        [ociLayer, ociLayerGzip, ociLayerZstd, dockerLayer, dockerLayerGzip, dockerLayerZstd].contains(t) || isForeignLayer(t)
+    }
+
+    /// Non-distributable ("foreign") layers: layers like any other once their blob is at hand,
+    /// but never uploaded by push; their descriptors may carry `urls` to fetch them from
+    /// (OCI image-spec, layer.md "Non-Distributable Layers").
+    public static func isForeignLayer(_ t: String) -> Bool {
+        [ociLayerNondistributable, ociLayerNondistributableGzip, ociLayerNondistributableZstd, dockerForeignLayerGzip].contains(t)
+    }
+
+    /// Refuses an image manifest whose config or a layer has a media type strata does not
+    /// know, naming the type and the descriptor's digest (law 3). Load and pull call this
+    /// before reading any blob the manifest names.
+    public static func checkImage(config: Descriptor, layers: [Descriptor], manifest: Digest) throws {
+        guard isConfig(config.mediaType) else {
+            throw StrataError(.unsupportedMediaType,
+                              "unsupported config media type \(quoted(config.mediaType)) for \(config.digest) in manifest \(manifest)")
+        }
+        for l in layers where !isLayer(l.mediaType) {
+            throw StrataError(.unsupportedMediaType,
+                              "unsupported layer media type \(quoted(l.mediaType)) for \(l.digest) in manifest \(manifest)")
+        }
+    }
+
+    /// A media type from input, quoted for a one-line message: control characters escaped,
+    /// at most 100 characters.
+    public static func quoted(_ t: String) -> String {
+        var out = ""
+        for u in t.unicodeScalars.prefix(100) {
+            if u.value < 0x20 || u.value == 0x7F || u == "\"" || u == "\\" { out += u.escaped(asASCII: true) } else { out.unicodeScalars.append(u) }
+        }
+        return "\"" + out + (t.unicodeScalars.count > 100 ? "..." : "") + "\""
     }
 
     /// The OCI layer media type for a compression.

@@ -18,6 +18,9 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case blobNotFound = "blob-not-found"
         case imageNotFound = "image-not-found"
         case containerNotFound = "container-not-found"
+        /// A `USER` or `--chown` name (or group) that the image's /etc/passwd (or /etc/group)
+        /// does not list.
+        case userNotFound = "user-not-found"
         case ambiguousImage = "ambiguous-image"
         case invalidJSON = "invalid-json"
         case unsupportedMediaType = "unsupported-media-type"

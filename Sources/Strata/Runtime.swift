@@ -28,7 +28,7 @@ struct OCIRuntime: Sendable {
 
 /// The OCI runtime bundle's `config.json` for a container.
 enum RuntimeSpec {
-    static func make(rootfs: String, args: [String], env: [String], cwd: String, uid: UInt32, gid: UInt32,
+    static func make(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser,
                      hostname: String, hostNetwork: Bool, binds: [(String, String)] = []) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
@@ -38,7 +38,7 @@ enum RuntimeSpec {
             "ociVersion": "1.0.2",
             "process": [
                 "terminal": false,
-                "user": ["uid": uid, "gid": gid],
+                "user": ["uid": user.uid, "gid": user.gid, "additionalGids": user.additionalGids] as [String: Any],
                 "args": args,
                 "env": env,
                 "cwd": cwd,
@@ -67,25 +67,6 @@ enum RuntimeSpec {
             ] as [String: Any],
         ]
     }
-
-    /// `user` of an image config ("uid", "uid:gid", "name", "name:group") resolved in the rootfs.
-    static func user(_ spec: String?, rootfs: String) -> (UInt32, UInt32) {
-        guard let spec, !spec.isEmpty else { return (0, 0) }
-        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-        func lookup(_ file: String, _ name: String) -> (UInt32, UInt32)? {
-            guard let text = try? String(contentsOfFile: rootfs + "/etc/" + file, encoding: .utf8) else { return nil }
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: ":", omittingEmptySubsequences: false)
-                if f.count >= 4, f[0] == name, let a = UInt32(f[2]) { return (a, UInt32(f[3]) ?? 0) }
-            }
-            return nil
-        }
-        let uid: UInt32, primaryGid: UInt32
-        if let n = UInt32(parts[0]) { uid = n; primaryGid = 0 } else if let (u, g) = lookup("passwd", parts[0]) { uid = u; primaryGid = g } else { uid = 0; primaryGid = 0 }
-        var gid = primaryGid
-        if parts.count == 2 { gid = UInt32(parts[1]) ?? lookup("group", parts[1])?.0 ?? primaryGid }
-        return (uid, gid)
-    }
 }
 
 extension Store {
@@ -107,24 +88,15 @@ extension Store {
     }
 
     private func start(_ c: ContainerInfo, runtime: OCIRuntime, hostNetwork: Bool) async throws -> Int32 {
-        let rootfs = try await mountContainer(c.id)
-        let config = try await inspect(c.imageID.string).config.config
-        var args = c.command
-        if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
-        else if let ep = config?.Entrypoint, !ep.isEmpty { args = ep + args }
-        guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
-        var env = config?.Env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        for e in c.env {
-            let key = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
-            env.removeAll { $0.hasPrefix(key + "=") }
-            env.append(e)
-        }
-        let (uid, gid) = RuntimeSpec.user(config?.User, rootfs: rootfs)
-        let spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
-                                    uid: uid, gid: gid, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork,
-                                    binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) })
+        // Everything that can fail on the image's content (no command, an unknown USER) fails
+        // here, before runc starts.
+        let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
         let bundle = containerDirs(c.id).base
-        try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
+        do {
+            try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
+        } catch {
+            throw StrataError(.io, "cannot write the runtime bundle of \(c.id): \(error.localizedDescription)", cause: error)
+        }
         try await setState(c.id, "running")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
@@ -141,6 +113,29 @@ extension Store {
         p.waitUntilExit()
         try await setState(c.id, "exited")
         return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+    }
+
+    /// The runtime bundle's `config.json` for a created container: its command (or the
+    /// image's ENTRYPOINT + CMD), environment, working directory, volumes, and the image's
+    /// USER resolved inside its mounted root filesystem (``UserResolver``). Throws, before
+    /// anything runs, when there is no command or the user or group does not exist.
+    func runtimeSpec(for c: ContainerInfo, hostNetwork: Bool) async throws -> [String: Any] {
+        let rootfs = try await mountContainer(c.id)
+        let config = try await inspect(c.imageID.string).config.config
+        var args = c.command
+        if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
+        else if let ep = config?.Entrypoint, !ep.isEmpty { args = ep + args }
+        guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
+        var env = config?.Env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        for e in c.env {
+            let key = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
+            env.removeAll { $0.hasPrefix(key + "=") }
+            env.append(e)
+        }
+        let user = try UserResolver(root: rootfs).resolve(config?.User)
+        return RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
+                                user: user, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork,
+                                binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) })
     }
 
     private func setState(_ id: String, _ state: String) async throws {

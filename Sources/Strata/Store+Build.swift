@@ -123,9 +123,9 @@ extension Store {
         let rootfs = try await mountContainer(c.id)
         let fs = BuildRootfs(root: rootfs)
         try fs.makeDirectory(command.workingDir)
-        let (uid, gid) = try fs.user(command.user)
+        let user = try UserResolver(root: rootfs).resolve(command.user)
         let spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
-                                    uid: uid, gid: gid, hostname: String(c.id.prefix(12)), hostNetwork: true)
+                                    user: user, hostname: String(c.id.prefix(12)), hostNetwork: true)
         let bundle = containerDirs(c.id).base
         do {
             try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
@@ -240,45 +240,11 @@ public struct BuildRootfs: Sendable {
         }
     }
 
-    /// Resolves a `--chown`/USER spec ("uid", "name", "uid:gid", "name:group"; empty: root)
-    /// with the rootfs' /etc/passwd and /etc/group. An unknown name is an error, as in Docker.
-    public func user(_ spec: String) throws -> (uid: UInt32, gid: UInt32) {
-        guard !spec.isEmpty else { return (0, 0) }
-        let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        func lookup(_ file: String, _ name: String) -> [Substring]? {
-            guard let path = try? resolve("/etc/" + file), let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: ":", omittingEmptySubsequences: false)
-                if f.count >= 3, f[0] == name { return f }
-            }
-            return nil
-        }
-        var uid: UInt32, gid: UInt32
-        if let n = UInt32(parts[0]) {
-            uid = n
-            gid = parts.count == 1 ? (lookupByID(parts[0]).flatMap { UInt32($0) } ?? n) : n
-        } else if let f = lookup("passwd", parts[0]), let u = UInt32(f[2]) {
-            uid = u
-            gid = f.count >= 4 ? UInt32(f[3]) ?? 0 : 0
-        } else {
-            throw StrataError(.invalidArgument, "unable to find user \(parts[0]): no matching entries in the image's /etc/passwd")
-        }
-        if parts.count == 2 {
-            if let n = UInt32(parts[1]) { gid = n } else if let f = lookup("group", parts[1]), let g = UInt32(f[2]) { gid = g } else {
-                throw StrataError(.invalidArgument, "unable to find group \(parts[1]): no matching entries in the image's /etc/group")
-            }
-        }
-        return (uid, gid)
-
-        /// The primary group of a numeric user that /etc/passwd lists.
-        func lookupByID(_ id: String) -> String? {
-            guard let path = try? resolve("/etc/passwd"), let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: ":", omittingEmptySubsequences: false)
-                if f.count >= 4, f[2] == id { return String(f[3]) }
-            }
-            return nil
-        }
+    /// Resolves a `--chown` spec ("uid", "name", "uid:gid", "name:group"; empty: root) with
+    /// the rootfs' own /etc/passwd and /etc/group (``UserResolver/owner(_:)``). An unknown
+    /// name is an error, as in Docker.
+    public func owner(_ spec: String) throws -> (uid: UInt32, gid: UInt32) {
+        try UserResolver(root: root).owner(spec)
     }
 
     /// Copies files, directories and symlinks in (in order: parents before children), with

@@ -162,7 +162,12 @@ struct ArchiveLoader {
                 if let p = try? ArchivePath.clean(e.Config, in: source.name) { repoTags[p, default: []] += e.RepoTags ?? [] }
             }
         }
-        var top = index.manifests
+        // Entries of a media type strata does not know are ignored, as the OCI image-index
+        // spec requires; an index.json with nothing else is refused, naming one of them.
+        var top = index.manifests.filter { $0.mediaType.isEmpty || MediaType.isManifest($0.mediaType) || MediaType.isIndex($0.mediaType) }
+        if top.isEmpty, let u = index.manifests.first {
+            throw StrataError(.unsupportedMediaType, "index.json in \(source.name) lists no image strata can read: unsupported media type \(MediaType.quoted(u.mediaType)) for \(u.digest)")
+        }
         let withPlatform = top.filter { $0.platform != nil }
         if withPlatform.count > 1, top.contains(where: { $0.platform.map(platform.matches) ?? true }) {
             top = top.filter { $0.platform.map(platform.matches) ?? true }
@@ -238,8 +243,8 @@ struct ArchiveLoader {
         do { index = try JSONDecoder().decode(Index.self, from: data) } catch {
             throw StrataError(.invalidJSON, "index \(d.digest) in \(source.name) is invalid: \(JSONErrors.describe(error))", cause: error)
         }
-        let chosen = try select(from: index, digest: d.digest)
-        let children = [chosen] + index.manifests.filter { MediaType.isManifest($0.mediaType) && $0.digest != chosen.digest }
+        let chosen = try index.select(platform, explicit: explicitPlatform, nested: true, what: "index \(d.digest) in \(source.name)")
+        let children = [chosen] + index.imageEntries(nested: false).filter { $0.digest != chosen.digest }
         return try children.map { child in
             var image = try imageFor(child, depth: 1)
             image.indexDigest = image.indexDigest ?? d.digest
@@ -251,6 +256,10 @@ struct ArchiveLoader {
 
     private func imageFor(_ d: Descriptor, depth: Int) throws -> PendingImage {
         guard depth < 4 else { throw StrataError(.unsupportedFormat, "\(source.name): indexes nested too deeply") }
+        // An index entry names its type: an unknown one is refused before its blob is read.
+        guard d.mediaType.isEmpty || MediaType.isManifest(d.mediaType) || MediaType.isIndex(d.mediaType) else {
+            throw StrataError(.unsupportedMediaType, "unsupported manifest media type \(MediaType.quoted(d.mediaType)) for \(d.digest) in \(source.name)")
+        }
         let blob = try verified(d, what: "manifest")
         let data = try source.readSmall(try blobPath(d), store: store)
         struct Probe: Decodable { var mediaType: String?; var manifests: [Descriptor]?; var config: Descriptor? }
@@ -261,7 +270,7 @@ struct ArchiveLoader {
         let mt = probe.mediaType ?? (d.mediaType.isEmpty ? nil : d.mediaType)
         if MediaType.isIndex(mt) || (mt == nil && probe.manifests != nil) {
             let index = try JSONDecoder().decode(Index.self, from: data)
-            let child = try select(from: index, digest: d.digest)
+            let child = try index.select(platform, explicit: explicitPlatform, nested: true, what: "index \(d.digest) in \(source.name)")
             var image = try imageFor(child, depth: depth + 1)
             image.indexDigest = image.indexDigest ?? d.digest
             image.blobs.append(PendingBlob(source: blob, expected: d.digest, expectedSize: d.size, mediaType: mt ?? MediaType.ociIndex, name: "index \(d.digest)"))
@@ -269,7 +278,7 @@ struct ArchiveLoader {
             return image
         }
         guard MediaType.isManifest(mt) || (mt == nil && probe.config != nil) else {
-            throw StrataError(.unsupportedMediaType, "unsupported media type \"\(mt ?? "none")\" for \(d.digest) in \(source.name)")
+            throw StrataError(.unsupportedMediaType, "unsupported manifest media type \(mt.map(MediaType.quoted) ?? "(none)") for \(d.digest) in \(source.name)")
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
@@ -278,9 +287,7 @@ struct ArchiveLoader {
         guard manifest.schemaVersion == 2 else {
             throw StrataError(.unsupportedFormat, "manifest \(d.digest) has schemaVersion \(manifest.schemaVersion); only 2 is supported")
         }
-        guard MediaType.isConfig(manifest.config.mediaType) else {
-            throw StrataError(.unsupportedMediaType, "unsupported config media type \"\(manifest.config.mediaType)\" in manifest \(d.digest)")
-        }
+        try MediaType.checkImage(config: manifest.config, layers: manifest.layers, manifest: d.digest)
         let configBlob = try verified(manifest.config, what: "config")
         let configData = try source.readSmall(try blobPath(manifest.config), store: store)
         let config = try ImageConfig.decode(configData, digest: manifest.config.digest)
@@ -292,8 +299,11 @@ struct ArchiveLoader {
         ]
         var names: [String] = []
         for l in manifest.layers {
-            guard MediaType.isLayer(l.mediaType) else {
-                throw StrataError(.unsupportedMediaType, "unsupported layer media type \"\(l.mediaType)\" for \(l.digest) in manifest \(d.digest)")
+            if MediaType.isForeignLayer(l.mediaType), !source.has(try blobPath(l)) {
+                // A non-distributable layer may be left out of an archive; load has no network.
+                let urls = (l.urls ?? []).prefix(3).map(MediaType.quoted).joined(separator: ", ")
+                throw StrataError(.blobNotFound, "non-distributable layer \(l.digest) (\(l.mediaType)) in manifest \(d.digest) is not in \(source.name)"
+                                  + (urls.isEmpty ? "" : " and load does not download it from its urls (\(urls)); pull the image from a registry instead"))
             }
             let b = try verified(l, what: "layer")
             layers.append(PendingLayer(blob: b.result, mediaType: l.mediaType))
@@ -305,18 +315,6 @@ struct ArchiveLoader {
         edges += manifest.layers.map { (d.digest.string, $0.digest.string, "layer") }
         return PendingImage(manifestDigest: d.digest, indexDigest: nil, configDigest: manifest.config.digest, config: config,
                             layers: layers, tags: [], blobs: blobs, edges: edges)
-    }
-
-    /// Picks the manifest for the requested platform from an index.
-    private func select(from index: Index, digest: OCI.Digest) throws -> Descriptor {
-        let manifests = index.manifests.filter { $0.platform != nil && MediaType.isManifest($0.mediaType) || MediaType.isIndex($0.mediaType) }
-        if let exact = manifests.first(where: { $0.platform.map { $0.os == platform.os && $0.architecture == platform.architecture && $0.variant == platform.variant } ?? false }) {
-            return exact
-        }
-        if let m = manifests.first(where: { $0.platform.map(platform.matches) ?? false }) { return m }
-        if !explicitPlatform, index.manifests.count == 1, let only = index.manifests.first { return only }
-        let available = index.manifests.compactMap { $0.platform?.description }.joined(separator: ", ")
-        throw StrataError(.platformNotFound, "index \(digest) has no image for \(platform) (available: \(available.isEmpty ? "none" : available)); choose one with --platform")
     }
 }
 

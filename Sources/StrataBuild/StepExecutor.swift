@@ -286,7 +286,7 @@ extension BuildRun {
         let extra = "chown=\(chown ?? "")\nchmod=\(chmod.map { String($0, radix: 8) } ?? "")\nfrom=\(from ?? "")"
         let extract = isAdd
         try await commitStep(&state, createdBy: createdBy, extra: extra) { _, fs in
-            let owner = try chown.map { try fs.user($0) }
+            let owner = try chown.map { try fs.owner($0) }
             var items: [BuildCopyItem] = []
             var archives: [(String, String)] = []
             for s in sources {

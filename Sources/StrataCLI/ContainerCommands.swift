@@ -187,6 +187,9 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Create a container, run its command through runc, and exit with its status.",
         discussion: """
+            The image's USER is resolved in its own /etc/passwd and /etc/group; a user or \
+            group they do not list is an error before the command starts.
+
             Examples:
               strata run --rm busybox echo hello
               strata run --name job -e MODE=test -w /tmp app:1 sh -c 'ls; exit 3'

@@ -35,34 +35,49 @@ extension Registry {
         do { top = try JSONDecoder().decode(Probe.self, from: topData) } catch {
             throw StrataError(.invalidJSON, "manifest \(topDigest) from \(client.registry)/\(client.repository) is not valid JSON", cause: error)
         }
-        var manifests: [Probe] = []
+        // Media types are checked before the first blob is fetched: an image strata cannot
+        // read is refused with nothing downloaded into the store (law 8).
+        func kind(_ p: Probe, contentType: String) -> String? {
+            p.mediaType ?? (MediaType.isManifest(contentType) || MediaType.isIndex(contentType) ? contentType : nil)
+        }
+        func unsupported(_ p: Probe, _ contentType: String, _ d: Digest) -> StrataError {
+            StrataError(.unsupportedMediaType, "unsupported manifest media type \(MediaType.quoted(p.mediaType ?? contentType)) for \(d) from \(client.registry)/\(client.repository)")
+        }
+        var manifests: [(probe: Probe, digest: Digest)] = []
         let want = platform ?? .host
-        if let children = top.manifests {
-            let candidates = children.filter { MediaType.isManifest($0.mediaType) }
-            let picks: [Descriptor]
-            if allPlatforms {
-                picks = candidates
-            } else {
-                guard let pick = candidates.first(where: { $0.platform.map { want.matches($0) && $0.variant == want.variant } ?? false })
-                        ?? candidates.first(where: { $0.platform.map(want.matches) ?? false })
-                        ?? (candidates.count == 1 && platform == nil ? candidates.first : nil) else {
-                    let available = children.compactMap { $0.platform?.description }.joined(separator: ", ")
-                    throw StrataError(.platformNotFound, "\(reference.familiar) on \(client.registry) has no image for \(want) (available: \(available))")
-                }
-                picks = [pick]
+        let topKind = kind(top, contentType: topType)
+        if MediaType.isIndex(topKind) || (topKind == nil && top.manifests != nil) {
+            let index: Index
+            do { index = try JSONDecoder().decode(Index.self, from: topData) } catch {
+                throw StrataError(.invalidJSON, "index \(topDigest) from \(client.registry)/\(client.repository) is invalid", cause: error)
             }
+            // The platform's image is chosen (and must exist) even when all are pulled: its tags.
+            let chosen = try index.select(want, explicit: platform != nil, nested: false, what: "\(reference.familiar) on \(client.registry)")
+            let picks = allPlatforms ? [chosen] + index.imageEntries(nested: false).filter { $0.digest != chosen.digest } : [chosen]
             for pick in picks {
-                let (data, _, d) = try await client.manifest(pick.digest.string, expected: pick.digest)
-                try data.write(to: blobsDir.appendingPathComponent(d.encoded))
-                do { manifests.append(try JSONDecoder().decode(Probe.self, from: data)) } catch {
+                let (data, type, d) = try await client.manifest(pick.digest.string, expected: pick.digest)
+                let probe: Probe
+                do { probe = try JSONDecoder().decode(Probe.self, from: data) } catch {
                     throw StrataError(.invalidJSON, "manifest \(d) from \(client.registry)/\(client.repository) is not valid JSON", cause: error)
                 }
+                let k = kind(probe, contentType: type)
+                guard MediaType.isManifest(k) || (k == nil && probe.config != nil) else { throw unsupported(probe, type, d) }
+                try data.write(to: blobsDir.appendingPathComponent(d.encoded))
+                manifests.append((probe, d))
             }
+        } else if MediaType.isManifest(topKind) || (topKind == nil && top.config != nil) {
+            manifests.append((top, topDigest))
         } else {
-            manifests.append(top)
+            throw unsupported(top, topType, topDigest)
+        }
+        for (m, d) in manifests {
+            guard let config = m.config else {
+                throw StrataError(.invalidJSON, "manifest \(d) from \(client.registry)/\(client.repository) has no config")
+            }
+            try MediaType.checkImage(config: config, layers: m.layers ?? [], manifest: d)
         }
         var wanted: [Descriptor] = []
-        for m in manifests {
+        for (m, _) in manifests {
             for d in [m.config].compactMap({ $0 }) + (m.layers ?? []) where !wanted.contains(where: { $0.digest == d.digest }) {
                 wanted.append(d)
             }
@@ -91,13 +106,25 @@ extension Registry {
             for l in loaded {
                 try await store.recordRepoDigest(name: reference.name, digest: topDigest, image: l.id)
             }
-            try await store.recordBlobSources(wanted.map(\.digest), registry: client.registry, repository: client.repository)
+            // A non-distributable layer may have come from its urls rather than this repository.
+            try await store.recordBlobSources(wanted.filter { !MediaType.isForeignLayer($0.mediaType) }.map(\.digest),
+                                              registry: client.registry, repository: client.repository)
             await store.release(hold)
             return PullResult(image: image, images: loaded, digest: topDigest)
         } catch {
             await store.release(hold)
             throw error
         }
+    }
+
+    /// GET of a non-distributable layer from one of its `urls`: a plain request with no
+    /// credentials (they belong to the registry); a failure to connect counts as a miss.
+    static func foreignGet(_ url: String, headers: [(String, String)]) async -> HTTPClientResponse? {
+        var req = HTTPClientRequest(url: url)
+        req.method = .GET
+        req.headers.add(name: "Accept-Encoding", value: "identity")
+        for (k, v) in headers { req.headers.add(name: k, value: v) }
+        return try? await foreignLayerClient.execute(req, timeout: .seconds(600))
     }
 
     /// How many times one blob download may be resumed after the connection broke.
@@ -107,6 +134,10 @@ extension Registry {
     /// the connection breaks (a server that answers 200 instead of 206 sends it again from 0).
     /// Returns the download for the caller to ``BlobDownload/commit()``, or nil when the store
     /// already has the blob.
+    ///
+    /// A non-distributable layer the registry does not have (404) is fetched from the http(s)
+    /// `urls` of its descriptor, in order, without the registry's credentials; its digest and
+    /// size are verified like any other blob's.
     static func fetchBlob(_ d: Descriptor, client: RegistryClient, store: Store, source: String,
                           progress: (@Sendable (TransferEvent) -> Void)?) async throws -> BlobDownload? {
         guard let download = try await store.beginDownload(d, source: source) else {
@@ -116,11 +147,35 @@ extension Registry {
         progress?(.started(d.digest, size: d.size))
         var resumes = 0
         var lastReport = Date.distantPast
+        let foreign = MediaType.isForeignLayer(d.mediaType)
+        var urls = foreign ? (d.urls ?? []).filter { u in URL(string: u).flatMap(\.scheme).map { ["http", "https"].contains($0.lowercased()) } ?? false } : []
+        var from: String?  // the URL being read; nil: the registry
         while true {
             var headers: [(String, String)] = []
             let offset = download.received
             if offset > 0 { headers.append(("Range", "bytes=\(offset)-")) }
-            let resp = try await client.send(.GET, "/v2/\(client.repository)/blobs/\(d.digest)", headers: headers)
+            let answer: HTTPClientResponse?
+            if let from {
+                answer = await foreignGet(from, headers: headers)
+            } else {
+                answer = try await client.send(.GET, "/v2/\(client.repository)/blobs/\(d.digest)", headers: headers)
+            }
+            let ok = answer.map { $0.status == .ok || $0.status == .partialContent } ?? false
+            if !ok, foreign, from != nil || answer?.status == .notFound {
+                _ = try? await answer?.body.collect(upTo: 1 << 20)
+                guard !urls.isEmpty else {
+                    let listed = (d.urls ?? []).prefix(3).map(MediaType.quoted).joined(separator: ", ")
+                    throw StrataError(.blobNotFound, "non-distributable layer \(d.digest) is not on \(source)"
+                                      + (listed.isEmpty ? " and its descriptor lists no urls" : " nor at its urls (\(listed))"))
+                }
+                let next = urls.removeFirst()
+                if offset > 0 { try download.restart() }
+                from = next
+                progress?(.message("\(d.digest.shortHex): non-distributable layer; fetching it from \(next)"))
+                continue
+            }
+            guard let resp = answer else { throw StrataError(.internalError, "no answer for blob \(d.digest)") }
+            let at = from ?? source  // where the bytes come from, for messages
             switch resp.status {
             case .ok:
                 if offset > 0 { try download.restart() }
@@ -130,7 +185,7 @@ extension Registry {
                 let start = range.split(separator: " ").last?.split(separator: "-").first.flatMap { Int64($0) }
                 guard start == offset else {
                     _ = try? await resp.body.collect(upTo: 1 << 20)
-                    throw StrataError(.io, "GET blob \(d.digest) on \(source): the registry resumed at \"\(range)\", not at byte \(offset)")
+                    throw StrataError(.io, "GET blob \(d.digest) on \(at): the server resumed at \"\(range)\", not at byte \(offset)")
                 }
             default:
                 _ = try? await resp.body.collect(upTo: 1 << 20)
@@ -153,7 +208,7 @@ extension Registry {
             if download.received == d.size { break }
             resumes += 1
             guard resumes <= maxResumes else {
-                throw StrataError(.io, "GET blob \(d.digest) on \(source) failed: the connection broke \(resumes) times (last at byte \(download.received) of \(d.size))",
+                throw StrataError(.io, "GET blob \(d.digest) on \(at) failed: the connection broke \(resumes) times (last at byte \(download.received) of \(d.size))",
                                   cause: broken)
             }
             try await Task.sleep(nanoseconds: UInt64(100_000_000) << min(resumes, 4))
@@ -163,3 +218,14 @@ extension Registry {
         return download
     }
 }
+
+/// The HTTP client for the `urls` of non-distributable layers: the shared client's settings,
+/// except that a refused connection fails at once (the next url is tried) rather than being
+/// retried until the 90 s connect timeout, and the body is taken as it is (no decompression).
+private let foreignLayerClient: HTTPClient = {
+    var config = HTTPClient.Configuration.singletonConfiguration
+    config.timeout = .init(connect: .seconds(15), read: .seconds(90))
+    config.connectionPool.retryConnectionEstablishment = false
+    config.decompression = .disabled
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
+}()

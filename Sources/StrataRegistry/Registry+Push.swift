@@ -20,6 +20,8 @@ extension Registry {
     /// the manifests, byte for byte as stored (so their digests are kept), then the index when
     /// the image came with one whose manifests are all in the store. Uncompressed layers go out
     /// compressed (``RegistryOptions/compression``); the compressed copy is kept and reused.
+    /// Non-distributable (foreign) layers are not uploaded: the manifest keeps their
+    /// descriptors, and pullers fetch them from their `urls`.
     ///
     /// ```swift
     /// let r = try await Registry.pushImage("app:1", to: "localhost:5000/team/app:1", from: store)
@@ -44,6 +46,13 @@ extension Registry {
         for p in prepared {
             for d in p.blobs where !blobs.contains(where: { $0.digest == d.digest }) { blobs.append(d) }
         }
+        // Non-distributable layers are never uploaded (OCI image-spec, layer.md): their
+        // descriptors stay in the manifest as they are, urls and all.
+        let progress = options.progress
+        for d in blobs where MediaType.isForeignLayer(d.mediaType) {
+            progress?(.finished(d.digest, size: d.size, status: "Skipped foreign layer"))
+        }
+        blobs.removeAll { MediaType.isForeignLayer($0.mediaType) }
         try await forEach(blobs, atMost: options.parallelism) { d in
             try await pushBlob(d, client: client, store: store, options: options)
         }

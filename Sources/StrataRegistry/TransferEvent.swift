@@ -8,7 +8,7 @@ public enum TransferEvent: Sendable, Equatable {
     /// Bytes moved so far (sent at most every 100 ms per blob).
     case advanced(OCI.Digest, done: Int64, size: Int64)
     /// A blob is done: "Pull complete", "Already exists", "Pushed", "Layer already exists",
-    /// "Mounted from REPO".
+    /// "Mounted from REPO", "Skipped foreign layer".
     case finished(OCI.Digest, size: Int64, status: String)
     /// Any other line (a resumed download, the pushed digest).
     case message(String)

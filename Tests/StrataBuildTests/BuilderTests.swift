@@ -362,6 +362,40 @@ struct BuilderTests {
         await #expect(throws: StrataError.self) { try await store.resolve("never:1") }
     }
 
+    /// RUN resolves USER in the image's own /etc/passwd and /etc/group (the same resolver as
+    /// `strata run`): an explicit group, and a passwd that links out to a host file.
+    @Test func runResolvesUserInsideTheImage() async throws {
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try FileManager.default.createDirectory(atPath: dir.file("ctx"), withIntermediateDirectories: true)
+        let builder = Builder(store: store)
+        let r = try await builder.build(dir.file("ctx"), """
+            FROM base:1
+            RUN mkdir /out && chmod 777 /out
+            USER app:staff
+            RUN id -u > /out/u && id -g >> /out/u && id -G >> /out/u
+            """, log: BuildLog())
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/out/u") == "1000\n50\n50\n")
+
+        let outside = dir.file("hostpasswd-outside")
+        try "evil:x:4242:4242::/:/bin/sh\n".write(toFile: outside, atomically: true, encoding: .utf8)
+        do {
+            _ = try await builder.build(dir.file("ctx"), """
+                FROM base:1
+                RUN rm /etc/passwd && ln -s \(outside) /etc/passwd
+                USER evil
+                RUN id -u > /evil
+                """, log: BuildLog(), tags: ["never:1"])
+            Issue.record("the build should fail")
+        } catch let e as StrataError {
+            #expect(e.code == .userNotFound)
+            #expect(e.message == "unable to find user evil: no matching entries in passwd file")
+        }
+        #expect(try await store.containers().isEmpty)
+    }
+
     @Test func contextFromATarStream() async throws {
         let dir = try BuildTestDir()
         let store = try await dir.store()

@@ -159,4 +159,44 @@ import Testing
         #expect(try env.run(["volume", "ls", "-q"]).out == "data\n")
         #expect(try env.run(["volume", "prune", "-f"]).out == "Deleted Volumes:\ndata\n")
     }
+
+    /// USER is resolved in the image's own /etc/passwd and /etc/group: the process runs with
+    /// the uid, gid and supplementary groups found there; a passwd that links out to a host
+    /// file does not make `evil` a user, and `run --rm` leaves nothing behind.
+    @Test func runUsesTheImagesUserAndRefusesUnknownOnes() throws {
+        guard ProcessInfo.processInfo.environment["CI"] == "true" || FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") else { return }
+        if geteuid() != 0 { return }
+        let env = try CLITests.Env()
+        try env.shell("""
+            mkdir -p u/bin u/etc && cp "$(command -v busybox || echo /bin/busybox)" u/bin/busybox
+            for a in sh id true; do ln -sf busybox u/bin/$a; done
+            printf 'root:x:0:0::/:/bin/sh\\napp:x:1000:1000::/:/bin/sh\\n' > u/etc/passwd
+            printf 'root:x:0:\\nstaff:x:50:app\\naudio:x:63:app\\napp:x:1000:\\n' > u/etc/group
+            tar -C u -cf users.tar .
+            echo 'evil:x:4242:4242::/:/bin/sh' > hostpasswd-outside
+            mkdir -p h/bin h/etc && cp u/bin/busybox h/bin/busybox && for a in sh id true; do ln -sf busybox h/bin/$a; done
+            ln -s "$PWD/hostpasswd-outside" h/etc/passwd
+            tar -C h -cf hostile.tar .
+            """)
+        let dir = env.dir.path
+        #expect(try env.run(["import", dir + "/users.tar", "users:1"]).status == 0)
+        #expect(try env.run(["import", dir + "/hostile.tar", "hostile:1"]).status == 0)
+        for (user, want) in [("app", "1000 1000 1000 50 63"), ("app:staff", "1000 50 50"), ("1234", "1234 0 0"), ("1234:audio", "1234 63 63")] {
+            #expect(try env.run(["run", "--name", "c", "users:1", "true"]).status == 0)
+            #expect(try env.run(["commit", "-c", "USER \(user)", "c", "users:\(user.replacingOccurrences(of: ":", with: "-"))"]).status == 0)
+            #expect(try env.run(["rm", "c"]).status == 0)
+            let r = try env.run(["run", "--rm", "users:\(user.replacingOccurrences(of: ":", with: "-"))", "sh", "-c", "echo $(id -u) $(id -g) $(id -G)"])
+            #expect(r.out == want + "\n", "USER \(user): \(r.out) \(r.err)")
+        }
+        #expect(try env.run(["run", "--name", "c", "hostile:1", "true"]).status == 0)
+        #expect(try env.run(["commit", "-c", "USER evil", "c", "hostile:evil"]).status == 0)
+        #expect(try env.run(["commit", "-c", "USER nosuchuser", "c", "hostile:nosuch"]).status == 0)
+        #expect(try env.run(["rm", "c"]).status == 0)
+        for (image, name) in [("hostile:evil", "evil"), ("hostile:nosuch", "nosuchuser")] {
+            let r = try env.run(["run", "--rm", image, "id"])
+            #expect(r.status == 1 && r.err == "error: unable to find user \(name): no matching entries in passwd file\n", "\(r.out) \(r.err)")
+            #expect(!r.out.contains("4242"))
+        }
+        #expect(try env.run(["ps", "-a", "-q"]).out == "")
+    }
 }

@@ -67,6 +67,17 @@ int strata_set_direct(int fd);
 /* Turns O_DIRECT off again (for a last write that is not a whole block). */
 int strata_clear_direct(int fd);
 
+/* Opens `path` for reading below the directory `rootfd` as if that directory were `/`
+   (openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): symlinks, absolute or relative,
+   and `..` are resolved inside it and never leave it. Opened O_RDONLY | O_NONBLOCK |
+   O_NOCTTY | O_CLOEXEC. Returns an fd, or -1 with errno (ENOSYS: no openat2 here). */
+int strata_open_in_root(int rootfd, const char *path);
+/* openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC): a handle on one path component,
+   a symlink itself rather than what it points to. Returns an fd, or -1 with errno. */
+int strata_open_component(int dirfd, const char *name);
+/* openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC). */
+int strata_open_final(int dirfd, const char *name);
+
 /* Copies len bytes between file descriptors in the kernel (copy_file_range, falling back to
    read/write). Returns 0 on success, -1 with errno set. */
 int strata_copy_fd(int in_fd, int out_fd, long long len);
