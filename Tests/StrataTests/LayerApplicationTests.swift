@@ -144,6 +144,29 @@ enum LayerStacks {
         #expect(truth[Array("d/".utf8) + name] == nil, "the whiteout of the raw name deleted it")
     }
 
+    /// An entry at a path where the same layer put a symlink pointing out of the root replaces
+    /// the symlink; nothing outside is written or chmod-ed (a file, a directory, a hardlink).
+    @Test func entriesReplaceSymlinksNeverFollowThem() async throws {
+        guard Peer.require("python3") else { return }
+        let dir = try TempDir()
+        let outside = dir.file("outside").path
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        chmod(outside, 0o700)
+        try Data("orig".utf8).write(to: URL(fileURLWithPath: outside + "/file"))
+        try LayerStacks.layout("""
+            [[{"name": "x", "type": "l", "link": "\(outside)/file"}, {"name": "x", "data": b"pwned"},
+              {"name": "d", "type": "l", "link": "\(outside)"}, {"name": "d", "type": "d", "mode": 0o777}]]
+            """, at: dir.file("img").path)
+        let store = try await dir.store()
+        let image = try await store.load(from: dir.file("img"))[0].id.string
+        let c = try await store.createContainer(from: image)
+        let root = try await store.mountContainer(c.id)
+        #expect(try String(contentsOfFile: outside + "/file", encoding: .utf8) == "orig")
+        #expect(FileMeta.of(outside)?.mode == 0o700)
+        #expect(FileMeta.of(root + "/x")?.kind == .file && FileMeta.of(root + "/d")?.kind == .directory)
+        try await store.unmountContainer(c.id)
+    }
+
     /// Character and block devices are refused by default with a message that names the path,
     /// leave no snapshot behind, and are created once the store allows them. The 0/0 character
     /// device (an overlay whiteout written into a tar) is always accepted.
