@@ -33,6 +33,8 @@ struct MergedView {
         let tree = IndexTree()
         var changed = Set<String>()
         for (i, layer) in layers.enumerated() {
+            // The root's own header: only how it makes the directories it implies.
+            if let root = layer.root { tree.root.entry = root }
             func drop(_ n: IndexTree.Node) {
                 _ = n.visitChildFirst { c in
                     let p = c.path
@@ -90,7 +92,7 @@ struct MergedView {
         }
         synthesize(tree.root)
         _ = tree.root.visitChildFirst { n in
-            if let e = n.entry {
+            if n.parent != nil, let e = n.entry {
                 let p = n.path
                 present[p] = Item(entry: e, layer: n.layer, status: changed.contains(p) ? .changed : .added)
             }

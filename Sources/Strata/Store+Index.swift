@@ -17,6 +17,8 @@ public struct IndexedLayer: Sendable {
     public var entryCount: Int
     /// The entries, one per path (the last tar entry for a path wins).
     public var entries: [LayerEntry]
+    /// The layer's own root directory (`./`), when the tar has a header for it.
+    public var root: LayerEntry?
 }
 
 extension Store {
@@ -172,6 +174,13 @@ extension Store {
                 l.entryCount = row["entries"]
                 ids.append(row["id"])
                 l.entries = try Self.entries(ofIndex: row["id"], prefilter: prefilter, db: db)
+                if let i = l.entries.firstIndex(where: { $0.path.isEmpty }) {
+                    l.root = l.entries.remove(at: i)
+                } else if prefilter != nil {
+                    var root: [LayerEntry] = []
+                    try Self.decode(Row.fetchCursor(db, sql: "\(Self.entryColumns) AND path = ''", arguments: [row["id"] as Int64]), into: &root)
+                    l.root = root.first
+                }
                 return l
             }
             // Then every layer's rows at the ancestors of any candidate path.
@@ -192,7 +201,7 @@ extension Store {
                         var found: [LayerEntry] = []
                         try Self.decode(Row.fetchCursor(db, sql: "\(Self.entryColumns) AND path IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
                                                         arguments: StatementArguments([id] + chunk)), into: &found)
-                        out[i].entries += found.filter { have.insert($0.path).inserted }
+                        out[i].entries += found.filter { !$0.path.isEmpty && have.insert($0.path).inserted }
                         start += 500
                     }
                 }

@@ -197,7 +197,11 @@ final class TarIndexer {
         let follows = headerOnly ? 0 : entrySize
         let pad = Int((512 - follows % 512) % 512)
         guard let clean = LayerEntry.clean(name) else {
-            // The root itself ("./"): nothing to record.
+            // The root itself ("./"): recorded as the path "" when it is a directory (its mode
+            // decides how directories it implies are made); never listed as a file.
+            if kind == .directory {
+                emit(LayerEntry(path: "", kind: .directory, mode: mode, uid: uid, gid: gid, size: 0))
+            }
             state = follows == 0 ? .header : .data(remaining: follows, padding: pad)
             hashing = false
             pending = nil
