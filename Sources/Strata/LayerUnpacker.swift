@@ -216,6 +216,7 @@ struct LayerUnpacker {
                     if mkdir(path.cPath, 0o755) != 0 {
                         throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
                     }
+                    setNewDirectoryMode(prefix, state: &state)
                     try markOpaque(path, name: name)
                     state.created.insert(prefix)
                     state.directories.insert(prefix)
@@ -233,17 +234,7 @@ struct LayerUnpacker {
             if let lower = hiddenByThisLayer(prefix) ? nil : visibleLower(prefix), let lm = FileMeta.of(lower), lm.kind == .directory {
                 try copyUp(from: lower, to: path, rel: prefix, state: &state, name: name)
             } else {
-                // A new directory: mkdir's rules, with the parent as it will finally be — in a
-                // setgid directory it takes the parent's group and the setgid bit.
-                let up = splitPath(prefix).parent
-                let parentRel = up == "/" ? "" : up
-                let parentMode = state.directoryModes[parentRel] ?? FileMeta.of(full(parentRel)).map { ($0.mode, $0.gid) }
-                // (On disk the parent may still show a lower setgid bit that libarchive will only
-                // take away when it closes, so the bits are set here, not left to the kernel.)
-                let (mode, gid) = parentMode ?? (0o755, 0)
-                let setgid = mode & 0o2000 != 0
-                if asRoot { lchown(path.cPath, 0, setgid ? gid : 0) }
-                chmod(path.cPath, setgid ? 0o2755 : 0o755)
+                setNewDirectoryMode(prefix, state: &state)
                 if let m = FileMeta.of(path) { state.implied[prefix] = m }
             }
             state.directories.insert(prefix)
@@ -284,6 +275,21 @@ struct LayerUnpacker {
         guard dropped else { return }
         archive_entry_xattr_clear(entry)
         for (n, v) in kept { v.withUnsafeBytes { _ = archive_entry_xattr_add_entry(entry, n, $0.baseAddress, $0.count) } }
+    }
+
+    /// A directory made anew: mkdir's rules (0755, root's), with the parent as it stands at this
+    /// point of the tar — in a setgid directory it takes the parent's group and the setgid bit.
+    /// On disk the parent may still show a setgid bit that libarchive takes away only when it
+    /// closes, so the bits are set here, not left to the kernel.
+    private func setNewDirectoryMode(_ rel: String, state: inout State) {
+        let up = splitPath(rel).parent
+        let parentRel = up == "/" ? "" : up
+        let parentMode = state.directoryModes[parentRel] ?? FileMeta.of(full(parentRel)).map { ($0.mode, $0.gid) }
+        let (mode, gid) = parentMode ?? (0o755, 0)
+        let setgid = mode & 0o2000 != 0
+        let c = full(rel).cPath
+        if asRoot { lchown(c, 0, setgid ? gid : 0) }
+        chmod(c, setgid ? 0o2755 : 0o755)
     }
 
     /// Gives `path` the owner, mode, xattrs and times of `lower` (a directory of a layer below).
