@@ -23,13 +23,17 @@ struct LayerUnpacker {
     let overlayWhiteouts: Bool
     let lowers: [String]
     let allowDevices: Bool
+    /// Whether a `./` header sets the root's metadata (a layer), or is ignored (ADD's
+    /// extraction into an existing directory, a build context).
+    let applyRootHeader: Bool
     let asRoot: Bool
 
-    init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false) {
+    init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false, applyRootHeader: Bool = true) {
         self.root = root
         self.overlayWhiteouts = overlayWhiteouts
         self.lowers = lowers
         self.allowDevices = allowDevices
+        self.applyRootHeader = applyRootHeader
         self.asRoot = geteuid() == 0
     }
 
@@ -96,7 +100,7 @@ struct LayerUnpacker {
         let type = archive_entry_filetype(entry)
         if path == "." {
             // The layer's own root: its metadata, never its type.
-            guard type == strata_AE_IFDIR else { return }
+            guard type == strata_AE_IFDIR, applyRootHeader else { return }
             state.implied[""] = nil
             recordDirectory("", entry, &state)
             clearXattrs(root)

@@ -164,7 +164,7 @@ extension Store {
         let dir = paths.ingestDir.appendingPathComponent("context-\(randomHex().prefix(16))")
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try LayerUnpacker(root: dir.path, overlayWhiteouts: false).unpack(layer: path, name: "the build context")
+            try LayerUnpacker(root: dir.path, overlayWhiteouts: false, applyRootHeader: false).unpack(layer: path, name: "the build context")
         } catch {
             try? FileManager.default.removeItem(at: dir)
             throw error
@@ -299,7 +299,7 @@ public struct BuildRootfs: Sendable {
         m.gid = owner?.gid ?? 0
         if let mode, meta.kind != .symlink { m.mode = mode }
         try copier.copyMetadata(from: source, to: target, meta: m)
-        if geteuid() == 0 { lchown(target, m.uid, m.gid) }
+        if geteuid() == 0 { lchown(target.cPath, m.uid, m.gid) }
     }
 
     /// A path's extended attributes (not followed through a symlink), sorted by name,
@@ -322,7 +322,7 @@ public struct BuildRootfs: Sendable {
     public func extract(archive: String, into path: String) throws {
         try makeDirectory(path)
         let dir = try resolve(path)
-        try LayerUnpacker(root: dir, overlayWhiteouts: false).unpack(layer: archive, name: splitPath(archive).base)
+        try LayerUnpacker(root: dir, overlayWhiteouts: false, applyRootHeader: false).unpack(layer: archive, name: splitPath(archive).base)
     }
 }
 
