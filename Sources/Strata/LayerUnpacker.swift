@@ -278,7 +278,7 @@ struct LayerUnpacker {
         }
         guard dropped else { return }
         archive_entry_xattr_clear(entry)
-        for (n, v) in kept { v.withUnsafeBytes { _ = archive_entry_xattr_add_entry(entry, n, $0.baseAddress, $0.count) } }
+        for (n, v) in kept { v.withUnsafeBytes { archive_entry_xattr_add_entry(entry, n, $0.baseAddress, $0.count) } }
     }
 
     /// A directory made anew: mkdir's rules (0755, root's), with the parent as it stands at this
