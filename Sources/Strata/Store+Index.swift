@@ -78,7 +78,8 @@ extension Store {
                 let id = db.lastInsertedRowID
                 guard spool.error == nil else { continue }
                 try LayerIndexSpoolReader(spool).forEachRow { r in
-                    stmt.setUncheckedArguments([id, r.path, r.kind, r.marker, r.mode, r.uid, r.gid, r.size, r.link, r.digest])
+                    stmt.setUncheckedArguments([id, Self.nameValue(r.path), r.kind, r.marker, r.mode, r.uid, r.gid, r.size,
+                                                Self.nameValue(r.link), r.digest])
                     try stmt.execute()
                 }
             }
@@ -200,7 +201,7 @@ extension Store {
                         let chunk = Array(list[start..<min(start + 500, list.count)])
                         var found: [LayerEntry] = []
                         try Self.decode(Row.fetchCursor(db, sql: "\(Self.entryColumns) AND path IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
-                                                        arguments: StatementArguments([id] + chunk)), into: &found)
+                                                        arguments: StatementArguments([id.databaseValue] + chunk.map(Self.nameValue))), into: &found)
                         out[i].entries += found.filter { !$0.path.isEmpty && have.insert($0.path).inserted }
                         start += 500
                     }
@@ -219,17 +220,34 @@ extension Store {
             try decode(Row.fetchCursor(db, sql: columns, arguments: [id]), into: &out)
             return out
         }
+        // Names that are not UTF-8 are BLOBs: always candidates (the merged view matches them).
         let match = globs.map { _ in "path GLOB ?" }.joined(separator: " OR ")
-        try decode(Row.fetchCursor(db, sql: "\(columns) AND (marker != 0 OR \(match))", arguments: StatementArguments([id] + globs)), into: &out)
+        try decode(Row.fetchCursor(db, sql: "\(columns) AND (marker != 0 OR typeof(path) = 'blob' OR \(match))",
+                                   arguments: StatementArguments([id] + globs)), into: &out)
         return out
+    }
+
+    /// A name as SQLite keeps it (law 9): TEXT when it is UTF-8, else a BLOB of its exact bytes.
+    static func nameValue(_ name: String?) -> DatabaseValue {
+        guard let name else { return .null }
+        return RawName.hasRawBytes(name) ? Data(RawName.encode(name)).databaseValue : name.databaseValue
+    }
+
+    /// A name read back from a TEXT or BLOB column.
+    static func name(_ value: DatabaseValue) -> String? {
+        switch value.storage {
+        case .string(let s): return s
+        case .blob(let d): return RawName.decode(d)
+        default: return nil
+        }
     }
 
     static func decode(_ cursor: RowCursor, into out: inout [LayerEntry]) throws {
         while let r = try cursor.next() {
             let raw: Data? = r[8]
-            out.append(LayerEntry(path: r[0], kind: LayerEntry.Kind(rawValue: r[1]) ?? .other,
+            out.append(LayerEntry(path: name(r[0]) ?? "", kind: LayerEntry.Kind(rawValue: r[1]) ?? .other,
                                   marker: LayerEntry.Marker(rawValue: r[2]) ?? .none, mode: UInt32(truncatingIfNeeded: r[3] as Int64),
-                                  uid: r[4], gid: r[5], size: r[6], linkTarget: r[7],
+                                  uid: r[4], gid: r[5], size: r[6], linkTarget: name(r[7]),
                                   digest: raw.flatMap { Digest.xxh128(raw: $0) }))
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import Strata
 
@@ -129,6 +130,11 @@ enum LayerStacks {
         let name = Array("caf".utf8) + [0xE9] + Array(".txt".utf8)
         let files = try await store.files(in: image)
         #expect(files.contains { RawName.encode($0.path) == [0x2F, 0xFF, 0xFE] + Array("-bin".utf8) && $0.entry.linkTarget.map(RawName.encode) == Array("d/".utf8) + name })
+        // SQLite keeps the exact bytes: a BLOB where the name is not UTF-8.
+        let stored = try await store.read { db in try Data.fetchAll(db, sql: "SELECT path FROM layer_files WHERE typeof(path) = 'blob'") }
+        #expect(Set(stored.map(Array.init)) == [Array("d/".utf8) + name, [0xFF, 0xFE] + Array("-bin".utf8), Array("d/.wh.".utf8) + name])
+        let link = try await store.read { db in try Data.fetchOne(db, sql: "SELECT link FROM layer_files WHERE kind = 'l'") }
+        #expect(link.map(Array.init) == Array("d/".utf8) + name)
         try await store.save([image], to: dir.file("out"), format: .ociDirectory)
         let againDir = try TempDir(parent: dir.path)
         let again = try await againDir.store()
