@@ -39,6 +39,16 @@ import Testing
             $S cp "$c:/$(printf 'caf\\xe9.txt')" out/
             [ "$(cat "out/$(printf 'caf\\xe9.txt')")" = abc ]
             $S rm "$c" >/dev/null
+            # build: COPY of a directory and of a glob from a context with such a name.
+            mkdir -p ctx/sub
+            printf x > "ctx/sub/$(printf 'caf\\xe9.txt')"
+            printf 'FROM scratch\nCOPY sub/ /dst/\nCOPY sub/caf* /glob/\n' > ctx/Dockerfile
+            $S build -q -t rawb:1 ctx >/dev/null
+            $S find rawb:1 '*' --format json | python3 -c '
+            import json, os, sys
+            got = sorted(os.fsencode(f["path"]) for f in json.load(sys.stdin))
+            assert got == [b"/dst", b"/dst/caf\\xe9.txt", b"/glob", b"/glob/caf\\xe9.txt"], got
+            '
             echo OK
             """
         let p = Process()
