@@ -361,12 +361,14 @@ public struct BuildRootfs: Sendable {
     }
 
     /// Unpacks a local tar archive (plain, gzip, zstd, bzip2, xz) into the directory `path`
-    /// (ADD's auto-extraction). Paths escaping the directory, and writes through symlinks,
-    /// are refused.
+    /// (ADD's auto-extraction), as docker's classic builder and buildah do: the directory is
+    /// the archive's root — an entry below a symlink (the archive's own or the image's) goes
+    /// where it leads inside that directory, a file replaces a directory — and `..` or a
+    /// symlink can never take a write outside it.
     public func extract(archive: String, into path: String) throws {
         try makeDirectory(path)
         let dir = try resolve(path)
-        try LayerUnpacker(root: dir, overlayWhiteouts: false).unpack(layer: archive, name: splitPath(archive).base)
+        try LayerUnpacker(root: dir, overlayWhiteouts: false, resolveLinksInRoot: true).unpack(layer: archive, name: splitPath(archive).base)
     }
 }
 

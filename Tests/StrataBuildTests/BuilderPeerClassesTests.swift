@@ -348,4 +348,62 @@ struct BuilderPeerClassesTests {
             if r.buildah.tree["vol"] == nil { Issue.record("buildah no longer creates /vol for a final VOLUME: compare the tree again") }
         }
     }
+
+    /// A tar written by python's tarfile from `entries` (name, type d/f/l, data or link
+    /// target, octal mode), in order: archives no tar(1) command line produces.
+    static func archiveScript(_ file: String, _ entries: [(String, String, String, Int)]) -> String {
+        let list = entries.map { "(\"\($0.0)\", \"\($0.1)\", \"\($0.2)\", 0o\(String($0.3, radix: 8)))" }.joined(separator: ", ")
+        return """
+            python3 - <<'PY'
+            import io, tarfile
+            with tarfile.open("\(file)", "w", format=tarfile.GNU_FORMAT) as t:
+                for name, kind, value, mode in [\(list)]:
+                    ti = tarfile.TarInfo(name); ti.mode = mode; ti.mtime = 1600000000
+                    data = None
+                    if kind == "d": ti.type = tarfile.DIRTYPE
+                    elif kind == "l": ti.type = tarfile.SYMTYPE; ti.linkname = value
+                    else: data = value.encode() + b"\\n"; ti.size = len(data)
+                    t.addfile(ti, io.BytesIO(data) if data is not None else None)
+            PY
+            """
+    }
+
+    /// Class 6: ADD of a local archive applies entries below a symlink the archive itself
+    /// created (relative, absolute, climbing: resolved with the destination directory as the
+    /// root, as docker's chrootarchive and buildah's copier do) and a file that replaces a
+    /// populated directory (the archive's or the image's). Nothing lands outside.
+    @Test func addArchiveThroughItsOwnSymlinksAndOverDirectories() async throws {
+        let entries: [(String, String, String, Int)] = [
+            ("sub/", "d", "", 0o755), ("l", "l", "sub", 0o777), ("l/file", "f", "via link", 0o644),
+            ("abs", "l", "/sub", 0o777), ("abs/newfile", "f", "abs", 0o600),
+            ("up", "l", "../../../../..", 0o777), ("up/escaped", "f", "top", 0o644),
+            ("d/", "d", "", 0o755), ("d/x", "f", "x", 0o644), ("d", "f", "now a file", 0o755),
+            ("pop", "f", "replaces the image's directory", 0o644),
+            ("nested/", "d", "", 0o750), ("nested/in", "l", "../sub", 0o777), ("nested/in/deep/f", "f", "deep", 0o640),
+        ]
+        try await PeerBuild.compare(PeerCase(name: "add-archive-links", setup: Self.archiveScript("a.tar", entries), dockerfile: """
+            FROM base:1
+            RUN mkdir -p /x/pop/deep && echo a > /x/pop/deep/a
+            ADD a.tar /x/
+            ADD a.tar /y
+            """))
+
+        // Law 5: symlinks pointing at host paths (absolute, or climbing) take nothing out of the
+        // destination directory: the writes land inside it.
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        let probe = "strata-escape-probe-\(UUID().uuidString.prefix(8))"
+        try dir.write(["Dockerfile": "FROM base:1\nADD e.tar /e/\n"], in: "ctx")
+        try buildShell(Self.archiveScript("e.tar", [("abs", "l", "/tmp/\(probe)", 0o777), ("abs/f", "f", "a", 0o644),
+                                                    ("dots", "l", "../../../../../../../tmp/\(probe)-2", 0o777), ("dots/g", "f", "g", 0o644)]),
+                       cwd: dir.file("ctx"))
+        let r = try await Builder(store: store).build(dir.file("ctx"), "FROM base:1\nADD e.tar /e/\n", log: BuildLog())
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(probe)"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(probe)-2"))
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/e/tmp/\(probe)/f") == "a\n")
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/e/tmp/\(probe)-2/g") == "g\n")
+        #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/tmp/\(probe)/f") == nil)
+    }
 }
