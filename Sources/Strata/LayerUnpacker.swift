@@ -27,14 +27,32 @@ struct LayerUnpacker {
     /// extraction into an existing directory, a build context).
     let applyRootHeader: Bool
     let asRoot: Bool
+    /// ADD's extraction (docker's chrootarchive, buildah's copier): an entry whose parent path
+    /// goes through a symlink — one the archive itself created, or one already there — is
+    /// written where the symlink leads, resolved inside `root` (absolute targets start at
+    /// `root`, `..` stops there), instead of being refused; and a non-directory entry replaces
+    /// a directory at its path, populated or not. Nothing is ever written outside `root`.
+    let resolveLinksInRoot: Bool
 
-    init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false, applyRootHeader: Bool = true) {
+    init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false, applyRootHeader: Bool = true,
+         resolveLinksInRoot: Bool = false) {
         self.root = root
         self.overlayWhiteouts = overlayWhiteouts
         self.lowers = lowers
         self.allowDevices = allowDevices
         self.applyRootHeader = applyRootHeader
         self.asRoot = geteuid() == 0
+        self.resolveLinksInRoot = resolveLinksInRoot
+    }
+
+    /// `rel` with its parent directories' symlinks resolved inside the root; the last
+    /// component is kept as it is.
+    private func scoped(_ rel: String) throws -> String {
+        let (parent, base) = splitPath(rel)
+        guard !parent.isEmpty, parent != "/" else { return rel }
+        let host = try ScopedPath.resolve(root: root, path: parent, followFinal: true)
+        let resolved = host == root ? "" : String(host.dropFirst(root.count + 1))
+        return resolved.isEmpty ? base : resolved + "/" + base
     }
 
     /// Unpacks `layer` (a file) into `root`; `name` is how errors refer to it.
@@ -98,6 +116,15 @@ struct LayerUnpacker {
                        copyData: ((UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Void,
                        disk: OpaquePointer, state: inout State, name: String) throws {
         let type = archive_entry_filetype(entry)
+        var path = path, hardlink = hardlink
+        if resolveLinksInRoot, path != "." {
+            path = try scoped(path)
+            hardlink = try hardlink.map(scoped)
+            if type != strata_AE_IFDIR, let m = FileMeta.of(full(path)), m.kind == .directory {
+                removeTree(full(path))  // a file (or link) replaces a directory, populated or not
+                state.directories.removeAll()
+            }
+        }
         if path == "." {
             // The layer's own root: its metadata, never its type.
             guard type == strata_AE_IFDIR, applyRootHeader else { return }

@@ -29,11 +29,24 @@ struct OCIRuntime: Sendable {
 /// The OCI runtime bundle's `config.json` for a container.
 enum RuntimeSpec {
     static func make(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser,
-                     hostname: String, hostNetwork: Bool, binds: [(String, String)] = []) -> [String: Any] {
+                     hostname: String, hostNetwork: Bool, binds: [(String, String)] = [], tmpfsOnTmp: Bool = true) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
         var namespaces: [[String: Any]] = [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]]
         if !hostNetwork { namespaces.append(["type": "network"]) }
+        var mounts: [[String: Any]] = [
+            ["destination": "/proc", "type": "proc", "source": "proc"],
+            ["destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]],
+            ["destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]],
+            ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
+            ["destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]],
+            ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
+        ]
+        // `strata run` gets a tmpfs on /tmp; a build's RUN does not (docker and buildah keep
+        // what it writes there in the layer).
+        if tmpfsOnTmp { mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]]) }
+        mounts += binds.map { ["destination": $0.1, "type": "bind", "source": $0.0, "options": ["rbind", "rw"]] }
         return [
             "ociVersion": "1.0.2",
             "process": [
@@ -49,16 +62,7 @@ enum RuntimeSpec {
             ] as [String: Any],
             "root": ["path": rootfs, "readonly": false],
             "hostname": hostname,
-            "mounts": [
-                ["destination": "/proc", "type": "proc", "source": "proc"],
-                ["destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]],
-                ["destination": "/dev/pts", "type": "devpts", "source": "devpts",
-                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]],
-                ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
-                ["destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]],
-                ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
-                ["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]],
-            ] + binds.map { ["destination": $0.1, "type": "bind", "source": $0.0, "options": ["rbind", "rw"]] } as [[String: Any]],
+            "mounts": mounts,
             "linux": [
                 "namespaces": namespaces,
                 "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",

@@ -42,13 +42,17 @@ public struct BuildCommand: Sendable {
     public var workingDir: String
     /// Where the command's stdout and stderr go (nil: discarded, as `build -q`).
     public var output: FileHandle?
+    /// The image's VOLUME paths: the command sees a throwaway copy of each, so what it changes
+    /// there never reaches the layer (the classic builder's anonymous volumes; buildah too).
+    public var volumes: [String]
 
-    public init(args: [String], env: [String], user: String, workingDir: String, output: FileHandle?) {
+    public init(args: [String], env: [String], user: String, workingDir: String, output: FileHandle?, volumes: [String] = []) {
         self.args = args
         self.env = env
         self.user = user
         self.workingDir = workingDir
         self.output = output
+        self.volumes = volumes
     }
 }
 
@@ -124,9 +128,36 @@ extension Store {
         let fs = BuildRootfs(root: rootfs)
         try fs.makeDirectory(command.workingDir)
         let user = try UserResolver(root: rootfs).resolve(command.user)
-        let spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
-                                    user: user, hostname: String(c.id.prefix(12)), hostNetwork: true)
         let bundle = containerDirs(c.id).base
+        // VOLUME paths: the mount point is created in the rootfs (it stays, as in docker and
+        // buildah); the command works on a copy of its content, removed afterwards.
+        var binds: [(String, String)] = []
+        var volumeCopies: [String] = []
+        defer { for d in volumeCopies { removeTree(d) } }
+        let volumes = Set(command.volumes.map { v -> String in
+            var parts: [Substring] = []
+            for c in v.split(separator: "/") where c != "." {
+                if c == ".." { _ = parts.popLast() } else { parts.append(c) }
+            }
+            return "/" + parts.joined(separator: "/")
+        }).filter { $0 != "/" }.sorted()
+        for (i, v) in volumes.enumerated() {
+            try fs.makeDirectory(v)
+            let source = try fs.resolve(v)
+            let copy = bundle.appendingPathComponent("volume-\(i)").path
+            removeTree(copy)
+            guard mkdir(copy.cPath, 0o755) == 0, let meta = FileMeta.of(source) else {
+                throw StrataError(.io, "cannot prepare the volume \(v) of \(c.id): \(String(cString: strerror(errno)))")
+            }
+            volumeCopies.append(copy)
+            try TreeCopier(whiteouts: false).apply(layer: source, to: copy)
+            lchown(copy.cPath, meta.uid, meta.gid)
+            chmod(copy.cPath, mode_t(meta.mode))
+            binds.append((copy, v))
+        }
+        let spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
+                                    user: user, hostname: String(c.id.prefix(12)), hostNetwork: true, binds: binds,
+                                    tmpfsOnTmp: false)  // /tmp is the image's: what RUN writes there stays in the layer
         do {
             try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
         } catch {
@@ -134,7 +165,7 @@ extension Store {
         }
         // Mount points the runtime creates are not the step's content (Docker keeps them in
         // an init layer it never commits): remove the ones that were missing and stay empty.
-        let mountPoints = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/tmp"]
+        let mountPoints = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"]
         let missing = mountPoints.filter { FileMeta.of(rootfs + $0) == nil }
         defer { for m in missing.reversed() { rmdir(rootfs + m) } }
         let p = Process()
@@ -247,11 +278,20 @@ public struct BuildRootfs: Sendable {
         try UserResolver(root: root).owner(spec)
     }
 
+    /// The owner WORKDIR gives the directories it creates: the USER in effect, resolved in
+    /// the rootfs with the `--chown` rule (a lone uid is its own gid), as BuildKit and buildah
+    /// do. A user the image does not know gives root, as buildah does.
+    public func workdirOwner(_ user: String) -> (uid: UInt32, gid: UInt32)? {
+        guard !user.isEmpty else { return nil }
+        return try? UserResolver(root: root).owner(user)
+    }
+
     /// Copies files, directories and symlinks in (in order: parents before children), with
-    /// their mode, times and xattrs; owner root unless `owner`, mode as given by `mode`.
+    /// their mode (setuid/setgid/sticky included), times and xattrs; owner `owner`, else the
+    /// source's own with `keepOwner` (`COPY --from`), else root; mode as given by `mode`.
     /// Missing parent directories are created (0755, owned by `owner`). An existing directory is merged into; any
     /// other existing path is replaced.
-    public func copy(_ items: [BuildCopyItem], owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?) throws {
+    public func copy(_ items: [BuildCopyItem], owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?, keepOwner: Bool = false) throws {
         let copier = TreeCopier()
         var dirs: [(target: String, meta: FileMeta, source: String)] = []
         for item in items {
@@ -285,21 +325,25 @@ public struct BuildRootfs: Sendable {
             default:
                 throw StrataError(.invalidArgument, "\(item.source): only files, directories and symlinks can be copied")
             }
-            try apply(meta, from: item.source, to: target, owner: owner, mode: mode, copier: copier)
+            try apply(meta, from: item.source, to: target, owner: owner, mode: mode, keepOwner: keepOwner, copier: copier)
         }
         // Directory metadata last: writing children changes a directory's times.
         for d in dirs.reversed() {
-            try apply(d.meta, from: d.source, to: d.target, owner: owner, mode: mode, copier: copier)
+            try apply(d.meta, from: d.source, to: d.target, owner: owner, mode: mode, keepOwner: keepOwner, copier: copier)
         }
     }
 
-    private func apply(_ meta: FileMeta, from source: String, to target: String, owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?, copier: TreeCopier) throws {
+    private func apply(_ meta: FileMeta, from source: String, to target: String, owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?,
+                       keepOwner: Bool, copier: TreeCopier) throws {
         var m = meta
-        m.uid = owner?.uid ?? 0
-        m.gid = owner?.gid ?? 0
+        if let owner {
+            (m.uid, m.gid) = (owner.uid, owner.gid)
+        } else if !keepOwner {
+            (m.uid, m.gid) = (0, 0)
+        }
         if let mode, meta.kind != .symlink { m.mode = mode }
+        // Owner first, then mode: a chown after the chmod would clear setuid and setgid.
         try copier.copyMetadata(from: source, to: target, meta: m)
-        if geteuid() == 0 { lchown(target.cPath, m.uid, m.gid) }
     }
 
     /// A path's extended attributes (not followed through a symlink), sorted by name,
@@ -317,12 +361,15 @@ public struct BuildRootfs: Sendable {
     }
 
     /// Unpacks a local tar archive (plain, gzip, zstd, bzip2, xz) into the directory `path`
-    /// (ADD's auto-extraction). Paths escaping the directory, and writes through symlinks,
-    /// are refused.
+    /// (ADD's auto-extraction), as docker's classic builder and buildah do: the directory is
+    /// the archive's root — an entry below a symlink (the archive's own or the image's) goes
+    /// where it leads inside that directory, a file replaces a directory — and `..` or a
+    /// symlink can never take a write outside it.
     public func extract(archive: String, into path: String) throws {
         try makeDirectory(path)
         let dir = try resolve(path)
-        try LayerUnpacker(root: dir, overlayWhiteouts: false, applyRootHeader: false).unpack(layer: archive, name: splitPath(archive).base)
+        try LayerUnpacker(root: dir, overlayWhiteouts: false, applyRootHeader: false, resolveLinksInRoot: true)
+            .unpack(layer: archive, name: splitPath(archive).base)
     }
 }
 

@@ -79,22 +79,23 @@ public struct UserResolver: Sendable {
         return ResolvedUser(uid: uid, gid: gid, additionalGids: all)
     }
 
-    /// Resolves a `COPY --chown`/`ADD --chown` spec: as ``resolve(_:)`` for names and groups,
-    /// but a user given alone keeps Docker's chown rule: a numeric uid not in /etc/passwd
-    /// gets the same number as its gid.
+    /// Resolves a `COPY --chown`/`ADD --chown` spec as buildah and BuildKit do: a numeric uid
+    /// given alone is also the gid (whatever /etc/passwd says); a user name alone takes its
+    /// /etc/passwd group; an empty user part is root and an empty group part is "no group".
     public func owner(_ spec: String) throws -> (uid: UInt32, gid: UInt32) {
         guard !spec.isEmpty else { return (0, 0) }
         let (userPart, groupPart) = Self.split(spec)
         var uid: UInt32, gid: UInt32
-        if let n = try Self.number(userPart, what: "uid") {
-            uid = n
-            gid = try passwdEntry(name: nil, uid: n)?.gid ?? n
+        if userPart.isEmpty {
+            (uid, gid) = (0, 0)
+        } else if let n = try Self.number(userPart, what: "uid") {
+            (uid, gid) = (n, n)
         } else if let entry = try passwdEntry(name: userPart, uid: nil) {
             (uid, gid) = (entry.uid, entry.gid)
         } else {
             throw Self.noUser(userPart)
         }
-        if let groupPart { gid = try group(groupPart) }
+        if let groupPart, !groupPart.isEmpty { gid = try group(groupPart) }
         return (uid, gid)
     }
 

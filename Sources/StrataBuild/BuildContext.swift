@@ -124,7 +124,9 @@ struct SourceTree: Sendable {
         var out: [MatchedSource] = []
         for n in names {
             let rel = n.joined(separator: "/")
-            if excluded(rel) && !(ignore?.hasExceptions ?? false) { continue }
+            if let ignore, !rel.isEmpty, ignore.isOutOfContext(rel) && !(ignore.isExcluded(rel) && ignore.mayReinclude(inside: rel)) {
+                continue  // excluded, or inside a directory the context walk skips whole
+            }
             let resolved = try resolve(n)
             let full = resolved.isEmpty ? root : root + "/" + resolved.joined(separator: "/")
             guard let k = kind(full) else { continue }
@@ -151,7 +153,7 @@ struct SourceTree: Sendable {
             guard let k = kind(full) else { continue }
             let isExcluded = excluded(cr)
             if k.dir {
-                if isExcluded && !(ignore?.hasExceptions ?? false) { continue }
+                if isExcluded && !(ignore?.mayReinclude(inside: cr) ?? false) { continue }  // docker skips it whole
                 let mark = entries.count
                 entries.append(SourceEntry(path: full, relative: r, isDirectory: true))
                 try walk(full, rel: r, contextRel: contextRel, into: &entries)

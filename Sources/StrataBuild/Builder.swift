@@ -121,6 +121,9 @@ final class BuildRun {
     var usedArgs: Set<String> = []
     /// Scratch directories (heredoc sources) to remove at the end.
     var scratch: [String] = []
+    /// BuildKit's automatic platform ARGs (BUILDPLATFORM … TARGETVARIANT): usable in FROM
+    /// as they are, in a stage once it declares them.
+    let platformArgs: [String: String]
 
     init(store: Store, file: Dockerfile, context: SourceTree, options: BuildOptions) {
         self.store = store
@@ -128,6 +131,22 @@ final class BuildRun {
         self.context = context
         self.options = options
         self.lexer = ShellLexer(escape: file.escape)
+        self.platformArgs = Self.platformArgs(build: .host, target: options.platform ?? .host)
+    }
+
+    /// The values BuildKit gives the automatic platform ARGs: `linux/amd64`, `linux`, `amd64`,
+    /// `` (no variant) for the build machine and the target.
+    static func platformArgs(build: Platform, target: Platform) -> [String: String] {
+        var out: [String: String] = [:]
+        for (prefix, p) in [("BUILD", build), ("TARGET", target)] {
+            // containerd's normalisation: arm64's default variant v8 is not written.
+            let variant = p.architecture == "arm64" && p.variant == "v8" ? nil : p.variant
+            out[prefix + "PLATFORM"] = Platform(os: p.os, architecture: p.architecture, variant: variant).description
+            out[prefix + "OS"] = p.os
+            out[prefix + "ARCH"] = p.architecture
+            out[prefix + "VARIANT"] = variant ?? ""
+        }
+        return out
     }
 
     func log(_ line: String) { options.log(line) }
@@ -147,7 +166,9 @@ final class BuildRun {
                     metaArgs[kv.key] = v
                     usedArgs.insert(kv.key)
                 } else if let v = kv.value {
-                    metaArgs[kv.key] = try lexer.expand(v, env: metaArgs)
+                    metaArgs[kv.key] = try lexer.expand(v, env: platformArgs.merging(metaArgs) { $1 })
+                } else if let v = platformArgs[kv.key] {
+                    metaArgs[kv.key] = v
                 }
             }
         }
@@ -193,10 +214,12 @@ final class BuildRun {
         guard case .words(let words) = stage.from.arguments, let first = words.first else {
             throw StrataError(.dockerfileSyntax, "Dockerfile line \(stage.from.line): FROM needs an image name")
         }
-        let name = try lexer.expand(first, env: metaArgs)
+        // FROM sees the meta ARGs and, as in BuildKit, the automatic platform ARGs.
+        let fromEnv = platformArgs.merging(metaArgs) { $1 }
+        let name = try lexer.expand(first, env: fromEnv)
         var platform = options.platform
         if let p = stage.from.flag("platform"), !p.isEmpty {
-            platform = try Platform(parsing: try lexer.expand(p, env: metaArgs))
+            platform = try Platform(parsing: try lexer.expand(p, env: fromEnv))
         }
         let base: Digest
         var shown: String

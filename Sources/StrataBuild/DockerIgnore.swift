@@ -92,6 +92,32 @@ public struct DockerIgnore: Sendable, Equatable {
         patterns.contains { $0.isException }
     }
 
+    /// Whether a context walker must look inside the excluded directory `dir`: docker's (and
+    /// buildah's) rule is that it does only when some exception pattern starts with the
+    /// directory's path (`!dir/keep` for `dir`); otherwise the whole directory stays out, even
+    /// what a pattern such as `!**/keep` would match below it.
+    public func mayReinclude(inside dir: String) -> Bool {
+        var d = Self.clean(dir)
+        while d.hasPrefix("/") { d.removeFirst() }
+        let dirSlash = d + "/"
+        return patterns.contains { $0.isException && ($0.pattern + "/").hasPrefix(dirSlash) }
+    }
+
+    /// Whether `relativePath` is out of the context: excluded itself, or below an excluded
+    /// directory that the context walk skips whole (``mayReinclude(inside:)``).
+    public func isOutOfContext(_ relativePath: String) -> Bool {
+        if isExcluded(relativePath) { return true }
+        guard hasExceptions else { return false }  // without exceptions, a parent's exclusion is the path's
+        var path = Self.clean(relativePath)
+        while path.hasPrefix("/") { path.removeFirst() }
+        var prefix = ""
+        for c in path.split(separator: "/").dropLast() {
+            prefix += (prefix.isEmpty ? "" : "/") + c
+            if isExcluded(prefix) && !mayReinclude(inside: prefix) { return true }
+        }
+        return false
+    }
+
     static func trim(_ s: Substring) -> Substring {
         let ws: (Character) -> Bool = { $0.isWhitespace }
         guard let start = s.firstIndex(where: { !ws($0) }), let end = s.lastIndex(where: { !ws($0) }) else { return "" }

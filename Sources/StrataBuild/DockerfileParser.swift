@@ -72,7 +72,6 @@ struct DockerfileParser {
             if Self.isComment(line) { continue }
             var (text, ended) = Self.trimContinuation(line, escape: escape)
             if ended && text.isEmpty { continue }
-            var lastContinued = lineNumber
             while !ended && idx < lines.count {
                 let next = Self.trimNewline(lines[idx][...])
                 idx += 1
@@ -81,14 +80,10 @@ struct DockerfileParser {
                 let (more, end) = Self.trimContinuation(next, escape: escape)
                 text += more
                 ended = end
-                lastContinued = idx
             }
-            guard ended else {
-                throw Self.error(lastContinued, """
-                    the file ends inside an instruction: this line ends with the line continuation \
-                    character \(escape) and only the end of the file follows; remove the trailing \(escape)
-                    """)
-            }
+            // A continuation that runs into the end of the file ends the instruction there, as
+            // docker (classic and BuildKit) and buildah do.
+            if Self.trim(text[...]).isEmpty { continue }
             var instruction = try InstructionParser(escape: escape, line: lineNumber).parse(Self.trim(text[...]))
             if instruction.acceptsHeredocs, instruction.original.contains("<<") {
                 try readHeredocs(into: &instruction, from: &idx)

@@ -122,6 +122,12 @@ struct ImageSettings: Sendable, Equatable {
         set { set("Shell", newValue.map(JSONValue.strings)) }
     }
 
+    /// The VOLUME paths, sorted.
+    var volumes: [String] {
+        guard case .object(let o)? = object["Volumes"] else { return [] }
+        return o.keys.sorted()
+    }
+
     var stopSignal: String? {
         get { object["StopSignal"]?.string }
         set { set("StopSignal", newValue.map(JSONValue.string)) }

@@ -38,6 +38,8 @@ extension BuildRun {
                     usedArgs.insert(kv.key)
                 } else if value == nil, let v = metaArgs[kv.key] {
                     value = v
+                } else if value == nil, let v = platformArgs[kv.key] {
+                    value = v  // BUILDPLATFORM, TARGETARCH, …: declared in the stage, BuildKit's value
                 }
                 state.args[kv.key] = .some(value)
             }
@@ -57,10 +59,15 @@ extension BuildRun {
             try await commitStep(&state, createdBy: nop(state, "MAINTAINER " + who), author: who, work: nil)
         case "WORKDIR":
             guard let raw = try words(inst).first else { throw fail("WORKDIR needs a path") }
-            let dir = Self.absolute(try expand(raw), relativeTo: state.settings.workingDir)
-            state.settings.workingDir = dir
-            try await commitStep(&state, createdBy: nopString(state, "WORKDIR " + dir)) { _, fs in
-                try fs.makeDirectory(dir)
+            // An absolute path is kept as written (a trailing slash included); a relative one is
+            // joined to the current directory and cleaned — docker's and buildah's rule.
+            let path = try expand(raw)
+            let written = path.hasPrefix("/") ? path : Self.absolute(path, relativeTo: state.settings.workingDir)
+            let dir = Self.absolute(written, relativeTo: "/")
+            state.settings.workingDir = written
+            let user = state.settings.user
+            try await commitStep(&state, createdBy: nopString(state, "WORKDIR " + written)) { _, fs in
+                try fs.makeDirectory(dir, owner: fs.workdirOwner(user))  // new directories belong to USER
             }
         case "USER":
             guard let raw = try words(inst).first else { throw fail("USER needs a user") }
@@ -93,6 +100,8 @@ extension BuildRun {
             default: throw fail("VOLUME needs a path")
             }
             for p in paths where !p.isEmpty { state.settings.addToSet("Volumes", p) }
+            // Metadata only: the mount point appears when a later RUN mounts the volume (docker's
+            // classic builder; buildah too, except that it also creates it when VOLUME is last).
             try await commitStep(&state, createdBy: nop(state, "VOLUME [" + paths.joined(separator: " ") + "]"), work: nil)
         case "STOPSIGNAL":
             guard let raw = try words(inst).first else { throw fail("STOPSIGNAL needs a signal") }
@@ -179,8 +188,8 @@ extension BuildRun {
             env.append("\(k)=\(v)")
         }
         let command = BuildCommand(args: args, env: env, user: state.settings.user,
-                                   workingDir: state.settings.workingDir.isEmpty ? "/" : state.settings.workingDir,
-                                   output: options.runOutput)
+                                   workingDir: Self.absolute(state.settings.workingDir, relativeTo: "/"),
+                                   output: options.runOutput, volumes: state.settings.volumes)
         let store = self.store
         let shown = args.joined(separator: " ")
         try await commitStep(&state, createdBy: createdBy, showContainer: true) { id, _ in
@@ -252,6 +261,7 @@ extension BuildRun {
         let (chown, chmod, from) = flags
         var sources: [MatchedSource] = []
         var heredocFiles: [MatchedSource] = []
+        var unmatchedGlobs: [String] = []
         for word in raw {
             if let h = inst.heredoc(forWord: word) {
                 let dir = try store.makeBuildScratchFile()
@@ -272,11 +282,18 @@ extension BuildRun {
             }
             let matched = try tree.match(src)
             if matched.isEmpty {
-                throw StrataError(.invalidArgument, "\(inst.keyword) failed: file not found in \(tree.what) or excluded by .dockerignore: stat \(src): file does not exist")
+                // A wildcard that matches nothing is skipped when another source matches
+                // (docker, buildah); a plain path must exist.
+                if src.contains(where: { "*?[".contains($0) }) {
+                    unmatchedGlobs.append(src)
+                    continue
+                }
+                throw Self.notFound(inst, tree, src)
             }
             sources += matched
         }
         sources += heredocFiles
+        if sources.isEmpty, let src = unmatchedGlobs.first { throw Self.notFound(inst, tree, src) }
         if sources.count > 1 || raw.count > 1, !dest.hasSuffix("/") {
             throw StrataError(.invalidArgument, "Dockerfile line \(inst.line): when using \(inst.keyword) with more than one source file, the destination must be a directory and end with a /")
         }
@@ -310,9 +327,14 @@ extension BuildRun {
                     items.append(BuildCopyItem(source: e.path, destination: target))
                 }
             }
-            try fs.copy(items, owner: owner, mode: chmod)
+            // From another stage or image, the source's owner stays unless --chown (docker, buildah).
+            try fs.copy(items, owner: owner, mode: chmod, keepOwner: from != nil)
             for (archive, dir) in archives { try fs.extract(archive: archive, into: dir.isEmpty ? "/" : dir) }
         }
+    }
+
+    private static func notFound(_ inst: Instruction, _ tree: SourceTree, _ src: String) -> StrataError {
+        StrataError(.invalidArgument, "\(inst.keyword) failed: file not found in \(tree.what) or excluded by .dockerignore: stat \(src): file does not exist")
     }
 
     // MARK: HEALTHCHECK

@@ -95,6 +95,9 @@ import OCI
         "FROM scratch\nHEALTHCHECK --interval=1m30s --timeout=3s --start-period=1s --retries=2 CMD [\"true\"]\nHEALTHCHECK NONE\n",
         "FROM scratch\nONBUILD RUN echo hi\nONBUILD COPY a b\n",
         "FROM scratch\nSTOPSIGNAL SIGKILL\nMAINTAINER someone <a@b.c>\nUSER 1:1\n",
+        "FROM scratch\nLABEL a=b \\\n",                // a continuation into the end of the file ends it
+        "FROM scratch\nLABEL a=b \\",
+        "FROM scratch\nLABEL a=b \\\n\n# c\n",
     ]
 
     /// Where strata follows BuildKit (today's `docker build`) and buildah 1.28's imagebuilder
@@ -106,7 +109,6 @@ import OCI
         "FROM scratch AS x\nFROM scratch AS X\n",                 // BuildKit: duplicate stage name
         "FROM scratch\nENV --x=1 A=b\n",                          // BuildKit: ENV takes no flags
         "FROM scratch\nCOPY --chown=1 --chown=2 a b\n",           // BuildKit: duplicate flag
-        "FROM scratch\nLABEL a=b \\\n",                           // continuation into end of file
     ]
 
     @Test func acceptsAndRejectsTheSameFilesAsBuildah() throws {

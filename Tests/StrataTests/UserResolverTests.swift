@@ -44,6 +44,7 @@ private func writeAccounts(_ h: HostileRoot) throws {
         daemon:x:2:2::/:/bin/false
 
         app:x:1000:1000:app:/home/app:/bin/sh
+        odd:x:1001:50::/:/bin/sh
         broken:x:notanumber:0::/:/bin/sh
         """)
     try h.write("/etc/group", """
@@ -103,7 +104,7 @@ private func expectError(_ code: StrataError.Code, containing needle: String, _ 
         expectError(.invalidArgument, containing: "out of range") { _ = try r.resolve("app:2147483648") }
     }
 
-    /// `--chown` keeps Docker's own rule for a lone uid: its number is the gid too.
+    /// `--chown` keeps buildah's and BuildKit's rule for a lone uid: its number is the gid too.
     @Test(arguments: [false, true])
     func chownSpecs(walkOnly: Bool) throws {
         let h = try HostileRoot()
@@ -119,6 +120,11 @@ private func expectError(_ code: StrataError.Code, containing needle: String, _ 
         #expect(try owner("app:staff") == [1000, 50])
         #expect(try owner("1234:staff") == [1234, 50])
         #expect(try owner("") == [0, 0])
+        // A lone uid is its own gid even when /etc/passwd gives it another group (buildah, BuildKit).
+        #expect(try owner("1001") == [1001, 1001])
+        #expect(try owner("odd") == [1001, 50])
+        #expect(try owner("1001:") == [1001, 1001])
+        #expect(try owner(":50") == [0, 50])
         expectError(.userNotFound, containing: "unable to find user nobody") { _ = try r.owner("nobody") }
     }
 
