@@ -406,4 +406,66 @@ struct BuilderPeerClassesTests {
         #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/e/tmp/\(probe)-2/g") == "g\n")
         #expect(try await BuildFixtures.read(store, image: r.imageID, path: "/tmp/\(probe)/f") == nil)
     }
+
+    /// Class 7: `RUN --mount` type=cache (survives between steps, uid/gid/mode on creation),
+    /// type=bind (the context, read-only; a stage's path), type=tmpfs. No mount's content and
+    /// no mount point the step created reaches the layer. Cache ids are unique per run:
+    /// buildah keeps its cache mounts on the host (/var/tmp/buildah-cache), not in --root.
+    @Test func runMountsCacheBindTmpfs() async throws {
+        let id = "strata-test-\(UUID().uuidString.prefix(8))"
+        try await PeerBuild.compare(PeerCase(name: "run-mounts", files: ["f": "ctxfile\n", "d/g": "g\n"], dockerfile: """
+            FROM base:1 AS src
+            RUN mkdir /s && echo fromstage > /s/f
+            FROM base:1
+            RUN --mount=type=cache,target=/cache,id=\(id) echo one >> /cache/a && cat /cache/a > /seen1
+            RUN --mount=type=cache,target=/cache,id=\(id) cat /cache/a > /seen2
+            RUN --mount=type=bind,target=/ctx cat /ctx/f /ctx/d/g > /copied && (echo w > /ctx/new || echo ro > /ro)
+            RUN --mount=type=bind,source=d,target=/dd,rw cat /dd/g > /dcopied && echo w > /dd/new
+            RUN --mount=type=bind,from=src,source=/s,target=/mnt/x cat /mnt/x/f > /fromstage
+            RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/y && ls /scratch > /tmpfs-listing
+            RUN --mount=type=cache,target=/var/cache/x,uid=1000,gid=50,mode=0700,id=\(id)-2 set -- $(ls -lnd /var/cache/x) && echo $1 $3 $4 > /cperm
+            """))
+    }
+
+    /// Class 7, strata's own rules (BuildKit's): a cache mount lives in the store, persists
+    /// between builds, shows in `builder du` and goes with `builder prune`; its content is
+    /// neither in the layer nor in the cache key; a change in a bind's context source
+    /// invalidates the step.
+    @Test func cacheMountLivesInTheStoreAndBindSourceIsInTheKey() async throws {
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try dir.write(["src/v": "1\n"], in: "ctx")
+        let df = """
+            FROM base:1
+            RUN --mount=type=cache,target=/c echo run >> /c/log && cat /c/log > /count
+            RUN --mount=type=bind,source=src,target=/src cat /src/v > /v
+            """
+        let builder = Builder(store: store)
+        let first = try await builder.build(dir.file("ctx"), df, log: BuildLog())
+        #expect(try await BuildFixtures.read(store, image: first.imageID, path: "/count") == "run\n")
+        #expect(try await BuildFixtures.read(store, image: first.imageID, path: "/c/log") == nil)
+        #expect(try await BuildFixtures.stat(store, image: first.imageID, path: "/c") == nil)
+        let mounts = try await store.buildCacheEntries().filter { $0.resultImageID.isEmpty }
+        #expect(mounts.map(\.instruction) == ["RUN --mount=type=cache,id=/c"])
+        #expect(mounts.first?.size == 4)
+        // Cached: same image; the cache's content is not in the key.
+        let log = BuildLog()
+        let again = try await builder.build(dir.file("ctx"), df, log: log)
+        #expect(again.imageID == first.imageID)
+        #expect(log.cachedSteps == [false, true, true])
+        // A changed bind source reruns that step only.
+        try dir.write(["src/v": "2\n"], in: "ctx")
+        let changed = try await builder.build(dir.file("ctx"), df, log: log)
+        #expect(try await BuildFixtures.read(store, image: changed.imageID, path: "/v") == "2\n")
+        // Without the cache, the mount keeps what earlier runs wrote.
+        let fresh = try await builder.build(dir.file("ctx"), df, log: BuildLog(), noCache: true)
+        #expect(try await BuildFixtures.read(store, image: fresh.imageID, path: "/count") == "run\nrun\n")
+        // prune removes it.
+        let report = try await store.pruneBuildCache(BuildCachePruneOptions(all: true))
+        #expect(report.removed.contains(mounts.first?.key ?? "-"))
+        #expect(try await store.buildCacheEntries().filter { $0.resultImageID.isEmpty }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("store") + "/build-mounts").isEmpty)
+    }
 }
