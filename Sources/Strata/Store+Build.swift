@@ -165,7 +165,10 @@ extension Store {
         var mountLocks: [FileLock] = []
         var createdTargets: [String] = []
         defer {
-            for t in createdTargets.reversed() { if let full = try? fs.resolve(t, followFinal: false) { rmdir(full) } }
+            for t in createdTargets.reversed() {
+                guard let full = try? fs.resolve(t, followFinal: false), let m = FileMeta.of(full) else { continue }
+                if m.kind == .directory { rmdir(full) } else if m.kind == .file, m.size == 0 { unlink(full) }  // a file mount's point
+            }
             mountLocks.removeAll()
         }
         for m in command.mounts {

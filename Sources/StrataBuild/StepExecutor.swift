@@ -207,6 +207,18 @@ extension BuildRun {
                         command.mounts.append(BuildMount(kind: .cache(id: cacheID, uid: uid, gid: gid, mode: mode, locked: locked, readOnly: ro), target: m.target))
                     case .tmpfs(let size):
                         command.mounts.append(BuildMount(kind: .tmpfs(size: size), target: m.target))
+                    case .secret(let source, let uid, let gid, let mode):
+                        // A private copy with the mount's owner and mode, bound read-only.
+                        let dir = try store.makeBuildScratchFile()
+                        scratchDirs.append(dir)
+                        let copy = dir + "/secret"
+                        guard let data = FileManager.default.contents(atPath: source),
+                              FileManager.default.createFile(atPath: copy, contents: data, attributes: [.posixPermissions: Int(mode)]) else {
+                            throw StrataError(.io, "cannot read the secret \(source)")
+                        }
+                        chmod(copy, mode_t(mode))
+                        chown(copy, uid, gid)
+                        command.mounts.append(BuildMount(kind: .bind(source: copy, readOnly: true), target: m.target))
                     case .bindImage(let image, let source, let ro):
                         let (cid, fs) = try await store.createBuildContainer(from: image)
                         containers.append(cid)
@@ -249,6 +261,7 @@ extension BuildRun {
             case tmpfs(size: Int64?)
             case bindImage(Digest, source: String, readOnly: Bool)
             case bindContext(MatchedSource, readOnly: Bool)
+            case secret(source: String, uid: UInt32, gid: UInt32, mode: UInt32)
         }
         var spec: Spec
         var target: String
@@ -272,19 +285,20 @@ extension BuildRun {
             }
             func bool(_ k: String) -> Bool { fields[k].map { ["true", "1", ""].contains($0.lowercased()) } ?? false }
             let type = fields["type"]?.lowercased() ?? "bind"
-            guard let rawTarget = fields["target"] ?? fields["dst"] ?? fields["destination"], !rawTarget.isEmpty else {
+            let rawTarget = fields["target"] ?? fields["dst"] ?? fields["destination"] ?? ""
+            if rawTarget.isEmpty && type != "secret" {
                 throw fail("target is required, e.g. --mount=type=\(type),target=/path")
             }
             let target = Self.absolute(rawTarget, relativeTo: state.settings.workingDir)
             let readWrite = bool("rw") || bool("readwrite")
             let readOnly = bool("ro") || bool("readonly")
+            func number(_ k: String, radix: Int = 10) throws -> UInt32 {
+                guard let v = fields[k] else { return k == "mode" ? 0o755 : 0 }
+                guard let n = UInt32(v, radix: radix) else { throw fail("invalid \(k)=\(v)") }
+                return n
+            }
             switch type {
             case "cache":
-                func number(_ k: String, radix: Int = 10) throws -> UInt32 {
-                    guard let v = fields[k] else { return k == "mode" ? 0o755 : 0 }
-                    guard let n = UInt32(v, radix: radix) else { throw fail("invalid \(k)=\(v)") }
-                    return n
-                }
                 let id = fields["id"] ?? target
                 let (uid, gid, mode) = (try number("uid"), try number("gid"), try number("mode", radix: 8))
                 let sharing = fields["sharing"]?.lowercased() ?? "shared"
@@ -321,8 +335,21 @@ extension BuildRun {
                     out.append(RunMount(spec: .bindContext(matched, readOnly: ro), target: target,
                                         key: "bind context source=\(matched.name) sum=\(sum) target=\(target) ro=\(ro)"))
                 }
-            case "secret", "ssh":
-                throw fail("type=\(type) is not supported yet")
+            case "secret":
+                // BuildKit: id defaults to the target's base name, the target to /run/secrets/ID;
+                // a missing secret is skipped unless required. Only the id is in the cache key.
+                let rawID = fields["id"] ?? (fields["target"] ?? fields["dst"] ?? fields["destination"]).map { splitBase($0) } ?? ""
+                guard !rawID.isEmpty else { throw fail("a secret mount needs id= or target=") }
+                let secretTarget = (fields["target"] ?? fields["dst"] ?? fields["destination"]).map { Self.absolute($0, relativeTo: state.settings.workingDir) }
+                    ?? "/run/secrets/" + rawID
+                guard let src = options.secrets[rawID] else {
+                    if bool("required") { throw fail("secret \(rawID) is required: give it with --secret id=\(rawID),src=PATH") }
+                    continue
+                }
+                out.append(RunMount(spec: .secret(source: src, uid: try number("uid"), gid: try number("gid"), mode: fields["mode"] == nil ? 0o400 : try number("mode", radix: 8)),
+                                    target: secretTarget, key: "secret id=\(rawID) target=\(secretTarget)"))
+            case "ssh":
+                throw fail("type=ssh is not supported")
             default:
                 throw fail("unknown type=\(type): use bind, cache or tmpfs")
             }
@@ -592,4 +619,9 @@ extension Arguments {
         if case .exec = self { return true }
         return false
     }
+}
+
+/// The last component of a path (`/run/secrets/token` → `token`).
+private func splitBase(_ path: String) -> String {
+    path.split(separator: "/").last.map(String.init) ?? ""
 }

@@ -19,6 +19,10 @@ struct PeerCase: Sendable, CustomStringConvertible {
     var keys: [String] = PeerBuild.configKeys
     /// Paths (relative to the root) left out of the tree comparison, with the reason.
     var ignoredPaths: Set<String> = []
+    /// `--secret id=ID,src=FILE` for both builders: id → the file's content.
+    var secrets: [String: String] = [:]
+    /// Both builders must refuse it (otherwise both must build it).
+    var expectFailure = false
     var description: String { name }
 }
 
@@ -57,8 +61,15 @@ enum PeerBuild {
             """)
         let argFlags = c.buildArgs.sorted { $0.key < $1.key }.map { "--build-arg '\($0.key)=\($0.value)'" }.joined(separator: " ")
         let targetFlag = c.target.map { "--target '\($0)'" } ?? ""
+        var secretFiles: [String: String] = [:]
+        for (id, content) in c.secrets {
+            let path = dir.file("secret-\(id)")
+            try Data(content.utf8).write(to: URL(fileURLWithPath: path))
+            secretFiles[id] = path
+        }
+        let secretFlags = secretFiles.sorted { $0.key < $1.key }.map { "--secret 'id=\($0.key),src=\($0.value)'" }.joined(separator: " ")
         var theirs = Outcome()
-        let bud = try buildShell("\(b) bud --isolation chroot -q \(argFlags) \(targetFlag) -t out:1 '\(dir.file("ctx"))' >/dev/null", check: false)
+        let bud = try buildShell("\(b) bud --isolation chroot -q \(argFlags) \(targetFlag) \(secretFlags) -t out:1 '\(dir.file("ctx"))' >/dev/null", check: false)
         if bud.status != 0 {
             theirs.failure = bud.stderr
         } else {
@@ -72,8 +83,9 @@ enum PeerBuild {
 
         var ours = Outcome()
         do {
-            let result = try await Builder(store: store).build(dir.file("ctx"), c.dockerfile, log: BuildLog(), tags: ["out:1"],
-                                                               args: c.buildArgs, target: c.target)
+            var options = BuildOptions(tags: ["out:1"], buildArgs: c.buildArgs, target: c.target)
+            options.secrets = secretFiles
+            let result = try await Builder(store: store).build(context: dir.file("ctx"), dockerfile: c.dockerfile, options: options)
             try await store.save(["out:1"], to: URL(fileURLWithPath: dir.file("st-layout")), format: .ociDirectory)
             let refName = try BuilderInteropTests.refName(dir.file("st-layout"))
             try buildShell("umoci unpack --image '\(dir.file("st-layout"))':'\(refName)' '\(dir.file("st-bundle"))' >/dev/null")
@@ -87,7 +99,11 @@ enum PeerBuild {
             Issue.record("\(c.name): buildah \(theirs.failure.map { "refuses: \($0)" } ?? "builds"), strata \(ours.failure.map { "refuses: \($0)" } ?? "builds")")
             return (theirs, ours)
         }
-        if theirs.failure != nil { return (theirs, ours) }
+        if theirs.failure != nil {
+            if !c.expectFailure { Issue.record("\(c.name): both refuse it: buildah \(theirs.failure ?? ""), strata \(ours.failure ?? "")") }
+            return (theirs, ours)
+        }
+        if c.expectFailure { Issue.record("\(c.name): both build it, a refusal was expected") }
         for (path, entry) in theirs.tree.sorted(by: { $0.key < $1.key }) where ours.tree[path] != entry && !c.ignoredPaths.contains(path) {
             Issue.record("\(c.name): \(path): buildah \(entry), strata \(ours.tree[path] ?? "missing")")
         }
@@ -229,7 +245,7 @@ struct BuilderPeerClassesTests {
             ADD *.none a.txt /g/
             """))
         for df in ["FROM base:1\nCOPY *.nomatch /d/\n", "FROM base:1\nCOPY *.nomatch *.none /d/\n", "FROM base:1\nCOPY missing a.txt /d/\n"] {
-            let r = try await PeerBuild.compare(PeerCase(name: "glob-fail", files: files, dockerfile: df))
+            let r = try await PeerBuild.compare(PeerCase(name: "glob-fail", files: files, dockerfile: df, expectFailure: true))
             if let r { #expect(r.strata.failure != nil && r.buildah.failure != nil, "\(df.debugDescription) should fail") }
         }
     }
@@ -282,7 +298,7 @@ struct BuilderPeerClassesTests {
         }
         // The context docker and buildah refuse: the directory itself is out.
         let r = try await PeerBuild.compare(PeerCase(name: "dockerignore-copy-dir", files: files.merging([".dockerignore": "dir\n!**/keep\n"]) { $1 },
-                                                     dockerfile: "FROM base:1\nCOPY dir /c/\n"))
+                                                     dockerfile: "FROM base:1\nCOPY dir /c/\n", expectFailure: true))
         if let r { #expect(r.strata.failure != nil) }
     }
 
@@ -467,5 +483,36 @@ struct BuilderPeerClassesTests {
         #expect(report.removed.contains(mounts.first?.key ?? "-"))
         #expect(try await store.buildCacheEntries().filter { $0.resultImageID.isEmpty }.isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("store") + "/build-mounts").isEmpty)
+    }
+
+    /// Class 7, type=secret: the secret is readable at /run/secrets/ID (0400 root) or at a
+    /// target with uid/mode, gone afterwards, never in a layer; a missing optional secret is
+    /// skipped, a required one fails. The history and the stored cache key never hold it.
+    @Test func runMountSecret() async throws {
+        let secret = "s3cr3t-\(UUID().uuidString.prefix(8))"
+        try await PeerBuild.compare(PeerCase(name: "run-secret", dockerfile: """
+            FROM base:1
+            RUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len && set -- $(ls -ln /run/secrets/tok) && echo $1 $3 $4 > /perm
+            RUN --mount=type=secret,id=tok,target=/etc/tok,mode=0440,uid=1000 set -- $(ls -ln /etc/tok) && echo $1 $3 $4 > /perm2
+            RUN --mount=type=secret,id=missing test ! -e /run/secrets/missing && echo skipped > /missing
+            """, secrets: ["tok": secret]))
+        try await PeerBuild.compare(PeerCase(name: "run-secret-required", dockerfile: "FROM base:1\nRUN --mount=type=secret,id=nope,required=true true\n",
+                                             expectFailure: true))
+
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try dir.write(["s": secret], in: "secrets")
+        try dir.write(["Dockerfile": "x"], in: "ctx")
+        var options = BuildOptions(tags: ["s:1"])
+        options.secrets = ["tok": dir.file("secrets/s")]
+        let r = try await Builder(store: store).build(context: dir.file("ctx"), dockerfile: "FROM base:1\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null\n", options: options)
+        try await store.save(["s:1"], to: URL(fileURLWithPath: dir.file("saved.tar")), format: .ociArchive)
+        let everything = try buildShell("cat '\(dir.file("saved.tar"))' | tar -xOf - 2>/dev/null | grep -a -c '\(secret)' || true").stdout
+        #expect(everything.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        let found = try buildShell("grep -r -a -l '\(secret)' '\(dir.file("store"))' || true").stdout
+        #expect(found.isEmpty, "the secret is in the store: \(found)")
+        #expect(try await BuildFixtures.stat(store, image: r.imageID, path: "/run/secrets/tok") == nil)
     }
 }
