@@ -437,6 +437,9 @@ struct BuilderPeerClassesTests {
     /// buildah keeps its cache mounts on the host (/var/tmp/buildah-cache), not in --root.
     @Test func runMountsCacheBindTmpfs() async throws {
         let id = "strata-test-\(UUID().uuidString.prefix(8))"
+        defer {  // buildah's cache mounts of this test (host-wide, under /var/tmp/buildah-cache)
+            for name in [id, id + "-2"] { try? FileManager.default.removeItem(atPath: "/var/tmp/buildah-cache/" + name) }
+        }
         try await PeerBuild.compare(PeerCase(name: "run-mounts", files: ["f": "ctxfile\n", "d/g": "g\n"], dockerfile: """
             FROM base:1 AS src
             RUN mkdir /s && echo fromstage > /s/f
