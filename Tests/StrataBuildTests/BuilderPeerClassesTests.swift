@@ -90,8 +90,9 @@ enum PeerBuild {
         }
 
         var ours = Outcome()
+        let log = BuildLog()
         do {
-            var options = BuildOptions(tags: ["out:1"], buildArgs: c.buildArgs, target: c.target)
+            var options = BuildOptions(tags: ["out:1"], buildArgs: c.buildArgs, target: c.target, log: { log.add($0) })
             options.secrets = secretFiles
             let result = try await Builder(store: store).build(context: dir.file("ctx"), dockerfile: c.dockerfile, options: options)
             try await store.save(["out:1"], to: URL(fileURLWithPath: dir.file("st-layout")), format: .ociDirectory)
@@ -107,7 +108,16 @@ enum PeerBuild {
             Issue.record("\(c.name): buildah \(theirs.failure.map { "refuses: \($0)" } ?? "builds"), strata \(ours.failure.map { "refuses: \($0)" } ?? "builds")")
             return (theirs, ours)
         }
-        if theirs.failure != nil {
+        if let bh = theirs.failure {
+            // Refused at the same instruction: buildah's `building at STEP "X"` is strata's last `Step n/m : X`.
+            if let r = bh.range(of: "building at STEP \""), let end = bh[r.upperBound...].firstIndex(of: "\"") {
+                let theirStep = String(bh[r.upperBound..<end])
+                var ourStep: String?
+                if let line = log.lines.last(where: { $0.hasPrefix("Step ") }), let sep = line.range(of: " : ") {
+                    ourStep = String(line[sep.upperBound...])
+                }
+                #expect(ourStep == theirStep, "\(c.name): buildah refuses at \(theirStep), strata at \(ourStep ?? "no step")")
+            }
             if !c.expectFailure { Issue.record("\(c.name): both refuse it: buildah \(theirs.failure ?? ""), strata \(ours.failure ?? "")") }
             return (theirs, ours)
         }
