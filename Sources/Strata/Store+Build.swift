@@ -45,14 +45,19 @@ public struct BuildCommand: Sendable {
     /// The image's VOLUME paths: the command sees a throwaway copy of each, so what it changes
     /// there never reaches the layer (the classic builder's anonymous volumes; buildah too).
     public var volumes: [String]
+    /// `RUN --mount`s: binds, cache mounts and tmpfs. Their content never reaches the layer,
+    /// and a mount point the step had to create is removed afterwards (buildah does the same).
+    public var mounts: [BuildMount]
 
-    public init(args: [String], env: [String], user: String, workingDir: String, output: FileHandle?, volumes: [String] = []) {
+    public init(args: [String], env: [String], user: String, workingDir: String, output: FileHandle?, volumes: [String] = [],
+                mounts: [BuildMount] = []) {
         self.args = args
         self.env = env
         self.user = user
         self.workingDir = workingDir
         self.output = output
         self.volumes = volumes
+        self.mounts = mounts
     }
 }
 
@@ -155,9 +160,37 @@ extension Store {
             chmod(copy.cPath, mode_t(meta.mode))
             binds.append((copy, v))
         }
-        let spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
+        // RUN --mount: the targets the step had to create go afterwards (not the step's content).
+        var extraMounts: [[String: Any]] = []
+        var mountLocks: [FileLock] = []
+        var createdTargets: [String] = []
+        defer {
+            for t in createdTargets.reversed() {
+                guard let full = try? fs.resolve(t, followFinal: false), let m = FileMeta.of(full) else { continue }
+                if m.kind == .directory { rmdir(full) } else if m.kind == .file, m.size == 0 { unlink(full) }  // a file mount's point
+            }
+            mountLocks.removeAll()
+        }
+        for m in command.mounts {
+            let target = m.target
+            if FileMeta.of((try? fs.resolve(target)) ?? "") == nil { createdTargets.append(target) }
+            switch m.kind {
+            case .bind(let source, let readOnly):
+                extraMounts.append(["destination": target, "type": "bind", "source": source, "options": ["rbind", readOnly ? "ro" : "rw"]])
+            case .cache(let id, let uid, let gid, let mode, let locked, let readOnly):
+                let (data, lock) = try prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, locked: locked)
+                mountLocks.append(lock)
+                extraMounts.append(["destination": target, "type": "bind", "source": data, "options": ["rbind", readOnly ? "ro" : "rw"]])
+            case .tmpfs(let size):
+                var options: [String] = ["nosuid", "nodev"]
+                if let size { options.append("size=\(size)") }
+                extraMounts.append(["destination": target, "type": "tmpfs", "source": "tmpfs", "options": options])
+            }
+        }
+        var spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
                                     user: user, hostname: String(c.id.prefix(12)), hostNetwork: true, binds: binds,
                                     tmpfsOnTmp: false)  // /tmp is the image's: what RUN writes there stays in the layer
+        if !extraMounts.isEmpty { spec["mounts"] = ((spec["mounts"] as? [[String: Any]]) ?? []) + extraMounts }
         do {
             try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
         } catch {

@@ -79,8 +79,20 @@ extension Store {
         )
         """
 
-    /// Every cache entry, most recently used first, with its layer size and whether pruning it frees space.
+    /// Every cache entry, most recently used first, with its layer size and whether pruning it
+    /// frees space. `RUN --mount=type=cache` directories are entries too (instruction
+    /// `RUN --mount=type=cache,id=ID`, no image, always reclaimable).
     public func buildCacheEntries() async throws -> [BuildCacheEntry] {
+        let steps = try await buildStepEntries()
+        let mounts = cacheMounts().map { m in
+            BuildCacheEntry(key: "sha256:" + m.hex, parentImageID: nil, instruction: "RUN --mount=type=cache,id=\(m.id)", resultImageID: "",
+                            lastUsed: m.lastUsed, uses: m.uses, size: m.size, reclaimable: true)
+        }
+        if mounts.isEmpty { return steps }
+        return (steps + mounts).sorted { $0.lastUsed != $1.lastUsed ? $0.lastUsed > $1.lastUsed : $0.key < $1.key }
+    }
+
+    private func buildStepEntries() async throws -> [BuildCacheEntry] {
         let t = now()
         return try await read { db in
             try Row.fetchAll(db, sql: Self.keptWithoutCacheCTE + """
@@ -126,6 +138,15 @@ extension Store {
             for k in keys { try db.execute(sql: "DELETE FROM build_cache WHERE key = ?", arguments: [k]) }
         }
         report.removed = keys
+        // Cache mounts: their directories go now, unless a build is using one.
+        var mountBytes: Int64 = 0
+        for e in doomed where e.resultImageID.isEmpty {
+            if removeCacheMount(hex: String(e.key.dropFirst("sha256:".count))) {
+                mountBytes += e.size
+            } else {
+                report.removed.removeAll { $0 == e.key }
+            }
+        }
         // The images only the removed entries kept, leaves first.
         let tNow = now()
         let dead = try await read { db in
@@ -147,7 +168,7 @@ extension Store {
             }
         }
         let after = try await read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blobs") ?? 0 }
-        report.reclaimedBytes = max(0, before - after)
+        report.reclaimedBytes = max(0, before - after) + mountBytes
         return report
     }
 }

@@ -31,6 +31,10 @@ public struct BuildOptions: Sendable {
     public var log: @Sendable (String) -> Void
     /// Where RUN steps' output goes (nil: discarded, as `-q`).
     public var runOutput: FileHandle?
+    /// `--secret id=ID,src=PATH`: host files `RUN --mount=type=secret,id=ID` mounts read-only
+    /// (default target /run/secrets/ID). Their content never enters a layer, the history or a
+    /// cache key.
+    public var secrets: [String: String] = [:]
 
     public init(tags: [String] = [], buildArgs: [String: String] = [:], target: String? = nil, noCache: Bool = false,
                 platform: Platform? = nil, timestamp: Int64? = nil,
@@ -45,6 +49,28 @@ public struct BuildOptions: Sendable {
         self.pull = pull
         self.log = log
         self.runOutput = runOutput
+    }
+}
+
+extension BuildOptions {
+    /// `--secret` values (`id=ID,src=PATH`, `source=` too) as ``secrets``; the file must exist.
+    public static func parseSecrets(_ specs: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for spec in specs {
+            var fields: [String: String] = [:]
+            for part in spec.split(separator: ",") {
+                let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+                fields[kv[0].lowercased()] = kv.count > 1 ? kv[1] : ""
+            }
+            guard let id = fields["id"], !id.isEmpty, let src = fields["src"] ?? fields["source"], !src.isEmpty else {
+                throw StrataError(.invalidArgument, "invalid --secret \"\(spec)\": use id=ID,src=PATH")
+            }
+            guard FileManager.default.isReadableFile(atPath: src) else {
+                throw StrataError(.invalidArgument, "--secret \(id): cannot read \(src)")
+            }
+            out[id] = src.hasPrefix("/") ? src : FileManager.default.currentDirectoryPath + "/" + src
+        }
+        return out
     }
 }
 

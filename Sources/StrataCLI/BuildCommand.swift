@@ -35,6 +35,8 @@ struct BuildCommand: AsyncParsableCommand {
     var file: String?
     @Option(name: .customLong("build-arg"), help: "A build-time variable (KEY=VALUE, or KEY to take it from the environment).")
     var buildArg: [String] = []
+    @Option(help: "A secret for RUN --mount=type=secret: id=ID,src=PATH; repeatable.")
+    var secret: [String] = []
     @Option(help: "Build up to this stage.")
     var target: String?
     @ArgumentParser.Flag(name: .customLong("no-cache"), help: "Do not use the cache.")
@@ -80,13 +82,14 @@ struct BuildCommand: AsyncParsableCommand {
         let store = try await global.openStore()
         let quiet = self.quiet
         @Sendable func line(_ s: String) { if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) } }
-        let options = BuildOptions(
+        var options = BuildOptions(
             tags: tag, buildArgs: args, target: target, noCache: noCache, platform: p, timestamp: stamp,
             pull: { name, platform in
                 FileHandle.standardError.write(Data("Pulling \(name)\n".utf8))
                 return try await Registry.pull(name, into: store, options: RegistryOptions(), platform: platform).image.id
             },
             log: line, runOutput: quiet ? nil : FileHandle.standardOutput)
+        options.secrets = try BuildOptions.parseSecrets(secret)
         let builder = Builder(store: store)
         let result: BuildResult
         if context.hasPrefix("http://") || context.hasPrefix("https://") {
