@@ -60,9 +60,15 @@ extension Store {
     /// Removes build-cache entries (all, or those unused for `olderThan`).
     public func pruneBuildCache(olderThan: TimeInterval? = nil) async throws -> Int {
         let cutoff = olderThan.map { now() - Int64($0) } ?? Int64.max
-        return try await write { db in
+        let rows = try await write { db in
             try db.execute(sql: "DELETE FROM build_cache WHERE last_used_at < ?", arguments: [cutoff])
             return db.changesCount
         }
+        // RUN --mount=type=cache directories are build cache too (one in use is skipped).
+        var mounts = 0
+        for m in cacheMounts() where Int64(m.lastUsed.timeIntervalSince1970) < cutoff {
+            if removeCacheMount(hex: m.hex) { mounts += 1 }
+        }
+        return rows + mounts
     }
 }

@@ -504,6 +504,11 @@ struct BuilderPeerClassesTests {
         #expect(report.removed.contains(mounts.first?.key ?? "-"))
         #expect(try await store.buildCacheEntries().filter { $0.resultImageID.isEmpty }.isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("store") + "/build-mounts").isEmpty)
+        // `system prune` (all build cache) takes cache mounts too.
+        _ = try await builder.build(dir.file("ctx"), df, log: BuildLog(), noCache: true)
+        #expect(try await store.buildCacheEntries().contains { $0.resultImageID.isEmpty })
+        _ = try await store.pruneBuildCache()
+        #expect(try await store.buildCacheEntries().isEmpty)
     }
 
     /// Class 7, type=secret: the secret is readable at /run/secrets/ID (0400 root) or at a
