@@ -13,7 +13,9 @@ import Testing
     static let seed = 1
     static let stacks = 300
 
-    @Test func layerStacksUnpackExactlyAsUmociDoes() throws {
+    /// Async, and the wait is a termination handler: a minutes-long blocking wait would hold one
+    /// of the two cooperative threads of this machine and starve other suites' async work.
+    @Test func layerStacksUnpackExactlyAsUmociDoes() async throws {
         guard RemoteContextTests.available("umoci", "python3") else { return }
         guard geteuid() == 0 else {
             // umoci keeps owners and xattrs only as root, and the overlay snapshotter mounts.
@@ -30,8 +32,12 @@ import Testing
         let h = try FileHandle(forWritingTo: out)
         p.standardOutput = h
         p.standardError = h
-        try p.run()
-        p.waitUntilExit()
+        var launchError: (any Error)?
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            p.terminationHandler = { _ in done.resume() }
+            do { try p.run() } catch { launchError = error; p.terminationHandler = nil; done.resume() }
+        }
+        if let launchError { Issue.record("cannot run tools/fuzz-layers: \(launchError)"); return }
         let output = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
         #expect(p.terminationStatus == 0, "\(output)")
         #expect(output.contains("fuzz-layers: \(Self.stacks) stacks, 0 disagreements"), "\(output)")
