@@ -433,6 +433,7 @@ static void commit_all(void) {
 static void empty_shadow(void) {
     DIR *dir = fdopendir(dup(shadowfd));
     if (!dir) return;
+    rewinddir(dir); /* the duplicate shares its offset with shadowfd, at the end after a first listing */
     struct dirent *e;
     char **names = NULL; size_t n = 0;
     while ((e = readdir(dir))) {
@@ -880,7 +881,9 @@ static int pc_ioctl(const char *path, unsigned int cmd, void *arg, struct fuse_f
     (void)path; (void)arg; (void)fi; (void)flags;
     switch (cmd) {
     case PC_IOC_CUT:
-        if (is_cut) return -EIO;
+        /* A dead mount has nothing more to lose. (Seen once: a second PC_IOC_CUT right after
+         * the first, as if the kernel restarted an ioctl interrupted during a long rollback.) */
+        if (is_cut) { logmsg("cut again: nothing to do"); return 0; }
         power_cut();
         return 0;
     case PC_IOC_SYNCFS:
@@ -953,6 +956,7 @@ int main(int argc, char *argv[]) {
     /* One daemon per backing directory: a new mount waits for the previous daemon to finish. */
     if (flock(shadowfd, LOCK_EX) != 0) { perror("flock"); return 1; }
     DIR *dir = fdopendir(dup(shadowfd));
+    if (dir) rewinddir(dir);
     int leftovers = 0;
     for (struct dirent *e; dir && (e = readdir(dir));)
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) leftovers++;
