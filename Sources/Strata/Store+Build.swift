@@ -160,26 +160,30 @@ extension Store {
             chmod(copy.cPath, mode_t(meta.mode))
             binds.append((copy, v))
         }
-        // RUN --mount: the targets the step had to create go afterwards (not the step's content).
+        // RUN --mount: a mount point the step had to create goes afterwards when it is still
+        // empty; directories made above it stay, as in buildah.
         var extraMounts: [[String: Any]] = []
         var mountLocks: [FileLock] = []
-        var createdTargets: [String] = []
+        var privateCaches: [String] = []
+        var createdStubs: [String] = []
         defer {
-            for t in createdTargets.reversed() {
+            for t in createdStubs.reversed() {
                 guard let full = try? fs.resolve(t, followFinal: false), let m = FileMeta.of(full) else { continue }
                 if m.kind == .directory { rmdir(full) } else if m.kind == .file, m.size == 0 { unlink(full) }  // a file mount's point
             }
             mountLocks.removeAll()
+            for d in privateCaches { removeTree(d) }
         }
         for m in command.mounts {
             let target = m.target
-            if FileMeta.of((try? fs.resolve(target)) ?? "") == nil { createdTargets.append(target) }
+            if !createdStubs.contains(target), FileMeta.of((try? fs.resolve(target)) ?? "") == nil { createdStubs.append(target) }
             switch m.kind {
             case .bind(let source, let readOnly):
                 extraMounts.append(["destination": target, "type": "bind", "source": source, "options": ["rbind", readOnly ? "ro" : "rw"]])
-            case .cache(let id, let uid, let gid, let mode, let locked, let readOnly):
-                let (data, lock) = try prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, locked: locked)
-                mountLocks.append(lock)
+            case .cache(let id, let uid, let gid, let mode, let sharing, let readOnly):
+                let (data, lock, scratch) = try prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, sharing: sharing)
+                if let lock { mountLocks.append(lock) }
+                if let scratch { privateCaches.append(scratch) }
                 extraMounts.append(["destination": target, "type": "bind", "source": data, "options": ["rbind", readOnly ? "ro" : "rw"]])
             case .tmpfs(let size):
                 var options: [String] = ["nosuid", "nodev"]
