@@ -108,15 +108,15 @@ extension Store {
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.standardOutput
         p.standardError = FileHandle.standardError
+        let status: Int32
         do {
-            try p.run()
+            status = try await runAndWait(p)
         } catch {
             try? await setState(c.id, "created")
             throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
         }
-        p.waitUntilExit()
         try await setState(c.id, "exited")
-        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return status
     }
 
     /// The runtime bundle's `config.json` for a created container: its command (or the

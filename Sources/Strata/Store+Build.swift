@@ -181,7 +181,7 @@ extension Store {
             case .bind(let source, let readOnly):
                 extraMounts.append(["destination": target, "type": "bind", "source": source, "options": ["rbind", readOnly ? "ro" : "rw"]])
             case .cache(let id, let uid, let gid, let mode, let sharing, let readOnly):
-                let (data, lock, scratch) = try prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, sharing: sharing)
+                let (data, lock, scratch) = try await prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, sharing: sharing)
                 if let lock { mountLocks.append(lock) }
                 if let scratch { privateCaches.append(scratch) }
                 extraMounts.append(["destination": target, "type": "bind", "source": data, "options": ["rbind", readOnly ? "ro" : "rw"]])
@@ -212,18 +212,10 @@ extension Store {
         p.standardOutput = command.output ?? FileHandle.nullDevice
         p.standardError = command.output ?? FileHandle.nullDevice
         do {
-            try p.run()
+            return try await runAndWait(p)
         } catch {
             throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
         }
-        // Wait without blocking the cooperative pool.
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                p.waitUntilExit()
-                cont.resume()
-            }
-        }
-        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
     }
 
     /// Extracts a build context tar (plain, gzip or zstd; from `build -`) into a fresh

@@ -59,7 +59,7 @@ extension Store {
     /// `private`): prune skips a cache mount in use. A `private` step that finds the cache in
     /// use gets `scratch`, a fresh directory the caller removes after the step.
     func prepareCacheMount(id: String, uid: UInt32, gid: UInt32, mode: UInt32, sharing: BuildMount.CacheSharing)
-        throws -> (data: String, lock: FileLock?, scratch: String?) {
+        async throws -> (data: String, lock: FileLock?, scratch: String?) {
         let hex = cacheMountHex(id)
         let dir = buildMountsDir.appendingPathComponent(hex)
         let data = dir.appendingPathComponent("data").path
@@ -67,8 +67,8 @@ extension Store {
         let lockPath = paths.locksDir.appendingPathComponent("build-mount-\(hex).lock").path
         let lock: FileLock
         switch sharing {
-        case .shared: lock = try FileLock(path: lockPath, mode: .shared)
-        case .locked: lock = try FileLock(path: lockPath, mode: .exclusive)
+        case .shared: lock = try await FileLock.acquire(lockPath, mode: .shared)
+        case .locked: lock = try await FileLock.acquire(lockPath, mode: .exclusive)
         case .private:
             guard let mine = try FileLock(tryPath: lockPath) else {
                 let scratch = try makeBuildScratchFile()
