@@ -15,7 +15,7 @@ final class FileLock: Sendable {
     init(path: String, mode: Mode) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StrataError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot open lock \(path)") }
         while flock(fd, mode == .shared ? LOCK_SH : LOCK_EX) != 0 {
             if errno == EINTR { continue }
             let e = errno
@@ -40,7 +40,7 @@ final class FileLock: Sendable {
     init?(tryPath path: String, mode: Mode = .exclusive) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StrataError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot open lock \(path)") }
         while flock(fd, (mode == .shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             if errno == EINTR { continue }
             let e = errno

@@ -167,7 +167,7 @@ struct LayerUnpacker {
                 state.implied[targetRel] = nil
                 state.directories.removeAll()
                 if mknod(target.cPath, S_IFCHR | 0o000, 0) != 0 {
-                    throw StrataError(.io, "\(name): cannot create whiteout \(RawName.escaped(targetRel)): \(String(cString: strerror(errno)))")
+                    throw StrataError.system("\(name): cannot create whiteout \(RawName.escaped(targetRel))")
                 }
             }
             return
@@ -245,7 +245,7 @@ struct LayerUnpacker {
                 if overlayWhiteouts, m.isOverlayWhiteout {
                     unlink(path.cPath)
                     if mkdir(path.cPath, 0o755) != 0 {
-                        throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
+                        throw StrataError.system("\(name): cannot create \(RawName.escaped(prefix))")
                     }
                     setNewDirectoryMode(prefix, state: &state)
                     try markOpaque(path, name: name)
@@ -260,7 +260,7 @@ struct LayerUnpacker {
                 return
             }
             if mkdir(path.cPath, 0o755) != 0 {
-                throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
+                throw StrataError.system("\(name): cannot create \(RawName.escaped(prefix))")
             }
             if let lower = hiddenByThisLayer(prefix) ? nil : visibleLower(prefix), let lm = FileMeta.of(lower), lm.kind == .directory {
                 try copyUp(from: lower, to: path, rel: prefix, state: &state, name: name)
@@ -377,7 +377,7 @@ struct LayerUnpacker {
 
     private func markOpaque(_ dir: String, name: String) throws {
         if setxattr(dir.cPath, "trusted.overlay.opaque", "y", 1, 0) != 0 {
-            throw StrataError(.io, "\(name): cannot mark \(RawName.escaped(String(dir.dropFirst(root.count)))) opaque: \(String(cString: strerror(errno)))")
+            throw StrataError.system("\(name): cannot mark \(RawName.escaped(String(dir.dropFirst(root.count)))) opaque")
         }
     }
 

@@ -152,7 +152,7 @@ extension Store {
             let copy = bundle.appendingPathComponent("volume-\(i)").path
             removeTree(copy)
             guard mkdir(copy.cPath, 0o755) == 0, let meta = FileMeta.of(source) else {
-                throw StrataError(.io, "cannot prepare the volume \(v) of \(c.id): \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot prepare the volume \(v) of \(c.id)")
             }
             volumeCopies.append(copy)
             try TreeCopier(whiteouts: false).apply(layer: source, to: copy)
@@ -294,7 +294,7 @@ public struct BuildRootfs: Sendable {
                 }
                 continue
             }
-            if mkdir(full.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(current): \(String(cString: strerror(errno)))") }
+            if mkdir(full.cPath, 0o755) != 0 { throw StrataError.system("cannot create \(current)") }
             chmod(full.cPath, 0o755)
             if let owner { lchown(full.cPath, owner.uid, owner.gid) }
         }
@@ -342,14 +342,14 @@ public struct BuildRootfs: Sendable {
             if existing != nil { removeTree(target) }
             switch meta.kind {
             case .directory:
-                if mkdir(target.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))") }
+                if mkdir(target.cPath, 0o755) != 0 { throw StrataError.system("cannot create \(item.destination)") }
                 dirs.append((target, meta, item.source))
                 continue
             case .file:
                 try copier.copyFile(item.source, target, size: meta.size)
             case .symlink:
                 if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 {
-                    throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))")
+                    throw StrataError.system("cannot create \(item.destination)")
                 }
             default:
                 throw StrataError(.invalidArgument, "\(item.source): only files, directories and symlinks can be copied")

@@ -74,7 +74,7 @@ extension Store {
                 let scratch = try makeBuildScratchFile()
                 let data = scratch + "/data"
                 guard mkdir(data.cPath, 0o755) == 0 else {
-                    throw StrataError(.io, "cannot create a private cache mount for \(id): \(String(cString: strerror(errno)))")
+                    throw StrataError.system("cannot create a private cache mount for \(id)")
                 }
                 lchown(data.cPath, uid, gid)
                 chmod(data.cPath, mode_t(mode))
@@ -89,7 +89,7 @@ extension Store {
                 throw StrataError(.io, "cannot create the cache mount \(id): \(error.localizedDescription)", cause: error)
             }
             let tmp = dir.appendingPathComponent("data.new-\(randomHex().prefix(8))").path
-            guard mkdir(tmp, 0o755) == 0 else { throw StrataError(.io, "cannot create the cache mount \(id): \(String(cString: strerror(errno)))") }
+            guard mkdir(tmp, 0o755) == 0 else { throw StrataError.system("cannot create the cache mount \(id)") }
             lchown(tmp, uid, gid)
             chmod(tmp, mode_t(mode))
             if rename(tmp, data) != 0 { rmdir(tmp) }  // another build made it first: use that one

@@ -61,7 +61,7 @@ extension Store {
                 let tarPath = w.path
                 _ = try w.finish()
                 let fd = Glibc.open(tarPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
-                guard fd >= 0 else { throw StrataError(.io, "cannot write \(tarPath): \(String(cString: strerror(errno)))") }
+                guard fd >= 0 else { throw StrataError.system("cannot write \(tarPath)") }
                 do {
                     let writer = try ArchiveWriter(fd: fd, name: "the commit layer", reproducibleTimes: false, clampTime: plan.clampTime)
                     try LayerWriter(writer: writer).write(changes: changes, snapshotter: c.snapshotter, root: snap.writableRoot(dirs))
