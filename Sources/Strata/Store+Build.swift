@@ -195,27 +195,13 @@ extension Store {
                                     user: user, hostname: String(c.id.prefix(12)), hostNetwork: true, binds: binds,
                                     tmpfsOnTmp: false)  // /tmp is the image's: what RUN writes there stays in the layer
         if !extraMounts.isEmpty { spec["mounts"] = ((spec["mounts"] as? [[String: Any]]) ?? []) + extraMounts }
-        do {
-            try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
-        } catch {
-            throw StrataError(.io, "cannot write the runtime bundle of \(c.id): \(error.localizedDescription)", cause: error)
-        }
         // Mount points the runtime creates are not the step's content (Docker keeps them in
         // an init layer it never commits): remove the ones that were missing and stay empty.
         let mountPoints = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"]
         let missing = mountPoints.filter { FileMeta.of(rootfs + $0) == nil }
         defer { for m in missing.reversed() { rmdir(rootfs + m) } }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, c.id]
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = command.output ?? FileHandle.nullDevice
-        p.standardError = command.output ?? FileHandle.nullDevice
-        do {
-            return try await runAndWait(p)
-        } catch {
-            throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
-        }
+        return try await launch(c.id, spec: spec, runtime: runtime, stdout: command.output ?? FileHandle.nullDevice,
+                          stderr: command.output ?? FileHandle.nullDevice)
     }
 
     /// Extracts a build context tar (plain, gzip or zstd; from `build -`) into a fresh
