@@ -144,19 +144,19 @@ struct LayerUnpacker {
             }
         }
         let (parent, base) = splitPath(path)
-        if base.hasPrefix(".wh."), overlayWhiteouts {
+        if base.hasPrefix(LayerEntry.whiteoutPrefix), overlayWhiteouts {
             // A whiteout of something no layer below has (and this one did not write) deletes
             // nothing and creates nothing, not even its parent directory (umoci, Docker).
-            let target = base == ".wh..wh..opq" ? parent : (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
-            if !state.created.contains(target), !(FileMeta.of(full(target))?.kind == .directory && base == ".wh..wh..opq"),
+            let target = base == LayerEntry.opaqueName ? parent : (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(LayerEntry.whiteoutPrefix.count))
+            if !state.created.contains(target), !(FileMeta.of(full(target))?.kind == .directory && base == LayerEntry.opaqueName),
                hiddenByThisLayer(target) || visibleLower(target) == nil {
                 return
             }
             try ensureParents(parent, state: &state, name: name)
-            if base == ".wh..wh..opq" {
+            if base == LayerEntry.opaqueName {
                 try markOpaque(full(parent), name: name)
             } else {
-                let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
+                let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(LayerEntry.whiteoutPrefix.count))
                 let target = root + "/" + targetRel
                 if state.created.contains(targetRel) {
                     // Deleted and recreated in this layer: a directory hides the lower one.
@@ -338,7 +338,7 @@ struct LayerUnpacker {
             let d = full(dir)
             if overlayWhiteouts {
                 if isOpaque(d) { return true }
-            } else if FileMeta.of(d + "/.wh..wh..opq") != nil || FileMeta.of(d + "/.wh." + c) != nil {
+            } else if FileMeta.of(d + "/" + LayerEntry.opaqueName) != nil || FileMeta.of(d + "/" + LayerEntry.whiteoutPrefix + c) != nil {
                 return true
             }
             dir += (dir.isEmpty ? "" : "/") + c
@@ -357,9 +357,9 @@ struct LayerUnpacker {
             // An opaque directory on the way (the root included) hides the layers below it.
             var opaque = false
             for (i, c) in comps.enumerated() {
-                opaque = opaque || isOpaque(dir) || FileMeta.of(dir + "/.wh..wh..opq") != nil
+                opaque = opaque || isOpaque(dir) || FileMeta.of(dir + "/" + LayerEntry.opaqueName) != nil
                 // Deleted at this level in this layer (either whiteout form)?
-                if FileMeta.of(dir + "/.wh." + c) != nil { return nil }
+                if FileMeta.of(dir + "/" + LayerEntry.whiteoutPrefix + c) != nil { return nil }
                 let next = dir + "/" + c
                 guard let m = FileMeta.of(next) else {
                     found = false

@@ -171,13 +171,13 @@ struct LayerWriter {
             let full = root + "/" + rel
             let (parent, base) = splitPath(rel)
             if change.kind == .deleted {
-                try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + ".wh." + base)
+                try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + LayerEntry.whiteoutPrefix + base)
                 continue
             }
             guard let meta = FileMeta.of(full) else { continue }
             try writer.addFromDisk(full, as: rel, meta: meta, links: &links)
             if snapshotter == .overlay, meta.kind == .directory, isOpaque(full) {
-                try writer.addWhiteout(rel + "/.wh..wh..opq")
+                try writer.addWhiteout(rel + "/" + LayerEntry.opaqueName)
             }
         }
     }

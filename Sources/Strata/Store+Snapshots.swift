@@ -47,7 +47,7 @@ extension Store {
     /// its root replaces everything below it, and overlayfs does not read an opaque marker on a
     /// lower directory's root, so those layers are left out of the mount (and the copy).
     static func visibleLayers(_ dirs: [String]) -> [String] {
-        guard let top = dirs.lastIndex(where: { isOpaque($0) || FileMeta.of($0 + "/.wh..wh..opq") != nil }) else { return dirs }
+        guard let top = dirs.lastIndex(where: { isOpaque($0) || FileMeta.of($0 + "/" + LayerEntry.opaqueName) != nil }) else { return dirs }
         return Array(dirs[top...])
     }
 

@@ -43,16 +43,16 @@ struct TreeCopier {
         let names = entries(src)
         var wiped = false
         if whiteouts, !fresh {
-            if names.contains(".wh..wh..opq") || (!isRoot && fopaque(src)) {
+            if names.contains(LayerEntry.opaqueName) || (!isRoot && fopaque(src)) {
                 for n in entries(dst) { removeTree(dstPath + "/" + n) }
                 wiped = true
             }
-            for name in names where name.hasPrefix(".wh.") && name != ".wh..wh..opq" {
+            for name in names where name.hasPrefix(LayerEntry.whiteoutPrefix) && name != LayerEntry.opaqueName {
                 removeTree(dstPath + "/" + String(name.dropFirst(4)))
             }
         }
         let empty = fresh || wiped
-        for name in names where !whiteouts || !name.hasPrefix(".wh.") {
+        for name in names where !whiteouts || !name.hasPrefix(LayerEntry.whiteoutPrefix) {
             var st = stat()
             guard fstatat(src, name.cPath, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             let type = st.st_mode & S_IFMT
