@@ -5,7 +5,7 @@ import GRDB
 /// A lease held by a transfer (a registry pull) on every blob it will need, from before the
 /// first byte arrives until the image rows are committed. gc keeps what it holds; a killed
 /// process's hold simply expires, and the next gc after that removes what it had downloaded.
-public struct BlobHold: Sendable {
+package struct BlobHold: Sendable {
     /// The lease ID (`strata lease ls`).
     public let id: String
 }
@@ -25,7 +25,7 @@ public struct BlobHold: Sendable {
 ///     try await dl.commit()
 /// }
 /// ```
-public final class BlobDownload: Sendable {
+package final class BlobDownload: Sendable {
     /// What the bytes must hash to.
     public let descriptor: Descriptor
     /// Bytes received so far (the offset a resumed request starts from).
@@ -181,19 +181,19 @@ final class BlobDownloadLock: Sendable {
 extension Store {
     /// Starts a lease on `digests` (blobs about to be downloaded), so gc keeps them until the
     /// rows naming them are committed and ``release(_:)`` is called.
-    public func hold(_ digests: [Digest], for description: String) async throws -> BlobHold {
+    package func hold(_ digests: [Digest], for description: String) async throws -> BlobHold {
         BlobHold(id: try await createLease(description, refs: Set(digests.map(\.string)).sorted()))
     }
 
     /// Ends a hold; what it held stays only if something else names it.
-    public func release(_ hold: BlobHold) async {
+    package func release(_ hold: BlobHold) async {
         await dropLease(hold.id)
     }
 
     /// Starts downloading a blob into the store, or returns nil when the store has it. When
     /// another process is downloading the same blob, waits for it to finish first, so a
     /// shared layer is downloaded once. `source` names where the bytes come from, for errors.
-    public func beginDownload(_ descriptor: Descriptor, source: String) async throws -> BlobDownload? {
+    package func beginDownload(_ descriptor: Descriptor, source: String) async throws -> BlobDownload? {
         if try await hasBlob(descriptor.digest) { return nil }
         let path = paths.locksDir.appendingPathComponent("download-\(descriptor.digest.encoded).lock").path
         while true {

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 
 /// One build step's commit, as the classic builder makes it (``Store/commitBuildStep(_:)``).
-public struct BuildStepCommit: Sendable {
+package struct BuildStepCommit: Sendable {
     /// The image the step starts from.
     public var parent: Digest
     /// The temporary container whose changes become the step's layer; nil for a
@@ -33,7 +33,7 @@ public struct BuildStepCommit: Sendable {
 }
 
 /// How a build runs one command in its temporary container (``Store/runBuildCommand(in:_:)``).
-public struct BuildCommand: Sendable {
+package struct BuildCommand: Sendable {
     public var args: [String]
     /// `KEY=VALUE` pairs: the image's Env plus the build args in effect.
     public var env: [String]
@@ -70,7 +70,7 @@ extension Store {
     /// Commits one build step: the parent's config with `containerConfig` as its `config`
     /// object, a history entry, and the container's changes as a layer (none: `empty_layer`).
     /// The new image's parent is `parent`. Returns the image ID.
-    public func commitBuildStep(_ step: BuildStepCommit) async throws -> Digest {
+    package func commitBuildStep(_ step: BuildStepCommit) async throws -> Digest {
         guard let object = try? JSONSerialization.jsonObject(with: step.containerConfig) as? [String: Any] else {
             throw StrataError(.invalidJSON, "the build step's container config is not a JSON object")
         }
@@ -86,7 +86,7 @@ extension Store {
 
     /// The empty image `FROM scratch` starts from: no layers, no history, the platform's
     /// os and architecture. The same platform always gives the same ID.
-    public func scratchImage(platform: Platform) async throws -> Digest {
+    package func scratchImage(platform: Platform) async throws -> Digest {
         let config = ImageConfig(architecture: platform.architecture, os: platform.os, variant: platform.variant,
                                  config: ContainerConfig(), rootfs: RootFS(diffIDs: []), history: nil)
         let configData = try CanonicalJSON.encode(config)
@@ -113,7 +113,7 @@ extension Store {
 
     /// Creates a build step's temporary container from `image` and returns its ID and
     /// mounted root filesystem.
-    public func createBuildContainer(from image: Digest) async throws -> (id: String, rootfs: BuildRootfs) {
+    package func createBuildContainer(from image: Digest) async throws -> (id: String, rootfs: BuildRootfs) {
         let c = try await createContainer(from: image.string)
         do {
             let root = try await mountContainer(c.id)
@@ -126,7 +126,7 @@ extension Store {
 
     /// Runs a RUN step's command in a build container through the OCI runtime (runc) and
     /// returns its exit status. The working directory is created when missing, as Docker does.
-    public func runBuildCommand(in containerID: String, _ command: BuildCommand) async throws -> Int32 {
+    package func runBuildCommand(in containerID: String, _ command: BuildCommand) async throws -> Int32 {
         let runtime = try OCIRuntime.find()
         let c = try await container(containerID)
         let rootfs = try await mountContainer(c.id)
@@ -206,7 +206,7 @@ extension Store {
 
     /// Extracts a build context tar (plain, gzip or zstd; from `build -`) into a fresh
     /// directory inside the store, refusing paths that escape it. The caller removes it.
-    public func extractBuildContext(tar path: String) async throws -> String {
+    package func extractBuildContext(tar path: String) async throws -> String {
         let dir = paths.ingestDir.appendingPathComponent("context-\(randomHex().prefix(16))")
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -219,7 +219,7 @@ extension Store {
     }
 
     /// A scratch directory inside the store (for a context read from stdin); the caller removes it.
-    public func makeBuildScratchFile() throws -> String {
+    package func makeBuildScratchFile() throws -> String {
         let dir = paths.ingestDir.appendingPathComponent("stdin-\(randomHex().prefix(16))")
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -237,7 +237,7 @@ private final class UncheckedBox<T>: @unchecked Sendable {
 }
 
 /// One file, directory or symlink a COPY/ADD step writes into the rootfs.
-public struct BuildCopyItem: Sendable, Hashable {
+package struct BuildCopyItem: Sendable, Hashable {
     /// Host path of the source (inside the context or another stage's rootfs).
     public var source: String
     /// Absolute path in the build container.
@@ -251,7 +251,7 @@ public struct BuildCopyItem: Sendable, Hashable {
 
 /// A build container's mounted root filesystem. Every path is resolved inside it: symlinks
 /// are followed relative to the root and `..` never climbs above it (law 5).
-public struct BuildRootfs: Sendable {
+package struct BuildRootfs: Sendable {
     /// The host path of the root.
     public let root: String
 

@@ -44,7 +44,7 @@ public struct BuildCachePruneReport: Sendable, Codable {
 
 extension Store {
     /// The image a cache key names, if its entry and image are still there; counts the use.
-    public func cachedBuildResult(key: String) async throws -> Digest? {
+    package func cachedBuildResult(key: String) async throws -> Digest? {
         let t = now()
         let id = try await write { db -> String? in
             guard let id = try String.fetchOne(db, sql: """
@@ -58,7 +58,7 @@ extension Store {
     }
 
     /// Records (or replaces) a step's cache entry.
-    public func recordBuildCache(key: String, parent: Digest?, instruction: String, result: Digest) async throws {
+    package func recordBuildCache(key: String, parent: Digest?, instruction: String, result: Digest) async throws {
         try await write { db in
             try db.execute(sql: """
                 INSERT INTO build_cache(key, parent_image_id, instruction, result_image_id, last_used_at, uses) VALUES (?, ?, ?, ?, ?, 1)

@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 
 /// One `RUN --mount` as the step's command sees it (``BuildCommand/mounts``).
-public struct BuildMount: Sendable, Hashable {
+package struct BuildMount: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         /// A host directory or file (the context's matched source copied to scratch, or a path
         /// in another stage's temporary container), read-only unless `readOnly` is false;

@@ -11,7 +11,7 @@ extension Store {
     /// ```swift
     /// let z = try await store.compressedLayer(layerDigest, as: .zstd)
     /// ```
-    public func compressedLayer(_ blob: Digest, as want: Compression = .gzip) async throws -> (digest: Digest, size: Int64, mediaType: String) {
+    package func compressedLayer(_ blob: Digest, as want: Compression = .gzip) async throws -> (digest: Digest, size: Int64, mediaType: String) {
         let want = want == .none ? Compression.gzip : want
         let wantType = want == .zstd ? MediaType.ociLayerZstd : MediaType.ociLayerGzip
         let row = try await read { db -> (String, String, Int64)? in

@@ -5,7 +5,7 @@ import GRDB
 /// alive. Registry pulls write the manifests they fetch into one (the blobs go straight into
 /// the store through ``Store/beginDownload(_:source:)``) and then load it, so nothing is
 /// written outside the store.
-public final class ScratchDirectory: @unchecked Sendable {
+package final class ScratchDirectory: @unchecked Sendable {
     let session: IngestSession
     /// The directory; files written here are moved, not copied, by ``Store/load(scratch:options:)``.
     public var url: URL { session.dir.appendingPathComponent("layout") }
@@ -38,29 +38,29 @@ public struct StoredManifest: Sendable {
 
 extension Store {
     /// A new scratch directory inside the store.
-    public func makeScratchDirectory() throws -> ScratchDirectory {
+    package func makeScratchDirectory() throws -> ScratchDirectory {
         try ScratchDirectory(session: blobs.newSession())
     }
 
     /// Loads an OCI layout written into a scratch directory, moving its files into the blob
     /// store instead of copying them. Every blob is still verified.
-    public func load(scratch: ScratchDirectory, options: LoadOptions = LoadOptions()) async throws -> [LoadedImage] {
+    package func load(scratch: ScratchDirectory, options: LoadOptions = LoadOptions()) async throws -> [LoadedImage] {
         let known = KnownBlobs(db: db)
         let source = try DirectorySource(path: scratch.url.path, session: scratch.session, known: known, blobs: blobs, consume: true)
         return try await load(source, session: scratch.session, options: options, operation: "pull")
     }
 
     /// Whether the store holds a blob (row and file).
-    public func hasBlob(_ digest: Digest) async throws -> Bool {
+    package func hasBlob(_ digest: Digest) async throws -> Bool {
         guard blobs.exists(digest) else { return false }
         return try await read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE digest = ?", arguments: [digest.string]) ?? false }
     }
 
     /// Where a stored blob's bytes are (read-only), to stream them out.
-    public func blobFile(_ digest: Digest) -> URL { paths.blob(digest) }
+    package func blobFile(_ digest: Digest) -> URL { paths.blob(digest) }
 
     /// The manifest stored for an image, byte for byte.
-    public func storedManifest(of ref: String) async throws -> StoredManifest {
+    package func storedManifest(of ref: String) async throws -> StoredManifest {
         let digest = try await read { db -> String in
             let id = try Self.resolve(ref, db: db)
             guard let d = try String.fetchOne(db, sql: "SELECT manifest_digest FROM images WHERE id = ?", arguments: [id.string]) else {
@@ -72,7 +72,7 @@ extension Store {
     }
 
     /// A stored manifest by digest, byte for byte.
-    public func storedManifest(digest d: Digest) async throws -> StoredManifest {
+    package func storedManifest(digest d: Digest) async throws -> StoredManifest {
         let mediaType = try await read { db in
             try String.fetchOne(db, sql: "SELECT media_type FROM blobs WHERE digest = ?", arguments: [d.string])
         }
@@ -86,7 +86,7 @@ extension Store {
 
     /// The index an image was pulled or loaded with, byte for byte, when the store holds
     /// every manifest it lists (`pull --all-platforms`); nil otherwise.
-    public func storedIndex(of ref: String) async throws -> StoredIndex? {
+    package func storedIndex(of ref: String) async throws -> StoredIndex? {
         let row = try await read { db -> (String, String?)? in
             let id = try Self.resolve(ref, db: db)
             guard let r = try Row.fetchOne(db, sql: """
@@ -103,7 +103,7 @@ extension Store {
     }
 
     /// Records `name@digest` for an image (pull and push), shown by `images --digests`.
-    public func recordRepoDigest(name: String, digest: Digest, image: Digest) async throws {
+    package func recordRepoDigest(name: String, digest: Digest, image: Digest) async throws {
         try await write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO repo_digests(name, digest, image_id) VALUES (?, ?, ?)",
                            arguments: [name, digest.string, image.string])
@@ -112,7 +112,7 @@ extension Store {
 }
 
 /// A repository of a registry that is known to hold a blob (see ``Store/blobSources(of:registry:)``).
-public struct BlobSource: Sendable, Hashable {
+package struct BlobSource: Sendable, Hashable {
     public var registry: String
     public var repository: String
 }
@@ -120,7 +120,7 @@ public struct BlobSource: Sendable, Hashable {
 extension Store {
     /// Records that `registry/repository` holds these blobs (after a pull from it or a push to
     /// it). Blobs the store does not have are skipped; rows go when their blob goes.
-    public func recordBlobSources(_ digests: [Digest], registry: String, repository: String) async throws {
+    package func recordBlobSources(_ digests: [Digest], registry: String, repository: String) async throws {
         let t = now()
         let list = digests.map(\.string)
         try await write(untracked: { db in
@@ -135,7 +135,7 @@ extension Store {
     }
 
     /// The repositories of `registry` known to hold a blob, most recently seen first.
-    public func blobSources(of digest: Digest, registry: String) async throws -> [BlobSource] {
+    package func blobSources(of digest: Digest, registry: String) async throws -> [BlobSource] {
         try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT registry, repository FROM blob_sources WHERE digest = ? AND registry = ? ORDER BY seen_at DESC, repository
