@@ -21,7 +21,7 @@ package final class ScratchDirectory: @unchecked Sendable {
 }
 
 /// A stored image index, for pushing.
-public struct StoredIndex: Sendable {
+package struct StoredIndex: Sendable {
     public var digest: Digest
     public var mediaType: String
     public var data: Data
@@ -29,7 +29,7 @@ public struct StoredIndex: Sendable {
 }
 
 /// A stored image's manifest, for pushing.
-public struct StoredManifest: Sendable {
+package struct StoredManifest: Sendable {
     public var digest: Digest
     public var mediaType: String
     public var data: Data
