@@ -57,6 +57,10 @@ extension Store {
         let dirs = containerDirs(id)
         do {
             try snapshotter(kind).prepare(dirs, lowers: lowers)
+            // The writable layer (a whole copied tree with the copy snapshotter) is durable
+            // before the row names it (law 1): one syncfs, then the new name in containers/.
+            try syncFilesystem(of: dirs.base.path)
+            try fsyncDirectory(dirs.base.deletingLastPathComponent().path)
         } catch {
             try? FileManager.default.removeItem(at: dirs.base)
             throw error
