@@ -137,6 +137,7 @@ extension Store {
         try await write { db in
             for k in keys { try db.execute(sql: "DELETE FROM build_cache WHERE key = ?", arguments: [k]) }
         }
+        CrashPoint.hit("builder-prune.after-commit")
         report.removed = keys
         // Cache mounts: their directories go now, unless a build is using one.
         var mountBytes: Int64 = 0

@@ -46,6 +46,7 @@ extension Store {
         try Self.validateVolumeName(n)
         // Durable (each new directory's parent fsynced) before the row names it (law 1).
         try StorePaths.createDurableDirectory(volumeData(n))
+        CrashPoint.hit("volume-create.after-mkdir")
         try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
         }
@@ -91,6 +92,7 @@ extension Store {
             }
             return out
         }
+        CrashPoint.hit("volume-rm.after-commit")
         try replayPendingUnlinks()
         return removed
     }
