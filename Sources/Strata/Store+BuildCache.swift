@@ -46,7 +46,8 @@ extension Store {
     /// The image a cache key names, if its entry and image are still there; counts the use.
     public func cachedBuildResult(key: String) async throws -> Digest? {
         let t = now()
-        let id = try await write { db -> String? in
+        // No fsync of its own: a use count lost in a power cut harms nothing.
+        let id = try await writeNotDurable { db -> String? in
             guard let id = try String.fetchOne(db, sql: """
                 SELECT c.result_image_id FROM build_cache c JOIN images i ON i.id = c.result_image_id
                 WHERE c.key = ? AND i.broken = 0
