@@ -30,6 +30,10 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case platformNotFound = "platform-not-found"
         case conflict = "conflict"
         case io = "io"
+        /// The file system is full (ENOSPC) or over quota (EDQUOT).
+        case diskFull = "disk-full"
+        /// The system refused access (EACCES, EPERM, EROFS).
+        case permissionDenied = "permission-denied"
         /// The registry refused the credentials (HTTP 401/403).
         case unauthorized = "unauthorized"
         case database = "database"
@@ -54,4 +58,31 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+extension StrataError {
+    /// A failed system call: `what` followed by the errno's text, the errno kept as the
+    /// ``cause`` (a `POSIXError`), and the code an embedder can branch on — ``Code/diskFull``
+    /// for ENOSPC and EDQUOT, ``Code/permissionDenied`` for EACCES, EPERM and EROFS,
+    /// ``Code/io`` otherwise. Pass `errno` explicitly when other calls ran since the failure.
+    public static func system(_ what: String, errno e: Int32 = Glibc.errno) -> StrataError {
+        let code: Code
+        switch e {
+        case ENOSPC, EDQUOT: code = .diskFull
+        case EACCES, EPERM, EROFS: code = .permissionDenied
+        default: code = .io
+        }
+        let cause: (any Error)? = POSIXErrorCode(rawValue: e).map { POSIXError($0) }
+        return StrataError(code, "\(what): \(String(cString: strerror(e)))", cause: cause)
+    }
+
+    /// The errno behind this error, when a system call failed.
+    public var errno: Int32? {
+        (cause as? POSIXError).map { $0.code.rawValue }
+    }
 }

@@ -39,7 +39,7 @@ final class ArchiveReader {
             let msg = Self.message(a)
             // deinit frees the archive and restores the locale.
             if access(path, R_OK) != 0 {
-                throw StrataError(.io, "cannot open \(name): \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot open \(name)")
             }
             if msg.lowercased().contains("unrecognized archive format") {
                 throw StrataError(.unsupportedFormat, "\(name) is not a tar archive (plain, gzip or zstd)")

@@ -108,15 +108,15 @@ final class IngestSession: @unchecked Sendable {
         guard !unsynced.isEmpty else { return }
         if unsynced.count > 16 {
             let fd = Glibc.open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw StrataError(.io, "cannot open \(dir.path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw StrataError.system("cannot open \(dir.path)") }
             defer { close(fd) }
-            if strata_syncfs(fd) != 0 { throw StrataError(.io, "cannot sync the store's filesystem: \(String(cString: strerror(errno)))") }
+            if strata_syncfs(fd) != 0 { throw StrataError.system("cannot sync the store's filesystem") }
         } else {
             for path in unsynced {
                 let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
                 if fd < 0 { continue }  // removed already (a blob the store had)
                 defer { close(fd) }
-                if fsync(fd) != 0 { throw StrataError(.io, "cannot fsync \(path): \(String(cString: strerror(errno)))") }
+                if fsync(fd) != 0 { throw StrataError.system("cannot fsync \(path)") }
             }
         }
         unsynced.removeAll()
@@ -138,7 +138,7 @@ final class IngestSession: @unchecked Sendable {
         try makeDurable()
         chmod(file.path, 0o444)
         if rename(file.path, dest) != 0 {
-            throw StrataError(.io, "cannot move \(name) into the blob store: \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot move \(name) into the blob store")
         }
         return r.digest
     }
@@ -188,7 +188,7 @@ final class BlobWriter {
         self.path = path
         fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot create \(path)")
         }
         if let sizeHint, sizeHint >= 1 << 20 { _ = strata_preallocate(fd, sizeHint) }  // best effort
         // Layers are indexed in the same pass (configs and manifests simply are not tars).
@@ -242,7 +242,7 @@ func writeAll(fd: Int32, _ buf: UnsafeRawBufferPointer, path: String) throws {
         let n = Glibc.write(fd, p, left)
         if n < 0 {
             if errno == EINTR { continue }
-            throw StrataError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot write \(path)")
         }
         p += n
         left -= n
@@ -251,9 +251,9 @@ func writeAll(fd: Int32, _ buf: UnsafeRawBufferPointer, path: String) throws {
 
 func fsyncDirectory(_ path: String) throws {
     let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw StrataError(.io, "cannot open directory \(path): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw StrataError.system("cannot open directory \(path)") }
     defer { close(fd) }
-    if fsync(fd) != 0 { throw StrataError(.io, "cannot fsync directory \(path): \(String(cString: strerror(errno)))") }
+    if fsync(fd) != 0 { throw StrataError.system("cannot fsync directory \(path)") }
 }
 
 /// Buffered sequential reads from a file.
@@ -265,7 +265,7 @@ final class FileReader {
         fd = Glibc.open(path.cPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw StrataError(.blobNotFound, "\(what) is missing (\(path))") }
-            throw StrataError(.io, "cannot open \(what) (\(path)): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot open \(what) (\(path))")
         }
         self.path = path
     }
@@ -278,7 +278,7 @@ final class FileReader {
             let n = Glibc.read(fd, buf.baseAddress, buf.count)
             if n >= 0 { return n }
             if errno == EINTR { continue }
-            throw StrataError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot read \(path)")
         }
     }
 

@@ -182,7 +182,7 @@ final class DirectWriter {
                     _ = strata_clear_direct(fd)
                     continue
                 }
-                throw StrataError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot write \(path)")
             }
             p += n
             left -= n

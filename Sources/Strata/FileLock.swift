@@ -6,7 +6,7 @@ import Foundation
 /// SQLite write transaction, never inside one.
 /// - shared: a writer between "blob renamed into blobs/" and "row committed";
 /// - exclusive: a deleter from "rows deleted" through "files unlinked".
-final class FileLock {
+final class FileLock: Sendable {
     private let fd: Int32
     let path: String
 
@@ -15,7 +15,7 @@ final class FileLock {
     init(path: String, mode: Mode) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StrataError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot open lock \(path)") }
         while flock(fd, mode == .shared ? LOCK_SH : LOCK_EX) != 0 {
             if errno == EINTR { continue }
             let e = errno
@@ -24,12 +24,24 @@ final class FileLock {
         }
     }
 
-    /// Tries to take an exclusive lock without waiting; nil when another process holds it.
-    init?(tryPath path: String) throws {
+    /// Takes the lock, waiting on a thread of its own when another process holds it, so a
+    /// cooperative-pool thread never blocks in flock. (Uncontended, it is taken at once.)
+    static func acquire(_ path: String, mode: Mode) async throws -> FileLock {
+        if let lock = try FileLock(tryPath: path, mode: mode) { return lock }
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<FileLock, any Error>) in
+            DispatchQueue.global().async {
+                cont.resume(with: Result { try FileLock(path: path, mode: mode) })
+            }
+        }
+    }
+
+    /// Tries to take the lock (exclusive unless `mode` says) without waiting; nil when another
+    /// process holds it.
+    init?(tryPath path: String, mode: Mode = .exclusive) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StrataError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        guard fd >= 0 else { throw StrataError.system("cannot open lock \(path)") }
+        while flock(fd, (mode == .shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             if errno == EINTR { continue }
             let e = errno
             close(fd)

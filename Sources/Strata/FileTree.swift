@@ -88,11 +88,11 @@ final class TreeNode {
     private func apply(layerDir: String, rel: String) {
         let dir = rel.isEmpty ? layerDir : layerDir + "/" + rel
         let names = directoryEntries(dir)
-        if names.contains(".wh..wh..opq") || (!rel.isEmpty && isOpaque(dir)) { children.removeAll() }
-        for name in names where name.hasPrefix(".wh.") && name != ".wh..wh..opq" {
+        if names.contains(LayerEntry.opaqueName) || (!rel.isEmpty && isOpaque(dir)) { children.removeAll() }
+        for name in names where name.hasPrefix(LayerEntry.whiteoutPrefix) && name != LayerEntry.opaqueName {
             children.removeValue(forKey: String(name.dropFirst(4)))
         }
-        for name in names where !name.hasPrefix(".wh.") {
+        for name in names where !name.hasPrefix(LayerEntry.whiteoutPrefix) {
             let path = dir + "/" + name
             guard let meta = FileMeta.of(path) else { continue }
             if meta.isOverlayWhiteout { children.removeValue(forKey: name); continue }

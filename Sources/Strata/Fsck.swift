@@ -38,7 +38,7 @@ extension Store {
         let leased = Set(try await read { db in
             try String.fetchAll(db, sql: "SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > ?", arguments: [now()])
         })
-        let lock = try FileLock(path: paths.blobsLock, mode: repair ? .exclusive : .shared)
+        let lock = try await FileLock.acquire(paths.blobsLock, mode: repair ? .exclusive : .shared)
         defer { withExtendedLifetime(lock) {} }
         if repair { try replayPendingUnlinks() }
 

@@ -68,7 +68,7 @@ extension Store {
         let cacheCutoff = t - Int64(options.buildCacheKeep)
         do {
             // Deleters take the blob lock exclusively, before the write transaction (lock order).
-            let blobLock = try FileLock(path: paths.blobsLock, mode: .exclusive)
+            let blobLock = try await FileLock.acquire(paths.blobsLock, mode: .exclusive)
             defer { withExtendedLifetime(blobLock) {} }
             let counts = try await db.writeWithoutTransaction { db -> GCReport in
                 var r = GCReport()
@@ -129,18 +129,18 @@ extension Store {
     /// Deletes unreachable rows older than `cutoff` and queues their files. Runs inside the
     /// caller's transaction.
     ///
-    /// Marking is the one recursive query of ``Reachability/liveImagesSQL``: images reached
-    /// from the roots through parent links. Unreached images older than the grace period go
-    /// first; then a blob, layer chain or snapshot goes when no remaining image names it,
-    /// no kept index reaches it and no live lease holds it. Another encoding of a kept layer
-    /// (the gzip copy made for a push) stays with the layer. (``Reachability/mark`` walks the
-    /// full graph for `gc --explain`; `GCTests` checks the two agree.)
+    /// The rule is ``Liveness``: images the gc roots reach through parent links live
+    /// (``Liveness/liveImagesCTE(_:)``); unreached images older than the grace period go,
+    /// then ``Liveness/sweepContent(_:now:cutoff:blobs:paths:)`` removes the snapshots,
+    /// layer chains, file indexes and blobs no remaining image, kept index or live lease
+    /// needs. (``Liveness/mark`` walks the same rule as a graph for `gc --explain`;
+    /// `GCTests` checks they agree.)
     static func sweepRows(_ db: Database, cutoff: Int64, now t: Int64, cacheCutoff: Int64, paths: StorePaths) throws -> GCReport {
         var r = GCReport()
         let args: StatementArguments = ["now": t, "cacheCutoff": cacheCutoff, "cutoff": cutoff]
         try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_dead")
         try db.execute(sql: "CREATE TEMP TABLE gc_dead(id TEXT PRIMARY KEY) WITHOUT ROWID")
-        try db.execute(sql: Reachability.liveImagesSQL + """
+        try db.execute(sql: Liveness.liveImagesCTE(.gc) + """
             INSERT INTO temp.gc_dead(id)
             SELECT id FROM images WHERE added_at <= :cutoff AND id NOT IN (SELECT id FROM live_images)
             """, arguments: args)
@@ -151,66 +151,12 @@ extension Store {
             try db.execute(sql: "DELETE FROM edges WHERE kind = 'image-manifest' AND src IN (SELECT id FROM temp.gc_dead)")
             try db.execute(sql: "DELETE FROM images WHERE id IN (SELECT id FROM temp.gc_dead)")
         }
-        // Snapshots of chains no remaining image uses.
-        let deadSnapshots = try String.fetchAll(db, sql: """
-            SELECT id FROM snapshots s WHERE s.created_at <= ?
-              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = s.chain_id)
-            """, arguments: [cutoff])
-        for s in deadSnapshots {
-            try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [s])
-            try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["snapshots/\(s)", t])
-        }
-        r.snapshotsRemoved = deadSnapshots.count
-        // Layer chains no remaining image uses, leaves first so parents are free when reached.
-        while true {
-            try db.execute(sql: """
-                DELETE FROM layers WHERE chain_id IN (
-                    SELECT l.chain_id FROM layers l
-                    WHERE l.created_at <= ?
-                      AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
-                      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id)
-                      AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.chain_id = l.chain_id))
-                """, arguments: [cutoff])
-            if db.changesCount == 0 { break }
-            r.layersRemoved += db.changesCount
-        }
-        // A layer's file index goes with the last layer chain of its diffID (its entries by cascade).
-        try db.execute(sql: """
-            DELETE FROM layer_indexes WHERE NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)
-            """)
-        // Blobs no remaining image names, no kept index reaches and no live lease holds.
-        try db.execute(sql: "DROP TABLE IF EXISTS temp.gc_dead_blobs")
-        try db.execute(sql: "CREATE TEMP TABLE gc_dead_blobs(digest TEXT PRIMARY KEY, size INTEGER) WITHOUT ROWID")
-        try db.execute(sql: """
-            WITH kept_indexes(d) AS (SELECT DISTINCT index_digest FROM images WHERE index_digest IS NOT NULL),
-            index_manifests(d) AS (SELECT dst FROM edges WHERE kind = 'manifest' AND src IN (SELECT d FROM kept_indexes)),
-            index_content(d) AS (
-                SELECT d FROM index_manifests
-                UNION SELECT dst FROM edges WHERE kind IN ('config', 'layer') AND src IN (SELECT d FROM index_manifests)
-            ),
-            leased(d) AS (SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now)
-            INSERT INTO temp.gc_dead_blobs(digest, size)
-            SELECT digest, size FROM blobs b
-            WHERE b.created_at <= :cutoff
-              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.id = b.digest)
-              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = b.digest)
-              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = b.digest)
-              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
-              AND NOT EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id WHERE lb.blob_digest = b.digest)
-              AND b.digest NOT IN (SELECT d FROM index_content)
-              AND b.digest NOT IN (SELECT d FROM leased)
-            """, arguments: args)
-        r.blobsRemoved = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.gc_dead_blobs") ?? 0
-        r.freedBytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM temp.gc_dead_blobs") ?? 0
-        if r.blobsRemoved > 0 {
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO pending_unlinks(path, queued_at)
-                SELECT 'blobs/' || replace(digest, ':', '/'), ? FROM temp.gc_dead_blobs
-                """, arguments: [t])
-            try db.execute(sql: "DELETE FROM edges WHERE src IN (SELECT digest FROM temp.gc_dead_blobs)")
-            try db.execute(sql: "DELETE FROM blobs WHERE digest IN (SELECT digest FROM temp.gc_dead_blobs)")
-        }
-        try db.execute(sql: "DROP TABLE temp.gc_dead; DROP TABLE temp.gc_dead_blobs")
+        try db.execute(sql: "DROP TABLE temp.gc_dead")
+        let swept = try Liveness.sweepContent(db, now: t, cutoff: cutoff, paths: paths)
+        r.snapshotsRemoved = swept.snapshots
+        r.layersRemoved = swept.layers
+        r.blobsRemoved = swept.blobs
+        r.freedBytes = swept.bytes
         try db.execute(sql: "DELETE FROM leases WHERE expires_at <= ?", arguments: [t])
         r.leasesExpired = db.changesCount
         return r

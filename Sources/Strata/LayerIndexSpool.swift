@@ -56,7 +56,7 @@ final class SpoolWriter {
         guard !buffer.isEmpty else { return }
         if fd < 0 {
             fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw StrataError.system("cannot create \(path)") }
         }
         try buffer.withUnsafeBytes { try writeAll(fd: fd, $0, path: path) }
         buffer.removeAll(keepingCapacity: true)

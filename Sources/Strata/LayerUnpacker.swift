@@ -144,19 +144,19 @@ struct LayerUnpacker {
             }
         }
         let (parent, base) = splitPath(path)
-        if base.hasPrefix(".wh."), overlayWhiteouts {
+        if base.hasPrefix(LayerEntry.whiteoutPrefix), overlayWhiteouts {
             // A whiteout of something no layer below has (and this one did not write) deletes
             // nothing and creates nothing, not even its parent directory (umoci, Docker).
-            let target = base == ".wh..wh..opq" ? parent : (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
-            if !state.created.contains(target), !(FileMeta.of(full(target))?.kind == .directory && base == ".wh..wh..opq"),
+            let target = base == LayerEntry.opaqueName ? parent : (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(LayerEntry.whiteoutPrefix.count))
+            if !state.created.contains(target), !(FileMeta.of(full(target))?.kind == .directory && base == LayerEntry.opaqueName),
                hiddenByThisLayer(target) || visibleLower(target) == nil {
                 return
             }
             try ensureParents(parent, state: &state, name: name)
-            if base == ".wh..wh..opq" {
+            if base == LayerEntry.opaqueName {
                 try markOpaque(full(parent), name: name)
             } else {
-                let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(4))
+                let targetRel = (parent.isEmpty ? "" : parent + "/") + String(base.dropFirst(LayerEntry.whiteoutPrefix.count))
                 let target = root + "/" + targetRel
                 if state.created.contains(targetRel) {
                     // Deleted and recreated in this layer: a directory hides the lower one.
@@ -167,7 +167,7 @@ struct LayerUnpacker {
                 state.implied[targetRel] = nil
                 state.directories.removeAll()
                 if mknod(target.cPath, S_IFCHR | 0o000, 0) != 0 {
-                    throw StrataError(.io, "\(name): cannot create whiteout \(RawName.escaped(targetRel)): \(String(cString: strerror(errno)))")
+                    throw StrataError.system("\(name): cannot create whiteout \(RawName.escaped(targetRel))")
                 }
             }
             return
@@ -245,7 +245,7 @@ struct LayerUnpacker {
                 if overlayWhiteouts, m.isOverlayWhiteout {
                     unlink(path.cPath)
                     if mkdir(path.cPath, 0o755) != 0 {
-                        throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
+                        throw StrataError.system("\(name): cannot create \(RawName.escaped(prefix))")
                     }
                     setNewDirectoryMode(prefix, state: &state)
                     try markOpaque(path, name: name)
@@ -260,7 +260,7 @@ struct LayerUnpacker {
                 return
             }
             if mkdir(path.cPath, 0o755) != 0 {
-                throw StrataError(.io, "\(name): cannot create \(RawName.escaped(prefix)): \(String(cString: strerror(errno)))")
+                throw StrataError.system("\(name): cannot create \(RawName.escaped(prefix))")
             }
             if let lower = hiddenByThisLayer(prefix) ? nil : visibleLower(prefix), let lm = FileMeta.of(lower), lm.kind == .directory {
                 try copyUp(from: lower, to: path, rel: prefix, state: &state, name: name)
@@ -338,7 +338,7 @@ struct LayerUnpacker {
             let d = full(dir)
             if overlayWhiteouts {
                 if isOpaque(d) { return true }
-            } else if FileMeta.of(d + "/.wh..wh..opq") != nil || FileMeta.of(d + "/.wh." + c) != nil {
+            } else if FileMeta.of(d + "/" + LayerEntry.opaqueName) != nil || FileMeta.of(d + "/" + LayerEntry.whiteoutPrefix + c) != nil {
                 return true
             }
             dir += (dir.isEmpty ? "" : "/") + c
@@ -357,9 +357,9 @@ struct LayerUnpacker {
             // An opaque directory on the way (the root included) hides the layers below it.
             var opaque = false
             for (i, c) in comps.enumerated() {
-                opaque = opaque || isOpaque(dir) || FileMeta.of(dir + "/.wh..wh..opq") != nil
+                opaque = opaque || isOpaque(dir) || FileMeta.of(dir + "/" + LayerEntry.opaqueName) != nil
                 // Deleted at this level in this layer (either whiteout form)?
-                if FileMeta.of(dir + "/.wh." + c) != nil { return nil }
+                if FileMeta.of(dir + "/" + LayerEntry.whiteoutPrefix + c) != nil { return nil }
                 let next = dir + "/" + c
                 guard let m = FileMeta.of(next) else {
                     found = false
@@ -377,7 +377,7 @@ struct LayerUnpacker {
 
     private func markOpaque(_ dir: String, name: String) throws {
         if setxattr(dir.cPath, "trusted.overlay.opaque", "y", 1, 0) != 0 {
-            throw StrataError(.io, "\(name): cannot mark \(RawName.escaped(String(dir.dropFirst(root.count)))) opaque: \(String(cString: strerror(errno)))")
+            throw StrataError.system("\(name): cannot mark \(RawName.escaped(String(dir.dropFirst(root.count)))) opaque")
         }
     }
 

@@ -136,7 +136,7 @@ final class DirectorySource: LoadSource, SpoolsData {
     init(path: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore, consume: Bool = false) throws {
         self.consume = consume
         guard let real = realpath(path, nil) else {
-            throw StrataError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot open \(path)")
         }
         root = String(cString: real)
         free(real)
@@ -232,7 +232,7 @@ enum ParallelIngest {
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             let fd = Glibc.open(input, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                state.fail(StrataError(.io, "cannot open \(name): \(String(cString: strerror(errno)))"))
+                state.fail(StrataError.system("cannot open \(name)"))
                 return
             }
             defer { close(fd) }

@@ -78,7 +78,7 @@ extension Store {
     }
 
     private func commitUnderLease(_ images: [PendingImage], session: IngestSession, lease: String, operation: String) async throws -> [LoadedImage] {
-        let lock = try FileLock(path: paths.blobsLock, mode: .shared)
+        let lock = try await FileLock.acquire(paths.blobsLock, mode: .shared)
         defer { withExtendedLifetime(lock) {} }
         var rows: [OCI.Digest: (Int64, String)] = [:]
         for image in images {

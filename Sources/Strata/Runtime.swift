@@ -95,28 +95,40 @@ extension Store {
         // Everything that can fail on the image's content (no command, an unknown USER) fails
         // here, before runc starts.
         let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
-        let bundle = containerDirs(c.id).base
+        try await setState(c.id, "running")
+        let status: Int32
+        do {
+            status = try await launch(c.id, spec: spec, runtime: runtime, stdout: FileHandle.standardOutput, stderr: FileHandle.standardError)
+        } catch {
+            try? await setState(c.id, "created")
+            throw error
+        }
+        try await setState(c.id, "exited")
+        return status
+    }
+
+    /// The one way a container's process starts, for `strata run` and build's RUN alike:
+    /// the bundle's config.json written from `spec` (users already resolved inside the rootfs
+    /// by ``UserResolver``), the OCI runtime run in the foreground, and its exit status
+    /// awaited without blocking a thread (128 + the signal when a signal ended it).
+    func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdout: FileHandle, stderr: FileHandle) async throws -> Int32 {
+        let bundle = containerDirs(id).base
         do {
             try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
         } catch {
-            throw StrataError(.io, "cannot write the runtime bundle of \(c.id): \(error.localizedDescription)", cause: error)
+            throw StrataError(.io, "cannot write the runtime bundle of \(id): \(error.localizedDescription)", cause: error)
         }
-        try await setState(c.id, "running")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, c.id]
+        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, id]
         p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.standardOutput
-        p.standardError = FileHandle.standardError
+        p.standardOutput = stdout
+        p.standardError = stderr
         do {
-            try p.run()
+            return try await runAndWait(p)
         } catch {
-            try? await setState(c.id, "created")
             throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
         }
-        p.waitUntilExit()
-        try await setState(c.id, "exited")
-        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
     }
 
     /// The runtime bundle's `config.json` for a created container: its command (or the

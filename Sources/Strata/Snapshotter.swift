@@ -89,7 +89,7 @@ struct OverlaySnapshotter: Snapshotter {
     func unmount(_ dirs: ContainerDirs) throws {
         guard isMounted(dirs.merged) else { return }
         if umount2(dirs.merged, 0) != 0 && umount2(dirs.merged, Int32(MNT_DETACH)) != 0 {
-            throw StrataError(.io, "cannot unmount \(dirs.merged): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot unmount \(dirs.merged)")
         }
     }
 

@@ -152,7 +152,7 @@ extension Store {
             let copy = bundle.appendingPathComponent("volume-\(i)").path
             removeTree(copy)
             guard mkdir(copy.cPath, 0o755) == 0, let meta = FileMeta.of(source) else {
-                throw StrataError(.io, "cannot prepare the volume \(v) of \(c.id): \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot prepare the volume \(v) of \(c.id)")
             }
             volumeCopies.append(copy)
             try TreeCopier(whiteouts: false).apply(layer: source, to: copy)
@@ -160,26 +160,30 @@ extension Store {
             chmod(copy.cPath, mode_t(meta.mode))
             binds.append((copy, v))
         }
-        // RUN --mount: the targets the step had to create go afterwards (not the step's content).
+        // RUN --mount: a mount point the step had to create goes afterwards when it is still
+        // empty; directories made above it stay, as in buildah.
         var extraMounts: [[String: Any]] = []
         var mountLocks: [FileLock] = []
-        var createdTargets: [String] = []
+        var privateCaches: [String] = []
+        var createdStubs: [String] = []
         defer {
-            for t in createdTargets.reversed() {
+            for t in createdStubs.reversed() {
                 guard let full = try? fs.resolve(t, followFinal: false), let m = FileMeta.of(full) else { continue }
                 if m.kind == .directory { rmdir(full) } else if m.kind == .file, m.size == 0 { unlink(full) }  // a file mount's point
             }
             mountLocks.removeAll()
+            for d in privateCaches { removeTree(d) }
         }
         for m in command.mounts {
             let target = m.target
-            if FileMeta.of((try? fs.resolve(target)) ?? "") == nil { createdTargets.append(target) }
+            if !createdStubs.contains(target), FileMeta.of((try? fs.resolve(target)) ?? "") == nil { createdStubs.append(target) }
             switch m.kind {
             case .bind(let source, let readOnly):
                 extraMounts.append(["destination": target, "type": "bind", "source": source, "options": ["rbind", readOnly ? "ro" : "rw"]])
-            case .cache(let id, let uid, let gid, let mode, let locked, let readOnly):
-                let (data, lock) = try prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, locked: locked)
-                mountLocks.append(lock)
+            case .cache(let id, let uid, let gid, let mode, let sharing, let readOnly):
+                let (data, lock, scratch) = try await prepareCacheMount(id: id, uid: uid, gid: gid, mode: mode, sharing: sharing)
+                if let lock { mountLocks.append(lock) }
+                if let scratch { privateCaches.append(scratch) }
                 extraMounts.append(["destination": target, "type": "bind", "source": data, "options": ["rbind", readOnly ? "ro" : "rw"]])
             case .tmpfs(let size):
                 var options: [String] = ["nosuid", "nodev"]
@@ -191,35 +195,13 @@ extension Store {
                                     user: user, hostname: String(c.id.prefix(12)), hostNetwork: true, binds: binds,
                                     tmpfsOnTmp: false)  // /tmp is the image's: what RUN writes there stays in the layer
         if !extraMounts.isEmpty { spec["mounts"] = ((spec["mounts"] as? [[String: Any]]) ?? []) + extraMounts }
-        do {
-            try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))
-        } catch {
-            throw StrataError(.io, "cannot write the runtime bundle of \(c.id): \(error.localizedDescription)", cause: error)
-        }
         // Mount points the runtime creates are not the step's content (Docker keeps them in
         // an init layer it never commits): remove the ones that were missing and stay empty.
         let mountPoints = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"]
         let missing = mountPoints.filter { FileMeta.of(rootfs + $0) == nil }
         defer { for m in missing.reversed() { rmdir(rootfs + m) } }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, c.id]
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = command.output ?? FileHandle.nullDevice
-        p.standardError = command.output ?? FileHandle.nullDevice
-        do {
-            try p.run()
-        } catch {
-            throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
-        }
-        // Wait without blocking the cooperative pool.
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                p.waitUntilExit()
-                cont.resume()
-            }
-        }
-        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return try await launch(c.id, spec: spec, runtime: runtime, stdout: command.output ?? FileHandle.nullDevice,
+                          stderr: command.output ?? FileHandle.nullDevice)
     }
 
     /// Extracts a build context tar (plain, gzip or zstd; from `build -`) into a fresh
@@ -298,7 +280,7 @@ public struct BuildRootfs: Sendable {
                 }
                 continue
             }
-            if mkdir(full.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(current): \(String(cString: strerror(errno)))") }
+            if mkdir(full.cPath, 0o755) != 0 { throw StrataError.system("cannot create \(current)") }
             chmod(full.cPath, 0o755)
             if let owner { lchown(full.cPath, owner.uid, owner.gid) }
         }
@@ -346,14 +328,14 @@ public struct BuildRootfs: Sendable {
             if existing != nil { removeTree(target) }
             switch meta.kind {
             case .directory:
-                if mkdir(target.cPath, 0o755) != 0 { throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))") }
+                if mkdir(target.cPath, 0o755) != 0 { throw StrataError.system("cannot create \(item.destination)") }
                 dirs.append((target, meta, item.source))
                 continue
             case .file:
                 try copier.copyFile(item.source, target, size: meta.size)
             case .symlink:
                 if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 {
-                    throw StrataError(.io, "cannot create \(item.destination): \(String(cString: strerror(errno)))")
+                    throw StrataError.system("cannot create \(item.destination)")
                 }
             default:
                 throw StrataError(.invalidArgument, "\(item.source): only files, directories and symlinks can be copied")

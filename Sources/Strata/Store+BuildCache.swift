@@ -69,16 +69,10 @@ extension Store {
         }
     }
 
-    /// Images nothing but the build cache keeps: reached from tags, containers and live
-    /// leases through parent links they are not.
-    private static let keptWithoutCacheCTE = """
-        WITH RECURSIVE kept(id) AS (
-            SELECT image_id FROM tags
-            UNION SELECT image_id FROM containers
-            UNION SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now AND r.kind = 'image'
-            UNION SELECT i.parent_id FROM images i JOIN kept k ON i.id = k.id WHERE i.parent_id IS NOT NULL
-        )
-        """
+    /// `kept(id)`: the images tags, containers and live leases reach through parent links
+    /// (``Liveness``'s rule without the build cache's roots).
+    private static let keptWithoutCacheCTE = Liveness.liveImagesCTE([.tags, .containers, .leases])
+        .replacingOccurrences(of: "live_images", with: "kept")
 
     /// Every cache entry, most recently used first, with its layer size and whether pruning it
     /// frees space. `RUN --mount=type=cache` directories are entries too (instruction
@@ -152,12 +146,8 @@ extension Store {
         // The images only the removed entries kept, leaves first.
         let tNow = now()
         let dead = try await read { db in
-            try String.fetchAll(db, sql: Self.keptWithoutCacheCTE + """
-                , kept_all(id) AS (
-                    SELECT id FROM kept UNION SELECT result_image_id FROM build_cache
-                    UNION SELECT i.parent_id FROM images i JOIN kept_all k ON i.id = k.id WHERE i.parent_id IS NOT NULL
-                )
-                SELECT i.id FROM images i WHERE i.id NOT IN (SELECT id FROM kept_all)
+            try String.fetchAll(db, sql: Liveness.liveImagesCTE(.any) + """
+                SELECT i.id FROM images i WHERE i.id NOT IN (SELECT id FROM live_images)
                   AND NOT EXISTS (SELECT 1 FROM images c WHERE c.parent_id = i.id)
                 """, arguments: ["now": tNow])
         }

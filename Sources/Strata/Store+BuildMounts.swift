@@ -9,10 +9,22 @@ public struct BuildMount: Sendable, Hashable {
         /// writes never reach the layer.
         case bind(source: String, readOnly: Bool)
         /// A persistent cache directory in the store (`ROOT/build-mounts/<sha256 of id>/data`),
-        /// created with `uid`/`gid`/`mode`; `locked` serialises the steps that use it.
-        case cache(id: String, uid: UInt32, gid: UInt32, mode: UInt32, locked: Bool, readOnly: Bool)
+        /// created with `uid`/`gid`/`mode`; `sharing` says what concurrent steps may do.
+        case cache(id: String, uid: UInt32, gid: UInt32, mode: UInt32, sharing: CacheSharing, readOnly: Bool)
         /// An empty tmpfs.
         case tmpfs(size: Int64?)
+    }
+
+    /// BuildKit's `sharing=` of a cache mount: what a step does when another one (in this
+    /// build or another process) is using the same cache.
+    public enum CacheSharing: String, Sendable, Hashable, CaseIterable {
+        /// Every step uses the one directory at the same time.
+        case shared
+        /// A step that finds the cache in use gets a fresh, empty directory of its own, which
+        /// goes when the step ends.
+        case `private`
+        /// A step waits until no other step uses the cache.
+        case locked
     }
 
     public var kind: Kind
@@ -43,14 +55,33 @@ extension Store {
 
     /// The data directory of the cache mount `id`, created (uid, gid, mode) on first use; the
     /// use is recorded (last used, count) for `builder du` and `builder prune`. The returned
-    /// lock is held by the step while it runs (shared, or exclusive for `sharing=locked`):
-    /// prune skips a cache mount in use.
-    func prepareCacheMount(id: String, uid: UInt32, gid: UInt32, mode: UInt32, locked: Bool) throws -> (data: String, lock: FileLock) {
+    /// lock is held by the step while it runs (shared, or exclusive for `locked` and
+    /// `private`): prune skips a cache mount in use. A `private` step that finds the cache in
+    /// use gets `scratch`, a fresh directory the caller removes after the step.
+    func prepareCacheMount(id: String, uid: UInt32, gid: UInt32, mode: UInt32, sharing: BuildMount.CacheSharing)
+        async throws -> (data: String, lock: FileLock?, scratch: String?) {
         let hex = cacheMountHex(id)
         let dir = buildMountsDir.appendingPathComponent(hex)
         let data = dir.appendingPathComponent("data").path
         try FileManager.default.createDirectory(at: paths.locksDir, withIntermediateDirectories: true)
-        let lock = try FileLock(path: paths.locksDir.appendingPathComponent("build-mount-\(hex).lock").path, mode: locked ? .exclusive : .shared)
+        let lockPath = paths.locksDir.appendingPathComponent("build-mount-\(hex).lock").path
+        let lock: FileLock
+        switch sharing {
+        case .shared: lock = try await FileLock.acquire(lockPath, mode: .shared)
+        case .locked: lock = try await FileLock.acquire(lockPath, mode: .exclusive)
+        case .private:
+            guard let mine = try FileLock(tryPath: lockPath) else {
+                let scratch = try makeBuildScratchFile()
+                let data = scratch + "/data"
+                guard mkdir(data.cPath, 0o755) == 0 else {
+                    throw StrataError.system("cannot create a private cache mount for \(id)")
+                }
+                lchown(data.cPath, uid, gid)
+                chmod(data.cPath, mode_t(mode))
+                return (data, nil, scratch)
+            }
+            lock = mine
+        }
         if FileMeta.of(data)?.kind != .directory {
             do {
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -58,7 +89,7 @@ extension Store {
                 throw StrataError(.io, "cannot create the cache mount \(id): \(error.localizedDescription)", cause: error)
             }
             let tmp = dir.appendingPathComponent("data.new-\(randomHex().prefix(8))").path
-            guard mkdir(tmp, 0o755) == 0 else { throw StrataError(.io, "cannot create the cache mount \(id): \(String(cString: strerror(errno)))") }
+            guard mkdir(tmp, 0o755) == 0 else { throw StrataError.system("cannot create the cache mount \(id)") }
             lchown(tmp, uid, gid)
             chmod(tmp, mode_t(mode))
             if rename(tmp, data) != 0 { rmdir(tmp) }  // another build made it first: use that one
@@ -70,7 +101,7 @@ extension Store {
         if let d = try? JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]) {
             try? d.write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
         }
-        return (data, lock)
+        return (data, lock, nil)
     }
 
     /// Every cache mount in the store, with its size.

@@ -8,17 +8,63 @@ public struct CommitOptions: Sendable {
     public var message: String?
     /// The image author (`-a`).
     public var author: String?
-    /// Dockerfile instructions applied to the config (`-c`): CMD, ENTRYPOINT, ENV, WORKDIR,
-    /// USER, LABEL, EXPOSE, VOLUME.
-    public var changes: [String] = []
+    /// Edits of the config (`-c`), in order. `ConfigEdit.parse` in StrataBuild makes them
+    /// from Dockerfile text with the Dockerfile parser.
+    public var edits: [ConfigEdit] = []
     /// Tag for the new image.
     public var reference: String?
 
-    public init(message: String? = nil, author: String? = nil, changes: [String] = [], reference: String? = nil) {
+    public init(message: String? = nil, author: String? = nil, edits: [ConfigEdit] = [], reference: String? = nil) {
         self.message = message
         self.author = author
-        self.changes = changes
+        self.edits = edits
         self.reference = reference
+    }
+}
+
+/// One edit of an image's runtime config, as `docker commit --change` makes them: CMD,
+/// ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR, USER, STOPSIGNAL, ONBUILD.
+public enum ConfigEdit: Sendable, Hashable {
+    case cmd([String])
+    case entrypoint([String])
+    /// Sets one variable (replacing an earlier value of it).
+    case env(key: String, value: String)
+    case label(key: String, value: String)
+    /// A port spec as the config keys it (`80/tcp`).
+    case exposedPort(String)
+    case volume(String)
+    case workingDir(String)
+    case user(String)
+    case stopSignal(String)
+    /// An ONBUILD trigger, as written.
+    case onBuild(String)
+
+    /// Applies the edit to the `config` object of an image config.
+    func apply(to c: inout [String: Any]) {
+        switch self {
+        case .cmd(let a): c["Cmd"] = a
+        case .entrypoint(let a): c["Entrypoint"] = a
+        case .env(let k, let v):
+            var env = c["Env"] as? [String] ?? []
+            if let i = env.firstIndex(where: { $0.hasPrefix(k + "=") }) { env[i] = "\(k)=\(v)" } else { env.append("\(k)=\(v)") }
+            c["Env"] = env
+        case .label(let k, let v):
+            var labels = c["Labels"] as? [String: String] ?? [:]
+            labels[k] = v
+            c["Labels"] = labels
+        case .exposedPort(let p):
+            var ports = c["ExposedPorts"] as? [String: Any] ?? [:]
+            ports[p] = [String: Any]()
+            c["ExposedPorts"] = ports
+        case .volume(let v):
+            var vols = c["Volumes"] as? [String: Any] ?? [:]
+            vols[v] = [String: Any]()
+            c["Volumes"] = vols
+        case .workingDir(let d): c["WorkingDir"] = d
+        case .user(let u): c["User"] = u
+        case .stopSignal(let s): c["StopSignal"] = s
+        case .onBuild(let t): c["OnBuild"] = (c["OnBuild"] as? [String] ?? []) + [t]
+        }
     }
 }
 
@@ -30,12 +76,12 @@ extension Store {
     public func commit(_ ref: String, options: CommitOptions = CommitOptions()) async throws -> LoadedImage {
         let tag = try options.reference.map { try Reference($0) }
         let c = try await container(ref)
-        let changes = options.changes
+        let edits = options.edits
         return try await commitImage(CommitPlan(
             parent: c.imageID, container: c, created: Date(),
             createdBy: c.command.isEmpty ? "" : c.command.joined(separator: " "),
             author: options.author, comment: options.message, tag: tag,
-            editConfig: { container in for change in changes { try ConfigChange.apply(change, to: &container) } }))
+            editConfig: { container in for edit in edits { edit.apply(to: &container) } }))
     }
 
     /// The one commit path shared by `commit` and the builder: the parent's config plus the
@@ -61,7 +107,7 @@ extension Store {
                 let tarPath = w.path
                 _ = try w.finish()
                 let fd = Glibc.open(tarPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
-                guard fd >= 0 else { throw StrataError(.io, "cannot write \(tarPath): \(String(cString: strerror(errno)))") }
+                guard fd >= 0 else { throw StrataError.system("cannot write \(tarPath)") }
                 do {
                     let writer = try ArchiveWriter(fd: fd, name: "the commit layer", reproducibleTimes: false, clampTime: plan.clampTime)
                     try LayerWriter(writer: writer).write(changes: changes, snapshotter: c.snapshotter, root: snap.writableRoot(dirs))
@@ -171,69 +217,14 @@ struct LayerWriter {
             let full = root + "/" + rel
             let (parent, base) = splitPath(rel)
             if change.kind == .deleted {
-                try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + ".wh." + base)
+                try writer.addWhiteout((parent.isEmpty ? "" : parent + "/") + LayerEntry.whiteoutPrefix + base)
                 continue
             }
             guard let meta = FileMeta.of(full) else { continue }
             try writer.addFromDisk(full, as: rel, meta: meta, links: &links)
             if snapshotter == .overlay, meta.kind == .directory, isOpaque(full) {
-                try writer.addWhiteout(rel + "/.wh..wh..opq")
+                try writer.addWhiteout(rel + "/" + LayerEntry.opaqueName)
             }
-        }
-    }
-}
-
-/// `docker commit -c` instructions applied to an image's `config` object.
-enum ConfigChange {
-    static func apply(_ change: String, to c: inout [String: Any]) throws {
-        let trimmed = change.trimmingCharacters(in: .whitespaces)
-        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
-            throw StrataError(.invalidArgument, "invalid change \"\(change)\": expected INSTRUCTION ARGS")
-        }
-        let op = trimmed[..<space].uppercased()
-        let arg = trimmed[space...].trimmingCharacters(in: .whitespaces)
-        func list() -> [String] {
-            if arg.hasPrefix("["), let a = try? JSONSerialization.jsonObject(with: Data(arg.utf8)) as? [String] { return a }
-            return ["/bin/sh", "-c", arg]
-        }
-        func pairs() -> [(String, String)] {
-            if arg.contains("=") {
-                return arg.split(separator: " ").compactMap { (p: Substring) -> (String, String)? in
-                    let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard kv.count == 2 else { return nil }
-                    return (kv[0], kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")))
-                }
-            }
-            let parts = arg.split(separator: " ", maxSplits: 1).map(String.init)
-            return parts.count == 2 ? [(parts[0], parts[1])] : []
-        }
-        switch op {
-        case "CMD": c["Cmd"] = list()
-        case "ENTRYPOINT": c["Entrypoint"] = list()
-        case "WORKDIR": c["WorkingDir"] = arg
-        case "USER": c["User"] = arg
-        case "ENV":
-            var env = c["Env"] as? [String] ?? []
-            for (k, v) in pairs() {
-                env.removeAll { $0.hasPrefix(k + "=") }
-                env.append("\(k)=\(v)")
-            }
-            c["Env"] = env
-        case "LABEL":
-            var labels = c["Labels"] as? [String: String] ?? [:]
-            for (k, v) in pairs() { labels[k] = v }
-            c["Labels"] = labels
-        case "EXPOSE":
-            var ports = c["ExposedPorts"] as? [String: Any] ?? [:]
-            for p in arg.split(separator: " ") { ports[p.contains("/") ? String(p) : "\(p)/tcp"] = [String: Any]() }
-            c["ExposedPorts"] = ports
-        case "VOLUME":
-            var vols = c["Volumes"] as? [String: Any] ?? [:]
-            let paths = arg.hasPrefix("[") ? ((try? JSONSerialization.jsonObject(with: Data(arg.utf8)) as? [String]) ?? []) : arg.split(separator: " ").map(String.init)
-            for p in paths { vols[p] = [String: Any]() }
-            c["Volumes"] = vols
-        default:
-            throw StrataError(.invalidArgument, "unsupported change \"\(op)\": use CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE or VOLUME")
         }
     }
 }

@@ -62,7 +62,7 @@ extension Store {
         let r = file.result
         let lease = try await createLease("compress", refs: [r.digest.string])
         do {
-            let lock = try FileLock(path: paths.blobsLock, mode: .shared)
+            let lock = try await FileLock.acquire(paths.blobsLock, mode: .shared)
             defer { withExtendedLifetime(lock) {} }
             try session.commit(file, name: "\(want.rawValue) of \(blob)")
             try session.syncBlobDirectory()

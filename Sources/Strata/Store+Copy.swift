@@ -61,13 +61,13 @@ extension Store {
         switch meta.kind {
         case .directory:
             if FileMeta.of(target) == nil, mkdir(target.cPath, 0o700) != 0 {
-                throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot create \(target)")
             }
             try copier.apply(layer: source, to: target)
         case .file:
             try copier.copyFile(source, target, size: meta.size)
         case .symlink:
-            if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 { throw StrataError(.io, "cannot create \(target): \(String(cString: strerror(errno)))") }
+            if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 { throw StrataError.system("cannot create \(target)") }
         default:
             throw StrataError(.invalidArgument, "\(source): only files, directories and symlinks can be copied")
         }

@@ -51,7 +51,7 @@ extension Store {
     public func diskUsage(verbose: Bool = false) async throws -> DiskUsage {
         let t = now()
         let (imageRow, layerRow, snapRows, blobDigests, containers, cache, pending) = try await read { db in
-            let live = Reachability.deadBlobsSQL
+            let live = Liveness.deadBlobsSQL
             let args: StatementArguments = ["now": t, "cacheCutoff": t - Int64(GCOptions().buildCacheKeep)]
             // One evaluation of the live set for every figure.
             let row = try GRDB.Row.fetchOne(db, sql: live + """

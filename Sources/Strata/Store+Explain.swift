@@ -27,8 +27,8 @@ extension Store {
                 } else {
                     throw StrataError(.imageNotFound, "no image, blob or layer matches \"\(ref)\"")
                 }
-                try Reachability.mark(db, now: t, cacheCutoff: t - 7 * 24 * 3600)
-                var path = try Reachability.explain(node, db: db, now: t, cacheCutoff: t - 7 * 24 * 3600)
+                try Liveness.mark(db, now: t, cacheCutoff: t - 7 * 24 * 3600)
+                var path = try Liveness.explain(node, db: db, now: t, cacheCutoff: t - 7 * 24 * 3600)
                 // Name tag roots by their tags, the way a person reads them.
                 if let first = path?.first, first.hasPrefix("image:") {
                     let tags = try String.fetchAll(db, sql: "SELECT name FROM tags WHERE image_id = ? ORDER BY name", arguments: [String(first.dropFirst(6))])

@@ -24,19 +24,21 @@ public struct PruneReport: Sendable, Codable {
 }
 
 extension Store {
-    /// Removes dangling images (untagged, nothing built on them, no container), or with
-    /// `all` every image no container uses; untagged parents that nothing else needs follow.
+    /// Removes dangling images (untagged, nothing built on them, no container, no lease), or
+    /// with `all` every image no container or lease holds; untagged parents that nothing
+    /// else needs follow. The content they leave goes by ``Liveness``'s rule, as in rmi.
     public func pruneImages(_ options: PruneOptions = PruneOptions()) async throws -> PruneReport {
         let cutoff = options.until.map { Int64(Date().timeIntervalSince1970 - $0) }
         let (candidates, before) = try await read { db -> ([String], Int64) in
-            let ids = try String.fetchAll(db, sql: """
+            // Liveness's rule with prune's roots: containers and leases, and tags unless `all`.
+            let roots: Liveness.Roots = options.all ? [.containers, .leases] : [.tags, .containers, .leases]
+            let ids = try String.fetchAll(db, sql: Liveness.liveImagesCTE(roots) + """
                 SELECT i.id FROM images i
                 WHERE NOT EXISTS (SELECT 1 FROM images c WHERE c.parent_id = i.id)
-                  AND NOT EXISTS (SELECT 1 FROM containers k WHERE k.image_id = i.id)
-                  AND (? OR NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id))
-                  AND (? IS NULL OR coalesce(i.created, 0) < ?)
+                  AND i.id NOT IN (SELECT id FROM live_images)
+                  AND (:cutoff IS NULL OR coalesce(i.created, 0) < :cutoff)
                 ORDER BY coalesce(i.created, 0), i.id
-                """, arguments: [options.all, cutoff, cutoff])
+                """, arguments: ["cutoff": cutoff, "now": now()])
             return (ids, try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blobs") ?? 0)
         }
         var report = PruneReport()

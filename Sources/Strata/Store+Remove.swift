@@ -24,7 +24,7 @@ extension Store {
     /// Rows go in one transaction that queues the blob files to unlink; files are
     /// unlinked after the commit (law 2).
     public func removeImage(_ ref: String, force: Bool = false) async throws -> [RemovalEvent] {
-        let lock = try FileLock(path: paths.blobsLock, mode: .exclusive)
+        let lock = try await FileLock.acquire(paths.blobsLock, mode: .exclusive)
         defer { withExtendedLifetime(lock) {} }
         let events = try await write { db -> [RemovalEvent] in
             let (id, named) = try Self.resolveWithTag(ref, db: db)
@@ -65,11 +65,8 @@ extension Store {
             var first = true
             while let victim = next {
                 if !first {
-                    // An untagged parent goes only if nothing else needs it.
-                    let busy = try Bool.fetchOne(db, sql: """
-                        SELECT EXISTS(SELECT 1 FROM tags WHERE image_id = ?1) OR EXISTS(SELECT 1 FROM images WHERE parent_id = ?1)
-                            OR EXISTS(SELECT 1 FROM containers WHERE image_id = ?1) OR EXISTS(SELECT 1 FROM build_cache WHERE result_image_id = ?1)
-                        """, arguments: [victim]) ?? true
+                    // An untagged parent goes only if it is no root and has no other child.
+                    let busy = try Bool.fetchOne(db, sql: Liveness.isRootSQL, arguments: [victim, now()]) ?? true
                     if busy { break }
                 }
                 first = false
@@ -82,7 +79,7 @@ extension Store {
                 events.append(.deleted(try Digest(victim)))
                 next = parent
             }
-            try self.dropUnreferenced(blobs: candidates, db: db)
+            _ = try Liveness.sweepContent(db, now: now(), cutoff: nil, blobs: candidates, paths: self.paths)
             return events
         }
         CrashPoint.hit("rmi.after-commit")
@@ -90,50 +87,26 @@ extension Store {
         return events
     }
 
+    /// The blobs an image may have been the last to need: its own, every encoding of its
+    /// layers, and what its index lists (other platforms' manifests, configs and layers).
     static func blobsOf(_ id: String, db: Database) throws -> Set<String> {
-        var s = Set(try String.fetchAll(db, sql: "SELECT blob_digest FROM image_layers WHERE image_id = ?", arguments: [id]))
+        var s = Set(try String.fetchAll(db, sql: """
+            SELECT blob_digest FROM image_layers WHERE image_id = ?1
+            UNION SELECT lb.blob_digest FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
+                JOIN layer_blobs lb ON lb.diff_id = l.diff_id WHERE il.image_id = ?1
+            """, arguments: [id]))
         if let r = try Row.fetchOne(db, sql: "SELECT config_digest, manifest_digest, index_digest FROM images WHERE id = ?", arguments: [id]) {
             s.insert(r["config_digest"])
             s.insert(r["manifest_digest"])
-            if let i: String = r["index_digest"] { s.insert(i) }
+            if let i: String = r["index_digest"] {
+                s.insert(i)
+                s.formUnion(try String.fetchAll(db, sql: """
+                    SELECT m.dst FROM edges m WHERE m.src = ?1 AND m.kind = 'manifest'
+                    UNION SELECT c.dst FROM edges m JOIN edges c ON c.src = m.dst AND c.kind IN ('config', 'layer')
+                        WHERE m.src = ?1 AND m.kind = 'manifest'
+                    """, arguments: [i]))
+            }
         }
         return s
-    }
-
-    /// Deletes blob and layer rows that no image needs any more and queues their files.
-    /// Runs inside the caller's transaction.
-    func dropUnreferenced(blobs candidates: Set<String>, db: Database) throws {
-        let t = now()
-        for d in candidates.sorted() {
-            let used = try Bool.fetchOne(db, sql: """
-                SELECT EXISTS(SELECT 1 FROM images WHERE id = ?1) OR EXISTS(SELECT 1 FROM images WHERE manifest_digest = ?1)
-                    OR EXISTS(SELECT 1 FROM images WHERE index_digest = ?1)
-                    OR EXISTS(SELECT 1 FROM image_layers WHERE blob_digest = ?1)
-                """, arguments: [d]) ?? true
-            if used { continue }
-            try db.execute(sql: "DELETE FROM edges WHERE src = ?", arguments: [d])
-            try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [d])
-            if let digest = try? Digest(d) {
-                try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)",
-                               arguments: [paths.blobRelative(digest), t])
-            }
-        }
-        // Layer chains no image uses, top first so parents are free when reached. Their
-        // unpacked snapshots go with them: rows now, directories queued (law 2).
-        while true {
-            let dead = try String.fetchAll(db, sql: """
-                SELECT chain_id FROM layers l
-                WHERE NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
-                  AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id)
-                """)
-            if dead.isEmpty { break }
-            for chain in dead {
-                for sid in try String.fetchAll(db, sql: "SELECT id FROM snapshots WHERE chain_id = ?", arguments: [chain]) {
-                    try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["snapshots/\(sid)", t])
-                }
-                try db.execute(sql: "DELETE FROM snapshots WHERE chain_id = ?", arguments: [chain])
-                try db.execute(sql: "DELETE FROM layers WHERE chain_id = ?", arguments: [chain])
-            }
-        }
     }
 }

@@ -39,7 +39,7 @@ extension Store {
         let dir = url.deletingLastPathComponent().path
         let tmp = dir + "/.\(url.lastPathComponent).strata-\(UUID().uuidString.prefix(8))"
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StrataError(.io, "cannot create \(url.path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot create \(url.path)") }
         var ok = false
         defer {
             close(fd)
@@ -55,9 +55,9 @@ extension Store {
         // The archive becomes visible whole (rename), like docker save, and only once its bytes
         // and size are durable: a power cut leaves the old file or the whole new one, never a
         // partial one. Then the directory, so a save that returned survives the cut.
-        if fsync(fd) != 0 { throw StrataError(.io, "cannot fsync \(tmp): \(String(cString: strerror(errno)))") }
+        if fsync(fd) != 0 { throw StrataError.system("cannot fsync \(tmp)") }
         CrashPoint.hit("save.before-rename")
-        if rename(tmp, url.path) != 0 { throw StrataError(.io, "cannot write \(url.path): \(String(cString: strerror(errno)))") }
+        if rename(tmp, url.path) != 0 { throw StrataError.system("cannot write \(url.path)") }
         ok = true
         try fsyncDirectory(dir.isEmpty ? "." : dir)
     }
@@ -180,7 +180,7 @@ extension Store {
             for (d, _) in plan.blobs {
                 let dest = tmp.appendingPathComponent("blobs/sha256/\(d.encoded)").path
                 let out = Glibc.open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-                guard out >= 0 else { throw StrataError(.io, "cannot create \(dest): \(String(cString: strerror(errno)))") }
+                guard out >= 0 else { throw StrataError.system("cannot create \(dest)") }
                 defer { close(out) }
                 try blobs.open(d).forEachChunk { try writeAll(fd: out, $0, path: dest) }
             }
@@ -196,7 +196,7 @@ extension Store {
         CrashPoint.hit("save.before-rename")
         if fm.fileExists(atPath: url.path) { try? fm.removeItem(at: url) }
         if rename(tmp.path, url.path) != 0 {
-            throw StrataError(.io, "cannot write \(url.path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot write \(url.path)")
         }
         ok = true
         try fsyncDirectory(url.deletingLastPathComponent().path)

@@ -47,7 +47,7 @@ extension Store {
     /// its root replaces everything below it, and overlayfs does not read an opaque marker on a
     /// lower directory's root, so those layers are left out of the mount (and the copy).
     static func visibleLayers(_ dirs: [String]) -> [String] {
-        guard let top = dirs.lastIndex(where: { isOpaque($0) || FileMeta.of($0 + "/.wh..wh..opq") != nil }) else { return dirs }
+        guard let top = dirs.lastIndex(where: { isOpaque($0) || FileMeta.of($0 + "/" + LayerEntry.opaqueName) != nil }) else { return dirs }
         return Array(dirs[top...])
     }
 
@@ -85,7 +85,7 @@ extension Store {
         // commit), not one per file; then the rename is made durable before the row names it.
         try syncFilesystem(of: tmp.path)
         if rename(tmp.path, dir.path) != 0 && !fm.fileExists(atPath: dir.path + "/fs") {
-            throw StrataError(.io, "cannot move snapshot into \(dir.path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot move snapshot into \(dir.path)")
         }
         try syncFilesystem(of: dir.deletingLastPathComponent().path, directoryOnly: true)
     }
@@ -95,8 +95,8 @@ extension Store {
 /// with `directoryOnly` an fsync of the directory `path` itself.
 func syncFilesystem(of path: String, directoryOnly: Bool = false) throws {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw StrataError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw StrataError.system("cannot open \(path)") }
     defer { close(fd) }
     let rc = directoryOnly ? fsync(fd) : strata_syncfs(fd)
-    if rc != 0 { throw StrataError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
+    if rc != 0 { throw StrataError.system("cannot sync \(path)") }
 }

@@ -29,12 +29,12 @@ struct TreeCopier {
 
     private func openDirectory(_ at: Int32, _ name: String, shown: String) throws -> Int32 {
         let fd = openat(at, name.cPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw StrataError(.io, "cannot open \(RawName.escaped(shown)): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot open \(RawName.escaped(shown))") }
         return fd
     }
 
     private func fail(_ what: String, _ path: String) -> StrataError {
-        StrataError(.io, "cannot \(what) \(RawName.escaped(path)): \(String(cString: strerror(errno)))")
+        StrataError.system("cannot \(what) \(RawName.escaped(path))")
     }
 
     /// `fresh`: `dst` was created by this copy, so nothing is there yet.
@@ -43,16 +43,16 @@ struct TreeCopier {
         let names = entries(src)
         var wiped = false
         if whiteouts, !fresh {
-            if names.contains(".wh..wh..opq") || (!isRoot && fopaque(src)) {
+            if names.contains(LayerEntry.opaqueName) || (!isRoot && fopaque(src)) {
                 for n in entries(dst) { removeTree(dstPath + "/" + n) }
                 wiped = true
             }
-            for name in names where name.hasPrefix(".wh.") && name != ".wh..wh..opq" {
+            for name in names where name.hasPrefix(LayerEntry.whiteoutPrefix) && name != LayerEntry.opaqueName {
                 removeTree(dstPath + "/" + String(name.dropFirst(4)))
             }
         }
         let empty = fresh || wiped
-        for name in names where !whiteouts || !name.hasPrefix(".wh.") {
+        for name in names where !whiteouts || !name.hasPrefix(LayerEntry.whiteoutPrefix) {
             var st = stat()
             guard fstatat(src, name.cPath, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             let type = st.st_mode & S_IFMT
@@ -165,12 +165,12 @@ struct TreeCopier {
 
     func copyFile(_ s: String, _ d: String, size: Int64) throws {
         let i = open(s.cPath, O_RDONLY | O_CLOEXEC)
-        guard i >= 0 else { throw StrataError(.io, "cannot read \(RawName.escaped(s)): \(String(cString: strerror(errno)))") }
+        guard i >= 0 else { throw StrataError.system("cannot read \(RawName.escaped(s))") }
         defer { close(i) }
         let o = open(d.cPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard o >= 0 else { throw StrataError(.io, "cannot create \(RawName.escaped(d)): \(String(cString: strerror(errno)))") }
+        guard o >= 0 else { throw StrataError.system("cannot create \(RawName.escaped(d))") }
         defer { close(o) }
-        if strata_clone_or_copy_fd(i, o, size) != 0 { throw StrataError(.io, "cannot copy \(RawName.escaped(s)): \(String(cString: strerror(errno)))") }
+        if strata_clone_or_copy_fd(i, o, size) != 0 { throw StrataError.system("cannot copy \(RawName.escaped(s))") }
     }
 
     /// Owner, mode, xattrs (not overlayfs' own) and times, by path (a symlink's own).

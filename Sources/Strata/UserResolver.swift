@@ -191,7 +191,7 @@ enum RootedOpen {
     /// directory); a symlink loop, a file that is not regular and other failures are errors.
     static func open(_ path: String, in root: String, walkOnly: Bool = false) throws -> Int32? {
         let rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw StrataError(.io, "cannot open the root filesystem \(root): \(String(cString: strerror(errno)))") }
+        guard rootFD >= 0 else { throw StrataError.system("cannot open the root filesystem \(root)") }
         defer { close(rootFD) }
         var fd: Int32 = -1, err: Int32 = ENOSYS
         if !walkOnly {
@@ -284,7 +284,7 @@ enum RootedOpen {
             let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StrataError(.io, "cannot read \(name) in the image: \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot read \(name) in the image")
             }
             if n == 0 { break }
             var start = 0

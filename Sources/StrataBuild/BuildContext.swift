@@ -181,7 +181,7 @@ struct SourceTree: Sendable {
     /// One entry's metadata and content hash, as one line.
     private static func describe(_ path: String) throws -> String {
         var st = stat()
-        guard lstat(RawName.cString(path), &st) == 0 else { throw StrataError(.io, "cannot stat \(RawName.escaped(path)): \(String(cString: strerror(errno)))") }
+        guard lstat(RawName.cString(path), &st) == 0 else { throw StrataError.system("cannot stat \(RawName.escaped(path))") }
         var line = "\(st.st_mode) \(st.st_uid) \(st.st_gid) \(st.st_size)"
         switch st.st_mode & S_IFMT {
         case S_IFLNK:
@@ -199,7 +199,7 @@ struct SourceTree: Sendable {
 
     static func fileHash(_ path: String) throws -> String {
         let fd = open(RawName.cString(path), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StrataError(.io, "cannot read \(RawName.escaped(path)): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot read \(RawName.escaped(path))") }
         defer { close(fd) }
         var h = SHA256()
         let size = 1 << 20
@@ -209,7 +209,7 @@ struct SourceTree: Sendable {
             let n = read(fd, buf.baseAddress, size)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StrataError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+                throw StrataError.system("cannot read \(path)")
             }
             if n == 0 { break }
             h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[0..<n]))

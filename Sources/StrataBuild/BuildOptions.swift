@@ -31,10 +31,13 @@ public struct BuildOptions: Sendable {
     public var log: @Sendable (String) -> Void
     /// Where RUN steps' output goes (nil: discarded, as `-q`).
     public var runOutput: FileHandle?
-    /// `--secret id=ID,src=PATH`: host files `RUN --mount=type=secret,id=ID` mounts read-only
-    /// (default target /run/secrets/ID). Their content never enters a layer, the history or a
-    /// cache key.
-    public var secrets: [String: String] = [:]
+    /// `--secret`: by ID, the secrets `RUN --mount=type=secret,id=ID` mounts read-only
+    /// (default target /run/secrets/ID) or puts in an environment variable (`env=`). Their
+    /// content never enters a layer, the history or a cache key.
+    public var secrets: [String: BuildSecret] = [:]
+    /// `--ssh`: by ID (`default` when unnamed), the SSH agent socket `RUN --mount=type=ssh`
+    /// binds into the step. The agent's keys never enter the build.
+    public var sshAgents: [String: String] = [:]
 
     public init(tags: [String] = [], buildArgs: [String: String] = [:], target: String? = nil, noCache: Bool = false,
                 platform: Platform? = nil, timestamp: Int64? = nil,
@@ -53,24 +56,108 @@ public struct BuildOptions: Sendable {
 }
 
 extension BuildOptions {
-    /// `--secret` values (`id=ID,src=PATH`, `source=` too) as ``secrets``; the file must exist.
-    public static func parseSecrets(_ specs: [String]) throws -> [String: String] {
-        var out: [String: String] = [:]
+    /// `--secret` values as BuildKit reads them: `id=ID,src=PATH` (or `source=`), a file;
+    /// `id=ID,env=VAR`, the host variable VAR; `type=file|env` says which when only `id` is
+    /// given, and without a type a bare `id=ID` is the variable ID when it is set, else the
+    /// file ID. A file must be readable now; a variable must be set.
+    public static func parseSecrets(_ specs: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: BuildSecret] {
+        var out: [String: BuildSecret] = [:]
         for spec in specs {
             var fields: [String: String] = [:]
             for part in spec.split(separator: ",") {
                 let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
-                fields[kv[0].lowercased()] = kv.count > 1 ? kv[1] : ""
+                fields[kv[0].trimmingCharacters(in: .whitespaces).lowercased()] = kv.count > 1 ? kv[1] : ""
             }
-            guard let id = fields["id"], !id.isEmpty, let src = fields["src"] ?? fields["source"], !src.isEmpty else {
-                throw StrataError(.invalidArgument, "invalid --secret \"\(spec)\": use id=ID,src=PATH")
+            guard let id = fields["id"], !id.isEmpty else {
+                throw StrataError(.invalidArgument, "invalid --secret \"\(spec)\": use id=ID,src=PATH or id=ID,env=VAR")
             }
-            guard FileManager.default.isReadableFile(atPath: src) else {
-                throw StrataError(.invalidArgument, "--secret \(id): cannot read \(src)")
+            let type = fields["type"]?.lowercased()
+            guard type == nil || type == "file" || type == "env" else {
+                throw StrataError(.invalidArgument, "invalid --secret \"\(spec)\": type must be file or env")
             }
-            out[id] = src.hasPrefix("/") ? src : FileManager.default.currentDirectoryPath + "/" + src
+            let secret: BuildSecret
+            if let name = fields["env"], type != "file" {
+                secret = .environment(name)
+            } else if let src = fields["src"] ?? fields["source"] {
+                secret = type == "env" ? .environment(src) : .file(src)
+            } else if type == "env" || (type == nil && environment[id] != nil) {
+                secret = .environment(id)
+            } else {
+                secret = .file(id)
+            }
+            switch secret {
+            case .file(let path):
+                guard !path.isEmpty, FileManager.default.isReadableFile(atPath: path) else {
+                    throw StrataError(.invalidArgument, "--secret \(id): cannot read \(path)")
+                }
+                out[id] = .file(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
+            case .environment(let name):
+                guard let value = environment[name] else {
+                    throw StrataError(.invalidArgument, "--secret \(id): the environment variable \(name) is not set")
+                }
+                out[id] = .value(Data(value.utf8))
+            case .value:
+                out[id] = secret
+            }
         }
         return out
+    }
+
+    /// `--ssh` values as BuildKit reads them: `default`, or `ID`, is the agent at
+    /// `$SSH_AUTH_SOCK`; `ID=SOCKET` names an agent socket. (BuildKit also takes key files;
+    /// load them into an agent with `ssh-add` and give its socket.)
+    public static func parseSSH(_ specs: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for spec in specs {
+            let kv = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            let id = kv[0].isEmpty ? "default" : kv[0]
+            var paths = kv.count > 1 ? kv[1].split(separator: ",").map(String.init) : []
+            if paths.isEmpty {
+                guard let sock = environment["SSH_AUTH_SOCK"], !sock.isEmpty else {
+                    throw StrataError(.invalidArgument, "--ssh \(id): SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or give --ssh \(id)=SOCKET")
+                }
+                paths = [sock]
+            }
+            guard paths.count == 1, let path = paths.first else {
+                throw StrataError(.invalidArgument, "--ssh \(id): give one agent socket, not \(paths.count) paths")
+            }
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                throw StrataError(.invalidArgument, "--ssh \(id): cannot reach \(path): \(String(cString: strerror(errno)))")
+            }
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw StrataError(.invalidArgument, "--ssh \(id): \(path) is not an agent socket; for a key file, load it into an agent (eval $(ssh-agent); ssh-add \(path)) and use --ssh \(id)")
+            }
+            out[id] = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
+        return out
+    }
+}
+
+/// A build secret's source.
+public enum BuildSecret: Sendable, Hashable {
+    /// A host file, read when the step runs.
+    case file(String)
+    /// A host environment variable's name (parsing turns it into its ``value``).
+    case environment(String)
+    /// The secret's bytes, held in memory.
+    case value(Data)
+
+    /// The secret's bytes.
+    func read() throws -> Data {
+        switch self {
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw StrataError(.invalidArgument, "cannot read the secret \(path)")
+            }
+            return data
+        case .value(let data): return data
+        case .environment(let name):
+            guard let v = ProcessInfo.processInfo.environment[name] else {
+                throw StrataError(.invalidArgument, "the secret's environment variable \(name) is not set")
+            }
+            return Data(v.utf8)
+        }
     }
 }
 

@@ -35,8 +35,11 @@ struct BuildCommand: AsyncParsableCommand {
     var file: String?
     @Option(name: .customLong("build-arg"), help: "A build-time variable (KEY=VALUE, or KEY to take it from the environment).")
     var buildArg: [String] = []
-    @Option(help: "A secret for RUN --mount=type=secret: id=ID,src=PATH; repeatable.")
+    @Option(help: "A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR; repeatable.")
     var secret: [String] = []
+
+    @Option(help: "An SSH agent for RUN --mount=type=ssh: default (from SSH_AUTH_SOCK) or ID=SOCKET; repeatable.")
+    var ssh: [String] = []
     @Option(help: "Build up to this stage.")
     var target: String?
     @ArgumentParser.Flag(name: .customLong("no-cache"), help: "Do not use the cache.")
@@ -90,6 +93,7 @@ struct BuildCommand: AsyncParsableCommand {
             },
             log: line, runOutput: quiet ? nil : FileHandle.standardOutput)
         options.secrets = try BuildOptions.parseSecrets(secret)
+        options.sshAgents = try BuildOptions.parseSSH(ssh)
         let builder = Builder(store: store)
         let result: BuildResult
         if context.hasPrefix("http://") || context.hasPrefix("https://") {

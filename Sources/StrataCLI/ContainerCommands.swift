@@ -146,7 +146,8 @@ struct CommitCommand: AsyncParsableCommand {
     func run() async throws {
         if let reference { _ = try Reference(reference) }
         let store = try await global.openStore()
-        let image = try await store.commit(container, options: CommitOptions(message: message, author: author, changes: change, reference: reference))
+        let edits = try await commitEdits(change, container: container, store: store)
+        let image = try await store.commit(container, options: CommitOptions(message: message, author: author, edits: edits, reference: reference))
         print(image.id)
     }
 }

@@ -61,7 +61,7 @@ public struct Credentials: Sendable {
         }
         if rename(tmp.path, file.path) != 0 {
             unlink(tmp.path)
-            throw StrataError(.io, "cannot write \(file.path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot write \(file.path)")
         }
     }
 }

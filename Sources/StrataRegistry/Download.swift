@@ -45,7 +45,7 @@ public enum Download {
             throw StrataError(.invalidArgument, "\(url) is \(total) bytes, more than the limit of \(maxSize) (--max-context-size)")
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StrataError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StrataError.system("cannot create \(path)") }
         var received: Int64 = 0
         do {
             defer { close(fd) }
@@ -62,7 +62,7 @@ public enum Download {
                             let n = write(fd, base + off, buf.count - off)
                             if n < 0 {
                                 if errno == EINTR { continue }
-                                throw StrataError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+                                throw StrataError.system("cannot write \(path)")
                             }
                             off += n
                         }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import OCI
@@ -233,10 +234,8 @@ extension Registry {
 }
 
 /// Counts the bytes of one blob handed to the HTTP client, for progress events.
-final class ByteCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done: Int64 = 0
-    private var last = Date.distantPast
+final class ByteCounter: Sendable {
+    private let state = Mutex<(done: Int64, last: Date)>((0, .distantPast))
     let digest: OCI.Digest
     let size: Int64
     let progress: (@Sendable (TransferEvent) -> Void)?
@@ -247,15 +246,15 @@ final class ByteCounter: @unchecked Sendable {
         self.progress = progress
     }
 
-    func reset(to n: Int64) { lock.withLock { done = n } }
+    func reset(to n: Int64) { state.withLock { $0.done = n } }
 
     func add(_ n: Int) {
         guard let progress else { return }
-        let report: Int64? = lock.withLock {
-            done += Int64(n)
-            guard Date().timeIntervalSince(last) > 0.1 else { return nil }
-            last = Date()
-            return done
+        let report: Int64? = state.withLock { s in
+            s.done += Int64(n)
+            guard Date().timeIntervalSince(s.last) > 0.1 else { return nil }
+            s.last = Date()
+            return s.done
         }
         if let report { progress(.advanced(digest, done: report, size: size)) }
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import OCI
@@ -204,9 +205,8 @@ extension Registry {
 }
 
 /// Results written by concurrent tasks, by position.
-private final class CountBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Int: Int] = [:]
-    func set(_ i: Int, _ v: Int?) { lock.withLock { values[i] = v } }
-    func get(_ i: Int) -> Int? { lock.withLock { values[i] } }
+private final class CountBox: Sendable {
+    private let values = Mutex<[Int: Int]>([:])
+    func set(_ i: Int, _ v: Int?) { values.withLock { $0[i] = v } }
+    func get(_ i: Int) -> Int? { values.withLock { $0[i] } }
 }

@@ -21,6 +21,8 @@ struct PeerCase: Sendable, CustomStringConvertible {
     var ignoredPaths: Set<String> = []
     /// `--secret id=ID,src=FILE` for both builders: id → the file's content.
     var secrets: [String: String] = [:]
+    /// Both builders get `--ssh default=SOCK` and `--ssh a=SOCK` for a fresh ssh-agent.
+    var sshAgent = false
     /// Both builders must refuse it (otherwise both must build it).
     var expectFailure = false
     /// buildah builds with `--format docker`, whose config keeps Healthcheck, Shell and
@@ -46,7 +48,7 @@ enum PeerBuild {
     /// outcomes so a test can check more.
     @discardableResult
     static func compare(_ c: PeerCase) async throws -> (buildah: Outcome, strata: Outcome)? {
-        guard BuildPeer.canRun, BuildPeer.require("buildah", "umoci") else { return nil }
+        guard BuildPeer.canRun, BuildPeer.require("buildah", "umoci"), !c.sshAgent || BuildPeer.require("ssh-agent") else { return nil }
         let dir = try BuildTestDir()
         let store = try await dir.store()
         try await BuildFixtures.busyboxBase(store, in: dir)
@@ -70,7 +72,23 @@ enum PeerBuild {
             try Data(content.utf8).write(to: URL(fileURLWithPath: path))
             secretFiles[id] = path
         }
-        let secretFlags = secretFiles.sorted { $0.key < $1.key }.map { "--secret 'id=\($0.key),src=\($0.value)'" }.joined(separator: " ")
+        var secretFlags = secretFiles.sorted { $0.key < $1.key }.map { "--secret 'id=\($0.key),src=\($0.value)'" }.joined(separator: " ")
+        let agentSocket = dir.file("agent.sock")
+        // ssh-agent in the foreground (-D), a child of this process stopped at the end: a
+        // daemonised agent would inherit Foundation's process-watch socket and hang the wait.
+        let agent = Process()
+        if c.sshAgent {
+            agent.executableURL = URL(fileURLWithPath: "/usr/bin/ssh-agent")
+            agent.arguments = ["-D", "-a", agentSocket]
+            agent.standardInput = FileHandle.nullDevice
+            agent.standardOutput = FileHandle.nullDevice
+            agent.standardError = FileHandle.nullDevice
+            try agent.run()
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: agentSocket) { try await Task.sleep(for: .milliseconds(25)) }
+            #expect(FileManager.default.fileExists(atPath: agentSocket), "ssh-agent did not start")
+            secretFlags += " --ssh default='\(agentSocket)' --ssh a='\(agentSocket)'"
+        }
+        defer { if agent.isRunning { agent.terminate() } }
         var theirs = Outcome()
         let bud = try buildShell("\(b) bud --isolation chroot -q \(c.dockerFormat ? "--format docker" : "") \(argFlags) \(targetFlag) \(secretFlags) -t out:1 '\(dir.file("ctx"))' >/dev/null", check: false)
         if bud.status != 0 {
@@ -93,7 +111,8 @@ enum PeerBuild {
         let log = BuildLog()
         do {
             var options = BuildOptions(tags: ["out:1"], buildArgs: c.buildArgs, target: c.target, log: { log.add($0) })
-            options.secrets = secretFiles
+            options.secrets = secretFiles.mapValues { BuildSecret.file($0) }
+            if c.sshAgent { options.sshAgents = ["default": agentSocket, "a": agentSocket] }
             let result = try await Builder(store: store).build(context: dir.file("ctx"), dockerfile: c.dockerfile, options: options)
             try await store.save(["out:1"], to: URL(fileURLWithPath: dir.file("st-layout")), format: .ociDirectory)
             let refName = try BuilderInteropTests.refName(dir.file("st-layout"))
@@ -532,7 +551,7 @@ struct BuilderPeerClassesTests {
         try dir.write(["s": secret], in: "secrets")
         try dir.write(["Dockerfile": "x"], in: "ctx")
         var options = BuildOptions(tags: ["s:1"])
-        options.secrets = ["tok": dir.file("secrets/s")]
+        options.secrets = ["tok": .file(dir.file("secrets/s"))]
         let r = try await Builder(store: store).build(context: dir.file("ctx"), dockerfile: "FROM base:1\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null\n", options: options)
         try await store.save(["s:1"], to: URL(fileURLWithPath: dir.file("saved.tar")), format: .ociArchive)
         let everything = try buildShell("cat '\(dir.file("saved.tar"))' | tar -xOf - 2>/dev/null | grep -a -c '\(secret)' || true").stdout
@@ -540,6 +559,21 @@ struct BuilderPeerClassesTests {
         let found = try buildShell("grep -r -a -l '\(secret)' '\(dir.file("store"))' || true").stdout
         #expect(found.isEmpty, "the secret is in the store: \(found)")
         #expect(try await BuildFixtures.stat(store, image: r.imageID, path: "/run/secrets/tok") == nil)
+    }
+
+    /// Class 7, type=ssh: the agent's socket at /run/buildkit/ssh_agent.N or a target,
+    /// SSH_AUTH_SOCK naming the first, the mount point gone afterwards; an agent that was not
+    /// given is skipped unless required.
+    @Test func runMountSSH() async throws {
+        try await PeerBuild.compare(PeerCase(name: "run-ssh", dockerfile: """
+            FROM base:1
+            RUN --mount=type=ssh echo "$SSH_AUTH_SOCK" > /s && test -S /run/buildkit/ssh_agent.0 && echo sock >> /s
+            RUN --mount=type=ssh,target=/agent.sock echo "$SSH_AUTH_SOCK" > /t && test -S /agent.sock && echo ok >> /t
+            RUN --mount=type=ssh,id=a --mount=type=ssh echo "$SSH_AUTH_SOCK" > /u && ls /run/buildkit >> /u
+            RUN --mount=type=ssh,id=notgiven test ! -e /run/buildkit/ssh_agent.0 && echo skipped > /v
+            """, sshAgent: true))
+        try await PeerBuild.compare(PeerCase(name: "run-ssh-required", dockerfile: "FROM base:1\nRUN --mount=type=ssh,id=nope,required=true true\n",
+                                             sshAgent: true, expectFailure: true))
     }
 
     /// A broader ground truth: one feature per context, the whole config compared (Docker
@@ -575,6 +609,10 @@ struct BuilderPeerClassesTests {
         PeerCase(name: "stopsignal-maintainer", dockerfile: "FROM base:1\nSTOPSIGNAL SIGTERM\nMAINTAINER someone\n"),
         PeerCase(name: "copy-dir-contents-and-trailing", files: ["d/a": "a\n", "d/s/b": "b\n"], dockerfile: "FROM base:1\nCOPY d /x\nCOPY d/ /y/\nCOPY d/s /z/\nCOPY d/a /file\nCOPY d/a /dir/\n"),
         PeerCase(name: "copy-chmod-chown-dir", files: ["d/a": "a\n", "d/s/b": "b\n"], dockerfile: "FROM base:1\nCOPY --chown=app:staff --chmod=750 d /x\n"),
+        // More than one source and no trailing slash: a directory (buildah, BuildKit; the
+        // classic builder refuses it).
+        PeerCase(name: "copy-many-sources-no-slash", files: ["a": "a\n", "b": "b\n", "dd/z": "z\n"],
+                 dockerfile: "FROM base:1\nCOPY a b /d\nCOPY dd a /g\nWORKDIR /w\nCOPY a b .\nCOPY a b sub\n"),
         PeerCase(name: "copy-over-existing", files: ["passwd": "x:0:0\n"], dockerfile: "FROM base:1\nCOPY passwd /etc/passwd2\nCOPY passwd /bin/\n"),
         PeerCase(name: "copy-symlink-in-context", files: ["t": "t\n"], setup: "ln -s t link && mkdir d && ln -s ../t d/up", dockerfile: "FROM base:1\nCOPY link /l\nCOPY d /d\n"),
         PeerCase(name: "add-tar-gz-bz2", files: ["t/a": "a\n"], setup: "tar -C t -czf a.tgz . && tar -C t -cjf b.tar.bz2 . && rm -rf t", dockerfile: "FROM base:1\nADD a.tgz /g/\nADD b.tar.bz2 /b\n"),

@@ -154,7 +154,7 @@ enum ContainerFixtures {
         #expect(changes == ["A /etc/added", "C /etc", "C /etc/greeting", "D /etc/more", "A /newdir", "A /newdir/deep", "A /newdir/deep/f"].sorted {
             $0.dropFirst(2) < $1.dropFirst(2)
         })
-        let committed = try await store.commit(c.id, options: CommitOptions(message: "msg", author: "Ada", changes: ["ENV MODE=prod", "CMD [\"/bin/true\"]"], reference: "diff/app:1"))
+        let committed = try await store.commit(c.id, options: CommitOptions(message: "msg", author: "Ada", edits: [.env(key: "MODE", value: "prod"), .cmd(["/bin/true"])], reference: "diff/app:1"))
         let details = try await store.inspect("diff/app:1")
         #expect(details.config.config?.Env?.contains("MODE=prod") == true)
         #expect(details.config.config?.Cmd == ["/bin/true"])

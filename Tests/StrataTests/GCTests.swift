@@ -137,7 +137,10 @@ struct GCCase: CustomStringConvertible, Sendable {
             for (id, image) in c.containers { try db.execute(sql: "INSERT INTO containers(id, image_id, state, created_at) VALUES (?, ?, 'created', ?)", arguments: [id, d(image), old]) }
             for (id, expiresIn, refs) in c.leases {
                 try db.execute(sql: "INSERT INTO leases VALUES (?, 'test', ?, ?)", arguments: [id, old, now() + expiresIn])
-                for r in refs { try db.execute(sql: "INSERT INTO lease_refs VALUES (?, 'blob', ?)", arguments: [id, d(r)]) }
+                for r in refs {  // "image:NAME" leases an image, a bare name a blob
+                    let (kind, name) = r.hasPrefix("image:") ? ("image", String(r.dropFirst(6))) : ("blob", r)
+                    try db.execute(sql: "INSERT INTO lease_refs VALUES (?, ?, ?)", arguments: [id, kind, d(name)])
+                }
             }
             for (key, image, ago) in c.buildCache {
                 try db.execute(sql: "INSERT INTO build_cache VALUES (?, NULL, 'RUN x', ?, ?, 1)", arguments: [key, d(image), now() - ago])

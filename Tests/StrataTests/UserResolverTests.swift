@@ -241,7 +241,7 @@ private func expectError(_ code: StrataError.Code, containing needle: String, _ 
             """)
         let base = try await store.importRootfs(from: URL(fileURLWithPath: tar))
         let c = try await store.createContainer(from: base.id.string)
-        let image = try await store.commit(c.id, options: CommitOptions(changes: ["USER \(user)", "CMD [\"id\"]"]))
+        let image = try await store.commit(c.id, options: CommitOptions(edits: [.user(user), .cmd(["id"])]))
         _ = try await store.removeContainer(c.id, force: true)
         return image.id.string
     }

@@ -1,0 +1,64 @@
+import Foundation
+import OCI
+import Strata
+
+extension ConfigEdit {
+    /// Parses one `commit -c` change — a Dockerfile instruction — with the Dockerfile parser,
+    /// as `docker commit --change` does: CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR,
+    /// USER, STOPSIGNAL, ONBUILD. Words are expanded against `env` (the image's variables),
+    /// quotes are removed, `ENV A="x y" B=z` sets two variables, CMD and ENTRYPOINT take the
+    /// exec form or `/bin/sh -c`. Anything else is a one-line error naming the change.
+    public static func parse(_ change: String, env: [String: String] = [:]) throws -> [ConfigEdit] {
+        func fail(_ why: String) -> StrataError { StrataError(.invalidArgument, "invalid change \"\(change)\": \(why)") }
+        guard !change.contains("\n") else { throw fail("one instruction per -c") }
+        let file: Dockerfile
+        do {
+            file = try Dockerfile.parse("FROM scratch\n" + change)
+        } catch let e as StrataError {
+            throw fail(e.message.replacingOccurrences(of: "Dockerfile line 2: ", with: ""))
+        }
+        guard let inst = file.stages.first?.instructions.first else { throw fail("expected INSTRUCTION ARGS") }
+        let lexer = ShellLexer(escape: file.escape)
+        func word(_ w: String) throws -> String { try lexer.expand(w, env: env) }
+        func words() throws -> [String] {
+            switch inst.arguments {
+            case .words(let w): return try w.map(word)
+            case .exec(let a): return a
+            case .shell(let s): return try lexer.expandWords(s, env: env)
+            default: return []
+            }
+        }
+        func command() throws -> [String] {
+            switch inst.arguments {
+            case .exec(let a): return a
+            case .shell(let s) where !s.trimmingCharacters(in: .whitespaces).isEmpty: return ["/bin/sh", "-c", s]
+            case .words(let w) where !w.isEmpty: return ["/bin/sh", "-c", w.joined(separator: " ")]
+            default: throw fail("\(inst.keyword) needs a command")
+            }
+        }
+        func pairs() throws -> [(String, String)] {
+            guard case .keyValues(let kv) = inst.arguments, !kv.isEmpty else { throw fail("\(inst.keyword) needs KEY=VALUE") }
+            return try kv.map { (try word($0.key), try word($0.value ?? "")) }
+        }
+        func one() throws -> String {
+            guard let w = try words().first, !w.isEmpty else { throw fail("\(inst.keyword) needs an argument") }
+            return w
+        }
+        switch inst.keyword {
+        case "CMD": return [.cmd(try command())]
+        case "ENTRYPOINT": return [.entrypoint(try command())]
+        case "ENV": return try pairs().map { .env(key: $0.0, value: $0.1) }
+        case "LABEL": return try pairs().map { .label(key: $0.0, value: $0.1) }
+        case "EXPOSE": return try words().flatMap { try BuildRun.portSpecs($0) }.map { .exposedPort($0) }
+        case "VOLUME": return try words().filter { !$0.isEmpty }.map { .volume($0) }
+        case "WORKDIR": return [.workingDir(try one())]
+        case "USER": return [.user(try one())]
+        case "STOPSIGNAL": return [.stopSignal(try one())]
+        case "ONBUILD":
+            guard case .onbuild(let trigger) = inst.arguments else { throw fail("ONBUILD needs an instruction") }
+            return [.onBuild(trigger.original)]
+        default:
+            throw fail("\(inst.keyword) cannot be changed by commit: use CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR, USER, STOPSIGNAL or ONBUILD")
+        }
+    }
+}
