@@ -162,6 +162,7 @@ extension Store {
             return broken
         }
         let brokenSet = Set(broken)
+        var removedFrom: Set<String> = []
         for i in report.problems.indices {
             let p = report.problems[i]
             switch p.kind {
@@ -169,6 +170,7 @@ extension Store {
                 let users = broken.isEmpty ? "" : " images marked broken: \(brokenSet.sorted().map { String($0.dropFirst(7).prefix(12)) }.joined(separator: ", "))"
                 report.problems[i].repaired = brokenSet.isEmpty ? "dropped the row" : "kept the row;\(users)"
                 if p.kind != "missing-blob", let d = try? Digest(p.subject), unlink(paths.blob(d).path) == 0 {
+                    removedFrom.insert(paths.blob(d).deletingLastPathComponent().path)
                     // Wrong bytes are worth nothing; without them a later load stores the real blob
                     // and clears the broken mark.
                     report.problems[i].repaired = (report.problems[i].repaired ?? "") + "; removed the bad file"
@@ -177,6 +179,7 @@ extension Store {
                 let path = paths.root.appendingPathComponent(p.subject)
                 if (try? fm.removeItem(at: path)) != nil || !fm.fileExists(atPath: path.path) {
                     report.problems[i].repaired = "removed"
+                    removedFrom.insert(path.deletingLastPathComponent().path)
                 }
                 if p.kind == "pending-unlink" {
                     _ = try? await db.write { db in try db.execute(sql: "DELETE FROM pending_unlinks WHERE path = ?", arguments: [p.subject]) }
@@ -188,5 +191,7 @@ extension Store {
                 break
             }
         }
+        // A repair that returned stays done through a power cut: the removals' directories are fsynced.
+        for dir in removedFrom { try fsyncDirectory(dir) }
     }
 }

@@ -174,6 +174,7 @@ extension Store {
         let fm = FileManager.default
         var files = 0, ingest = 0, snapshots = 0
         var bytes: Int64 = 0
+        var removedFrom: Set<String> = []
         for algo in ["sha256", "sha512"] {
             let dir = paths.root.appendingPathComponent("blobs/\(algo)").path
             for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
@@ -185,6 +186,7 @@ extension Store {
                 if !dryRun {
                     CrashPoint.hit("gc.mid-orphans")
                     guard unlink(path) == 0 else { continue }
+                    removedFrom.insert(dir)
                 }
                 files += 1
                 bytes += Int64(st.st_size)
@@ -197,7 +199,7 @@ extension Store {
             guard let sessionLock = try? FileLock(tryPath: dir.appendingPathComponent("lock").path) else { continue }
             defer { withExtendedLifetime(sessionLock) {} }
             bytes += treeSize(dir.path)
-            if !dryRun { try? fm.removeItem(at: dir) }
+            if !dryRun { try? fm.removeItem(at: dir); removedFrom.insert(paths.ingestDir.path) }
             ingest += 1
         }
         let snapDir = paths.root.appendingPathComponent("snapshots")
@@ -205,9 +207,11 @@ extension Store {
             let dir = snapDir.appendingPathComponent(name)
             guard newestMtime(dir.path, depth: 1) <= cutoff else { continue }
             bytes += treeSize(dir.path)
-            if !dryRun { try? fm.removeItem(at: dir) }
+            if !dryRun { try? fm.removeItem(at: dir); removedFrom.insert(snapDir.path) }
             snapshots += 1
         }
+        // What gc reported freed stays freed through a power cut.
+        for dir in removedFrom { try fsyncDirectory(dir) }
         return (files, ingest, snapshots, bytes)
     }
 }

@@ -46,7 +46,8 @@ extension Store {
     /// The image a cache key names, if its entry and image are still there; counts the use.
     package func cachedBuildResult(key: String) async throws -> Digest? {
         let t = now()
-        let id = try await write { db -> String? in
+        // No fsync of its own: a use count lost in a power cut harms nothing.
+        let id = try await writeNotDurable { db -> String? in
             guard let id = try String.fetchOne(db, sql: """
                 SELECT c.result_image_id FROM build_cache c JOIN images i ON i.id = c.result_image_id
                 WHERE c.key = ? AND i.broken = 0
@@ -131,6 +132,7 @@ extension Store {
         try await write { db in
             for k in keys { try db.execute(sql: "DELETE FROM build_cache WHERE key = ?", arguments: [k]) }
         }
+        CrashPoint.hit("builder-prune.after-commit")
         report.removed = keys
         // Cache mounts: their directories go now, unless a build is using one.
         var mountBytes: Int64 = 0

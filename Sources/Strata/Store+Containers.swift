@@ -57,6 +57,14 @@ extension Store {
         let dirs = containerDirs(id)
         do {
             try snapshotter(kind).prepare(dirs, lowers: lowers)
+            // The writable layer is durable before the row names it (law 1): a copied tree with
+            // one syncfs, overlay's three empty directories one by one; then the new name in containers/.
+            if kind == .copy {
+                try syncFilesystem(of: dirs.base.path)
+            } else {
+                for d in [dirs.upper, dirs.work, dirs.merged, dirs.base.path] { try fsyncDirectory(d) }
+            }
+            try fsyncDirectory(dirs.base.deletingLastPathComponent().path)
         } catch {
             try? FileManager.default.removeItem(at: dirs.base)
             throw error

@@ -113,6 +113,7 @@ extension Store {
                 WHERE tags.image_id != excluded.image_id
                 """, arguments: [r.fullName, id.string, now()])
         }
+        CrashPoint.hit("tag.after-commit")
     }
 }
 

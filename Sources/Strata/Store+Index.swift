@@ -132,6 +132,7 @@ extension Store {
     public func reindex(force: Bool = false) async throws -> Int {
         if force {
             try await write { db in try db.execute(sql: "DELETE FROM layer_indexes") }
+            CrashPoint.hit("reindex.after-drop")
         }
         let pending = try await read { db in
             try String.fetchAll(db, sql: """

@@ -50,6 +50,7 @@ extension Store {
             }
             do {
                 report.events += try await removeImage(id, force: true)
+                CrashPoint.hit("image-prune.after-remove")
             } catch let e as StrataError where e.code == .imageNotFound || e.code == .conflict {
                 continue  // removed with an earlier one, or in use now
             }

@@ -52,10 +52,14 @@ extension Store {
         try writeArchive(plan, format: format, writer: w)
         try w.close()
         _ = strata_trim_preallocation(fd)
-        // The archive becomes visible whole (rename), like docker save; it is the user's
-        // file, not the store's, so it is not fsynced.
+        // The archive becomes visible whole (rename), like docker save, and only once its bytes
+        // and size are durable: a power cut leaves the old file or the whole new one, never a
+        // partial one. Then the directory, so a save that returned survives the cut.
+        if fsync(fd) != 0 { throw StrataError.system("cannot fsync \(tmp)") }
+        CrashPoint.hit("save.before-rename")
         if rename(tmp, url.path) != 0 { throw StrataError.system("cannot write \(url.path)") }
         ok = true
+        try fsyncDirectory(dir.isEmpty ? "." : dir)
     }
 
     struct SaveImage: Sendable {
@@ -187,10 +191,14 @@ extension Store {
         } catch {
             throw StrataError(.io, "cannot write \(url.path): \(error.localizedDescription)", cause: error)
         }
+        // Every file of the layout durable (one syncfs) before the layout appears by its name.
+        try syncFilesystem(of: tmp.path)
+        CrashPoint.hit("save.before-rename")
         if fm.fileExists(atPath: url.path) { try? fm.removeItem(at: url) }
         if rename(tmp.path, url.path) != 0 {
             throw StrataError.system("cannot write \(url.path)")
         }
         ok = true
+        try fsyncDirectory(url.deletingLastPathComponent().path)
     }
 }

@@ -44,11 +44,9 @@ extension Store {
     public func createVolume(_ name: String? = nil) async throws -> VolumeInfo {
         let n = name ?? randomHex()
         try Self.validateVolumeName(n)
-        do {
-            try FileManager.default.createDirectory(atPath: volumeData(n), withIntermediateDirectories: true)
-        } catch {
-            throw StrataError(.io, "cannot create volume \(n): \(error.localizedDescription)", cause: error)
-        }
+        // Durable (each new directory's parent fsynced) before the row names it (law 1).
+        try StorePaths.createDurableDirectory(volumeData(n))
+        CrashPoint.hit("volume-create.after-mkdir")
         try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
         }
@@ -94,6 +92,7 @@ extension Store {
             }
             return out
         }
+        CrashPoint.hit("volume-rm.after-commit")
         try replayPendingUnlinks()
         return removed
     }
