@@ -41,11 +41,11 @@ enum Liveness {
     private static let rootKinds: [(kind: Roots, image: String, node: String)] = [
         (.tags, "SELECT image_id FROM tags", "SELECT 'image:' || image_id FROM tags"),
         (.containers, "SELECT image_id FROM containers", "SELECT 'container:' || id FROM containers"),
-        (.leases, "SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now AND r.kind = 'image'",
+        (.leases, "SELECT r.ref AS image_id FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > :now AND r.kind = 'image'",
          "SELECT 'lease:' || id FROM leases WHERE expires_at > :now"),
-        (.keptBuildCache, "SELECT result_image_id FROM build_cache WHERE last_used_at > :cacheCutoff",
+        (.keptBuildCache, "SELECT result_image_id AS image_id FROM build_cache WHERE last_used_at > :cacheCutoff",
          "SELECT 'cache:' || key FROM build_cache WHERE last_used_at > :cacheCutoff"),
-        (.buildCache, "SELECT result_image_id FROM build_cache", "SELECT 'cache:' || key FROM build_cache"),
+        (.buildCache, "SELECT result_image_id AS image_id FROM build_cache", "SELECT 'cache:' || key FROM build_cache"),
     ]
 
     /// The images the roots name directly (`:now`, `:cacheCutoff` as needed).
@@ -54,9 +54,11 @@ enum Liveness {
         return parts.isEmpty ? "SELECT NULL WHERE 0" : parts.joined(separator: "\nUNION ")
     }
 
-    /// Whether image `?1` is a root of any kind (`:now` bound as `?2`): rmi's "in use".
-    static let isRootSQL = "SELECT EXISTS (SELECT 1 FROM (" + rootImagesSQL(.any).replacingOccurrences(of: ":now", with: "?2")
-        + ") r WHERE r.image_id = ?1) OR EXISTS (SELECT 1 FROM images WHERE parent_id = ?1)"
+    /// Whether image `?1` is a root of any kind or has a child (`:now` bound as `?2`): rmi's
+    /// "in use". One indexed EXISTS per root kind (each subquery flattens onto its index).
+    static let isRootSQL = "SELECT " + rootKinds.filter { Roots.any.contains($0.kind) }.map {
+        "EXISTS (SELECT 1 FROM (\($0.image.replacingOccurrences(of: ":now", with: "?2"))) WHERE image_id = ?1)"
+    }.joined(separator: " OR ") + " OR EXISTS (SELECT 1 FROM images WHERE parent_id = ?1)"
 
     /// `WITH RECURSIVE live_images(id)`: the images the roots reach through parent links.
     /// One recursive query over indexed columns.
