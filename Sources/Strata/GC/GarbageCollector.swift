@@ -202,8 +202,18 @@ extension Store {
             if !dryRun { try? fm.removeItem(at: dir); removedFrom.insert(paths.ingestDir.path) }
             ingest += 1
         }
+        // Snapshot directories: rows and leases are read again after the listing. An unpack
+        // takes its lease before it makes `.tmp-<id>-…` and drops it in the transaction that
+        // records the row, so whatever the listing saw is either leased or recorded by now.
         let snapDir = paths.root.appendingPathComponent("snapshots")
-        for name in (try? fm.contentsOfDirectory(atPath: snapDir.path)) ?? [] where !known.2.contains(name) && !known.1.contains(name) {
+        let snapNames = (try? fm.contentsOfDirectory(atPath: snapDir.path)) ?? []
+        let (snapRows, snapLeased) = try await read { db -> (Set<String>, Set<String>) in
+            (Set(try String.fetchAll(db, sql: "SELECT id FROM snapshots")),
+             Set(try String.fetchAll(db, sql: "SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > ?", arguments: [t])))
+        }
+        for name in snapNames {
+            let owner = name.hasPrefix(".tmp-") ? String(name.dropFirst(5).split(separator: "-").first ?? "") : name
+            guard !known.2.contains(name), !snapRows.contains(name), !known.1.contains(owner), !snapLeased.contains(owner) else { continue }
             let dir = snapDir.appendingPathComponent(name)
             guard newestMtime(dir.path, depth: 1) <= cutoff else { continue }
             bytes += treeSize(dir.path)
