@@ -5,6 +5,7 @@ let package = Package(
     name: "strata",
     platforms: [.macOS(.v14)],
     products: [
+        .library(name: "StrataErrors", targets: ["StrataErrors"]),
         .library(name: "OCI", targets: ["OCI"]),
         .library(name: "Strata", targets: ["Strata"]),
         .executable(name: "strata", targets: ["strata"]),
@@ -23,9 +24,11 @@ let package = Package(
             name: "CArchive",
             linkerSettings: [.linkedLibrary("archive"), .linkedLibrary("z"), .linkedLibrary("zstd"), .linkedLibrary("xxhash")]
         ),
+        // The one error type, below every other module.
+        .target(name: "StrataErrors"),
         .target(
             name: "OCI",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["StrataErrors", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(name: "EmbedMigrations"),
         .plugin(
@@ -57,6 +60,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "strata", dependencies: ["StrataCLI"]),
+        .testTarget(name: "StrataErrorsTests", dependencies: ["StrataErrors"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),

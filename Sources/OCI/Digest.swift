@@ -18,6 +18,13 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
 
     /// Parses and validates a digest string.
     public init(_ string: String) throws {
+        // The common case first, on the UTF-8 bytes: listings parse one per row.
+        let u = string.utf8
+        if u.count == 71, u.starts(with: Self.sha256Prefix), u.dropFirst(7).allSatisfy(Self.isLowerHex) {
+            self.algorithm = "sha256"
+            self.encoded = String(string.utf8.dropFirst(7))!
+            return
+        }
         guard let colon = string.firstIndex(of: ":") else {
             throw StrataError(.invalidDigest, "invalid digest \"\(Self.clip(string))\": expected sha256:<64 hex>")
         }
@@ -30,12 +37,16 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
         default:
             throw StrataError(.invalidDigest, "unsupported digest algorithm \"\(Self.clip(algorithm))\" in \"\(Self.clip(string))\"")
         }
-        guard encoded.utf8.count == expected, encoded.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+        guard encoded.utf8.count == expected, encoded.utf8.allSatisfy(Self.isLowerHex) else {
             throw StrataError(.invalidDigest, "invalid digest \"\(Self.clip(string))\": expected \(algorithm):<\(expected) lowercase hex>")
         }
         self.algorithm = algorithm
         self.encoded = encoded
     }
+
+    private static let sha256Prefix = Array("sha256:".utf8)
+
+    private static func isLowerHex(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 102) }
 
     /// A sha256 digest from a 64-hex string known to be valid.
     init(sha256Hex: String) {

@@ -1,7 +1,10 @@
 import Foundation
 
-/// The parts of an OCI/Docker image configuration that strata reads.
-/// The stored config blob stays byte-for-byte as it came; this is a view of it.
+/// An OCI/Docker image configuration: the typed fields strata reads and writes, and every
+/// other key kept as it came (``otherFields``), so a config decoded and encoded again keeps
+/// all it had (`os.version`, `docker_version`, `container_config`, explicit `null`s).
+/// The stored config blob stays byte for byte as it came; a new image (commit, a build step)
+/// encodes an edited copy with ``encoded()``.
 public struct ImageConfig: Codable, Sendable, Hashable {
     public var created: String?
     public var author: String?
@@ -11,6 +14,12 @@ public struct ImageConfig: Codable, Sendable, Hashable {
     public var config: ContainerConfig?
     public var rootfs: RootFS
     public var history: [HistoryEntry]?
+    /// Keys this type does not name, as they came.
+    public var otherFields: [String: JSONValue] = [:]
+    /// Named keys that came as `null` and have not been set since.
+    var nulls: Set<String> = []
+
+    static let known: Set<String> = ["created", "author", "architecture", "os", "variant", "config", "rootfs", "history"]
 
     public init(created: String? = nil, author: String? = nil, architecture: String?, os: String?, variant: String? = nil,
                 config: ContainerConfig? = nil, rootfs: RootFS, history: [HistoryEntry]? = nil) {
@@ -22,6 +31,36 @@ public struct ImageConfig: Codable, Sendable, Hashable {
         self.config = config
         self.rootfs = rootfs
         self.history = history
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let f = try KeptFields(decoder, known: Self.known)
+        created = try f.decode("created")
+        author = try f.decode("author")
+        architecture = try f.decode("architecture")
+        os = try f.decode("os")
+        variant = try f.decode("variant")
+        config = try f.decode("config")
+        guard let r: RootFS = try f.decode("rootfs") else {
+            throw DecodingError.keyNotFound(AnyKey("rootfs"), .init(codingPath: decoder.codingPath, debugDescription: "missing"))
+        }
+        rootfs = r
+        history = try f.decode("history")
+        otherFields = try f.others()
+        nulls = try f.nulls()
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(created, "created", nulls: nulls)
+        try c.encode(author, "author", nulls: nulls)
+        try c.encode(architecture, "architecture", nulls: nulls)
+        try c.encode(os, "os", nulls: nulls)
+        try c.encode(variant, "variant", nulls: nulls)
+        try c.encode(config, "config", nulls: nulls)
+        try c.encode(rootfs, "rootfs", nulls: nulls)
+        try c.encode(history, "history", nulls: nulls)
+        try c.encode(others: otherFields)
     }
 
     /// Decodes and validates a config blob.
@@ -41,42 +80,50 @@ public struct ImageConfig: Codable, Sendable, Hashable {
         return cfg
     }
 
+    /// The config as a new blob: sorted keys, slashes unescaped, every kept field included.
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do { return try e.encode(self) } catch {
+            throw StrataError(.internalError, "cannot encode the image config: \(error)", cause: error)
+        }
+    }
+
     /// The creation time, parsed.
     public var createdDate: Date? { created.flatMap(RFC3339.parse) }
-}
-
-/// `config` inside an image configuration.
-public struct ContainerConfig: Codable, Sendable, Hashable {
-    public var User: String?
-    public var Env: [String]?
-    public var Entrypoint: [String]?
-    public var Cmd: [String]?
-    public var WorkingDir: String?
-    public var Labels: [String: String]?
-    public var StopSignal: String?
-
-    public init() {}
 }
 
 /// `rootfs` of an image configuration.
 public struct RootFS: Codable, Sendable, Hashable {
     public var type: String
     public var diffIDs: [Digest]
+    /// Keys this type does not name, as they came.
+    public var otherFields: [String: JSONValue] = [:]
+    var nulls: Set<String> = []
 
-    enum CodingKeys: String, CodingKey {
-        case type
-        case diffIDs = "diff_ids"
-    }
+    static let known: Set<String> = ["type", "diff_ids"]
 
     public init(diffIDs: [Digest]) {
         self.type = "layers"
         self.diffIDs = diffIDs
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        type = try c.decode(String.self, forKey: .type)
-        diffIDs = try c.decodeIfPresent([Digest].self, forKey: .diffIDs) ?? []
+    public init(from decoder: any Decoder) throws {
+        let f = try KeptFields(decoder, known: Self.known)
+        guard let t: String = try f.decode("type") else {
+            throw DecodingError.keyNotFound(AnyKey("type"), .init(codingPath: decoder.codingPath, debugDescription: "missing"))
+        }
+        type = t
+        diffIDs = try f.decode("diff_ids") ?? []
+        otherFields = try f.others()
+        nulls = try f.nulls()
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(type, "type", nulls: nulls)
+        try c.encode(diffIDs, "diff_ids", nulls: [])
+        try c.encode(others: otherFields)
     }
 }
 
@@ -87,13 +134,11 @@ public struct HistoryEntry: Codable, Sendable, Hashable {
     public var author: String?
     public var comment: String?
     public var emptyLayer: Bool?
+    /// Keys this type does not name, as they came.
+    public var otherFields: [String: JSONValue] = [:]
+    var nulls: Set<String> = []
 
-    enum CodingKeys: String, CodingKey {
-        case created
-        case createdBy = "created_by"
-        case author, comment
-        case emptyLayer = "empty_layer"
-    }
+    static let known: Set<String> = ["created", "created_by", "author", "comment", "empty_layer"]
 
     public init(created: String? = nil, createdBy: String? = nil, author: String? = nil, comment: String? = nil, emptyLayer: Bool? = nil) {
         self.created = created
@@ -102,90 +147,25 @@ public struct HistoryEntry: Codable, Sendable, Hashable {
         self.comment = comment
         self.emptyLayer = emptyLayer
     }
-}
 
-/// Turns decoding errors into one readable line.
-public enum JSONErrors {
-    public static func describe(_ error: Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, let ctx):
-            return "missing field \"\(path(ctx.codingPath + [key]))\""
-        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
-            return "wrong type at \"\(path(ctx.codingPath))\""
-        case DecodingError.dataCorrupted(let ctx):
-            if let s = ctx.underlyingError as? StrataError { return s.message }
-            return ctx.codingPath.isEmpty ? "malformed JSON" : "invalid value at \"\(path(ctx.codingPath))\""
-        case let s as StrataError:
-            return s.message
-        default:
-            return "malformed JSON"
-        }
+    public init(from decoder: any Decoder) throws {
+        let f = try KeptFields(decoder, known: Self.known)
+        created = try f.decode("created")
+        createdBy = try f.decode("created_by")
+        author = try f.decode("author")
+        comment = try f.decode("comment")
+        emptyLayer = try f.decode("empty_layer")
+        otherFields = try f.others()
+        nulls = try f.nulls()
     }
 
-    static func path(_ keys: [CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-    }
-}
-
-/// RFC 3339 timestamps as Go writes them (up to nanoseconds, Z or offset).
-public enum RFC3339 {
-    public static func parse(_ s: String) -> Date? {
-        let b = Array(s.utf8)
-        func num(_ from: Int, _ len: Int) -> Int? {
-            guard from + len <= b.count else { return nil }
-            var v = 0
-            for i in from..<(from + len) {
-                guard b[i] >= 48, b[i] <= 57 else { return nil }
-                v = v * 10 + Int(b[i] - 48)
-            }
-            return v
-        }
-        guard b.count >= 20, let y = num(0, 4), b[4] == 45, let mo = num(5, 2), b[7] == 45, let d = num(8, 2),
-              b[10] == 84 || b[10] == 116 || b[10] == 32, let h = num(11, 2), b[13] == 58, let mi = num(14, 2), b[16] == 58,
-              let sec = num(17, 2) else { return nil }
-        var i = 19
-        var frac = 0.0
-        if i < b.count, b[i] == 46 {
-            i += 1
-            var scale = 0.1
-            while i < b.count, b[i] >= 48, b[i] <= 57 {
-                frac += Double(b[i] - 48) * scale
-                scale /= 10
-                i += 1
-            }
-        }
-        var offset = 0
-        guard i < b.count else { return nil }
-        if b[i] == 90 || b[i] == 122 {
-            i += 1
-        } else if b[i] == 43 || b[i] == 45, let oh = num(i + 1, 2), i + 3 < b.count, b[i + 3] == 58, let om = num(i + 4, 2) {
-            offset = (oh * 3600 + om * 60) * (b[i] == 43 ? 1 : -1)
-            i += 6
-        } else {
-            return nil
-        }
-        guard i == b.count, (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, sec < 61 else { return nil }
-        // Days from civil (Howard Hinnant's algorithm).
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let mp = (mo + 9) % 12
-        let doy = (153 * mp + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        let seconds = days * 86400 + h * 3600 + mi * 60 + sec - offset
-        return Date(timeIntervalSince1970: Double(seconds) + frac)
-    }
-
-    /// Formats a date as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
-    public static func format(_ date: Date) -> String {
-        var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func p(_ v: Int32, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
-        }
-        return "\(p(tm.tm_year + 1900, 4))-\(p(tm.tm_mon + 1, 2))-\(p(tm.tm_mday, 2))T\(p(tm.tm_hour, 2)):\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2))Z"
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(created, "created", nulls: nulls)
+        try c.encode(createdBy, "created_by", nulls: nulls)
+        try c.encode(author, "author", nulls: nulls)
+        try c.encode(comment, "comment", nulls: nulls)
+        try c.encode(emptyLayer, "empty_layer", nulls: nulls)
+        try c.encode(others: otherFields)
     }
 }

@@ -96,7 +96,7 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
         if rest.hasPrefix("library/") {
             let short = rest.dropFirst("library/".count)
             let path = short.split(separator: ":", maxSplits: 1).first ?? short
-            if !path.contains("/") { return String(short) }
+            if !path.utf8.contains(UInt8(ascii: "/")) { return String(short) }
         }
         return String(rest)
     }

@@ -80,13 +80,13 @@ public struct Builder: Sendable {
 /// The state of one stage as its steps run.
 struct StageState {
     var image: Digest
-    var settings: ImageSettings
+    var settings: ContainerConfig
     /// ARGs declared in this stage and their values (nil: declared without a value).
     var args: [String: String?] = [:]
     /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
     var cmdSet = false
 
-    var shell: [String] { settings.shell ?? ["/bin/sh", "-c"] }
+    var shell: [String] { settings.Shell ?? ["/bin/sh", "-c"] }
 
     /// Variables for word expansion: the args with values, overridden by Env.
     var expansionEnv: [String: String] {
@@ -234,14 +234,14 @@ final class BuildRun {
             shown = base.shortHex
         }
         log(" ---> \(shown)")
-        var state = StageState(image: base, settings: try ImageSettings(configBlob: try await store.imageConfigData(base)))
+        var state = StageState(image: base, settings: try ImageConfig.decode(try await store.imageConfigData(base), digest: base).config ?? ContainerConfig())
         // Docker and buildah give every stage a PATH when its base has none.
         if state.settings.environment["PATH"] == nil {
             state.settings.setEnv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         }
         // ONBUILD triggers of the base run first; the new image does not inherit them.
-        let triggers = state.settings.onBuild
-        state.settings.onBuild = []
+        let triggers = state.settings.OnBuild ?? []
+        state.settings.OnBuild = nil
         if !triggers.isEmpty {
             log("# Executing \(triggers.count) build trigger\(triggers.count == 1 ? "" : "s")")
             for t in triggers {
@@ -290,7 +290,7 @@ final class BuildRun {
             cachedSteps += 1
             return
         }
-        let config = try state.settings.encoded()
+        let config = state.settings
         var containerID: String?
         if let work {
             let (id, fs) = try await store.createBuildContainer(from: state.image)

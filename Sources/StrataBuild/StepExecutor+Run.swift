@@ -34,7 +34,7 @@ extension BuildRun {
         if !runArgs.isEmpty {
             createdBy = "|\(runArgs.count) " + runArgs.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " " + createdBy
         }
-        var env = state.settings.env
+        var env = state.settings.Env ?? []
         if !env.contains(where: { $0.hasPrefix("PATH=") }) {
             env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         }
@@ -42,9 +42,9 @@ extension BuildRun {
         for (k, v) in options.buildArgs.sorted(by: { $0.key < $1.key }) where predefinedArgs.contains(k) && state.args[k] == nil {
             env.append("\(k)=\(v)")
         }
-        var command = BuildCommand(args: args, env: env, user: state.settings.user,
-                                   workingDir: Self.absolute(state.settings.workingDir, relativeTo: "/"),
-                                   output: options.runOutput, volumes: state.settings.volumes)
+        var command = BuildCommand(args: args, env: env, user: state.settings.User ?? "",
+                                   workingDir: Self.absolute((state.settings.WorkingDir ?? ""), relativeTo: "/"),
+                                   output: options.runOutput, volumes: state.settings.Volumes ?? [])
         let mounts = try await runMounts(inst, state: state)
         let store = self.store
         let shown = args.joined(separator: " ")
@@ -164,7 +164,7 @@ extension BuildRun {
             if rawTarget.isEmpty && type != "secret" && type != "ssh" {
                 throw fail("target is required, e.g. --mount=type=\(type),target=/path")
             }
-            let target = Self.absolute(rawTarget, relativeTo: state.settings.workingDir)
+            let target = Self.absolute(rawTarget, relativeTo: (state.settings.WorkingDir ?? ""))
             let readWrite = bool("rw") || bool("readwrite")
             let readOnly = bool("ro") || bool("readonly")
             func number(_ k: String, radix: Int = 10) throws -> UInt32 {
@@ -217,7 +217,7 @@ extension BuildRun {
                 let explicitTarget = fields["target"] ?? fields["dst"] ?? fields["destination"]
                 let rawID = fields["id"] ?? explicitTarget.map { splitBase($0) } ?? ""
                 guard !rawID.isEmpty else { throw fail("a secret mount needs id= or target=") }
-                let secretTarget = explicitTarget.map { Self.absolute($0, relativeTo: state.settings.workingDir) } ?? "/run/secrets/" + rawID
+                let secretTarget = explicitTarget.map { Self.absolute($0, relativeTo: (state.settings.WorkingDir ?? "")) } ?? "/run/secrets/" + rawID
                 let envName = fields["env"].flatMap { $0.isEmpty ? nil : $0 }
                 if let envName, envName.contains("=") { throw fail("invalid env=\(envName): give a variable name") }
                 guard let secret = options.secrets[rawID] else {

@@ -62,34 +62,34 @@ extension BuildRun {
             // An absolute path is kept as written (a trailing slash included); a relative one is
             // joined to the current directory and cleaned — docker's and buildah's rule.
             let path = try expand(raw)
-            let written = path.hasPrefix("/") ? path : Self.absolute(path, relativeTo: state.settings.workingDir)
+            let written = path.hasPrefix("/") ? path : Self.absolute(path, relativeTo: (state.settings.WorkingDir ?? ""))
             let dir = Self.absolute(written, relativeTo: "/")
-            state.settings.workingDir = written
-            let user = state.settings.user
+            state.settings.WorkingDir = written.isEmpty ? nil : written
+            let user = state.settings.User ?? ""
             try await commitStep(&state, createdBy: nopString(state, "WORKDIR " + written)) { _, fs in
                 try fs.makeDirectory(dir, owner: fs.workdirOwner(user))  // new directories belong to USER
             }
         case "USER":
             guard let raw = try words(inst).first else { throw fail("USER needs a user") }
             let user = try expand(raw)
-            state.settings.user = user
+            state.settings.User = user.isEmpty ? nil : user
             try await commitStep(&state, createdBy: nop(state, "USER " + user), work: nil)
         case "CMD":
             let cmd = try command(inst, state: state)
-            state.settings.cmd = cmd
+            state.settings.Cmd = cmd
             state.cmdSet = true
             try await commitStep(&state, createdBy: nop(state, "CMD " + Self.goQuoted(cmd)), work: nil)
         case "ENTRYPOINT":
             let ep = try command(inst, state: state)
-            state.settings.entrypoint = ep
-            if !state.cmdSet { state.settings.cmd = nil }
+            state.settings.Entrypoint = ep
+            if !state.cmdSet { state.settings.Cmd = nil }
             try await commitStep(&state, createdBy: nop(state, "ENTRYPOINT " + Self.goQuoted(ep)), work: nil)
         case "EXPOSE":
             var ports: [String] = []
             for w in try words(inst) {
                 let p = try expand(w)
                 ports.append(p)
-                for spec in try Self.portSpecs(p) { state.settings.addToSet("ExposedPorts", spec) }
+                for spec in try Self.portSpecs(p) { state.settings.addExposedPort(spec) }
             }
             try await commitStep(&state, createdBy: nop(state, "EXPOSE " + ports.joined(separator: " ")), work: nil)
         case "VOLUME":
@@ -99,31 +99,31 @@ extension BuildRun {
             case .words(let w): paths = try w.map(expand)
             default: throw fail("VOLUME needs a path")
             }
-            for p in paths where !p.isEmpty { state.settings.addToSet("Volumes", p) }
+            for p in paths where !p.isEmpty { state.settings.addVolume(p) }
             // Metadata only: the mount point appears when a later RUN mounts the volume (docker's
             // classic builder; buildah too, except that it also creates it when VOLUME is last).
             try await commitStep(&state, createdBy: nop(state, "VOLUME [" + paths.joined(separator: " ") + "]"), work: nil)
         case "STOPSIGNAL":
             guard let raw = try words(inst).first else { throw fail("STOPSIGNAL needs a signal") }
             let sig = try expand(raw)
-            state.settings.stopSignal = sig
+            state.settings.StopSignal = sig
             try await commitStep(&state, createdBy: nop(state, "STOPSIGNAL " + sig), work: nil)
         case "SHELL":
             guard case .exec(let shell) = inst.arguments, !shell.isEmpty else {
                 throw fail("SHELL requires the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]")
             }
-            state.settings.shell = shell
+            state.settings.Shell = shell
             try await commitStep(&state, createdBy: nop(state, "SHELL [" + shell.joined(separator: " ") + "]"), work: nil)
         case "HEALTHCHECK":
             let (value, comment) = try healthcheck(inst, state: state)
-            state.settings.setHealthcheck(value)
+            state.settings.Healthcheck = value
             try await commitStep(&state, createdBy: nop(state, "HEALTHCHECK " + comment), work: nil)
         case "ONBUILD":
             guard case .onbuild(let trigger) = inst.arguments else { throw fail("ONBUILD needs an instruction") }
             guard !["ONBUILD", "FROM", "MAINTAINER"].contains(trigger.keyword) else {
                 throw fail("\(trigger.keyword) isn't allowed as an ONBUILD trigger")
             }
-            state.settings.onBuild = state.settings.onBuild + [trigger.original]
+            state.settings.OnBuild = (state.settings.OnBuild ?? []) + [trigger.original]
             try await commitStep(&state, createdBy: nop(state, "ONBUILD " + trigger.original), work: nil)
         default:
             throw fail("unknown instruction \(inst.keyword)")
@@ -165,7 +165,7 @@ extension BuildRun {
             throw StrataError(.dockerfileSyntax, "Dockerfile line \(inst.line): \(inst.keyword) requires at least two arguments: SOURCE... DEST")
         }
         let destRaw = try lexer.expand(raw.removeLast(), env: env)
-        var dest = Self.absolute(destRaw, relativeTo: state.settings.workingDir)
+        var dest = Self.absolute(destRaw, relativeTo: (state.settings.WorkingDir ?? ""))
         if destRaw.hasSuffix("/") || destRaw == "." || destRaw.hasSuffix("/.") { dest += dest.hasSuffix("/") ? "" : "/" }
         let chown = try inst.flag("chown").map { try lexer.expand($0, env: env) }
         var chmod: UInt32?

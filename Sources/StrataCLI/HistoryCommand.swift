@@ -66,9 +66,9 @@ struct InspectCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await global.openStore()
-        var out: [Any] = []
-        for i in images { out.append(try await store.inspect(i).dockerJSON()) }
-        print(try Output.jsonObject(out))
+        var out: [DockerImageInspect] = []
+        for i in images { out.append(try await store.inspect(i).docker) }
+        print(try Output.json(out))
     }
 }
 

@@ -9,8 +9,8 @@ package struct BuildStepCommit: Sendable {
     /// The temporary container whose changes become the step's layer; nil for a
     /// metadata-only step (an `empty_layer` history entry, no layer).
     public var container: String?
-    /// The new `config` object of the image config (Env, Cmd, …) as JSON.
-    public var containerConfig: Data
+    /// The new `config` object of the image config (Env, Cmd, …).
+    public var containerConfig: ContainerConfig
     /// The history entry's `created_by`, e.g. `/bin/sh -c #(nop)  ENV A=b`.
     public var createdBy: String
     /// The image's and history entry's creation time.
@@ -20,7 +20,7 @@ package struct BuildStepCommit: Sendable {
     /// The image author (MAINTAINER); nil keeps the parent's.
     public var author: String?
 
-    public init(parent: Digest, container: String?, containerConfig: Data, createdBy: String, created: Date, clampTime: Int64? = nil,
+    public init(parent: Digest, container: String?, containerConfig: ContainerConfig, createdBy: String, created: Date, clampTime: Int64? = nil,
                 author: String? = nil) {
         self.author = author
         self.parent = parent
@@ -71,16 +71,13 @@ extension Store {
     /// object, a history entry, and the container's changes as a layer (none: `empty_layer`).
     /// The new image's parent is `parent`. Returns the image ID.
     package func commitBuildStep(_ step: BuildStepCommit) async throws -> Digest {
-        guard let object = try? JSONSerialization.jsonObject(with: step.containerConfig) as? [String: Any] else {
-            throw StrataError(.invalidJSON, "the build step's container config is not a JSON object")
-        }
-        let box = UncheckedBox(object)
+        let containerConfig = step.containerConfig
         var c: ContainerInfo?
         if let id = step.container { c = try await container(id) }
         let loaded = try await commitImage(CommitPlan(
             parent: step.parent, container: c, created: step.created, createdBy: step.createdBy,
             author: step.author, comment: nil, tag: nil, clampTime: step.clampTime,
-            editConfig: { $0 = box.value }))
+            editConfig: { $0 = containerConfig }))
         return loaded.id
     }
 
@@ -228,12 +225,6 @@ extension Store {
         }
         return dir.path
     }
-}
-
-/// A value the compiler cannot prove Sendable, handed to one synchronous call only.
-private final class UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// One file, directory or symlink a COPY/ADD step writes into the rootfs.

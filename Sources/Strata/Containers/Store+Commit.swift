@@ -40,30 +40,18 @@ public enum ConfigEdit: Sendable, Hashable {
     case onBuild(String)
 
     /// Applies the edit to the `config` object of an image config.
-    func apply(to c: inout [String: Any]) {
+    public func apply(to c: inout ContainerConfig) {
         switch self {
-        case .cmd(let a): c["Cmd"] = a
-        case .entrypoint(let a): c["Entrypoint"] = a
-        case .env(let k, let v):
-            var env = c["Env"] as? [String] ?? []
-            if let i = env.firstIndex(where: { $0.hasPrefix(k + "=") }) { env[i] = "\(k)=\(v)" } else { env.append("\(k)=\(v)") }
-            c["Env"] = env
-        case .label(let k, let v):
-            var labels = c["Labels"] as? [String: String] ?? [:]
-            labels[k] = v
-            c["Labels"] = labels
-        case .exposedPort(let p):
-            var ports = c["ExposedPorts"] as? [String: Any] ?? [:]
-            ports[p] = [String: Any]()
-            c["ExposedPorts"] = ports
-        case .volume(let v):
-            var vols = c["Volumes"] as? [String: Any] ?? [:]
-            vols[v] = [String: Any]()
-            c["Volumes"] = vols
-        case .workingDir(let d): c["WorkingDir"] = d
-        case .user(let u): c["User"] = u
-        case .stopSignal(let s): c["StopSignal"] = s
-        case .onBuild(let t): c["OnBuild"] = (c["OnBuild"] as? [String] ?? []) + [t]
+        case .cmd(let a): c.Cmd = a
+        case .entrypoint(let a): c.Entrypoint = a
+        case .env(let k, let v): c.setEnv(k, v)
+        case .label(let k, let v): c.addLabel(k, v)
+        case .exposedPort(let p): c.addExposedPort(p)
+        case .volume(let v): c.addVolume(v)
+        case .workingDir(let d): c.WorkingDir = d
+        case .user(let u): c.User = u
+        case .stopSignal(let s): c.StopSignal = s
+        case .onBuild(let t): c.OnBuild = (c.OnBuild ?? []) + [t]
         }
     }
 }
@@ -90,9 +78,7 @@ extension Store {
     func commitImage(_ plan: CommitPlan) async throws -> LoadedImage {
         let tag = plan.tag
         let parentConfig = try blobs.readSmall(plan.parent)
-        guard var config = try JSONSerialization.jsonObject(with: parentConfig) as? [String: Any] else {
-            throw StrataError(.invalidJSON, "image config \(plan.parent) is not a JSON object")
-        }
+        var config = try ImageConfig.decode(parentConfig, digest: plan.parent)
         let session = try blobs.newSession()
         defer { session.remove() }
 
@@ -126,25 +112,17 @@ extension Store {
 
         // The new config: parent's, plus the layer, a history entry and the config edits.
         let created = RFC3339.format(plan.created)
-        config["created"] = created
-        if let a = plan.author { config["author"] = a }
-        var container = config["config"] as? [String: Any] ?? [:]
+        config.created = created
+        if let a = plan.author { config.author = a }
+        var container = config.config ?? ContainerConfig()
         try plan.editConfig(&container)
-        config["config"] = container
-        var rootfs = config["rootfs"] as? [String: Any] ?? ["type": "layers"]
-        var diffIDs = rootfs["diff_ids"] as? [String] ?? []
-        if let l = newLayer { diffIDs.append(l.result.diffID.string) }
-        rootfs["diff_ids"] = diffIDs
-        config["rootfs"] = rootfs
-        var entry: [String: Any] = ["created": created, "created_by": plan.createdBy]
-        if let a = plan.author { entry["author"] = a }
-        if let m = plan.comment { entry["comment"] = m }
-        if newLayer == nil { entry["empty_layer"] = true }
-        var history = config["history"] as? [Any] ?? []
-        history.append(entry)
-        config["history"] = history
-        let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .withoutEscapingSlashes])
-        let decoded = try ImageConfig.decode(configData)
+        config.config = container
+        if let l = newLayer { config.rootfs.diffIDs.append(l.result.diffID) }
+        config.history = (config.history ?? []) + [HistoryEntry(
+            created: created, createdBy: plan.createdBy, author: plan.author, comment: plan.comment,
+            emptyLayer: newLayer == nil ? true : nil)]
+        let configData = try config.encoded()
+        let decoded = config
         let parentID = plan.parent
         // Parent layers as stored, plus the new one.
         let parentLayers = try await read { db in
@@ -203,7 +181,7 @@ struct CommitPlan {
     var tag: Reference?
     /// Layer entries newer than this (unix seconds) get this mtime (SOURCE_DATE_EPOCH).
     var clampTime: Int64? = nil
-    var editConfig: (inout [String: Any]) throws -> Void
+    var editConfig: (inout ContainerConfig) throws -> Void
 }
 
 /// Writes a container's changes as an OCI layer tar.

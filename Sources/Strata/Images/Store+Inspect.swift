@@ -39,28 +39,69 @@ public struct ImageDetails: Sendable {
     public var config: ImageConfig
 
     /// Docker's `docker image inspect` object.
-    public func dockerJSON() -> [String: Any] {
-        let raw = (try? JSONSerialization.jsonObject(with: configData)) as? [String: Any] ?? [:]
-        var o: [String: Any] = [
-            "Id": id.string,
-            "RepoTags": repoTags,
-            "RepoDigests": repoDigests,
-            "Parent": parent?.string ?? "",
-            "Comment": (config.history?.last?.comment) ?? "",
-            "Created": config.created ?? "",
-            "Author": config.author ?? "",
-            "Config": raw["config"] ?? NSNull(),
-            "Architecture": config.architecture ?? "",
-            "Os": config.os ?? "",
-            "Size": size,
-            "RootFS": ["Type": config.rootfs.type, "Layers": config.rootfs.diffIDs.map(\.string)] as [String: Any],
-            "History": (raw["history"] as? [Any]) ?? [],
-            "Descriptor": ["digest": manifestDigest.string] as [String: Any],
-        ]
-        if let v = config.variant { o["Variant"] = v }
-        if let v = raw["os.version"] { o["OsVersion"] = v }
-        if let v = raw["docker_version"] { o["DockerVersion"] = v }
-        return o
+    public var docker: DockerImageInspect {
+        DockerImageInspect(
+            Id: id.string, RepoTags: repoTags, RepoDigests: repoDigests, Parent: parent?.string ?? "",
+            Comment: config.history?.last?.comment ?? "", Created: config.created ?? "", Author: config.author ?? "",
+            Config: config.config, Architecture: config.architecture ?? "", Variant: config.variant,
+            Os: config.os ?? "", OsVersion: config.otherFields["os.version"], DockerVersion: config.otherFields["docker_version"],
+            Size: size, RootFS: DockerImageInspect.RootFSLayers(Type: config.rootfs.type, Layers: config.rootfs.diffIDs.map(\.string)),
+            History: config.history ?? [], Descriptor: DockerImageInspect.ManifestDescriptor(digest: manifestDigest.string))
+    }
+}
+
+/// One image as `docker image inspect` shows it (Docker's field names), from the one typed
+/// config model: `Config` is the image's ``ContainerConfig`` with every key it has.
+public struct DockerImageInspect: Encodable, Sendable, Hashable {
+    public struct RootFSLayers: Encodable, Sendable, Hashable {
+        public var `Type`: String
+        public var Layers: [String]
+    }
+    public struct ManifestDescriptor: Encodable, Sendable, Hashable {
+        public var digest: String
+    }
+    public var Id: String
+    public var RepoTags: [String]
+    public var RepoDigests: [String]
+    public var Parent: String
+    public var Comment: String
+    public var Created: String
+    public var Author: String
+    public var Config: ContainerConfig?
+    public var Architecture: String
+    public var Variant: String?
+    public var Os: String
+    public var OsVersion: JSONValue?
+    public var DockerVersion: JSONValue?
+    public var Size: Int64
+    public var RootFS: RootFSLayers
+    public var History: [HistoryEntry]
+    public var Descriptor: ManifestDescriptor
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(Id, forKey: .Id)
+        try c.encode(RepoTags, forKey: .RepoTags)
+        try c.encode(RepoDigests, forKey: .RepoDigests)
+        try c.encode(Parent, forKey: .Parent)
+        try c.encode(Comment, forKey: .Comment)
+        try c.encode(Created, forKey: .Created)
+        try c.encode(Author, forKey: .Author)
+        try c.encode(Config, forKey: .Config)  // null when the image has none, as Docker shows it
+        try c.encode(Architecture, forKey: .Architecture)
+        try c.encodeIfPresent(Variant, forKey: .Variant)
+        try c.encode(Os, forKey: .Os)
+        try c.encodeIfPresent(OsVersion, forKey: .OsVersion)
+        try c.encodeIfPresent(DockerVersion, forKey: .DockerVersion)
+        try c.encode(Size, forKey: .Size)
+        try c.encode(RootFS, forKey: .RootFS)
+        try c.encode(History, forKey: .History)
+        try c.encode(Descriptor, forKey: .Descriptor)
+    }
+
+    private enum Key: String, CodingKey {
+        case Id, RepoTags, RepoDigests, Parent, Comment, Created, Author, Config, Architecture, Variant, Os, OsVersion,
+             DockerVersion, Size, RootFS, History, Descriptor
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import OCI
+import StrataErrors
 
 /// A failed system call keeps its errno, and the code tells a full disk and a refusal apart.
 @Suite struct StrataErrorTests {
