@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "StrataCLI",
             dependencies: [
-                "Strata", "OCI", "StrataBuild", "StrataRegistry",
+                "Strata", "OCI", "StrataBuild", "StrataRegistry", "CArchive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

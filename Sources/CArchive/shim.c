@@ -302,3 +302,7 @@ void strata_xxh3_digest128(const strata_xxh3 *s, unsigned char out[16]) {
     XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->state));
     memcpy(out, c.digest, 16);
 }
+
+int strata_format_3g(double v, char *buf, unsigned long size) {
+    return snprintf(buf, size, "%.3g", v);
+}

