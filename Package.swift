@@ -45,7 +45,7 @@ let package = Package(
             ],
             plugins: ["EmbedMigrationsPlugin"]
         ),
-        .target(name: "StrataBuild", dependencies: ["Strata", "OCI", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "StrataBuild", dependencies: ["Strata", "OCI", "CArchive", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "StrataRegistry",
             dependencies: ["Strata", "OCI", .product(name: "AsyncHTTPClient", package: "async-http-client"),

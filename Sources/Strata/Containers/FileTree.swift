@@ -2,22 +2,22 @@ import CArchive
 import Foundation
 
 /// What `lstat` says about one path, as far as container diffs care.
-struct FileMeta: Equatable, Sendable {
-    enum Kind: Sendable, Equatable { case file, directory, symlink, char, block, fifo, socket }
-    var kind: Kind
-    var mode: UInt32
-    var uid: UInt32
-    var gid: UInt32
-    var size: Int64
-    var mtimeSec: Int
-    var mtimeNsec: Int
-    var rdev: UInt64
-    var inode: UInt64
-    var linkTarget: String?
+package struct FileMeta: Equatable, Sendable {
+    package enum Kind: Sendable, Equatable { case file, directory, symlink, char, block, fifo, socket }
+    package var kind: Kind
+    package var mode: UInt32
+    package var uid: UInt32
+    package var gid: UInt32
+    package var size: Int64
+    package var mtimeSec: Int
+    package var mtimeNsec: Int
+    package var rdev: UInt64
+    package var inode: UInt64
+    package var linkTarget: String?
     /// Number of hard links.
-    var nlink: UInt64 = 1
+    package var nlink: UInt64 = 1
 
-    static func of(_ path: String) -> FileMeta? {
+    package static func of(_ path: String) -> FileMeta? {
         var st = stat()
         guard lstat(path.cPath, &st) == 0 else { return nil }
         let kind: Kind

@@ -18,7 +18,7 @@ import OCI
 /// - **Names are bytes** (law 9): paths go from the tar header to the system calls unchanged.
 /// - **Device nodes.** Character and block devices are refused unless `allowDevices`; a 0/0
 ///   character device (an overlay whiteout written into a tar) is always accepted.
-struct LayerUnpacker {
+package struct LayerUnpacker {
     let root: String
     let overlayWhiteouts: Bool
     let lowers: [String]
@@ -34,7 +34,7 @@ struct LayerUnpacker {
     /// a directory at its path, populated or not. Nothing is ever written outside `root`.
     let resolveLinksInRoot: Bool
 
-    init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false, applyRootHeader: Bool = true,
+    package init(root: String, overlayWhiteouts: Bool, lowers: [String] = [], allowDevices: Bool = false, applyRootHeader: Bool = true,
          resolveLinksInRoot: Bool = false) {
         self.root = root
         self.overlayWhiteouts = overlayWhiteouts
@@ -56,7 +56,7 @@ struct LayerUnpacker {
     }
 
     /// Unpacks `layer` (a file) into `root`; `name` is how errors refer to it.
-    func unpack(layer: String, name: String) throws {
+    package func unpack(layer: String, name: String) throws {
         let reader = try ArchiveReader(path: layer, name: name)
         guard let disk = archive_write_disk_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         defer { archive_write_free(disk) }
@@ -398,7 +398,7 @@ struct LayerUnpacker {
 }
 
 /// Removes a file or a whole tree, names as bytes; no error if it is not there.
-func removeTree(_ path: String) {
+package func removeTree(_ path: String) {
     var st = stat()
     let c = path.cPath
     guard lstat(c, &st) == 0 else { return }

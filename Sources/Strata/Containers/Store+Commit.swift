@@ -75,7 +75,7 @@ extension Store {
     /// The one commit path shared by `commit` and the builder: the parent's config plus the
     /// container's changes as a layer (none for no container or no changes: an
     /// `empty_layer` entry), a history entry and the edited `config` object.
-    func commitImage(_ plan: CommitPlan) async throws -> LoadedImage {
+    package func commitImage(_ plan: CommitPlan) async throws -> LoadedImage {
         let tag = plan.tag
         let parentConfig = try blobs.readSmall(plan.parent)
         var config = try ImageConfig.decode(parentConfig, digest: plan.parent)
@@ -171,17 +171,30 @@ extension Store {
 
 /// What ``Store/commitImage(_:)`` makes: the parent, the container whose changes become
 /// the layer (nil: a metadata-only step), the history entry and the config edits.
-struct CommitPlan {
-    var parent: Digest
-    var container: ContainerInfo?
-    var created: Date
-    var createdBy: String
-    var author: String?
-    var comment: String?
-    var tag: Reference?
+package struct CommitPlan {
+    package var parent: Digest
+    package var container: ContainerInfo?
+    package var created: Date
+    package var createdBy: String
+    package var author: String?
+    package var comment: String?
+    package var tag: Reference?
     /// Layer entries newer than this (unix seconds) get this mtime (SOURCE_DATE_EPOCH).
-    var clampTime: Int64? = nil
-    var editConfig: (inout ContainerConfig) throws -> Void
+    package var clampTime: Int64?
+    package var editConfig: @Sendable (inout ContainerConfig) throws -> Void
+
+    package init(parent: Digest, container: ContainerInfo?, created: Date, createdBy: String, author: String?, comment: String?,
+                 tag: Reference?, clampTime: Int64? = nil, editConfig: @escaping @Sendable (inout ContainerConfig) throws -> Void) {
+        self.parent = parent
+        self.container = container
+        self.created = created
+        self.createdBy = createdBy
+        self.author = author
+        self.comment = comment
+        self.tag = tag
+        self.clampTime = clampTime
+        self.editConfig = editConfig
+    }
 }
 
 /// Writes a container's changes as an OCI layer tar.

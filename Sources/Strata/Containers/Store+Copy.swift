@@ -3,8 +3,28 @@ import Foundation
 /// Path resolution inside a container's root, as the container sees it: symlinks are
 /// followed relative to the root and `..` never climbs above it (what `docker cp` does
 /// since its symlink CVEs).
-enum ScopedPath {
-    static func resolve(root: String, path: String, followFinal: Bool) throws -> String {
+package enum ScopedPath {
+    /// Creates `path` (absolute, in the tree at `root`) and its missing parents: 0755, owned
+    /// by root unless `owner`; each component resolved inside `root`, so a symlink in the
+    /// tree never takes the creation outside it. An existing non-directory is an error.
+    package static func makeDirectories(root: String, path: String, owner: (uid: UInt32, gid: UInt32)? = nil) throws {
+        var current = ""
+        for c in path.split(separator: "/") where !c.isEmpty && c != "." {
+            current += "/" + c
+            let full = try resolve(root: root, path: current, followFinal: true)
+            if let m = FileMeta.of(full) {
+                guard m.kind == .directory else {
+                    throw StrataError(.invalidArgument, "\(current) exists in the image and is not a directory")
+                }
+                continue
+            }
+            if mkdir(full.cPath, 0o755) != 0 { throw StrataError.system("cannot create \(current)") }
+            chmod(full.cPath, 0o755)
+            if let owner { lchown(full.cPath, owner.uid, owner.gid) }
+        }
+    }
+
+    package static func resolve(root: String, path: String, followFinal: Bool) throws -> String {
         var done: [String] = []
         var pending = Array(path.split(separator: "/").map(String.init).reversed())
         var hops = 0

@@ -11,11 +11,13 @@ import OCI
 /// data is cloned (FICLONE) where the filesystem can (XFS, btrfs), else copied in the kernel
 /// (`copy_file_range`). Into a directory it has just created it does not look for what is
 /// there. On a layer of 50,000 small files that is about 8 system calls a file.
-struct TreeCopier {
+package struct TreeCopier {
     let asRoot = geteuid() == 0
     /// Interpret `.wh.` files, 0/0 devices and opaque directories as whiteouts (layers), or
     /// copy everything as it is (`cp`).
     var whiteouts = true
+
+    package init(whiteouts: Bool = true) { self.whiteouts = whiteouts }
 
     /// Applies the layer directory `layer` onto `rootfs` (both directories).
     func apply(layer: String, to rootfs: String) throws {
@@ -163,7 +165,7 @@ struct TreeCopier {
         }
     }
 
-    func copyFile(_ s: String, _ d: String, size: Int64) throws {
+    package func copyFile(_ s: String, _ d: String, size: Int64) throws {
         let i = open(s.cPath, O_RDONLY | O_CLOEXEC)
         guard i >= 0 else { throw StrataError.system("cannot read \(RawName.escaped(s))") }
         defer { close(i) }
@@ -174,7 +176,7 @@ struct TreeCopier {
     }
 
     /// Owner, mode, xattrs (not overlayfs' own) and times, by path (a symlink's own).
-    func copyMetadata(from s: String, to d: String, meta: FileMeta) throws {
+    package func copyMetadata(from s: String, to d: String, meta: FileMeta) throws {
         let dc = d.cPath, sc = s.cPath
         if asRoot { lchown(dc, meta.uid, meta.gid) }
         if meta.kind != .symlink { chmod(dc, mode_t(meta.mode)) }

@@ -4,7 +4,7 @@ import OCI
 extension String {
     /// This path's exact bytes as a C string for a system call (law 9): a name that holds
     /// bytes which are not UTF-8 is carried through ``RawName``'s mapping and turned back here.
-    var cPath: [CChar] { RawName.cString(self) }
+    package var cPath: [CChar] { RawName.cString(self) }
 }
 
 /// A symlink's target, as exact bytes carried in a `String` (see ``RawName``).

@@ -241,6 +241,6 @@ enum Schema {
 func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
 /// 64 random lowercase hex characters: container IDs and anonymous volume names.
-func randomHex() -> String {
+package func randomHex() -> String {
     (0..<32).map { _ in UInt8.random(in: 0...255) }.hexString
 }
