@@ -1,16 +1,16 @@
 import Foundation
+import Synchronization
 import StrataRegistry
 
 /// Draws `Downloading context: URL [=====>     ] 120 B/240 B` on stderr: redrawn in place
 /// on a terminal (at most ten times a second), one line at the end otherwise, nothing
 /// when quiet.
-final class ContextProgress: @unchecked Sendable {
-    private let lock = NSLock()
+final class ContextProgress: Sendable {
     private let url: String
     private let tty: Bool
     private let write: @Sendable (String) -> Void
-    private var lastDraw = 0.0
-    private var last: (Int64, Int64?) = (0, nil)
+    /// When the bar was last drawn, and the last figures (received, total).
+    private let state = Mutex<(lastDraw: Double, got: Int64, total: Int64?)>((0, 0, nil))
 
     init(url: String, tty: Bool = isatty(STDERR_FILENO) == 1,
          write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
@@ -23,19 +23,19 @@ final class ContextProgress: @unchecked Sendable {
     var callback: Download.Progress { { [self] got, total in update(got, total) } }
 
     func update(_ got: Int64, _ total: Int64?) {
-        lock.withLock {
-            last = (got, total)
+        state.withLock { s in
+            (s.got, s.total) = (got, total)
             guard tty else { return }
             let t = Date().timeIntervalSince1970
-            guard t - lastDraw >= 0.1 || got == total else { return }
-            lastDraw = t
+            guard t - s.lastDraw >= 0.1 || got == total else { return }
+            s.lastDraw = t
             write("\r\u{1B}[2K" + line(got, total))
         }
     }
 
     /// Ends the display: the final bar on a terminal, the one line otherwise.
     func finish() {
-        lock.withLock { write((tty ? "\r\u{1B}[2K" : "") + line(last.0, last.1) + "\n") }
+        state.withLock { write((tty ? "\r\u{1B}[2K" : "") + line($0.got, $0.total) + "\n") }
     }
 
     func line(_ got: Int64, _ total: Int64?) -> String {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import OCI
@@ -28,15 +29,14 @@ public struct RegistryOptions: Sendable {
 
 /// A small OCI distribution client: challenge-driven Basic and Bearer auth with tokens
 /// reused per scope, plain HTTP only for loopback or explicitly insecure registries.
-final class RegistryClient: @unchecked Sendable {
+final class RegistryClient: Sendable {
     let registry: String
     let repository: String
     let baseURL: String
     private let http: HTTPClient
     private let credentials: Credentials?
-    private let lock = NSLock()
     /// The Authorization header sent with every request (after the first challenge).
-    private var authorization: String?
+    private let authorization = Mutex<String?>(nil)
     private let tokens = TokenCache()
 
     static let manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].joined(separator: ", ")
@@ -95,7 +95,7 @@ final class RegistryClient: @unchecked Sendable {
             var req = HTTPClientRequest(url: url)
             req.method = method
             for (k, v) in headers { req.headers.add(name: k, value: v) }
-            if let a = lock.withLock({ authorization }) { req.headers.replaceOrAdd(name: "Authorization", value: a) }
+            if let a = authorization.withLock({ $0 }) { req.headers.replaceOrAdd(name: "Authorization", value: a) }
             if let body { req.body = try body() }
             let resp: HTTPClientResponse
             do {
@@ -134,7 +134,7 @@ final class RegistryClient: @unchecked Sendable {
             guard let c = credentials else {
                 throw StrataError(.unauthorized, "\(registry)/\(repository) needs credentials (HTTP 401 Unauthorized): run strata login \(registry)")
             }
-            lock.withLock { authorization = "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString() }
+            authorization.withLock { $0 = "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString() }
             return
         }
         guard scheme == "bearer", let realm = params["realm"] else {
@@ -143,7 +143,7 @@ final class RegistryClient: @unchecked Sendable {
         let key = [realm, params["service"] ?? "", params["scope"] ?? ""].joined(separator: " ")
         if let refused, refused.hasPrefix("Bearer ") { await tokens.forget(key, ifToken: String(refused.dropFirst(7))) }
         let token = try await tokens.token(for: key) { [self] in try await fetchToken(realm: realm, params: params) }
-        lock.withLock { authorization = "Bearer " + token }
+        authorization.withLock { $0 = "Bearer " + token }
     }
 
     private func fetchToken(realm: String, params: [String: String]) async throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 
 /// A blob as the loader sees it: either spooled into ingest/ from the input, or already
@@ -263,30 +264,31 @@ enum ParallelIngest {
     }
 
     /// Shared between the workers, behind a lock.
-    private final class State: @unchecked Sendable {
-        private let lock = NSLock()
-        private var cursor = 0
-        private var out: [(String, IngestedFile)?]
-        private var error: Error?
+    private final class State: Sendable {
+        private struct Value {
+            var cursor = 0
+            var out: [(String, IngestedFile)?]
+            var error: (any Error)?
+        }
+        private let value: Mutex<Value>
 
-        init(count: Int) { out = Array(repeating: nil, count: count) }
+        init(count: Int) { value = Mutex(Value(out: Array(repeating: nil, count: count))) }
 
         func next(_ order: [Int]) -> Int? {
-            lock.withLock {
-                guard error == nil, cursor < order.count else { return nil }
-                defer { cursor += 1 }
-                return order[cursor]
+            value.withLock { v in
+                guard v.error == nil, v.cursor < order.count else { return nil }
+                defer { v.cursor += 1 }
+                return order[v.cursor]
             }
         }
 
-        func finish(_ i: Int, _ path: String, _ f: IngestedFile) { lock.withLock { out[i] = (path, f) } }
-        func fail(_ e: Error) { lock.withLock { if error == nil { error = e } } }
+        func finish(_ i: Int, _ path: String, _ f: IngestedFile) { value.withLock { $0.out[i] = (path, f) } }
+        func fail(_ e: any Error) { value.withLock { if $0.error == nil { $0.error = e } } }
 
         func results() throws -> [(String, IngestedFile)] {
-            try lock.withLock {
-                if let error { throw error }
-                return out.compactMap { $0 }
-            }
+            let (out, error) = value.withLock { ($0.out, $0.error) }
+            if let error { throw error }
+            return out.compactMap { $0 }
         }
     }
 }

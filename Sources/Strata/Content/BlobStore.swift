@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import Synchronization
 
 /// The content-addressed blob directory: `blobs/sha256/<hex>`, read-only files.
 ///
@@ -51,13 +52,12 @@ struct BlobStore: Sendable {
 /// A directory under `ingest/` holding blobs being written. Removed when done.
 /// While the session lives it holds a shared flock on `<dir>/lock`, so gc never removes a
 /// session in use, whatever its grace period; a killed process releases it.
-final class IngestSession: @unchecked Sendable {
+final class IngestSession: Sendable {
     let dir: URL
     let paths: StorePaths
-    private var counter = 0
     private let lock: FileLock
-    /// Temp files written but not yet made durable.
-    private var unsynced: [String] = []
+    /// The last temp file number, and the temp files written but not yet made durable.
+    private let state = Mutex<(counter: Int, unsynced: [String])>((0, []))
 
     private let buffers: AlignedBufferPool?
 
@@ -70,8 +70,6 @@ final class IngestSession: @unchecked Sendable {
 
     var isLocked: Bool { lock.isStillInPlace }
 
-    private let mutex = NSLock()
-
     /// A new temp file in this session. Safe to call from several threads.
     /// - Parameters:
     ///   - sizeHint: the size the file will have, when known: its blocks are reserved up
@@ -79,10 +77,10 @@ final class IngestSession: @unchecked Sendable {
     ///   - diffIDChecked: the caller compares the layer's diffID with an expected one, so
     ///     gzip's own CRC is skipped (``StreamDigester``).
     func newWriter(decodeCompressed: Bool = true, sizeHint: Int64? = nil, diffIDChecked: Bool = false) throws -> BlobWriter {
-        let path: String = mutex.withLock {
-            counter += 1
-            let p = dir.appendingPathComponent("\(counter)").path
-            unsynced.append(p)
+        let path: String = state.withLock {
+            $0.counter += 1
+            let p = dir.appendingPathComponent("\($0.counter)").path
+            $0.unsynced.append(p)
             return p
         }
         return try BlobWriter(path: path, decodeCompressed: decodeCompressed, sizeHint: sizeHint, diffIDChecked: diffIDChecked,
@@ -91,21 +89,35 @@ final class IngestSession: @unchecked Sendable {
 
     /// A fresh path in the session for a layer's index spool.
     func newIndexSpoolPath() -> String {
-        mutex.withLock {
-            counter += 1
-            return dir.appendingPathComponent("\(counter).index").path
+        state.withLock {
+            $0.counter += 1
+            return dir.appendingPathComponent("\($0.counter).index").path
         }
     }
 
     /// A file written into the session by someone else (a registry download) that must be
     /// made durable before it is renamed.
-    func markUnsynced(_ path: String) { mutex.withLock { unsynced.append(path) } }
+    func markUnsynced(_ path: String) { state.withLock { $0.unsynced.append(path) } }
 
     /// Makes every temp file of the session durable before any is renamed into blobs/
     /// (law 1). A few files are fsynced one by one; many small ones with one syncfs of the
     /// store's filesystem, which costs one journal commit instead of one per file.
     func makeDurable() throws {
+        // Taken out under the lock, synced outside it; put back if the sync fails.
+        let unsynced = state.withLock { s -> [String] in
+            defer { s.unsynced.removeAll() }
+            return s.unsynced
+        }
         guard !unsynced.isEmpty else { return }
+        do {
+            try sync(unsynced)
+        } catch {
+            state.withLock { $0.unsynced = unsynced + $0.unsynced }
+            throw error
+        }
+    }
+
+    private func sync(_ unsynced: [String]) throws {
         if unsynced.count > 16 {
             let fd = Glibc.open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { throw StrataError.system("cannot open \(dir.path)") }
@@ -119,7 +131,6 @@ final class IngestSession: @unchecked Sendable {
                 if fsync(fd) != 0 { throw StrataError.system("cannot fsync \(path)") }
             }
         }
-        unsynced.removeAll()
     }
 
     /// Moves a verified temp file into `blobs/` (no-op when the blob is already there).

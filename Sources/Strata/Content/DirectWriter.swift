@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import Synchronization
 
 /// Writes a large file of known size with O_DIRECT, in 1 MiB pieces, on background threads.
 ///
@@ -36,14 +37,17 @@ final class DirectWriter {
     private var fill = 0
     /// File offset of the current buffer's first byte.
     private var offset: Int64 = 0
-    private let state = State()
+    private let state = Shared()
     private let observe: (UnsafeRawBufferPointer) -> Void
 
-    /// Set by the writing thread; read by the caller after a semaphore hand-off.
-    private final class State: @unchecked Sendable {
-        let lock = NSLock()
-        var error: StrataError?
-        var buffered = false
+    /// Set by the writing thread, read by the caller: shared by reference with the queue.
+    private final class Shared: Sendable {
+        struct State: Sendable {
+            var error: StrataError?
+            var buffered = false
+        }
+        private let state = Mutex(State())
+        func withLock<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
     }
 
     /// A buffer handed to the queue; the semaphore hand-off keeps it unchanged meanwhile.
@@ -144,7 +148,7 @@ final class DirectWriter {
     }
 
     private func check() throws {
-        if let e = state.lock.withLock({ state.error }) { throw e }
+        if let e = state.withLock({ $0.error }) { throw e }
     }
 
     /// Hands buffer `index` (holding `length` bytes, a multiple of the alignment) to the
@@ -157,18 +161,18 @@ final class DirectWriter {
         let fd = fd, path = path, state = state, done = idle[index]
         writes.async {
             defer { done.signal() }
-            if state.lock.withLock({ state.error != nil }) { return }
+            if state.withLock({ $0.error != nil }) { return }
             do {
                 try DirectWriter.pwriteAll(fd: fd, piece.buf, at: at, path: path, state: state)
             } catch let e as StrataError {
-                state.lock.withLock { state.error = e }
+                state.withLock { $0.error = e }
             } catch {
-                state.lock.withLock { state.error = StrataError(.io, "cannot write \(path)", cause: error) }
+                state.withLock { $0.error = StrataError(.io, "cannot write \(path)", cause: error) }
             }
         }
     }
 
-    private static func pwriteAll(fd: Int32, _ buf: UnsafeRawBufferPointer, at offset: Int64, path: String, state: State) throws {
+    private static func pwriteAll(fd: Int32, _ buf: UnsafeRawBufferPointer, at offset: Int64, path: String, state: Shared) throws {
         guard var p = buf.baseAddress else { return }
         var left = buf.count
         var at = offset
@@ -176,9 +180,9 @@ final class DirectWriter {
             let n = pwrite(fd, p, left, off_t(at))
             if n < 0 {
                 if errno == EINTR { continue }
-                if errno == EINVAL, state.lock.withLock({ !state.buffered }) {
+                if errno == EINVAL, state.withLock({ !$0.buffered }) {
                     // The filesystem took O_DIRECT at open but not for this write.
-                    state.lock.withLock { state.buffered = true }
+                    state.withLock { $0.buffered = true }
                     _ = strata_clear_direct(fd)
                     continue
                 }
@@ -194,24 +198,25 @@ final class DirectWriter {
 /// Aligned 1 MiB buffers for ``DirectWriter``s, kept between blobs. A fresh buffer costs a
 /// page fault per 4 KiB on first touch (a 50-layer pull took 25,000 of them); a kept one
 /// costs nothing. One pool per store; it keeps at most `limit` buffers.
-final class AlignedBufferPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var free: [UnsafeMutableRawBufferPointer] = []
+final class AlignedBufferPool: Sendable {
+    /// A free buffer: owned by the pool while listed, by one writer once taken.
+    private struct Buffer: @unchecked Sendable { let raw: UnsafeMutableRawBufferPointer }
+    private let free = Mutex<[Buffer]>([])
     private let limit: Int
 
     init(limit: Int = 8) { self.limit = limit }
 
-    deinit { for b in free { b.deallocate() } }
+    deinit { free.withLock { for b in $0 { b.raw.deallocate() } } }
 
     func take() -> UnsafeMutableRawBufferPointer {
-        if let b = lock.withLock({ free.popLast() }) { return b }
+        if let b = free.withLock({ $0.popLast() }) { return b.raw }
         return UnsafeMutableRawBufferPointer.allocate(byteCount: DirectWriter.pieceSize, alignment: DirectWriter.alignment)
     }
 
     func give(_ b: UnsafeMutableRawBufferPointer) {
-        let kept = lock.withLock { () -> Bool in
-            guard free.count < limit else { return false }
-            free.append(b)
+        let kept = free.withLock { list -> Bool in
+            guard list.count < limit else { return false }
+            list.append(Buffer(raw: b))
             return true
         }
         if !kept { b.deallocate() }

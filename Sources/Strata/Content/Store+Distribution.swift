@@ -5,7 +5,7 @@ import GRDB
 /// alive. Registry pulls write the manifests they fetch into one (the blobs go straight into
 /// the store through ``Store/beginDownload(_:source:)``) and then load it, so nothing is
 /// written outside the store.
-package final class ScratchDirectory: @unchecked Sendable {
+package final class ScratchDirectory: Sendable {
     let session: IngestSession
     /// The directory; files written here are moved, not copied, by ``Store/load(scratch:options:)``.
     public var url: URL { session.dir.appendingPathComponent("layout") }
