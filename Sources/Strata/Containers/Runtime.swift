@@ -41,8 +41,15 @@ enum RuntimeSpec {
              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]],
             ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
             ["destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]],
-            ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
         ]
+        // sysfs can be mounted only by the owner of the network namespace: rootless with the
+        // host's network (a build's RUN), /sys is the host's, bound read-only, as runc's
+        // rootless spec does.
+        if hostNetwork && UserNamespace.isNested {
+            mounts.append(["destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]])
+        } else {
+            mounts.append(["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]])
+        }
         // `strata run` gets a tmpfs on /tmp; a build's RUN does not (docker and buildah keep
         // what it writes there in the layer).
         if tmpfsOnTmp { mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]]) }

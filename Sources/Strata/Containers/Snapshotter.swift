@@ -9,9 +9,13 @@ public enum SnapshotterKind: String, Sendable, Codable, CaseIterable {
     /// anywhere, without root.
     case copy
 
-    /// Overlay when this process can mount it, copy otherwise.
+    /// Overlay when this process is root and can mount it, copy otherwise. In a user
+    /// namespace (rootless) an overlay mount would live only as long as one strata process's
+    /// mount namespace, so a container's root filesystem is a copy there: `strata mount`
+    /// prints a path the user can read.
     public static var preferred: SnapshotterKind {
-        guard geteuid() == 0, let fs = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8),
+        guard geteuid() == 0, !UserNamespace.isNested,
+              let fs = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8),
               fs.contains("\toverlay\n") else { return .copy }
         return .overlay
     }

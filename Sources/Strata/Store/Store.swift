@@ -30,6 +30,7 @@ public final class Store: Sendable {
     /// Opens (creating if needed) the store at `root`, applying any pending migrations.
     public static func open(at root: URL) async throws -> Store {
         let paths = StorePaths(root: root.standardizedFileURL)
+        try checkOwner(paths.root.path)
         try paths.createLayout()
         let newDatabase = access(paths.database, F_OK) != 0
         var config = Configuration()
@@ -64,6 +65,20 @@ public final class Store: Sendable {
         let store = Store(root: paths.root, paths: paths, db: pool)
         try store.replayPendingUnlinks()
         return store
+    }
+
+    /// A root store and a user's store stay apart: a store whose directory another user owns
+    /// is refused (in a rootless user namespace, a root store's directory shows as owned by
+    /// the overflow uid, and a user's store is owned by that user outside it).
+    static func checkOwner(_ root: String) throws {
+        var st = stat()
+        guard lstat(root, &st) == 0 else { return }  // a new store: created below, by us
+        let me = geteuid()
+        guard st.st_uid != me else { return }
+        let whose = st.st_uid == 0 ? "root" : "uid \(st.st_uid)"
+        let who = me == 0 ? "root" : "uid \(me)"
+        throw StrataError(.permissionDenied, "the store at \(root) belongs to \(whose), not to \(who): a root store and a user's store stay apart; "
+            + "use --root (or STRATA_ROOT) with a store of your own")
     }
 
     /// The default root: `$STRATA_ROOT`, else `/var/lib/strata` as root, else

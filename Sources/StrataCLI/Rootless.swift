@@ -1,0 +1,57 @@
+import Foundation
+import Strata
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Enters the rootless user namespace before a command runs, for a user without root.
+///
+/// With subordinate uid and gid ranges for the user, the CLI re-executes itself through
+/// `unshare --map-auto` (``UserNamespace/entryCommand(unshare:executable:arguments:)``) with
+/// `STRATA_USERNS=1` set, after fixing the store root as the user sees it (inside, the
+/// process is uid 0 and would otherwise choose /var/lib/strata). Without ranges, commands
+/// that keep file owners cannot work; strata says what to add.
+public enum Rootless {
+    /// Re-executes in the user namespace when needed. Returns nil to go on in this process
+    /// (root, already inside, or nothing to gain), or an exit status when it cannot.
+    public static func enterIfNeeded(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> Int32? {
+        guard geteuid() != 0, environment["STRATA_USERNS"] == nil, environment["STRATA_ROOTLESS"] != "off" else { return nil }
+        // Help and completion need no store.
+        if arguments.isEmpty || arguments.contains(where: { ["--help", "-h", "help", "--version", "--generate-completion-script"].contains($0) }) {
+            return nil
+        }
+        let uid = geteuid()
+        let user = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? String(uid)
+        let uids = UserNamespace.subordinateRanges(user: user, uid: uid, file: "/etc/subuid")
+        let gids = UserNamespace.subordinateRanges(user: user, uid: uid, file: "/etc/subgid")
+        guard !uids.isEmpty, !gids.isEmpty else {
+            let missing = [uids.isEmpty ? "/etc/subuid" : nil, gids.isEmpty ? "/etc/subgid" : nil].compactMap { $0 }.joined(separator: " and ")
+            Output.error("rootless strata needs subordinate ids for \(user): \(missing) has no range for it; as root run "
+                + "`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(user)` (or set STRATA_ROOTLESS=off to run without "
+                + "file owners)")
+            return 1
+        }
+        let executable: (String) -> Bool = { access($0, X_OK) == 0 }
+        guard let unshare = ["/usr/bin/unshare", "/bin/unshare"].first(where: executable),
+              ["/usr/bin/newuidmap", "/bin/newuidmap"].contains(where: executable) else {
+            Output.error("rootless strata needs unshare (util-linux) and newuidmap/newgidmap (the uidmap package)")
+            return 1
+        }
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
+            Output.error("cannot find the strata executable (/proc/self/exe)")
+            return 1
+        }
+        var env = environment
+        env["STRATA_USERNS"] = "1"
+        let hasRoot = arguments.contains { $0 == "--root" || $0.hasPrefix("--root=") }
+        if !hasRoot, (env["STRATA_ROOT"] ?? "").isEmpty {
+            env["STRATA_ROOT"] = Store.defaultRoot(environment: environment).path
+        }
+        let argv = UserNamespace.entryCommand(unshare: unshare, executable: exe, arguments: arguments)
+        let cArgs = argv.map { strdup(RawName.cString($0)) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        execve(unshare, cArgs, cEnv)
+        Output.error("cannot run \(unshare): \(String(cString: strerror(errno)))")
+        return 1
+    }
+}
