@@ -1,3 +1,4 @@
+import CArchive
 import Foundation
 import Strata
 #if canImport(Glibc)
@@ -6,11 +7,14 @@ import Glibc
 
 /// Enters the rootless user namespace before a command runs, for a user without root.
 ///
-/// With subordinate uid and gid ranges for the user, the CLI re-executes itself through
-/// `unshare --map-auto` (``UserNamespace/entryCommand(unshare:executable:arguments:)``) with
-/// `STRATA_USERNS=1` set, after fixing the store root as the user sees it (inside, the
-/// process is uid 0 and would otherwise choose /var/lib/strata). Without ranges, commands
-/// that keep file owners cannot work; strata says what to add.
+/// With subordinate uid and gid ranges for the user, the process moves itself into a new user
+/// and mount namespace before any thread starts (`strata_enter_userns`: unshare, then a
+/// forked helper outside runs `newuidmap`/`newgidmap` on it), after fixing the store root as
+/// the user sees it (inside, the process is uid 0 and would otherwise choose
+/// /var/lib/strata); `STRATA_USERNS=1` tells child processes. When unshare is refused (threads
+/// already running), it re-executes itself through `unshare --map-auto`
+/// (``UserNamespace/entryCommand(unshare:executable:arguments:)``), which maps the same ids.
+/// Without ranges, commands that keep file owners cannot work; strata says what to add.
 public enum Rootless {
     /// Re-executes in the user namespace when needed. Returns nil to go on in this process
     /// (root, already inside, or nothing to gain), or an exit status when it cannot.
@@ -32,13 +36,9 @@ public enum Rootless {
             return 1
         }
         let executable: (String) -> Bool = { access($0, X_OK) == 0 }
-        guard let unshare = ["/usr/bin/unshare", "/bin/unshare"].first(where: executable),
-              ["/usr/bin/newuidmap", "/bin/newuidmap"].contains(where: executable) else {
-            Output.error("rootless strata needs unshare (util-linux) and newuidmap/newgidmap (the uidmap package)")
-            return 1
-        }
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
-            Output.error("cannot find the strata executable (/proc/self/exe)")
+        guard let newuidmap = ["/usr/bin/newuidmap", "/bin/newuidmap"].first(where: executable),
+              let newgidmap = ["/usr/bin/newgidmap", "/bin/newgidmap"].first(where: executable) else {
+            Output.error("rootless strata needs newuidmap and newgidmap (the uidmap package)")
             return 1
         }
         var env = environment
@@ -46,6 +46,26 @@ public enum Rootless {
         let hasRoot = arguments.contains { $0 == "--root" || $0.hasPrefix("--root=") }
         if !hasRoot, (env["STRATA_ROOT"] ?? "").isEmpty {
             env["STRATA_ROOT"] = Store.defaultRoot(environment: environment).path
+        }
+        // In this process: no second start of the program.
+        switch strata_enter_userns(newuidmap, newgidmap, uid, getegid(), uids[0].start, uids[0].count, gids[0].start, gids[0].count) {
+        case 0:
+            setenv("STRATA_USERNS", "1", 1)
+            if let root = env["STRATA_ROOT"] { setenv("STRATA_ROOT", root, 1) }
+            return nil
+        case -2:
+            Output.error("cannot map the user namespace's ids with \(newuidmap) and \(newgidmap) (/etc/subuid and /etc/subgid for \(user))")
+            return 1
+        default:
+            break  // unshare refused: through util-linux's unshare below
+        }
+        guard let unshare = ["/usr/bin/unshare", "/bin/unshare"].first(where: executable) else {
+            Output.error("rootless strata needs unshare (util-linux)")
+            return 1
+        }
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
+            Output.error("cannot find the strata executable (/proc/self/exe)")
+            return 1
         }
         let argv = UserNamespace.entryCommand(unshare: unshare, executable: exe, arguments: arguments)
         let cArgs = argv.map { strdup(RawName.cString($0)) } + [nil]

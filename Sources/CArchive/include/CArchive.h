@@ -117,3 +117,11 @@ void strata_sha256_final(strata_sha256 *c, uint8_t out[32]);
 
 /// printf's "%.3g" of `v` into `buf` (Docker's size column), without a va_list from Swift.
 int strata_format_3g(double v, char *buf, unsigned long size);
+
+/// Moves this (still single-threaded) process into a new user and mount namespace where uid
+/// and gid 0 are `outer_uid`/`outer_gid` and 1… the subordinate ranges, mapped by the system's
+/// setuid `newuidmap`/`newgidmap` from a forked helper that stays outside. 0: done, the process
+/// is uid 0 inside; -1 (errno set): nothing changed (unshare refused, e.g. EINVAL when threads
+/// exist); -2: in the namespace but the mapping failed, the caller must stop.
+int strata_enter_userns(const char *newuidmap, const char *newgidmap, unsigned outer_uid, unsigned outer_gid,
+                        unsigned sub_uid, unsigned sub_uid_count, unsigned sub_gid, unsigned sub_gid_count);
