@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real docker CLI (28.x, a client only) against `strata serve` on a temporary store:
+/// what docker prints and does must agree with what the store holds.
+@Suite(.serialized) struct EngineCLITests {
+    @Test func versionInfoAndSocket() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.start()
+        defer { h.stop() }
+        var st = stat()
+        #expect(lstat(h.socket, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o660)
+
+        let v = try h.docker(["version", "--format", "{{.Server.Platform.Name}} {{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}"])
+        #expect(v.status == 0, "\(v.err)")
+        #expect(v.out == "strata 0.1.0 1.43 linux\n")
+        try h.importBusybox()
+        let i = try h.docker(["info", "--format", "{{.Images}} {{.OSType}} {{.ServerVersion}}"])
+        #expect(i.status == 0, "\(i.err)")
+        #expect(i.out == "1 linux 0.1.0\n")
+
+        // SIGTERM: exits 0 and removes the socket.
+        #expect(h.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: h.socket))
+    }
+
+    @Test func imagesInspectHistoryTagRmi() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let stored = try h.images()
+        let id = try #require(stored.first?["id"] as? String)
+
+        let listed = try h.docker(["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        #expect(listed.status == 0, "\(listed.err)")
+        #expect(listed.out == "busybox:latest \(id)\n")
+
+        let inspect = try h.docker(["image", "inspect", "--format", "{{.Id}} {{json .RepoTags}} {{json .RootFS.Layers}}", "busybox"])
+        #expect(inspect.status == 0, "\(inspect.err)")
+        let mine = try h.strata(["inspect", "busybox:latest"])
+        let obj = try #require((try JSONSerialization.jsonObject(with: Data(mine.out.utf8)) as? [[String: Any]])?.first)
+        let layers = ((obj["RootFS"] as? [String: Any])?["Layers"] as? [String]) ?? []
+        #expect(inspect.out == "\(id) [\"busybox:latest\"] [\(layers.map { "\"\($0)\"" }.joined(separator: ","))]\n")
+
+        let history = try h.docker(["history", "--no-trunc", "--format", "{{.ID}} {{.Comment}}", "busybox"])
+        #expect(history.status == 0, "\(history.err)")
+        #expect(history.out == "\(id) busybox-static\n")
+
+        let tag = try h.docker(["tag", "busybox", "app:2"])
+        #expect(tag.status == 0, "\(tag.err)")
+        #expect(try h.images().first?["tags"] as? [String] == ["app:2", "busybox:latest"])
+
+        let rmi = try h.docker(["rmi", "app:2"])
+        #expect(rmi.status == 0, "\(rmi.err)")
+        #expect(rmi.out == "Untagged: app:2\n")
+        #expect(try h.images().first?["tags"] as? [String] == ["busybox:latest"])
+
+        let missing = try h.docker(["image", "inspect", "nosuch:1"])
+        #expect(missing.status != 0)
+        #expect(missing.err.lowercased().contains("no such image"))
+
+        let rmiAll = try h.docker(["rmi", "busybox"])
+        #expect(rmiAll.status == 0, "\(rmiAll.err)")
+        #expect(rmiAll.out == "Untagged: busybox:latest\nDeleted: \(id)\n")
+        #expect(try h.images().isEmpty)
+    }
+
+    @Test func saveAndLoad() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        // docker save through the server gives the very bytes strata save writes.
+        let viaDocker = h.file("docker.tar"), viaStrata = h.file("strata.tar")
+        let save = try h.docker(["save", "-o", viaDocker, "busybox:latest"])
+        #expect(save.status == 0, "\(save.err)")
+        #expect(try h.strata(["save", "-o", viaStrata, "busybox:latest"]).status == 0)
+        #expect(FileManager.default.contentsEqual(atPath: viaDocker, andPath: viaStrata))
+
+        // docker load of an archive another store made.
+        let other = h.file("other")
+        #expect(try h.strata(["load", "-i", viaStrata], root: other).status == 0)
+        #expect(try h.strata(["tag", "busybox:latest", "app:1"], root: other).status == 0)
+        let appTar = h.file("app.tar")
+        #expect(try h.strata(["save", "-o", appTar, "app:1"], root: other).status == 0)
+        let load = try h.docker(["load", "-i", appTar])
+        #expect(load.status == 0, "\(load.err)")
+        #expect(load.out == "Loaded image: app:1\n")
+        let tags = try h.images().first?["tags"] as? [String]
+        #expect(tags == ["app:1", "busybox:latest"])
+
+        // A skopeo-made docker-archive, when skopeo is here.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/skopeo") {
+            let sk = h.file("sk.tar")
+            let copy = try h.run("/usr/bin/skopeo", ["copy", "--quiet", "docker-archive:" + viaStrata, "docker-archive:" + sk + ":sk/app:3"])
+            #expect(copy.status == 0, "\(copy.err)")
+            let l = try h.docker(["load", "-i", sk])
+            #expect(l.status == 0, "\(l.err)")
+            #expect(l.out == "Loaded image: sk/app:3\n")
+        }
+    }
+
+    @Test func classicBuildAndCache() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        try h.shell("""
+            mkdir -p app/ctx && echo 'key=value' > app/ctx/container.cfg
+            printf 'FROM busybox\\nADD ctx/container.cfg /\\nCMD /bin/ls\\n' > app/Dockerfile
+            """)
+        let first = try h.docker(["build", "-t", "app:1", "."], cwd: h.file("app"))
+        #expect(first.status == 0, "\(first.err)")
+        let lines = first.out.split(separator: "\n").map(String.init)
+        #expect(lines.contains("Step 1/3 : FROM busybox"))
+        #expect(lines.contains("Step 2/3 : ADD ctx/container.cfg /"))
+        #expect(lines.contains("Step 3/3 : CMD /bin/ls"))
+        #expect(lines.contains("Successfully tagged app:1"))
+        let built = try #require(lines.first { $0.hasPrefix("Successfully built ") }).dropFirst("Successfully built ".count)
+        let stored = try h.images().first { ($0["tags"] as? [String])?.contains("app:1") == true }
+        #expect((stored?["id"] as? String)?.dropFirst(7).prefix(12) == built)
+        #expect(!first.out.contains("Using cache"))
+
+        let second = try h.docker(["build", "-t", "app:1", "."], cwd: h.file("app"))
+        #expect(second.status == 0, "\(second.err)")
+        #expect(second.out.contains(" ---> Using cache"))
+        #expect(second.out.contains("Successfully built \(built)"))
+
+        // A Dockerfile error comes back as the build's error.
+        try h.shell("mkdir -p bad && printf 'FROM busybox\\nNOTANINSTRUCTION x\\n' > bad/Dockerfile")
+        let bad = try h.docker(["build", "."], cwd: h.file("bad"))
+        #expect(bad.status != 0)
+        #expect(bad.err.lowercased().contains("notaninstruction"), "\(bad.err)")
+    }
+}
