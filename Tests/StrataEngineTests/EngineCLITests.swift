@@ -72,6 +72,30 @@ import Glibc
         #expect(try h.images().isEmpty)
     }
 
+    @Test func imageFilters() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p lab && printf 'FROM busybox\\nLABEL stage=build\\n' > lab/Dockerfile")
+        #expect(try h.strata(["build", "-q", "-t", "lab:1", h.file("lab")]).status == 0)
+        try h.start()
+        defer { h.stop() }
+        func names(_ filter: String) throws -> String {
+            let r = try h.docker(["images", "--filter", filter, "--format", "{{.Repository}}:{{.Tag}}"])
+            #expect(r.status == 0, "\(filter): \(r.err)")
+            return r.out
+        }
+        #expect(try names("label=stage=build") == "lab:1\n")
+        #expect(try names("label=stage") == "lab:1\n")
+        #expect(try names("label=stage=other") == "")
+        #expect(try names("reference=busy*") == "busybox:latest\n")
+        #expect(try names("dangling=true") == "")
+        let bad = try h.docker(["images", "--filter", "bogus=1"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("invalid filter"))
+        #expect(try h.strata(["images", "--filter", "label=stage=build", "-q"]).out.split(separator: "\n").count == 1)
+    }
+
     @Test func saveAndLoad() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()
@@ -120,7 +144,8 @@ import Glibc
             """)
         let first = try h.docker(["build", "-t", "app:1", "."], cwd: h.file("app"))
         #expect(first.status == 0, "\(first.err)")
-        let lines = first.out.split(separator: "\n").map(String.init)
+        // The context upload's progress line is redrawn with \r (and "\r\n" is one Character).
+        let lines = first.out.replacingOccurrences(of: "\r", with: "\n").split(separator: "\n").map(String.init)
         #expect(lines.contains("Step 1/3 : FROM busybox"))
         #expect(lines.contains("Step 2/3 : ADD ctx/container.cfg /"))
         #expect(lines.contains("Step 3/3 : CMD /bin/ls"))
