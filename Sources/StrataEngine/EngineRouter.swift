@@ -36,10 +36,14 @@ struct EngineRouter: Sendable {
         case (.GET, "/version"): return serve(version)
         case (.GET, "/info"): return serve(info)
         case (.GET, "/system/df"): return serve(systemDF)
+        case (.POST, "/auth"): return serve(.json, auth)
         case (.GET, "/images/json"): return serve(listImages)
         case (.GET, "/images/get"): return serve { req, res in try await save(req.query["names"] ?? [], res) }
         case (.POST, "/images/load"): return serve(.file, load)
+        case (.POST, "/images/create"): return serve(pull)
+        case (.POST, "/images/prune"): return serve(pruneImages)
         case (.POST, "/build"): return serve(.file, build)
+        case (.POST, "/build/prune"): return serve(pruneBuildCache)
         default: break
         }
         if p.hasPrefix("/images/"), p.count > "/images/".count {
@@ -55,6 +59,7 @@ struct EngineRouter: Sendable {
                 if let n = name("/get") { return serve { _, res in try await save([n], res) } }
             case .POST:
                 if let n = name("/tag") { return serve { req, res in try await tag(n, req, res) } }
+                if let n = name("/push") { return serve { req, res in try await push(n, req, res) } }
             case .DELETE:
                 return serve { req, res in try await removeImage(rest, req, res) }
             default: break

@@ -166,4 +166,58 @@ import Glibc
         #expect(bad.status != 0)
         #expect(bad.err.lowercased().contains("notaninstruction"), "\(bad.err)")
     }
+
+    @Test func loginPushPullAndPrune() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let peers = ["/usr/bin/docker-registry", "/usr/bin/htpasswd"]
+        guard peers.allSatisfy({ FileManager.default.isExecutableFile(atPath: $0) }) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but docker-registry or htpasswd is missing: run tools/setup") }
+            return
+        }
+        let h = try EngineHarness()
+        let password = "s3cret-\(UUID().uuidString.prefix(8))"
+        let host = try h.startRegistry(user: "ci", password: password)
+        try h.importBusybox()
+        let id = try #require(try h.images().first?["id"] as? String)
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["tag", "busybox", "\(host)/team/app:1"]).status == 0)
+
+        let anonymous = try h.docker(["push", "\(host)/team/app:1"])
+        #expect(anonymous.status != 0)
+        #expect(anonymous.err.contains("401") || anonymous.err.lowercased().contains("unauthorized"), "\(anonymous.err)")
+        let wrong = try h.docker(["login", host, "-u", "ci", "-p", "wrong"])
+        #expect(wrong.status != 0)
+        let login = try h.docker(["login", host, "-u", "ci", "-p", password])
+        #expect(login.status == 0, "\(login.err)")
+        #expect(login.out.contains("Login Succeeded"))
+
+        let push = try h.docker(["push", "\(host)/team/app:1"])
+        #expect(push.status == 0, "\(push.err)")
+        #expect(push.out.contains("The push refers to repository [\(host)/team/app]"))
+        #expect(push.out.contains("1: digest: sha256:"))
+
+        #expect(try h.docker(["rmi", "\(host)/team/app:1", "busybox"]).status == 0)
+        #expect(try h.images().isEmpty)
+        let pull = try h.docker(["pull", "\(host)/team/app:1"])
+        #expect(pull.status == 0, "\(pull.err)")
+        #expect(pull.out.contains("Digest: sha256:"))
+        let pulled = try h.images()
+        #expect(pulled.first?["id"] as? String == id)
+        #expect(pulled.first?["tags"] as? [String] == ["\(host)/team/app:1"])
+
+        // The server keeps no credentials: not in the store, not in its log.
+        let grep = try h.run("/bin/grep", ["-r", "-l", password, h.root, h.file("server.err"), h.file("server.out")])
+        #expect(grep.out.isEmpty, "\(grep.out)")
+
+        let prune = try h.docker(["image", "prune", "-a", "-f"])
+        #expect(prune.status == 0, "\(prune.err)")
+        #expect(prune.out.contains("deleted: \(id)"))
+        #expect(try h.images().isEmpty)
+        let cache = try h.docker(["builder", "prune", "-f"])
+        #expect(cache.status == 0, "\(cache.err)")
+        let df = try h.docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+        #expect(df.status == 0, "\(df.err)")
+        #expect(df.out.hasPrefix("Images 0\n"))
+    }
 }

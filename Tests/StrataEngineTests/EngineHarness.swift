@@ -21,6 +21,7 @@ final class EngineHarness: @unchecked Sendable {
     var root: String { dir.appendingPathComponent("store").path }
     var socket: String { dir.appendingPathComponent("s.sock").path }
     private var server: Process?
+    private var registry: Process?
 
     /// Whether the docker CLI is installed: a skip on a user's machine, a failure under CI=true.
     static func dockerAvailable() -> Bool {
@@ -38,6 +39,7 @@ final class EngineHarness: @unchecked Sendable {
 
     deinit {
         stop()
+        if let r = registry, r.isRunning { kill(r.processIdentifier, SIGKILL); r.waitUntilExit() }
         if dir.path.hasPrefix("/tmp/strata-engine-") { try? FileManager.default.removeItem(at: dir) }
     }
 
@@ -75,6 +77,63 @@ final class EngineHarness: @unchecked Sendable {
         }
         p.waitUntilExit()
         return p.terminationStatus
+    }
+
+    /// Starts docker-registry on 127.0.0.1 at a free port (with htpasswd Basic auth for
+    /// `user`/`password` when given) and returns `127.0.0.1:PORT` once `/v2/` answers.
+    func startRegistry(user: String? = nil, password: String? = nil) throws -> String {
+        let port = Self.freePort()
+        var auth = ""
+        if let user, let password {
+            let r = try run("/usr/bin/htpasswd", ["-Bbn", user, password])
+            try r.out.trimmingCharacters(in: .whitespacesAndNewlines).write(toFile: file("htpasswd"), atomically: true, encoding: .utf8)
+            auth = "auth:\n  htpasswd:\n    realm: strata-test\n    path: \(file("htpasswd"))\n"
+        }
+        let config = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: \(file("registry-data"))
+            http:
+              addr: 127.0.0.1:\(port)
+            \(auth)
+            """
+        try config.write(toFile: file("registry.yml"), atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        p.arguments = ["serve", file("registry.yml")]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        registry = p
+        for _ in 0..<100 {
+            let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(port).bigEndian
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(fd)
+            if ok { return "127.0.0.1:\(port)" }
+            usleep(100_000)
+        }
+        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "docker-registry did not start"])
+    }
+
+    static func freePort() -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     func serverLog() -> String {
