@@ -65,6 +65,9 @@ final class EngineHarness: @unchecked Sendable {
         throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "strata serve did not start: \(serverLog())"])
     }
 
+    /// The server's process ID while it runs.
+    var serverPID: Int32? { server.map(\.processIdentifier) }
+
     /// Sends SIGTERM and waits for the exit; returns the exit status (nil: not running).
     @discardableResult
     func stop() -> Int32? {
