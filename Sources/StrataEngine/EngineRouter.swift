@@ -37,6 +37,9 @@ struct EngineRouter: Sendable {
         case (.GET, "/info"): return serve(info)
         case (.GET, "/system/df"): return serve(systemDF)
         case (.POST, "/auth"): return serve(.json, auth)
+        case (.GET, "/containers/json"): return serve(listContainers)
+        case (.GET, "/volumes"): return serve(listVolumes)
+        case (.POST, "/volumes/create"): return serve(.json, createVolume)
         case (.GET, "/images/json"): return serve(listImages)
         case (.GET, "/images/get"): return serve { req, res in try await save(req.query["names"] ?? [], res) }
         case (.POST, "/images/load"): return serve(.file, load)
@@ -64,6 +67,19 @@ struct EngineRouter: Sendable {
                 return serve { req, res in try await removeImage(rest, req, res) }
             default: break
             }
+        }
+        if p.hasPrefix("/containers/"), p.count > "/containers/".count {
+            let rest = String(p.dropFirst("/containers/".count))
+            if m == .GET, rest.hasSuffix("/json"), rest.count > 5 {
+                let id = String(rest.dropLast(5))
+                if !id.contains("/") { return serve { _, res in try await inspectContainer(id, res) } }
+            }
+            if m == .DELETE, !rest.contains("/") { return serve { req, res in try await removeContainer(rest, req, res) } }
+        }
+        if p.hasPrefix("/volumes/"), p.count > "/volumes/".count {
+            let name = String(p.dropFirst("/volumes/".count))
+            if m == .GET, !name.contains("/") { return serve { _, res in try await inspectVolume(name, res) } }
+            if m == .DELETE, !name.contains("/") { return serve { _, res in try await removeVolume(name, res) } }
         }
         return serve { _, _ in
             throw EngineError(status: .notImplemented, message: "strata does not serve \(m.rawValue) \(p)")

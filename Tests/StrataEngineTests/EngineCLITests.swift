@@ -220,4 +220,45 @@ import Glibc
         #expect(df.status == 0, "\(df.err)")
         #expect(df.out.hasPrefix("Images 0\n"))
     }
+
+    /// Containers strata made, as docker ps / inspect / rm see them; rmi of their image is a
+    /// 409; volumes through docker volume.
+    @Test func containersAndVolumes() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        let created = try h.strata(["create", "--snapshotter", "copy", "--name", "web", "-v", "data:/data", "busybox", "sh"])
+        #expect(created.status == 0, "\(created.err)")
+        let cid = created.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["ps", "-q"]).out == "")
+        let ps = try h.docker(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.State}}"])
+        #expect(ps.out == "\(cid) web busybox created\n", "\(ps.err)")
+        let inspect = try h.docker(["container", "inspect", "--format", "{{.Id}} {{.Name}} {{.State.Status}}", "web"])
+        #expect(inspect.out == "\(cid) /web created\n", "\(inspect.err)")
+
+        let conflict = h.raw(Array("DELETE /v1.43/images/busybox HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(EngineHostileTests.status(conflict) == 409, "\(conflict.prefix(300))")
+        #expect(conflict.contains("is using its referenced image"))
+
+        #expect(try h.docker(["volume", "ls", "-q"]).out == "data\n")
+        #expect(try h.docker(["volume", "create", "v2"]).out == "v2\n")
+        let vi = try h.docker(["volume", "inspect", "--format", "{{.Name}} {{.Driver}} {{.Mountpoint}}", "v2"])
+        #expect(vi.out == "v2 local \(h.root)/volumes/v2/data\n", "\(vi.err)")
+        let busy = try h.docker(["volume", "rm", "data"])
+        #expect(busy.status != 0)
+        #expect(busy.err.contains("in use"))
+        let noVolume = h.raw(Array("GET /v1.43/volumes/nosuch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(EngineHostileTests.status(noVolume) == 404)
+
+        #expect(try h.docker(["rm", "web"]).out == "web\n")
+        #expect(try h.strata(["ps", "-a", "-q"]).out == "")
+        #expect(try h.docker(["volume", "rm", "data", "v2"]).status == 0)
+        #expect(try h.docker(["volume", "ls", "-q"]).out == "")
+        let missing = try h.docker(["rm", "web"])
+        #expect(missing.status != 0)
+        #expect(missing.err.lowercased().contains("no such container"))
+    }
 }
+
