@@ -8,7 +8,7 @@ import StrataRegistry
 /// server whose `_ping` says `Builder-Version: 1`) calls it.
 extension EngineRouter {
     /// The query: `t` (repeatable), `dockerfile`, `buildargs` (JSON), `target`, `nocache`,
-    /// `q`, `labels` (JSON; only `{}` for now), `platform`, `pull`. The body is the context
+    /// `q`, `labels` (JSON), `platform`. The body is the context
     /// tar (plain or compressed), spooled into the store. The answer streams the builder's
     /// lines as `{"stream": …}`, then `{"aux":{"ID": …}}`; a failure after the first line
     /// is an `errorDetail` message in the stream.
@@ -17,10 +17,8 @@ extension EngineRouter {
         if let remote = req.string("remote"), !remote.isEmpty {
             throw EngineError(status: .notImplemented, message: "strata does not serve remote build contexts over the Engine API yet; use strata build \(remote)")
         }
-        let labels = try req.jsonObject("labels")
-        if !labels.isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not support build labels yet")
-        }
+        var labels: [String: String] = [:]
+        for (k, v) in try req.jsonObject("labels") { labels[k] = v ?? "" }
         let tags = (req.query["t"] ?? []).filter { !$0.isEmpty }
         for t in tags {
             try Self.checkName(t)
@@ -52,7 +50,7 @@ extension EngineRouter {
             },
             log: { line in if !quiet { sink.yield(Data((line + "\n").utf8)) } },
             runOutput: runOutput.fileHandleForWriting)
-        options.secrets = [:]
+        options.labels = labels
         let builder = Builder(store: store), buildOptions = options, writeEnd = runOutput.fileHandleForWriting
         try await res.startStream(contentType: "application/json")
         let result = try await withThrowingTaskGroup(of: BuildResult?.self) { group in

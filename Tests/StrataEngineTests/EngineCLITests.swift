@@ -160,6 +160,13 @@ import Glibc
         #expect(second.out.contains(" ---> Using cache"))
         #expect(second.out.contains("Successfully built \(built)"))
 
+        // Labels (the query's labels JSON): one more LABEL step, on the image.
+        let labeled = try h.docker(["build", "--label", "stage=ci", "--label", "note=a \"b\" $c", "-t", "app:lab", "."], cwd: h.file("app"))
+        #expect(labeled.status == 0, "\(labeled.err)")
+        #expect(labeled.out.contains("Step 4/4 : LABEL "))
+        let labels = try h.docker(["image", "inspect", "--format", "{{json .Config.Labels}}", "app:lab"])
+        #expect(labels.out == "{\"note\":\"a \\\"b\\\" $c\",\"stage\":\"ci\"}\n", "\(labels.out)")
+
         // A Dockerfile error comes back as the build's error.
         try h.shell("mkdir -p bad && printf 'FROM busybox\\nNOTANINSTRUCTION x\\n' > bad/Dockerfile")
         let bad = try h.docker(["build", "."], cwd: h.file("bad"))
