@@ -8,14 +8,28 @@ import StrataRegistry
 /// server whose `_ping` says `Builder-Version: 1`) calls it.
 extension EngineRouter {
     /// The query: `t` (repeatable), `dockerfile`, `buildargs` (JSON), `target`, `nocache`,
-    /// `q`, `labels` (JSON), `platform`. The body is the context
+    /// `q`, `labels` (JSON), `platform`, `remote` (an http(s) URL). The body is the context
     /// tar (plain or compressed), spooled into the store. The answer streams the builder's
     /// lines as `{"stream": …}`, then `{"aux":{"ID": …}}`; a failure after the first line
     /// is an `errorDetail` message in the stream.
     func build(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        guard case .file(let context) = req.body else { throw EngineError.badRequest("no build context in the request body") }
+        guard case .file(var context) = req.body else { throw EngineError.badRequest("no build context in the request body") }
+        // `remote`: an http(s) URL of a tar or a Dockerfile, fetched into the store's scratch
+        // space as `strata build URL` does (git URLs are not served).
+        var remoteScratch: ScratchDirectory?
+        defer { remoteScratch?.remove() }
         if let remote = req.string("remote"), !remote.isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not serve remote build contexts over the Engine API yet; use strata build \(remote)")
+            guard remote.hasPrefix("http://") || remote.hasPrefix("https://") else {
+                throw EngineError(status: .notImplemented, message: "strata builds remote contexts from http(s) URLs only, not \(remote)")
+            }
+            let dir = try store.makeScratchDirectory()
+            remoteScratch = dir
+            context = dir.url.deletingLastPathComponent().appendingPathComponent("remote-context").path
+            do {
+                _ = try await Download.fetch(remote, to: context)
+            } catch let e as StrataError {
+                throw EngineError.badRequest("unable to download the build context: \(e.message)")
+            }
         }
         var labels: [String: String] = [:]
         for (k, v) in try req.jsonObject("labels") { labels[k] = v ?? "" }
@@ -51,7 +65,7 @@ extension EngineRouter {
             log: { line in if !quiet { sink.yield(Data((line + "\n").utf8)) } },
             runOutput: runOutput.fileHandleForWriting)
         options.labels = labels
-        let builder = Builder(store: store), buildOptions = options, writeEnd = runOutput.fileHandleForWriting
+        let builder = Builder(store: store), buildOptions = options, writeEnd = runOutput.fileHandleForWriting, contextPath = context
         try await res.startStream(contentType: "application/json")
         let result = try await withThrowingTaskGroup(of: BuildResult?.self) { group in
             group.addTask {
@@ -59,7 +73,7 @@ extension EngineRouter {
                     try? writeEnd.close()
                     sink.finish()
                 }
-                return try await builder.build(contextTar: context, dockerfilePath: dockerfile, options: buildOptions)
+                return try await builder.build(contextTar: contextPath, dockerfilePath: dockerfile, options: buildOptions)
             }
             for await chunk in lines {
                 try await res.message(["stream": String(decoding: chunk, as: UTF8.self)])
