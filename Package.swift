@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
         .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "Strata", "OCI"]),
-        .testTarget(name: "StrataEngineTests", dependencies: ["StrataEngine", "Strata", "OCI"]),
+        .testTarget(name: "StrataEngineTests", dependencies: ["StrataEngine", "Strata", "OCI", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "StrataBuildTests", dependencies: ["StrataBuild", "StrataCLI", "Strata", "OCI"]),
     ],
     swiftLanguageModes: [.v6]

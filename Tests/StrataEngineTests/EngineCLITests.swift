@@ -24,6 +24,12 @@ import Glibc
         #expect(i.status == 0, "\(i.err)")
         #expect(i.out == "1 linux 0.1.0\n")
 
+        // A second server on the same socket is refused; the first keeps serving.
+        let second = try h.strata(["serve", "--socket", h.socket])
+        #expect(second.status == 1)
+        #expect(second.err.contains("another server is listening"))
+        #expect(try h.docker(["version", "--format", "{{.Server.Version}}"]).out == "0.1.0\n")
+
         // SIGTERM: exits 0 and removes the socket.
         #expect(h.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: h.socket))
