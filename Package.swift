@@ -52,10 +52,18 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The Docker Engine API on a unix socket: a thin HTTP adapter over the store.
+        .target(
+            name: "StrataEngine",
+            dependencies: ["Strata", "OCI", "StrataBuild", "StrataRegistry",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
         .target(
             name: "StrataCLI",
             dependencies: [
-                "Strata", "OCI", "StrataBuild", "StrataRegistry", "CArchive",
+                "Strata", "OCI", "StrataBuild", "StrataRegistry", "StrataEngine", "CArchive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +73,7 @@ let package = Package(
         .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
         .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "Strata", "OCI"]),
+        .testTarget(name: "StrataEngineTests", dependencies: ["StrataEngine", "Strata", "OCI", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "StrataBuildTests", dependencies: ["StrataBuild", "StrataCLI", "Strata", "OCI"]),
     ],
     swiftLanguageModes: [.v6]

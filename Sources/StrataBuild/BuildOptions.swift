@@ -15,6 +15,9 @@ public struct BuildOptions: Sendable {
     public var tags: [String]
     /// `--build-arg K=V` values.
     public var buildArgs: [String: String]
+    /// `--label K=V`: labels of the built image, set by one more `LABEL` step at the end
+    /// of the stage that is built (as the classic builder does).
+    public var labels: [String: String] = [:]
     /// Build up to this stage (`--target`): a stage name or index.
     public var target: String?
     /// Never use the cache (`--no-cache`); results are still recorded.

@@ -36,7 +36,7 @@ public struct Builder: Sendable {
             }
             text = t
         }
-        let file = try Dockerfile.parse(text)
+        let file = try Self.addLabels(options.labels, to: try Dockerfile.parse(text), target: options.target)
         let tree = try SourceTree.context(at: root)
         let run = BuildRun(store: store, file: file, context: tree, options: options)
         defer { run.cleanUp() }
@@ -64,6 +64,28 @@ public struct Builder: Sendable {
         let dir = try store.makeBuildScratchFile()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         return try await build(context: dir, dockerfile: text, options: options)
+    }
+
+    /// `--label K=V`: as the classic builder does, one more `LABEL` instruction at the end of
+    /// the stage that is built (the `--target` stage, else the last), shown as its own step.
+    static func addLabels(_ labels: [String: String], to file: Dockerfile, target: String?) throws -> Dockerfile {
+        guard !labels.isEmpty, !file.stages.isEmpty else { return file }
+        let e = file.escape
+        func quoted(_ s: String) -> String {
+            var out = "\""
+            for c in s {
+                if String(c) == e || c == "\"" || c == "$" { out += e }
+                out.append(c)
+            }
+            return out + "\""
+        }
+        let line = "LABEL " + labels.sorted { $0.key < $1.key }.map { "\(quoted($0.key))=\(quoted($0.value))" }.joined(separator: " ")
+        guard let inst = try Dockerfile.parse("# escape=\(e)\nFROM scratch\n\(line)\n").stages.first?.instructions.first else { return file }
+        var out = file
+        let i = target.flatMap { t in file.stage(named: t).map(\.index) } ?? file.stages.count - 1
+        guard out.stages.indices.contains(i) else { return file }
+        out.stages[i].instructions.append(inst)
+        return out
     }
 
     /// Whether a file is a tar archive, plain or compressed (gzip, zstd, bzip2, xz).

@@ -23,6 +23,7 @@ struct BuildCommand: AsyncParsableCommand {
               strata build -t app:1 .
               strata build -f build/Dockerfile --build-arg VERSION=1.2 -t app:1.2 .
               strata build --target build --no-cache -q .
+              strata build --label org.opencontainers.image.version=1.2 -t app:1.2 .
               tar -C src -c . | strata build -t app:1 -
               strata build -f ctx/Dockerfile http://server/ctx.tar.gz
               SOURCE_DATE_EPOCH=1700000000 strata build -t app:repro .
@@ -35,6 +36,8 @@ struct BuildCommand: AsyncParsableCommand {
     var file: String?
     @Option(name: .customLong("build-arg"), help: "A build-time variable (KEY=VALUE, or KEY to take it from the environment).")
     var buildArg: [String] = []
+    @Option(help: "Set a label on the image (KEY=VALUE); repeatable.")
+    var label: [String] = []
     @Option(help: "A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR; repeatable.")
     var secret: [String] = []
 
@@ -92,6 +95,11 @@ struct BuildCommand: AsyncParsableCommand {
                 return try await Registry.pull(name, into: store, options: RegistryOptions(), platform: platform).image.id
             },
             log: line, runOutput: quiet ? nil : FileHandle.standardOutput)
+        for l in label {
+            let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !kv[0].isEmpty else { throw StrataError(.invalidArgument, "invalid --label \"\(l)\": use KEY=VALUE") }
+            options.labels[kv[0]] = kv.count > 1 ? kv[1] : ""
+        }
         options.secrets = try BuildOptions.parseSecrets(secret)
         options.sshAgents = try BuildOptions.parseSSH(ssh)
         let builder = Builder(store: store)

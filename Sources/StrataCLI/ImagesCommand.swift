@@ -7,7 +7,7 @@ struct ImagesCommand: AsyncParsableCommand {
         commandName: "images",
         abstract: "List images.",
         discussion: """
-            Filters: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE.
+            Filters: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE.
 
             Examples:
               strata images
@@ -33,22 +33,14 @@ struct ImagesCommand: AsyncParsableCommand {
     var repository: String?
 
     func run() async throws {
-        var filters = ImageFilters()
+        var byKey: [String: [String]] = [:]
         for f in filter {
             guard let eq = f.firstIndex(of: "=") else {
                 throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value")
             }
-            let k = String(f[..<eq]), v = String(f[f.index(after: eq)...])
-            switch k {
-            case "dangling":
-                guard v == "true" || v == "false" else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": dangling takes true or false") }
-                filters.dangling = v == "true"
-            case "reference": filters.references.append(v)
-            case "before": filters.before = v
-            case "since": filters.since = v
-            default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use dangling, reference, before or since")
-            }
+            byKey[String(f[..<eq]), default: []].append(String(f[f.index(after: eq)...]))
         }
+        var filters = try ImageFilters(byKey)
         if let repository {
             let r = try Reference(repository, defaultTag: false)
             filters.references.append(r.tag.map { "\(r.familiarName):\($0)" } ?? r.familiarName)

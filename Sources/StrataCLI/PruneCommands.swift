@@ -12,18 +12,14 @@ func confirm(_ warning: String, force: Bool) -> Bool {
 }
 
 func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
-    var o = PruneOptions(all: all)
+    var byKey: [String: [String]] = [:]
     for f in filters {
         guard let eq = f.firstIndex(of: "=") else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value") }
-        let k = String(f[..<eq]), v = String(f[f.index(after: eq)...])
-        switch k {
-        case "until": o.until = try Durations.parse(v)
-        case "label":
-            if let e = v.firstIndex(of: "=") { o.labels.append((String(v[..<e]), String(v[v.index(after: e)...]))) } else { o.labels.append((v, nil)) }
-        default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
-        }
+        let k = String(f[..<eq])
+        guard k == "until" || k == "label" else { throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label") }
+        byKey[k, default: []].append(String(f[f.index(after: eq)...]))
     }
-    return o
+    return try PruneOptions(all: all, filters: byKey)
 }
 
 struct ImageCommand: AsyncParsableCommand {

@@ -28,6 +28,7 @@ public struct StrataCommand: AsyncParsableCommand {
             BuildCommand.self, BuilderCommand.self,
             DockerfileCommand.self,
             FindCommand.self, AnalyzeCommand.self, ReindexCommand.self,
+            ServeCommand.self,
         ]
     )
 

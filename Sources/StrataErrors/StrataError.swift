@@ -18,6 +18,7 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case blobNotFound = "blob-not-found"
         case imageNotFound = "image-not-found"
         case containerNotFound = "container-not-found"
+        case volumeNotFound = "volume-not-found"
         /// A `USER` or `--chown` name (or group) that the image's /etc/passwd (or /etc/group)
         /// does not list.
         case userNotFound = "user-not-found"

@@ -10,6 +10,14 @@ extension Registry {
     /// try await Registry.login("registry.example.com", Credentials(username: "ci", password: token))
     /// ```
     public static func login(_ registry: String, _ credentials: Credentials, options: RegistryOptions = RegistryOptions()) async throws {
+        let host = try await checkLogin(registry, credentials, options: options)
+        try Credentials.store(credentials, for: host, file: options.credentialsFile)
+    }
+
+    /// Checks credentials against a registry without storing them (the Engine API's
+    /// `POST /auth`: the client keeps them). Returns the registry host they are for.
+    @discardableResult
+    public static func checkLogin(_ registry: String, _ credentials: Credentials, options: RegistryOptions = RegistryOptions()) async throws -> String {
         let host = try Reference("\(registry)/x").registry
         let client = RegistryClient(registry: host, repository: "", options: options, credentials: credentials)
         let resp = try await client.send(.GET, "/v2/")
@@ -19,7 +27,7 @@ extension Registry {
             throw StrataError(code, "login to \(host) failed: HTTP \(resp.status.code) \(resp.status.reasonPhrase)"
                 + (code == .unauthorized ? " (wrong username or password?)" : ""))
         }
-        try Credentials.store(credentials, for: host, file: options.credentialsFile)
+        return host
     }
 
     /// Removes stored credentials for a registry.

@@ -62,7 +62,7 @@ extension Registry {
     public static func search(_ query: String, limit: Int = 25, options: RegistryOptions = RegistryOptions()) async throws -> [RepositoryMatch] {
         guard limit > 0 else { throw StrataError(.invalidArgument, "--limit must be at least 1, not \(limit)") }
         let (registry, term) = splitSearchQuery(query)
-        let client = RegistryClient(registry: registry, repository: "", options: options, credentials: Credentials.lookup(registry, file: options.credentialsFile))
+        let client = RegistryClient(registry: registry, repository: "", options: options, credentials: options.credentials(for: registry))
         if registry == Reference.defaultRegistry {
             return try await hubSearch(term, limit: limit, client: client, url: "https://index.docker.io/v1/search")
         }
@@ -96,7 +96,7 @@ extension Registry {
         // Tag counts, a few repositories at a time; each repository has its own token scope.
         let counts = CountBox()
         try await forEach(Array(names.enumerated()), atMost: 4) { item in
-            let tagClient = RegistryClient(registry: registry, repository: item.element, options: options, credentials: Credentials.lookup(registry, file: options.credentialsFile))
+            let tagClient = RegistryClient(registry: registry, repository: item.element, options: options, credentials: options.credentials(for: registry))
             let n = try? await listTags(client: tagClient).count
             counts.set(item.offset, n)
         }

@@ -15,6 +15,19 @@ public struct RegistryOptions: Sendable {
     public var progress: (@Sendable (TransferEvent) -> Void)?
     /// Where credentials are read from (Docker's config.json).
     public var credentialsFile: URL = Credentials.configFile()
+    /// Credentials for this operation only (the Engine API's `X-Registry-Auth`): when set,
+    /// ``credentialsFile`` is not read. Never stored or logged.
+    public var credentials: Credentials?
+    /// Whether ``credentialsFile`` is read when ``credentials`` is nil. The Engine API server
+    /// sets false: a request carries its client's credentials, the server's own file is not
+    /// lent to whoever can reach the socket.
+    public var readsCredentialsFile = true
+
+    /// The credentials for a registry host: ``credentials``, else the file's entry.
+    func credentials(for registry: String) -> Credentials? {
+        if let credentials { return credentials }
+        return readsCredentialsFile ? Credentials.lookup(registry, file: credentialsFile) : nil
+    }
     /// Blobs larger than this are uploaded in chunks (PATCH with Content-Range) of this size.
     public var chunkSize: Int64 = 64 << 20
     /// How uncompressed layers are compressed for push (`gzip` or `zstd`).
@@ -43,7 +56,7 @@ final class RegistryClient: Sendable {
 
     convenience init(reference: Reference, options: RegistryOptions) {
         self.init(registry: reference.registry, repository: reference.repository, options: options,
-                  credentials: Credentials.lookup(reference.registry, file: options.credentialsFile))
+                  credentials: options.credentials(for: reference.registry))
     }
 
     /// - Parameter credentials: used to answer challenges; nil for anonymous access.

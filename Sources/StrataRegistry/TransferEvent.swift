@@ -13,3 +13,21 @@ public enum TransferEvent: Sendable, Equatable {
     /// Any other line (a resumed download, the pushed digest).
     case message(String)
 }
+
+extension TransferEvent {
+    /// The Engine API's JSON progress message for this event, as `docker pull` and
+    /// `docker push` draw them: `{"status":"Downloading","progressDetail":{"current":…,"total":…},"id":"a1b2c3d4e5f6"}`.
+    /// - Parameter verb: "Downloading" (pull) or "Pushing" (push).
+    public func dockerMessage(verb: String) -> [String: Any] {
+        switch self {
+        case .started(let d, _):
+            return ["status": verb == "Pushing" ? "Preparing" : "Pulling fs layer", "progressDetail": [String: Any](), "id": d.shortHex]
+        case .advanced(let d, let done, let size):
+            return ["status": verb, "progressDetail": ["current": done, "total": size], "id": d.shortHex]
+        case .finished(let d, _, let status):
+            return ["status": status, "progressDetail": [String: Any](), "id": d.shortHex]
+        case .message(let m):
+            return ["status": m]
+        }
+    }
+}

@@ -115,6 +115,9 @@ import Testing
             (["tag", "nope:1", "UPPER"], "must be lowercase"),
             (["rmi", "nope"], "no such image"),
             (["images", "--filter", "bogus=1"], "invalid filter"),
+            (["images", "--filter", "label"], "invalid filter"),
+            (["image", "prune", "--filter", "bogus=1", "-f"], "invalid filter"),
+            (["image", "prune", "--filter", "until=soon", "-f"], "invalid duration"),
             (["load", "-i", env.dir.appendingPathComponent("junk.tar").path, "--platform", "linux"], "invalid platform"),
         ]
         for (args, needle) in cases {

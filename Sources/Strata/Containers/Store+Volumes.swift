@@ -55,7 +55,7 @@ extension Store {
 
     public func volume(_ name: String) async throws -> VolumeInfo {
         guard let v = try await volumes().first(where: { $0.name == name }) else {
-            throw StrataError(.invalidArgument, "no such volume: \(name)")
+            throw StrataError(.volumeNotFound, "no such volume: \(name)")
         }
         return v
     }
@@ -80,7 +80,7 @@ extension Store {
             for n in names {
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM volumes WHERE name = ?", arguments: [n]) == true else {
                     if skipInUse { continue }
-                    throw StrataError(.invalidArgument, "no such volume: \(n)")
+                    throw StrataError(.volumeNotFound, "no such volume: \(n)")
                 }
                 if let user = try String.fetchOne(db, sql: "SELECT container_id FROM container_volumes WHERE volume_name = ? LIMIT 1", arguments: [n]) {
                     if skipInUse { continue }

@@ -13,6 +13,18 @@ public struct HistoryItem: Sendable, Codable, Hashable {
     public var emptyLayer: Bool
     /// Tags of ``id``, in familiar form.
     public var tags: [String]
+
+    /// The object Docker's `GET /images/{name}/history` lists for this step.
+    public func dockerJSON() -> [String: Any] {
+        [
+            "Id": id?.string ?? "<missing>",
+            "Created": Int64(created?.timeIntervalSince1970 ?? 0),
+            "CreatedBy": createdBy,
+            "Tags": tags.isEmpty ? NSNull() : tags as Any,
+            "Size": size,
+            "Comment": comment,
+        ]
+    }
 }
 
 extension Store {

@@ -21,6 +21,22 @@ public struct ImageSummary: Sendable, Codable, Hashable {
     public var isDangling: Bool { tags.isEmpty && children == 0 }
     /// Untagged but the parent of another image (hidden without `-a`).
     public var isIntermediate: Bool { tags.isEmpty && children > 0 }
+
+    /// The object Docker's `GET /images/json` lists for this image (API 1.43 field names).
+    public func dockerJSON() -> [String: Any] {
+        [
+            "Id": id.string,
+            "ParentId": parentID?.string ?? "",
+            "RepoTags": tags,
+            "RepoDigests": repoDigests,
+            "Created": Int64(created?.timeIntervalSince1970 ?? 0),
+            "Size": size,
+            "VirtualSize": size,
+            "SharedSize": -1,
+            "Labels": NSNull(),
+            "Containers": containers,
+        ]
+    }
 }
 
 /// Filters for ``Store/images(all:filters:)``, as `docker images --filter`.
@@ -30,12 +46,51 @@ public struct ImageFilters: Sendable {
     public var references: [String] = []
     public var before: String?
     public var since: String?
+    /// `label=KEY` or `label=KEY=VALUE`: every one must match the image config's labels.
+    public var labels: [String] = []
 
-    public init(dangling: Bool? = nil, references: [String] = [], before: String? = nil, since: String? = nil) {
+    public init(dangling: Bool? = nil, references: [String] = [], before: String? = nil, since: String? = nil, labels: [String] = []) {
         self.dangling = dangling
         self.references = references
         self.before = before
         self.since = since
+        self.labels = labels
+    }
+
+    /// Filters by name as `docker images --filter` and the Engine API's `filters` give them:
+    /// `dangling` (true or false), `reference` (patterns), `label` (`KEY` or `KEY=VALUE`),
+    /// `before` and `since` (an image). Any other key is an error.
+    ///
+    /// ```swift
+    /// let f = try ImageFilters(["dangling": ["true"], "reference": ["busy*"]])
+    /// ```
+    public init(_ byKey: [String: [String]]) throws {
+        self.init()
+        for (k, values) in byKey.sorted(by: { $0.key < $1.key }) {
+            for v in values {
+                switch k {
+                case "dangling":
+                    guard v == "true" || v == "false" || v == "1" || v == "0" else {
+                        throw StrataError(.invalidArgument, "invalid filter \"dangling=\(v)\": dangling takes true or false")
+                    }
+                    dangling = v == "true" || v == "1"
+                case "reference": references.append(v)
+                case "label": labels.append(v)
+                case "before": before = v
+                case "since": since = v
+                default:
+                    throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use dangling, reference, label, before or since")
+                }
+            }
+        }
+    }
+
+    /// Whether a config's labels satisfy every `labels` filter.
+    func matchesLabels(_ labels: [String: String]) -> Bool {
+        self.labels.allSatisfy { f in
+            guard let eq = f.firstIndex(of: "=") else { return labels[f] != nil }
+            return labels[String(f[..<eq])] == String(f[f.index(after: eq)...])
+        }
     }
 }
 
@@ -100,6 +155,11 @@ extension Store {
                         return filters.references.contains { Glob.match($0, tag) || Glob.match($0, name) }
                     }
                     if !ok { continue }
+                }
+                if !filters.labels.isEmpty {
+                    // Labels live in the config blob: read only when asked to filter on them.
+                    let config = try ImageConfig.decode(try self.blobs.readSmall(summary.id), digest: summary.id)
+                    if !filters.matchesLabels(config.config?.Labels ?? [:]) { continue }
                 }
                 out.append((created ?? 0, idString, summary))
             }

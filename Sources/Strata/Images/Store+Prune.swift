@@ -15,6 +15,28 @@ public struct PruneOptions: Sendable {
         self.until = until
         self.labels = labels
     }
+
+    /// Options from filters by name, as `docker image prune --filter` and the Engine API give
+    /// them: `until` (a duration: `24h`), `label` (`KEY` or `KEY=VALUE`), and `dangling`
+    /// (`false` is `all`). Any other key is an error.
+    public init(all: Bool, filters: [String: [String]]) throws {
+        self.init(all: all)
+        for (k, values) in filters.sorted(by: { $0.key < $1.key }) {
+            for v in values {
+                switch k {
+                case "until": until = try Durations.parse(v)
+                case "label":
+                    if let e = v.firstIndex(of: "=") { labels.append((String(v[..<e]), String(v[v.index(after: e)...]))) } else { labels.append((v, nil)) }
+                case "dangling":
+                    guard ["true", "false", "1", "0"].contains(v) else {
+                        throw StrataError(.invalidArgument, "invalid filter \"dangling=\(v)\": dangling takes true or false")
+                    }
+                    if v == "false" || v == "0" { self.all = true }
+                default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
+                }
+            }
+        }
+    }
 }
 
 /// What a prune removed.

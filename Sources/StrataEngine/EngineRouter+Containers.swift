@@ -1,0 +1,96 @@
+import Foundation
+import OCI
+import Strata
+
+/// The containers the store holds (`strata create`, `strata run`), as `docker ps`,
+/// `docker container inspect` and `docker rm` see them; and volumes. Creating and starting
+/// containers over the API is not served yet.
+extension EngineRouter {
+    /// `GET /containers/json?all=`: running containers, or all with `all`.
+    func listContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        if !(try req.filters()).isEmpty { throw EngineError(status: .notImplemented, message: "strata does not filter containers yet") }
+        let all = try req.bool("all")
+        let list = try await store.containers().filter { all || $0.state == "running" }
+        try await res.sendJSON(list.map { c -> [String: Any] in
+            [
+                "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
+                "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
+                "State": c.state, "Status": c.state.prefix(1).uppercased() + c.state.dropFirst(),
+                "Ports": [Any](), "Labels": [String: String](), "Mounts": mounts(c),
+                "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
+            ]
+        })
+    }
+
+    /// `GET /containers/{id}/json`.
+    func inspectContainer(_ ref: String, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let c = try await store.container(ref)
+        let running = c.state == "running"
+        try await res.sendJSON([
+            "Id": c.id, "Name": "/" + (c.name ?? String(c.id.prefix(12))), "Created": RFC3339.format(c.created),
+            "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()), "Image": c.imageID.string,
+            "State": ["Status": c.state, "Running": running, "Paused": false, "Restarting": false, "OOMKilled": false,
+                      "Dead": false, "Pid": 0, "ExitCode": 0, "Error": ""] as [String: Any],
+            "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),
+            "Config": ["Image": c.image, "Cmd": c.command, "Env": c.env, "WorkingDir": c.workingDir ?? ""] as [String: Any],
+            "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
+        ] as [String: Any])
+    }
+
+    /// `DELETE /containers/{id}?force=&v=`: 204.
+    func removeContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        _ = try await store.removeContainer(ref, force: try req.bool("force"), removeVolumes: try req.bool("v"))
+        try await res.send(.noContent)
+    }
+
+    private func mounts(_ c: ContainerInfo) -> [[String: Any]] {
+        (c.volumes ?? []).map { v in
+            v.isBind ? ["Type": "bind", "Source": v.source, "Destination": v.destination, "RW": true]
+                : ["Type": "volume", "Name": v.source, "Source": store.root.appendingPathComponent("volumes/\(v.source)/data").path,
+                   "Destination": v.destination, "Driver": "local", "RW": true]
+        }
+    }
+
+    /// `GET /volumes`.
+    func listVolumes(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        if !(try req.filters()).isEmpty { throw EngineError(status: .notImplemented, message: "strata does not filter volumes yet") }
+        try await res.sendJSON(["Volumes": try await store.volumes().map(volumeJSON), "Warnings": [String]()] as [String: Any])
+    }
+
+    /// `POST /volumes/create` with `{"Name": …}` (driver `local` only): 201 and the volume.
+    func createVolume(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        var name: String?
+        if case .data(let body) = req.body, !body.isEmpty {
+            guard let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw EngineError.badRequest("expected a JSON object") }
+            if let d = o["Driver"] as? String, !d.isEmpty, d != "local" {
+                throw EngineError(status: .notImplemented, message: "strata serves the local volume driver only")
+            }
+            if let opts = o["DriverOpts"] as? [String: Any], !opts.isEmpty {
+                throw EngineError(status: .notImplemented, message: "strata does not support volume driver options")
+            }
+            name = (o["Name"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        if let name { try Self.checkName(name) }
+        try await res.sendJSON(volumeJSON(try await store.createVolume(name)), status: .created)
+    }
+
+    /// `GET /volumes/{name}`.
+    func inspectVolume(_ name: String, _ res: EngineResponse) async throws {
+        try Self.checkName(name)
+        try await res.sendJSON(volumeJSON(try await store.volume(name)))
+    }
+
+    /// `DELETE /volumes/{name}`: 204; 409 when a container uses it.
+    func removeVolume(_ name: String, _ res: EngineResponse) async throws {
+        try Self.checkName(name)
+        try await store.removeVolumes([name])
+        try await res.send(.noContent)
+    }
+
+    private func volumeJSON(_ v: VolumeInfo) -> [String: Any] {
+        ["Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": RFC3339.format(v.created),
+         "Labels": [String: String](), "Scope": "local", "Options": [String: String]()]
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import OCI
+import Strata
+
+/// `docker image prune` and `docker builder prune`.
+extension EngineRouter {
+    /// `POST /images/prune?filters=`: `dangling=false` is `-a`; `until`, `label` as
+    /// `strata image prune`. Answers `{"ImagesDeleted":[…],"SpaceReclaimed":N}`.
+    func pruneImages(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        let options: PruneOptions
+        do {
+            options = try PruneOptions(all: false, filters: try req.filters())
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
+        let report = try await store.pruneImages(options)
+        let deleted: [[String: Any]] = report.events.map { e in
+            switch e {
+            case .untagged(let t): return ["Untagged": t]
+            case .deleted(let d): return ["Deleted": d.string]
+            }
+        }
+        try await res.sendJSON(["ImagesDeleted": deleted.isEmpty ? NSNull() : deleted as Any, "SpaceReclaimed": report.reclaimedBytes])
+    }
+
+    /// `POST /build/prune?all=&keep-storage=&filters=until=`: as `strata builder prune`.
+    /// Answers `{"CachesDeleted":[…],"SpaceReclaimed":N}`.
+    func pruneBuildCache(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        var options = BuildCachePruneOptions(all: try req.bool("all"))
+        if let k = req.string("keep-storage"), !k.isEmpty {
+            guard let n = Int64(k), n >= 0 else { throw EngineError.badRequest("invalid keep-storage \"\(k)\": expected a number of bytes") }
+            if n > 0 { options.keepStorage = n }
+        }
+        for (k, values) in try req.filters() {
+            guard k == "until" else { throw EngineError.badRequest("invalid filter \"\(k)\": strata serves until") }
+            for v in values {
+                do {
+                    let d = try Durations.parse(v)
+                    options.keepDuration = min(options.keepDuration ?? d, d)
+                } catch let e as StrataError {
+                    throw EngineError.badRequest(e.message)
+                }
+            }
+        }
+        let report = try await store.pruneBuildCache(options)
+        try await res.sendJSON(["CachesDeleted": report.removed, "SpaceReclaimed": report.reclaimedBytes] as [String: Any])
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import NIOHTTP1
+import Strata
+
+/// Maps a request's method and path to the handler that serves it, and says what the
+/// handler wants of the body. Image names may hold `/` (`/images/docker.io/library/app:1/json`),
+/// so the suffix names the operation.
+struct EngineRouter: Sendable {
+    /// What a handler needs of the request body before it runs.
+    enum BodyPolicy: Sendable {
+        /// Read and dropped.
+        case none
+        /// Read into memory (at most ``EngineRequest/maxJSONBody``).
+        case json
+        /// Streamed to a file inside the store.
+        case file
+    }
+
+    struct Route {
+        var body: BodyPolicy
+        var handler: (EngineRequest, EngineResponse) async throws -> Void
+    }
+
+    let store: Store
+
+    func route(_ r: EngineRequest) -> Route {
+        let m = r.method, p = r.path
+        func serve(_ body: BodyPolicy, _ h: @escaping (EngineRequest, EngineResponse) async throws -> Void) -> Route {
+            Route(body: body, handler: h)
+        }
+        func serve(_ h: @escaping (EngineRequest, EngineResponse) async throws -> Void) -> Route {
+            Route(body: .none, handler: h)
+        }
+        switch (m, p) {
+        case (.GET, "/_ping"), (.HEAD, "/_ping"): return serve(ping)
+        case (.GET, "/version"): return serve(version)
+        case (.GET, "/info"): return serve(info)
+        case (.GET, "/system/df"): return serve(systemDF)
+        case (.POST, "/auth"): return serve(.json, auth)
+        case (.GET, "/containers/json"): return serve(listContainers)
+        case (.GET, "/volumes"): return serve(listVolumes)
+        case (.POST, "/volumes/create"): return serve(.json, createVolume)
+        case (.GET, "/images/json"): return serve(listImages)
+        case (.GET, "/images/get"): return serve { req, res in try await save(req.query["names"] ?? [], res) }
+        case (.POST, "/images/load"): return serve(.file, load)
+        case (.POST, "/images/create"): return serve(pull)
+        case (.POST, "/images/prune"): return serve(pruneImages)
+        case (.POST, "/build"): return serve(.file, build)
+        case (.POST, "/build/prune"): return serve(pruneBuildCache)
+        default: break
+        }
+        if p.hasPrefix("/images/"), p.count > "/images/".count {
+            let rest = String(p.dropFirst("/images/".count))
+            func name(_ suffix: String) -> String? {
+                guard rest.hasSuffix(suffix), rest.count > suffix.count else { return nil }
+                return String(rest.dropLast(suffix.count))
+            }
+            switch m {
+            case .GET:
+                if let n = name("/json") { return serve { _, res in try await inspectImage(n, res) } }
+                if let n = name("/history") { return serve { _, res in try await history(n, res) } }
+                if let n = name("/get") { return serve { _, res in try await save([n], res) } }
+            case .POST:
+                if let n = name("/tag") { return serve { req, res in try await tag(n, req, res) } }
+                if let n = name("/push") { return serve { req, res in try await push(n, req, res) } }
+            case .DELETE:
+                return serve { req, res in try await removeImage(rest, req, res) }
+            default: break
+            }
+        }
+        if p.hasPrefix("/containers/"), p.count > "/containers/".count {
+            let rest = String(p.dropFirst("/containers/".count))
+            if m == .GET, rest.hasSuffix("/json"), rest.count > 5 {
+                let id = String(rest.dropLast(5))
+                if !id.contains("/") { return serve { _, res in try await inspectContainer(id, res) } }
+            }
+            if m == .DELETE, !rest.contains("/") { return serve { req, res in try await removeContainer(rest, req, res) } }
+        }
+        if p.hasPrefix("/volumes/"), p.count > "/volumes/".count {
+            let name = String(p.dropFirst("/volumes/".count))
+            if m == .GET, !name.contains("/") { return serve { _, res in try await inspectVolume(name, res) } }
+            if m == .DELETE, !name.contains("/") { return serve { _, res in try await removeVolume(name, res) } }
+        }
+        return serve { _, _ in
+            throw EngineError(status: .notImplemented, message: "strata does not serve \(m.rawValue) \(p)")
+        }
+    }
+
+    /// An image name from a path or query: refused before it reaches the store when it
+    /// could not be a reference or an ID (`..`, empty, control characters).
+    static func checkName(_ name: String) throws {
+        if name.isEmpty || name.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." || $0 == "." || $0.isEmpty })
+            || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            throw EngineError.badRequest("invalid reference format: \"\(name)\"")
+        }
+    }
+}

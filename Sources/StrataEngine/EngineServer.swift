@@ -1,0 +1,247 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Strata
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Docker Engine API over a unix socket: `docker` and the Docker SDKs talk to a strata
+/// store as they would to dockerd. A thin adapter: every endpoint calls the `Strata`,
+/// `StrataBuild` or `StrataRegistry` library; the daemon keeps no state outside the store.
+///
+/// ```swift
+/// let server = EngineServer(store: store, socketPath: "/var/lib/strata/strata.sock")
+/// try await server.run()          // until server.shutdown() (e.g. on SIGTERM)
+/// ```
+///
+/// Whoever can connect to the socket can do anything the store's owner can: the socket is
+/// created mode 0660.
+public final class EngineServer: Sendable {
+    /// The version `docker version` shows for the server.
+    public static let version = "0.1.0"
+    /// The largest request head accepted (request line and headers); larger ones get a 400.
+    public static let maxHeaderBytes = 64 << 10
+
+    public let store: Store
+    public let socketPath: String
+    private let router: EngineRouter
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var listener: (any Channel)?
+        var shuttingDown = false
+        /// Open connections, and whether each is between requests (closed at once on shutdown).
+        var connections: [ObjectIdentifier: (channel: any Channel, idle: Bool)] = [:]
+    }
+
+    public init(store: Store, socketPath: String) {
+        self.store = store
+        self.socketPath = socketPath
+        self.router = EngineRouter(store: store)
+    }
+
+    /// Binds the socket (mode 0660), serves until ``shutdown()``, lets requests in flight
+    /// finish, and removes the socket. A socket file left by a server that is gone is
+    /// replaced; one a live server answers on is an error.
+    public func run() async throws {
+        try Self.removeStaleSocket(socketPath)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 128)
+            .bind(unixDomainSocketPath: socketPath) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    var limits = NIOHTTPDecoderLimitConfiguration()
+                    limits.maxHeaderFieldSize = Self.maxHeaderBytes
+                    limits.maxHeaderListSize = Self.maxHeaderBytes
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        defer { unlink(socketPath) }
+        guard chmod(socketPath, 0o660) == 0 else {
+            let e = StrataError.system("cannot chmod \(socketPath)")
+            try? await server.channel.close()
+            throw e
+        }
+        let stopNow = state.withLockedValue { s -> Bool in
+            s.listener = server.channel
+            return s.shuttingDown
+        }
+        if stopNow { try? await server.channel.close() }
+        try await withThrowingDiscardingTaskGroup { group in
+            do {
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            } catch where state.withLockedValue({ $0.shuttingDown }) {
+                // The listener was closed by shutdown(): drain below.
+            }
+        }
+    }
+
+    /// Stops accepting connections, closes idle ones, and lets each request in flight finish
+    /// (its connection closes after the response). ``run()`` returns once all are done.
+    public func shutdown() {
+        let (listener, idle) = state.withLockedValue { s -> ((any Channel)?, [any Channel]) in
+            s.shuttingDown = true
+            return (s.listener, s.connections.values.filter(\.idle).map(\.channel))
+        }
+        listener?.close(promise: nil)
+        for c in idle { c.close(promise: nil) }
+    }
+
+    /// Marks a connection idle or busy; false when the server is shutting down and an idle
+    /// connection should close.
+    private func mark(_ channel: any Channel, idle: Bool) -> Bool {
+        state.withLockedValue { s in
+            s.connections[ObjectIdentifier(channel)] = (channel, idle)
+            return !s.shuttingDown
+        }
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        let channel = connection.channel
+        defer { _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) } }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var parts = inbound.makeAsyncIterator()
+                while mark(channel, idle: true) {
+                    guard let part = try await parts.next() else { return }
+                    let running = mark(channel, idle: false)
+                    guard case .head(let head) = part else { return }
+                    let keepAlive = head.isKeepAlive && running
+                    let response = EngineResponse(outbound: outbound, version: head.version, isHead: head.method == .HEAD, keepAlive: keepAlive)
+                    guard try await handle(head, parts: &parts, response: response), keepAlive else { return }
+                }
+            }
+        } catch {
+            // The peer went away or sent garbage (NIO's error handler has answered a 400).
+        }
+    }
+
+    /// Reads the body the endpoint wants, runs it, answers. False when the connection must
+    /// close (a request whose body ended early: nothing was done).
+    private func handle(_ head: HTTPRequestHead, parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
+                        response: EngineResponse) async throws -> Bool {
+        var request: EngineRequest
+        var route: EngineRouter.Route
+        do {
+            request = try EngineRequest(head: head)
+            route = router.route(request)
+        } catch {
+            guard try await discardBody(&parts) else { return false }
+            try await response.sendError(EngineError(error))
+            return true
+        }
+        var spool: ScratchDirectory?
+        defer { spool?.remove() }
+        switch route.body {
+        case .none:
+            guard try await discardBody(&parts) else { return false }
+        case .json:
+            var data = Data()
+            var tooLarge = false
+            while true {
+                guard let part = try await parts.next() else { return false }
+                if case .body(let b) = part {
+                    if data.count + b.readableBytes > EngineRequest.maxJSONBody { tooLarge = true } else { data.append(contentsOf: b.readableBytesView) }
+                } else if case .end = part { break }
+            }
+            if tooLarge {
+                try await response.sendError(EngineError(status: .payloadTooLarge, message: "request body larger than \(EngineRequest.maxJSONBody) bytes"))
+                return true
+            }
+            request.body = .data(data)
+        case .file:
+            let dir = try store.makeScratchDirectory()
+            spool = dir
+            let path = dir.url.deletingLastPathComponent().appendingPathComponent("request-body").path
+            guard try await spoolBody(&parts, to: path) else { return false }
+            request.body = .file(path)
+        }
+        do {
+            try await route.handler(request, response)
+        } catch {
+            let e = EngineError(error)
+            if response.streaming {
+                try await response.streamError(e.message)
+                try await response.finish()
+            } else if !response.started {
+                try await response.sendError(e)
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Reads and drops a body; false when the request ended before its end.
+    private func discardBody(_ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator) async throws -> Bool {
+        while let part = try await parts.next() {
+            if case .end = part { return true }
+        }
+        return false
+    }
+
+    /// Streams a body into a new file; false (and the file removed) when it ended early.
+    private func spoolBody(_ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator, to path: String) async throws -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StrataError.system("cannot create \(path)") }
+        var complete = false
+        defer {
+            close(fd)
+            if !complete { unlink(path) }
+        }
+        while let part = try await parts.next() {
+            switch part {
+            case .head: return false
+            case .body(let buffer):
+                try buffer.withUnsafeReadableBytes { raw in
+                    var off = 0
+                    while off < raw.count {
+                        let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                        if n < 0 {
+                            if errno == EINTR { continue }
+                            throw StrataError.system("cannot write \(path)")
+                        }
+                        off += n
+                    }
+                }
+            case .end:
+                complete = true
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Removes a socket file no server answers on (left by a crash); refuses to take over a
+    /// live one or to remove anything that is not a socket.
+    static func removeStaleSocket(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw StrataError(.invalidArgument, "\(path) exists and is not a socket")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw StrataError.system("socket") }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw StrataError(.invalidArgument, "socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let live = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+        if live { throw StrataError(.conflict, "another server is listening on \(path)") }
+        unlink(path)
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A temporary store with `strata serve` running on it as a child process, and helpers to
+/// run `strata`, the real `docker` CLI and raw socket requests against it. The server is
+/// stopped by its PID (SIGTERM, then SIGKILL after 15 s) and the directory removed.
+final class EngineHarness: @unchecked Sendable {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = repo.appendingPathComponent(".build/debug/strata").path
+
+    struct Result {
+        var status: Int32
+        var out: String
+        var err: String
+    }
+
+    let dir: URL
+    var root: String { dir.appendingPathComponent("store").path }
+    var socket: String { dir.appendingPathComponent("s.sock").path }
+    private var server: Process?
+    private var registry: Process?
+
+    /// Whether the docker CLI is installed: a skip on a user's machine, a failure under CI=true.
+    static func dockerAvailable() -> Bool {
+        let found = ["/usr/bin/docker", "/usr/local/bin/docker"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+        if !found, ProcessInfo.processInfo.environment["CI"] == "true" {
+            Issue.record("CI=true but the docker CLI is missing: run tools/setup")
+        }
+        return found
+    }
+
+    init() throws {
+        dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("strata-engine-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        stop()
+        if let r = registry, r.isRunning { kill(r.processIdentifier, SIGKILL); r.waitUntilExit() }
+        if dir.path.hasPrefix("/tmp/strata-engine-") { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    var path: String { dir.path }
+    func file(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// Starts `strata serve --socket s.sock` and waits (up to 20 s) until it accepts connections.
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = ["serve", "--socket", socket]
+        p.environment = ["STRATA_ROOT": root, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        p.standardOutput = try FileHandle(forWritingTo: touch("server.out"))
+        p.standardError = try FileHandle(forWritingTo: touch("server.err"))
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        server = p
+        for _ in 0..<200 {
+            if Self.canConnect(socket) { return }
+            if !p.isRunning { break }
+            usleep(100_000)
+        }
+        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "strata serve did not start: \(serverLog())"])
+    }
+
+    /// The server's process ID while it runs.
+    var serverPID: Int32? { server.map(\.processIdentifier) }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status (nil: not running).
+    @discardableResult
+    func stop() -> Int32? {
+        guard let p = server else { return nil }
+        server = nil
+        if p.isRunning {
+            kill(p.processIdentifier, SIGTERM)
+            for _ in 0..<150 where p.isRunning { usleep(100_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// Starts docker-registry on 127.0.0.1 at a free port (with htpasswd Basic auth for
+    /// `user`/`password` when given) and returns `127.0.0.1:PORT` once `/v2/` answers.
+    func startRegistry(user: String? = nil, password: String? = nil) throws -> String {
+        let port = Self.freePort()
+        var auth = ""
+        if let user, let password {
+            let r = try run("/usr/bin/htpasswd", ["-Bbn", user, password])
+            try r.out.trimmingCharacters(in: .whitespacesAndNewlines).write(toFile: file("htpasswd"), atomically: true, encoding: .utf8)
+            auth = "auth:\n  htpasswd:\n    realm: strata-test\n    path: \(file("htpasswd"))\n"
+        }
+        let config = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: \(file("registry-data"))
+            http:
+              addr: 127.0.0.1:\(port)
+            \(auth)
+            """
+        try config.write(toFile: file("registry.yml"), atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        p.arguments = ["serve", file("registry.yml")]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        registry = p
+        for _ in 0..<100 {
+            let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(port).bigEndian
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(fd)
+            if ok { return "127.0.0.1:\(port)" }
+            usleep(100_000)
+        }
+        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "docker-registry did not start"])
+    }
+
+    static func freePort() -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func serverLog() -> String {
+        ((try? String(contentsOfFile: file("server.err"), encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: file("server.out"), encoding: .utf8)) ?? "")
+    }
+
+    private func touch(_ name: String) -> URL {
+        let u = dir.appendingPathComponent(name)
+        _ = FileManager.default.createFile(atPath: u.path, contents: nil)
+        return u
+    }
+
+    /// Runs a program and waits; output through temp files (no pipe to fill).
+    func run(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": path].merging(env) { $1 }
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let id = UUID().uuidString
+        let out = touch("out-\(id)"), err = touch("err-\(id)")
+        defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, out: try String(contentsOf: out, encoding: .utf8), err: try String(contentsOf: err, encoding: .utf8))
+    }
+
+    /// `strata` on this harness's store (or another root).
+    @discardableResult
+    func strata(_ args: [String], root: String? = nil) throws -> Result {
+        try run(Self.binary, args, env: ["STRATA_ROOT": root ?? self.root])
+    }
+
+    /// The real docker CLI talking to the server (its config in the temp dir, classic builder).
+    @discardableResult
+    func docker(_ args: [String], cwd: String? = nil) throws -> Result {
+        let exe = FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker") ? "/usr/local/bin/docker" : "/usr/bin/docker"
+        return try run(exe, args, env: ["DOCKER_HOST": "unix://" + socket, "DOCKER_CONFIG": file("docker-config"), "DOCKER_BUILDKIT": "0"], cwd: cwd)
+    }
+
+    func shell(_ script: String) throws {
+        let r = try run("/bin/bash", ["-euo", "pipefail", "-c", script], cwd: path)
+        guard r.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "\(script): \(r.err)"]) }
+    }
+
+    /// A busybox-static root filesystem tar (no network), imported as `busybox:latest`.
+    func importBusybox() throws {
+        try shell("""
+            mkdir -p r/bin r/etc && cp "$(command -v busybox || echo /bin/busybox)" r/bin/busybox
+            for a in sh ls cat echo; do ln -sf busybox r/bin/$a; done
+            echo 'root:x:0:0::/:/bin/sh' > r/etc/passwd && tar -C r -cf rootfs.tar .
+            """)
+        let r = try strata(["import", "-m", "busybox-static", file("rootfs.tar"), "busybox:latest"])
+        guard r.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: r.err]) }
+    }
+
+    /// `strata images --format json`, parsed.
+    func images() throws -> [[String: Any]] {
+        let r = try strata(["images", "-a", "--format", "json"])
+        return (try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    /// Sends raw bytes to the socket and returns what came back until the server closes
+    /// (send `Connection: close`) or 10 s pass; with `closeAfterSend`, hangs up at once.
+    func raw(_ request: [UInt8], closeAfterSend: Bool = false) -> String {
+        let fd = Self.connect(socket)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var off = 0
+        while off < request.count {
+            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + off, request.count - off, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            off += n
+        }
+        if closeAfterSend { return "" }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func canConnect(_ path: String) -> Bool {
+        let fd = connect(path)
+        if fd >= 0 { close(fd) }
+        return fd >= 0
+    }
+
+    static func connect(_ path: String) -> Int32 {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() where i < p.count - 1 { p[i] = b } }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+        if !ok { close(fd); return -1 }
+        return fd
+    }
+}
