@@ -37,34 +37,56 @@ public final class EngineServer: Sendable {
         var connections: [ObjectIdentifier: (channel: any Channel, idle: Bool)] = [:]
     }
 
-    public init(store: Store, socketPath: String) {
+    /// A socket handed over by systemd (socket activation): already bound and listening;
+    /// its file, mode and group are the socket unit's, and it is not removed on exit.
+    private let inheritedSocket: Int32?
+
+    public init(store: Store, socketPath: String, inheritedSocket: Int32? = nil) {
         self.store = store
         self.socketPath = socketPath
+        self.inheritedSocket = inheritedSocket
         self.router = EngineRouter(store: store)
+    }
+
+    /// The listening socket systemd passed (`LISTEN_PID` is this process, `LISTEN_FDS` is 1:
+    /// descriptor 3), or nil.
+    public static func systemdSocket(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int32? {
+        guard environment["LISTEN_PID"] == String(getpid()), environment["LISTEN_FDS"] == "1" else { return nil }
+        return 3
     }
 
     /// Binds the socket (mode 0660), serves until ``shutdown()``, lets requests in flight
     /// finish, and removes the socket. A socket file left by a server that is gone is
     /// replaced; one a live server answers on is an error.
     public func run() async throws {
-        try Self.removeStaleSocket(socketPath)
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.backlog, value: 128)
-            .bind(unixDomainSocketPath: socketPath) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    var limits = NIOHTTPDecoderLimitConfiguration()
-                    limits.maxHeaderFieldSize = Self.maxHeaderBytes
-                    limits.maxHeaderListSize = Self.maxHeaderBytes
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-                }
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                var limits = NIOHTTPDecoderLimitConfiguration()
+                limits.maxHeaderFieldSize = Self.maxHeaderBytes
+                limits.maxHeaderListSize = Self.maxHeaderBytes
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                    withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
             }
-        defer { unlink(socketPath) }
-        guard chmod(socketPath, 0o660) == 0 else {
-            let e = StrataError.system("cannot chmod \(socketPath)")
-            try? await server.channel.close()
-            throw e
+        }
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).serverChannelOption(ChannelOptions.backlog, value: 128)
+        let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        if let fd = inheritedSocket {
+            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+        } else {
+            try Self.removeStaleSocket(socketPath)
+            server = try await bootstrap.bind(unixDomainSocketPath: socketPath, childChannelInitializer: initializer)
+        }
+        let owned = inheritedSocket == nil
+        defer { if owned { unlink(socketPath) } }
+        if owned {
+            // 0660, and the group `strata` when there is one: its members may use the socket.
+            if let g = getgrnam("strata") { _ = chown(socketPath, geteuid(), g.pointee.gr_gid) }
+            guard chmod(socketPath, 0o660) == 0 else {
+                let e = StrataError.system("cannot chmod \(socketPath)")
+                try? await server.channel.close()
+                throw e
+            }
         }
         let stopNow = state.withLockedValue { s -> Bool in
             s.listener = server.channel
