@@ -44,11 +44,21 @@ extension Store {
     public func createVolume(_ name: String? = nil) async throws -> VolumeInfo {
         let n = name ?? randomHex()
         try Self.validateVolumeName(n)
-        // Durable (each new directory's parent fsynced) before the row names it (law 1).
-        try StorePaths.createDurableDirectory(volumeData(n))
-        CrashPoint.hit("volume-create.after-mkdir")
-        try await write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
+        let dir = paths.root.appendingPathComponent("volumes/\(n)").path
+        let existed = access(dir, F_OK) == 0
+        try await explainingDiskFull("creating volume \(n)") {
+            do {
+                // Durable (each new directory's parent fsynced) before the row names it (law 1).
+                try StorePaths.createDurableDirectory(volumeData(n))
+                CrashPoint.hit("volume-create.after-mkdir")
+                try await write { db in
+                    try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
+                }
+            } catch {
+                // A failed create (a full disk) leaves no directory without a row behind (law 8).
+                if !existed { try? FileManager.default.removeItem(atPath: dir) }
+                throw error
+            }
         }
         return try await volume(n)
     }

@@ -131,36 +131,16 @@ enum Liveness {
     /// first), file indexes of diffIDs no chain has, then blobs not ``blobNeeded(_:image:chain:)``.
     /// Only rows older than `cutoff` go (gc's grace period; nil: no age limit), and with
     /// `blobs` only those blobs are examined (rmi: the blobs of the images it deleted).
+    /// With `blobsOnly` (a pull that failed: only the `blobs` it committed), snapshots and
+    /// layer chains are left alone and only the file indexes of those blobs' diffIDs go.
     /// Runs inside the caller's write transaction.
     static func sweepContent(_ db: Database, now t: Int64, cutoff: Int64?, blobs candidates: Set<String>? = nil,
-                             paths: StorePaths) throws -> Swept {
+                             blobsOnly: Bool = false, paths: StorePaths) throws -> Swept {
         var r = Swept()
         let age = cutoff ?? Int64.max
-        // Snapshots of chains no remaining image uses.
-        let deadSnapshots = try String.fetchAll(db, sql: """
-            SELECT id FROM snapshots s WHERE s.created_at <= ?
-              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = s.chain_id)
-            """, arguments: [age])
-        for s in deadSnapshots {
-            try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [s])
-            try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["snapshots/\(s)", t])
+        if !blobsOnly {
+            try sweepChains(db, age: age, paths: paths, now: t, into: &r)
         }
-        r.snapshots = deadSnapshots.count
-        // Layer chains no remaining image uses, top first so parents are free when reached.
-        while true {
-            try db.execute(sql: """
-                DELETE FROM layers WHERE chain_id IN (
-                    SELECT l.chain_id FROM layers l
-                    WHERE l.created_at <= ?
-                      AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
-                      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id)
-                      AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.chain_id = l.chain_id))
-                """, arguments: [age])
-            if db.changesCount == 0 { break }
-            r.layers += db.changesCount
-        }
-        // A file index goes with the last chain of its diffID (its entries by cascade).
-        try db.execute(sql: "DELETE FROM layer_indexes WHERE NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)")
         // Blobs nothing needs.
         try db.execute(sql: "DROP TABLE IF EXISTS temp.dead_blobs")
         try db.execute(sql: "CREATE TEMP TABLE dead_blobs(digest TEXT PRIMARY KEY, size INTEGER) WITHOUT ROWID")
@@ -189,10 +169,48 @@ enum Liveness {
                 INSERT OR IGNORE INTO pending_unlinks(path, queued_at)
                 SELECT strata_blob_path(digest), ? FROM temp.dead_blobs WHERE strata_blob_path(digest) IS NOT NULL
                 """, arguments: [t])
+            if blobsOnly {
+                // The file index of a layer no chain has and no other encoding still carries.
+                try db.execute(sql: """
+                    DELETE FROM layer_indexes WHERE diff_id IN (SELECT lb.diff_id FROM layer_blobs lb JOIN temp.dead_blobs d ON d.digest = lb.blob_digest)
+                      AND NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)
+                      AND NOT EXISTS (SELECT 1 FROM layer_blobs o WHERE o.diff_id = layer_indexes.diff_id
+                                      AND o.blob_digest NOT IN (SELECT digest FROM temp.dead_blobs))
+                    """)
+            }
             try db.execute(sql: "DELETE FROM edges WHERE src IN (SELECT digest FROM temp.dead_blobs)")
             try db.execute(sql: "DELETE FROM blobs WHERE digest IN (SELECT digest FROM temp.dead_blobs)")
         }
         return r
+    }
+
+    /// Snapshots and layer chains no remaining image uses, and file indexes no chain has.
+    private static func sweepChains(_ db: Database, age: Int64, paths: StorePaths, now t: Int64, into r: inout Swept) throws {
+        // Snapshots of chains no remaining image uses.
+        let deadSnapshots = try String.fetchAll(db, sql: """
+            SELECT id FROM snapshots s WHERE s.created_at <= ?
+              AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = s.chain_id)
+            """, arguments: [age])
+        for s in deadSnapshots {
+            try db.execute(sql: "DELETE FROM snapshots WHERE id = ?", arguments: [s])
+            try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["snapshots/\(s)", t])
+        }
+        r.snapshots = deadSnapshots.count
+        // Layer chains no remaining image uses, top first so parents are free when reached.
+        while true {
+            try db.execute(sql: """
+                DELETE FROM layers WHERE chain_id IN (
+                    SELECT l.chain_id FROM layers l
+                    WHERE l.created_at <= ?
+                      AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
+                      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent_chain_id = l.chain_id)
+                      AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.chain_id = l.chain_id))
+                """, arguments: [age])
+            if db.changesCount == 0 { break }
+            r.layers += db.changesCount
+        }
+        // A file index goes with the last chain of its diffID (its entries by cascade).
+        try db.execute(sql: "DELETE FROM layer_indexes WHERE NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)")
     }
 
     /// `strata_blob_path(digest)`: ``StorePaths/blobRelative(_:)`` in SQL (NULL for a
