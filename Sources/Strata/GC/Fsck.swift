@@ -5,7 +5,7 @@ import GRDB
 public struct FsckProblem: Sendable, Codable, Hashable {
     /// Stable kinds: `integrity`, `foreign-key`, `missing-blob`, `corrupt-blob`, `unreadable-blob`
     /// (a read failed: EIO from the device), `size-mismatch`, `diffid-mismatch`,
-    /// `config-mismatch`, `orphan-file`, `orphan-snapshot`, `stale-ingest`, `pending-unlink`.
+    /// `config-mismatch`, `orphan-file`, `orphan-snapshot`, `orphan-volume`, `stale-ingest`, `pending-unlink`.
     public var kind: String
     public var subject: String
     public var detail: String
@@ -146,6 +146,20 @@ extension Store {
         where !snapshotRows.contains(name) && newestMtime(snapDir + "/" + name, depth: 1) <= cutoff {
             report.problems.append(FsckProblem(kind: "orphan-snapshot", subject: "snapshots/\(name)", detail: "no row names this directory"))
         }
+        // Volume directories: rows and leases read after the listing (a create holds a lease
+        // from before its mkdir until its row is committed).
+        let volNames = Self.orphanVolumeCandidates(paths)
+        let (volumeRows, volumeLeases) = try await read { db in
+            (Set(try String.fetchAll(db, sql: "SELECT name FROM volumes")),
+             Set(try String.fetchAll(db, sql: """
+                SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE r.kind = 'volume' AND l.expires_at > ?
+                """, arguments: [now()])))
+        }
+        let volDir = paths.root.appendingPathComponent("volumes").path
+        for name in volNames
+        where !volumeRows.contains(name) && !volumeLeases.contains(name) && newestMtime(volDir + "/" + name, depth: 2) <= cutoff {
+            report.problems.append(FsckProblem(kind: "orphan-volume", subject: "volumes/\(name)", detail: "no row names this directory"))
+        }
         for name in (try? fm.contentsOfDirectory(atPath: paths.ingestDir.path)) ?? []
         where newestMtime(paths.ingestDir.appendingPathComponent(name).path) <= cutoff
             && (try? FileLock(tryPath: paths.ingestDir.appendingPathComponent(name).appendingPathComponent("lock").path)) != nil {
@@ -220,7 +234,7 @@ extension Store {
                     // and clears the broken mark.
                     report.problems[i].repaired = (report.problems[i].repaired ?? "") + "; removed the bad file"
                 }
-            case "orphan-file", "orphan-snapshot", "stale-ingest", "pending-unlink":
+            case "orphan-file", "orphan-snapshot", "orphan-volume", "stale-ingest", "pending-unlink":
                 let path = paths.root.appendingPathComponent(p.subject)
                 if (try? fm.removeItem(at: path)) != nil || !fm.fileExists(atPath: path.path) {
                     report.problems[i].repaired = "removed"
