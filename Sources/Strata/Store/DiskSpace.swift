@@ -85,8 +85,10 @@ public enum DiskSpace {
         if let estimate, let before = freeBefore, estimate > before {
             message = "disk full: \(what) needs about \(megabytes(estimate - before)) more on \(mount)\(free)"
         } else if let before = freeBefore {
+            // What it needed is unknown (or was misjudged): more than all there was.
             let est = estimate.map { ", about \(megabytes($0)) estimated" } ?? ""
-            message = "disk full: \(what) needs more than the \(megabytes(before)) that were free on \(mount)\(est)\(free)"
+            let now = freeNow.map { megabytes($0) == megabytes(before) ? "" : " (\(megabytes($0)) free now)" } ?? ""
+            message = "disk full: \(what) needs more than the \(megabytes(before)) that were free on \(mount)\(est)\(now)"
         } else {
             message = "disk full: \(what) ran out of space on \(mount)\(free)"
         }

@@ -46,12 +46,18 @@ public final class Store: Sendable {
             // the delete (law 2). FULL fdatasyncs the WAL at every commit (law 11).
             try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         } catch {
-            throw StrataError(databaseErrorCode(error, root: paths.root.path), "cannot open the store database at \(paths.database): \(error)", cause: error)
+            if databaseErrorCode(error, root: paths.root.path) == .diskFull {
+                throw DiskSpace.error("opening the store at \(paths.root.path)", on: paths.root.path, estimate: nil, freeBefore: nil, cause: error)
+            }
+            throw StrataError(.database, "cannot open the store database at \(paths.database): \(error)", cause: error)
         }
         do {
             try Schema.migrator.migrate(pool)
         } catch {
-            throw StrataError(databaseErrorCode(error, root: paths.root.path), "cannot migrate the store database at \(paths.database): \(error)", cause: error)
+            if databaseErrorCode(error, root: paths.root.path) == .diskFull {
+                throw DiskSpace.error("migrating the store at \(paths.root.path)", on: paths.root.path, estimate: nil, freeBefore: nil, cause: error)
+            }
+            throw StrataError(.database, "cannot migrate the store database at \(paths.database): \(error)", cause: error)
         }
         // SQLite fsyncs the directory for a new WAL, not for a new database file.
         if newDatabase { try fsyncDirectory(paths.root.path) }
