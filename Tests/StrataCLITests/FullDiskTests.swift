@@ -1,4 +1,5 @@
 import Foundation
+import Strata
 import Testing
 
 /// Issue #17: a command that runs out of space exits 1 with one line that says the disk is
@@ -202,6 +203,35 @@ import Testing
         #expect(Self.ingestDebris(root).isEmpty)
         let fsck = try s(["fsck"])
         #expect(fsck.status == 0, "\(fsck.out)")
+    }
+
+    /// SQLite itself running out of room (its WAL cannot grow: SQLITE_FULL) is a full disk too,
+    /// and the write that met it is not half-done.
+    @Test func theDatabaseRunningOutOfRoomIsADiskFullError() async throws {
+        guard Self.available(["busybox", "fallocate"]) else { return }
+        let env = try CLITests.Env()
+        guard let disk = SmallDisk.make(in: env.dir, megabytes: 16) else { return }
+        defer { disk.close() }
+        let root = disk.mount + "/store"
+        #expect(try env.run(["--root", root, "import", try env.rootfs(), "base:1"]).status == 0)
+        let store = try await Store.open(at: URL(fileURLWithPath: root))
+        try disk.fill(keeping: 0)
+        var failure: StrataError?
+        var tagged = 0
+        for i in 0..<20_000 {
+            do {
+                try await store.tag("base:1", as: "t\(i):\(String(repeating: "x", count: 100))")
+                tagged += 1
+            } catch let e as StrataError {
+                failure = e
+                break
+            }
+        }
+        #expect(failure?.code == .diskFull, "\(failure.map { "\($0.code): \($0.message)" } ?? "no failure after \(tagged) tags")")
+        disk.unfill()
+        // Every tag that returned is there, the one that failed is not.
+        #expect(try await store.images().first?.tags.count == tagged + 1)
+        #expect(try await store.check(quick: true).clean)
     }
 
     /// docker-registry on a free loopback port, storage under `dir`.
