@@ -139,7 +139,7 @@ enum Liveness {
         var r = Swept()
         let age = cutoff ?? Int64.max
         if !blobsOnly {
-            try sweepChains(db, age: age, paths: paths, now: t, into: &r)
+            try sweepChains(db, age: age, now: t, into: &r)
         }
         // Blobs nothing needs.
         try db.execute(sql: "DROP TABLE IF EXISTS temp.dead_blobs")
@@ -185,7 +185,7 @@ enum Liveness {
     }
 
     /// Snapshots and layer chains no remaining image uses, and file indexes no chain has.
-    private static func sweepChains(_ db: Database, age: Int64, paths: StorePaths, now t: Int64, into r: inout Swept) throws {
+    private static func sweepChains(_ db: Database, age: Int64, now t: Int64, into r: inout Swept) throws {
         // Snapshots of chains no remaining image uses.
         let deadSnapshots = try String.fetchAll(db, sql: """
             SELECT id FROM snapshots s WHERE s.created_at <= ?

@@ -104,7 +104,7 @@ extension Store {
     ///   - what: the command as a person would say it ("loading app.tar").
     ///   - path: where it writes; the store's root by default.
     ///   - estimate: the bytes it needs in all, when known (asked only after a failure).
-    public func explainingDiskFull<T>(_ what: String, on path: String? = nil, estimate: () -> Int64? = { nil },
+    package func explainingDiskFull<T>(_ what: String, on path: String? = nil, estimate: () -> Int64? = { nil },
                                       _ body: () async throws -> T) async throws -> T {
         let where_ = path ?? root.path
         let before = DiskSpace.available(at: where_)
