@@ -52,7 +52,8 @@ extension Store {
 
     /// After a pull that failed on a full disk (its hold released): removes the blobs it
     /// committed that nothing else needs, as rmi removes an image's (law 2, the rule of
-    /// ``Liveness/blobNeeded(_:image:chain:)``), so the space comes back now and the store is
+    /// ``Liveness/blobNeeded(_:image:chain:everyEncoding:)``, without the clause that keeps
+    /// every encoding of a kept layer), so the space comes back now and the store is
     /// as it was before the pull. Best effort: whatever fails here is left to gc.
     package func discardBlobs(_ digests: [Digest]) async {
         guard !digests.isEmpty else { return }

@@ -75,13 +75,17 @@ enum Liveness {
     /// The content rule: whether blob `d` (an SQL expression) is needed, given which images
     /// and layer chains remain. `image(x)` / `chain(x)` are SQL conditions saying the image /
     /// chain `x` remains (`"1"` after the dead rows are deleted; df passes "not dead").
-    static func blobNeeded(_ d: String, image: (String) -> String = { _ in "1" }, chain: (String) -> String = { _ in "1" }) -> String {
+    /// `everyEncoding: false` drops the one clause that keeps another encoding of a kept layer
+    /// (the push cache): a failed pull takes back an encoding it just added (law 8).
+    static func blobNeeded(_ d: String, image: (String) -> String = { _ in "1" }, chain: (String) -> String = { _ in "1" },
+                           everyEncoding: Bool = true) -> String {
         """
         (EXISTS (SELECT 1 FROM images i WHERE i.id = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM images i WHERE i.index_digest = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = \(d) AND \(image("il.image_id")))
-          OR EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id WHERE lb.blob_digest = \(d) AND \(chain("l.chain_id")))
+          OR (\(everyEncoding ? 1 : 0) AND EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id
+                                                  WHERE lb.blob_digest = \(d) AND \(chain("l.chain_id"))))
           OR EXISTS (SELECT 1 FROM edges m JOIN images i ON i.index_digest = m.src
                      WHERE m.kind = 'manifest' AND m.dst = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM edges c JOIN edges m ON m.kind = 'manifest' AND m.dst = c.src JOIN images i ON i.index_digest = m.src
@@ -128,11 +132,12 @@ enum Liveness {
 
     /// Deletes the content no remaining image needs, and queues its files for unlink
     /// (law 2: files go after the commit): snapshots and layer chains no image uses (top
-    /// first), file indexes of diffIDs no chain has, then blobs not ``blobNeeded(_:image:chain:)``.
+    /// first), file indexes of diffIDs no chain has, then blobs not ``blobNeeded(_:image:chain:everyEncoding:)``.
     /// Only rows older than `cutoff` go (gc's grace period; nil: no age limit), and with
     /// `blobs` only those blobs are examined (rmi: the blobs of the images it deleted).
     /// With `blobsOnly` (a pull that failed: only the `blobs` it committed), snapshots and
-    /// layer chains are left alone and only the file indexes of those blobs' diffIDs go.
+    /// layer chains are left alone, only the file indexes of those blobs' diffIDs go, and a
+    /// blob that is only another encoding of a kept layer goes too (the pull added it).
     /// Runs inside the caller's write transaction.
     static func sweepContent(_ db: Database, now t: Int64, cutoff: Int64?, blobs candidates: Set<String>? = nil,
                              blobsOnly: Bool = false, paths: StorePaths) throws -> Swept {
@@ -158,7 +163,7 @@ enum Liveness {
         try db.execute(sql: """
             INSERT INTO temp.dead_blobs(digest, size)
             SELECT digest, size FROM blobs b
-            WHERE b.created_at <= :cutoff \(scope) AND NOT \(blobNeeded("b.digest"))
+            WHERE b.created_at <= :cutoff \(scope) AND NOT \(blobNeeded("b.digest", everyEncoding: !blobsOnly))
             """, arguments: ["now": t, "cutoff": age])
         r.blobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.dead_blobs") ?? 0
         r.bytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM temp.dead_blobs") ?? 0
