@@ -81,7 +81,7 @@ import Testing
         p.arguments = ["-c", script]
         if let cwd { p.currentDirectoryURL = cwd }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("fulldisk-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: out) }
         guard let h = try? FileHandle(forWritingTo: out) else { return (-1, "") }
         p.standardOutput = h

@@ -201,7 +201,7 @@ struct GCCase: CustomStringConvertible, Sendable {
         let store = try await dir.store()
         _ = try await store.createVolume("kept")
         let volumes = store.root.appendingPathComponent("volumes").path
-        try bash("""
+        _ = try bash("""
             cd '\(volumes)' && mkdir -p crashed/data young/data leased/data && echo x > crashed/data/f
             touch -d '2 hours ago' crashed/data/f crashed/data crashed leased/data leased kept/data kept
             """)
