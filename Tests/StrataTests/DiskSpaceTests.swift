@@ -34,6 +34,17 @@ import Testing
         #expect(DiskSpace.megabytes(1) == "1 MB" && DiskSpace.megabytes(1_000_000) == "1 MB" && DiskSpace.megabytes(0) == "0 MB")
     }
 
+    @Test func estimatesComeFromRegularFilesOnly() throws {
+        let dir = try TempDir()
+        try Data(count: 12345).write(to: dir.file("f"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("link").path, withDestinationPath: "f")
+        #expect(DiskSpace.fileSize(dir.file("f").path) == 12345)
+        #expect(DiskSpace.fileSize(dir.file("link").path) == 12345)  // followed, not the link's own size
+        #expect(DiskSpace.fileSize(dir.path) == nil)
+        #expect(DiskSpace.inputName(URL(fileURLWithPath: "/dev/stdin")) == "standard input")
+        #expect(DiskSpace.inputName(dir.file("app.tar")) == "app.tar")
+    }
+
     @Test func mountPointsAndFreeSpace() {
         #expect(DiskSpace.mountPoint(of: "/proc/self/status") == "/proc")
         #expect(DiskSpace.mountPoint(of: "/") == "/")

@@ -27,7 +27,7 @@ extension Store {
         if let tag, tag.digest != nil { throw StrataError(.invalidReference, "invalid reference \"\(reference ?? "")\": cannot import to a digest") }
         let path = url.path
         // The layer is stored as the file is (compressed or not): about the file's size.
-        return try await explainingDiskFull("importing \(url.lastPathComponent)", estimate: { FileMeta.of(path).map(\.size) }) {
+        return try await explainingDiskFull("importing \(DiskSpace.inputName(url))", estimate: { DiskSpace.fileSize(path) }) {
             let session = try blobs.newSession()
             defer { session.remove() }
             let reader = try FileReader(path: path, what: path)

@@ -33,8 +33,8 @@ extension Store {
             throw StrataError(.invalidArgument, "\(path): no such file or directory")
         }
         // What a load writes is about the input's size (its blobs, as stored in it).
-        let estimate = isDir.boolValue ? treeSize(path) : FileMeta.of(path).map(\.size)
-        return try await explainingDiskFull("loading \(url.lastPathComponent)", estimate: { estimate }) {
+        let estimate = isDir.boolValue ? treeSize(path) : DiskSpace.fileSize(path)
+        return try await explainingDiskFull("loading \(DiskSpace.inputName(url))", estimate: { estimate }) {
             let session = try blobs.newSession()
             defer { session.remove() }
             let known = KnownBlobs(db: db)

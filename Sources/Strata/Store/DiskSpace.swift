@@ -46,6 +46,19 @@ public enum DiskSpace {
         return p
     }
 
+    /// The size of a regular file (symlinks followed), nil for anything else (a pipe on
+    /// standard input has no size to estimate from).
+    static func fileSize(_ path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(st.st_size)
+    }
+
+    /// How a command names its input: the file's name, or "standard input".
+    static func inputName(_ url: URL) -> String {
+        url.path == "/dev/stdin" || url.path == "-" ? "standard input" : url.lastPathComponent
+    }
+
     /// Whole megabytes (10^6 bytes, as `docker images` counts), rounded up: "about 3 MB" is
     /// never less than what is needed.
     static func megabytes(_ bytes: Int64) -> String {
