@@ -10,7 +10,7 @@ import Testing
 /// real ENOSPC comes from the kernel, at write, fsync or mkdir, wherever it falls.
 @Suite struct FullDiskTests {
     enum Command: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case load, `import`, pull, buildCopy = "build-copy", buildRun = "build-run", commit, volumeCreate = "volume-create", save
+        case load, `import`, pull, buildCopy = "build-copy", buildRun = "build-run", commit, volumeCreate = "volume-create", save, cp
         var testDescription: String { rawValue }
     }
 
@@ -185,6 +185,11 @@ import Testing
         case .save:
             keep = 300_000
             args = ["save", "-o", disk.mount + "/saved.tar", "base:1"]
+        case .cp:
+            // Mounted before, so the merged view is part of "before" too.
+            #expect(try s(["create", "--name", "c2", "base:1"]).status == 0)
+            #expect(try s(["mount", "c2"]).status == 0)
+            args = ["cp", dir + "/ctx/big", "c2:/big"]
         }
 
         let before = try Self.state(env, root: root)
