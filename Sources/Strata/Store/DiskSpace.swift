@@ -3,7 +3,7 @@ import GRDB
 
 /// Free space on a filesystem, and the one-line error a command gives when the disk fills.
 ///
-/// Every command that writes into the store (load, import, pull, build, commit, volume
+/// Every command that writes into the store (load, import, pull, build, commit, cp, volume
 /// create) and `save -o` runs its work through ``Store/explainingDiskFull(_:on:estimate:_:)``:
 /// when anything underneath fails with ENOSPC/EDQUOT (a write, an fsync, a mkdir, libarchive,
 /// or SQLite's `SQLITE_FULL`), the command's own cleanup runs first and the error becomes
