@@ -38,9 +38,12 @@ public struct Builder: Sendable {
         }
         let file = try Self.addLabels(options.labels, to: try Dockerfile.parse(text), target: options.target)
         let tree = try SourceTree.context(at: root)
-        let run = BuildRun(store: store, file: file, context: tree, options: options)
-        defer { run.cleanUp() }
-        return try await run.build()
+        let what = options.tags.isEmpty ? "building \(context)" : "building \(options.tags.joined(separator: ", "))"
+        return try await store.explainingDiskFull(what) {
+            let run = BuildRun(store: store, file: file, context: tree, options: options)
+            defer { run.cleanUp() }
+            return try await run.build()
+        }
     }
 
     /// Builds from a tar stream of the context (`strata build -`): the tar is unpacked into

@@ -115,7 +115,13 @@ extension BuildRun {
                 let status = try await store.runBuildCommand(in: id, command)
                 if status != 0 {
                     let quoted = inst.arguments.isExec ? Self.jsonArray(args) : shown
-                    throw StrataError(.buildStepFailed, "The command '\(quoted)' returned a non-zero code: \(status)")
+                    let failed = "The command '\(quoted)' returned a non-zero code: \(status)"
+                    // A command that failed while the store's disk is full (its writes land
+                    // there) most likely failed of it: say so, since its own message is gone.
+                    if let free = DiskSpace.available(at: store.root.path), free < 1 << 20 {
+                        throw StrataError(.diskFull, "disk full: \(failed), with \(free / 1024) KB left free on \(DiskSpace.mountPoint(of: store.root.path))")
+                    }
+                    throw StrataError(.buildStepFailed, failed)
                 }
             } catch {
                 for c in containers { _ = try? await store.removeContainer(c, force: true) }

@@ -55,7 +55,7 @@ struct GcCommand: AsyncParsableCommand {
         let verb = dryRun ? "Would free" : "Freed"
         print("\(verb) \(Units.size(report.freedBytes)): \(report.imagesRemoved) images, \(report.layersRemoved) layers, "
               + "\(report.blobsRemoved) blobs, \(report.snapshotsRemoved) snapshots, \(report.orphanFilesRemoved) orphan files, "
-              + "\(report.ingestDirsRemoved) stale ingest dirs, \(report.leasesExpired) expired leases in \(String(format: "%.2f", Double(report.durationMs) / 1000))s")
+              + "\(report.ingestDirsRemoved) stale ingest dirs, \(report.orphanVolumesRemoved) orphan volumes, \(report.leasesExpired) expired leases in \(String(format: "%.2f", Double(report.durationMs) / 1000))s")
     }
 }
 

@@ -47,7 +47,9 @@ public struct StrataCommand: AsyncParsableCommand {
             }
             return 0
         } catch let e as StrataError {
-            Output.error(e.message)
+            // Every full disk reads the same, whichever write met it first (opening the store's
+            // database, say): the command's own wording when it has one.
+            Output.error(e.code == .diskFull && !e.message.hasPrefix("disk full: ") ? "disk full: \(e.message)" : e.message)
             return 1
         } catch let e as CommandFailed {
             return e.status

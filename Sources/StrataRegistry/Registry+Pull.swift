@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import OCI
 import Strata
+import Synchronization
 
 extension Registry {
     /// Pulls an image: resolves the reference (tag or digest) with a full Accept list, verifies
@@ -23,6 +24,15 @@ extension Registry {
     /// ```
     public static func pull(_ ref: String, into store: Store, options: RegistryOptions = RegistryOptions(),
                             platform: Platform? = nil, allPlatforms: Bool = false) async throws -> PullResult {
+        // On a full disk: how many bytes the blobs not yet stored would take.
+        let needed = PullEstimate()
+        return try await store.explainingDiskFull("pulling \(ref)", estimate: { needed.bytes.withLock { $0 } }) {
+            try await pullImage(ref, into: store, options: options, platform: platform, allPlatforms: allPlatforms, needed: needed)
+        }
+    }
+
+    private static func pullImage(_ ref: String, into store: Store, options: RegistryOptions, platform: Platform?,
+                                  allPlatforms: Bool, needed: PullEstimate) async throws -> PullResult {
         let reference = try Reference(ref)
         let client = RegistryClient(reference: reference, options: options)
         let scratch = try store.makeScratchDirectory()
@@ -82,6 +92,10 @@ extension Registry {
                 wanted.append(d)
             }
         }
+        var missing: [Descriptor] = []
+        for d in wanted where try await !store.hasBlob(d.digest) { missing.append(d) }
+        let missingBytes = missing.reduce(Int64(0)) { $0 + $1.size }
+        needed.bytes.withLock { $0 = missingBytes }
         // The lease comes first: gc keeps every blob of this image from here until the rows are in.
         let hold = try await store.hold(wanted.map(\.digest), for: "pull \(reference.familiar)")
         do {
@@ -113,6 +127,9 @@ extension Registry {
             return PullResult(image: image, images: loaded, digest: topDigest)
         } catch {
             await store.release(hold)
+            // A full disk: what this pull committed goes again at once (a broken connection
+            // keeps it, for the next try to resume from).
+            if DiskSpace.isDiskFull(error) { await store.discardBlobs(missing.map(\.digest)) }
             throw error
         }
     }
@@ -229,3 +246,9 @@ private let foreignLayerClient: HTTPClient = {
     config.decompression = .disabled
     return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
 }()
+
+/// The bytes a pull still has to store, known once its manifests are read: the estimate of
+/// its "disk full" line.
+final class PullEstimate: Sendable {
+    let bytes = Mutex<Int64?>(nil)
+}

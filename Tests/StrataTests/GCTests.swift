@@ -194,6 +194,30 @@ struct GCCase: CustomStringConvertible, Sendable {
         #expect(try await store.check(quick: true).clean, "\(c.description): fsck")
     }
 
+    /// A volume directory with no row (a `volume create` cut short between its mkdir and its
+    /// row) goes once it is older than the grace period and no create's lease holds it.
+    @Test func orphanVolumeDirectoriesAreCollected() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.createVolume("kept")
+        let volumes = store.root.appendingPathComponent("volumes").path
+        _ = try bash("""
+            cd '\(volumes)' && mkdir -p crashed/data young/data leased/data && echo x > crashed/data/f
+            touch -d '2 hours ago' crashed/data/f crashed/data crashed leased/data leased kept/data kept
+            """)
+        let lease = try await store.createLease("volume create", refs: ["leased"], kind: "volume")
+        #expect(try await store.check().problems.map(\.subject) == ["volumes/crashed"])
+        let r = try await store.collectGarbage()
+        #expect(r.orphanVolumesRemoved == 1 && r.freedBytes >= 2)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: volumes)) == ["kept", "young", "leased"])
+        await store.dropLease(lease)
+        let all = try await store.collectGarbage(GCOptions(grace: 0))
+        #expect(all.orphanVolumesRemoved == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: volumes) == ["kept"])
+        #expect(try await store.volumes().map(\.name) == ["kept"])
+        #expect(try await store.check().clean)
+    }
+
     @Test func graceProtectsYoungRowsAndOrphans() async throws {
         let dir = try TempDir()
         let store = try await dir.store()

@@ -15,6 +15,7 @@ struct pc_status {
 #define PC_IOC_CUT    _IO('p', 0x71)   /* roll back everything unsynced, then refuse all I/O */
 #define PC_IOC_SYNCFS _IO('p', 0x72)   /* what syncfs(2) would do on a disk: commit everything */
 #define PC_IOC_STATUS _IOR('p', 0x73, struct pc_status)
+#define PC_IOC_EIO    _IO('p', 0x74)   /* on a file: every later read of its inode fails with EIO */
 
 #define FUSE_SUPER_MAGIC_ 0x65735546
 #endif

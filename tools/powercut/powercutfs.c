@@ -42,6 +42,10 @@
  *   - The backing directory must be a single filesystem (inodes are identified by number).
  *   - st_nlink of a file with an unsynced unlink counts the hidden shadow link.
  *
+ *   - A failing device, for one file: the ioctl PC_IOC_EIO on a descriptor of a regular file
+ *     (`powercut eio FILE`) makes every later read of that inode answer EIO, through any
+ *     descriptor, until the daemon ends. Writes, metadata and the other files are untouched.
+ *
  * Run single-threaded (-s): every request, the cut included, sees a consistent log.
  */
 #define FUSE_USE_VERSION 35
@@ -71,6 +75,18 @@
 static int rootfd = -1, shadowfd = -1;
 static ino_t root_ino;
 static int is_cut;
+/* Inodes whose reads fail with EIO (PC_IOC_EIO): a bad sector, for one file. */
+#define MAX_EIO 64
+static ino_t eio_inodes[MAX_EIO];
+static int neio;
+
+static int reads_fail(int fd) {
+    if (!neio) return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    for (int i = 0; i < neio; i++) if (eio_inodes[i] == st.st_ino) return 1;
+    return 0;
+}
 static unsigned long shadow_seq;
 static const char *backing_path;
 
@@ -741,6 +757,7 @@ static int pc_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
 static int pc_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
     (void)path;
     CHECK_CUT();
+    if (reads_fail(fi->fh)) return -EIO;
     ssize_t n = pread(fi->fh, buf, size, off);
     return n < 0 ? -errno : (int)n;
 }
@@ -891,6 +908,15 @@ static int pc_ioctl(const char *path, unsigned int cmd, void *arg, struct fuse_f
         commit_all();
         empty_shadow();
         return 0;
+    case PC_IOC_EIO: {
+        struct stat st;
+        if (!fi || fstat(fi->fh, &st) != 0 || !S_ISREG(st.st_mode)) return -EINVAL;
+        if (reads_fail(fi->fh)) return 0;
+        if (neio == MAX_EIO) return -ENOSPC;
+        eio_inodes[neio++] = st.st_ino;
+        logmsg("reads of inode %llu fail with EIO from now on", (unsigned long long)st.st_ino);
+        return 0;
+    }
     case PC_IOC_STATUS: {
         struct pc_status *s = data;
         memset(s, 0, sizeof *s);
@@ -917,13 +943,15 @@ static const struct fuse_operations ops = {
     .create = pc_create, .utimens = pc_utimens, .fallocate = pc_fallocate, .ioctl = pc_ioctl,
 };
 
-/* powercutfs --ctl cut|sync|status MOUNTPOINT */
+/* powercutfs --ctl cut|sync|status MOUNTPOINT, powercutfs --ctl eio FILE */
 static int control(const char *what, const char *mnt) {
-    int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int eio = !strcmp(what, "eio");
+    int fd = open(mnt, O_RDONLY | (eio ? 0 : O_DIRECTORY) | O_CLOEXEC);
     if (fd < 0) { fprintf(stderr, "powercut: %s: %s\n", mnt, strerror(errno)); return 1; }
     int rc;
     if (!strcmp(what, "cut")) rc = ioctl(fd, PC_IOC_CUT);
     else if (!strcmp(what, "sync")) rc = ioctl(fd, PC_IOC_SYNCFS);
+    else if (eio) rc = ioctl(fd, PC_IOC_EIO);
     else if (!strcmp(what, "status")) {
         struct pc_status s;
         rc = ioctl(fd, PC_IOC_STATUS, &s);

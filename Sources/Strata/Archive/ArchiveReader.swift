@@ -41,6 +41,8 @@ final class ArchiveReader {
             if access(path, R_OK) != 0 {
                 throw StrataError.system("cannot open \(name)")
             }
+            let e = archive_errno(a)
+            if e == EIO || e == ENXIO { throw StrataError.system("cannot read \(path) (\(name))", errno: e) }
             if msg.lowercased().contains("unrecognized archive format") {
                 throw StrataError(.unsupportedFormat, "\(name) is not a tar archive (plain, gzip or zstd)")
             }
@@ -63,6 +65,9 @@ final class ArchiveReader {
         if lower.contains("unrecognized archive format") {
             return StrataError(.unsupportedFormat, "\(name) is not a tar archive (plain, gzip or zstd)")
         }
+        // A read that failed underneath (EIO from the device) is not corruption: say which file.
+        let e = archive_errno(a)
+        if e == EIO || e == ENXIO { return .system("cannot read \(path0) (\(name))", errno: e) }
         return StrataError(.corruptData, "\(name) is corrupt or truncated (\(what): \(msg))")
     }
 

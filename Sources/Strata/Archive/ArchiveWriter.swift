@@ -55,16 +55,16 @@ final class ArchiveWriter {
                 }
             }, nil)
             if opened != ARCHIVE_OK {
-                let msg = Self.message(a)
+                let e = StrataError.libarchive(a, .io, "cannot write \(name)")
                 closed = true
-                throw StrataError(.io, "cannot write \(name): \(msg)")
+                throw e
             }
             return
         }
         if archive_write_open_fd(a, fd) != ARCHIVE_OK {
-            let msg = Self.message(a)
+            let e = StrataError.libarchive(a, .io, "cannot write \(name)")
             closed = true
-            throw StrataError(.io, "cannot write \(name): \(msg)")
+            throw e
         }
     }
 
@@ -73,10 +73,6 @@ final class ArchiveWriter {
         archive_write_free(a)
         if let disk { archive_read_free(disk) }
         strata_locale_restore(locale)
-    }
-
-    private static func message(_ a: OpaquePointer) -> String {
-        archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
     }
 
     private func header(_ path: String, type: UInt32, perm: UInt32, size: Int64) throws {
@@ -90,7 +86,7 @@ final class ArchiveWriter {
         archive_entry_set_uid(e, 0)
         archive_entry_set_gid(e, 0)
         if archive_write_header(a, e) < ARCHIVE_WARN {  // WARN: a name that is not UTF-8 went out as hdrcharset=BINARY
-            throw StrataError(.io, "cannot write \(RawName.escaped(path)) into \(name): \(Self.message(a))")
+            throw StrataError.libarchive(a, .io, "cannot write \(RawName.escaped(path)) into \(name)")
         }
     }
 
@@ -126,7 +122,7 @@ final class ArchiveWriter {
             let n = archive_write_data(a, base + off, buf.count - off)
             if n < 0 {
                 if let e = sink?.error as? StrataError { throw e }
-                throw StrataError(.io, "cannot write \(RawName.escaped(path)) into \(name): \(Self.message(a))")
+                throw StrataError.libarchive(a, .io, "cannot write \(RawName.escaped(path)) into \(name)")
             }
             off += n
         }
@@ -148,7 +144,7 @@ final class ArchiveWriter {
         defer { archive_entry_free(e) }
         archive_entry_copy_sourcepath(e, full.cPath)
         if archive_read_disk_entry_from_file(disk, e, -1, nil) != ARCHIVE_OK {
-            throw StrataError(.io, "cannot read \(full): \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+            throw StrataError.libarchive(disk, .io, "cannot read \(full)")
         }
         // Names are bytes (law 9): the multibyte form is the exact bytes; libarchive's PAX writer
         // marks a name that is not UTF-8 with hdrcharset=BINARY.
@@ -186,7 +182,7 @@ final class ArchiveWriter {
             }
         }
         if archive_write_header(a, e) < ARCHIVE_WARN {  // WARN: a name that is not UTF-8 went out as hdrcharset=BINARY
-            throw StrataError(.io, "cannot write \(RawName.escaped(rel)) into \(name): \(Self.message(a))")
+            throw StrataError.libarchive(a, .io, "cannot write \(RawName.escaped(rel)) into \(name)")
         }
         if meta.kind == .file, !isLink, meta.size > 0 {
             try FileReader(path: full, what: rel).forEachChunk { try write($0, path: rel) }
@@ -197,7 +193,7 @@ final class ArchiveWriter {
         closed = true
         if archive_write_close(a) != ARCHIVE_OK {
             if let e = sink?.error as? StrataError { throw e }
-            throw StrataError(.io, "cannot finish \(name): \(Self.message(a))")
+            throw StrataError.libarchive(a, .io, "cannot finish \(name)")
         }
         try sink?.writer.finish()
     }

@@ -26,45 +26,48 @@ extension Store {
         let tag = try reference.map { try Reference($0) }
         if let tag, tag.digest != nil { throw StrataError(.invalidReference, "invalid reference \"\(reference ?? "")\": cannot import to a digest") }
         let path = url.path
-        let session = try blobs.newSession()
-        defer { session.remove() }
-        let reader = try FileReader(path: path, what: path)
-        let w = try session.newWriter()
-        try reader.forEachChunk { try w.write($0) }
-        let layerFile = try w.finish()
-        if let e = layerFile.result.decodeError {
-            throw StrataError(.corruptData, "\(path) cannot be decompressed: \(e)")
+        // The layer is stored as the file is (compressed or not): about the file's size.
+        return try await explainingDiskFull("importing \(DiskSpace.inputName(url))", estimate: { DiskSpace.fileSize(path) }) {
+            let session = try blobs.newSession()
+            defer { session.remove() }
+            let reader = try FileReader(path: path, what: path)
+            let w = try session.newWriter()
+            try reader.forEachChunk { try w.write($0) }
+            let layerFile = try w.finish()
+            if let e = layerFile.result.decodeError {
+                throw StrataError(.corruptData, "\(path) cannot be decompressed: \(e)")
+            }
+            try Self.validateLayerTar(path: layerFile.path, name: path)
+            let r = layerFile.result
+            let platform = options.platform ?? .host
+            let created = RFC3339.format(options.created ?? Date())
+            let config = ImageConfig(
+                created: created, architecture: platform.architecture, os: platform.os, variant: platform.variant,
+                config: ContainerConfig(), rootfs: RootFS(diffIDs: [r.diffID]),
+                history: [HistoryEntry(created: created, createdBy: "", comment: options.message ?? "Imported from \(url.lastPathComponent)")])
+            let configData = try CanonicalJSON.encode(config)
+            let configBlob = try session.spool(configData)
+            let cd = configBlob.result.digest
+            let layerType = MediaType.ociLayer(r.compression)
+            let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(configData.count)),
+                                    layers: [Descriptor(mediaType: layerType, digest: r.digest, size: r.size)])
+            let manifestData = try CanonicalJSON.encode(manifest)
+            let manifestBlob = try session.spool(manifestData)
+            let md = manifestBlob.result.digest
+            let image = PendingImage(
+                manifestDigest: md, indexDigest: nil, configDigest: cd, config: config,
+                layers: [PendingLayer(blob: r, mediaType: layerType)], tags: tag.map { [$0] } ?? [],
+                blobs: [
+                    PendingBlob(source: .spooled(layerFile), expected: r.digest, expectedSize: r.size, mediaType: layerType, name: "layer \(path)"),
+                    PendingBlob(source: configBlob, expected: cd, expectedSize: Int64(configData.count), mediaType: MediaType.ociConfig, name: "config"),
+                    PendingBlob(source: manifestBlob, expected: md, expectedSize: Int64(manifestData.count), mediaType: MediaType.ociManifest, name: "manifest"),
+                ],
+                edges: [(md.string, cd.string, "config"), (md.string, r.digest.string, "layer")])
+            guard let loaded = try await commit([image], session: session, operation: "import").first else {
+                throw StrataError(.internalError, "import produced no image")
+            }
+            return loaded
         }
-        try Self.validateLayerTar(path: layerFile.path, name: path)
-        let r = layerFile.result
-        let platform = options.platform ?? .host
-        let created = RFC3339.format(options.created ?? Date())
-        let config = ImageConfig(
-            created: created, architecture: platform.architecture, os: platform.os, variant: platform.variant,
-            config: ContainerConfig(), rootfs: RootFS(diffIDs: [r.diffID]),
-            history: [HistoryEntry(created: created, createdBy: "", comment: options.message ?? "Imported from \(url.lastPathComponent)")])
-        let configData = try CanonicalJSON.encode(config)
-        let configBlob = try session.spool(configData)
-        let cd = configBlob.result.digest
-        let layerType = MediaType.ociLayer(r.compression)
-        let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(configData.count)),
-                                layers: [Descriptor(mediaType: layerType, digest: r.digest, size: r.size)])
-        let manifestData = try CanonicalJSON.encode(manifest)
-        let manifestBlob = try session.spool(manifestData)
-        let md = manifestBlob.result.digest
-        let image = PendingImage(
-            manifestDigest: md, indexDigest: nil, configDigest: cd, config: config,
-            layers: [PendingLayer(blob: r, mediaType: layerType)], tags: tag.map { [$0] } ?? [],
-            blobs: [
-                PendingBlob(source: .spooled(layerFile), expected: r.digest, expectedSize: r.size, mediaType: layerType, name: "layer \(path)"),
-                PendingBlob(source: configBlob, expected: cd, expectedSize: Int64(configData.count), mediaType: MediaType.ociConfig, name: "config"),
-                PendingBlob(source: manifestBlob, expected: md, expectedSize: Int64(manifestData.count), mediaType: MediaType.ociManifest, name: "manifest"),
-            ],
-            edges: [(md.string, cd.string, "config"), (md.string, r.digest.string, "layer")])
-        guard let loaded = try await commit([image], session: session, operation: "import").first else {
-            throw StrataError(.internalError, "import produced no image")
-        }
-        return loaded
     }
 
     /// Reads a layer tar's headers and refuses unsafe paths and links (law 5).

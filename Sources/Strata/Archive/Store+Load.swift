@@ -32,13 +32,17 @@ extension Store {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw StrataError(.invalidArgument, "\(path): no such file or directory")
         }
-        let session = try blobs.newSession()
-        defer { session.remove() }
-        let known = KnownBlobs(db: db)
-        let source: LoadSource = isDir.boolValue
-            ? try DirectorySource(path: path, session: session, known: known, blobs: blobs)
-            : try TarSource(path: path, name: path, session: session, known: known, blobs: blobs)
-        return try await load(source, session: session, options: options, operation: "load")
+        // What a load writes is about the input's size (its blobs, as stored in it).
+        let estimate = isDir.boolValue ? treeSize(path) : DiskSpace.fileSize(path)
+        return try await explainingDiskFull("loading \(DiskSpace.inputName(url))", estimate: { estimate }) {
+            let session = try blobs.newSession()
+            defer { session.remove() }
+            let known = KnownBlobs(db: db)
+            let source: LoadSource = isDir.boolValue
+                ? try DirectorySource(path: path, session: session, known: known, blobs: blobs)
+                : try TarSource(path: path, name: path, session: session, known: known, blobs: blobs)
+            return try await load(source, session: session, options: options, operation: "load")
+        }
     }
 
     /// Reads the source's images (every check of law 3) and commits them.

@@ -27,7 +27,10 @@ extension Store {
         let plan = try await savePlan(refs)
         if format == .ociDirectory {
             guard let url else { throw StrataError(.invalidArgument, "--format oci-dir needs an output directory (-o DIR)") }
-            try writeDirectory(plan, to: url)
+            try await explainingDiskFull("saving to \(url.path)", on: url.deletingLastPathComponent().path,
+                                         estimate: { plan.blobs.reduce(0) { $0 + $1.1 } }) {
+                try writeDirectory(plan, to: url)
+            }
             return
         }
         guard let url else {
@@ -37,6 +40,15 @@ extension Store {
             return
         }
         let dir = url.deletingLastPathComponent().path
+        // The blobs plus room for every tar header.
+        let estimate = plan.blobs.reduce(Int64(64 << 10)) { $0 + $1.1 + 4096 }
+        try await explainingDiskFull("saving to \(url.path)", on: dir.isEmpty ? "." : dir, estimate: { estimate }) {
+            try writeArchiveFile(plan, format: format, to: url, dir: dir, estimate: estimate)
+        }
+    }
+
+    /// Writes the archive beside `url` and renames it into place once it is durable.
+    private func writeArchiveFile(_ plan: SavePlan, format: ArchiveFormat, to url: URL, dir: String, estimate: Int64) throws {
         let tmp = dir + "/.\(url.lastPathComponent).strata-\(UUID().uuidString.prefix(8))"
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw StrataError.system("cannot create \(url.path)") }
@@ -45,8 +57,7 @@ extension Store {
             close(fd)
             if !ok { unlink(tmp) }
         }
-        // Reserve the blocks first (see BlobWriter): the blobs plus room for every tar header.
-        let estimate = plan.blobs.reduce(Int64(64 << 10)) { $0 + $1.1 + 4096 }
+        // Reserve the blocks first (see BlobWriter).
         if estimate >= 1 << 20 { _ = strata_preallocate(fd, estimate) }
         let w = try ArchiveWriter(fd: fd, name: url.path, direct: estimate >= BlobWriter.directThreshold)
         try writeArchive(plan, format: format, writer: w)

@@ -80,7 +80,7 @@ package struct LayerUnpacker {
         // libarchive sets the times of directories with a header when it closes; the implied
         // ones get their lower times back now that nothing more is written into them.
         if archive_write_close(disk) < ARCHIVE_WARN {
-            throw StrataError(.io, "\(name): cannot finish unpacking: \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+            throw StrataError.libarchive(disk, .io, "\(name): cannot finish unpacking")
         }
         for (rel, meta) in state.implied {
             var times = [timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec), timespec(tv_sec: meta.mtimeSec, tv_nsec: meta.mtimeNsec)]
@@ -213,18 +213,19 @@ package struct LayerUnpacker {
         if rc < ARCHIVE_WARN {
             let msg = archive_error_string(disk).map { String(cString: $0) } ?? "unknown error"
             let code: StrataError.Code = msg.lowercased().contains("symlink") || msg.contains("..") ? .unsafePath : .io
+            if code == .io { throw StrataError.libarchive(disk, .io, "\(name): cannot unpack \"\(shown)\"") }
             throw StrataError(code, "\(name): cannot unpack \"\(shown)\": \(msg)")
         }
         if archive_entry_size(entry) > 0 {
             try copyData { buf, offset in
                 let n = archive_write_data_block(disk, buf.baseAddress, buf.count, offset)
                 if n < ARCHIVE_WARN {
-                    throw StrataError(.io, "\(name): cannot write \"\(shown)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+                    throw StrataError.libarchive(disk, .io, "\(name): cannot write \"\(shown)\"")
                 }
             }
         }
         if archive_write_finish_entry(disk) < ARCHIVE_WARN {
-            throw StrataError(.io, "\(name): cannot finish \"\(shown)\": \(archive_error_string(disk).map { String(cString: $0) } ?? "")")
+            throw StrataError.libarchive(disk, .io, "\(name): cannot finish \"\(shown)\"")
         }
     }
 

@@ -65,11 +65,15 @@ extension Store {
         let tag = try options.reference.map { try Reference($0) }
         let c = try await container(ref)
         let edits = options.edits
-        return try await commitImage(CommitPlan(
-            parent: c.imageID, container: c, created: Date(),
-            createdBy: c.command.isEmpty ? "" : c.command.joined(separator: " "),
-            author: options.author, comment: options.message, tag: tag,
-            editConfig: { container in for edit in edits { edit.apply(to: &container) } }))
+        // The new layer is about the size of the container's changes (before compression).
+        let writable = snapshotter(c.snapshotter).writableRoot(containerDirs(c.id))
+        return try await explainingDiskFull("committing container \(c.id.prefix(12))", estimate: { treeSize(writable) }) {
+            try await commitImage(CommitPlan(
+                parent: c.imageID, container: c, created: Date(),
+                createdBy: c.command.isEmpty ? "" : c.command.joined(separator: " "),
+                author: options.author, comment: options.message, tag: tag,
+                editConfig: { container in for edit in edits { edit.apply(to: &container) } }))
+        }
     }
 
     /// The one commit path shared by `commit` and the builder: the parent's config plus the

@@ -61,7 +61,9 @@ extension Store {
         guard FileMeta.of(parent)?.kind == .directory else {
             throw StrataError(.invalidArgument, "\(destination): the parent directory does not exist in the container")
         }
-        try copyTree(meta, from: source, to: target)
+        try await explainingDiskFull("copying \((source as NSString).lastPathComponent) into \(ref)", estimate: { treeSize(source) }) {
+            try copyTree(meta, from: source, to: target)
+        }
     }
 
     /// Copies a file or directory out of a container (`strata cp CONTAINER:SRC DST`).
@@ -74,23 +76,39 @@ extension Store {
         try copyTree(meta, from: source, to: target)
     }
 
+    /// Copies into a new name beside `target` and renames it into place, so a copy that fails
+    /// (a full disk) leaves neither a partial file nor a half-copied new directory, and what
+    /// `target` was stays until the copy is whole. Copying a directory onto an existing one
+    /// merges into it in place, as `docker cp` does.
     private func copyTree(_ meta: FileMeta, from source: String, to target: String) throws {
         var copier = TreeCopier()
         copier.whiteouts = false
-        if let existing = FileMeta.of(target), existing.kind != meta.kind || meta.kind != .directory { removeTree(target) }
-        switch meta.kind {
-        case .directory:
-            if FileMeta.of(target) == nil, mkdir(target.cPath, 0o700) != 0 {
-                throw StrataError.system("cannot create \(target)")
-            }
+        let existing = FileMeta.of(target)
+        if meta.kind == .directory, existing?.kind == .directory {
             try copier.apply(layer: source, to: target)
-        case .file:
-            try copier.copyFile(source, target, size: meta.size)
-        case .symlink:
-            if symlink((meta.linkTarget ?? "").cPath, target.cPath) != 0 { throw StrataError.system("cannot create \(target)") }
-        default:
-            throw StrataError(.invalidArgument, "\(source): only files, directories and symlinks can be copied")
+            try copier.copyMetadata(from: source, to: target, meta: meta)
+            return
         }
-        try copier.copyMetadata(from: source, to: target, meta: meta)
+        let slash = target.lastIndex(of: "/").map { target.index(after: $0) } ?? target.startIndex
+        let temp = String(target[..<slash]) + ".strata-cp-\(UUID().uuidString.prefix(8))"
+        do {
+            switch meta.kind {
+            case .directory:
+                if mkdir(temp.cPath, 0o700) != 0 { throw StrataError.system("cannot create \(temp)") }
+                try copier.apply(layer: source, to: temp)
+            case .file:
+                try copier.copyFile(source, temp, size: meta.size)
+            case .symlink:
+                if symlink((meta.linkTarget ?? "").cPath, temp.cPath) != 0 { throw StrataError.system("cannot create \(temp)") }
+            default:
+                throw StrataError(.invalidArgument, "\(source): only files, directories and symlinks can be copied")
+            }
+            try copier.copyMetadata(from: source, to: temp, meta: meta)
+            if existing?.kind == .directory { removeTree(target) }  // rename replaces anything else
+            if rename(temp.cPath, target.cPath) != 0 { throw StrataError.system("cannot create \(target)") }
+        } catch {
+            removeTree(temp)
+            throw error
+        }
     }
 }

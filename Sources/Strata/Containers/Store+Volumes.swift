@@ -44,11 +44,27 @@ extension Store {
     public func createVolume(_ name: String? = nil) async throws -> VolumeInfo {
         let n = name ?? randomHex()
         try Self.validateVolumeName(n)
-        // Durable (each new directory's parent fsynced) before the row names it (law 1).
-        try StorePaths.createDurableDirectory(volumeData(n))
-        CrashPoint.hit("volume-create.after-mkdir")
-        try await write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
+        let dir = paths.root.appendingPathComponent("volumes/\(n)").path
+        let existed = access(dir, F_OK) == 0
+        try await explainingDiskFull("creating volume \(n)") {
+            // A lease holds the directory from before it is made until its row is committed:
+            // gc removes a volume directory with no row (a create cut short) only unleased.
+            let lease = try await createLease("volume create", refs: [n], kind: "volume")
+            do {
+                // Durable (each new directory's parent fsynced) before the row names it (law 1).
+                try StorePaths.createDurableDirectory(volumeData(n))
+                CrashPoint.hit("volume-create.after-mkdir")
+                try await write(untracked: { db in
+                    try db.execute(sql: "DELETE FROM leases WHERE id = ?", arguments: [lease])
+                }) { db in
+                    try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
+                }
+            } catch {
+                // A failed create (a full disk) leaves no directory without a row behind (law 8).
+                if !existed { try? FileManager.default.removeItem(atPath: dir) }
+                await dropLease(lease)
+                throw error
+            }
         }
         return try await volume(n)
     }

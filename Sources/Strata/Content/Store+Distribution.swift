@@ -50,6 +50,22 @@ extension Store {
         return try await load(source, session: scratch.session, options: options, operation: "pull")
     }
 
+    /// After a pull that failed on a full disk (its hold released): removes the blobs it
+    /// committed that nothing else needs, as rmi removes an image's (law 2, the rule of
+    /// ``Liveness/blobNeeded(_:image:chain:everyEncoding:)``, without the clause that keeps
+    /// every encoding of a kept layer), so the space comes back now and the store is
+    /// as it was before the pull. Best effort: whatever fails here is left to gc.
+    package func discardBlobs(_ digests: [Digest]) async {
+        guard !digests.isEmpty else { return }
+        let candidates = Set(digests.map(\.string)), paths = self.paths
+        guard let lock = try? await FileLock.acquire(paths.blobsLock, mode: .exclusive) else { return }
+        defer { withExtendedLifetime(lock) {} }
+        _ = try? await write { db in
+            try Liveness.sweepContent(db, now: now(), cutoff: nil, blobs: candidates, blobsOnly: true, paths: paths)
+        }
+        try? replayPendingUnlinks()
+    }
+
     /// Whether the store holds a blob (row and file).
     package func hasBlob(_ digest: Digest) async throws -> Bool {
         guard blobs.exists(digest) else { return false }

@@ -3,14 +3,25 @@ import GRDB
 
 /// One problem `fsck` found, and what `--repair` did about it.
 public struct FsckProblem: Sendable, Codable, Hashable {
-    /// Stable kinds: `integrity`, `foreign-key`, `missing-blob`, `corrupt-blob`, `size-mismatch`,
-    /// `diffid-mismatch`, `config-mismatch`, `orphan-file`, `orphan-snapshot`, `stale-ingest`,
-    /// `pending-unlink`.
+    /// Stable kinds: `integrity`, `foreign-key`, `missing-blob`, `corrupt-blob`, `unreadable-blob`
+    /// (a read failed: EIO from the device), `size-mismatch`, `diffid-mismatch`,
+    /// `config-mismatch`, `orphan-file`, `orphan-snapshot`, `orphan-volume`, `stale-ingest`, `pending-unlink`.
     public var kind: String
     public var subject: String
     public var detail: String
     /// What `--repair` did, or nil when it was not asked to (or could not safely).
     public var repaired: String?
+    /// The images a damaged blob belongs to (IDs), when it belongs to any; `detail` names
+    /// them too, by short ID and tags.
+    public var images: [String]?
+
+    public init(kind: String, subject: String, detail: String, repaired: String? = nil, images: [String]? = nil) {
+        self.kind = kind
+        self.subject = subject
+        self.detail = detail
+        self.repaired = repaired
+        self.images = images
+    }
 }
 
 /// The result of ``Store/check(quick:repair:)``.
@@ -81,7 +92,14 @@ extension Store {
             }
             if quick { continue }
             let digester = StreamDigester(decodeCompressed: diffID != nil && diffID != digestString, checkTrailers: false)
-            try FileReader(path: path, what: "blob \(d)").forEachChunk { digester.update($0) }
+            do {
+                try FileReader(path: path, what: "blob \(d)").forEachChunk { digester.update($0) }
+            } catch let e as StrataError where e.errno != nil {
+                // The device failed (EIO): a problem of this blob, not the end of the check.
+                report.problems.append(FsckProblem(kind: "unreadable-blob", subject: digestString, detail: e.message))
+                lost.append(digestString)
+                continue
+            }
             let r = digester.finish()
             if r.digest != d {
                 report.problems.append(FsckProblem(kind: "corrupt-blob", subject: digestString, detail: "content hashes to \(r.digest)"))
@@ -128,14 +146,55 @@ extension Store {
         where !snapshotRows.contains(name) && newestMtime(snapDir + "/" + name, depth: 1) <= cutoff {
             report.problems.append(FsckProblem(kind: "orphan-snapshot", subject: "snapshots/\(name)", detail: "no row names this directory"))
         }
+        // Volume directories: rows and leases read after the listing (a create holds a lease
+        // from before its mkdir until its row is committed).
+        let volNames = Self.orphanVolumeCandidates(paths)
+        let (volumeRows, volumeLeases) = try await read { db in
+            (Set(try String.fetchAll(db, sql: "SELECT name FROM volumes")),
+             Set(try String.fetchAll(db, sql: """
+                SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE r.kind = 'volume' AND l.expires_at > ?
+                """, arguments: [now()])))
+        }
+        let volDir = paths.root.appendingPathComponent("volumes").path
+        for name in volNames
+        where !volumeRows.contains(name) && !volumeLeases.contains(name) && newestMtime(volDir + "/" + name, depth: 2) <= cutoff {
+            report.problems.append(FsckProblem(kind: "orphan-volume", subject: "volumes/\(name)", detail: "no row names this directory"))
+        }
         for name in (try? fm.contentsOfDirectory(atPath: paths.ingestDir.path)) ?? []
         where newestMtime(paths.ingestDir.appendingPathComponent(name).path) <= cutoff
             && (try? FileLock(tryPath: paths.ingestDir.appendingPathComponent(name).appendingPathComponent("lock").path)) != nil {
             report.problems.append(FsckProblem(kind: "stale-ingest", subject: "ingest/\(name)", detail: "a write in progress, or left by a crash"))
         }
 
+        try await nameDamagedImages(&report)
         if repair { try await self.repair(&report, lost: lost) }
         return report
+    }
+
+    /// Adds to each problem of a blob the images it belongs to (ID and tags), so a person
+    /// knows which image is damaged: its config, manifest, index or one of its layers.
+    private func nameDamagedImages(_ report: inout FsckReport) async throws {
+        let kinds: Set<String> = ["missing-blob", "corrupt-blob", "unreadable-blob", "size-mismatch", "diffid-mismatch"]
+        let subjects = report.problems.filter { kinds.contains($0.kind) }.map(\.subject)
+        guard !subjects.isEmpty else { return }
+        let users = try await read { db -> [String: [(id: String, tags: String?)]] in
+            var out: [String: [(id: String, tags: String?)]] = [:]
+            for d in subjects {
+                out[d] = try Row.fetchAll(db, sql: """
+                    SELECT u.id, (SELECT group_concat(t.name, ', ') FROM tags t WHERE t.image_id = u.id) AS tags FROM (
+                        SELECT id FROM images WHERE id = ?1 UNION SELECT id FROM images WHERE manifest_digest = ?1
+                        UNION SELECT id FROM images WHERE index_digest = ?1
+                        UNION SELECT image_id FROM image_layers WHERE blob_digest = ?1) u ORDER BY u.id
+                    """, arguments: [d]).map { ($0["id"] as String, $0["tags"] as String?) }
+            }
+            return out
+        }
+        for i in report.problems.indices where kinds.contains(report.problems[i].kind) {
+            guard let u = users[report.problems[i].subject], !u.isEmpty else { continue }
+            let named = u.map { "\($0.id.dropFirst(7).prefix(12))\($0.tags.map { " (\($0))" } ?? "")" }
+            report.problems[i].detail += "; damaged image\(u.count == 1 ? "" : "s"): \(named.joined(separator: ", "))"
+            report.problems[i].images = u.map(\.id)
+        }
     }
 
     private func repair(_ report: inout FsckReport, lost: [String]) async throws {
@@ -166,16 +225,16 @@ extension Store {
         for i in report.problems.indices {
             let p = report.problems[i]
             switch p.kind {
-            case "missing-blob", "corrupt-blob", "size-mismatch", "diffid-mismatch":
+            case "missing-blob", "corrupt-blob", "unreadable-blob", "size-mismatch", "diffid-mismatch":
                 let users = broken.isEmpty ? "" : " images marked broken: \(brokenSet.sorted().map { String($0.dropFirst(7).prefix(12)) }.joined(separator: ", "))"
                 report.problems[i].repaired = brokenSet.isEmpty ? "dropped the row" : "kept the row;\(users)"
-                if p.kind != "missing-blob", let d = try? Digest(p.subject), unlink(paths.blob(d).path) == 0 {
+                if p.kind != "missing-blob", p.kind != "unreadable-blob", let d = try? Digest(p.subject), unlink(paths.blob(d).path) == 0 {
                     removedFrom.insert(paths.blob(d).deletingLastPathComponent().path)
                     // Wrong bytes are worth nothing; without them a later load stores the real blob
                     // and clears the broken mark.
                     report.problems[i].repaired = (report.problems[i].repaired ?? "") + "; removed the bad file"
                 }
-            case "orphan-file", "orphan-snapshot", "stale-ingest", "pending-unlink":
+            case "orphan-file", "orphan-snapshot", "orphan-volume", "stale-ingest", "pending-unlink":
                 let path = paths.root.appendingPathComponent(p.subject)
                 if (try? fm.removeItem(at: path)) != nil || !fm.fileExists(atPath: path.path) {
                     report.problems[i].repaired = "removed"

@@ -32,6 +32,8 @@ public struct GCReport: Sendable, Codable, Equatable {
     public var snapshotsRemoved = 0
     public var orphanFilesRemoved = 0
     public var ingestDirsRemoved = 0
+    /// Volume directories no row names (a `volume create` cut short between its mkdir and its row).
+    public var orphanVolumesRemoved = 0
     public var leasesExpired = 0
     public var durationMs = 0
 
@@ -97,6 +99,7 @@ extension Store {
             report.orphanFilesRemoved = orphans.files
             report.ingestDirsRemoved = orphans.ingest
             report.snapshotsRemoved += orphans.snapshots
+            report.orphanVolumesRemoved = orphans.volumes
             report.freedBytes += orphans.bytes
         } catch let e as StrataError {
             throw e
@@ -163,8 +166,9 @@ extension Store {
     }
 
     /// Removes files and directories no row names, when older than `cutoff` and held by no
-    /// live lease: blob files, stale ingest sessions, snapshot directories.
-    func sweepOrphans(cutoff: Int64, now t: Int64, dryRun: Bool) async throws -> (files: Int, ingest: Int, snapshots: Int, bytes: Int64) {
+    /// live lease: blob files, stale ingest sessions, snapshot and volume directories.
+    func sweepOrphans(cutoff: Int64, now t: Int64, dryRun: Bool) async throws
+        -> (files: Int, ingest: Int, snapshots: Int, volumes: Int, bytes: Int64) {
         let known = try await read { db -> (Set<String>, Set<String>, Set<String>) in
             let blobs = Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs"))
             let leased = Set(try String.fetchAll(db, sql: "SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE l.expires_at > ?", arguments: [t]))
@@ -220,9 +224,40 @@ extension Store {
             if !dryRun { try? fm.removeItem(at: dir); removedFrom.insert(snapDir.path) }
             snapshots += 1
         }
+        let volumes = try await sweepOrphanVolumes(cutoff: cutoff, now: t, dryRun: dryRun, bytes: &bytes, removedFrom: &removedFrom)
         // What gc reported freed stays freed through a power cut.
         for dir in removedFrom { try fsyncDirectory(dir) }
-        return (files, ingest, snapshots, bytes)
+        return (files, ingest, snapshots, volumes, bytes)
+    }
+
+    /// Volume directories with no row, older than `cutoff`: rows and leases are read after the
+    /// listing, and a create holds a lease from before its mkdir until its row is committed,
+    /// so what the listing saw is leased or recorded unless its create died.
+    private func sweepOrphanVolumes(cutoff: Int64, now t: Int64, dryRun: Bool, bytes: inout Int64,
+                                    removedFrom: inout Set<String>) async throws -> Int {
+        let names = Self.orphanVolumeCandidates(paths)
+        guard !names.isEmpty else { return 0 }
+        let (rows, leased) = try await read { db -> (Set<String>, Set<String>) in
+            (Set(try String.fetchAll(db, sql: "SELECT name FROM volumes")),
+             Set(try String.fetchAll(db, sql: """
+                SELECT r.ref FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE r.kind = 'volume' AND l.expires_at > ?
+                """, arguments: [t])))
+        }
+        let volDir = paths.root.appendingPathComponent("volumes")
+        var removed = 0
+        for name in names where !rows.contains(name) && !leased.contains(name) {
+            let dir = volDir.appendingPathComponent(name)
+            guard newestMtime(dir.path, depth: 2) <= cutoff else { continue }
+            bytes += treeSize(dir.path)
+            if !dryRun { try? FileManager.default.removeItem(at: dir); removedFrom.insert(volDir.path) }
+            removed += 1
+        }
+        return removed
+    }
+
+    /// Entries of `volumes/` (a first listing, before rows are read).
+    static func orphanVolumeCandidates(_ paths: StorePaths) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: paths.root.appendingPathComponent("volumes").path)) ?? []
     }
 }
 

@@ -75,13 +75,17 @@ enum Liveness {
     /// The content rule: whether blob `d` (an SQL expression) is needed, given which images
     /// and layer chains remain. `image(x)` / `chain(x)` are SQL conditions saying the image /
     /// chain `x` remains (`"1"` after the dead rows are deleted; df passes "not dead").
-    static func blobNeeded(_ d: String, image: (String) -> String = { _ in "1" }, chain: (String) -> String = { _ in "1" }) -> String {
+    /// `everyEncoding: false` drops the one clause that keeps another encoding of a kept layer
+    /// (the push cache): a failed pull takes back an encoding it just added (law 8).
+    static func blobNeeded(_ d: String, image: (String) -> String = { _ in "1" }, chain: (String) -> String = { _ in "1" },
+                           everyEncoding: Bool = true) -> String {
         """
         (EXISTS (SELECT 1 FROM images i WHERE i.id = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM images i WHERE i.index_digest = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = \(d) AND \(image("il.image_id")))
-          OR EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id WHERE lb.blob_digest = \(d) AND \(chain("l.chain_id")))
+          OR (\(everyEncoding ? 1 : 0) AND EXISTS (SELECT 1 FROM layer_blobs lb JOIN layers l ON l.diff_id = lb.diff_id
+                                                  WHERE lb.blob_digest = \(d) AND \(chain("l.chain_id"))))
           OR EXISTS (SELECT 1 FROM edges m JOIN images i ON i.index_digest = m.src
                      WHERE m.kind = 'manifest' AND m.dst = \(d) AND \(image("i.id")))
           OR EXISTS (SELECT 1 FROM edges c JOIN edges m ON m.kind = 'manifest' AND m.dst = c.src JOIN images i ON i.index_digest = m.src
@@ -128,14 +132,65 @@ enum Liveness {
 
     /// Deletes the content no remaining image needs, and queues its files for unlink
     /// (law 2: files go after the commit): snapshots and layer chains no image uses (top
-    /// first), file indexes of diffIDs no chain has, then blobs not ``blobNeeded(_:image:chain:)``.
+    /// first), file indexes of diffIDs no chain has, then blobs not ``blobNeeded(_:image:chain:everyEncoding:)``.
     /// Only rows older than `cutoff` go (gc's grace period; nil: no age limit), and with
     /// `blobs` only those blobs are examined (rmi: the blobs of the images it deleted).
+    /// With `blobsOnly` (a pull that failed: only the `blobs` it committed), snapshots and
+    /// layer chains are left alone, only the file indexes of those blobs' diffIDs go, and a
+    /// blob that is only another encoding of a kept layer goes too (the pull added it).
     /// Runs inside the caller's write transaction.
     static func sweepContent(_ db: Database, now t: Int64, cutoff: Int64?, blobs candidates: Set<String>? = nil,
-                             paths: StorePaths) throws -> Swept {
+                             blobsOnly: Bool = false, paths: StorePaths) throws -> Swept {
         var r = Swept()
         let age = cutoff ?? Int64.max
+        if !blobsOnly {
+            try sweepChains(db, age: age, now: t, into: &r)
+        }
+        // Blobs nothing needs.
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.dead_blobs")
+        try db.execute(sql: "CREATE TEMP TABLE dead_blobs(digest TEXT PRIMARY KEY, size INTEGER) WITHOUT ROWID")
+        defer { try? db.execute(sql: "DROP TABLE IF EXISTS temp.dead_blobs") }
+        let scope: String
+        if let candidates {
+            try db.execute(sql: "DROP TABLE IF EXISTS temp.blob_candidates")
+            try db.execute(sql: "CREATE TEMP TABLE blob_candidates(digest TEXT PRIMARY KEY) WITHOUT ROWID")
+            for d in candidates { try db.execute(sql: "INSERT OR IGNORE INTO temp.blob_candidates VALUES (?)", arguments: [d]) }
+            scope = "AND b.digest IN (SELECT digest FROM temp.blob_candidates)"
+        } else {
+            scope = ""
+        }
+        defer { if candidates != nil { try? db.execute(sql: "DROP TABLE IF EXISTS temp.blob_candidates") } }
+        try db.execute(sql: """
+            INSERT INTO temp.dead_blobs(digest, size)
+            SELECT digest, size FROM blobs b
+            WHERE b.created_at <= :cutoff \(scope) AND NOT \(blobNeeded("b.digest", everyEncoding: !blobsOnly))
+            """, arguments: ["now": t, "cutoff": age])
+        r.blobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.dead_blobs") ?? 0
+        r.bytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM temp.dead_blobs") ?? 0
+        if r.blobs > 0 {
+            // The path comes from StorePaths.blobRelative, set-based through an SQL function.
+            db.add(function: blobPathFunction(paths))
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO pending_unlinks(path, queued_at)
+                SELECT strata_blob_path(digest), ? FROM temp.dead_blobs WHERE strata_blob_path(digest) IS NOT NULL
+                """, arguments: [t])
+            if blobsOnly {
+                // The file index of a layer no chain has and no other encoding still carries.
+                try db.execute(sql: """
+                    DELETE FROM layer_indexes WHERE diff_id IN (SELECT lb.diff_id FROM layer_blobs lb JOIN temp.dead_blobs d ON d.digest = lb.blob_digest)
+                      AND NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)
+                      AND NOT EXISTS (SELECT 1 FROM layer_blobs o WHERE o.diff_id = layer_indexes.diff_id
+                                      AND o.blob_digest NOT IN (SELECT digest FROM temp.dead_blobs))
+                    """)
+            }
+            try db.execute(sql: "DELETE FROM edges WHERE src IN (SELECT digest FROM temp.dead_blobs)")
+            try db.execute(sql: "DELETE FROM blobs WHERE digest IN (SELECT digest FROM temp.dead_blobs)")
+        }
+        return r
+    }
+
+    /// Snapshots and layer chains no remaining image uses, and file indexes no chain has.
+    private static func sweepChains(_ db: Database, age: Int64, now t: Int64, into r: inout Swept) throws {
         // Snapshots of chains no remaining image uses.
         let deadSnapshots = try String.fetchAll(db, sql: """
             SELECT id FROM snapshots s WHERE s.created_at <= ?
@@ -161,38 +216,6 @@ enum Liveness {
         }
         // A file index goes with the last chain of its diffID (its entries by cascade).
         try db.execute(sql: "DELETE FROM layer_indexes WHERE NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = layer_indexes.diff_id)")
-        // Blobs nothing needs.
-        try db.execute(sql: "DROP TABLE IF EXISTS temp.dead_blobs")
-        try db.execute(sql: "CREATE TEMP TABLE dead_blobs(digest TEXT PRIMARY KEY, size INTEGER) WITHOUT ROWID")
-        defer { try? db.execute(sql: "DROP TABLE IF EXISTS temp.dead_blobs") }
-        let scope: String
-        if let candidates {
-            try db.execute(sql: "DROP TABLE IF EXISTS temp.blob_candidates")
-            try db.execute(sql: "CREATE TEMP TABLE blob_candidates(digest TEXT PRIMARY KEY) WITHOUT ROWID")
-            for d in candidates { try db.execute(sql: "INSERT OR IGNORE INTO temp.blob_candidates VALUES (?)", arguments: [d]) }
-            scope = "AND b.digest IN (SELECT digest FROM temp.blob_candidates)"
-        } else {
-            scope = ""
-        }
-        defer { if candidates != nil { try? db.execute(sql: "DROP TABLE IF EXISTS temp.blob_candidates") } }
-        try db.execute(sql: """
-            INSERT INTO temp.dead_blobs(digest, size)
-            SELECT digest, size FROM blobs b
-            WHERE b.created_at <= :cutoff \(scope) AND NOT \(blobNeeded("b.digest"))
-            """, arguments: ["now": t, "cutoff": age])
-        r.blobs = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.dead_blobs") ?? 0
-        r.bytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM temp.dead_blobs") ?? 0
-        if r.blobs > 0 {
-            // The path comes from StorePaths.blobRelative, set-based through an SQL function.
-            db.add(function: blobPathFunction(paths))
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO pending_unlinks(path, queued_at)
-                SELECT strata_blob_path(digest), ? FROM temp.dead_blobs WHERE strata_blob_path(digest) IS NOT NULL
-                """, arguments: [t])
-            try db.execute(sql: "DELETE FROM edges WHERE src IN (SELECT digest FROM temp.dead_blobs)")
-            try db.execute(sql: "DELETE FROM blobs WHERE digest IN (SELECT digest FROM temp.dead_blobs)")
-        }
-        return r
     }
 
     /// `strata_blob_path(digest)`: ``StorePaths/blobRelative(_:)`` in SQL (NULL for a

@@ -31,7 +31,7 @@ extension Store {
                 }
             }
         } catch {
-            throw StrataError(.database, "cannot create a lease: \(error)", cause: error)
+            throw StrataError(databaseErrorCode(error), "cannot create a lease: \(error)", cause: error)
         }
         return id
     }

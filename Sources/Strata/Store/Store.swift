@@ -53,11 +53,17 @@ public final class Store: Sendable {
             // the delete (law 2). FULL fdatasyncs the WAL at every commit (law 11).
             try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         } catch {
+            if databaseErrorCode(error, root: paths.root.path) == .diskFull {
+                throw DiskSpace.error("opening the store at \(paths.root.path)", on: paths.root.path, estimate: nil, freeBefore: nil, cause: error)
+            }
             throw StrataError(.database, "cannot open the store database at \(paths.database): \(error)", cause: error)
         }
         do {
             try Schema.migrator.migrate(pool)
         } catch {
+            if databaseErrorCode(error, root: paths.root.path) == .diskFull {
+                throw DiskSpace.error("migrating the store at \(paths.root.path)", on: paths.root.path, estimate: nil, freeBefore: nil, cause: error)
+            }
             throw StrataError(.database, "cannot migrate the store database at \(paths.database): \(error)", cause: error)
         }
         // SQLite fsyncs the directory for a new WAL, not for a new database file.
@@ -101,13 +107,27 @@ public final class Store: Sendable {
 
     // MARK: - Database helpers
 
+    /// `.diskFull` for SQLite's SQLITE_FULL (the database or its WAL could not grow) and an
+    /// I/O error's ENOSPC, so a full disk reads the same whichever write met it; else `.database`.
+    /// SQLite reports a `-shm`/`-wal` file it cannot extend as SQLITE_IOERR (its errno is not
+    /// exposed): that too is a full disk when the store's filesystem has no room left.
+    static func databaseErrorCode(_ error: any Error, root: String) -> StrataError.Code {
+        if DiskSpace.isDiskFull(error) { return .diskFull }
+        if let e = error as? DatabaseError, e.resultCode == .SQLITE_IOERR, let free = DiskSpace.available(at: root), free < 64 << 10 {
+            return .diskFull
+        }
+        return .database
+    }
+
+    func databaseErrorCode(_ error: any Error) -> StrataError.Code { Self.databaseErrorCode(error, root: paths.root.path) }
+
     func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         do {
             return try await db.read(body)
         } catch let e as StrataError {
             throw e
         } catch {
-            throw StrataError(.database, "database read failed: \(error)", cause: error)
+            throw StrataError(databaseErrorCode(error), "database read failed: \(error)", cause: error)
         }
     }
 
@@ -128,7 +148,7 @@ public final class Store: Sendable {
         } catch let e as StrataError {
             throw e
         } catch {
-            throw StrataError(.database, "database write failed: \(error)", cause: error)
+            throw StrataError(databaseErrorCode(error), "database write failed: \(error)", cause: error)
         }
     }
 
@@ -161,7 +181,7 @@ public final class Store: Sendable {
         } catch let e as StrataError {
             throw e
         } catch {
-            throw StrataError(.database, "database write failed: \(error)", cause: error)
+            throw StrataError(databaseErrorCode(error), "database write failed: \(error)", cause: error)
         }
     }
 
@@ -233,7 +253,7 @@ struct StorePaths: Sendable {
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty, parent != path { try createDurableDirectory(parent) }
         if mkdir(path, 0o777) != 0 && errno != EEXIST {
-            throw StrataError(.io, "cannot create store directory \(path): \(String(cString: strerror(errno)))")
+            throw StrataError.system("cannot create store directory \(path)")
         }
         try fsyncDirectory(parent.isEmpty ? "." : parent)
     }
