@@ -18,7 +18,11 @@ build: setup
 release: setup
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-release
 
-run: build
+# `make run` installs only what building and running strata needs; the test peers (podman,
+# buildah, skopeo, dive, the docker CLI …) belong to `make test`.
+run:
+	@bash tools/setup --run
+	$(SWIFT) build
 	@bash tools/demo "$(DEMO_ROOT)"
 
 test: setup
