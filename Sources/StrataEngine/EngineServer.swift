@@ -50,6 +50,8 @@ public final class EngineServer: Sendable {
         try Self.removeStaleSocket(socketPath)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.backlog, value: 128)
+            // docker half-closes an attach connection at once (no stdin): keep writing to it.
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .bind(unixDomainSocketPath: socketPath) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     var limits = NIOHTTPDecoderLimitConfiguration()
@@ -81,6 +83,9 @@ public final class EngineServer: Sendable {
             } catch where state.withLockedValue({ $0.shuttingDown }) {
                 // The listener was closed by shutdown(): drain below.
             }
+            // Running containers are killed (recorded as exited, 137); their attach and wait
+            // connections then finish.
+            await router.runner.stopAll()
         }
     }
 
@@ -166,6 +171,7 @@ public final class EngineServer: Sendable {
         }
         do {
             try await route.handler(request, response)
+            if response.closesConnection { return false }
         } catch {
             let e = EngineError(error)
             if response.streaming {
