@@ -14,6 +14,8 @@ final class EngineResponse {
     /// Set once the head has gone out: errors after that go into the stream.
     private(set) var started = false
     private(set) var streaming = false
+    /// Set by a handler whose connection cannot carry another request (an attach: raw bytes).
+    var closesConnection = false
 
     init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, version: HTTPVersion, isHead: Bool, keepAlive: Bool) {
         self.outbound = outbound

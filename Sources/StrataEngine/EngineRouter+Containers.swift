@@ -3,8 +3,8 @@ import OCI
 import Strata
 
 /// The containers the store holds (`strata create`, `strata run`), as `docker ps`,
-/// `docker container inspect` and `docker rm` see them; and volumes. Creating and starting
-/// containers over the API is not served yet.
+/// `docker container inspect` and `docker rm` see them; and volumes. Creating and running
+/// them is in `EngineRouter+Run`.
 extension EngineRouter {
     /// `GET /containers/json?all=`: running containers, or all with `all`.
     func listContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
@@ -27,21 +27,29 @@ extension EngineRouter {
         try Self.checkName(ref)
         let c = try await store.container(ref)
         let running = c.state == "running"
+        let zero = "0001-01-01T00:00:00Z"
         try await res.sendJSON([
             "Id": c.id, "Name": "/" + (c.name ?? String(c.id.prefix(12))), "Created": RFC3339.format(c.created),
             "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()), "Image": c.imageID.string,
             "State": ["Status": c.state, "Running": running, "Paused": false, "Restarting": false, "OOMKilled": false,
-                      "Dead": false, "Pid": 0, "ExitCode": 0, "Error": ""] as [String: Any],
+                      "Dead": false, "Pid": 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
+                      "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
             "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),
-            "Config": ["Image": c.image, "Cmd": c.command, "Env": c.env, "WorkingDir": c.workingDir ?? ""] as [String: Any],
-            "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
+            "Config": ["Image": c.image, "Cmd": c.command, "Entrypoint": c.entrypoint.map { $0 as Any } ?? NSNull(), "Env": c.env,
+                       "WorkingDir": c.workingDir ?? "", "Tty": false, "OpenStdin": false, "AttachStdin": false,
+                       "AttachStdout": false, "AttachStderr": false, "Labels": [String: String]()] as [String: Any],
+            "HostConfig": ["NetworkMode": "none", "AutoRemove": c.autoRemove ?? false,
+                           "LogConfig": ["Type": "local", "Config": [String: String]()] as [String: Any]] as [String: Any],
+            "NetworkSettings": ["Networks": [String: Any]()],
         ] as [String: Any])
     }
 
     /// `DELETE /containers/{id}?force=&v=`: 204.
     func removeContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
-        _ = try await store.removeContainer(ref, force: try req.bool("force"), removeVolumes: try req.bool("v"))
+        let force = try req.bool("force")
+        if force { await runner.kill(try await store.container(ref).id) }
+        _ = try await store.removeContainer(ref, force: force, removeVolumes: try req.bool("v"))
         try await res.send(.noContent)
     }
 

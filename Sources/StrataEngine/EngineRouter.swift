@@ -22,6 +22,13 @@ struct EngineRouter: Sendable {
     }
 
     let store: Store
+    /// The containers this server runs.
+    let runner: ContainerRunner
+
+    init(store: Store) {
+        self.store = store
+        self.runner = ContainerRunner(store: store)
+    }
 
     func route(_ r: EngineRequest) -> Route {
         let m = r.method, p = r.path
@@ -38,6 +45,7 @@ struct EngineRouter: Sendable {
         case (.GET, "/system/df"): return serve(systemDF)
         case (.POST, "/auth"): return serve(.json, auth)
         case (.GET, "/containers/json"): return serve(listContainers)
+        case (.POST, "/containers/create"): return serve(.json, createContainer)
         case (.GET, "/volumes"): return serve(listVolumes)
         case (.POST, "/volumes/create"): return serve(.json, createVolume)
         case (.GET, "/images/json"): return serve(listImages)
@@ -75,6 +83,17 @@ struct EngineRouter: Sendable {
                 if !id.contains("/") { return serve { _, res in try await inspectContainer(id, res) } }
             }
             if m == .DELETE, !rest.contains("/") { return serve { req, res in try await removeContainer(rest, req, res) } }
+            let parts = rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if parts.count == 2, !parts[0].isEmpty {
+                let id = parts[0]
+                switch (m, parts[1]) {
+                case (.POST, "start"): return serve { _, res in try await startContainer(id, res) }
+                case (.POST, "attach"): return serve { req, res in try await attachContainer(id, req, res) }
+                case (.POST, "wait"): return serve { req, res in try await waitContainer(id, req, res) }
+                case (.GET, "logs"): return serve { req, res in try await containerLogs(id, req, res) }
+                default: break
+                }
+            }
         }
         if p.hasPrefix("/volumes/"), p.count > "/volumes/".count {
             let name = String(p.dropFirst("/volumes/".count))

@@ -69,7 +69,10 @@ public final class EngineServer: Sendable {
                 return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
             }
         }
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).serverChannelOption(ChannelOptions.backlog, value: 128)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 128)
+            // docker half-closes an attach connection at once (no stdin): keep writing to it.
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         if let fd = inheritedSocket {
             server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
@@ -103,6 +106,9 @@ public final class EngineServer: Sendable {
             } catch where state.withLockedValue({ $0.shuttingDown }) {
                 // The listener was closed by shutdown(): drain below.
             }
+            // Running containers are killed (recorded as exited, 137); their attach and wait
+            // connections then finish.
+            await router.runner.stopAll()
         }
     }
 
@@ -188,6 +194,7 @@ public final class EngineServer: Sendable {
         }
         do {
             try await route.handler(request, response)
+            if response.closesConnection { return false }
         } catch {
             let e = EngineError(error)
             if response.streaming {

@@ -132,7 +132,18 @@ extension Store {
         p.standardOutput = stdout
         p.standardError = stderr
         do {
-            return try await runAndWait(p)
+            // A cancelled task (a server shutting down) kills the container; runc then exits
+            // with 137 and the caller records it as exited.
+            return try await withTaskCancellationHandler {
+                try await runAndWait(p)
+            } onCancel: {
+                let kill = Process()
+                kill.executableURL = URL(fileURLWithPath: runtime.path)
+                kill.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "kill", id, "KILL"]
+                kill.standardOutput = FileHandle.nullDevice
+                kill.standardError = FileHandle.nullDevice
+                try? kill.run()
+            }
         } catch {
             throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)
         }
@@ -146,7 +157,8 @@ extension Store {
         let rootfs = try await mountContainer(c.id)
         let config = try await inspect(c.imageID.string).config.config
         var args = c.command
-        if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
+        if let ep = c.entrypoint { args = ep + args }
+        else if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
         else if let ep = config?.Entrypoint, !ep.isEmpty { args = ep + args }
         guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
         var env = config?.Env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -161,7 +173,7 @@ extension Store {
                                 binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) })
     }
 
-    private func setState(_ id: String, _ state: String) async throws {
+    func setState(_ id: String, _ state: String) async throws {
         try await write { db in
             try db.execute(sql: "UPDATE containers SET state = ?, config = json_set(config, '$.state', ?) WHERE id = ?", arguments: [state, state, id])
         }

@@ -12,10 +12,16 @@ public struct ContainerOptions: Sendable, Codable {
     public var snapshotter: SnapshotterKind?
     /// Named volumes (created when missing) and host directories to mount.
     public var volumes: [VolumeMount] = []
+    /// Replaces the image's ENTRYPOINT (`docker create --entrypoint`); nil keeps it.
+    public var entrypoint: [String]?
+    /// Remove the container once its command exits (``Store/start(_:hostNetwork:output:started:)``).
+    public var autoRemove = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
-                snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = []) {
+                snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false) {
         self.volumes = volumes
+        self.entrypoint = entrypoint
+        self.autoRemove = autoRemove
         self.name = name
         self.command = command
         self.env = env
@@ -38,6 +44,15 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var state: String
     public var created: Date
     public var volumes: [VolumeMount]?
+    /// The ENTRYPOINT given at create, replacing the image's.
+    public var entrypoint: [String]?
+    /// Removed once its command exits.
+    public var autoRemove: Bool?
+    /// The last run's exit status (128 + signal when a signal ended it); nil before the first run.
+    public var exitCode: Int32?
+    /// When the last run started and ended.
+    public var startedAt: Date?
+    public var finishedAt: Date?
 }
 
 extension Store {
@@ -72,7 +87,8 @@ extension Store {
         for v in options.volumes where !v.isBind { try await createVolume(v.source) }
         let info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
                                  workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date(),
-                                 volumes: options.volumes.isEmpty ? nil : options.volumes)
+                                 volumes: options.volumes.isEmpty ? nil : options.volumes, entrypoint: options.entrypoint,
+                                 autoRemove: options.autoRemove ? true : nil)
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in

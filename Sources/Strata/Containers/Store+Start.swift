@@ -1,0 +1,215 @@
+import Foundation
+import GRDB
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which of a container's output streams a piece of output came from.
+public enum ContainerStream: UInt8, Sendable {
+    case stdout = 1
+    case stderr = 2
+}
+
+/// A container's log, `containers/<id>/container.log`: every piece of output of every run,
+/// appended as a record of an 8-byte header (the stream, 1 or 2; three zero bytes; the length
+/// as a big-endian UInt32) and the bytes. This is the Docker Engine API's multiplexed stream
+/// format, so `docker logs` is the file as it stands. Written by the two reader threads of a
+/// run, one record at a time under a lock.
+final class ContainerLog: Sendable {
+    private let fd: Mutex<Int32>
+
+    init(path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StrataError.system("cannot open the log \(path)") }
+        self.fd = Mutex(fd)
+    }
+
+    /// One record; a write error drops the record (the run goes on, as with a full disk in docker).
+    func append(_ stream: ContainerStream, _ data: Data) {
+        guard !data.isEmpty else { return }
+        let n = UInt32(truncatingIfNeeded: data.count)
+        var record = Data([stream.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)])
+        record.append(data)
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            record.withUnsafeBytes { raw in
+                var off = 0
+                while off < raw.count {
+                    let w = write(fd, raw.baseAddress! + off, raw.count - off)
+                    if w < 0 { if errno == EINTR { continue }; return }
+                    off += w
+                }
+            }
+        }
+    }
+
+    func close() {
+        fd.withLock { fd in
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+    }
+}
+
+extension Store {
+    /// The path of a container's log (``ContainerLog``).
+    func logPath(_ id: String) -> String {
+        containerDirs(id).base.appendingPathComponent("container.log").path
+    }
+
+    /// Runs a created (or exited) container's command to its end and returns its exit status
+    /// (128 + the signal when a signal ended it): `docker start`. The container's row says
+    /// `running` while it runs, then `exited` with the status and the start and end times.
+    /// Output is appended to the container's log (``readLog(of:_:)``) and handed to `output`
+    /// as it arrives (on a reader thread: do not block there). `started` is called once the
+    /// runtime spec is built and the row says running, just before the process starts; an
+    /// error before that (no command, an unknown USER, already running) throws and changes
+    /// nothing. With ``ContainerOptions/autoRemove`` the container is removed after it exits.
+    /// Cancelling the calling task kills the container (recorded as exited, 137).
+    ///
+    /// ```swift
+    /// let c = try await store.createContainer(from: "app:1", options: ContainerOptions(command: ["echo", "hi"]))
+    /// let status = try await store.start(c.id)           // 0; `readLog(of:)` has "hi\n"
+    /// ```
+    public func start(_ ref: String, hostNetwork: Bool = false,
+                      output: (@Sendable (ContainerStream, Data) -> Void)? = nil,
+                      started: (@Sendable () -> Void)? = nil) async throws -> Int32 {
+        let runtime = try OCIRuntime.find()
+        let c = try await container(ref)
+        let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        try await markRunning(c.id)
+        let status: Int32
+        do {
+            let log = try ContainerLog(path: logPath(c.id))
+            defer { log.close() }
+            let out = try OutputPipe(.stdout, log: log, output: output)
+            let err = try OutputPipe(.stderr, log: log, output: output)
+            started?()
+            do {
+                status = try await launch(c.id, spec: spec, runtime: runtime, stdout: out.writer, stderr: err.writer)
+            } catch {
+                await out.finish()
+                await err.finish()
+                throw error
+            }
+            await out.finish()
+            await err.finish()
+        } catch {
+            try? await recordExit(c.id, status: 127)
+            throw error
+        }
+        try await recordExit(c.id, status: status)
+        if c.autoRemove == true { _ = try await removeContainer(c.id, force: true) }
+        return status
+    }
+
+    /// Streams a container's log (``ContainerLog``) in pieces of at most 64 KiB; nothing when
+    /// it never ran.
+    public func readLog(of ref: String, _ body: (Data) async throws -> Void) async throws {
+        let c = try await container(ref)
+        guard let h = FileHandle(forReadingAtPath: logPath(c.id)) else { return }
+        defer { try? h.close() }
+        while true {
+            let chunk: Data?
+            do { chunk = try h.read(upToCount: 64 << 10) } catch {
+                throw StrataError(.io, "cannot read the log of \(c.id): \(error.localizedDescription)", cause: error)
+            }
+            guard let chunk, !chunk.isEmpty else { return }
+            try await body(chunk)
+        }
+    }
+
+    /// `created`/`exited` → `running` in one transaction; a running container is a conflict.
+    private func markRunning(_ id: String) async throws {
+        try await updateContainer(id) { info in
+            if info.state == "running" {
+                throw StrataError(.conflict, "container \(String(id.prefix(12))) is already running")
+            }
+            info.state = "running"
+            info.startedAt = Date()
+        }
+    }
+
+    private func recordExit(_ id: String, status: Int32) async throws {
+        try await updateContainer(id) { info in
+            info.state = "exited"
+            info.exitCode = status
+            info.finishedAt = Date()
+        }
+    }
+
+    /// Reads, changes and writes a container's record in one write transaction.
+    private func updateContainer(_ id: String, _ change: @escaping @Sendable (inout ContainerInfo) throws -> Void) async throws {
+        try await write { db in
+            guard let config = try String.fetchOne(db, sql: "SELECT config FROM containers WHERE id = ?", arguments: [id]) else {
+                throw StrataError(.containerNotFound, "no such container: \(id)")
+            }
+            var info: ContainerInfo
+            do { info = try JSONDecoder().decode(ContainerInfo.self, from: Data(config.utf8)) } catch {
+                throw StrataError(.database, "container \(id) has an unreadable record", cause: error)
+            }
+            try change(&info)
+            let updated = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
+            try db.execute(sql: "UPDATE containers SET state = ?, config = ? WHERE id = ?", arguments: [info.state, updated, id])
+        }
+    }
+}
+
+/// A pipe for one of a container's streams: the runtime gets the write end, a thread of its
+/// own reads the other (blocking reads never hold a thread of the cooperative pool) and hands
+/// each piece to the log and the caller.
+private final class OutputPipe: Sendable {
+    let writer: FileHandle
+    private let readFD: Int32
+    private let done: Mutex<CheckedContinuation<Void, Never>?>
+    private let finished: Mutex<Bool>
+
+    init(_ stream: ContainerStream, log: ContainerLog, output: (@Sendable (ContainerStream, Data) -> Void)?) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw StrataError.system("cannot create a pipe") }
+        // Foundation's Process duplicates the write end into the child; close-on-exec keeps
+        // both ends out of every other process this one starts.
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        readFD = fds[0]
+        writer = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
+        done = Mutex(nil)
+        finished = Mutex(false)
+        let fd = readFD
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 32 << 10)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { break }
+                let data = Data(buffer[0..<n])
+                log.append(stream, data)
+                output?(stream, data)
+            }
+            Glibc.close(fd)
+            let waiter = done.withLock { c -> CheckedContinuation<Void, Never>? in
+                finished.withLock { $0 = true }
+                let w = c
+                c = nil
+                return w
+            }
+            waiter?.resume()
+        }
+        thread.start()
+    }
+
+    /// Closes this process's write end and waits until the reader has seen the end of the
+    /// stream (every process holding the other end is gone) and handed out everything.
+    func finish() async {
+        try? writer.close()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = done.withLock { slot -> Bool in
+                if finished.withLock({ $0 }) { return true }
+                slot = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+}

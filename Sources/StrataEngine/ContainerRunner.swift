@@ -1,0 +1,100 @@
+import Foundation
+import Strata
+import Synchronization
+
+/// The containers the server is running, as tasks (its only state): each runs
+/// ``Store/start(_:hostNetwork:output:started:)``, which writes the container's log and
+/// records its state and exit status in the store. The runner fans the output out to the
+/// connections attached to the container and answers the `wait` requests when the run ends.
+actor ContainerRunner {
+    /// One piece of a container's output.
+    typealias Chunk = (stream: ContainerStream, data: Data)
+
+    private let store: Store
+    private var tasks: [String: Task<Void, Never>] = [:]
+    /// Attached connections by container ID, kept before a start (`docker run` attaches first).
+    private let hubs = Attachments()
+    private var exitWaiters: [String: [CheckedContinuation<Int32?, Never>]] = [:]
+    private var nextKey = 0
+    private var stopping = false
+
+    init(store: Store) {
+        self.store = store
+    }
+
+    func isRunning(_ id: String) -> Bool { tasks[id] != nil }
+
+    /// Starts the container's command in a task; returns once the process is starting.
+    /// Errors before that (no command, an unknown user, already running) are thrown.
+    func start(_ id: String) async throws {
+        guard !stopping else { throw EngineError(status: .serviceUnavailable, message: "the server is shutting down") }
+        let (ready, readyC) = AsyncStream<Void>.makeStream()
+        let store = self.store
+        let hubs = self.hubs
+        let result = StartError()
+        tasks[id] = Task {
+            var status: Int32?
+            do {
+                status = try await store.start(id, output: { stream, data in
+                    for c in hubs.table.withLock({ Array(($0[id] ?? [:]).values) }) { c.yield((stream, data)) }
+                }, started: { readyC.yield() })
+            } catch {
+                result.error.withLock { $0 = error }
+            }
+            readyC.finish()
+            self.finished(id, status: status)
+        }
+        for await _ in ready { return }
+        if let e = result.error.withLock({ $0 }) { throw e }
+    }
+
+    /// The run of `id` ended (status nil: it did not start): attached streams end, waiters get
+    /// the status.
+    private func finished(_ id: String, status: Int32?) {
+        tasks[id] = nil
+        for c in hubs.table.withLock({ $0.removeValue(forKey: id) ?? [:] }).values { c.finish() }
+        for w in exitWaiters.removeValue(forKey: id) ?? [] { w.resume(returning: status) }
+    }
+
+    /// The output of the container's next (or current) run, until it ends.
+    func attach(_ id: String) -> AsyncStream<Chunk> {
+        let (stream, c) = AsyncStream<Chunk>.makeStream()
+        nextKey += 1
+        let key = nextKey
+        hubs.table.withLock { $0[id, default: [:]][key] = c }
+        c.onTermination = { [hubs] _ in hubs.table.withLock { _ = $0[id]?.removeValue(forKey: key) } }
+        return stream
+    }
+
+    /// Waits for the end of the container's next run (or the current one) and returns its
+    /// exit status; nil when the run could not start.
+    func waitForExit(_ id: String) async -> Int32? {
+        await withCheckedContinuation { exitWaiters[id, default: []].append($0) }
+    }
+
+    /// Kills the container's run, if any, and waits until it is recorded as exited.
+    func kill(_ id: String) async {
+        guard let t = tasks[id] else { return }
+        t.cancel()
+        await t.value
+    }
+
+    /// Kills every running container (each is recorded as exited) and waits for the tasks.
+    func stopAll() async {
+        stopping = true
+        let running = Array(tasks.values)
+        for t in running { t.cancel() }
+        for t in running { await t.value }
+    }
+}
+
+/// The connections attached to each container: written by the actor, read by the reader
+/// threads of a run (which cannot wait for the actor), so under a lock of its own.
+private final class Attachments: Sendable {
+    let table = Mutex<[String: [Int: AsyncStream<ContainerRunner.Chunk>.Continuation]]>([:])
+}
+
+/// The error a run task met before its process started, for the start request to throw.
+private final class StartError: Sendable {
+    let error = Mutex<(any Error)?>(nil)
+}

@@ -1,0 +1,160 @@
+import Foundation
+import NIOHTTP1
+import Strata
+
+/// Creating and running containers: `docker create`, `docker start`, `docker run`,
+/// `docker wait`, `docker logs`, attaching. The store runs the command and keeps the log and
+/// the state (``Store/start(_:hostNetwork:output:started:)``); ``ContainerRunner`` holds the
+/// running tasks; these handlers only translate.
+extension EngineRouter {
+    /// `POST /containers/create?name=` with Docker's container config: 201 `{"Id", "Warnings"}`.
+    func createContainer(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        guard case .data(let body) = req.body, let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw EngineError.badRequest("expected a JSON object")
+        }
+        guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
+        try Self.checkName(image)
+        if o["Tty"] as? Bool == true {
+            throw EngineError(status: .notImplemented, message: "strata does not allocate a TTY for containers yet: run without -t")
+        }
+        if o["OpenStdin"] as? Bool == true {
+            throw EngineError(status: .notImplemented, message: "strata does not attach stdin to containers yet: run without -i")
+        }
+        let host = o["HostConfig"] as? [String: Any] ?? [:]
+        if let mode = host["NetworkMode"] as? String, !["", "default", "bridge", "none"].contains(mode) {
+            throw EngineError(status: .notImplemented, message: "strata gives a container its own empty network only (network mode \"\(mode)\")")
+        }
+        if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
+            throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
+        }
+        var volumes: [VolumeMount] = []
+        for bind in host["Binds"] as? [String] ?? [] {
+            let parts = bind.split(separator: ":", omittingEmptySubsequences: false)
+            if parts.count == 3, parts[2] != "rw" {
+                throw EngineError(status: .notImplemented, message: "strata mounts volumes read-write only: \"\(bind)\"")
+            }
+            volumes.append(try VolumeMount(parsing: parts.prefix(2).joined(separator: ":")))
+        }
+        let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
+        let options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
+                                       workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
+                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false)
+        let c = try await store.createContainer(from: image, options: options)
+        try await res.sendJSON(["Id": c.id, "Warnings": [String]()] as [String: Any], status: .created)
+    }
+
+    /// A list of strings in a container config: an array, a lone string (old clients), or null.
+    static func strings(_ value: Any?, _ field: String) throws -> [String]? {
+        switch value {
+        case nil, is NSNull: return nil
+        case let s as String: return [s]
+        case let a as [Any]:
+            return try a.map {
+                guard let s = $0 as? String else { throw EngineError.badRequest("\(field) must be a list of strings") }
+                return s
+            }
+        default: throw EngineError.badRequest("\(field) must be a list of strings")
+        }
+    }
+
+    /// `POST /containers/{id}/start`: 204 once the command is starting; 304 when it runs already.
+    func startContainer(_ ref: String, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let c = try await store.container(ref)
+        if await runner.isRunning(c.id) {
+            try await res.send(.notModified)
+            return
+        }
+        try await runner.start(c.id)
+        try await res.send(.noContent)
+    }
+
+    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: the output of the container's
+    /// run as Docker's multiplexed frames (stream byte, three zeros, big-endian length), on a
+    /// connection upgraded to a raw stream (101) when the client asked, until the run ends.
+    func attachContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let c = try await store.container(ref)
+        if try req.bool("stdin") {
+            throw EngineError(status: .notImplemented, message: "strata does not attach stdin to containers yet")
+        }
+        if try req.bool("logs") {
+            throw EngineError(status: .notImplemented, message: "strata does not replay logs on attach: use docker logs")
+        }
+        let wanted: Set<ContainerStream> = Set([try req.bool("stdout") ? .stdout : nil, try req.bool("stderr") ? .stderr : nil].compactMap { $0 })
+        let output = await runner.attach(c.id)
+        let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
+        res.closesConnection = true
+        if upgrade {
+            try await res.startStream(.switchingProtocols, contentType: "application/vnd.docker.raw-stream",
+                                      headers: [("Connection", "Upgrade"), ("Upgrade", "tcp")])
+        } else {
+            try await res.startStream(.ok, contentType: "application/vnd.docker.raw-stream")
+        }
+        for await chunk in output where wanted.contains(chunk.stream) {
+            try await res.write(Self.frame(chunk.stream, chunk.data))
+        }
+        try await res.finish()
+    }
+
+    /// One multiplexed frame.
+    static func frame(_ stream: ContainerStream, _ data: Data) -> Data {
+        let n = UInt32(truncatingIfNeeded: data.count)
+        return Data([stream.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]) + data
+    }
+
+    /// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: `{"StatusCode", "Error"}`
+    /// when the run ends (at once for `not-running` when it is not running).
+    func waitContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let c = try await store.container(ref)
+        let condition = req.string("condition").flatMap { $0.isEmpty ? nil : $0 } ?? "not-running"
+        guard ["not-running", "next-exit", "removed"].contains(condition) else {
+            throw EngineError.badRequest("invalid condition: \"\(condition)\"")
+        }
+        let status: Int32?
+        if condition == "not-running", !(await runner.isRunning(c.id)) {
+            status = c.exitCode ?? 0
+        } else {
+            status = await runner.waitForExit(c.id)
+        }
+        let error: Any = status == nil ? ["Message": "the container did not start"] : NSNull()
+        try await res.sendJSON(["StatusCode": Int(status ?? 127), "Error": error] as [String: Any])
+    }
+
+    /// `GET /containers/{id}/logs?stdout=1&stderr=1`: what the container wrote, as multiplexed
+    /// frames from its log. `follow` answers what is there now; `tail` other than `all`,
+    /// `since`, `until` and `timestamps` are refused.
+    func containerLogs(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        if let tail = req.string("tail"), tail != "all", !tail.isEmpty {
+            throw EngineError(status: .notImplemented, message: "strata does not serve logs --tail yet")
+        }
+        for p in ["since", "until"] where (req.string(p).map { !$0.isEmpty && $0 != "0" } ?? false) {
+            throw EngineError(status: .notImplemented, message: "strata does not serve logs --\(p) yet")
+        }
+        if try req.bool("timestamps") { throw EngineError(status: .notImplemented, message: "strata does not keep log timestamps yet") }
+        let stdout = try req.bool("stdout"), stderr = try req.bool("stderr")
+        guard stdout || stderr else { throw EngineError.badRequest("you must choose at least one stream") }
+        _ = try await store.container(ref)
+        try await res.startStream(contentType: "application/vnd.docker.multiplexed-stream")
+        var pending = Data()
+        try await store.readLog(of: ref) { chunk in
+            if stdout && stderr {
+                try await res.write(chunk)
+                return
+            }
+            pending.append(chunk)
+            var out = Data()
+            while pending.count >= 8 {
+                let b = Array(pending.prefix(8))
+                let n = Int(b[4]) << 24 | Int(b[5]) << 16 | Int(b[6]) << 8 | Int(b[7])
+                guard pending.count >= 8 + n else { break }
+                if (b[0] == 1 && stdout) || (b[0] == 2 && stderr) { out.append(pending.prefix(8 + n)) }
+                pending = Data(pending.dropFirst(8 + n))
+            }
+            try await res.write(out)
+        }
+        try await res.finish()
+    }
+}
