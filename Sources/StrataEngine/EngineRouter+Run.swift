@@ -112,14 +112,17 @@ extension EngineRouter {
         guard ["not-running", "next-exit", "removed"].contains(condition) else {
             throw EngineError.badRequest("invalid condition: \"\(condition)\"")
         }
-        let status: Int32?
         if condition == "not-running", !(await runner.isRunning(c.id)) {
-            status = c.exitCode ?? 0
-        } else {
-            status = await runner.waitForExit(c.id)
+            try await res.sendJSON(["StatusCode": Int(c.exitCode ?? 0), "Error": NSNull()] as [String: Any])
+            return
         }
+        // As dockerd does: the headers go out at once and the body when the container stops.
+        // `docker run` waits for these headers before it sends the start.
+        try await res.startStream(contentType: "application/json")
+        let status = await runner.waitForExit(c.id)
         let error: Any = status == nil ? ["Message": "the container did not start"] : NSNull()
-        try await res.sendJSON(["StatusCode": Int(status ?? 127), "Error": error] as [String: Any])
+        try await res.message(["StatusCode": Int(status ?? 127), "Error": error] as [String: Any])
+        try await res.finish()
     }
 
     /// `GET /containers/{id}/logs?stdout=1&stderr=1`: what the container wrote, as multiplexed
