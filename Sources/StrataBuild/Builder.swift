@@ -39,10 +39,11 @@ public struct Builder: Sendable {
         let file = try Self.addLabels(options.labels, to: try Dockerfile.parse(text), target: options.target)
         let tree = try SourceTree.context(at: root)
         let what = options.tags.isEmpty ? "building \(context)" : "building \(options.tags.joined(separator: ", "))"
-        return try await store.explainingDiskFull(what) {
-            let run = BuildRun(store: store, file: file, context: tree, options: options)
-            defer { run.cleanUp() }
-            return try await run.build()
+        let run = BuildRun(store: store, file: file, context: tree, options: options)
+        defer { run.cleanUp() }
+        let freeBefore = DiskSpace.available(at: store.root.path)
+        return try await store.explainingDiskFull(what, estimate: { run.spaceEstimate(freeBefore: freeBefore) }) {
+            try await run.build()
         }
     }
 
@@ -146,6 +147,9 @@ final class BuildRun {
     var usedArgs: Set<String> = []
     /// Scratch directories (heredoc sources) to remove at the end.
     var scratch: [String] = []
+    /// The step being executed, for a full disk's message: the bytes free when it started
+    /// and what it was expected to write (COPY and ADD know; RUN does not).
+    var stepSpace: (freeAtStart: Int64?, needs: Int64?) = (nil, nil)
     /// BuildKit's automatic platform ARGs (BUILDPLATFORM … TARGETVARIANT): usable in FROM
     /// as they are, in a stage once it declares them.
     let platformArgs: [String: String]
@@ -175,6 +179,14 @@ final class BuildRun {
     }
 
     func log(_ line: String) { options.log(line) }
+
+    /// What the build needed in all when the disk filled, counted from `freeBefore` (the
+    /// bytes free when it started): what the steps before used, plus what the failing step
+    /// was expected to write. Nil when the failing step could not say (a RUN).
+    func spaceEstimate(freeBefore: Int64?) -> Int64? {
+        guard let before = freeBefore, let atStart = stepSpace.freeAtStart, let needs = stepSpace.needs else { return nil }
+        return max(before - atStart, 0) + needs
+    }
 
     func cleanUp() {
         for d in scratch { try? FileManager.default.removeItem(atPath: d) }
@@ -305,8 +317,11 @@ final class BuildRun {
     /// Runs one step through the cache: a hit moves to the cached image; a miss runs `work`
     /// in a temporary container (nil: a metadata-only step, no container), commits, records
     /// the cache entry and removes the container.
+    /// - Parameter writes: the bytes `work` is expected to write into the container, when
+    ///   known (a COPY's sources); a full disk's message counts them twice, for the container
+    ///   and the layer.
     func commitStep(_ state: inout StageState, createdBy: String, extra: String = "", author: String? = nil, showContainer: Bool = false,
-                    work: ((String, BuildRootfs) async throws -> Void)?) async throws {
+                    writes: Int64? = nil, work: ((String, BuildRootfs) async throws -> Void)?) async throws {
         let key = cacheKey(parent: state.image, createdBy: createdBy, extra: extra + (author.map { "\nauthor=\($0)" } ?? ""))
         if !options.noCache, let hit = try await store.cachedBuildResult(key: key) {
             log(" ---> Using cache")
@@ -317,6 +332,7 @@ final class BuildRun {
         }
         let config = state.settings
         var containerID: String?
+        stepSpace = (DiskSpace.available(at: store.root.path), writes.map { $0 * 2 })
         if let work {
             let (id, fs) = try await store.createBuildContainer(from: state.image)
             containerID = id

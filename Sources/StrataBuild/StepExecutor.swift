@@ -255,7 +255,7 @@ extension BuildRun {
         let createdBy = nopString(state, "\(inst.keyword) \(kind):\(sum) in \(destRaw) ")
         let extra = "chown=\(chown ?? "")\nchmod=\(chmod.map { String($0, radix: 8) } ?? "")\nfrom=\(from ?? "")"
         let extract = isAdd
-        try await commitStep(&state, createdBy: createdBy, extra: extra) { _, fs in
+        try await commitStep(&state, createdBy: createdBy, extra: extra, writes: Self.bytes(in: sources)) { _, fs in
             var dest = dest
             if manyMatches, !dest.hasSuffix("/") {
                 guard fs.isDirectory(dest) else {
@@ -291,6 +291,20 @@ extension BuildRun {
             try fs.copy(items, owner: owner, mode: chmod, keepOwner: from != nil)
             for (archive, dir) in archives { try fs.extract(archive: archive, into: dir.isEmpty ? "/" : dir) }
         }
+    }
+
+    /// What copying `sources` writes: their regular files' sizes, plus a tar header's worth
+    /// (512 bytes) per entry for the layer.
+    static func bytes(in sources: [MatchedSource]) -> Int64 {
+        var total: Int64 = 0
+        for s in sources {
+            for e in s.entries {
+                var st = stat()
+                if lstat(e.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { total += Int64(st.st_size) }
+                total += 512
+            }
+        }
+        return total
     }
 
     private static func notFound(_ inst: Instruction, _ tree: SourceTree, _ src: String) -> StrataError {
