@@ -306,3 +306,7 @@ void strata_xxh3_digest128(const strata_xxh3 *s, unsigned char out[16]) {
 int strata_format_3g(double v, char *buf, unsigned long size) {
     return snprintf(buf, size, "%.3g", v);
 }
+
+int strata_fallocate_keep(int fd, long long length) {
+    return fallocate(fd, 0, 0, (off_t)length) == 0 ? 0 : errno;
+}

@@ -52,8 +52,14 @@ struct ImagesCommand: AsyncParsableCommand {
             return
         }
         if quiet {
-            var seen = Set<Digest>()
-            for i in images where seen.insert(i.id).inserted { print(Units.shortID(i.id, noTrunc: noTrunc)) }
+            // One line per image (the list holds each image once), written at once.
+            var out = ""
+            out.reserveCapacity(images.count * (noTrunc ? 72 : 13))
+            for i in images {
+                out += Units.shortID(i.id, noTrunc: noTrunc)
+                out += "\n"
+            }
+            print(out, terminator: "")
             return
         }
         var rows: [[String]] = []

@@ -19,11 +19,20 @@ enum Output {
     /// Columns as Docker's tabwriter lays them out (min width 10, padding 3). Widths count
     /// Unicode scalars, as Go's tabwriter counts runes.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
+        // Each cell's width is counted once (in Unicode scalars; an ASCII cell, the common
+        // case, by its UTF-8 length without a second pass).
+        func width(_ c: String) -> Int {
+            let u = c.utf8
+            return u.allSatisfy { $0 < 0x80 } ? u.count : c.unicodeScalars.count
+        }
         var widths = [Int](repeating: 0, count: header.count)
+        var cellWidths: [Int] = []
+        cellWidths.reserveCapacity((rows.count + 1) * header.count)
         var total = 0
         func measure(_ r: [String]) {
             for (i, c) in r.enumerated() {
-                let n = c.unicodeScalars.count
+                let n = width(c)
+                cellWidths.append(n)
                 total += n + 3
                 if i < widths.count - 1 { widths[i] = max(widths[i], max(n + 3, 10)) }
             }
@@ -32,13 +41,16 @@ enum Output {
         for r in rows { measure(r) }
         var out = ""
         out.reserveCapacity(total + (rows.count + 1) * (widths.reduce(0, +) / 2 + 1))
+        let spaces = String(repeating: " ", count: (widths.max() ?? 0) + 1)
+        var k = 0
         func emit(_ r: [String]) {
             for (i, c) in r.enumerated() {
                 out += c
                 if i < r.count - 1 {
-                    let pad = widths[i] - c.unicodeScalars.count
-                    if pad > 0 { out += String(repeating: " ", count: pad) }
+                    let pad = widths[i] - cellWidths[k]
+                    if pad > 0 { out += spaces.prefix(pad) }  // pad < spaces.count: widths are its bound
                 }
+                k += 1
             }
             out += "\n"
         }
@@ -76,9 +88,11 @@ enum Output {
 /// Docker's human-readable units (go-units).
 enum Units {
     /// Decimal sizes with three significant digits: `4.26MB`, `0B`.
+    private static let sizeUnits = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+
     static func size(_ bytes: Int64) -> String {
         var v = Double(bytes)
-        let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+        let units = sizeUnits
         var i = 0
         while v >= 1000, i < units.count - 1 {
             v /= 1000

@@ -153,4 +153,52 @@ import Testing
         #expect(more.imagesRemoved == 0 && more.blobsRemoved == 0 && more.layersRemoved == 0, "\(c): gc would still free \(more)")
         #expect(try await store.check(quick: true).clean, "\(c): fsck")
     }
+    /// df's form of the rule (``Liveness/deadImagesCTE(_:)``, from the images that are not
+    /// roots) names exactly the images gc's mark (``Liveness/liveImagesCTE(_:)``) does not
+    /// reach, on random forests of parent links with random tags, containers, live and
+    /// expired leases and old and recent build-cache entries (a fixed seed; 12 graphs of up to 60 images).
+    @Test func dfsDeadImagesAreTheComplementOfGCsMark() async throws {
+        var rng = SplitMix(seed: 0x5eed_0f_df)
+        for round in 0..<12 {
+            let dir = try TempDir()
+            let store = try await dir.store()
+            let n = Int(rng.next() % 60) + 1
+            var g = GCCase(description: "random \(round)", survivors: [])
+            for i in 0..<n {
+                // A parent among the earlier images, or none; chains of any depth arise.
+                let parent = i > 0 && rng.next() % 3 != 0 ? "I\(Int(rng.next() % UInt64(i)))" : nil
+                g.images.append(.init(name: "I\(i)", manifest: "m\(i)", layers: [], parent: parent))
+                switch rng.next() % 8 {
+                case 0: g.tags.append(("t\(i):1", "I\(i)"))
+                case 1: g.containers.append(("c\(i)", "I\(i)"))
+                case 2: g.leases.append(("l\(i)", rng.next() % 2 == 0 ? 3600 : -3600, ["image:I\(i)"]))
+                case 3: g.buildCache.append(("k\(i)", "I\(i)", rng.next() % 2 == 0 ? 60 : 90 * 86_400))
+                default: break
+                }
+            }
+            try await GCTests.build(g, in: store)
+            let now = Int64(Date().timeIntervalSince1970)
+            let args: StatementArguments = ["now": now, "cacheCutoff": now - Int64(GCOptions().buildCacheKeep)]
+            let (dead, live, all) = try await store.read { db in
+                (Set(try String.fetchAll(db, sql: Liveness.deadImagesCTE(.gc) + "SELECT id FROM dead_images", arguments: args)),
+                 Set(try String.fetchAll(db, sql: Liveness.liveImagesCTE(.gc) + "SELECT id FROM live_images", arguments: args)),
+                 Set(try String.fetchAll(db, sql: "SELECT id FROM images")))
+            }
+            #expect(dead == all.subtracting(live), "\(g.description): \(n) images")
+            #expect(!live.isEmpty || g.tags.isEmpty, "\(g.description)")
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the seeded property tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

@@ -115,6 +115,11 @@ void strata_sha256_final(strata_sha256 *c, uint8_t out[32]);
 
 #endif
 
+/// fallocate(2) of bytes 0..<length of `fd` (mode 0: a shorter file is extended with zeros,
+/// bytes already there are never changed). Returns 0 or the errno (EOPNOTSUPP where the
+/// filesystem has no fallocate; glibc's posix_fallocate would then write bytes instead).
+int strata_fallocate_keep(int fd, long long length);
+
 /// printf's "%.3g" of `v` into `buf` (Docker's size column), without a va_list from Swift.
 int strata_format_3g(double v, char *buf, unsigned long size);
 

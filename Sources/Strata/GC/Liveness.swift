@@ -14,7 +14,8 @@ import GRDB
 ///   period, then ``sweepContent(_:now:cutoff:blobs:)`` removes content no remaining image
 ///   needs; rmi, image prune, system prune and builder prune delete the images their own
 ///   policy names and call the same sweep;
-/// - df counts the same closure without deleting: ``deadBlobsSQL`` through ``blobNeeded``;
+/// - df counts the same closure without deleting: ``deadImagesCTE(_:)`` (its complement,
+///   from the few images that are not roots) and ``deadBlobsSQL`` through ``blobNeeded``;
 /// - `gc --explain` walks the same roots and edges as a graph (``mark(_:now:cacheCutoff:)``);
 /// - rmi's "in use" test is ``isRootSQL`` with every root kind.
 ///
@@ -94,12 +95,31 @@ enum Liveness {
         """
     }
 
-    /// CTEs `live_images(id)`, `dead_images(id)` and `dead_blobs(d)` (gc's roots, no grace
-    /// period): what gc would free, as one read with no temp tables, for `df`. Only blobs
-    /// of dead images, and blob rows no image names, are examined.
-    static let deadBlobsSQL = liveImagesCTE(.gc) + """
+    /// `WITH RECURSIVE … dead_images(id)`: the images the roots do not reach, the complement
+    /// of ``liveImagesCTE(_:)`` over the same roots and edges, found without walking every
+    /// root's ancestry. An image that is not a root itself (usually few) is live only as an
+    /// ancestor of a root, so the walk starts at the roots' parents that are not roots and
+    /// climbs parent links through non-roots only. `LivenessTests` checks both forms agree.
+    static func deadImagesCTE(_ roots: Roots) -> String {
+        let notRoot = rootKinds.filter { roots.contains($0.kind) }
+            .map { "NOT EXISTS (SELECT 1 FROM (\($0.image)) WHERE image_id = i.id)" }
+        return """
+            WITH RECURSIVE
+            non_roots(id) AS MATERIALIZED (SELECT id FROM images i WHERE \(notRoot.isEmpty ? "1" : notRoot.joined(separator: "\n    AND "))),
+            kept_non_roots(id) AS (
+                SELECT c.parent_id FROM images c WHERE c.parent_id IN (SELECT id FROM non_roots) AND c.id NOT IN (SELECT id FROM non_roots)
+                UNION SELECT p.parent_id FROM images p JOIN kept_non_roots k ON p.id = k.id WHERE p.parent_id IN (SELECT id FROM non_roots)
+            ),
+            dead_images(id) AS MATERIALIZED (SELECT id FROM non_roots EXCEPT SELECT id FROM kept_non_roots)
+
+            """
+    }
+
+    /// CTEs `dead_images(id)` and `dead_blobs(d)` (gc's roots, no grace period): what gc
+    /// would free, as one read with no temp tables, for `df`. Only blobs of dead images, and
+    /// blob rows no image names, are examined.
+    static let deadBlobsSQL = deadImagesCTE(.gc) + """
         ,
-        dead_images(id) AS (SELECT id FROM images EXCEPT SELECT id FROM live_images),
         candidates(d) AS (
             SELECT id FROM dead_images
             UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM dead_images)

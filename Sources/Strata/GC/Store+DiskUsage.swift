@@ -56,12 +56,15 @@ extension Store {
             // One evaluation of the live set for every figure.
             let row = try GRDB.Row.fetchOne(db, sql: live + """
                 SELECT (SELECT count(*) FROM images) AS total,
-                       (SELECT count(*) FROM live_images) AS active,
+                       (SELECT count(*) FROM images) - (SELECT count(*) FROM dead_images) AS active,
                        (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
                        (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)) AS dead_size,
                        (SELECT count(*) FROM layers) AS layers_total,
-                       (SELECT count(*) FROM layers l WHERE EXISTS (SELECT 1 FROM image_layers il
-                            WHERE il.chain_id = l.chain_id AND il.image_id NOT IN (SELECT id FROM dead_images))) AS layers_active,
+                       -- Chains some image uses, less those only dead images use.
+                       (SELECT count(*) FROM layers l WHERE EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id))
+                         - (SELECT count(DISTINCT il.chain_id) FROM image_layers il WHERE il.image_id IN (SELECT id FROM dead_images)
+                              AND NOT EXISTS (SELECT 1 FROM image_layers k WHERE k.chain_id = il.chain_id
+                                              AND k.image_id NOT IN (SELECT id FROM dead_images))) AS layers_active,
                        (SELECT coalesce(sum(size), 0) FROM layers) AS layers_size,
                        (SELECT count(*) FROM blobs) AS blob_count
                 """, arguments: args)

@@ -1,6 +1,7 @@
 @_exported import OCI
 import Foundation
 import GRDB
+import CArchive
 
 /// A strata image store: SQLite metadata plus a content-addressed blob directory.
 ///
@@ -44,6 +45,7 @@ public final class Store: Sendable {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384")
         }
+        if !newDatabase { primeWAL(paths.database) }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: paths.database, configuration: config)
@@ -71,6 +73,26 @@ public final class Store: Sendable {
         let store = Store(root: paths.root, paths: paths, db: pool)
         try store.replayPendingUnlinks()
         return store
+    }
+
+    /// Gives an existing database a WAL file of 32 zero bytes when it has none (SQLite
+    /// deletes the WAL when the last connection closes, so every command starts without one).
+    ///
+    /// GRDB, finding the WAL missing or empty, creates a table and drops it to make one: a
+    /// write transaction with three fdatasyncs before the first read, a third of a listing's
+    /// time. SQLite reads a WAL whose header is not valid as an empty log (no frame is
+    /// replayed) and writes a real header before its first frame. `fallocate` only extends a
+    /// shorter file and never changes bytes already written, so a WAL another process is
+    /// writing at the same moment is left as it is. Where the filesystem has no fallocate
+    /// (some FUSE filesystems), nothing is done and GRDB makes its table as before.
+    static func primeWAL(_ database: String) {
+        var st = stat()
+        guard stat(database, &st) == 0 else { return }
+        let mode = mode_t(st.st_mode & 0o666)
+        let fd = Glibc.open(database + "-wal", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { return }
+        _ = strata_fallocate_keep(fd, 32)
+        Glibc.close(fd)
     }
 
     /// A root store and a user's store stay apart: a store whose directory another user owns
