@@ -116,26 +116,34 @@ enum Liveness {
     }
 
     /// CTEs `dead_images(id)` and `dead_blobs(d)` (gc's roots, no grace period): what gc
-    /// would free, as one read with no temp tables, for `df`. Only blobs of dead images, and
-    /// blob rows no image names, are examined.
-    static let deadBlobsSQL = deadImagesCTE(.gc) + """
-        ,
-        candidates(d) AS (
-            SELECT id FROM dead_images
-            UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM dead_images)
-            UNION SELECT index_digest FROM images WHERE index_digest IS NOT NULL AND id IN (SELECT id FROM dead_images)
-            UNION SELECT blob_digest FROM image_layers WHERE image_id IN (SELECT id FROM dead_images)
-            UNION SELECT digest FROM blobs b
+    /// would free, as one read with no temp tables, for `df`. The blobs examined are, with
+    /// `unnamed` false, those the dead images name; with `unnamed` true, the blob rows no
+    /// image names at all (index children, other encodings, leased or forgotten blobs). The
+    /// two sets are disjoint, so df reads them at the same time on two connections and adds.
+    static func deadBlobsSQL(unnamed: Bool) -> String {
+        let candidates = unnamed ? """
+            SELECT digest FROM blobs b
                 WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = b.digest)
                   AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = b.digest)
                   AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = b.digest)
                   AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
-        ),
-        dead_blobs(d) AS (
-            SELECT d FROM candidates c WHERE NOT \(blobNeeded("c.d", image: { "\($0) NOT IN (SELECT id FROM dead_images)" }, chain: liveChainForDF))
-        )
+            """ : """
+            SELECT id FROM dead_images
+                UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM dead_images)
+                UNION SELECT index_digest FROM images WHERE index_digest IS NOT NULL AND id IN (SELECT id FROM dead_images)
+                UNION SELECT blob_digest FROM image_layers WHERE image_id IN (SELECT id FROM dead_images)
+            """
+        return deadImagesCTE(.gc) + """
+            ,
+            candidates(d) AS (
+                \(candidates)
+            ),
+            dead_blobs(d) AS (
+                SELECT d FROM candidates c WHERE NOT \(blobNeeded("c.d", image: { "\($0) NOT IN (SELECT id FROM dead_images)" }, chain: liveChainForDF))
+            )
 
-        """
+            """
+    }
 
     /// df's "chain remains": a live image uses it (an image lists every chain of its stack).
     private static func liveChainForDF(_ chain: String) -> String {

@@ -50,9 +50,20 @@ extension Store {
     /// and in-flight writes, pending unlinks, and the metadata database.
     public func diskUsage(verbose: Bool = false) async throws -> DiskUsage {
         let t = now()
-        let (imageRow, layerRow, snapRows, blobDigests, containers, cache, pending) = try await read { db in
-            let live = Liveness.deadBlobsSQL
-            let args: StatementArguments = ["now": t, "cacheCutoff": t - Int64(GCOptions().buildCacheKeep)]
+        // Blob files are counted while the database is read (on another thread: listing a
+        // directory of 30,000 files is a sixth of df's time), to find orphan files below.
+        let blobDirs = [paths.blobsDir.path, paths.root.appendingPathComponent("blobs/sha512").path]
+        async let fileCount = blobDirs.reduce(0) { $0 + countEntries($1) }
+        let args: StatementArguments = ["now": t, "cacheCutoff": t - Int64(GCOptions().buildCacheKeep)]
+        // The blob rows no image names are checked on a second connection at the same time
+        // (a third of the SQL): a second read transaction, begun together with the first.
+        async let unnamedDeadSize = read { db in
+            try Int64.fetchOne(db, sql: Liveness.deadBlobsSQL(unnamed: true) + """
+                SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)
+                """, arguments: args) ?? 0
+        }
+        let (namedImageRow, layerRow, snapRows, blobCount, containers, cache, pending) = try await read { db in
+            let live = Liveness.deadBlobsSQL(unnamed: false)
             // One evaluation of the live set for every figure.
             let row = try GRDB.Row.fetchOne(db, sql: live + """
                 SELECT (SELECT count(*) FROM images) AS total,
@@ -81,15 +92,17 @@ extension Store {
             let l = Counts(total: layers["layers_total"], active: layers["layers_active"], size: layers["layers_size"], liveSize: 0)
             let blobCount: Int = row["blob_count"]
             let liveSnapshots = Dictionary(uniqueKeysWithValues: snaps.map { ($0["id"] as String, ($0["live"] as Bool?) ?? false) })
-            // Orphan blob files: when the directory holds as many files as there are rows,
-            // there are none (fsck is the check for a missing file offset by an orphan).
-            let files = countEntries(self.paths.blobsDir.path) + countEntries(self.paths.root.appendingPathComponent("blobs/sha512").path)
-            return (i, l, liveSnapshots,
-                    files == blobCount ? nil : Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs")),
+            return (i, l, liveSnapshots, blobCount,
                     try Int.fetchOne(db, sql: "SELECT count(*) FROM containers") ?? 0,
                     try Int.fetchOne(db, sql: "SELECT count(*) FROM build_cache") ?? 0,
                     try String.fetchAll(db, sql: "SELECT path FROM pending_unlinks"))
         }
+        var imageRow = namedImageRow
+        imageRow.liveSize -= try await unnamedDeadSize
+        // Orphan blob files: when the directories hold as many files as there are rows,
+        // there are none (fsck is the check for a missing file offset by an orphan).
+        let blobDigests = await fileCount == blobCount
+            ? nil : Set(try await read { db in try String.fetchAll(db, sql: "SELECT digest FROM blobs") })
         let fm = FileManager.default
         // Orphans: blob files with no row, ingest sessions, files queued for unlink.
         var orphanCount = 0
