@@ -57,10 +57,15 @@ def main():
         loaded = client.images.load(f.read())
     check([i.id for i in loaded] == [built.id], "images.load() gives back %s" % built.id)
 
-    out = client.containers.run("app:1", "echo hi", remove=False)
-    check(out == b"hi\n", "containers.run() printed %r" % out)
-    default = client.containers.run("app:1")
+    out = client.containers.run("app:1", "echo hi", remove=True)
+    check(out == b"hi\n", "containers.run(remove=True) printed %r" % out)
+    check(client.containers.list(all=True) == [], "containers.run(remove=True) left no container")
+    default = client.containers.run("app:1", name="job")
     check(default == b"hello from strata\n", "containers.run() with the image's CMD printed %r" % default)
+    job = client.containers.get("job")
+    check(job.status == "exited" and job.attrs["State"]["ExitCode"] == 0, "containers.get('job') %s" % job.attrs["State"])
+    check(job.logs() == b"hello from strata\n", "job.logs() %r" % job.logs())
+    job.remove()
 
     c = client.containers.create("app:1", ["sh", "-c", "echo out; echo err >&2; exit 3"])
     c.start()
@@ -75,8 +80,9 @@ def main():
         check(False, "a failing run raises ContainerError")
     except docker.errors.ContainerError as e:
         check(e.exit_status == 5, "ContainerError exit status %d" % e.exit_status)
+        e.container.remove()
     c.remove()
-    check(all(x.id != c.id for x in client.containers.list(all=True)), "container.remove()")
+    check(client.containers.list(all=True) == [], "container.remove() left no container")
     print("all ok")
 
 
