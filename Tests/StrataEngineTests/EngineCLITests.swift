@@ -83,6 +83,7 @@ import Glibc
         let h = try EngineHarness()
         try h.importBusybox()
         try h.shell("mkdir -p lab && printf 'FROM busybox\\nLABEL stage=build\\n' > lab/Dockerfile")
+        sleep(1)  // before/since compare creation times, in seconds
         #expect(try h.strata(["build", "-q", "-t", "lab:1", h.file("lab")]).status == 0)
         try h.start()
         defer { h.stop() }
@@ -96,6 +97,10 @@ import Glibc
         #expect(try names("label=stage=other") == "")
         #expect(try names("reference=busy*") == "busybox:latest\n")
         #expect(try names("dangling=true") == "")
+        #expect(try names("dangling=false") == "lab:1\nbusybox:latest\n")
+        #expect(try names("before=lab:1") == "busybox:latest\n")
+        #expect(try names("since=busybox") == "lab:1\n")
+        #expect(try names("reference=nosuch") == "")
         let bad = try h.docker(["images", "--filter", "bogus=1"])
         #expect(bad.status != 0)
         #expect(bad.err.contains("invalid filter"))

@@ -1,0 +1,115 @@
+import CArchive
+import Foundation
+
+/// What a path in a container is: what `docker cp` asks before it copies
+/// (``Store/statPath(inContainer:path:)``) and what comes with an archive of it.
+public struct ContainerPathStat: Sendable, Codable, Hashable {
+    /// The last component of the path as asked (`/etc/hosts` → `hosts`, `/` → `/`).
+    public var name: String
+    /// The size in bytes (a symlink: the length of its target).
+    public var size: Int64
+    /// POSIX mode: the file type (`S_IFMT` bits) and the permission bits.
+    public var mode: UInt32
+    /// The modification time.
+    public var modified: Date
+    /// A symlink's target as stored in the container; empty for anything else.
+    public var linkTarget: String
+
+    /// Whether the path is a directory.
+    public var isDirectory: Bool { mode & Self.typeMask == Self.directory }
+    /// Whether the path is a symbolic link.
+    public var isSymlink: Bool { mode & Self.typeMask == Self.symlink }
+
+    /// POSIX file-type bits of ``mode`` (`S_IFMT`, `S_IFDIR`, …, the same on every Linux).
+    public static let typeMask: UInt32 = 0o170000
+    public static let directory: UInt32 = 0o040000
+    public static let symlink: UInt32 = 0o120000
+    public static let regular: UInt32 = 0o100000
+    public static let charDevice: UInt32 = 0o020000
+    public static let blockDevice: UInt32 = 0o060000
+    public static let fifo: UInt32 = 0o010000
+    public static let socket: UInt32 = 0o140000
+}
+
+extension Store {
+    /// What `path` is inside the container, resolved as ``copy(fromContainer:path:to:)``
+    /// resolves it (symlinks inside the container root; the last component is not followed).
+    ///
+    /// ```swift
+    /// let s = try await store.statPath(inContainer: "web", path: "/etc")
+    /// if s.isDirectory { … }
+    /// ```
+    /// Throws `.fileNotFound` when nothing is there.
+    public func statPath(inContainer ref: String, path: String) async throws -> ContainerPathStat {
+        let root = try await mountContainer(ref)
+        let full = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        guard let meta = FileMeta.of(full) else { throw StrataError(.fileNotFound, "\(path): no such file or directory in the container") }
+        return Self.pathStat(path, meta)
+    }
+
+    /// Writes a tar of `path` in the container to `tar` (`strata cp CONTAINER:PATH -`, the
+    /// Engine API's `GET /containers/{id}/archive`): its entries are named from the path's last
+    /// component down (`/etc` → `etc/`, `etc/hosts`, …), with their owners, modes, times and
+    /// xattrs; symlinks are archived as links. Returns what the path is.
+    ///
+    /// The path is resolved inside the container root as ``copy(fromContainer:path:to:)``
+    /// does; nothing outside the root is read.
+    public func archive(fromContainer ref: String, path: String, to tar: URL) async throws -> ContainerPathStat {
+        let root = try await mountContainer(ref)
+        let source = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        guard let meta = FileMeta.of(source) else { throw StrataError(.fileNotFound, "\(path): no such file or directory in the container") }
+        let stat = Self.pathStat(path, meta)
+        let fd = Glibc.open(tar.path,  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StrataError.system("cannot create \(tar.path)") }
+        defer { close(fd) }
+        let writer = try ArchiveWriter(fd: fd, name: tar.path, reproducibleTimes: false)
+        var links: [UInt64: String] = [:]
+        let top = stat.name == "/" ? "." : stat.name
+        func add(_ full: String, _ rel: String, _ meta: FileMeta) throws {
+            try writer.addFromDisk(full, as: rel, meta: meta, links: &links)
+            guard meta.kind == .directory else { return }
+            for name in rawDirectoryEntries(full).sorted() {
+                guard let m = FileMeta.of(full + "/" + name) else { continue }
+                try add(full + "/" + name, rel + "/" + name, m)
+            }
+        }
+        try add(source, top, meta)
+        try writer.close()
+        return stat
+    }
+
+    /// Extracts a tar (plain or compressed) into the directory `directory` of the container
+    /// (`strata cp - CONTAINER:DIR`, the Engine API's `PUT /containers/{id}/archive`).
+    ///
+    /// The directory must exist in the container (symlinks on the way are resolved inside
+    /// its root). Entries are written as ADD extracts an archive: `..` and absolute names are
+    /// refused, a symlink can never take a write outside the directory, device nodes are
+    /// refused. A tar that fails part way leaves what it extracted so far, as `docker cp` does.
+    public func extractArchive(_ tar: URL, intoContainer ref: String, at directory: String) async throws {
+        let root = try await mountContainer(ref)
+        let target = try ScopedPath.resolve(root: root, path: directory, followFinal: true)
+        guard let meta = FileMeta.of(target) else { throw StrataError(.fileNotFound, "\(directory): no such directory in the container") }
+        guard meta.kind == .directory else { throw StrataError(.invalidArgument, "\(directory): extraction point is not a directory") }
+        try await explainingDiskFull("copying into \(ref)", estimate: { treeSize(tar.path) }) {
+            try LayerUnpacker(root: target, overlayWhiteouts: false, applyRootHeader: false, resolveLinksInRoot: true)
+                .unpack(layer: tar.path, name: "the archive for \(ref)")
+        }
+    }
+
+    static func pathStat(_ asked: String, _ meta: FileMeta) -> ContainerPathStat {
+        let parts = asked.split(separator: "/").filter { $0 != "." }
+        let type: UInt32
+        switch meta.kind {
+        case .file: type = ContainerPathStat.regular
+        case .directory: type = ContainerPathStat.directory
+        case .symlink: type = ContainerPathStat.symlink
+        case .char: type = ContainerPathStat.charDevice
+        case .block: type = ContainerPathStat.blockDevice
+        case .fifo: type = ContainerPathStat.fifo
+        case .socket: type = ContainerPathStat.socket
+        }
+        return ContainerPathStat(name: parts.last.map(String.init) ?? "/", size: meta.size, mode: type | meta.mode,
+                                 modified: Date(timeIntervalSince1970: Double(meta.mtimeSec) + Double(meta.mtimeNsec) / 1e9),
+                                 linkTarget: meta.linkTarget ?? "")
+    }
+}

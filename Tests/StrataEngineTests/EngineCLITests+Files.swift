@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `docker diff`, `docker commit` and `docker cp` (both ways) through `strata serve`, checked
+/// against what `strata` itself reads from the store.
+extension EngineCLITests {
+    @Test func diffCommitAndCopy() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["create", "--name", "web", "busybox", "sh"]).status == 0)
+        try h.shell("echo 'hello from the host' > hello.txt && mkdir -p conf/sub && echo a=1 > conf/sub/app.conf")
+
+        // docker cp into the container: a file to a new name, a directory into an existing one.
+        let into = try h.docker(["cp", h.file("hello.txt"), "web:/hello.txt"])
+        #expect(into.status == 0, "\(into.err)")
+        let dirInto = try h.docker(["cp", h.file("conf"), "web:/etc/"])
+        #expect(dirInto.status == 0, "\(dirInto.err)")
+        // Ground truth: strata's own cp reads them back from the container.
+        #expect(try h.strata(["cp", "web:/hello.txt", h.file("back.txt")]).status == 0)
+        #expect(try String(contentsOfFile: h.file("back.txt"), encoding: .utf8) == "hello from the host\n")
+        #expect(try h.strata(["cp", "web:/etc/conf/sub/app.conf", h.file("back.conf")]).status == 0)
+        #expect(try String(contentsOfFile: h.file("back.conf"), encoding: .utf8) == "a=1\n")
+
+        // docker cp out of the container: a file into a directory, a directory to a new name.
+        try FileManager.default.createDirectory(atPath: h.file("out"), withIntermediateDirectories: true)
+        let out = try h.docker(["cp", "web:/etc/passwd", "."], cwd: h.file("out"))
+        #expect(out.status == 0, "\(out.err)")
+        #expect(FileManager.default.contentsEqual(atPath: h.file("out/passwd"), andPath: h.file("r/etc/passwd")))
+        let dirOut = try h.docker(["cp", "web:/etc", h.file("out/etc-copy")])
+        #expect(dirOut.status == 0, "\(dirOut.err)")
+        #expect(FileManager.default.contentsEqual(atPath: h.file("out/etc-copy/passwd"), andPath: h.file("r/etc/passwd")))
+        #expect(try String(contentsOfFile: h.file("out/etc-copy/conf/sub/app.conf"), encoding: .utf8) == "a=1\n")
+        let missing = try h.docker(["cp", "web:/nosuch", h.file("out")])
+        #expect(missing.status != 0)
+        #expect(missing.err.contains("Could not find the file /nosuch in container web"), "\(missing.err)")
+        // `..` stays inside the container's root: /../../etc/passwd is the container's own.
+        let climb = try h.docker(["cp", "web:/../../etc/passwd", h.file("out/climbed")])
+        #expect(climb.status == 0, "\(climb.err)")
+        #expect(FileManager.default.contentsEqual(atPath: h.file("out/climbed"), andPath: h.file("r/etc/passwd")))
+
+        // docker diff is strata diff, line for line.
+        let diff = try h.docker(["diff", "web"])
+        #expect(diff.status == 0, "\(diff.err)")
+        let mine = try h.strata(["diff", "web"])
+        #expect(diff.out == mine.out, "docker: \(diff.out) strata: \(mine.out)")
+        #expect(diff.out.split(separator: "\n").contains("A /hello.txt"))
+        #expect(diff.out.split(separator: "\n").contains("C /etc"))
+
+        // docker commit: the new image is in the store, with the container's file and the change.
+        let commit = try h.docker(["commit", "-c", "ENV GREETING=hi", "-m", "from docker", "web", "app:2"])
+        #expect(commit.status == 0, "\(commit.err)")
+        let app = try #require(try h.images().first { ($0["tags"] as? [String])?.contains("app:2") == true })
+        #expect(commit.out == "\(app["id"] as? String ?? "?")\n")
+        let inspect = try h.strata(["inspect", "app:2"])
+        #expect(inspect.out.contains("GREETING=hi"))
+        let history = try h.strata(["history", "--no-trunc", "app:2"])
+        #expect(history.out.contains("from docker"))
+        let cat = try h.strata(["run", "--rm", "app:2", "cat", "/hello.txt"])
+        #expect(cat.out == "hello from the host\n", "\(cat.err)")
+        let bad = try h.docker(["commit", "-c", "FROM x", "web", "app:3"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("invalid change"), "\(bad.err)")
+        #expect(try h.docker(["rm", "web"]).status == 0)
+    }
+
+    /// A tar whose entries climb out (`../`), PUT into a container: refused, nothing written
+    /// outside the container's root.
+    @Test func copyIntoAContainerCannotEscape() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let id = try h.docker(["create", "busybox", "sh"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let marker = "strata-escape-\(UUID().uuidString.prefix(8))"
+        try h.shell("mkdir -p evil/a && echo x > evil/a/f && tar -C evil/a -cf evil.tar --transform 's|^f$|../../../../../../../../tmp/\(marker)|' f")
+        let tar = try Data(contentsOf: URL(fileURLWithPath: h.file("evil.tar")))
+        let head = "PUT /v1.43/containers/\(id)/archive?path=/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: \(tar.count)\r\nConnection: close\r\n\r\n"
+        let r = h.raw(Array(head.utf8) + [UInt8](tar))
+        #expect(EngineHostileTests.status(r) == 400, "\(r.prefix(300))")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(marker)"))
+        // A path that climbs is resolved inside the root, not refused: / of the container.
+        let stat = h.raw(Array("HEAD /v1.43/containers/\(id)/archive?path=/../../etc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(EngineHostileTests.status(stat) == 200, "\(stat.prefix(300))")
+        let none = h.raw(Array("HEAD /v1.43/containers/\(id)/archive?path=/nosuch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(EngineHostileTests.status(none) == 404, "\(none.prefix(300))")
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `docker search` against a loopback registry, `docker build URL`, `docker system df -v`
+/// through `strata serve`, checked against the registry's catalog and strata's own commands.
+extension EngineCLITests {
+    @Test func searchALoopbackRegistry() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/docker-registry") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but docker-registry is missing: run tools/setup") }
+            return
+        }
+        let h = try EngineHarness()
+        let host = try h.startRegistry()
+        try h.importBusybox()
+        for repo in ["team/app", "team/db", "tools/app-cli"] {
+            #expect(try h.strata(["tag", "busybox:latest", "\(host)/\(repo):1"]).status == 0)
+            let push = try h.strata(["push", "\(host)/\(repo):1"])
+            #expect(push.status == 0, "\(push.err)")
+        }
+        try h.start()
+        defer { h.stop() }
+        // Ground truth: the registry's own catalog, filtered by the term.
+        let catalog = try h.run("/usr/bin/curl", ["-sf", "http://\(host)/v2/_catalog"])
+        let repos = ((try JSONSerialization.jsonObject(with: Data(catalog.out.utf8)) as? [String: Any])?["repositories"] as? [String]) ?? []
+        #expect(repos.count == 3, "\(catalog.out)")
+        let expected = repos.filter { $0.contains("app") }.map { "\(host)/\($0)" }.sorted()
+
+        let search = try h.docker(["search", "--format", "{{.Name}}", "\(host)/app"])
+        #expect(search.status == 0, "\(search.err)")
+        #expect(search.out.split(separator: "\n").map(String.init).sorted() == expected)
+        let limited = try h.docker(["search", "--limit", "1", "--format", "{{.Name}}", "\(host)/app"])
+        #expect(limited.out.split(separator: "\n").count == 1, "\(limited.out) \(limited.err)")
+        #expect(try h.docker(["search", "--format", "{{.Name}}", "\(host)/nosuch"]).out == "")
+    }
+
+    /// `docker build URL`: the CLI downloads the tar and sends it as the context; the image is
+    /// the one the same context directory gives (its steps come from strata's own build's cache).
+    @Test func buildFromAURL() throws {
+        guard EngineHarness.dockerAvailable(), FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("""
+            mkdir -p app/ctx www && echo 'key=value' > app/ctx/container.cfg
+            printf 'FROM busybox\\nADD ctx/container.cfg /\\nCMD /bin/ls\\n' > app/Dockerfile
+            tar -C app -czf www/ctx.tar.gz .
+            """)
+        let local = try h.strata(["build", "-q", "-t", "dir:1", h.file("app")])
+        #expect(local.status == 0, "\(local.err)")
+        let port = EngineHarness.freePort()
+        let web = Process()
+        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        web.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", h.file("www")]
+        web.standardOutput = FileHandle.nullDevice
+        web.standardError = FileHandle.nullDevice
+        try web.run()
+        defer { kill(web.processIdentifier, SIGKILL); web.waitUntilExit() }
+        try h.start()
+        defer { h.stop() }
+        var r = EngineHarness.Result(status: -1, out: "", err: "")
+        for _ in 0..<50 {
+            r = try h.docker(["build", "-t", "url:1", "http://127.0.0.1:\(port)/ctx.tar.gz"])
+            if r.status == 0 || !r.err.contains("connection refused") { break }
+            usleep(100_000)
+        }
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("Step 2/3 : ADD ctx/container.cfg /"))
+        #expect(r.out.contains(" ---> Using cache"))
+        #expect(r.out.contains("Successfully tagged url:1"))
+        let images = try h.images()
+        let dir = images.first { ($0["tags"] as? [String])?.contains("dir:1") == true }?["id"] as? String
+        let url = images.first { ($0["tags"] as? [String])?.contains("url:1") == true }?["id"] as? String
+        #expect(dir != nil && dir == url)
+        let missing = try h.docker(["build", "http://127.0.0.1:\(port)/nosuch.tar.gz"])
+        #expect(missing.status != 0)
+    }
+
+    /// `docker system df` and `-v`: containers, volumes and build cache as strata counts them.
+    @Test func systemDiskUsageVerbose() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p app && printf 'FROM busybox\\nRUN echo built > /built\\nCMD /bin/ls\\n' > app/Dockerfile")
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["build", "-t", "app:1", "."], cwd: h.file("app")).status == 0)
+        let run = try h.docker(["run", "--name", "c1", "-v", "data:/data", "busybox", "sh", "-c", "echo hello > /data/f; echo changed > /new"])
+        #expect(run.status == 0, "\(run.err)")
+
+        let df = try h.docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"])
+        #expect(df.status == 0, "\(df.err)")
+        let containers = try h.strata(["ps", "-a", "-q"]).out.split(separator: "\n").count
+        let volumes = try h.strata(["volume", "ls", "-q"]).out.split(separator: "\n").count
+        let du = try h.strata(["builder", "du", "--format", "json"])
+        let cache = ((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [Any])?.count ?? -1
+        #expect(containers == 1 && volumes == 1 && cache >= 2, "\(du.out)")
+        let rows = df.out.split(separator: "\n").map(String.init)
+        #expect(rows.contains("Containers \(containers) 0"), "\(df.out)")
+        #expect(rows.contains("Local Volumes \(volumes) 1"), "\(df.out)")
+        #expect(rows.contains("Build Cache \(cache) 0"), "\(df.out)")
+
+        let verbose = try h.docker(["system", "df", "-v"])
+        #expect(verbose.status == 0, "\(verbose.err)")
+        let lines = verbose.out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        // The volume: name, one container, 6 bytes ("hello\n").
+        #expect(lines.contains(["data", "1", "6B"]), "\(verbose.out)")
+        // The container: its short ID, one local volume, the writable layer's size, its name.
+        let cid = try h.strata(["ps", "-a", "-q"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let row = try #require(lines.first { $0.first == cid })
+        #expect(row.last == "c1")
+        #expect(row.contains("8B"), "\(row)")  // "changed\n"
+        // One line per build-cache entry, by its ID.
+        let first = try #require(((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [[String: Any]])?.first?["key"] as? String)
+        #expect(verbose.out.contains(String(first.dropFirst("sha256:".count).prefix(12))) || verbose.out.contains(String(first.prefix(12))), "\(first)")
+    }
+}
