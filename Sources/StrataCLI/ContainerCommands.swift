@@ -63,6 +63,7 @@ struct PsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await global.openStore()
+        try await store.recoverInterruptedRuns()
         let list = try await store.containers()
         if format == .json { print(try Output.json(list)); return }
         if quiet { for c in list { print(noTrunc ? c.id : String(c.id.prefix(12))) }; return }

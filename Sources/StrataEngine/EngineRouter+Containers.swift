@@ -10,6 +10,7 @@ extension EngineRouter {
     func listContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
         if !(try req.filters()).isEmpty { throw EngineError(status: .notImplemented, message: "strata does not filter containers yet") }
         let all = try req.bool("all")
+        try await store.recoverInterruptedRuns()
         let list = try await store.containers().filter { all || $0.state == "running" }
         try await res.sendJSON(list.map(containerSummary))
     }

@@ -78,6 +78,12 @@ extension Store {
         let runtime = try OCIRuntime.find()
         let c = try await container(ref)
         let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        // Held from before the row says running until the exit is recorded: a row that says
+        // running while nobody holds it is a run whose process died (``recoverInterruptedRuns()``).
+        guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
+            throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
+        }
+        defer { withExtendedLifetime(runLock) {} }
         try await markRunning(c.id)
         let status: Int32
         do {
@@ -141,7 +147,7 @@ extension Store {
         }
     }
 
-    private func recordExit(_ id: String, status: Int32) async throws {
+    func recordExit(_ id: String, status: Int32) async throws {
         try await updateContainer(id) { info in
             info.state = "exited"
             info.exitCode = status
