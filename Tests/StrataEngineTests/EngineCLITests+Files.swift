@@ -90,5 +90,6 @@ extension EngineCLITests {
         #expect(EngineHostileTests.status(stat) == 200, "\(stat.prefix(300))")
         let none = h.raw(Array("HEAD /v1.43/containers/\(id)/archive?path=/nosuch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         #expect(EngineHostileTests.status(none) == 404, "\(none.prefix(300))")
+        #expect(try h.docker(["rm", id]).status == 0)
     }
 }

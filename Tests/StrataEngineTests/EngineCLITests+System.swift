@@ -115,5 +115,6 @@ extension EngineCLITests {
         // One line per build-cache entry, by its ID.
         let first = try #require(((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [[String: Any]])?.first?["key"] as? String)
         #expect(verbose.out.contains(String(first.dropFirst("sha256:".count).prefix(12))) || verbose.out.contains(String(first.prefix(12))), "\(first)")
+        #expect(try h.docker(["rm", "c1"]).status == 0)
     }
 }
