@@ -66,6 +66,14 @@ extension EngineCLITests {
         let bad = try h.docker(["commit", "-c", "FROM x", "web", "app:3"])
         #expect(bad.status != 0)
         #expect(bad.err.contains("invalid change"), "\(bad.err)")
+        // strata cp with `-`: the same archives on standard output and input.
+        let s = "STRATA_ROOT='\(h.root)' '\(EngineHarness.binary)'"
+        try h.shell("mkdir -p piped && \(s) cp web:/etc - | tar -C piped -x && mkdir -p up/new && echo up > up/new/f && tar -C up -c new | \(s) cp - web:/etc")
+        #expect(FileManager.default.contentsEqual(atPath: h.file("piped/etc/passwd"), andPath: h.file("r/etc/passwd")))
+        #expect(try String(contentsOfFile: h.file("piped/etc/conf/sub/app.conf"), encoding: .utf8) == "a=1\n")
+        let up = try h.docker(["cp", "web:/etc/new/f", h.file("up-back")])
+        #expect(up.status == 0, "\(up.err)")
+        #expect(try String(contentsOfFile: h.file("up-back"), encoding: .utf8) == "up\n")
         #expect(try h.docker(["rm", "web"]).status == 0)
     }
 
