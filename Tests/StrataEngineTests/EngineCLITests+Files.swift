@@ -93,6 +93,25 @@ extension EngineCLITests {
         let r = h.raw(Array(head.utf8) + [UInt8](tar))
         #expect(EngineHostileTests.status(r) == 400, "\(r.prefix(300))")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/\(marker)"))
+        // Symlinks lead inside the container's root: an absolute one the archive makes (and
+        // an entry below it), and one the PUT's path goes through.
+        try h.shell("""
+            mkdir -p sl && ln -s /tmp sl/hop && tar -C sl -cf link.tar hop
+            mkdir -p sl2/hop && echo in > sl2/hop/\(marker)-a && tar -C sl2 -cf below.tar hop/\(marker)-a
+            mkdir -p sl3 && echo in > sl3/\(marker)-b && tar -C sl3 -cf through.tar \(marker)-b
+            """)
+        for (tar, path) in [("link.tar", "/"), ("below.tar", "/"), ("through.tar", "/hop")] {
+            let body = try Data(contentsOf: URL(fileURLWithPath: h.file(tar)))
+            let put = "PUT /v1.43/containers/\(id)/archive?path=\(path) HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+            let answer = h.raw(Array(put.utf8) + [UInt8](body))
+            #expect(EngineHostileTests.status(answer) == 200, "\(tar): \(answer.prefix(300))")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(marker)-a"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(marker)-b"))
+        for name in ["\(marker)-a", "\(marker)-b"] {
+            let back = try h.strata(["cp", "\(id):/tmp/\(name)", h.file(name)])
+            #expect(back.status == 0, "\(name): \(back.err)")
+        }
         // A path that climbs is resolved inside the root, not refused: / of the container.
         let stat = h.raw(Array("HEAD /v1.43/containers/\(id)/archive?path=/../../etc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         #expect(EngineHostileTests.status(stat) == 200, "\(stat.prefix(300))")
