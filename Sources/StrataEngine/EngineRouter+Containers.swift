@@ -29,6 +29,7 @@ extension EngineRouter {
     /// `GET /containers/{id}/json`.
     func inspectContainer(_ ref: String, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
+        try await store.recoverInterruptedRuns()
         let c = try await store.container(ref)
         let running = c.state == "running"
         let zero = "0001-01-01T00:00:00Z"

@@ -40,10 +40,10 @@ import Glibc
         #expect(try h.docker(["rm", id]).status == 0)
     }
 
-    /// A server killed with SIGKILL while containers run leaves their rows saying running.
-    /// The next `strata ps`, or the next start of the server, records them as exited (255, as
-    /// dockerd after a crash) and kills what the runs left behind; a row a live run holds is
-    /// never touched.
+    /// A server (or a `strata run`) killed with SIGKILL while containers run leaves their rows
+    /// saying running. The next `strata ps`, `docker ps` or `docker inspect`, or the next start
+    /// of the server, records them as exited (255, as dockerd after a crash) and kills what the
+    /// runs left behind; a row a live run holds (in any process) is never touched.
     @Test func runsOfAKilledServerReadAsExited() throws {
         guard EngineHarness.dockerAvailable(), FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but docker or sqlite3 is missing: run tools/setup") }
@@ -51,7 +51,7 @@ import Glibc
         }
         let h = try EngineHarness()
         try h.importBusybox()
-        let seconds = (1...2).map { _ in String(Int.random(in: 4000..<9000)) }
+        let seconds = (1...3).map { _ in String(Int.random(in: 4000..<9000)) }
         func state(_ name: String) throws -> String {
             try h.run("/usr/bin/sqlite3", [h.root + "/strata.db", "SELECT state FROM containers WHERE name = '\(name)'"]).out
         }
@@ -89,6 +89,28 @@ import Glibc
         let inspect = try h.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "long1", "long2"])
         #expect(inspect.out == "exited 255\nexited 255\n", "\(inspect.err)")
         #expect(try h.docker(["rm", "long1", "long2"]).status == 0)
+
+        // 3. A `strata run` in another process: alive, its row is left alone by ps; killed, its
+        // row reads as exited at the next ps.
+        let cli = Process()
+        cli.executableURL = URL(fileURLWithPath: EngineHarness.binary)
+        cli.arguments = ["run", "--name", "cli", "busybox", "busybox", "sleep", seconds[2]]
+        cli.environment = ["STRATA_ROOT": h.root, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        cli.standardOutput = FileHandle.nullDevice
+        cli.standardError = FileHandle.nullDevice
+        try cli.run()
+        #expect(Self.waitForProcesses(sleeping: seconds[2], count: 1))
+        #expect(try h.docker(["ps", "--format", "{{.Names}} {{.State}}"]).out == "cli running\n")
+        #expect(try state("cli") == "running\n")
+        #expect(Self.waitForProcesses(sleeping: seconds[2], count: 1))
+        kill(cli.processIdentifier, SIGKILL)
+        cli.waitUntilExit()
+        let after = try h.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "cli"])
+        #expect(after.out == "exited 255\n", "\(after.err)")
+        #expect(try state("cli") == "exited\n")
+        #expect(try h.docker(["ps", "-q"]).out == "")
+        #expect(Self.waitForProcesses(sleeping: seconds[2], count: 0))
+        #expect(try h.docker(["rm", "cli"]).status == 0)
     }
 
     /// Waits up to 10 s until exactly `count` processes run `busybox sleep SECONDS`.

@@ -102,6 +102,12 @@ extension Store {
         // Everything that can fail on the image's content (no command, an unknown USER) fails
         // here, before runc starts.
         let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        // The run lock, as `start(_:)` holds it: a live `strata run` is never taken for a
+        // run whose process died (``recoverInterruptedRuns()``).
+        guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
+            throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
+        }
+        defer { withExtendedLifetime(runLock) {} }
         try await setState(c.id, "running")
         let status: Int32
         do {

@@ -20,14 +20,22 @@ public struct ContainerPathStat: Sendable, Codable, Hashable {
     /// Whether the path is a symbolic link.
     public var isSymlink: Bool { mode & Self.typeMask == Self.symlink }
 
-    /// POSIX file-type bits of ``mode`` (`S_IFMT`, `S_IFDIR`, …, the same on every Linux).
+    /// The file-type bits of ``mode`` (`S_IFMT`; the values below are the same on every Linux):
+    /// `stat.mode & ContainerPathStat.typeMask == ContainerPathStat.directory`.
     public static let typeMask: UInt32 = 0o170000
+    /// A directory (`S_IFDIR`).
     public static let directory: UInt32 = 0o040000
+    /// A symbolic link (`S_IFLNK`).
     public static let symlink: UInt32 = 0o120000
+    /// A regular file (`S_IFREG`).
     public static let regular: UInt32 = 0o100000
+    /// A character device (`S_IFCHR`).
     public static let charDevice: UInt32 = 0o020000
+    /// A block device (`S_IFBLK`).
     public static let blockDevice: UInt32 = 0o060000
+    /// A named pipe (`S_IFIFO`).
     public static let fifo: UInt32 = 0o010000
+    /// A unix socket (`S_IFSOCK`).
     public static let socket: UInt32 = 0o140000
 }
 

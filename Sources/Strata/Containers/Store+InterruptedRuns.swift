@@ -16,8 +16,8 @@ extension Store {
     /// holds its container's run lock, so only rows nobody holds are touched, whichever
     /// process asks. A runtime process the dead run left behind is killed and its runtime
     /// state deleted first (runc `kill KILL`, `delete --force`), so the container is really
-    /// stopped and can start again. `strata serve` calls this when it starts, `strata ps` and
-    /// `GET /containers/json` before they list.
+    /// stopped and can start again. `strata serve` calls this when it starts; `strata ps`,
+    /// `GET /containers/json` and `GET /containers/{id}/json` before they answer.
     ///
     /// ```swift
     /// for id in try await store.recoverInterruptedRuns() { print("exited (255):", id.prefix(12)) }
