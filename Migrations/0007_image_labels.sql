@@ -3,3 +3,6 @@
 -- opening every config blob. NULL: an image stored before this migration; Store.open fills
 -- those in from their config blobs (Store.fillMissingLabels).
 ALTER TABLE images ADD COLUMN labels TEXT;
+-- Store.open asks for the rows still to fill at every open: a partial index keeps that one
+-- lookup, not a scan of every image.
+CREATE INDEX images_labels_missing ON images(id) WHERE labels IS NULL;
