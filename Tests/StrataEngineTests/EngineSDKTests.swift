@@ -6,7 +6,8 @@ import Testing
 /// completion and reads their logs, and checks each answer; this test then checks the store
 /// itself: the images the SDK built and loaded are in it, with the IDs the SDK reported.
 /// A missing SDK (the script's exit 77), python3 or docker-registry skips the test on a
-/// user's machine and fails it under CI=true.
+/// user's machine and fails it under CI=true. The script runs with the `python3` on PATH,
+/// the one tools/setup installs the SDK for.
 @Suite(.serialized) struct EngineSDKTests {
     @Test func pythonSDKListsPullsBuildsSavesLoadsAndRuns() throws {
         let ci = ProcessInfo.processInfo.environment["CI"] == "true"
@@ -16,6 +17,10 @@ import Testing
             return
         }
         let h = try EngineHarness()
+        guard try h.run("/usr/bin/env", ["python3", "--version"]).status == 0 else {
+            if ci { Issue.record("CI=true but python3 is missing: run tools/setup") }
+            return
+        }
         let registry = try h.startRegistry()
         // The registry holds team/base:1, pushed by strata from a busybox rootfs.
         try h.importBusybox()
