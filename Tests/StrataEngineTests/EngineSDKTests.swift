@@ -3,8 +3,10 @@ import Testing
 
 /// The Docker SDK for Python (docker-py) against `strata serve`: `tools/engine-sdk-test.py`
 /// lists, pulls from a loopback docker-registry, builds, saves, loads, runs containers to
-/// completion and reads their logs, and checks each answer; this test then checks the store
-/// itself: the images the SDK built and loaded are in it, with the IDs the SDK reported.
+/// completion and reads their logs, copies files in and out of a container, diffs and commits
+/// it, and checks each answer; this test then checks the store itself: the images the SDK
+/// built, loaded and committed are in it, with the IDs the SDK reported and the commit's
+/// message and file.
 /// A missing SDK (the script's exit 77), python3 or docker-registry skips the test on a
 /// user's machine and fails it under CI=true. The script runs with the `python3` on PATH,
 /// the one tools/setup installs the SDK for.
@@ -52,6 +54,11 @@ import Testing
         let app = images.first { ($0["tags"] as? [String])?.contains("app:1") == true }
         let appID = try #require(app?["id"] as? String)
         #expect(r.out.contains("ok: images.load() gives back \(appID)\n"), "\(r.out)")
+        let committed = images.first { ($0["tags"] as? [String])?.contains("app:2") == true }
+        #expect(committed?["labels"] as? [String: String] == ["stage": "sdk"])
+        #expect(try h.strata(["history", "app:2"]).out.contains("sdk commit"))
+        let file = try h.strata(["run", "--rm", "app:2", "cat", "/sdk.txt"])
+        #expect(file.out == "from the sdk\n", "\(file.err)")
         // Every container the script made is gone; its runs left nothing behind.
         #expect(try h.strata(["ps", "-a", "-q"]).out == "")
     }
