@@ -117,4 +117,40 @@ extension EngineCLITests {
         #expect(verbose.out.contains(String(first.dropFirst("sha256:".count).prefix(12))) || verbose.out.contains(String(first.prefix(12))), "\(first)")
         #expect(try h.docker(["rm", "c1"]).status == 0)
     }
+
+    /// `docker build` with `-f`, `--build-arg`, `--target`, `--no-cache` and `-q`: what the
+    /// images hold (run by strata), the IDs strata lists, the cache used or not.
+    @Test func buildFlags() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("""
+            mkdir -p flags && printf 'FROM busybox AS one\\nARG X=def\\nRUN echo $X > /x\\nFROM one AS two\\nRUN echo two > /y\\n' > flags/Build.alt
+            """)
+        try h.start()
+        defer { h.stop() }
+        func id(_ tag: String) throws -> String? {
+            try h.images().first { ($0["tags"] as? [String])?.contains(tag) == true }?["id"] as? String
+        }
+        let one = try h.docker(["build", "-f", "Build.alt", "--build-arg", "X=given", "--target", "one", "-t", "t1", "."], cwd: h.file("flags"))
+        #expect(one.status == 0, "\(one.err)")
+        #expect(one.out.contains("Successfully tagged t1:latest"))
+        #expect(try h.strata(["run", "--rm", "t1", "cat", "/x"]).out == "given\n")
+        #expect(try h.strata(["run", "--rm", "t1", "cat", "/y"]).status != 0)  // stage two was not built
+
+        let again = try h.docker(["build", "-f", "Build.alt", "--build-arg", "X=given", "--target", "one", "-t", "t1", "."], cwd: h.file("flags"))
+        #expect(again.out.contains(" ---> Using cache"))
+        let t1 = try #require(try id("t1:latest"))
+        #expect(again.out.contains("Successfully built \(t1.dropFirst(7).prefix(12))"))
+
+        let quiet = try h.docker(["build", "-q", "-f", "Build.alt", "--build-arg", "X=given", "-t", "t2", "."], cwd: h.file("flags"))
+        #expect(quiet.status == 0, "\(quiet.err)")
+        #expect(quiet.out == "\(try id("t2:latest") ?? "?")\n")
+        #expect(try h.strata(["run", "--rm", "t2", "cat", "/y"]).out == "two\n")
+
+        let fresh = try h.docker(["build", "--no-cache", "-f", "Build.alt", "--build-arg", "X=given", "--target", "one", "-t", "t3", "."], cwd: h.file("flags"))
+        #expect(fresh.status == 0, "\(fresh.err)")
+        #expect(!fresh.out.contains("Using cache"))
+        #expect(try h.strata(["run", "--rm", "t3", "cat", "/x"]).out == "given\n")
+    }
 }
