@@ -278,6 +278,17 @@ import Glibc
         let conflict = h.raw(Array("DELETE /v1.43/images/busybox HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         #expect(EngineHostileTests.status(conflict) == 409, "\(conflict.prefix(300))")
         #expect(conflict.contains("is using its referenced image"))
+        // A second tag of that image goes without -f; the last one only with -f (the image stays).
+        #expect(try h.docker(["tag", "busybox", "bb:x"]).status == 0)
+        #expect(try h.docker(["rmi", "bb:x"]).out == "Untagged: bb:x\n")
+        #expect(try h.docker(["tag", "busybox", "bb:y"]).status == 0)
+        #expect(try h.docker(["rmi", "busybox"]).out == "Untagged: busybox:latest\n")
+        let last = try h.docker(["rmi", "bb:y"])
+        #expect(last.status != 0 && last.err.contains("must force"), "\(last.err)")
+        #expect(try h.docker(["rmi", "-f", "bb:y"]).out == "Untagged: bb:y\n")
+        let kept = try h.images()
+        #expect(kept.count == 1 && (kept.first?["tags"] as? [String]) == [])
+        #expect(try h.strata(["tag", kept.first?["id"] as? String ?? "?", "busybox:latest"]).status == 0)
 
         #expect(try h.docker(["volume", "ls", "-q"]).out == "data\n")
         #expect(try h.docker(["volume", "create", "v2"]).out == "v2\n")
