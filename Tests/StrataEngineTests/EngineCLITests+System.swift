@@ -152,5 +152,12 @@ extension EngineCLITests {
         #expect(fresh.status == 0, "\(fresh.err)")
         #expect(!fresh.out.contains("Using cache"))
         #expect(try h.strata(["run", "--rm", "t3", "cat", "/x"]).out == "given\n")
+
+        // docker images -a lists the intermediate images the steps made, as strata images -a does.
+        let all = try h.docker(["images", "-a", "-q", "--no-trunc"]).out.split(separator: "\n").map(String.init)
+        let mine = try h.images().compactMap { $0["id"] as? String }
+        #expect(Set(all) == Set(mine) && all.count == Set(all).count, "\(all) \(mine)")
+        let tagged = try h.docker(["images", "-q", "--no-trunc"]).out.split(separator: "\n")
+        #expect(tagged.count < all.count)
     }
 }
