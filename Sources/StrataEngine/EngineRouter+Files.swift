@@ -34,15 +34,14 @@ extension EngineRouter {
         try await streamFile(tar.path, contentType: "application/x-tar", headers: [("X-Docker-Container-Path-Stat", try Self.statHeader(stat))], res)
     }
 
-    /// `PUT /containers/{id}/archive?path=`: the body, a tar, extracted into the directory
-    /// `path` of the container. `copyUIDGID` (`docker cp -a`) is not served.
+    /// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the body, a tar, extracted into the
+    /// directory `path` of the container; with `copyUIDGID` (`docker cp -a`) owned by the
+    /// container's user. `noOverwriteDirNonDir` is not enforced.
     func putContainerArchive(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         guard case .file(let body) = req.body else { throw EngineError.badRequest("no archive in the request body") }
-        if try req.bool("copyUIDGID") {
-            throw EngineError(status: .notImplemented, message: "strata does not serve PUT /containers/{id}/archive with copyUIDGID (docker cp -a) yet")
-        }
-        try await store.extractArchive(URL(fileURLWithPath: body), intoContainer: ref, at: try Self.containerPath(req))
+        try await store.extractArchive(URL(fileURLWithPath: body), intoContainer: ref, at: try Self.containerPath(req),
+                                       asContainerUser: try req.bool("copyUIDGID"))
         try await res.send(.ok)
     }
 

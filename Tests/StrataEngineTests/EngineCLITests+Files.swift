@@ -119,4 +119,32 @@ extension EngineCLITests {
         #expect(EngineHostileTests.status(none) == 404, "\(none.prefix(300))")
         #expect(try h.docker(["rm", id]).status == 0)
     }
+
+    /// `docker cp -a` (copyUIDGID): the files belong to the container's user; without it they
+    /// keep the archive's owners. Read back with strata's own archive of the container path.
+    @Test func copyKeepsOrSetsOwners() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p own && printf 'FROM busybox\\nUSER 1234:5678\\n' > own/Dockerfile && echo data > plain.txt && mkdir -p tree/d && echo x > tree/d/f")
+        #expect(try h.strata(["build", "-q", "-t", "owned", h.file("own")]).status == 0)
+        try h.start()
+        defer { h.stop() }
+        let id = try h.docker(["create", "owned", "sh"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try h.docker(["cp", h.file("plain.txt"), "\(id):/kept.txt"]).status == 0)
+        let a = try h.docker(["cp", "-a", h.file("plain.txt"), "\(id):/owned.txt"])
+        #expect(a.status == 0, "\(a.err)")
+        let dir = try h.docker(["cp", "-a", h.file("tree"), "\(id):/"])
+        #expect(dir.status == 0, "\(dir.err)")
+        func owners(_ path: String) throws -> [String] {
+            try h.shell("STRATA_ROOT='\(h.root)' '\(EngineHarness.binary)' cp \(id):\(path) - > owners.tar")
+            let list = try h.run("/bin/tar", ["-tv", "--numeric-owner", "-f", h.file("owners.tar")]).out
+            return list.split(separator: "\n").map { String($0.split(separator: " ", omittingEmptySubsequences: true)[1]) }
+        }
+        let me = "\(getuid())/\(getgid())"
+        #expect(try owners("/kept.txt") == [me])
+        #expect(try owners("/owned.txt") == ["1234/5678"])
+        #expect(try owners("/tree") == ["1234/5678", "1234/5678", "1234/5678"])
+        #expect(try h.docker(["rm", id]).status == 0)
+    }
 }

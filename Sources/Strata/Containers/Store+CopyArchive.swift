@@ -93,14 +93,35 @@ extension Store {
     /// its root). Entries are written as ADD extracts an archive: `..` and absolute names are
     /// refused, a symlink can never take a write outside the directory, device nodes are
     /// refused. A tar that fails part way leaves what it extracted so far, as `docker cp` does.
-    public func extractArchive(_ tar: URL, intoContainer ref: String, at directory: String) async throws {
+    ///
+    /// Entries keep the archive's owners; with `asContainerUser` (`docker cp -a`) every entry
+    /// of the archive is owned by the user the container runs as instead (the image's USER,
+    /// resolved in the container's /etc/passwd and /etc/group as a run resolves it), when it
+    /// has one. `tar` must then be a file (it is read twice).
+    public func extractArchive(_ tar: URL, intoContainer ref: String, at directory: String, asContainerUser: Bool = false) async throws {
         let root = try await mountContainer(ref)
+        var owner: ResolvedUser?
+        if asContainerUser, let user = try await inspect(try await container(ref).imageID.string).config.config?.User, !user.isEmpty {
+            owner = try UserResolver(root: root).resolve(user)
+        }
         let target = try ScopedPath.resolve(root: root, path: directory, followFinal: true)
         guard let meta = FileMeta.of(target) else { throw StrataError(.fileNotFound, "\(directory): no such directory in the container") }
         guard meta.kind == .directory else { throw StrataError(.invalidArgument, "\(directory): extraction point is not a directory") }
         try await explainingDiskFull("copying into \(ref)", estimate: { treeSize(tar.path) }) {
             try LayerUnpacker(root: target, overlayWhiteouts: false, applyRootHeader: false, resolveLinksInRoot: true)
                 .unpack(layer: tar.path, name: "the archive for \(ref)")
+        }
+        guard let owner else { return }
+        // Each entry where the extraction put it: parents' symlinks resolved inside `target`,
+        // the entry itself not followed.
+        let reader = try ArchiveReader(path: tar.path, name: "the archive for \(ref)")
+        while let entry = try reader.next() {
+            let rel = try ArchivePath.clean(entry.path, in: "the archive for \(ref)")
+            if rel.isEmpty || rel == "." { continue }
+            let full = try ScopedPath.resolve(root: target, path: rel, followFinal: false)
+            if lchown(full.cPath, owner.uid, owner.gid) != 0, errno != ENOENT {
+                throw StrataError.system("cannot change the owner of \(rel) in \(ref)")
+            }
         }
     }
 
