@@ -81,20 +81,20 @@ extension EngineRouter {
 
     /// `GET /images/search?term=&limit=`: ``Registry/search(_:limit:options:)`` with the
     /// request's credentials (`term` is `REGISTRY/TERM`, or a Docker Hub term). Answers
-    /// `[{"name", "description", "star_count", "is_official", "is_automated"}]`; filters are
-    /// not served.
+    /// `[{"name", "description", "star_count", "is_official", "is_automated"}]`, after
+    /// ``SearchFilters`` (`stars`, `is-official`, `is-automated`), applied to the `limit`
+    /// results as dockerd applies them.
     func search(_ req: EngineRequest, _ res: EngineResponse) async throws {
         guard let term = req.string("term"), !term.isEmpty else { throw EngineError.badRequest("term is required") }
         if term.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { throw EngineError.badRequest("invalid search term") }
-        if !(try req.filters()).isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not serve GET /images/search with filters yet")
-        }
+        let filters: SearchFilters
+        do { filters = try SearchFilters(try req.filters()) } catch let e as StrataError { throw EngineError.badRequest(e.message) }
         var limit = 25
         if let l = req.string("limit"), !l.isEmpty {
             guard let n = Int(l), n >= 1, n <= 100 else { throw EngineError.badRequest("limit \"\(l)\" must be between 1 and 100") }
             limit = n
         }
-        let matches = try await Registry.search(term, limit: limit, options: try Self.registryOptions(req))
+        let matches = try await Registry.search(term, limit: limit, options: try Self.registryOptions(req)).filter(filters.matches)
         try await res.sendJSON(matches.map { m -> [String: Any] in
             ["name": m.name, "description": m.description ?? "", "star_count": m.stars ?? 0,
              "is_official": m.official ?? false, "is_automated": false]

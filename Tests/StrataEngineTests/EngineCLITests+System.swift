@@ -35,6 +35,14 @@ extension EngineCLITests {
         let limited = try h.docker(["search", "--limit", "1", "--format", "{{.Name}}", "\(host)/app"])
         #expect(limited.out.split(separator: "\n").count == 1, "\(limited.out) \(limited.err)")
         #expect(try h.docker(["search", "--format", "{{.Name}}", "\(host)/nosuch"]).out == "")
+        // Filters: a registry's repositories have no stars and are not official, as strata says.
+        let unofficial = try h.docker(["search", "--filter", "is-official=false", "--format", "{{.Name}}", "\(host)/app"])
+        #expect(unofficial.out.split(separator: "\n").map(String.init).sorted() == expected, "\(unofficial.err)")
+        #expect(try h.docker(["search", "--filter", "stars=1", "--format", "{{.Name}}", "\(host)/app"]).out == "")
+        let mine = try h.strata(["search", "--filter", "stars=1", "--format", "json", "\(host)/app"])
+        #expect((try? JSONSerialization.jsonObject(with: Data(mine.out.utf8)) as? [Any])?.isEmpty == true, "\(mine.out) \(mine.err)")
+        let bad = try h.docker(["search", "--filter", "bogus=1", "\(host)/app"])
+        #expect(bad.status != 0 && bad.err.contains("invalid filter"), "\(bad.err)")
     }
 
     /// `docker build URL`: the CLI downloads the tar and sends it as the context; the image is
