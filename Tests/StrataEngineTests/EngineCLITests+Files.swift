@@ -36,6 +36,10 @@ extension EngineCLITests {
         #expect(dirOut.status == 0, "\(dirOut.err)")
         #expect(FileManager.default.contentsEqual(atPath: h.file("out/etc-copy/passwd"), andPath: h.file("r/etc/passwd")))
         #expect(try String(contentsOfFile: h.file("out/etc-copy/conf/sub/app.conf"), encoding: .utf8) == "a=1\n")
+        // DIR/. copies the directory's contents.
+        let contents = try h.docker(["cp", "web:/etc/.", h.file("out/etc-contents")])
+        #expect(contents.status == 0, "\(contents.err)")
+        #expect(FileManager.default.contentsEqual(atPath: h.file("out/etc-contents/passwd"), andPath: h.file("r/etc/passwd")))
         let missing = try h.docker(["cp", "web:/nosuch", h.file("out")])
         #expect(missing.status != 0)
         #expect(missing.err.contains("Could not find the file /nosuch in container web"), "\(missing.err)")

@@ -4,7 +4,8 @@ import Foundation
 /// What a path in a container is: what `docker cp` asks before it copies
 /// (``Store/statPath(inContainer:path:)``) and what comes with an archive of it.
 public struct ContainerPathStat: Sendable, Codable, Hashable {
-    /// The last component of the path as asked (`/etc/hosts` → `hosts`, `/` → `/`).
+    /// The last component of the path as asked (`/etc/hosts` → `hosts`, `/` → `/`, and `/etc/.`,
+    /// the directory's contents, → `.`).
     public var name: String
     /// The size in bytes (a symlink: the length of its target).
     public var size: Int64
@@ -57,8 +58,9 @@ extension Store {
 
     /// Writes a tar of `path` in the container to `tar` (`strata cp CONTAINER:PATH -`, the
     /// Engine API's `GET /containers/{id}/archive`): its entries are named from the path's last
-    /// component down (`/etc` → `etc/`, `etc/hosts`, …), with their owners, modes, times and
-    /// xattrs; symlinks are archived as links. Returns what the path is.
+    /// component down (`/etc` → `etc/`, `etc/hosts`, …; `/etc/.` → `./`, `./hosts`, …), with
+    /// their owners, modes, times and xattrs; symlinks are archived as links. Returns what the
+    /// path is.
     ///
     /// The path is resolved inside the container root as ``copy(fromContainer:path:to:)``
     /// does; nothing outside the root is read.
@@ -126,7 +128,8 @@ extension Store {
     }
 
     static func pathStat(_ asked: String, _ meta: FileMeta) -> ContainerPathStat {
-        let parts = asked.split(separator: "/").filter { $0 != "." }
+        // `DIR/.` names the directory's contents (docker cp's rule): its entries are `./…`.
+        let parts = asked.hasSuffix("/.") || asked == "." ? ["."] : asked.split(separator: "/").filter { $0 != "." }
         let type: UInt32
         switch meta.kind {
         case .file: type = ContainerPathStat.regular
