@@ -58,8 +58,8 @@ extension EngineRouter {
 
     /// `GET /system/df`: images, containers, volumes and build cache as the store accounts
     /// them (``Store/diskUsage(verbose:)``, ``Store/containerSize(_:)``,
-    /// ``Store/volumeSize(_:)``, ``Store/buildCacheEntries()``). strata keeps no creation time
-    /// for a build-cache entry: its `CreatedAt` is its last use.
+    /// ``Store/volumeSize(_:)``, ``Store/buildCacheEntries()``). A cache mount's `CreatedAt`
+    /// (strata keeps none) is its last use.
     func systemDF(_ req: EngineRequest, _ res: EngineResponse) async throws {
         let usage = try await store.diskUsage(verbose: true)
         let summaries = Dictionary(try await store.images(all: true).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -86,7 +86,7 @@ extension EngineRouter {
         }
         let cache: [[String: Any]] = try await store.buildCacheEntries().map { e in
             ["ID": e.key, "Parents": e.parentImageID.map { [$0] } ?? [String](), "Type": "regular", "Description": e.instruction,
-             "InUse": false, "Shared": !e.reclaimable, "Size": e.size, "CreatedAt": RFC3339.format(e.lastUsed),
+             "InUse": false, "Shared": !e.reclaimable, "Size": e.size, "CreatedAt": RFC3339.format(e.created ?? e.lastUsed),
              "LastUsedAt": RFC3339.format(e.lastUsed), "UsageCount": e.uses]
         }
         try await res.sendJSON([

@@ -123,6 +123,16 @@ extension EngineCLITests {
         // One line per build-cache entry, by its ID.
         let first = try #require(((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [[String: Any]])?.first?["key"] as? String)
         #expect(verbose.out.contains(String(first.dropFirst("sha256:".count).prefix(12))) || verbose.out.contains(String(first.prefix(12))), "\(first)")
+        // The API's build cache: each entry's CreatedAt is when strata stored its step's image.
+        let raw = h.raw(Array("GET /v1.43/system/df HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let body = try #require(raw.range(of: "\r\n\r\n").map { String(raw[$0.upperBound...]) })
+        let api = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["BuildCache"] as? [[String: Any]])
+        let entries = try #require((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [[String: Any]])
+        #expect(api.count == entries.count)
+        for e in entries {
+            let row = api.first { $0["ID"] as? String == e["key"] as? String }
+            #expect(row?["CreatedAt"] as? String != nil && row?["CreatedAt"] as? String == e["created"] as? String, "\(String(describing: row)) \(e)")
+        }
         #expect(try h.docker(["rm", "c1"]).status == 0)
     }
 
