@@ -4,12 +4,15 @@
 Usage: engine-sdk-test.py SOCKET REGISTRY WORKDIR
 
 SOCKET is the server's unix socket; REGISTRY (HOST:PORT, plain HTTP on loopback) holds
-team/base:1; WORKDIR is a scratch directory. Lists, pulls, builds, saves, loads, runs a
-container to completion and reads its logs. Exit 0 when everything agrees, 1 with a message
-when something does not, 77 when the SDK is not installed.
+team/base:1; WORKDIR is a scratch directory. Lists (also by label), pulls, builds, saves,
+loads, runs containers to completion and reads their logs, copies files in and out of a
+container, lists its changes, commits it, and reads the disk usage. Exit 0 when everything
+agrees, 1 with a message when something does not, 77 when the SDK is not installed.
 """
+import io
 import os
 import sys
+import tarfile
 
 try:
     import docker
@@ -42,9 +45,12 @@ def main():
         f.write("FROM %s/team/base:1\nCOPY greeting /greeting\nCMD [\"cat\", \"/greeting\"]\n" % registry)
     with open(os.path.join(ctx, "greeting"), "w") as f:
         f.write("hello from strata\n")
-    built, logs = client.images.build(path=ctx, tag="app:1")
+    built, logs = client.images.build(path=ctx, tag="app:1", labels={"stage": "sdk"})
     check("app:1" in built.tags, "images.build() tags %s" % built.tags)
     check(any("Successfully built" in (m.get("stream") or "") for m in logs), "build log")
+    check(built.labels == {"stage": "sdk"}, "image.labels %s" % built.labels)
+    listed = client.images.list(filters={"label": "stage=sdk"})
+    check([i.id for i in listed] == [built.id], "images.list(filters={'label': 'stage=sdk'})")
 
     archive = os.path.join(work, "app.tar")
     with open(archive, "wb") as f:
@@ -57,10 +63,15 @@ def main():
         loaded = client.images.load(f.read())
     check([i.id for i in loaded] == [built.id], "images.load() gives back %s" % built.id)
 
-    out = client.containers.run("app:1", "echo hi", remove=False)
-    check(out == b"hi\n", "containers.run() printed %r" % out)
-    default = client.containers.run("app:1")
+    out = client.containers.run("app:1", "echo hi", remove=True)
+    check(out == b"hi\n", "containers.run(remove=True) printed %r" % out)
+    check(client.containers.list(all=True) == [], "containers.run(remove=True) left no container")
+    default = client.containers.run("app:1", name="job")
     check(default == b"hello from strata\n", "containers.run() with the image's CMD printed %r" % default)
+    job = client.containers.get("job")
+    check(job.status == "exited" and job.attrs["State"]["ExitCode"] == 0, "containers.get('job') %s" % job.attrs["State"])
+    check(job.logs() == b"hello from strata\n", "job.logs() %r" % job.logs())
+    job.remove()
 
     c = client.containers.create("app:1", ["sh", "-c", "echo out; echo err >&2; exit 3"])
     c.start()
@@ -75,8 +86,36 @@ def main():
         check(False, "a failing run raises ContainerError")
     except docker.errors.ContainerError as e:
         check(e.exit_status == 5, "ContainerError exit status %d" % e.exit_status)
+        e.container.remove()
     c.remove()
-    check(all(x.id != c.id for x in client.containers.list(all=True)), "container.remove()")
+    check(client.containers.list(all=True) == [], "container.remove() left no container")
+
+    # Files: put_archive, get_archive, diff, commit (docker cp, docker diff, docker commit).
+    w = client.containers.create("app:1", ["sh"], name="files")
+    data = b"from the sdk\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo("sdk.txt")
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    check(w.put_archive("/", buf.getvalue()), "container.put_archive()")
+    bits, stat = w.get_archive("/sdk.txt")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+        got = t.extractfile("sdk.txt").read()
+    check(got == data, "container.get_archive() gave %r" % got)
+    check(stat["name"] == "sdk.txt" and stat["size"] == len(data), "get_archive stat %s" % stat)
+    changes = w.diff()
+    check({"Path": "/sdk.txt", "Kind": 1} in changes, "container.diff() %s" % changes)
+    committed = w.commit(repository="app", tag="2", changes=["ENV FROM_SDK=1"], message="sdk commit")
+    check("app:2" in committed.tags, "container.commit() tags %s" % committed.tags)
+    check("FROM_SDK=1" in committed.attrs["Config"]["Env"], "committed Env %s" % committed.attrs["Config"]["Env"])
+    out = client.containers.run("app:2", ["cat", "/sdk.txt"], remove=True)
+    check(out == data, "the committed image has the file: %r" % out)
+    w.remove()
+
+    df = client.df()
+    check(sorted(i["Id"] for i in df["Images"]) == sorted(i.id for i in client.images.list(all=True)), "client.df() images")
+    check(df["Containers"] == [] and isinstance(df["BuildCache"], list), "client.df() containers and build cache")
     print("all ok")
 
 

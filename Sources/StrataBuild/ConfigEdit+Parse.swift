@@ -62,3 +62,31 @@ extension ConfigEdit {
         }
     }
 }
+
+extension ConfigEdit {
+    /// Parses the `commit -c` changes for a commit of `container` (``parse(_:env:)`` each, in
+    /// order): words expand against the ENV of the container's image and of the changes before
+    /// them, as `docker commit --change` does. Used by `strata commit` and `POST /commit`.
+    ///
+    /// ```swift
+    /// let edits = try await ConfigEdit.parse(changes: ["ENV A=1", "CMD echo $A"], forContainer: "web", in: store)
+    /// _ = try await store.commit("web", options: CommitOptions(edits: edits, reference: "app:2"))
+    /// ```
+    public static func parse(changes: [String], forContainer container: String, in store: Store) async throws -> [ConfigEdit] {
+        guard !changes.isEmpty else { return [] }
+        let c = try await store.container(container)
+        var env: [String: String] = [:]
+        for e in try await store.inspect(c.imageID.string).config.config?.Env ?? [] {
+            let kv = e.split(separator: "=", maxSplits: 1).map(String.init)
+            guard let key = kv.first else { continue }
+            env[key] = kv.count > 1 ? kv[1] : ""
+        }
+        var edits: [ConfigEdit] = []
+        for change in changes {
+            let new = try parse(change, env: env)
+            for case .env(let k, let v) in new { env[k] = v }
+            edits += new
+        }
+        return edits
+    }
+}

@@ -63,6 +63,7 @@ struct PsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await global.openStore()
+        try await store.recoverInterruptedRuns()
         let list = try await store.containers()
         if format == .json { print(try Output.json(list)); return }
         if quiet { for c in list { print(noTrunc ? c.id : String(c.id.prefix(12))) }; return }
@@ -220,10 +221,16 @@ struct CpCommand: AsyncParsableCommand {
         abstract: "Copy files between a container and the host.",
         discussion: """
             Paths inside the container are resolved in its root: symlinks cannot lead out.
+            A `-` for the host side is a tar stream, as with docker cp: `CONTAINER:PATH -`
+            writes a tar of PATH to standard output; `- CONTAINER:DIR` extracts a tar
+            (plain or compressed) from standard input into the directory DIR, refusing
+            entries that climb out of it.
 
             Examples:
               strata cp ./app.conf web:/etc/app.conf
               strata cp web:/var/log ./logs
+              strata cp web:/etc - | tar -t
+              tar -c conf | strata cp - web:/etc
             """)
     @OptionGroup var global: GlobalOptions
     @Argument var source: String
@@ -236,6 +243,10 @@ struct CpCommand: AsyncParsableCommand {
             return (String(s[..<colon]), String(s[s.index(after: colon)...]))
         }
         switch (split(source), split(destination)) {
+        case (nil, let (c, p)?) where source == "-":
+            try await store.extractArchive(URL(fileURLWithPath: "/dev/stdin"), intoContainer: c, at: p)
+        case (let (c, p)?, nil) where destination == "-":
+            _ = try await store.archive(fromContainer: c, path: p, to: URL(fileURLWithPath: "/dev/stdout"))
         case (nil, let (c, p)?): try await store.copy(intoContainer: c, from: source, to: p)
         case (let (c, p)?, nil): try await store.copy(fromContainer: c, path: p, to: destination)
         default: throw StrataError(.invalidArgument, "one of SRC and DST must be CONTAINER:PATH and the other a host path")

@@ -15,6 +15,7 @@ struct SearchCommand: AsyncParsableCommand {
               strata search localhost:5000/app
               strata search --limit 100 --format json registry.example.com/team
               strata search --list-tags localhost:5000/team/app
+              strata search --filter stars=100 --filter is-official=true nginx
             """)
     @OptionGroup var global: GlobalOptions  // accepted for symmetry; search needs no store
     @Option(name: .customLong("insecure-registry"), help: "Allow plain HTTP to this registry (host:port). Loopback always is.")
@@ -24,16 +25,19 @@ struct SearchCommand: AsyncParsableCommand {
     @Flag(name: .customLong("list-tags"), help: "List every tag of the repository REGISTRY/REPO instead.")
     var listTags = false
     @Flag(name: .customLong("no-trunc"), help: "Do not truncate descriptions.") var noTrunc = false
+    @Option(name: [.customShort("f"), .long], help: "stars=N, is-official=true|false or is-automated=true|false (repeatable).")
+    var filter: [String] = []
     @Argument(help: "REGISTRY/TERM, or REGISTRY/REPO with --list-tags.") var query: String
 
     func run() async throws {
         let options = RegistryOptions(insecureRegistries: Set(insecure))
+        let filters = try SearchFilters(parsing: filter)
         if listTags {
             let tags = try await Registry.listTags(query, options: options)
             if format == .json { print(try Output.json(tags)) } else { tags.forEach { print($0) } }
             return
         }
-        let found = try await Registry.search(query, limit: limit, options: options)
+        let found = try await Registry.search(query, limit: limit, options: options).filter(filters.matches)
         if format == .json { print(try Output.json(found)); return }
         let hub = found.contains { $0.stars != nil }
         let header = hub ? ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"] : ["NAME", "TAGS", "DESCRIPTION"]

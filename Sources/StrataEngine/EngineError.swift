@@ -32,7 +32,7 @@ struct EngineError: Error, Sendable {
     /// The HTTP status of a ``StrataError/Code``.
     static func status(for code: StrataError.Code) -> HTTPResponseStatus {
         switch code {
-        case .imageNotFound, .containerNotFound, .volumeNotFound, .blobNotFound, .platformNotFound:
+        case .imageNotFound, .containerNotFound, .volumeNotFound, .fileNotFound, .blobNotFound, .platformNotFound:
             return .notFound
         case .conflict:
             return .conflict

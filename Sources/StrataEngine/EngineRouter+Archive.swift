@@ -14,10 +14,16 @@ extension EngineRouter {
         defer { scratch.remove() }
         let path = scratch.url.deletingLastPathComponent().appendingPathComponent("save.tar").path
         try await store.save(names, to: URL(fileURLWithPath: path), format: .docker)
+        try await streamFile(path, contentType: "application/x-tar", res)
+    }
+
+    /// Answers a file the store just wrote (a save, an archive of a container path) with its
+    /// length, in 1 MiB pieces.
+    func streamFile(_ path: String, contentType: String, headers: [(String, String)] = [], _ res: EngineResponse) async throws {
         guard let file = FileHandle(forReadingAtPath: path) else { throw StrataError(.io, "cannot read \(path)") }
         defer { try? file.close() }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
-        try await res.startStream(contentType: "application/x-tar", headers: [("Content-Length", String(size))])
+        try await res.startStream(contentType: contentType, headers: headers + [("Content-Length", String(size))])
         while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
             try await res.write(chunk)
         }

@@ -10,21 +10,26 @@ extension EngineRouter {
     func listContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
         if !(try req.filters()).isEmpty { throw EngineError(status: .notImplemented, message: "strata does not filter containers yet") }
         let all = try req.bool("all")
+        try await store.recoverInterruptedRuns()
         let list = try await store.containers().filter { all || $0.state == "running" }
-        try await res.sendJSON(list.map { c -> [String: Any] in
-            [
-                "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
-                "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
-                "State": c.state, "Status": c.state.prefix(1).uppercased() + c.state.dropFirst(),
-                "Ports": [Any](), "Labels": [String: String](), "Mounts": mounts(c),
-                "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
-            ]
-        })
+        try await res.sendJSON(list.map(containerSummary))
+    }
+
+    /// A container as `GET /containers/json` (and `/system/df`) lists it.
+    func containerSummary(_ c: ContainerInfo) -> [String: Any] {
+        [
+            "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
+            "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
+            "State": c.state, "Status": c.state.prefix(1).uppercased() + c.state.dropFirst(),
+            "Ports": [Any](), "Labels": [String: String](), "Mounts": mounts(c),
+            "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
+        ]
     }
 
     /// `GET /containers/{id}/json`.
     func inspectContainer(_ ref: String, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
+        try await store.recoverInterruptedRuns()
         let c = try await store.container(ref)
         let running = c.state == "running"
         let zero = "0001-01-01T00:00:00Z"
@@ -38,8 +43,11 @@ extension EngineRouter {
             "Config": ["Image": c.image, "Cmd": c.command, "Entrypoint": c.entrypoint.map { $0 as Any } ?? NSNull(), "Env": c.env,
                        "WorkingDir": c.workingDir ?? "", "Tty": false, "OpenStdin": false, "AttachStdin": false,
                        "AttachStdout": false, "AttachStderr": false, "Labels": [String: String]()] as [String: Any],
+            // `json-file`: the log can be read back through the API (docker logs, follow),
+            // which is what clients infer from it (docker-py's containers.run reads the output
+            // back only for json-file and journald); the file itself is Docker's frame format.
             "HostConfig": ["NetworkMode": "none", "AutoRemove": c.autoRemove ?? false,
-                           "LogConfig": ["Type": "local", "Config": [String: String]()] as [String: Any]] as [String: Any],
+                           "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any]] as [String: Any],
             "NetworkSettings": ["Networks": [String: Any]()],
         ] as [String: Any])
     }
@@ -97,7 +105,7 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
-    private func volumeJSON(_ v: VolumeInfo) -> [String: Any] {
+    func volumeJSON(_ v: VolumeInfo) -> [String: Any] {
         ["Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": RFC3339.format(v.created),
          "Labels": [String: String](), "Scope": "local", "Options": [String: String]()]
     }

@@ -79,6 +79,28 @@ extension EngineRouter {
         try await res.sendJSON(["Status": "Login Succeeded", "IdentityToken": ""])
     }
 
+    /// `GET /images/search?term=&limit=`: ``Registry/search(_:limit:options:)`` with the
+    /// request's credentials (`term` is `REGISTRY/TERM`, or a Docker Hub term). Answers
+    /// `[{"name", "description", "star_count", "is_official", "is_automated"}]`, after
+    /// ``SearchFilters`` (`stars`, `is-official`, `is-automated`), applied to the `limit`
+    /// results as dockerd applies them.
+    func search(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        guard let term = req.string("term"), !term.isEmpty else { throw EngineError.badRequest("term is required") }
+        if term.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { throw EngineError.badRequest("invalid search term") }
+        let filters: SearchFilters
+        do { filters = try SearchFilters(try req.filters()) } catch let e as StrataError { throw EngineError.badRequest(e.message) }
+        var limit = 25
+        if let l = req.string("limit"), !l.isEmpty {
+            guard let n = Int(l), n >= 1, n <= 100 else { throw EngineError.badRequest("limit \"\(l)\" must be between 1 and 100") }
+            limit = n
+        }
+        let matches = try await Registry.search(term, limit: limit, options: try Self.registryOptions(req)).filter(filters.matches)
+        try await res.sendJSON(matches.map { m -> [String: Any] in
+            ["name": m.name, "description": m.description ?? "", "star_count": m.stars ?? 0,
+             "is_official": m.official ?? false, "is_automated": false]
+        })
+    }
+
     /// Runs `work`, writing the messages it emits as they come (from any task), and returns its result.
     func streamingProgress<T: Sendable>(_ res: EngineResponse,
                                         _ work: @escaping @Sendable (@escaping @Sendable ([String: Any]) -> Void) async throws -> T) async throws -> T {

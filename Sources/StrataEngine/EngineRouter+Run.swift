@@ -125,9 +125,11 @@ extension EngineRouter {
         try await res.finish()
     }
 
-    /// `GET /containers/{id}/logs?stdout=1&stderr=1`: what the container wrote, as multiplexed
-    /// frames from its log. `follow` answers what is there now; `tail` other than `all`,
-    /// `since`, `until` and `timestamps` are refused.
+    /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=`: what the container wrote, as
+    /// multiplexed frames from its log. With `follow`, the answer goes on while the container
+    /// runs (the open log is read on every 50 ms, to its end even when the container is removed meanwhile) and ends when it stops, as
+    /// dockerd's does: docker-py's `containers.run()` reads its output this way. `tail` other
+    /// than `all`, `since`, `until` and `timestamps` are refused.
     func containerLogs(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         if let tail = req.string("tail"), tail != "all", !tail.isEmpty {
@@ -137,26 +139,34 @@ extension EngineRouter {
             throw EngineError(status: .notImplemented, message: "strata does not serve logs --\(p) yet")
         }
         if try req.bool("timestamps") { throw EngineError(status: .notImplemented, message: "strata does not keep log timestamps yet") }
-        let stdout = try req.bool("stdout"), stderr = try req.bool("stderr")
+        let stdout = try req.bool("stdout"), stderr = try req.bool("stderr"), follow = try req.bool("follow")
         guard stdout || stderr else { throw EngineError.badRequest("you must choose at least one stream") }
-        _ = try await store.container(ref)
+        let id = try await store.container(ref).id
         try await res.startStream(contentType: "application/vnd.docker.multiplexed-stream")
         var pending = Data()
-        try await store.readLog(of: ref) { chunk in
-            if stdout && stderr {
-                try await res.write(chunk)
-                return
+        var log: ContainerLogReader?
+        while true {
+            // Asked before the read: a run that had ended then has its whole log in the file.
+            let running = follow ? await runner.isRunning(id) : false
+            if log == nil { log = try await store.logReader(of: id) }
+            while let reader = log, case let chunk = try reader.next(), !chunk.isEmpty {
+                if stdout && stderr {
+                    try await res.write(chunk)
+                    continue
+                }
+                pending.append(chunk)
+                var out = Data()
+                while pending.count >= 8 {
+                    let b = Array(pending.prefix(8))
+                    let n = Int(b[4]) << 24 | Int(b[5]) << 16 | Int(b[6]) << 8 | Int(b[7])
+                    guard pending.count >= 8 + n else { break }
+                    if (b[0] == 1 && stdout) || (b[0] == 2 && stderr) { out.append(pending.prefix(8 + n)) }
+                    pending = Data(pending.dropFirst(8 + n))
+                }
+                try await res.write(out)
             }
-            pending.append(chunk)
-            var out = Data()
-            while pending.count >= 8 {
-                let b = Array(pending.prefix(8))
-                let n = Int(b[4]) << 24 | Int(b[5]) << 16 | Int(b[6]) << 8 | Int(b[7])
-                guard pending.count >= 8 + n else { break }
-                if (b[0] == 1 && stdout) || (b[0] == 2 && stderr) { out.append(pending.prefix(8 + n)) }
-                pending = Data(pending.dropFirst(8 + n))
-            }
-            try await res.write(out)
+            if !running { break }
+            try await Task.sleep(for: .milliseconds(50))
         }
         try await res.finish()
     }

@@ -56,7 +56,10 @@ extension EngineRouter {
         ] as [String: Any])
     }
 
-    /// `GET /system/df`: images, containers and build cache as the store accounts them.
+    /// `GET /system/df`: images, containers, volumes and build cache as the store accounts
+    /// them (``Store/diskUsage(verbose:)``, ``Store/containerSize(_:)``,
+    /// ``Store/volumeSize(_:)``, ``Store/buildCacheEntries()``). A cache mount's `CreatedAt`
+    /// (strata keeps none) is its last use.
     func systemDF(_ req: EngineRequest, _ res: EngineResponse) async throws {
         let usage = try await store.diskUsage(verbose: true)
         let summaries = Dictionary(try await store.images(all: true).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -67,8 +70,27 @@ extension EngineRouter {
             return o
         }
         let layers = usage.rows.first { $0.type == "Layers" }?.size ?? usage.layers.uncompressedSize
+        var containers: [[String: Any]] = []
+        for c in try await store.containers() {
+            let size = try await store.containerSize(c.id)
+            var o = containerSummary(c)
+            o["SizeRw"] = size.writable
+            o["SizeRootFs"] = size.virtual
+            containers.append(o)
+        }
+        var volumes: [[String: Any]] = []
+        for v in try await store.volumes() {
+            var o = volumeJSON(v)
+            o["UsageData"] = ["Size": try await store.volumeSize(v.name), "RefCount": v.containers.count]
+            volumes.append(o)
+        }
+        let cache: [[String: Any]] = try await store.buildCacheEntries().map { e in
+            ["ID": e.key, "Parents": e.parentImageID.map { [$0] } ?? [String](), "Type": "regular", "Description": e.instruction,
+             "InUse": false, "Shared": !e.reclaimable, "Size": e.size, "CreatedAt": RFC3339.format(e.created ?? e.lastUsed),
+             "LastUsedAt": RFC3339.format(e.lastUsed), "UsageCount": e.uses]
+        }
         try await res.sendJSON([
-            "LayersSize": layers, "Images": images, "Containers": [Any](), "Volumes": [Any](), "BuildCache": [Any](),
+            "LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": cache,
         ] as [String: Any])
     }
 

@@ -49,6 +49,8 @@ struct EngineRouter: Sendable {
         case (.GET, "/volumes"): return serve(listVolumes)
         case (.POST, "/volumes/create"): return serve(.json, createVolume)
         case (.GET, "/images/json"): return serve(listImages)
+        case (.GET, "/images/search"): return serve(search)
+        case (.POST, "/commit"): return serve(.json, commit)
         case (.GET, "/images/get"): return serve { req, res in try await save(req.query["names"] ?? [], res) }
         case (.POST, "/images/load"): return serve(.file, load)
         case (.POST, "/images/create"): return serve(pull)
@@ -91,6 +93,10 @@ struct EngineRouter: Sendable {
                 case (.POST, "attach"): return serve { req, res in try await attachContainer(id, req, res) }
                 case (.POST, "wait"): return serve { req, res in try await waitContainer(id, req, res) }
                 case (.GET, "logs"): return serve { req, res in try await containerLogs(id, req, res) }
+                case (.GET, "changes"): return serve { _, res in try await containerChanges(id, res) }
+                case (.HEAD, "archive"): return serve { req, res in try await statContainerPath(id, req, res) }
+                case (.GET, "archive"): return serve { req, res in try await getContainerArchive(id, req, res) }
+                case (.PUT, "archive"): return serve(.file) { req, res in try await putContainerArchive(id, req, res) }
                 default: break
                 }
             }

@@ -55,8 +55,9 @@ public final class EngineServer: Sendable {
         return 3
     }
 
-    /// Binds the socket (mode 0660), serves until ``shutdown()``, lets requests in flight
-    /// finish, and removes the socket. A socket file left by a server that is gone is
+    /// Records the runs a killed server left marked running as exited
+    /// (``Store/recoverInterruptedRuns()``), binds the socket (mode 0660), serves until
+    /// ``shutdown()``, lets requests in flight finish, and removes the socket. A socket file left by a server that is gone is
     /// replaced; one a live server answers on is an error.
     public func run() async throws {
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = { channel in
@@ -74,6 +75,8 @@ public final class EngineServer: Sendable {
             // docker half-closes an attach connection at once (no stdin): keep writing to it.
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        // Runs a killed server (or CLI) left marked running read as exited, as after dockerd's restart.
+        try await store.recoverInterruptedRuns()
         if let fd = inheritedSocket {
             server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
         } else {

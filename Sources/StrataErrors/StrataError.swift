@@ -19,6 +19,8 @@ public struct StrataError: Error, CustomStringConvertible, Sendable {
         case imageNotFound = "image-not-found"
         case containerNotFound = "container-not-found"
         case volumeNotFound = "volume-not-found"
+        /// A path that does not exist inside a container (`cp`, the Engine API's archive endpoints).
+        case fileNotFound = "file-not-found"
         /// A `USER` or `--chown` name (or group) that the image's /etc/passwd (or /etc/group)
         /// does not list.
         case userNotFound = "user-not-found"

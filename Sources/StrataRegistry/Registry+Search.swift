@@ -210,3 +210,70 @@ private final class CountBox: Sendable {
     func set(_ i: Int, _ v: Int?) { values.withLock { $0[i] = v } }
     func get(_ i: Int) -> Int? { values.withLock { $0[i] } }
 }
+
+/// `search --filter`, as `docker search` has them: `stars=N` (at least N stars),
+/// `is-official=true|false`, `is-automated=true|false`. Only Docker Hub gives stars and an
+/// official flag; a repository of any other registry has 0 stars and is neither official nor
+/// automated (Hub's search API no longer marks anything automated either).
+///
+/// ```swift
+/// let filters = try SearchFilters(parsing: ["stars=3", "is-official=true"])
+/// let found = try await Registry.search("nginx").filter(filters.matches)
+/// ```
+public struct SearchFilters: Sendable, Hashable {
+    /// Keep repositories with at least this many stars.
+    public var minimumStars: Int?
+    /// Keep only official (true) or only unofficial (false) repositories.
+    public var official: Bool?
+    /// Keep only automated (true) or only non-automated (false) repositories.
+    public var automated: Bool?
+
+    public init(minimumStars: Int? = nil, official: Bool? = nil, automated: Bool? = nil) {
+        self.minimumStars = minimumStars
+        self.official = official
+        self.automated = automated
+    }
+
+    /// Docker's filters as key → values (the Engine API's `filters`); an unknown key or a
+    /// value that is not a number (`stars`) or a boolean is an `.invalidArgument` error.
+    public init(_ filters: [String: [String]]) throws {
+        for (key, values) in filters {
+            for v in values {
+                switch key {
+                case "stars":
+                    guard let n = Int(v), n >= 0 else { throw StrataError(.invalidArgument, "invalid filter 'stars=\(v)': expected a number") }
+                    minimumStars = max(minimumStars ?? 0, n)
+                case "is-official": official = try Self.bool(key, v)
+                case "is-automated": automated = try Self.bool(key, v)
+                default: throw StrataError(.invalidArgument, "invalid filter '\(key)': use stars, is-official or is-automated")
+                }
+            }
+        }
+    }
+
+    /// `KEY=VALUE` strings, as `--filter` gives them.
+    public init(parsing pairs: [String]) throws {
+        var filters: [String: [String]] = [:]
+        for p in pairs {
+            guard let eq = p.firstIndex(of: "=") else { throw StrataError(.invalidArgument, "invalid filter '\(p)': expected KEY=VALUE") }
+            filters[String(p[..<eq]), default: []].append(String(p[p.index(after: eq)...]))
+        }
+        try self.init(filters)
+    }
+
+    /// Whether a repository passes every filter.
+    public func matches(_ m: RepositoryMatch) -> Bool {
+        if let n = minimumStars, (m.stars ?? 0) < n { return false }
+        if let o = official, (m.official ?? false) != o { return false }
+        if let a = automated, a { return false }
+        return true
+    }
+
+    private static func bool(_ key: String, _ v: String) throws -> Bool {
+        switch v.lowercased() {
+        case "1", "true": return true
+        case "0", "false": return false
+        default: throw StrataError(.invalidArgument, "invalid filter '\(key)=\(v)': expected true or false")
+        }
+    }
+}

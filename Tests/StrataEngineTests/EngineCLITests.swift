@@ -83,6 +83,7 @@ import Glibc
         let h = try EngineHarness()
         try h.importBusybox()
         try h.shell("mkdir -p lab && printf 'FROM busybox\\nLABEL stage=build\\n' > lab/Dockerfile")
+        sleep(1)  // before/since compare creation times, in seconds
         #expect(try h.strata(["build", "-q", "-t", "lab:1", h.file("lab")]).status == 0)
         try h.start()
         defer { h.stop() }
@@ -96,6 +97,29 @@ import Glibc
         #expect(try names("label=stage=other") == "")
         #expect(try names("reference=busy*") == "busybox:latest\n")
         #expect(try names("dangling=true") == "")
+        #expect(try names("dangling=false") == "lab:1\nbusybox:latest\n")
+        #expect(try names("before=lab:1") == "busybox:latest\n")
+        #expect(try names("since=busybox") == "lab:1\n")
+        #expect(try names("reference=nosuch") == "")
+        // Labels in the list, as the image configs have them (null without any).
+        let list = h.raw(Array("GET /v1.43/images/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let body = try #require(list.range(of: "\r\n\r\n").map { String(list[$0.upperBound...]) })
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
+        func labels(_ tag: String) -> Any? { rows.first { ($0["RepoTags"] as? [String])?.contains(tag) == true }?["Labels"] }
+        let inspected = try h.strata(["inspect", "lab:1"])
+        let config = ((try JSONSerialization.jsonObject(with: Data(inspected.out.utf8)) as? [[String: Any]])?.first?["Config"] as? [String: Any])
+        #expect(config?["Labels"] as? [String: String] == ["stage": "build"])
+        #expect(labels("lab:1") as? [String: String] == config?["Labels"] as? [String: String])
+        #expect(labels("busybox:latest") is NSNull)
+        // A store from before the labels column (rows with NULL) gets them from the configs at open.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") {
+            let db = h.root + "/strata.db"
+            #expect(try h.run("/usr/bin/sqlite3", [db, "UPDATE images SET labels = NULL"]).status == 0)
+            #expect(try names("label=stage=build") == "lab:1\n")  // through the server: from the blobs
+            #expect(try h.strata(["images", "-q"]).status == 0)
+            let filled = try h.run("/usr/bin/sqlite3", [db, "SELECT labels FROM images ORDER BY labels"]).out
+            #expect(filled == "{\"stage\":\"build\"}\n{}\n", "\(filled)")
+        }
         let bad = try h.docker(["images", "--filter", "bogus=1"])
         #expect(bad.status != 0)
         #expect(bad.err.contains("invalid filter"))
@@ -254,6 +278,17 @@ import Glibc
         let conflict = h.raw(Array("DELETE /v1.43/images/busybox HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         #expect(EngineHostileTests.status(conflict) == 409, "\(conflict.prefix(300))")
         #expect(conflict.contains("is using its referenced image"))
+        // A second tag of that image goes without -f; the last one only with -f (the image stays).
+        #expect(try h.docker(["tag", "busybox", "bb:x"]).status == 0)
+        #expect(try h.docker(["rmi", "bb:x"]).out == "Untagged: bb:x\n")
+        #expect(try h.docker(["tag", "busybox", "bb:y"]).status == 0)
+        #expect(try h.docker(["rmi", "busybox"]).out == "Untagged: busybox:latest\n")
+        let last = try h.docker(["rmi", "bb:y"])
+        #expect(last.status != 0 && last.err.contains("must force"), "\(last.err)")
+        #expect(try h.docker(["rmi", "-f", "bb:y"]).out == "Untagged: bb:y\n")
+        let kept = try h.images()
+        #expect(kept.count == 1 && (kept.first?["tags"] as? [String]) == [])
+        #expect(try h.strata(["tag", kept.first?["id"] as? String ?? "?", "busybox:latest"]).status == 0)
 
         #expect(try h.docker(["volume", "ls", "-q"]).out == "data\n")
         #expect(try h.docker(["volume", "create", "v2"]).out == "v2\n")

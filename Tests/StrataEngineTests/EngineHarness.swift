@@ -40,7 +40,23 @@ final class EngineHarness: @unchecked Sendable {
     deinit {
         stop()
         if let r = registry, r.isRunning { kill(r.processIdentifier, SIGKILL); r.waitUntilExit() }
-        if dir.path.hasPrefix("/tmp/strata-engine-") { try? FileManager.default.removeItem(at: dir) }
+        if dir.path.hasPrefix("/tmp/strata-engine-") {
+            // Containers a test left (or a failed test could not remove) keep their overlay
+            // mounted: detach those first, or the directory stays behind busy.
+            for m in Self.mounts(under: dir.path + "/") { umount2(m, Int32(MNT_DETACH)) }
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    /// Mount points under `prefix`, deepest first (from /proc/self/mounts; spaces are `\040`).
+    static func mounts(under prefix: String) -> [String] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 1 else { return nil }
+            let point = fields[1].replacingOccurrences(of: "\\040", with: " ")
+            return point.hasPrefix(prefix) ? point : nil
+        }.sorted { $0.count > $1.count }
     }
 
     var path: String { dir.path }

@@ -257,6 +257,9 @@ enum ContainerFixtures {
         await #expect { _ = try await store.removeImage("busy/base:1") } throws: {
             ($0 as? StrataError)?.message.contains("container \(c.id.prefix(12)) is using its referenced image") == true
         }
+        // A second tag goes without force, as in Docker: the image keeps a name.
+        try await store.tag("busy/base:1", as: "busy/other:2")
+        #expect(try await store.removeImage("busy/other:2") == [.untagged("busy/other:2")])
         #expect(try await store.removeImage("busy/base:1", force: true) == [.untagged("busy/base:1")])
         // The image stays for the container; gc keeps it too.
         _ = try await store.collectGarbage(GCOptions(grace: 0))

@@ -143,11 +143,11 @@ extension Store {
             let size = image.layers.reduce(Int64(0)) { $0 + $1.blob.uncompressedSize }
             try db.execute(sql: """
                 INSERT INTO images(id, config_digest, manifest_digest, index_digest, top_chain_id, parent_id, layer_count,
-                    history_count, created, author, os, architecture, variant, size, added_at)
-                VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    history_count, created, author, os, architecture, variant, size, added_at, labels)
+                VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [id, id, image.manifestDigest.string, image.indexDigest?.string, chain.last?.string,
                                  image.layers.count, history.count, cfg.createdDate.map { Int64($0.timeIntervalSince1970) },
-                                 cfg.author, cfg.os, cfg.architecture, cfg.variant, size, t])
+                                 cfg.author, cfg.os, cfg.architecture, cfg.variant, size, t, ImageLabels.encode(cfg.config?.Labels)])
             for (i, l) in image.layers.enumerated() {
                 try db.execute(sql: "INSERT INTO image_layers(image_id, position, chain_id, blob_digest, media_type) VALUES (?, ?, ?, ?, ?)",
                                arguments: [id, i, chain[i].string, l.blob.digest.string, l.mediaType])

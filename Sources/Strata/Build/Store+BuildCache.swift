@@ -16,6 +16,9 @@ public struct BuildCacheEntry: Sendable, Codable, Hashable {
     /// True when nothing but the build cache keeps the result image (no tag, container or
     /// lease reaches it): pruning the entry frees its layer.
     public var reclaimable: Bool
+    /// When the step's image was stored, that is when the entry was made; nil for a cache
+    /// mount.
+    public var created: Date?
 }
 
 /// Options for ``Store/pruneBuildCache(_:)``, as `docker builder prune`.
@@ -91,7 +94,7 @@ extension Store {
         let t = now()
         return try await read { db in
             try Row.fetchAll(db, sql: Self.keptWithoutCacheCTE + """
-                SELECT c.key, c.parent_image_id, c.instruction, c.result_image_id, c.last_used_at, c.uses,
+                SELECT c.key, c.parent_image_id, c.instruction, c.result_image_id, c.last_used_at, c.uses, i.added_at,
                        max(0, coalesce(i.size, 0) - coalesce(p.size, 0)) AS size,
                        NOT EXISTS (SELECT 1 FROM kept k WHERE k.id = c.result_image_id) AS reclaimable
                 FROM build_cache c LEFT JOIN images i ON i.id = c.result_image_id LEFT JOIN images p ON p.id = c.parent_image_id
@@ -99,7 +102,8 @@ extension Store {
                 """, arguments: ["now": t]).map { r in
                 BuildCacheEntry(key: r["key"], parentImageID: r["parent_image_id"], instruction: r["instruction"],
                                 resultImageID: r["result_image_id"], lastUsed: Date(timeIntervalSince1970: TimeInterval(r["last_used_at"] as Int64)),
-                                uses: r["uses"], size: r["size"], reclaimable: r["reclaimable"])
+                                uses: r["uses"], size: r["size"], reclaimable: r["reclaimable"],
+                                created: (r["added_at"] as Int64?).map { Date(timeIntervalSince1970: TimeInterval($0)) })
             }
         }
     }

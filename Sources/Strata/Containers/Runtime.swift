@@ -102,6 +102,12 @@ extension Store {
         // Everything that can fail on the image's content (no command, an unknown USER) fails
         // here, before runc starts.
         let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        // The run lock, as `start(_:)` holds it: a live `strata run` is never taken for a
+        // run whose process died (``recoverInterruptedRuns()``).
+        guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
+            throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
+        }
+        defer { withExtendedLifetime(runLock) {} }
         try await setState(c.id, "running")
         let status: Int32
         do {
@@ -161,11 +167,16 @@ extension Store {
         else if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
         else if let ep = config?.Entrypoint, !ep.isEmpty { args = ep + args }
         guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
-        var env = config?.Env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        var env = config?.Env ?? []
         for e in c.env {
             let key = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
             env.removeAll { $0.hasPrefix(key + "=") }
             env.append(e)
+        }
+        // As dockerd: an environment without PATH gets the default one (an image whose only
+        // ENV came from `commit -c "ENV A=1"` still finds its programs).
+        if !env.contains(where: { $0.hasPrefix("PATH=") }) {
+            env.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0)
         }
         let user = try UserResolver(root: rootfs).resolve(config?.User)
         return RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",

@@ -78,6 +78,12 @@ extension Store {
         let runtime = try OCIRuntime.find()
         let c = try await container(ref)
         let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        // Held from before the row says running until the exit is recorded: a row that says
+        // running while nobody holds it is a run whose process died (``recoverInterruptedRuns()``).
+        guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
+            throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
+        }
+        defer { withExtendedLifetime(runLock) {} }
         try await markRunning(c.id)
         let status: Int32
         do {
@@ -107,17 +113,27 @@ extension Store {
     /// Streams a container's log (``ContainerLog``) in pieces of at most 64 KiB; nothing when
     /// it never ran.
     public func readLog(of ref: String, _ body: (Data) async throws -> Void) async throws {
-        let c = try await container(ref)
-        guard let h = FileHandle(forReadingAtPath: logPath(c.id)) else { return }
-        defer { try? h.close() }
+        guard let reader = try await logReader(of: ref) else { return }
         while true {
-            let chunk: Data?
-            do { chunk = try h.read(upToCount: 64 << 10) } catch {
-                throw StrataError(.io, "cannot read the log of \(c.id): \(error.localizedDescription)", cause: error)
-            }
-            guard let chunk, !chunk.isEmpty else { return }
+            let chunk = try reader.next()
+            guard !chunk.isEmpty else { return }
             try await body(chunk)
         }
+    }
+
+    /// The container's log, open for reading from its start; nil when it never ran. The reader
+    /// keeps the file open, so a follower of a running container (`docker logs -f`) reads on
+    /// as the run appends, and to the end even when the container is removed meanwhile.
+    ///
+    /// ```swift
+    /// if let log = try await store.logReader(of: "job") {
+    ///     while case let chunk = try log.next(), !chunk.isEmpty { handle(chunk) }
+    /// }
+    /// ```
+    public func logReader(of ref: String) async throws -> ContainerLogReader? {
+        let c = try await container(ref)
+        guard let h = FileHandle(forReadingAtPath: logPath(c.id)) else { return nil }
+        return ContainerLogReader(handle: h, id: c.id)
     }
 
     /// `created`/`exited` → `running` in one transaction; a running container is a conflict.
@@ -131,7 +147,7 @@ extension Store {
         }
     }
 
-    private func recordExit(_ id: String, status: Int32) async throws {
+    func recordExit(_ id: String, status: Int32) async throws {
         try await updateContainer(id) { info in
             info.state = "exited"
             info.exitCode = status
@@ -210,6 +226,30 @@ private final class OutputPipe: Sendable {
                 return false
             }
             if resumeNow { c.resume() }
+        }
+    }
+}
+
+/// A container's log open for reading (``Store/logReader(of:)``): Docker's multiplexed frames
+/// as the run wrote them. Reads go on from where the last one stopped.
+public final class ContainerLogReader: Sendable {
+    private let handle: FileHandle
+    /// The container's ID.
+    public let id: String
+
+    init(handle: FileHandle, id: String) {
+        self.handle = handle
+        self.id = id
+    }
+
+    deinit { try? handle.close() }
+
+    /// The next piece of the log, at most 64 KiB; empty at the end of what is written so far.
+    public func next() throws -> Data {
+        do {
+            return try handle.read(upToCount: 64 << 10) ?? Data()
+        } catch {
+            throw StrataError(.io, "cannot read the log of \(id): \(error.localizedDescription)", cause: error)
         }
     }
 }

@@ -69,6 +69,16 @@ extension Store {
         return try await volume(n)
     }
 
+    /// Bytes of the regular files in a volume's data (`docker system df -v`: SIZE).
+    ///
+    /// ```swift
+    /// let bytes = try await store.volumeSize("data")
+    /// ```
+    public func volumeSize(_ name: String) async throws -> Int64 {
+        _ = try await volume(name)
+        return treeSize(volumeData(name))
+    }
+
     public func volume(_ name: String) async throws -> VolumeInfo {
         guard let v = try await volumes().first(where: { $0.name == name }) else {
             throw StrataError(.volumeNotFound, "no such volume: \(name)")

@@ -16,6 +16,8 @@ public struct ImageSummary: Sendable, Codable, Hashable {
     /// Number of images whose parent this is.
     public var children: Int
     public var containers: Int
+    /// The image config's labels (`config.Labels`).
+    public var labels: [String: String] = [:]
 
     /// Untagged and nothing built on it.
     public var isDangling: Bool { tags.isEmpty && children == 0 }
@@ -33,7 +35,7 @@ public struct ImageSummary: Sendable, Codable, Hashable {
             "Size": size,
             "VirtualSize": size,
             "SharedSize": -1,
-            "Labels": NSNull(),
+            "Labels": labels.isEmpty ? NSNull() : labels as Any,
             "Containers": containers,
         ]
     }
@@ -103,7 +105,7 @@ extension Store {
     /// image: at 10,000 images SQLite's joins alone take longer than the whole listing.
     public func images(all: Bool = false, filters: ImageFilters = ImageFilters()) async throws -> [ImageSummary] {
         try await read { db in
-            var sql = "SELECT id, parent_id, created, size, layer_count FROM images"
+            var sql = "SELECT id, parent_id, created, size, layer_count, labels FROM images"
             var args: [any DatabaseValueConvertible] = []
             var conds: [String] = []
             if let b = filters.before {
@@ -142,7 +144,7 @@ extension Store {
                 try children.rows(for: idString) { childCount = $0[1] }
                 var containerCount = 0
                 try containers.rows(for: idString) { containerCount = $0[1] }
-                let summary = ImageSummary(
+                var summary = ImageSummary(
                     id: try Digest(idString), tags: imageTags.count > 1 ? imageTags.sorted() : imageTags,
                     repoDigests: imageDigests.count > 1 ? imageDigests.sorted() : imageDigests,
                     parentID: parent.flatMap { try? Digest($0) },
@@ -157,11 +159,12 @@ extension Store {
                     }
                     if !ok { continue }
                 }
-                if !filters.labels.isEmpty {
-                    // Labels live in the config blob: read only when asked to filter on them.
-                    let config = try ImageConfig.decode(try self.blobs.readSmall(summary.id), digest: summary.id)
-                    if !filters.matchesLabels(config.config?.Labels ?? [:]) { continue }
-                }
+                // From the row; an image stored before 0007 whose row Store.open could not fill
+                // (its config unreadable then) is read from its config blob, and a config that
+                // still cannot be read lists no labels rather than failing the whole listing.
+                let labelsText: String? = r[5]
+                summary.labels = try labelsText.map(ImageLabels.decode) ?? ((try? self.configLabels(summary.id)) ?? [:])
+                if !filters.labels.isEmpty, !filters.matchesLabels(summary.labels) { continue }
                 keys.append((created ?? 0, Int32(out.count)))
                 out.append(summary)
             }
@@ -169,6 +172,29 @@ extension Store {
             // order. Sorting small keys, then gathering, moves each summary once.
             keys.sort { $0.created != $1.created ? $0.created > $1.created : $0.index < $1.index }
             return keys.map { out[Int($0.index)] }
+        }
+    }
+
+    /// The labels of an image's config blob.
+    func configLabels(_ id: Digest) throws -> [String: String] {
+        try ImageConfig.decode(try blobs.readSmall(id), digest: id).config?.Labels ?? [:]
+    }
+
+    /// Fills `images.labels` of the images stored before migration 0007 from their config
+    /// blobs: read outside any transaction, written in one short one. An image whose config
+    /// cannot be read keeps NULL (listings then read the blob). Called by ``open(at:)``.
+    func fillMissingLabels() async throws {
+        let ids = try await read { db in try String.fetchAll(db, sql: "SELECT id FROM images WHERE labels IS NULL") }
+        guard !ids.isEmpty else { return }
+        var filled: [(String, String)] = []
+        for id in ids {
+            guard let d = try? Digest(id), let labels = try? configLabels(d) else { continue }
+            filled.append((id, ImageLabels.encode(labels)))
+        }
+        guard !filled.isEmpty else { return }
+        try await write { [filled] db in
+            let update = try db.makeStatement(sql: "UPDATE images SET labels = ? WHERE id = ? AND labels IS NULL")
+            for (id, labels) in filled { try update.execute(arguments: [labels, id]) }
         }
     }
 
@@ -236,5 +262,23 @@ enum Glob {
         }
         while pi < p.count, p[pi] == "*" { pi += 1 }
         return pi == p.count
+    }
+}
+
+/// `images.labels`: a config's labels as a JSON object with sorted keys (`{}` for none).
+enum ImageLabels {
+    static func encode(_ labels: [String: String]?) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? e.encode(labels ?? [:])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decode(_ text: String) throws -> [String: String] {
+        if text == "{}" { return [:] }
+        do {
+            return try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+        } catch {
+            throw StrataError(.database, "an image row has unreadable labels: \(error)", cause: error)
+        }
     }
 }

@@ -17,6 +17,7 @@ public enum RemovalEvent: Sendable, Hashable, Codable, CustomStringConvertible {
 extension Store {
     /// Removes an image, following Docker's rules:
     /// - by tag: the tag goes; the image goes with its last tag unless child images use it;
+    ///   the last tag of an image a container uses goes only with `force`;
     /// - by ID: refused when several repositories tag it, or child images use it, unless `force`;
     /// - `force` removes every tag of the image and the image, even with children;
     /// - untagged parents that nothing else needs go too.
@@ -37,8 +38,9 @@ extension Store {
                 events.append(.untagged(Reference.stored(name)?.familiar ?? name))
             }
             if let c = containers.first {
-                // Docker: a container's image keeps existing; -f only removes the names.
-                guard force else {
+                // Docker: a container's image keeps existing; -f only removes the names. A tag
+                // of an image that keeps another tag goes without -f: the image stays named.
+                guard force || (named != nil && tags.count > 1) else {
                     let what = named.map { "repository reference \"\($0.familiar)\"" } ?? id.shortHex
                     throw StrataError(.conflict, "conflict: unable to remove \(what) (must force) - container \(String(c.prefix(12))) is using its referenced image \(id.shortHex)")
                 }

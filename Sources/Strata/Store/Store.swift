@@ -72,6 +72,7 @@ public final class Store: Sendable {
         if newDatabase { try fsyncDirectory(paths.root.path) }
         let store = Store(root: paths.root, paths: paths, db: pool)
         try store.replayPendingUnlinks()
+        try await store.fillMissingLabels()
         return store
     }
 

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `docker search` against a loopback registry, `docker build URL`, `docker system df -v`
+/// through `strata serve`, checked against the registry's catalog and strata's own commands.
+extension EngineCLITests {
+    @Test func searchALoopbackRegistry() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/docker-registry") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but docker-registry is missing: run tools/setup") }
+            return
+        }
+        let h = try EngineHarness()
+        let host = try h.startRegistry()
+        try h.importBusybox()
+        for repo in ["team/app", "team/db", "tools/app-cli"] {
+            #expect(try h.strata(["tag", "busybox:latest", "\(host)/\(repo):1"]).status == 0)
+            let push = try h.strata(["push", "\(host)/\(repo):1"])
+            #expect(push.status == 0, "\(push.err)")
+        }
+        try h.start()
+        defer { h.stop() }
+        // Ground truth: the registry's own catalog, filtered by the term.
+        let catalog = try h.run("/usr/bin/curl", ["-sf", "http://\(host)/v2/_catalog"])
+        let repos = ((try JSONSerialization.jsonObject(with: Data(catalog.out.utf8)) as? [String: Any])?["repositories"] as? [String]) ?? []
+        #expect(repos.count == 3, "\(catalog.out)")
+        let expected = repos.filter { $0.contains("app") }.map { "\(host)/\($0)" }.sorted()
+
+        let search = try h.docker(["search", "--format", "{{.Name}}", "\(host)/app"])
+        #expect(search.status == 0, "\(search.err)")
+        #expect(search.out.split(separator: "\n").map(String.init).sorted() == expected)
+        let limited = try h.docker(["search", "--limit", "1", "--format", "{{.Name}}", "\(host)/app"])
+        #expect(limited.out.split(separator: "\n").count == 1, "\(limited.out) \(limited.err)")
+        #expect(try h.docker(["search", "--format", "{{.Name}}", "\(host)/nosuch"]).out == "")
+        // Filters: a registry's repositories have no stars and are not official, as strata says.
+        let unofficial = try h.docker(["search", "--filter", "is-official=false", "--format", "{{.Name}}", "\(host)/app"])
+        #expect(unofficial.out.split(separator: "\n").map(String.init).sorted() == expected, "\(unofficial.err)")
+        #expect(try h.docker(["search", "--filter", "stars=1", "--format", "{{.Name}}", "\(host)/app"]).out == "")
+        let mine = try h.strata(["search", "--filter", "stars=1", "--format", "json", "\(host)/app"])
+        #expect((try? JSONSerialization.jsonObject(with: Data(mine.out.utf8)) as? [Any])?.isEmpty == true, "\(mine.out) \(mine.err)")
+        let bad = try h.docker(["search", "--filter", "bogus=1", "\(host)/app"])
+        #expect(bad.status != 0 && bad.err.contains("invalid filter"), "\(bad.err)")
+    }
+
+    /// `docker build URL`: the CLI downloads the tar and sends it as the context; the image is
+    /// the one the same context directory gives (its steps come from strata's own build's cache).
+    @Test func buildFromAURL() throws {
+        guard EngineHarness.dockerAvailable(), FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("""
+            mkdir -p app/ctx www && echo 'key=value' > app/ctx/container.cfg
+            printf 'FROM busybox\\nADD ctx/container.cfg /\\nCMD /bin/ls\\n' > app/Dockerfile
+            tar -C app -czf www/ctx.tar.gz .
+            """)
+        let local = try h.strata(["build", "-q", "-t", "dir:1", h.file("app")])
+        #expect(local.status == 0, "\(local.err)")
+        let port = EngineHarness.freePort()
+        let web = Process()
+        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        web.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", h.file("www")]
+        web.standardOutput = FileHandle.nullDevice
+        web.standardError = FileHandle.nullDevice
+        try web.run()
+        defer { kill(web.processIdentifier, SIGKILL); web.waitUntilExit() }
+        try h.start()
+        defer { h.stop() }
+        var r = EngineHarness.Result(status: -1, out: "", err: "")
+        for _ in 0..<50 {
+            r = try h.docker(["build", "-t", "url:1", "http://127.0.0.1:\(port)/ctx.tar.gz"])
+            if r.status == 0 || !r.err.contains("connection refused") { break }
+            usleep(100_000)
+        }
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("Step 2/3 : ADD ctx/container.cfg /"))
+        #expect(r.out.contains(" ---> Using cache"))
+        #expect(r.out.contains("Successfully tagged url:1"))
+        let images = try h.images()
+        let dir = images.first { ($0["tags"] as? [String])?.contains("dir:1") == true }?["id"] as? String
+        let url = images.first { ($0["tags"] as? [String])?.contains("url:1") == true }?["id"] as? String
+        #expect(dir != nil && dir == url)
+        let missing = try h.docker(["build", "http://127.0.0.1:\(port)/nosuch.tar.gz"])
+        #expect(missing.status != 0)
+    }
+
+    /// `docker system df` and `-v`: containers, volumes and build cache as strata counts them.
+    @Test func systemDiskUsageVerbose() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p app && printf 'FROM busybox\\nRUN echo built > /built\\nCMD /bin/ls\\n' > app/Dockerfile")
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["build", "-t", "app:1", "."], cwd: h.file("app")).status == 0)
+        let run = try h.docker(["run", "--name", "c1", "-v", "data:/data", "busybox", "sh", "-c", "echo hello > /data/f; echo changed > /new"])
+        #expect(run.status == 0, "\(run.err)")
+
+        let df = try h.docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"])
+        #expect(df.status == 0, "\(df.err)")
+        let containers = try h.strata(["ps", "-a", "-q"]).out.split(separator: "\n").count
+        let volumes = try h.strata(["volume", "ls", "-q"]).out.split(separator: "\n").count
+        let du = try h.strata(["builder", "du", "--format", "json"])
+        let cache = ((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [Any])?.count ?? -1
+        #expect(containers == 1 && volumes == 1 && cache >= 2, "\(du.out)")
+        let rows = df.out.split(separator: "\n").map(String.init)
+        #expect(rows.contains("Containers \(containers) 0"), "\(df.out)")
+        #expect(rows.contains("Local Volumes \(volumes) 1"), "\(df.out)")
+        #expect(rows.contains("Build Cache \(cache) 0"), "\(df.out)")
+
+        let verbose = try h.docker(["system", "df", "-v"])
+        #expect(verbose.status == 0, "\(verbose.err)")
+        let lines = verbose.out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        // The volume: name, one container, 6 bytes ("hello\n").
+        #expect(lines.contains(["data", "1", "6B"]), "\(verbose.out)")
+        // The container: its short ID, one local volume, the writable layer's size, its name.
+        let cid = try h.strata(["ps", "-a", "-q"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let row = try #require(lines.first { $0.first == cid })
+        #expect(row.last == "c1")
+        #expect(row.contains("8B"), "\(row)")  // "changed\n"
+        // One line per build-cache entry, by its ID.
+        let first = try #require(((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [[String: Any]])?.first?["key"] as? String)
+        #expect(verbose.out.contains(String(first.dropFirst("sha256:".count).prefix(12))) || verbose.out.contains(String(first.prefix(12))), "\(first)")
+        // The API's build cache: each entry's CreatedAt is when strata stored its step's image.
+        let raw = h.raw(Array("GET /v1.43/system/df HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let body = try #require(raw.range(of: "\r\n\r\n").map { String(raw[$0.upperBound...]) })
+        let api = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["BuildCache"] as? [[String: Any]])
+        let entries = try #require((try? JSONSerialization.jsonObject(with: Data(du.out.utf8))) as? [[String: Any]])
+        #expect(api.count == entries.count)
+        for e in entries {
+            let row = api.first { $0["ID"] as? String == e["key"] as? String }
+            #expect(row?["CreatedAt"] as? String != nil && row?["CreatedAt"] as? String == e["created"] as? String, "\(String(describing: row)) \(e)")
+        }
+        #expect(try h.docker(["rm", "c1"]).status == 0)
+    }
+
+    /// `docker build` with `-f`, `--build-arg`, `--target`, `--no-cache` and `-q`: what the
+    /// images hold (run by strata), the IDs strata lists, the cache used or not.
+    @Test func buildFlags() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("""
+            mkdir -p flags && printf 'FROM busybox AS one\\nARG X=def\\nRUN echo $X > /x\\nFROM one AS two\\nRUN echo two > /y\\n' > flags/Build.alt
+            """)
+        try h.start()
+        defer { h.stop() }
+        func id(_ tag: String) throws -> String? {
+            try h.images().first { ($0["tags"] as? [String])?.contains(tag) == true }?["id"] as? String
+        }
+        let one = try h.docker(["build", "-f", "Build.alt", "--build-arg", "X=given", "--target", "one", "-t", "t1", "."], cwd: h.file("flags"))
+        #expect(one.status == 0, "\(one.err)")
+        #expect(one.out.contains("Successfully tagged t1:latest"))
+        #expect(try h.strata(["run", "--rm", "t1", "cat", "/x"]).out == "given\n")
+        #expect(try h.strata(["run", "--rm", "t1", "cat", "/y"]).status != 0)  // stage two was not built
+
+        let again = try h.docker(["build", "-f", "Build.alt", "--build-arg", "X=given", "--target", "one", "-t", "t1", "."], cwd: h.file("flags"))
+        #expect(again.out.contains(" ---> Using cache"))
+        let t1 = try #require(try id("t1:latest"))
+        #expect(again.out.contains("Successfully built \(t1.dropFirst(7).prefix(12))"))
+
+        let quiet = try h.docker(["build", "-q", "-f", "Build.alt", "--build-arg", "X=given", "-t", "t2", "."], cwd: h.file("flags"))
+        #expect(quiet.status == 0, "\(quiet.err)")
+        #expect(quiet.out == "\(try id("t2:latest") ?? "?")\n")
+        #expect(try h.strata(["run", "--rm", "t2", "cat", "/y"]).out == "two\n")
+
+        let fresh = try h.docker(["build", "--no-cache", "-f", "Build.alt", "--build-arg", "X=given", "--target", "one", "-t", "t3", "."], cwd: h.file("flags"))
+        #expect(fresh.status == 0, "\(fresh.err)")
+        #expect(!fresh.out.contains("Using cache"))
+        #expect(try h.strata(["run", "--rm", "t3", "cat", "/x"]).out == "given\n")
+
+        // docker images -a lists the intermediate images the steps made, as strata images -a does.
+        let all = try h.docker(["images", "-a", "-q", "--no-trunc"]).out.split(separator: "\n").map(String.init)
+        let mine = try h.images().compactMap { $0["id"] as? String }
+        #expect(Set(all) == Set(mine) && all.count == Set(all).count, "\(all) \(mine)")
+        let tagged = try h.docker(["images", "-q", "--no-trunc"]).out.split(separator: "\n")
+        #expect(tagged.count < all.count)
+    }
+}
