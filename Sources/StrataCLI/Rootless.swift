@@ -20,8 +20,8 @@ public enum Rootless {
     /// (root, already inside, or nothing to gain), or an exit status when it cannot.
     public static func enterIfNeeded(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> Int32? {
         guard geteuid() != 0, environment["STRATA_USERNS"] == nil, environment["STRATA_ROOTLESS"] != "off" else { return nil }
-        // Help and completion need no store.
-        if arguments.isEmpty || arguments.contains(where: { ["--help", "-h", "help", "--version", "--generate-completion-script"].contains($0) }) {
+        // Help and completion need no store. `strata unshare CMD…`: CMD's own flags are not strata's.
+        if arguments.isEmpty || helpScope(arguments).contains(where: { ["--help", "-h", "help", "--version", "--generate-completion-script"].contains($0) }) {
             return nil
         }
         let uid = geteuid()
@@ -42,6 +42,8 @@ public enum Rootless {
             return 1
         }
         var env = environment
+        // `1`: this process makes its own namespace; a mount made in it goes with the process
+        // (UserNamespace.mountsOutliveProcess). `strata unshare` gives its command `session`.
         env["STRATA_USERNS"] = "1"
         let hasRoot = arguments.contains { $0 == "--root" || $0.hasPrefix("--root=") }
         if !hasRoot, (env["STRATA_ROOT"] ?? "").isEmpty {
@@ -73,5 +75,16 @@ public enum Rootless {
         execve(unshare, cArgs, cEnv)
         Output.error("cannot run \(unshare): \(String(cString: strerror(errno)))")
         return 1
+    }
+
+    /// The arguments that may ask for help: all of them, but for `strata [--root R] unshare CMD…`
+    /// only up to `unshare` and the one after it (`strata unshare --help`).
+    static func helpScope(_ arguments: [String]) -> ArraySlice<String> {
+        var i = 0
+        while i < arguments.count {
+            if arguments[i] == "--root" { i += 2 } else if arguments[i].hasPrefix("--root=") { i += 1 } else { break }
+        }
+        guard i < arguments.count, arguments[i] == "unshare" else { return arguments[...] }
+        return arguments[..<min(i + 2, arguments.count)]
     }
 }
