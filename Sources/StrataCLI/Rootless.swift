@@ -7,9 +7,11 @@ import Glibc
 
 /// Enters the rootless user namespace before a command runs, for a user without root.
 ///
-/// With subordinate uid and gid ranges for the user, the process moves itself into a new user
-/// and mount namespace before any thread starts (`strata_enter_userns`: unshare, then a
-/// forked helper outside runs `newuidmap`/`newgidmap` on it), after fixing the store root as
+/// With subordinate uid and gid ranges for the user, the process moves itself into a user
+/// and a new mount namespace before any thread starts: it joins the user namespace a holder
+/// process (`strata-userns`, named by ``holderFile(uid:environment:)``) keeps for the user, or
+/// makes one (`strata_enter_userns`: unshare, then a forked helper outside runs
+/// `newuidmap`/`newgidmap` on it) and starts that holder, after fixing the store root as
 /// the user sees it (inside, the process is uid 0 and would otherwise choose
 /// /var/lib/strata); `STRATA_USERNS=1` tells child processes. When unshare is refused (threads
 /// already running), it re-executes itself through `unshare --map-auto`
@@ -50,7 +52,15 @@ public enum Rootless {
             env["STRATA_ROOT"] = Store.defaultRoot(environment: environment).path
         }
         // In this process: no second start of the program.
-        switch strata_enter_userns(newuidmap, newgidmap, uid, getegid(), uids[0].start, uids[0].count, gids[0].start, gids[0].count) {
+        // One user namespace for all of the user's strata processes, kept by a holder process:
+        // joining it spares each command the two setuid map programs (STRATA_USERNS_HOLDER=off: a new one each time).
+        let rc: Int32
+        if environment["STRATA_USERNS_HOLDER"] != "off", let holder = holderFile(uid: uid, environment: environment) {
+            rc = strata_enter_shared_userns(holder, newuidmap, newgidmap, uid, getegid(), uids[0].start, uids[0].count, gids[0].start, gids[0].count)
+        } else {
+            rc = strata_enter_userns(newuidmap, newgidmap, uid, getegid(), uids[0].start, uids[0].count, gids[0].start, gids[0].count)
+        }
+        switch rc {
         case 0:
             setenv("STRATA_USERNS", "1", 1)
             if let root = env["STRATA_ROOT"] { setenv("STRATA_ROOT", root, 1) }
@@ -75,6 +85,18 @@ public enum Rootless {
         execve(unshare, cArgs, cEnv)
         Output.error("cannot run \(unshare): \(String(cString: strerror(errno)))")
         return 1
+    }
+
+    /// The file that names the user's namespace holder: `$XDG_RUNTIME_DIR/strata/userns.pid`, else
+    /// `/tmp/strata-<uid>/userns.pid`; nil when that directory cannot be made or is not the
+    /// user's own with no access for others (then every command makes its own namespace).
+    static func holderFile(uid: uid_t, environment: [String: String]) -> String? {
+        let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+        let dir = runtime.map { $0 + "/strata" } ?? "/tmp/strata-\(uid)"
+        _ = mkdir(dir, 0o700)
+        var st = stat()
+        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == uid, st.st_mode & 0o077 == 0 else { return nil }
+        return dir + "/userns.pid"
     }
 
     /// The arguments that may ask for help: all of them, but for `strata [--root R] unshare CMD…`
