@@ -57,8 +57,15 @@ static void hold(void) {
         for (int fd = 3; fd < 1024; fd++) close(fd);
     }
     prctl(PR_SET_NAME, "strata-userns", 0, 0, 0);
+    /* SIGTERM stops it, whatever the caller's mask and dispositions were (runuser's child
+     * starts with SIGTERM ignored); the terminal's signals do not. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     if (unshare(CLONE_NEWNS) == 0 && mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
         mount("tmpfs", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0700") == 0 &&
