@@ -9,14 +9,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Runs argv[0] with argv and waits; 0 when it exited 0. */
-static int run_and_wait(char *const argv[]) {
+/* Starts argv[0] with argv; the child's pid, or -1. */
+static pid_t spawn(char *const argv[]) {
     pid_t pid = fork();
-    if (pid < 0) return -1;
     if (pid == 0) {
         execv(argv[0], argv);
         _exit(127);
     }
+    return pid;
+}
+
+/* Waits for pid; 0 when it exited 0. */
+static int wait_ok(pid_t pid) {
+    if (pid < 0) return -1;
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) return -1;
@@ -52,9 +57,10 @@ int strata_enter_userns(const char *newuidmap, const char *newgidmap, unsigned o
         snprintf(sgc, sizeof sgc, "%u", sub_gid_count);
         char *uidv[] = {(char *)newuidmap, pid, "0", ou, "1", "1", su, suc, NULL};
         char *gidv[] = {(char *)newgidmap, pid, "0", og, "1", "1", sg, sgc, NULL};
-        if (run_and_wait(uidv) != 0) _exit(3);
-        if (run_and_wait(gidv) != 0) _exit(4);
-        _exit(0);
+        /* Both at once: each is a setuid program's start, paid by every rootless command. */
+        pid_t u = spawn(uidv), g = spawn(gidv);
+        int uok = wait_ok(u), gok = wait_ok(g);
+        _exit(uok != 0 ? 3 : gok != 0 ? 4 : 0);
     }
     close(go[0]);
     int failed = unshare(CLONE_NEWUSER | CLONE_NEWNS);

@@ -118,13 +118,13 @@ struct BuildRootfs: Sendable {
     }
 
     /// A path's extended attributes (not followed through a symlink), sorted by name,
-    /// without overlayfs' own (`trusted.overlay.*`).
+    /// without overlayfs' own (``OverlayXattr``).
     static func extendedAttributes(_ path: String) -> [(name: String, value: [UInt8])] {
         var names = [Int8](repeating: 0, count: 65536)
         let n = llistxattr(path.cPath, &names, names.count)
         guard n > 0 else { return [] }
         let all = names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }.sorted()
-        return all.filter { !$0.hasPrefix("trusted.overlay.") }.map { name in
+        return all.filter { !OverlayXattr.isInternal($0) }.map { name in
             var value = [UInt8](repeating: 0, count: 65536)
             let len = lgetxattr(path.cPath, name, &value, value.count)
             return (name, len > 0 ? Array(value[0..<len]) : [])

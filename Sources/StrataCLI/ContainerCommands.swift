@@ -86,12 +86,28 @@ struct PsCommand: AsyncParsableCommand {
 }
 
 struct MountCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mount", abstract: "Mount a container's root filesystem and print its path.")
+    static let configuration = CommandConfiguration(
+        commandName: "mount", abstract: "Mount a container's root filesystem and print its path.",
+        discussion: """
+            Without root, an overlay container's mount lives in strata's user namespace: mount it \
+            inside `strata unshare`, as with `podman unshare` (a copy container needs no mount).
+
+            Examples:
+              strata mount c
+              strata unshare sh -c 'ls "$(strata mount c)"'    # without root
+            """)
     @OptionGroup var global: GlobalOptions
     @Argument var container: String
 
     func run() async throws {
         let store = try await global.openStore()
+        let c = try await store.container(container)
+        // podman's rootless rule: the path would name an empty directory once this process is gone.
+        if c.snapshotter == .overlay, !UserNamespace.mountsOutliveProcess() {
+            throw StrataError(.notSupported, "without root an overlay mount ends with the strata process that made it: "
+                + "run `strata unshare` and mount inside it (strata unshare sh -c 'ls \"$(strata mount \(container))\"'), "
+                + "or create the container with --snapshotter copy")
+        }
         print(try await store.mountContainer(container))
     }
 }
@@ -336,16 +352,28 @@ struct ConfigCommand: AsyncParsableCommand {
                            is always accepted.
 
             Examples:
+              strata config                      # every setting, and where its value comes from
               strata config snapshotter          # prints the default snapshotter
               strata config snapshotter copy     # containers use the copy snapshotter unless --snapshotter says otherwise
               strata config snapshotter default  # back to overlay when available
               strata config devices allow        # unpack device nodes as Docker does
             """)
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The setting: snapshotter or devices.") var key: String
+    @Argument(help: "The setting: snapshotter or devices; none lists every setting and why it has its value.") var key: String?
     @Argument(help: "A new value (snapshotter: overlay, copy or default; devices: allow or refuse).") var value: String?
 
     func run() async throws {
+        guard let key else {
+            let store = try await global.openStore()
+            let set = try await store.snapshotterSetting()
+            let kind = try await store.defaultSnapshotter()
+            let why = set != nil ? "set for this store" : UserNamespace.isNested
+                ? (kind == .overlay ? "default: overlay with userxattr in the user namespace" : "default: overlay cannot be mounted in this user namespace")
+                : (kind == .overlay ? "default" : "default: overlay cannot be mounted here")
+            print("snapshotter  \(kind.rawValue)  (\(why))")
+            print("devices      \(try await store.deviceNodesAllowed() ? "allow" : "refuse")")
+            return
+        }
         switch key {
         case "snapshotter":
             let store = try await global.openStore()

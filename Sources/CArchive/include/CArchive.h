@@ -130,3 +130,13 @@ int strata_format_3g(double v, char *buf, unsigned long size);
 /// exist); -2: in the namespace but the mapping failed, the caller must stop.
 int strata_enter_userns(const char *newuidmap, const char *newgidmap, unsigned outer_uid, unsigned outer_gid,
                         unsigned sub_uid, unsigned sub_uid_count, unsigned sub_gid, unsigned sub_gid_count);
+
+/// As strata_enter_userns, but shares one user namespace among the user's strata processes:
+/// when `pid_file` names a live holder process (`strata-userns`) whose uid and gid maps are
+/// exactly these, the process joins its user namespace (setns, no newuidmap/newgidmap starts);
+/// otherwise it makes a new one as strata_enter_userns does and starts a holder for the next
+/// commands (its pid goes to `pid_file`, under an flock). Either way the process gets a new
+/// private mount namespace of its own. Same return values.
+int strata_enter_shared_userns(const char *pid_file, const char *newuidmap, const char *newgidmap, unsigned outer_uid,
+                               unsigned outer_gid, unsigned sub_uid, unsigned sub_uid_count, unsigned sub_gid,
+                               unsigned sub_gid_count);

@@ -164,7 +164,7 @@ final class ArchiveWriter {
         while archive_entry_xattr_next(e, &xname, &xvalue, &xsize) == ARCHIVE_OK {
             guard let xname else { continue }
             let n = String(cString: xname)
-            if n.hasPrefix("trusted.overlay.") { continue }
+            if OverlayXattr.isInternal(n) { continue }
             kept.append((n, xvalue.map { Array(UnsafeRawBufferPointer(start: $0, count: xsize)) } ?? []))
         }
         archive_entry_xattr_clear(e)

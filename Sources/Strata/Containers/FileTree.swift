@@ -51,9 +51,9 @@ func directoryEntries(_ path: String) -> [String] {
     rawDirectoryEntries(path).sorted()
 }
 
+/// Whether `dir` is an opaque directory (overlayfs' attribute, ``OverlayXattr``).
 func isOpaque(_ dir: String) -> Bool {
-    var v: UInt8 = 0
-    return getxattr(dir.cPath, "trusted.overlay.opaque", &v, 1) == 1 && v == UInt8(ascii: "y")
+    OverlayXattr.isOpaque(path: dir)
 }
 
 /// A tree of paths, used for the merged view of read-only layers.

@@ -6,8 +6,9 @@ import OCI
 /// escape it (law 5): `..`, absolute paths, and writes through symlinks or hardlinks that
 /// lead out. The rules are those of docs/ARCHITECTURE.md, "Layer application":
 ///
-/// - **Whiteouts.** With `overlayWhiteouts` (needs root) OCI whiteouts become overlayfs ones:
-///   `.wh.NAME` a 0/0 character device, `.wh..wh..opq` the `trusted.overlay.opaque` xattr
+/// - **Whiteouts.** With `overlayWhiteouts` (root, or uid 0 of a user namespace) OCI whiteouts
+///   become overlayfs ones: `.wh.NAME` a 0/0 character device, `.wh..wh..opq` the opaque
+///   xattr (`trusted.overlay.opaque`, in a user namespace `user.overlay.opaque`: ``OverlayXattr``)
 ///   (the root included: ``Store/snapshotDirectories(of:)`` then drops every layer below).
 ///   Otherwise they are kept as the empty `.wh.` files they are.
 /// - **Implicit parents.** A directory the layer only implies (it holds an entry of the layer
@@ -285,13 +286,15 @@ package struct LayerUnpacker {
         let n = llistxattr(c, &names, names.count)
         guard n > 0 else { return }
         for name in names[0..<n].split(separator: 0).map({ String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) })
-        where !name.hasPrefix("trusted.overlay.") {
+        where !OverlayXattr.isInternal(name) {
             lremovexattr(c, name)
         }
     }
 
     /// A PAX record with an empty value deletes the key (POSIX), so an xattr cannot have an
     /// empty value in a layer: Go's archive/tar (Docker, umoci) drops it, and so does strata.
+    /// In a user namespace a layer's `user.overlay.*` attributes go too: the rootless overlay
+    /// mount (`userxattr`) would obey them (``OverlayXattr``).
     private func dropEmptyXattrs(_ entry: OpaquePointer) {
         guard archive_entry_xattr_reset(entry) > 0 else { return }
         var kept: [(String, [UInt8])] = []
@@ -301,7 +304,7 @@ package struct LayerUnpacker {
         var xsize = 0
         while archive_entry_xattr_next(entry, &xname, &xvalue, &xsize) == ARCHIVE_OK {
             guard let xname else { continue }
-            if xsize == 0 { dropped = true; continue }
+            if xsize == 0 || (OverlayXattr.inUserNamespace && OverlayXattr.isInternal(String(cString: xname))) { dropped = true; continue }
             kept.append((String(cString: xname), xvalue.map { Array(UnsafeRawBufferPointer(start: $0, count: xsize)) } ?? []))
         }
         guard dropped else { return }
@@ -377,7 +380,7 @@ package struct LayerUnpacker {
     }
 
     private func markOpaque(_ dir: String, name: String) throws {
-        if setxattr(dir.cPath, "trusted.overlay.opaque", "y", 1, 0) != 0 {
+        if !OverlayXattr.markOpaque(path: dir) {
             throw StrataError.system("\(name): cannot mark \(RawName.escaped(String(dir.dropFirst(root.count)))) opaque")
         }
     }

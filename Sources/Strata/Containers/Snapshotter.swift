@@ -3,21 +3,35 @@ import Foundation
 /// How a container's root filesystem is put together from its image's layers.
 public enum SnapshotterKind: String, Sendable, Codable, CaseIterable {
     /// A kernel overlay mount: layers are the lower directories, the container's writable
-    /// layer is the upper directory. Needs root and overlayfs.
+    /// layer is the upper directory. Needs overlayfs and root, or a user namespace where the
+    /// kernel allows the mount (rootless: `-o userxattr`, see ``OverlayXattr``).
     case overlay
     /// A merged copy of the layers; changes are found by comparing with them. Works
     /// anywhere, without root.
     case copy
 
-    /// Overlay when this process is root and can mount it, copy otherwise. In a user
-    /// namespace (rootless) an overlay mount would live only as long as one strata process's
-    /// mount namespace, so a container's root filesystem is a copy there: `strata mount`
-    /// prints a path the user can read.
+    /// Overlay when this process is root and can mount it, copy otherwise. In a user namespace
+    /// (rootless) overlay is mounted with `-o userxattr` where the kernel allows it (5.11+): a
+    /// test mount in a temporary directory decides, once per process
+    /// (``preferred(probingIn:)`` tests on the store's own filesystem).
     public static var preferred: SnapshotterKind {
-        guard geteuid() == 0, !UserNamespace.isNested,
-              let fs = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8),
-              fs.contains("\toverlay\n") else { return .copy }
-        return .overlay
+        guard overlayAvailable else { return .copy }
+        guard UserNamespace.isNested else { return .overlay }
+        return OverlayProbe.result(in: FileManager.default.temporaryDirectory.path) ? .overlay : .copy
+    }
+
+    /// ``preferred``, with the user-namespace test mount made in `dir` (a directory of the store,
+    /// so the test also covers its filesystem: `user.*` xattrs and whiteouts on the upper layer).
+    public static func preferred(probingIn dir: String) -> SnapshotterKind {
+        guard overlayAvailable else { return .copy }
+        guard UserNamespace.isNested else { return .overlay }
+        return OverlayProbe.result(in: dir) ? .overlay : .copy
+    }
+
+    /// uid 0 (root, or root of a user namespace) and a kernel with overlayfs.
+    private static var overlayAvailable: Bool {
+        guard geteuid() == 0, let fs = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8) else { return false }
+        return fs.contains("\toverlay\n")
     }
 }
 
@@ -80,7 +94,8 @@ struct OverlaySnapshotter: Snapshotter {
             try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
             lower = empty
         }
-        let options = "lowerdir=\(lower),upperdir=\(dirs.upper),workdir=\(dirs.work)"
+        // In a user namespace overlayfs keeps its attributes as user.overlay.* (OverlayXattr).
+        let options = "lowerdir=\(lower),upperdir=\(dirs.upper),workdir=\(dirs.work)" + (OverlayXattr.inUserNamespace ? ",userxattr" : "")
         guard options.utf8.count < 4000 else {
             throw StrataError(.invalidArgument, "too many layers (\(lowers.count)) for one overlay mount here; use --snapshotter copy")
         }

@@ -110,11 +110,17 @@ extension Store {
         return info
     }
 
-    /// The store's snapshotter setting (`strata config set snapshotter …`), else overlay when
-    /// this process can mount it, else copy.
+    /// The store's snapshotter setting (`strata config snapshotter …`), else overlay when
+    /// this process can mount it (as root, or in a user namespace where a test mount with
+    /// `userxattr` works on the store's filesystem), else copy.
     public func defaultSnapshotter() async throws -> SnapshotterKind {
+        try await snapshotterSetting() ?? .preferred(probingIn: paths.ingestDir.path)
+    }
+
+    /// The store's own snapshotter setting, nil when it has none (the default applies).
+    public func snapshotterSetting() async throws -> SnapshotterKind? {
         let stored = try await read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'snapshotter'") }
-        return stored.flatMap(SnapshotterKind.init(rawValue:)) ?? .preferred
+        return stored.flatMap(SnapshotterKind.init(rawValue:))
     }
 
     /// Sets (or with nil clears) the store's default snapshotter.

@@ -125,8 +125,7 @@ package struct TreeCopier {
     }
 
     private func fopaque(_ fd: Int32) -> Bool {
-        var v: UInt8 = 0
-        return fgetxattr(fd, "trusted.overlay.opaque", &v, 1) == 1 && v == UInt8(ascii: "y")
+        OverlayXattr.isOpaque(fd: fd)
     }
 
     /// Owner, mode, xattrs (not overlayfs' own) and times of an open file or directory.
@@ -149,7 +148,7 @@ package struct TreeCopier {
         let have = xattrNames { flistxattr(fd, $0, $1) }
         guard !have.isEmpty else { return }
         let keep = Set(xattrNames { flistxattr(src, $0, $1) })
-        for name in have where !keep.contains(name) && !name.hasPrefix("trusted.overlay.") { fremovexattr(fd, name) }
+        for name in have where !keep.contains(name) && !OverlayXattr.isInternal(name) { fremovexattr(fd, name) }
     }
 
     private func copyXattrs(list: (UnsafeMutablePointer<CChar>, Int) -> Int, get: (String, UnsafeMutableRawPointer, Int) -> Int,
@@ -159,7 +158,7 @@ package struct TreeCopier {
         guard n > 0 else { return }
         let all = names[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         var value = [UInt8](repeating: 0, count: 65536)
-        for name in all where !name.hasPrefix("trusted.overlay.") {
+        for name in all where !OverlayXattr.isInternal(name) {
             let len = value.withUnsafeMutableBytes { get(name, $0.baseAddress!, $0.count) }
             if len >= 0 { _ = value.withUnsafeBytes { set(name, $0.baseAddress!, len) } }
         }

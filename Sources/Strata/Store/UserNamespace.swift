@@ -9,9 +9,15 @@ import Glibc
 /// A user without root runs strata inside a user namespace where uid 0 is the user and uids
 /// 1…65536 are the user's subordinate range, as podman does: layers unpack with their true
 /// owners (uid 1000 in the image is a subordinate uid on disk), runc runs containers in it, and
-/// every owner strata reads back (commit, diff, save) is the image's own. The CLI enters it
-/// with util-linux's `unshare --map-auto`, which calls the system's setuid `newuidmap` and
-/// `newgidmap`; nothing of strata's runs setuid.
+/// every owner strata reads back (commit, diff, save) is the image's own. The CLI enters it in
+/// its own process before any thread starts (`Rootless`, in StrataCLI), and a forked helper
+/// outside maps it with the system's setuid `newuidmap` and `newgidmap`; nothing of strata's
+/// runs setuid.
+///
+/// The mount namespace entered with it is private to that one process: an overlay mounted in
+/// it vanishes when the process exits. `STRATA_USERNS` tells which namespace a process is in:
+/// `1` when the process (the CLI) made it on the way in, `session` inside `strata unshare`,
+/// whose command holds the namespace for as long as it runs (``mountsOutliveProcess(environment:)``).
 public enum UserNamespace {
     /// One `name:start:count` line of `/etc/subuid` or `/etc/subgid`.
     public struct Range: Sendable, Hashable {
@@ -40,6 +46,17 @@ public enum UserNamespace {
     public static var isNested: Bool {
         let fields = uidMap.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
         return !(fields.count == 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295")
+    }
+
+    /// Whether a mount this process makes outlives it (so `strata mount` may print its path):
+    /// true outside a user namespace and inside `strata unshare` (`STRATA_USERNS=session`) or
+    /// a namespace strata did not make; false when this process made its own namespace on the
+    /// way in (`STRATA_USERNS=1`), where the mount goes with the process.
+    /// `environment` nil reads this process's environment as it is now.
+    public static func mountsOutliveProcess(environment: [String: String]? = nil) -> Bool {
+        guard isNested else { return true }
+        let mark = environment.map { $0["STRATA_USERNS"] } ?? getenv("STRATA_USERNS").map { String(cString: $0) }
+        return mark != "1"
     }
 
     /// The command that runs `executable arguments` in a new user namespace (uid and gid 0
