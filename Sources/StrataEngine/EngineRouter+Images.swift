@@ -15,7 +15,7 @@ extension EngineRouter {
         if let before = filters.before { try Self.checkName(before) }
         if let since = filters.since { try Self.checkName(since) }
         let images = try await store.images(all: try req.bool("all"), filters: filters)
-        try await res.sendJSON(images.map { $0.dockerJSON() })
+        try await res.send(.ok, contentType: "application/json", body: ImageListJSON.encode(images) + Data("\n".utf8))
     }
 
     /// `GET /images/{name}/json`: Docker's inspect object.

@@ -3,6 +3,7 @@ import NIOHTTP1
 import OCI
 import Testing
 @testable import StrataEngine
+@testable import Strata
 
 /// Request parsing and error mapping, without a socket.
 @Suite struct EngineRequestTests {
@@ -63,5 +64,27 @@ import Testing
         }
         #expect(throws: Never.self) { try EngineRouter.checkName("docker.io/library/busybox:latest") }
         #expect(throws: Never.self) { try EngineRouter.checkName("sha256:abc") }
+    }
+}
+
+/// `GET /images/json`'s hand-written body parses to the same objects as the dictionaries
+/// JSONSerialization wrote before (``ImageSummary/dockerJSON()``), for strings that need
+/// escaping: quotes, backslashes, control characters, slashes and non-ASCII text.
+@Suite struct ImageListJSONTests {
+    @Test func sameDocumentAsJSONSerialization() throws {
+        let id = Digest.sha256(Data("a".utf8))
+        let odd = "q\"b\\s/\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é ☃ 🐳"
+        var a = ImageSummary(id: id, tags: ["app:1", "x/y:2"], repoDigests: ["app@" + id.string], parentID: Digest.sha256(Data("p".utf8)),
+                             created: Date(timeIntervalSince1970: 1_700_000_000), size: 123_456_789_012, layerCount: 3, children: 2, containers: 1)
+        a.labels = ["org.opencontainers.image.title": odd, odd: "v", "empty": ""]
+        let b = ImageSummary(id: Digest.sha256(Data("b".utf8)), tags: [], repoDigests: [], parentID: nil, created: nil,
+                             size: 0, layerCount: 0, children: 0, containers: 0)
+        for list in [[], [a], [a, b, b]] {
+            let fast = try JSONSerialization.jsonObject(with: ImageListJSON.encode(list)) as? NSArray
+            let slow = try JSONSerialization.jsonObject(with: EngineResponse.json(list.map { $0.dockerJSON() })) as? NSArray
+            #expect(fast != nil && fast == slow, "\(list.count) images")
+        }
+        // Slashes are not escaped, as before.
+        #expect(String(decoding: ImageListJSON.encode([a]), as: UTF8.self).contains("\"x/y:2\""))
     }
 }
