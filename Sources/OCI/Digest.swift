@@ -13,16 +13,25 @@ import Foundation
 /// d.shortHex // "aaaaaaaaaaaa"
 /// ```
 public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
-    public let algorithm: String
-    public let encoded: String
+    /// `algorithm:encoded`, held whole: a digest read from the database or a document keeps
+    /// the string it was parsed from, and SQL arguments, paths and comparisons use it as is.
+    public let string: String
+
+    /// The algorithm: `sha256`, `sha512` (or `xxh128` for the store's own file index).
+    public var algorithm: String { String(string.utf8.prefix(upTo: colon))! }
+    /// The hex after the colon.
+    public var encoded: String { String(string.utf8.suffix(from: string.utf8.index(after: colon)))! }
+
+    /// The colon's position (every algorithm the store knows has six characters, but the
+    /// position is found rather than assumed).
+    private var colon: String.Index { string.utf8.firstIndex(of: UInt8(ascii: ":")) ?? string.utf8.endIndex }
 
     /// Parses and validates a digest string.
     public init(_ string: String) throws {
-        // The common case first, on the UTF-8 bytes: listings parse one per row.
-        let u = string.utf8
-        if u.count == 71, u.starts(with: Self.sha256Prefix), u.dropFirst(7).allSatisfy(Self.isLowerHex) {
-            self.algorithm = "sha256"
-            self.encoded = String(string.utf8.dropFirst(7))!
+        // The common case first, on the UTF-8 bytes: listings parse one per row, and the
+        // string is kept as it is (no copy).
+        if string.utf8.count == 71, Self.isSHA256(string) {
+            self.string = string
             return
         }
         guard let colon = string.firstIndex(of: ":") else {
@@ -40,18 +49,25 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
         guard encoded.utf8.count == expected, encoded.utf8.allSatisfy(Self.isLowerHex) else {
             throw StrataError(.invalidDigest, "invalid digest \"\(Self.clip(string))\": expected \(algorithm):<\(expected) lowercase hex>")
         }
-        self.algorithm = algorithm
-        self.encoded = encoded
+        self.string = string
     }
 
-    private static let sha256Prefix = Array("sha256:".utf8)
+    /// Whether a 71-byte string is `sha256:` and 64 lowercase hex, checked on contiguous bytes.
+    private static func isSHA256(_ string: String) -> Bool {
+        var s = string
+        return s.withUTF8 { b in
+            guard b.count == 71, b[0] == 0x73, b[1] == 0x68, b[2] == 0x61, b[3] == 0x32, b[4] == 0x35,
+                  b[5] == 0x36, b[6] == 0x3A else { return false }  // "sha256:"
+            for i in 7..<71 where !isLowerHex(b[i]) { return false }
+            return true
+        }
+    }
 
     private static func isLowerHex(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 102) }
 
     /// A sha256 digest from a 64-hex string known to be valid.
     init(sha256Hex: String) {
-        self.algorithm = "sha256"
-        self.encoded = sha256Hex
+        self.string = "sha256:" + sha256Hex
     }
 
     /// A `sha256:` digest from the 32 bytes of a finished SHA-256; `nil` unless there are
@@ -79,8 +95,7 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
     }
 
     private init(algorithm: String, encoded: String) {
-        self.algorithm = algorithm
-        self.encoded = encoded
+        self.string = algorithm + ":" + encoded
     }
 
     /// `sha256:` digest of the given bytes.
@@ -93,10 +108,13 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
         Digest(sha256Hex: hasher.finalize().hexString)
     }
 
-    public var string: String { "\(algorithm):\(encoded)" }
     public var description: String { string }
     /// The first 12 hex characters: Docker's short ID.
-    public var shortHex: String { String(encoded.prefix(12)) }
+    public var shortHex: String {
+        let u = string.utf8
+        let start = u.index(after: colon)
+        return String(u[start..<(u.index(start, offsetBy: 12, limitedBy: u.endIndex) ?? u.endIndex)])!
+    }
 
     public static func < (a: Digest, b: Digest) -> Bool { a.string < b.string }
 

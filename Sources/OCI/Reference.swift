@@ -91,14 +91,21 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
     /// The familiar form of a full name that strata itself stored (already normalised and
     /// valid), without parsing it again: `docker.io/library/busybox:1` → `busybox:1`.
     public static func familiar(stored name: String) -> String {
-        guard name.hasPrefix("docker.io/") else { return name }
-        let rest = name.dropFirst("docker.io/".count)
-        if rest.hasPrefix("library/") {
-            let short = rest.dropFirst("library/".count)
-            let path = short.split(separator: ":", maxSplits: 1).first ?? short
-            if !path.utf8.contains(UInt8(ascii: "/")) { return String(short) }
+        // On the UTF-8 bytes: listings call this once per tag.
+        var copy = name
+        return copy.withUTF8 { b -> String in
+            let docker = "docker.io/".utf8, library = "library/".utf8
+            guard b.starts(with: docker) else { return name }
+            var start = docker.count
+            if b[start...].starts(with: library) {
+                // `library/` is dropped when the path (before any `:tag`) has no other `/`.
+                let short = start + library.count
+                var i = short
+                while i < b.count, b[i] != UInt8(ascii: ":"), b[i] != UInt8(ascii: "/") { i += 1 }
+                if i == b.count || b[i] == UInt8(ascii: ":") { start = short }
+            }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[start...]), as: UTF8.self)
         }
-        return String(rest)
     }
 
     /// The same reference with another tag and no digest.

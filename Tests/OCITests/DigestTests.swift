@@ -7,13 +7,23 @@ import Testing
         let d = try Digest("sha256:" + String(repeating: "ab", count: 32))
         #expect(d.algorithm == "sha256")
         #expect(d.shortHex == "abababababab")
-        _ = try Digest("sha512:" + String(repeating: "0", count: 128))
+        let long = try Digest("sha512:" + String(repeating: "0", count: 127) + "f")
+        #expect(long.algorithm == "sha512" && long.encoded == String(repeating: "0", count: 127) + "f")
+        #expect(long.shortHex == "000000000000" && long.string.utf8.count == 135)
+        // The parsed string is what `string` gives back, and order is the string's order.
+        let a = try Digest("sha256:" + String(repeating: "a", count: 64)), b = try Digest("sha512:" + String(repeating: "0", count: 128))
+        #expect(a.string == "sha256:" + String(repeating: "a", count: 64) && a.encoded == String(repeating: "a", count: 64))
+        let again = try Digest(a.string)
+        #expect(a < b && !(b < a) && a == again)
     }
 
     @Test(arguments: [
         "", "sha256", "sha256:", "sha256:abc", "md5:" + String(repeating: "a", count: 32),
         "sha256:" + String(repeating: "A", count: 64), "sha256:" + String(repeating: "g", count: 64),
         "SHA256:" + String(repeating: "a", count: 64), "sha256:" + String(repeating: "a", count: 65),
+        // 71 bytes, one wrong in each part the fast path checks.
+        "sha255:" + String(repeating: "a", count: 64), "sha256;" + String(repeating: "a", count: 64),
+        "sha256:" + String(repeating: "a", count: 63) + "/", "sha256:" + String(repeating: "a", count: 63) + "\u{e9}",
     ])
     func rejectsMalformed(_ s: String) {
         #expect(throws: StrataError.self) { try Digest(s) }

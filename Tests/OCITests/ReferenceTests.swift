@@ -21,6 +21,29 @@ import Testing
         #expect(Reference.familiar(stored: r.fullName) == familiar)
     }
 
+    /// The byte-level `familiar(stored:)` agrees with Docker's rule written plainly (drop
+    /// `docker.io/`, then `library/` when the path has no other `/`) on every name built from
+    /// the pieces that decide it.
+    @Test func familiarOfStoredNamesFollowsTheRule() {
+        func plain(_ name: String) -> String {
+            guard name.hasPrefix("docker.io/") else { return name }
+            let rest = name.dropFirst("docker.io/".count)
+            if rest.hasPrefix("library/") {
+                let short = rest.dropFirst("library/".count)
+                let path = short.split(separator: ":", maxSplits: 1).first ?? short
+                if !path.contains("/") { return String(short) }
+            }
+            return String(rest)
+        }
+        let registries = ["", "docker.io/", "docker.io", "quay.io/", "docker.iox/", "localhost:5000/"]
+        let middles = ["", "library/", "library", "librar/", "user/", "library/sub/", "library/library/"]
+        let names = ["", "busybox", "a/b", "app:1", "app:x/y", ":tag", "b\u{e9}b\u{e9}:1", "x@sha256:ab"]
+        for r in registries { for m in middles { for n in names {
+            let s = r + m + n
+            #expect(Reference.familiar(stored: s) == plain(s), "\(s)")
+        } } }
+    }
+
     @Test func keepsDigest() throws {
         let d = "sha256:" + String(repeating: "c", count: 64)
         let r = try Reference("busybox@" + d)

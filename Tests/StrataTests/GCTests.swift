@@ -115,9 +115,9 @@ struct GCCase: CustomStringConvertible, Sendable {
         }
         let blobNames = allBlobs
         try await store.db.write { db in
-            for b in blobNames { try db.execute(sql: "INSERT INTO blobs VALUES (?, ?, 'x', ?)", arguments: [d(b), b.utf8.count, old]) }
+            for b in blobNames { try db.execute(sql: "INSERT INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, 'x', ?)", arguments: [d(b), b.utf8.count, old]) }
             for l in c.layers {
-                try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, 10, ?)", arguments: [d(l.chain), d(l.diff), l.parent.map(d), old])
+                try db.execute(sql: "INSERT INTO layers(chain_id, diff_id, parent_chain_id, size, created_at) VALUES (?, ?, ?, 10, ?)", arguments: [d(l.chain), d(l.diff), l.parent.map(d), old])
             }
             for lb in c.layerBlobs { try db.execute(sql: "INSERT INTO layer_blobs VALUES (?, ?, ?, 10)", arguments: [d(lb.blob), d(lb.diff), lb.compression]) }
             for i in c.images {

@@ -5,7 +5,8 @@ import GRDB
 public struct FsckProblem: Sendable, Codable, Hashable {
     /// Stable kinds: `integrity`, `foreign-key`, `missing-blob`, `corrupt-blob`, `unreadable-blob`
     /// (a read failed: EIO from the device), `size-mismatch`, `diffid-mismatch`,
-    /// `config-mismatch`, `orphan-file`, `orphan-snapshot`, `orphan-volume`, `stale-ingest`, `pending-unlink`.
+    /// `config-mismatch`, `refcount` (a blob's or layer chain's `image_refs` differs from a
+    /// recount), `orphan-file`, `orphan-snapshot`, `orphan-volume`, `stale-ingest`, `pending-unlink`.
     public var kind: String
     public var subject: String
     public var detail: String
@@ -67,6 +68,7 @@ extension Store {
         for p in pending {
             report.problems.append(FsckProblem(kind: "pending-unlink", subject: p, detail: "queued for unlink but still present"))
         }
+        try await checkReferenceCounts(repair: repair, into: &report)
 
         // Blobs: every row has its file, with the right size and digest.
         let blobRows = try await read { db in
@@ -252,5 +254,40 @@ extension Store {
         }
         // A repair that returned stays done through a power cut: the removals' directories are fsynced.
         for dir in removedFrom { try fsyncDirectory(dir) }
+    }
+}
+
+extension Store {
+    /// `blobs.image_refs` and `layers.image_refs` (migration 0008's triggers keep them) against
+    /// a recount from the rows; `repair` rewrites the ones that differ, in one transaction.
+    func checkReferenceCounts(repair: Bool, into report: inout FsckReport) async throws {
+        let blobCount = """
+            (SELECT count(*) FROM images i WHERE i.id = b.digest)
+              + (SELECT count(*) FROM images i WHERE i.manifest_digest = b.digest)
+              + (SELECT count(*) FROM images i WHERE i.index_digest = b.digest)
+              + (SELECT count(*) FROM image_layers il WHERE il.blob_digest = b.digest)
+            """
+        let chainCount = "(SELECT count(*) FROM image_layers il WHERE il.chain_id = l.chain_id)"
+        let blobSQL = "SELECT b.digest, b.image_refs, \(blobCount) AS n FROM blobs b WHERE b.image_refs != \(blobCount)"
+        let chainSQL = "SELECT l.chain_id, l.image_refs, \(chainCount) AS n FROM layers l WHERE l.image_refs != \(chainCount)"
+        let (blobs, chains) = try await read { db in
+            (try Row.fetchAll(db, sql: blobSQL).map { ($0[0] as String, $0[1] as Int, $0[2] as Int) },
+             try Row.fetchAll(db, sql: chainSQL).map { ($0[0] as String, $0[1] as Int, $0[2] as Int) })
+        }
+        guard !blobs.isEmpty || !chains.isEmpty else { return }
+        if repair {
+            try await write { db in
+                try db.execute(sql: "UPDATE blobs AS b SET image_refs = \(blobCount) WHERE b.image_refs != \(blobCount)")
+                try db.execute(sql: "UPDATE layers AS l SET image_refs = \(chainCount) WHERE l.image_refs != \(chainCount)")
+            }
+        }
+        for (what, rows) in [("blob", blobs), ("layer chain", chains)] {
+            for (subject, stored, counted) in rows {
+                report.problems.append(FsckProblem(
+                    kind: "refcount", subject: subject,
+                    detail: "\(what) row says \(stored) image references, the rows hold \(counted)",
+                    repaired: repair ? "set to \(counted)" : nil))
+            }
+        }
     }
 }

@@ -120,13 +120,11 @@ enum Liveness {
     /// `unnamed` false, those the dead images name; with `unnamed` true, the blob rows no
     /// image names at all (index children, other encodings, leased or forgotten blobs). The
     /// two sets are disjoint, so df reads them at the same time on two connections and adds.
+    /// "No image names it" is `blobs.image_refs = 0` (migration 0008's triggers keep the
+    /// count; fsck recounts it), read from a partial index.
     static func deadBlobsSQL(unnamed: Bool) -> String {
         let candidates = unnamed ? """
-            SELECT digest FROM blobs b
-                WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = b.digest)
-                  AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_digest = b.digest)
-                  AND NOT EXISTS (SELECT 1 FROM images i WHERE i.index_digest = b.digest)
-                  AND NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.blob_digest = b.digest)
+            SELECT digest FROM blobs WHERE image_refs = 0
             """ : """
             SELECT id FROM dead_images
                 UNION SELECT manifest_digest FROM images WHERE id IN (SELECT id FROM dead_images)

@@ -71,8 +71,9 @@ extension Store {
                        (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
                        (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)) AS dead_size,
                        (SELECT count(*) FROM layers) AS layers_total,
-                       -- Chains some image uses, less those only dead images use.
-                       (SELECT count(*) FROM layers l WHERE EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id))
+                       -- Chains some image uses (image_refs, kept by triggers: a partial
+                       -- index holds the unused ones), less those only dead images use.
+                       (SELECT count(*) FROM layers) - (SELECT count(*) FROM layers WHERE image_refs = 0)
                          - (SELECT count(DISTINCT il.chain_id) FROM image_layers il WHERE il.image_id IN (SELECT id FROM dead_images)
                               AND NOT EXISTS (SELECT 1 FROM image_layers k WHERE k.chain_id = il.chain_id
                                               AND k.image_id NOT IN (SELECT id FROM dead_images))) AS layers_active,

@@ -128,8 +128,13 @@ extension Store {
             let children = try MergeScan(db, "SELECT parent_id, count(*) FROM images WHERE parent_id IS NOT NULL GROUP BY parent_id ORDER BY parent_id")
             let containers = try MergeScan(db, "SELECT image_id, count(*) FROM containers GROUP BY image_id ORDER BY image_id")
 
-            var out: [ImageSummary] = []
+            // Room for every image at once: growing an array of 10,000 summaries copies each
+            // one several times.
+            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM images") ?? 0
+            var out: [ImageSummary?] = []
+            out.reserveCapacity(count)
             var keys: [(created: Int64, index: Int32)] = []
+            keys.reserveCapacity(count)
             let rows = try Row.fetchCursor(db, sql: sql + " ORDER BY id", arguments: StatementArguments(args))
             while let r = try rows.next() {
                 // Columns by position: this loop runs once per image.
@@ -169,9 +174,15 @@ extension Store {
                 out.append(summary)
             }
             // Newest first, then by ID: the rows came in ID order, so ties keep their index
-            // order. Sorting small keys, then gathering, moves each summary once.
+            // order. Sorting small keys, then taking each summary out of its slot, moves each
+            // one once (no copy, no reference counting).
             keys.sort { $0.created != $1.created ? $0.created > $1.created : $0.index < $1.index }
-            return keys.map { out[Int($0.index)] }
+            var sorted: [ImageSummary] = []
+            sorted.reserveCapacity(keys.count)
+            for k in keys {
+                if let summary = out[Int(k.index)].take() { sorted.append(summary) }
+            }
+            return sorted
         }
     }
 
