@@ -62,24 +62,27 @@ struct ImagesCommand: AsyncParsableCommand {
             print(out, terminator: "")
             return
         }
-        var rows: [[String]] = []
+        var header = ["REPOSITORY", "TAG"]
+        if digests { header.append("DIGEST") }
+        header += ["IMAGE ID", "CREATED", "SIZE"]
+        var table = Table(header, rows: images.count)
         let now = Date()
         for i in images {
             let id = Units.shortID(i.id, noTrunc: noTrunc)
             for (repo, tag) in Output.splitTags(i.tags) {
-                var row = [repo, tag]
+                table.add(repo)
+                table.add(tag)
                 if digests {
                     let d = i.repoDigests.first { $0.hasPrefix(repo + "@") }
-                    row.append(d.flatMap { $0.split(separator: "@").last.map(String.init) } ?? "<none>")
+                    table.add(d.flatMap { $0.split(separator: "@").last.map(String.init) } ?? "<none>")
                 }
-                row += [id, Units.ago(i.created, now: now), Units.size(i.size)]
-                rows.append(row)
+                table.add(id)
+                table.add(Units.ago(i.created, now: now))
+                table.add(Units.size(i.size))
+                table.endRow()
             }
         }
-        var header = ["REPOSITORY", "TAG"]
-        if digests { header.append("DIGEST") }
-        header += ["IMAGE ID", "CREATED", "SIZE"]
-        print(Output.table(header, rows), terminator: "")
+        print(table.render(), terminator: "")
     }
 }
 

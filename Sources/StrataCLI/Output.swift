@@ -19,52 +19,22 @@ enum Output {
     /// Columns as Docker's tabwriter lays them out (min width 10, padding 3). Widths count
     /// Unicode scalars, as Go's tabwriter counts runes.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
-        // Each cell's width is counted once (in Unicode scalars; an ASCII cell, the common
-        // case, by its UTF-8 length without a second pass).
-        func width(_ c: String) -> Int {
-            let u = c.utf8
-            return u.allSatisfy { $0 < 0x80 } ? u.count : c.unicodeScalars.count
+        var t = Table(header, rows: rows.count)
+        for r in rows {
+            for c in r { t.add(c) }
+            t.endRow()
         }
-        var widths = [Int](repeating: 0, count: header.count)
-        var cellWidths: [Int] = []
-        cellWidths.reserveCapacity((rows.count + 1) * header.count)
-        var total = 0
-        func measure(_ r: [String]) {
-            for (i, c) in r.enumerated() {
-                let n = width(c)
-                cellWidths.append(n)
-                total += n + 3
-                if i < widths.count - 1 { widths[i] = max(widths[i], max(n + 3, 10)) }
-            }
-        }
-        measure(header)
-        for r in rows { measure(r) }
-        var out = ""
-        out.reserveCapacity(total + (rows.count + 1) * (widths.reduce(0, +) / 2 + 1))
-        let spaces = String(repeating: " ", count: (widths.max() ?? 0) + 1)
-        var k = 0
-        func emit(_ r: [String]) {
-            for (i, c) in r.enumerated() {
-                out += c
-                if i < r.count - 1 {
-                    let pad = widths[i] - cellWidths[k]
-                    if pad > 0 { out += spaces.prefix(pad) }  // pad < spaces.count: widths are its bound
-                }
-                k += 1
-            }
-            out += "\n"
-        }
-        emit(header)
-        for r in rows { emit(r) }
-        return out
+        return t.render()
     }
 
     /// `repo:tag` strings as (repository, tag) pairs; an untagged image is one `<none>` row.
     static func splitTags(_ tags: [String]) -> [(String, String)] {
         if tags.isEmpty { return [("<none>", "<none>")] }
         return tags.map { t in
-            guard let c = t.lastIndex(of: ":"), !t[t.index(after: c)...].utf8.contains(UInt8(ascii: "/")) else { return (t, "<none>") }
-            return (String(t[..<c]), String(t[t.index(after: c)...]))
+            // On the UTF-8 view: a listing splits every tag.
+            let u = t.utf8
+            guard let c = u.lastIndex(of: UInt8(ascii: ":")), !u[u.index(after: c)...].contains(UInt8(ascii: "/")) else { return (t, "<none>") }
+            return (String(t[..<c]), String(t[u.index(after: c)...]))
         }
     }
 
