@@ -60,6 +60,7 @@ struct ImagesCommand: AsyncParsableCommand {
                 out += "\n"
             }
             print(out, terminator: "")
+            Output.endListing(keeping: (images, store))
             return
         }
         var header = ["REPOSITORY", "TAG"]
@@ -83,6 +84,7 @@ struct ImagesCommand: AsyncParsableCommand {
             }
         }
         print(table.render(), terminator: "")
+        Output.endListing(keeping: (images, table, store))
     }
 }
 

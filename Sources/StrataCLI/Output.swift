@@ -11,6 +11,23 @@ enum TextFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
 /// Printing helpers that match Docker's output.
 enum Output {
+    /// True while the CLI runs as the `strata` process (``StrataCommand/runAsProcess(arguments:)``),
+    /// which ends when the command does.
+    @TaskLocal static var endsProcess = false
+
+    /// Called when a listing has written its output. In the `strata` process it exits 0 at
+    /// once, keeping `results` alive: releasing 10,000 image summaries one object at a time
+    /// is a tenth of `strata images`, and the process is ending anyway (the store needs no
+    /// close: SQLite recovers from any exit). An in-process caller of
+    /// ``StrataCommand/main(arguments:)`` gets a normal return.
+    static func endListing(keeping results: some Any) {
+        guard endsProcess else { return }
+        withExtendedLifetime(results) {
+            fflush(nil)  // every C stream: print writes through stdout
+            Glibc.exit(0)
+        }
+    }
+
     static func error(_ message: String) {
         let oneLine = message.replacingOccurrences(of: "\n", with: " ")
         FileHandle.standardError.write(Data("error: \(oneLine)\n".utf8))

@@ -34,6 +34,13 @@ public struct StrataCommand: AsyncParsableCommand {
 
     public init() {}
 
+    /// Runs the CLI as the `strata` process: ``main(arguments:)``, then `exit` with its status.
+    /// A listing may exit as soon as its output is written (`Output.endListing`).
+    public static func runAsProcess(arguments: [String]) async -> Never {
+        let status = await Output.$endsProcess.withValue(true) { await main(arguments: arguments) }
+        Glibc.exit(status)
+    }
+
     /// Runs the CLI with `arguments` (without the program name) and returns the exit status:
     /// 0 success, 1 an error (printed as one `error: …` line), 2 a usage error.
     public static func main(arguments: [String]) async -> Int32 {

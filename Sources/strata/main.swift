@@ -7,4 +7,4 @@ import StrataCLI
 let arguments = (1..<Int(CommandLine.argc)).compactMap { i in CommandLine.unsafeArgv[i].map { RawName.decode(cString: $0) } }
 // Without root: into the user namespace first (it re-executes this program and does not return).
 if let status = Rootless.enterIfNeeded(arguments: arguments) { exit(status) }
-exit(await StrataCommand.main(arguments: arguments))
+await StrataCommand.runAsProcess(arguments: arguments)
