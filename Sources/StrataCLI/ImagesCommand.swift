@@ -55,8 +55,8 @@ struct ImagesCommand: AsyncParsableCommand {
             // One line per image (the list holds each image once), written at once.
             var out = ""
             out.reserveCapacity(images.count * (noTrunc ? 72 : 13))
-            for i in images {
-                out += Units.shortID(i.id, noTrunc: noTrunc)
+            for k in images.indices {
+                out += Units.shortID(images[k].id, noTrunc: noTrunc)
                 out += "\n"
             }
             print(out, terminator: "")
@@ -68,18 +68,19 @@ struct ImagesCommand: AsyncParsableCommand {
         header += ["IMAGE ID", "CREATED", "SIZE"]
         var table = Table(header, rows: images.count)
         let now = Date()
-        for i in images {
-            let id = Units.shortID(i.id, noTrunc: noTrunc)
-            for (repo, tag) in Output.splitTags(i.tags) {
+        // By index, reading the fields each row needs: iterating would copy every summary.
+        for k in images.indices {
+            let id = Units.shortID(images[k].id, noTrunc: noTrunc)
+            for (repo, tag) in Output.splitTags(images[k].tags) {
                 table.add(repo)
                 table.add(tag)
                 if digests {
-                    let d = i.repoDigests.first { $0.hasPrefix(repo + "@") }
+                    let d = images[k].repoDigests.first { $0.hasPrefix(repo + "@") }
                     table.add(d.flatMap { $0.split(separator: "@").last.map(String.init) } ?? "<none>")
                 }
                 table.add(id)
-                table.add(Units.ago(i.created, now: now))
-                table.add(Units.size(i.size))
+                table.add(Units.ago(images[k].created, now: now))
+                table.add(Units.size(images[k].size))
                 table.endRow()
             }
         }

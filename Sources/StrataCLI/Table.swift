@@ -41,25 +41,22 @@ struct Table {
     /// Ends the current row.
     mutating func endRow() { rowEnds.append(cells.count) }
 
-    /// The text, a line per row.
+    /// The text, a line per row, written as UTF-8 bytes into one buffer.
     func render() -> String {
-        var out = ""
+        var out: [UInt8] = []
         out.reserveCapacity(total + rowEnds.count * (widths.reduce(0, +) / 2 + 1))
-        let spaces = String(repeating: " ", count: (widths.max() ?? 0) + 1)
         var start = 0
         for end in rowEnds {
             for k in start..<end {
-                out += cells[k]
-                let column = k - start
+                out.append(contentsOf: cells[k].utf8)
                 if k < end - 1 {
-                    // pad < spaces.count: the widths are its bound.
-                    let pad = widths[column] - cellWidths[k]
-                    if pad > 0 { out += spaces.prefix(pad) }
+                    let pad = widths[k - start] - cellWidths[k]
+                    if pad > 0 { out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: pad)) }
                 }
             }
-            out += "\n"
+            out.append(UInt8(ascii: "\n"))
             start = end
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
