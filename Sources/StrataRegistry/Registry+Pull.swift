@@ -35,7 +35,10 @@ extension Registry {
                                   allPlatforms: Bool, needed: PullEstimate) async throws -> PullResult {
         let reference = try Reference(ref)
         let client = RegistryClient(reference: reference, options: options)
-        let scratch = try store.makeScratchDirectory()
+        // Blobs come in through the store's ingest plumbing only (BlobIngest); the records of
+        // where they came from go through the store's own API.
+        let ingest: some BlobIngest = store
+        let scratch = try ingest.makeScratchDirectory()
         defer { scratch.remove() }
         let blobsDir = scratch.url.appendingPathComponent("blobs/sha256")
         let (topData, topType, topDigest) = try await client.manifest(reference.digest?.string ?? reference.tag ?? "latest", expected: reference.digest)
@@ -93,18 +96,18 @@ extension Registry {
             }
         }
         var missing: [Descriptor] = []
-        for d in wanted where try await !store.hasBlob(d.digest) { missing.append(d) }
+        for d in wanted where try await !ingest.hasBlob(d.digest) { missing.append(d) }
         let missingBytes = missing.reduce(Int64(0)) { $0 + $1.size }
         needed.bytes.withLock { $0 = missingBytes }
         // The lease comes first: gc keeps every blob of this image from here until the rows are in.
-        let hold = try await store.hold(wanted.map(\.digest), for: "pull \(reference.familiar)")
+        let hold = try await ingest.hold(wanted.map(\.digest), for: "pull \(reference.familiar)")
         do {
             let source = "\(client.registry)/\(client.repository)"
             // A download's slot frees up once its bytes are in; the commit (fsync, rename, rows)
             // then overlaps the next downloads.
             let progress = options.progress
             try await pipeline(wanted, atMost: options.parallelism) { d -> FollowUp? in
-                guard let download = try await fetchBlob(d, client: client, store: store, source: source, progress: progress) else { return nil }
+                guard let download = try await fetchBlob(d, client: client, store: ingest, source: source, progress: progress) else { return nil }
                 return {
                     try await download.commit()
                     progress?(.finished(d.digest, size: d.size, status: "Pull complete"))
@@ -115,7 +118,7 @@ extension Registry {
             let index = Index(manifests: [Descriptor(mediaType: top.mediaType ?? topType, digest: topDigest, size: Int64(topData.count), annotations: annotations)])
             try JSONEncoder().encode(index).write(to: scratch.url.appendingPathComponent("index.json"))
             try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: scratch.url.appendingPathComponent("oci-layout"))
-            let loaded = try await store.load(scratch: scratch, options: LoadOptions(platform: platform, allPlatforms: allPlatforms))
+            let loaded = try await ingest.load(scratch: scratch, options: LoadOptions(platform: platform, allPlatforms: allPlatforms))
             guard let image = loaded.first else { throw StrataError(.internalError, "pull of \(ref) loaded nothing") }
             for l in loaded {
                 try await store.recordRepoDigest(name: reference.name, digest: topDigest, image: l.id)
@@ -123,13 +126,13 @@ extension Registry {
             // A non-distributable layer may have come from its urls rather than this repository.
             try await store.recordBlobSources(wanted.filter { !MediaType.isForeignLayer($0.mediaType) }.map(\.digest),
                                               registry: client.registry, repository: client.repository)
-            await store.release(hold)
+            await ingest.release(hold)
             return PullResult(image: image, images: loaded, digest: topDigest)
         } catch {
-            await store.release(hold)
+            await ingest.release(hold)
             // A full disk: what this pull committed goes again at once (a broken connection
             // keeps it, for the next try to resume from).
-            if DiskSpace.isDiskFull(error) { await store.discardBlobs(missing.map(\.digest)) }
+            if DiskSpace.isDiskFull(error) { await ingest.discardBlobs(missing.map(\.digest)) }
             throw error
         }
     }
@@ -155,7 +158,7 @@ extension Registry {
     /// A non-distributable layer the registry does not have (404) is fetched from the http(s)
     /// `urls` of its descriptor, in order, without the registry's credentials; its digest and
     /// size are verified like any other blob's.
-    static func fetchBlob(_ d: Descriptor, client: RegistryClient, store: Store, source: String,
+    static func fetchBlob(_ d: Descriptor, client: RegistryClient, store: some BlobIngest, source: String,
                           progress: (@Sendable (TransferEvent) -> Void)?) async throws -> BlobDownload? {
         guard let download = try await store.beginDownload(d, source: source) else {
             progress?(.finished(d.digest, size: d.size, status: "Already exists"))
