@@ -157,6 +157,16 @@ struct GCCase: CustomStringConvertible, Sendable {
         let dry = try await store.collectGarbage(GCOptions(dryRun: true, grace: 0))
         let df = try await store.diskUsage()
         #expect(df.rows.first { $0.type == "Images" }?.reclaimable == dry.freedBytes, "\(c.description): df vs gc")
+        // df's active images and chains are what gc (no grace) leaves: an image lists every
+        // chain of its stack, so the chains that stay are exactly those a live image uses.
+        let afterGC = try await dir.store("copy-\(UUID().uuidString.prefix(8))")
+        try await Self.build(c, in: afterGC)
+        _ = try await afterGC.collectGarbage(GCOptions(grace: 0))
+        let (imagesLeft, chainsLeft) = try await afterGC.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM images") ?? -1, try Int.fetchOne(db, sql: "SELECT count(*) FROM layers") ?? -1)
+        }
+        #expect(df.rows.first { $0.type == "Images" }?.active == imagesLeft, "\(c.description): df active images")
+        #expect(df.layers.active == chainsLeft && df.layers.total == c.layers.count, "\(c.description): df layers \(df.layers) vs \(chainsLeft) after gc")
         // gc --explain walks the full graph (the oracle): it finds a path exactly to what survives.
         var blobNames = Set(c.layerBlobs.map(\.blob) + c.extraBlobs)
         for i in c.images { blobNames.insert(i.manifest); if let x = i.index { blobNames.insert(x) } }

@@ -58,39 +58,46 @@ extension Store {
         // The blob rows no image names are checked on a second connection at the same time
         // (a third of the SQL): a second read transaction, begun together with the first.
         async let unnamedDeadSize = read { db in
-            try Int64.fetchOne(db, sql: Liveness.deadBlobsSQL(unnamed: true) + """
+            // Usually no blob row is unnamed: then the rule's query is not even compiled.
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM blobs WHERE image_refs = 0)") == true else { return Int64(0) }
+            return try Int64.fetchOne(db, sql: Liveness.deadBlobsSQL(unnamed: true) + """
                 SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)
                 """, arguments: args) ?? 0
         }
         let (namedImageRow, layerRow, snapRows, blobCount, containers, cache, pending) = try await read { db in
-            let live = Liveness.deadBlobsSQL(unnamed: false)
-            // One evaluation of the live set for every figure.
-            let row = try GRDB.Row.fetchOne(db, sql: live + """
+            let deadImages = try Int.fetchOne(db, sql: Liveness.deadImagesCTE(.gc) + "SELECT count(*) FROM dead_images", arguments: args) ?? 0
+            guard let row = try GRDB.Row.fetchOne(db, sql: """
                 SELECT (SELECT count(*) FROM images) AS total,
-                       (SELECT count(*) FROM images) - (SELECT count(*) FROM dead_images) AS active,
                        (SELECT coalesce(sum(size), 0) FROM blobs) AS size,
-                       (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)) AS dead_size,
+                       (SELECT count(*) FROM blobs) AS blob_count,
                        (SELECT count(*) FROM layers) AS layers_total,
-                       -- Chains some image uses (image_refs, kept by triggers: a partial
-                       -- index holds the unused ones), less those only dead images use.
-                       (SELECT count(*) FROM layers) - (SELECT count(*) FROM layers WHERE image_refs = 0)
-                         - (SELECT count(DISTINCT il.chain_id) FROM image_layers il WHERE il.image_id IN (SELECT id FROM dead_images)
-                              AND NOT EXISTS (SELECT 1 FROM image_layers k WHERE k.chain_id = il.chain_id
-                                              AND k.image_id NOT IN (SELECT id FROM dead_images))) AS layers_active,
-                       (SELECT coalesce(sum(size), 0) FROM layers) AS layers_size,
-                       (SELECT count(*) FROM blobs) AS blob_count
-                """, arguments: args)
+                       -- Chains no image uses (image_refs, kept by triggers: a partial index).
+                       (SELECT count(*) FROM layers WHERE image_refs = 0) AS layers_unused,
+                       (SELECT coalesce(sum(size), 0) FROM layers) AS layers_size
+                """) else { throw StrataError(.internalError, "disk usage query returned nothing") }
+            // What only dead images need: asked of the rule when there are dead images.
+            var deadSize: Int64 = 0, chainsOnlyDeadUse = 0
+            let live = Liveness.deadBlobsSQL(unnamed: false)
+            if deadImages > 0, let dead = try GRDB.Row.fetchOne(db, sql: live + """
+                SELECT (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN (SELECT d FROM dead_blobs)) AS dead_size,
+                       (SELECT count(DISTINCT il.chain_id) FROM image_layers il WHERE il.image_id IN (SELECT id FROM dead_images)
+                          AND NOT EXISTS (SELECT 1 FROM image_layers k WHERE k.chain_id = il.chain_id
+                                          AND k.image_id NOT IN (SELECT id FROM dead_images))) AS chains
+                """, arguments: args) {
+                deadSize = dead["dead_size"]
+                chainsOnlyDeadUse = dead["chains"]
+            }
             let snaps = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM snapshots)") == true
-                ? try GRDB.Row.fetchAll(db, sql: live + """
+                ? try GRDB.Row.fetchAll(db, sql: (deadImages > 0 ? live : "WITH dead_images(id) AS (SELECT NULL WHERE 0)\n") + """
                     SELECT s.id, EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = s.chain_id
                                          AND il.image_id NOT IN (SELECT id FROM dead_images)) AS live
                     FROM snapshots s
                     """, arguments: args)
                 : []
-            guard let row else { throw StrataError(.internalError, "disk usage query returned nothing") }
-            let images = row, layers = row
-            let i = Counts(total: images["total"], active: images["active"], size: images["size"], liveSize: (images["size"] as Int64) - (images["dead_size"] as Int64))
-            let l = Counts(total: layers["layers_total"], active: layers["layers_active"], size: layers["layers_size"], liveSize: 0)
+            let total: Int = row["total"], size: Int64 = row["size"]
+            let i = Counts(total: total, active: total - deadImages, size: size, liveSize: size - deadSize)
+            let layersTotal: Int = row["layers_total"], layersUnused: Int = row["layers_unused"]
+            let l = Counts(total: layersTotal, active: layersTotal - layersUnused - chainsOnlyDeadUse, size: row["layers_size"], liveSize: 0)
             let blobCount: Int = row["blob_count"]
             let liveSnapshots = Dictionary(uniqueKeysWithValues: snaps.map { ($0["id"] as String, ($0["live"] as Bool?) ?? false) })
             return (i, l, liveSnapshots, blobCount,
