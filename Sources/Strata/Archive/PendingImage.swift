@@ -109,8 +109,8 @@ extension Store {
             try db.execute(sql: "DELETE FROM leases WHERE id = ?", arguments: [lease])
         }) { db in
             for (d, (size, mt)) in blobRows {
-                try db.execute(sql: "INSERT OR IGNORE INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, ?, ?)",
-                               arguments: [d.string, size, mt, t])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(digest, size, media_type, created_at) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [d.string, size, mt, t])
             }
             var out: [LoadedImage] = []
             for image in images {
@@ -121,64 +121,64 @@ extension Store {
         }
     }
 
+    /// Statements are cached on the connection: a load of thousands of images compiles each
+    /// (with the reference-count triggers it fires) once, not once per image.
     static func insert(_ image: PendingImage, db: Database, now t: Int64) throws {
         let id = image.configDigest.string
         let diffIDs = image.layers.map(\.blob.diffID)
         let chain = ChainID.chain(diffIDs)
         for (i, l) in image.layers.enumerated() {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO layer_blobs(blob_digest, diff_id, compression, uncompressed_size) VALUES (?, ?, ?, ?)
-                """, arguments: [l.blob.digest.string, l.blob.diffID.string, l.blob.compression.rawValue, l.blob.uncompressedSize])
-            try db.execute(sql: """
+                """).execute(arguments: [l.blob.digest.string, l.blob.diffID.string, l.blob.compression.rawValue, l.blob.uncompressedSize])
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO layers(chain_id, diff_id, parent_chain_id, size, created_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [chain[i].string, diffIDs[i].string, i > 0 ? chain[i - 1].string : nil, l.blob.uncompressedSize, t])
+                """).execute(arguments: [chain[i].string, diffIDs[i].string, i > 0 ? chain[i - 1].string : nil, l.blob.uncompressedSize, t])
         }
         for (s, d, k) in image.edges {
-            try db.execute(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, ?)", arguments: [s, d, k])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, ?)").execute(arguments: [s, d, k])
         }
-        let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM images WHERE id = ?", arguments: [id]) ?? false
+        let exists = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM images WHERE id = ?"), arguments: [id]) ?? false
         if !exists {
             let cfg = image.config
             let history = cfg.history ?? []
             let size = image.layers.reduce(Int64(0)) { $0 + $1.blob.uncompressedSize }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO images(id, config_digest, manifest_digest, index_digest, top_chain_id, parent_id, layer_count,
                     history_count, created, author, os, architecture, variant, size, added_at, labels)
                 VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, id, image.manifestDigest.string, image.indexDigest?.string, chain.last?.string,
+                """).execute(arguments: [id, id, image.manifestDigest.string, image.indexDigest?.string, chain.last?.string,
                                  image.layers.count, history.count, cfg.createdDate.map { Int64($0.timeIntervalSince1970) },
                                  cfg.author, cfg.os, cfg.architecture, cfg.variant, size, t, ImageLabels.encode(cfg.config?.Labels)])
             for (i, l) in image.layers.enumerated() {
-                try db.execute(sql: "INSERT INTO image_layers(image_id, position, chain_id, blob_digest, media_type) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [id, i, chain[i].string, l.blob.digest.string, l.mediaType])
+                try db.cachedStatement(sql: "INSERT INTO image_layers(image_id, position, chain_id, blob_digest, media_type) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, i, chain[i].string, l.blob.digest.string, l.mediaType])
             }
             var layerIndex = 0
             for (pos, h) in history.enumerated() {
                 let empty = h.emptyLayer ?? false
                 var lp: Int? = nil
                 if !empty, layerIndex < image.layers.count { lp = layerIndex; layerIndex += 1 }
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO history(image_id, position, created, created_by, author, comment, empty_layer, layer_position)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [id, pos, h.created.flatMap(RFC3339.parse).map { Int64($0.timeIntervalSince1970) },
+                    """).execute(arguments: [id, pos, h.created.flatMap(RFC3339.parse).map { Int64($0.timeIntervalSince1970) },
                                      h.createdBy ?? "", h.author ?? "", h.comment ?? "", empty, lp])
             }
-            try db.execute(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, 'image-manifest')",
-                           arguments: [id, image.manifestDigest.string])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO edges(src, dst, kind) VALUES (?, ?, 'image-manifest')").execute(arguments: [id, image.manifestDigest.string])
             try Lineage.link(imageID: id, db: db)
         } else {
             // Every blob was just verified: an image fsck marked broken is whole again.
-            try db.execute(sql: "UPDATE images SET broken = 0 WHERE id = ? AND broken = 1", arguments: [id])
+            try db.cachedStatement(sql: "UPDATE images SET broken = 0 WHERE id = ? AND broken = 1").execute(arguments: [id])
             if let idx = image.indexDigest {
-                try db.execute(sql: "UPDATE images SET index_digest = ? WHERE id = ? AND index_digest IS NULL", arguments: [idx.string, id])
+                try db.cachedStatement(sql: "UPDATE images SET index_digest = ? WHERE id = ? AND index_digest IS NULL").execute(arguments: [idx.string, id])
             }
         }
         for tag in image.tags {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO tags(name, image_id, created_at) VALUES (?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at
                 WHERE tags.image_id != excluded.image_id
-                """, arguments: [tag.fullName, id, t])
+                """).execute(arguments: [tag.fullName, id, t])
         }
     }
 }
