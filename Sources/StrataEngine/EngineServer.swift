@@ -143,14 +143,18 @@ public final class EngineServer: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var parts = inbound.makeAsyncIterator()
-                while mark(channel, idle: true) {
-                    guard let part = try await parts.next() else { return }
+                requests: while mark(channel, idle: true) {
+                    guard let part = try await parts.next() else { break requests }
                     let running = mark(channel, idle: false)
-                    guard case .head(let head) = part else { return }
+                    guard case .head(let head) = part else { break requests }
                     let keepAlive = head.isKeepAlive && running
                     let response = EngineResponse(outbound: outbound, version: head.version, isHead: head.method == .HEAD, keepAlive: keepAlive)
-                    guard try await handle(head, parts: &parts, response: response), keepAlive else { return }
+                    guard try await handle(head, parts: &parts, response: response), keepAlive else { break requests }
                 }
+                // The connection closes next, and a plain close drops what NIO still holds for
+                // the socket: the end of a large response the client reads slowly (a save).
+                // Closing the output side first waits until those bytes went out.
+                try? await channel.close(mode: .output).get()
             }
         } catch {
             // The peer went away or sent garbage (NIO's error handler has answered a 400).
