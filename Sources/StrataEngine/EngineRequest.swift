@@ -11,8 +11,10 @@ struct EngineRequest: Sendable {
         case none
         /// A small JSON body, read whole (at most ``EngineRequest/maxJSONBody`` bytes).
         case data(Data)
-        /// A body spooled to a file inside the store (a build context, an archive to load).
+        /// A body spooled to a file inside the store (a build context, an archive to put).
         case file(String)
+        /// A body that is still arriving (an archive to load), read in order.
+        case stream(BodyPipe)
     }
 
     var method: HTTPMethod

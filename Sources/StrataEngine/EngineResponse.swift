@@ -2,20 +2,35 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OCI
+import Synchronization
 
 /// Writes one response on a connection: a whole body with a `Content-Length`, or a stream
-/// (chunked transfer encoding) of JSON progress messages or file bytes. Used by one task.
-final class EngineResponse {
+/// (chunked transfer encoding) of JSON progress messages or file bytes. Written by one task
+/// at a time; `Sendable` so a handler can run beside the task that feeds it a request body.
+final class EngineResponse: Sendable {
     private let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     private let version: HTTPVersion
     private let isHead: Bool
     /// Whether the connection stays open after this response.
     let keepAlive: Bool
+    private struct Flags {
+        var started = false
+        var streaming = false
+        var closesConnection = false
+        var abortsOnError = false
+    }
+    private let flags = Mutex(Flags())
     /// Set once the head has gone out: errors after that go into the stream.
-    private(set) var started = false
-    private(set) var streaming = false
+    var started: Bool { flags.withLock { $0.started } }
+    var streaming: Bool { flags.withLock { $0.streaming } }
     /// Set by a handler whose connection cannot carry another request (an attach: raw bytes).
-    var closesConnection = false
+    var closesConnection: Bool {
+        get { flags.withLock { $0.closesConnection } }
+        set { flags.withLock { $0.closesConnection = newValue } }
+    }
+    /// A stream that cannot carry an error message (a tar): a failure after its head closes
+    /// the connection without the body's end, so the client sees it cut short.
+    var abortsOnError: Bool { flags.withLock { $0.abortsOnError } }
 
     init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, version: HTTPVersion, isHead: Bool, keepAlive: Bool) {
         self.outbound = outbound
@@ -40,7 +55,7 @@ final class EngineResponse {
         var extra = headers
         if let contentType { extra.append(("Content-Type", contentType)) }
         extra.append(("Content-Length", String(body.count)))
-        started = true
+        flags.withLock { $0.started = true }
         try await outbound.write(.head(head(status, extra)))
         if !isHead, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
         try await outbound.write(.end(nil))
@@ -68,9 +83,15 @@ final class EngineResponse {
     }
 
     /// Starts a streamed body (chunked) of the given type.
-    func startStream(_ status: HTTPResponseStatus = .ok, contentType: String, headers: [(String, String)] = []) async throws {
-        started = true
-        streaming = true
+    /// With `abortsOnError` (a tar), a later failure cuts the body short instead of adding
+    /// an error message to it.
+    func startStream(_ status: HTTPResponseStatus = .ok, contentType: String, headers: [(String, String)] = [],
+                     abortsOnError: Bool = false) async throws {
+        flags.withLock {
+            $0.started = true
+            $0.streaming = true
+            $0.abortsOnError = abortsOnError
+        }
         try await outbound.write(.head(head(status, [("Content-Type", contentType)] + headers)))
     }
 
@@ -78,6 +99,12 @@ final class EngineResponse {
     func write(_ data: Data) async throws {
         guard !data.isEmpty, !isHead else { return }
         try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
+    }
+
+    /// One piece of a streamed body, as it is (no copy).
+    func write(_ buffer: ByteBuffer) async throws {
+        guard buffer.readableBytes > 0, !isHead else { return }
+        try await outbound.write(.body(.byteBuffer(buffer)))
     }
 
     /// One JSON progress message, on its own line: `{"stream":"Step 1/3 : FROM busybox\n"}`.

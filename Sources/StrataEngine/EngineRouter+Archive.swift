@@ -1,24 +1,48 @@
 import Foundation
+import NIOCore
 import OCI
 import Strata
 
 /// `docker save` and `docker load`.
 extension EngineRouter {
     /// `GET /images/get?names=…` and `GET /images/{name}/get`: the Docker 25+ archive
-    /// `strata save` writes, written to the store's scratch space first (a failed save
-    /// answers an error status, not half a tar) and then streamed with its length.
+    /// `strata save` writes, streamed as it is made (``ResponsePipe``): no file in between.
+    /// The images are resolved before the head goes out, so an unknown name answers 404; a
+    /// failure after that cuts the body short (the connection closes without the chunked
+    /// body's end), which the client reports as an unexpected end, never as a whole tar.
     func save(_ names: [String], _ res: EngineResponse) async throws {
         guard !names.isEmpty else { throw EngineError.badRequest("names is required") }
         for n in names { try Self.checkName(n) }
-        let scratch = try store.makeScratchDirectory()
-        defer { scratch.remove() }
-        let path = scratch.url.deletingLastPathComponent().appendingPathComponent("save.tar").path
-        try await store.save(names, to: URL(fileURLWithPath: path), format: .docker)
-        try await streamFile(path, contentType: "application/x-tar", res)
+        let pipe = ResponsePipe()
+        async let saved: Void = Self.save(names, from: store, into: pipe)
+        do {
+            for try await piece in pipe.pieces {
+                if !res.started { try await res.startStream(contentType: "application/x-tar", abortsOnError: true) }
+                try await res.write(piece)
+                pipe.taken()
+            }
+        } catch {
+            pipe.cancel()
+            await saved
+            throw error
+        }
+        await saved
+        if !res.started { try await res.startStream(contentType: "application/x-tar", abortsOnError: true) }
+        try await res.finish()
     }
 
-    /// Answers a file the store just wrote (a save, an archive of a container path) with its
-    /// length, in 1 MiB pieces.
+    /// Runs the library's save into `pipe` and ends its stream with the outcome.
+    private static func save(_ names: [String], from store: Store, into pipe: ResponsePipe) async {
+        do {
+            try await store.save(names, format: .docker, to: pipe, name: "the response")
+            pipe.finish(nil)
+        } catch {
+            pipe.finish(error)
+        }
+    }
+
+    /// Answers a file the store just wrote (an archive of a container path) with its length,
+    /// in 1 MiB pieces.
     func streamFile(_ path: String, contentType: String, headers: [(String, String)] = [], _ res: EngineResponse) async throws {
         guard let file = FileHandle(forReadingAtPath: path) else { throw StrataError(.io, "cannot read \(path)") }
         defer { try? file.close() }
@@ -30,12 +54,16 @@ extension EngineRouter {
         try await res.finish()
     }
 
-    /// `POST /images/load`: the body (any archive `strata load` reads, spooled to a file
-    /// inside the store) is loaded; a body that ended early never gets here, so the store
-    /// is unchanged. Answers `{"stream":"Loaded image: app:1\n"}` per tag.
+    /// `POST /images/load`: the body (any tar `strata load` reads) is loaded as it arrives
+    /// (``BodyPipe``, ``Store/load(stream:name:sizeHint:options:)``): blobs are hashed and
+    /// written into the store's ingest space while the rest comes, and committed only once
+    /// the body arrived whole, so a body that ends early leaves the store unchanged. The
+    /// answer, `{"stream":"Loaded image: app:1\n"}` per tag, goes out once the images are
+    /// durable.
     func load(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        guard case .file(let path) = req.body else { throw EngineError.badRequest("no archive in the request body") }
-        let loaded = try await store.load(from: URL(fileURLWithPath: path))
+        guard case .stream(let body) = req.body else { throw EngineError.badRequest("no archive in the request body") }
+        let length = req.headers.first(name: "content-length").flatMap { Int64($0) }
+        let loaded = try await store.load(stream: body, name: "the request body", sizeHint: length)
         try await res.startStream(contentType: "application/json")
         for image in loaded {
             if image.tags.isEmpty {

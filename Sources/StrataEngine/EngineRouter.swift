@@ -14,11 +14,14 @@ struct EngineRouter: Sendable {
         case json
         /// Streamed to a file inside the store.
         case file
+        /// Handed to the handler as it arrives (``BodyPipe``): the handler runs while the
+        /// body is still coming.
+        case stream
     }
 
     struct Route {
         var body: BodyPolicy
-        var handler: (EngineRequest, EngineResponse) async throws -> Void
+        var handler: @Sendable (EngineRequest, EngineResponse) async throws -> Void
     }
 
     let store: Store
@@ -32,10 +35,10 @@ struct EngineRouter: Sendable {
 
     func route(_ r: EngineRequest) -> Route {
         let m = r.method, p = r.path
-        func serve(_ body: BodyPolicy, _ h: @escaping (EngineRequest, EngineResponse) async throws -> Void) -> Route {
+        func serve(_ body: BodyPolicy, _ h: @escaping @Sendable (EngineRequest, EngineResponse) async throws -> Void) -> Route {
             Route(body: body, handler: h)
         }
-        func serve(_ h: @escaping (EngineRequest, EngineResponse) async throws -> Void) -> Route {
+        func serve(_ h: @escaping @Sendable (EngineRequest, EngineResponse) async throws -> Void) -> Route {
             Route(body: .none, handler: h)
         }
         switch (m, p) {
@@ -52,7 +55,7 @@ struct EngineRouter: Sendable {
         case (.GET, "/images/search"): return serve(search)
         case (.POST, "/commit"): return serve(.json, commit)
         case (.GET, "/images/get"): return serve { req, res in try await save(req.query["names"] ?? [], res) }
-        case (.POST, "/images/load"): return serve(.file, load)
+        case (.POST, "/images/load"): return serve(.stream, load)
         case (.POST, "/images/create"): return serve(pull)
         case (.POST, "/images/prune"): return serve(pruneImages)
         case (.POST, "/build"): return serve(.file, build)

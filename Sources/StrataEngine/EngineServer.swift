@@ -74,6 +74,8 @@ public final class EngineServer: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 128)
             // docker half-closes an attach connection at once (no stdin): keep writing to it.
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            // Reads of up to 1 MiB while a large body streams in (they start small and grow).
+            .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
         let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         // Runs a killed server (or CLI) left marked running read as exited, as after dockerd's restart.
         try await store.recoverInterruptedRuns()
@@ -141,14 +143,18 @@ public final class EngineServer: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var parts = inbound.makeAsyncIterator()
-                while mark(channel, idle: true) {
-                    guard let part = try await parts.next() else { return }
+                requests: while mark(channel, idle: true) {
+                    guard let part = try await parts.next() else { break requests }
                     let running = mark(channel, idle: false)
-                    guard case .head(let head) = part else { return }
+                    guard case .head(let head) = part else { break requests }
                     let keepAlive = head.isKeepAlive && running
                     let response = EngineResponse(outbound: outbound, version: head.version, isHead: head.method == .HEAD, keepAlive: keepAlive)
-                    guard try await handle(head, parts: &parts, response: response), keepAlive else { return }
+                    guard try await handle(head, parts: &parts, response: response), keepAlive else { break requests }
                 }
+                // The connection closes next, and a plain close drops what NIO still holds for
+                // the socket: the end of a large response the client reads slowly (a save).
+                // Closing the output side first waits until those bytes went out.
+                try? await channel.close(mode: .output).get()
             }
         } catch {
             // The peer went away or sent garbage (NIO's error handler has answered a 400).
@@ -194,11 +200,30 @@ public final class EngineServer: Sendable {
             let path = dir.url.deletingLastPathComponent().appendingPathComponent("request-body").path
             guard try await spoolBody(&parts, to: path) else { return false }
             request.body = .file(path)
+        case .stream:
+            // The handler reads the body while this task feeds it: neither holds the whole.
+            let pipe = BodyPipe()
+            request.body = .stream(pipe)
+            let streamed = request
+            async let answered = Self.respond(route.handler, streamed, response, stopping: pipe)
+            let complete = await feed(&parts, into: pipe)
+            return try await answered && complete
         }
+        return try await Self.respond(route.handler, request, response)
+    }
+
+    /// Runs the handler and answers its error; false when the connection must close. With
+    /// `stopping`, the body's pipe is told when the handler is done (a sender waiting for room
+    /// goes on), and a body that ended early gets no answer at all.
+    private static func respond(_ handler: @Sendable (EngineRequest, EngineResponse) async throws -> Void,
+                                _ request: EngineRequest, _ response: EngineResponse, stopping pipe: BodyPipe? = nil) async throws -> Bool {
+        defer { pipe?.stop() }
         do {
-            try await route.handler(request, response)
+            try await handler(request, response)
             if response.closesConnection { return false }
         } catch {
+            if pipe?.failed == true { return false }
+            if response.abortsOnError && response.started { return false }
             let e = EngineError(error)
             if response.streaming {
                 try await response.streamError(e.message)
@@ -210,6 +235,22 @@ public final class EngineServer: Sendable {
             }
         }
         return true
+    }
+
+    /// Sends a body's pieces into `pipe` as they arrive; false (and the pipe failed) when it
+    /// ended before its end.
+    private func feed(_ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator, into pipe: BodyPipe) async -> Bool {
+        do {
+            reading: while let part = try await parts.next() {
+                switch part {
+                case .body(let buffer): await pipe.send(buffer)
+                case .end: pipe.finish(); return true
+                case .head: break reading
+                }
+            }
+        } catch {}
+        pipe.fail(StrataError(.corruptData, "the request body ended before its end (the client hung up)"))
+        return false
     }
 
     /// Reads and drops a body; false when the request ended before its end.

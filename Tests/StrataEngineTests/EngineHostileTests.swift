@@ -146,4 +146,37 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: h.socket))
         #expect(try h.images().count == 2)
     }
+
+    /// `docker save` streams its tar as it is made: a blob that cannot be read answers an
+    /// error status when nothing went out yet, and otherwise cuts the body short (no chunked
+    /// end, the connection closed), never a whole-looking tar. Each blob missing in turn.
+    @Test func saveOfAMissingBlobIsNeverAWholeTar() throws {
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let dir = h.root + "/blobs/sha256"
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir).sorted() {
+            let path = dir + "/" + name, kept = h.file("kept")
+            try FileManager.default.moveItem(atPath: path, toPath: kept)
+            let r = h.raw(Array("GET /v1.43/images/get?names=busybox%3Alatest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+            let code = Self.status(r) ?? 0
+            if code == 200 {
+                #expect(!Self.endsChunked(r), "blob \(name): a cut-short save ended like a whole one")
+            } else {
+                #expect(code >= 400, "blob \(name): \(r.prefix(300))")
+                #expect(r.contains("\"message\""))
+            }
+            try FileManager.default.moveItem(atPath: kept, toPath: path)
+        }
+        // Whole again: a whole tar, with the chunked end.
+        let ok = h.raw(Array("GET /v1.43/images/get?names=busybox%3Alatest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(Self.status(ok) == 200)
+        #expect(Self.endsChunked(ok), "\(Array(ok.utf8.suffix(16)))")
+    }
+
+    /// Whether a raw response ends with a chunked body's last chunk (bytes, not characters).
+    static func endsChunked(_ response: String) -> Bool {
+        response.utf8.suffix(7).elementsEqual("\r\n0\r\n\r\n".utf8)
+    }
 }

@@ -24,6 +24,16 @@ final class ArchiveReader {
     private let path0: String
     private var checkedFilter = false
     private var uncompressedFile = false
+    /// Set when reading from a ``ByteStream``: libarchive's read callback reaches it.
+    private var input: StreamInput?
+
+    /// What libarchive's read callback reaches through its client-data pointer.
+    private final class StreamInput {
+        let stream: any ByteStream
+        /// Why the stream failed (it ended early): reported instead of libarchive's words.
+        var error: (any Error)?
+        init(_ stream: any ByteStream) { self.stream = stream }
+    }
 
     /// Opens `path`; `name` is how errors refer to it.
     init(path: String, name: String) throws {
@@ -50,6 +60,45 @@ final class ArchiveReader {
         }
     }
 
+    /// Reads a tar that arrives through `stream` (a request body), in order, without a file
+    /// in between; `name` is how errors refer to it. Blocks while the stream waits.
+    init(stream: any ByteStream, name: String) throws {
+        guard let a = archive_read_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
+        self.a = a
+        self.name = name
+        self.path0 = ""
+        locale = strata_locale_enter()
+        archive_read_support_filter_all(a)
+        archive_read_support_format_tar(a)
+        archive_read_support_format_gnutar(a)
+        let input = StreamInput(stream)
+        self.input = input
+        let rc = archive_read_open(a, Unmanaged.passUnretained(input).toOpaque(), nil, { _, ctx, out in
+            guard let ctx, let out else { return -1 }
+            let input = Unmanaged<StreamInput>.fromOpaque(ctx).takeUnretainedValue()
+            do {
+                // An empty piece would read as the end: skip to the next one.
+                while let piece = try input.stream.next() {
+                    if piece.count > 0, let base = piece.baseAddress {
+                        out.pointee = base
+                        return la_ssize_t(piece.count)
+                    }
+                }
+                return 0
+            } catch {
+                input.error = error
+                return -1
+            }
+        }, nil)
+        if rc != ARCHIVE_OK {
+            if let e = input.error { throw e }
+            if Self.message(a).lowercased().contains("unrecognized archive format") {
+                throw StrataError(.unsupportedFormat, "\(name) is not a tar archive (plain, gzip or zstd)")
+            }
+            throw StrataError(.corruptData, "cannot read \(name): \(Self.message(a))")
+        }
+    }
+
     deinit {
         archive_read_free(a)
         strata_locale_restore(locale)
@@ -59,7 +108,8 @@ final class ArchiveReader {
         archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
     }
 
-    private func fail(_ what: String) -> StrataError {
+    private func fail(_ what: String) -> any Error {
+        if let e = input?.error { return e }  // the stream's own failure (it ended early)
         let msg = Self.message(a)
         let lower = msg.lowercased()
         if lower.contains("unrecognized archive format") {
@@ -67,7 +117,7 @@ final class ArchiveReader {
         }
         // A read that failed underneath (EIO from the device) is not corruption: say which file.
         let e = archive_errno(a)
-        if e == EIO || e == ENXIO { return .system("cannot read \(path0) (\(name))", errno: e) }
+        if e == EIO || e == ENXIO { return StrataError.system("cannot read \(path0) (\(name))", errno: e) }
         return StrataError(.corruptData, "\(name) is corrupt or truncated (\(what): \(msg))")
     }
 
@@ -103,7 +153,7 @@ final class ArchiveReader {
         if !checkedFilter {
             checkedFilter = true
             var st = stat()
-            uncompressedFile = archive_filter_count(a) == 1 && archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE
+            uncompressedFile = input == nil && archive_filter_count(a) == 1 && archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE
                 && stat(path0, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
         }
         if uncompressedFile, kind == .file, archive_entry_sparse_count(entry) == 0 {

@@ -22,6 +22,47 @@ final class ArchiveWriter {
         init(_ writer: DirectWriter) { self.writer = writer }
     }
 
+    /// Set when writing to a ``ByteSink``; libarchive's write callback points at it.
+    private var byteSink: SinkBox?
+
+    private final class SinkBox {
+        let sink: any ByteSink
+        var error: Error?
+        init(_ sink: any ByteSink) { self.sink = sink }
+    }
+
+    /// Writes to `sink` (a response body), unblocked: libarchive hands every write straight
+    /// to the sink without copying it into blocks of its own first; the bytes are the same as
+    /// a file's. `name` is how errors refer to the output.
+    init(sink: any ByteSink, name: String) throws {
+        reproducibleTimes = true
+        clampTime = nil
+        guard let a = archive_write_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
+        self.a = a
+        self.name = name
+        locale = strata_locale_enter()
+        archive_write_set_format_pax_restricted(a)
+        archive_write_set_bytes_per_block(a, 0)
+        let box = SinkBox(sink)
+        byteSink = box
+        let opened = archive_write_open(a, Unmanaged.passUnretained(box).toOpaque(), nil, { _, ctx, buf, len in
+            guard let ctx, let buf else { return 0 }
+            let box = Unmanaged<SinkBox>.fromOpaque(ctx).takeUnretainedValue()
+            do {
+                try box.sink.write(UnsafeRawBufferPointer(start: buf, count: len))
+                return la_ssize_t(len)
+            } catch {
+                box.error = error
+                return -1
+            }
+        }, nil)
+        if opened != ARCHIVE_OK {
+            let e = StrataError.libarchive(a, .io, "cannot write \(name)")
+            closed = true
+            throw e
+        }
+    }
+
     /// Writes to an open file descriptor (the caller owns it). With `reproducibleTimes`,
     /// entries get mtime 0 and owner 0 (save); without, files keep their own (commit).
     /// With `clampTime` (SOURCE_DATE_EPOCH), no entry's mtime is later than it and
@@ -122,6 +163,7 @@ final class ArchiveWriter {
             let n = archive_write_data(a, base + off, buf.count - off)
             if n < 0 {
                 if let e = sink?.error as? StrataError { throw e }
+                if let e = byteSink?.error { throw e }
                 throw StrataError.libarchive(a, .io, "cannot write \(RawName.escaped(path)) into \(name)")
             }
             off += n
@@ -193,6 +235,7 @@ final class ArchiveWriter {
         closed = true
         if archive_write_close(a) != ARCHIVE_OK {
             if let e = sink?.error as? StrataError { throw e }
+            if let e = byteSink?.error { throw e }
             throw StrataError.libarchive(a, .io, "cannot finish \(name)")
         }
         try sink?.writer.finish()

@@ -74,7 +74,24 @@ final class TarSource: LoadSource, SpoolsData {
     init(path: String, name: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore) throws {
         self.name = name
         self.session = session
-        let reader = try ArchiveReader(path: path, name: name)
+        try read(ArchiveReader(path: path, name: name), file: path, known: known, blobs: blobs)
+    }
+
+    /// Reads a tar as it arrives through `stream` (a request body): each member is hashed
+    /// and spooled as it passes, with no copy of the whole input in between. Returns once
+    /// the stream reached its end; throws when it ended early.
+    init(stream: any ByteStream, name: String, session: IngestSession, known: KnownBlobs, blobs: BlobStore) throws {
+        self.name = name
+        self.session = session
+        try read(ArchiveReader(stream: stream, name: name), file: nil, known: known, blobs: blobs)
+        // What follows the tar's end (padding), up to the body's end: a load is committed
+        // only for a body that arrived whole.
+        try stream.drain()
+    }
+
+    /// Reads every entry; members of an uncompressed `file` are hashed and copied afterwards,
+    /// in parallel, from their offsets.
+    private func read(_ reader: ArchiveReader, file: String?, known: KnownBlobs, blobs: BlobStore) throws {
         var contiguous: [ParallelIngest.Job] = []
         while let entry = try reader.next() {
             switch entry.kind {
@@ -103,7 +120,8 @@ final class TarSource: LoadSource, SpoolsData {
                 try reader.skipData()
             }
         }
-        for (p, f) in try ParallelIngest.run(contiguous, input: path, name: name, session: session) {
+        guard let file else { return }
+        for (p, f) in try ParallelIngest.run(contiguous, input: file, name: name, session: session) {
             items[p] = .blob(.spooled(f))
         }
     }

@@ -45,6 +45,30 @@ extension Store {
         }
     }
 
+    /// Loads the images of a tar that arrives through `stream` (a `docker load` request
+    /// body) as it arrives: each blob is hashed and written into the ingest session while the
+    /// next bytes come, with no copy of the whole archive in between. The reading runs on a
+    /// thread of its own (it blocks while the stream waits). Nothing is committed unless the
+    /// stream reached its end; then the commit is the same as ``load(from:options:)``'s, so
+    /// the images are durable when this returns. `sizeHint` (the body's length, when known)
+    /// only words a disk-full error.
+    package func load(stream: any ByteStream, name: String, sizeHint: Int64? = nil,
+                      options: LoadOptions = LoadOptions()) async throws -> [LoadedImage] {
+        try await explainingDiskFull("loading \(name)", estimate: { sizeHint }) {
+            let session = try blobs.newSession()
+            defer { session.remove() }
+            let known = KnownBlobs(db: db)
+            let blobs = self.blobs
+            let images = try await onOwnThread("strata.load") { () throws -> [PendingImage] in
+                defer { stream.stop() }
+                let source = try TarSource(stream: stream, name: name, session: session, known: known, blobs: blobs)
+                return try ArchiveLoader(source: source, store: blobs, platform: options.platform ?? .host,
+                                         explicitPlatform: options.platform != nil, allPlatforms: options.allPlatforms).images()
+            }
+            return try await commit(images, session: session, operation: "load")
+        }
+    }
+
     /// Reads the source's images (every check of law 3) and commits them.
     func load(_ source: LoadSource, session: IngestSession, options: LoadOptions, operation: String) async throws -> [LoadedImage] {
         let images = try ArchiveLoader(source: source, store: blobs, platform: options.platform ?? .host,

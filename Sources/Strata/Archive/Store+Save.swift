@@ -47,6 +47,22 @@ extension Store {
         }
     }
 
+    /// Writes images as one archive into `sink` (a `docker save` response body) as it is
+    /// made: the same bytes as a file save, with no file in between. The images are resolved
+    /// first, so a name that matches nothing throws before any byte is written; a failure
+    /// after that (a blob unreadable) throws with the archive cut short, which the caller must
+    /// pass on as such. The writing runs on a thread of its own (the sink may block).
+    package func save(_ refs: [String], format: ArchiveFormat = .docker, to sink: any ByteSink, name: String) async throws {
+        guard !refs.isEmpty else { throw StrataError(.invalidArgument, "save needs at least one image") }
+        guard format != .ociDirectory else { throw StrataError(.invalidArgument, "an oci-dir layout cannot be streamed") }
+        let plan = try await savePlan(refs)
+        try await onOwnThread("strata.save") {
+            let w = try ArchiveWriter(sink: sink, name: name)
+            try self.writeArchive(plan, format: format, writer: w)
+            try w.close()
+        }
+    }
+
     /// Writes the archive beside `url` and renames it into place once it is durable.
     private func writeArchiveFile(_ plan: SavePlan, format: ArchiveFormat, to url: URL, dir: String, estimate: Int64) throws {
         let tmp = dir + "/.\(url.lastPathComponent).strata-\(UUID().uuidString.prefix(8))"
