@@ -70,6 +70,49 @@ import Testing
         _ = try await store.removeContainer(c.id)
     }
 
+    /// `docker cp`/`strata cp` into a container goes through the same unpacker: an archive's
+    /// overlay attributes do not make a directory of the container opaque, so neither the
+    /// container's changes nor its commit hide the image's files. (Before the fix the copy
+    /// container's tree got the attribute, which its changes and commit happened to ignore, and
+    /// overlayfs refused it through the merged view: what fails without the fix is the check of
+    /// the copy container's tree; the rest guards the path.)
+    @Test(arguments: [SnapshotterKind.overlay, .copy])
+    func anArchiveCopiedInCannotHideTheImagesFiles(_ kind: SnapshotterKind) async throws {
+        guard Peer.require("python3"), geteuid() == 0 else { return }
+        if kind == .overlay && SnapshotterKind.preferred != .overlay { return }
+        let dir = try TempDir()
+        try LayerStacks.layout("""
+            [[{"name": "d", "type": "d"}, {"name": "d/x", "data": b"1"}]]
+            """, at: dir.file("img").path)
+        try sh(["python3", "-c", """
+            import io, sys, tarfile
+            with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+                i = tarfile.TarInfo("d"); i.type = tarfile.DIRTYPE; i.mode = 0o755
+                i.pax_headers = {"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.user.overlay.opaque": "y"}
+                t.addfile(i)
+                f = tarfile.TarInfo("d/new"); f.size = 1; t.addfile(f, io.BytesIO(b"2"))
+            """, dir.file("in.tar").path])
+        let store = try await dir.store()
+        let image = try await store.load(from: dir.file("img"))[0].id.string
+        let c = try await store.createContainer(from: image, options: ContainerOptions(snapshotter: kind))
+        try await store.extractArchive(dir.file("in.tar"), intoContainer: c.id, at: "/")
+        if kind == .copy {
+            // The copy container's own tree: the archive's attributes were not written there.
+            let d = store.root.appendingPathComponent("containers/\(c.id)/rootfs/d").path
+            #expect(Self.xattrs(d).keys.filter(OverlayXattr.isInternal).isEmpty, "\(Self.xattrs(d))")
+        }
+        let root = try await store.mountContainer(c.id)
+        #expect(FileManager.default.fileExists(atPath: root + "/d/x"), "\(kind): d/x hidden after the copy")
+        #expect(FileManager.default.fileExists(atPath: root + "/d/new"))
+        try await store.unmountContainer(c.id)
+        let changes = try await store.changes(in: c.id).map(\.description)
+        #expect(!changes.contains("D /d/x") && changes.contains("A /d/new"), "\(kind): \(changes)")
+        let committed = try await store.commit(c.id)
+        let files = Set(try await store.files(in: committed.id.string).map(\.path))
+        #expect(files.contains("/d/x") && files.contains("/d/new"), "\(kind): \(files.sorted())")
+        _ = try await store.removeContainer(c.id)
+    }
+
     /// The overlay names, in either namespace, are overlayfs' whatever mode this process is in.
     @Test func bothNamespacesAreOverlaysOwn() {
         #expect(OverlayXattr.isInternal("trusted.overlay.opaque"))
