@@ -113,6 +113,39 @@ import Testing
         _ = try await store.removeContainer(c.id)
     }
 
+    /// Snapshots an earlier strata unpacked keep a layer's attributes: `fsck` reports them
+    /// (`overlay-attribute`), not strata's own opaque mark, and `--repair` removes them.
+    @Test func fsckFindsAndRemovesALayersOverlayAttributesInOldSnapshots() async throws {
+        guard Peer.require("python3"), geteuid() == 0 else { return }
+        let dir = try TempDir()
+        try LayerStacks.layout(Self.stack, at: dir.file("img").path)
+        let store = try await dir.store()
+        let image = try await store.load(from: dir.file("img"))[0].id.string
+        _ = try await store.createContainer(from: image, options: ContainerOptions(snapshotter: .copy))
+        #expect(try await store.check().problems.filter { $0.kind == "overlay-attribute" }.isEmpty, "a fresh unpack has none")
+        // What the previous unpacker left: the layer's attributes on the layer-1 snapshot.
+        let snapshots = store.root.appendingPathComponent("snapshots").path
+        guard let layer1 = rawDirectoryEntries(snapshots).first(where: { FileManager.default.fileExists(atPath: "\(snapshots)/\($0)/fs/a/new") }) else {
+            Issue.record("no snapshot of layer 1"); return
+        }
+        let fs = "\(snapshots)/\(layer1)/fs"
+        #expect(setxattr(fs + "/b", "trusted.overlay.redirect", "/secret", 7, 0) == 0)
+        #expect(setxattr(fs + "/a", "user.overlay.opaque", "y", 1, 0) == 0)
+        #expect(setxattr(fs + "/f", "trusted.overlay.metacopy", "x", 1, 0) == 0)
+        #expect(try await store.check(quick: true).problems.filter { $0.kind == "overlay-attribute" }.isEmpty, "quick skips the walk")
+        let found = try await store.check().problems.filter { $0.kind == "overlay-attribute" }
+        #expect(found.map(\.subject) == ["snapshots/\(layer1)"], "\(found)")
+        let detail = found.first?.detail ?? ""
+        #expect(detail.contains("/b trusted.overlay.redirect") && detail.contains("/a user.overlay.opaque") && detail.contains("/f trusted.overlay.metacopy"), "\(detail)")
+        let repaired = try await store.check(repair: true)
+        #expect(repaired.problems.filter { $0.kind == "overlay-attribute" }.allSatisfy { $0.repaired != nil }, "\(repaired.problems)")
+        #expect(Self.xattrs(fs + "/b").isEmpty && Self.xattrs(fs + "/a").keys.sorted() == ["user.keep"] && Self.xattrs(fs + "/f").isEmpty)
+        #expect(try await store.check().problems.isEmpty)
+        // strata's own opaque mark (from o/.wh..wh..opq in layer 2) was never a problem and stays.
+        let marked = rawDirectoryEntries(snapshots).filter { Self.xattrs("\(snapshots)/\($0)/fs/o")[OverlayXattr.opaque] == "y" }
+        #expect(marked.count == 1)
+    }
+
     /// The overlay names, in either namespace, are overlayfs' whatever mode this process is in.
     @Test func bothNamespacesAreOverlaysOwn() {
         #expect(OverlayXattr.isInternal("trusted.overlay.opaque"))
