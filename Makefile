@@ -25,10 +25,11 @@ run:
 	$(SWIFT) build
 	@bash tools/demo "$(DEMO_ROOT)"
 
+# check-example first: tools/rootless-test (run by swift test) runs the embed example as a user.
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
 	@bash tools/check-example
+	$(SWIFT) test --skip-build
 
 bench: release
 	@bash tools/bench/load-save

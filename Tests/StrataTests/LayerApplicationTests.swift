@@ -8,7 +8,8 @@ import Testing
 enum LayerStacks {
     /// `layers` is a Python expression: a list of layers, each a list of dicts with `name`
     /// (str, surrogate-escaped bytes allowed), `type` ('f', 'd', 'l', 'c', 'b'), and optionally
-    /// `data` (bytes), `mode`, `uid`, `gid`, `mtime`, `link`, `major`, `minor`.
+    /// `data` (bytes), `mode`, `uid`, `gid`, `mtime`, `link`, `major`, `minor`, and `pax` (a dict
+    /// of PAX records, e.g. `{"SCHILY.xattr.user.a": "v"}`).
     static func layout(_ layers: String, at path: String) throws {
         try bash("""
             python3 - '\(path)' <<'PY'
@@ -28,6 +29,7 @@ enum LayerStacks {
                         i.mode = e.get("mode", 0o755 if e.get("type") == "d" else 0o644)
                         i.uid = e.get("uid", 0); i.gid = e.get("gid", 0); i.mtime = e.get("mtime", 1700000000)
                         i.linkname = e.get("link", ""); i.devmajor = e.get("major", 0); i.devminor = e.get("minor", 0)
+                        i.pax_headers = e.get("pax", {})
                         data = e.get("data", b"")
                         if i.type == tarfile.REGTYPE: i.size = len(data)
                         t.addfile(i, io.BytesIO(data) if i.type == tarfile.REGTYPE else None)

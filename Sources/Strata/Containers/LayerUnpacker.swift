@@ -132,7 +132,7 @@ package struct LayerUnpacker {
             state.implied[""] = nil
             recordDirectory("", entry, &state)
             clearXattrs(root)
-            dropEmptyXattrs(entry)
+            dropUnwantedXattrs(entry)
             archive_entry_copy_pathname(entry, root.cPath)
             try write(entry, disk: disk, path: path, copyData: copyData, name: name)
             return
@@ -193,7 +193,7 @@ package struct LayerUnpacker {
             state.directoryModes[path] = nil
         }
         state.implied[path] = nil
-        dropEmptyXattrs(entry)
+        dropUnwantedXattrs(entry)
         // Whatever stood at `path` may be replaced: it is a directory again only if checked again.
         if type != strata_AE_IFDIR, state.directories.remove(path) != nil { state.directories.removeAll() }
         archive_entry_copy_pathname(entry, full(path).cPath)
@@ -293,9 +293,11 @@ package struct LayerUnpacker {
 
     /// A PAX record with an empty value deletes the key (POSIX), so an xattr cannot have an
     /// empty value in a layer: Go's archive/tar (Docker, umoci) drops it, and so does strata.
-    /// In a user namespace a layer's `user.overlay.*` attributes go too: the rootless overlay
-    /// mount (`userxattr`) would obey them (``OverlayXattr``).
-    private func dropEmptyXattrs(_ entry: OpaquePointer) {
+    /// overlayfs' own attributes (`trusted.overlay.*`, `user.overlay.*`, in any spelling
+    /// libarchive reads: `SCHILY.xattr.` or `LIBARCHIVE.xattr.`) go too, in every store: the
+    /// overlay mount would obey them (``OverlayXattr``). strata's own opaque marks are set
+    /// after this, from `.wh..wh..opq`.
+    private func dropUnwantedXattrs(_ entry: OpaquePointer) {
         guard archive_entry_xattr_reset(entry) > 0 else { return }
         var kept: [(String, [UInt8])] = []
         var dropped = false
@@ -304,7 +306,7 @@ package struct LayerUnpacker {
         var xsize = 0
         while archive_entry_xattr_next(entry, &xname, &xvalue, &xsize) == ARCHIVE_OK {
             guard let xname else { continue }
-            if xsize == 0 || (OverlayXattr.inUserNamespace && OverlayXattr.isInternal(String(cString: xname))) { dropped = true; continue }
+            if xsize == 0 || OverlayXattr.isInternal(String(cString: xname)) { dropped = true; continue }
             kept.append((String(cString: xname), xvalue.map { Array(UnsafeRawBufferPointer(start: $0, count: xsize)) } ?? []))
         }
         guard dropped else { return }

@@ -13,7 +13,11 @@ import Foundation
 ///
 /// Overlay's own attributes are bookkeeping, not content: they never reach a layer tar
 /// (commit), a copy (copy snapshotter, `cp`), and a layer may not set them (unpack), since
-/// overlayfs would act on them.
+/// overlayfs would act on them: an `opaque` directory hides the layers below without a
+/// whiteout, a `redirect` shows another directory's (or file's) lower contents in its place,
+/// `metacopy` and `origin` change where a file's data is read from. Both namespaces count in
+/// every mode (``isInternal(_:)``), so a root store and a user's store drop the same names and
+/// unpack a layer to the same tree.
 package enum OverlayXattr {
     /// Whether this process uses the user namespace's names (`user.overlay.*`, `userxattr`).
     package static let inUserNamespace: Bool = UserNamespace.isNested
@@ -24,10 +28,17 @@ package enum OverlayXattr {
     /// The attribute that makes a directory opaque (it hides the layers below it).
     package static var opaque: String { prefix + "opaque" }
 
-    /// Whether `name` is overlayfs' own attribute, not content. In a user namespace both
-    /// prefixes count: `trusted.*` cannot be written there anyway, and neither may come from a layer.
+    /// The attribute namespaces overlayfs acts on: `trusted.overlay.` in a mount made by the
+    /// initial namespace's root, `user.overlay.` in a `userxattr` mount (a user namespace).
+    package static let namespaces = ["trusted.overlay.", "user.overlay."]
+
+    /// Whether `name` is overlayfs' own attribute, not content: either namespace, whatever
+    /// mode this process is in (escaped names such as `trusted.overlay.overlay.*` included).
+    /// A layer tar's attributes of these names are dropped at unpack (containerd drops every
+    /// `trusted.*` one; Docker applies them as they come, so there a layer can steer the
+    /// overlay mount); they are never written into a layer or a copy either.
     package static func isInternal(_ name: String) -> Bool {
-        name.hasPrefix("trusted.overlay.") || (inUserNamespace && name.hasPrefix("user.overlay."))
+        namespaces.contains { name.hasPrefix($0) }
     }
 
     /// Whether the directory at `path` is marked opaque.

@@ -125,6 +125,8 @@ extension Store {
     /// by ``UserResolver``), the OCI runtime run in the foreground, and its exit status
     /// awaited without blocking a thread (128 + the signal when a signal ended it).
     func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdout: FileHandle, stderr: FileHandle) async throws -> Int32 {
+        // runc's rootless mode needs the user namespace (not a bare EPERM from runc).
+        try UserNamespace.requireEntered(for: "running a container", ownersOnly: false)
         let bundle = containerDirs(id).base
         do {
             try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys]).write(to: bundle.appendingPathComponent("config.json"))

@@ -24,6 +24,8 @@ extension Store {
                 dirs.append(dir.path + "/fs")
                 continue
             }
+            // A user's process outside the user namespace would unpack without owners.
+            try UserNamespace.requireEntered(for: "unpacking the layers of \(imageID.shortHex)", ownersOnly: true)
             // A lease holds the snapshot from before it is unpacked until its row is committed.
             let lease = try await createLease("unpack", refs: [id], kind: "snapshot")
             do {

@@ -6,7 +6,9 @@ public struct FsckProblem: Sendable, Codable, Hashable {
     /// Stable kinds: `integrity`, `foreign-key`, `missing-blob`, `corrupt-blob`, `unreadable-blob`
     /// (a read failed: EIO from the device), `size-mismatch`, `diffid-mismatch`,
     /// `config-mismatch`, `refcount` (a blob's or layer chain's `image_refs` differs from a
-    /// recount), `orphan-file`, `orphan-snapshot`, `orphan-volume`, `stale-ingest`, `pending-unlink`.
+    /// recount), `orphan-file`, `orphan-snapshot`, `orphan-volume`, `stale-ingest`, `pending-unlink`,
+    /// `overlay-attribute` (a snapshot holds overlayfs attributes a layer set, which strata
+    /// no longer applies: see ``Store/check(quick:repair:grace:)``).
     public var kind: String
     public var subject: String
     public var detail: String
@@ -37,7 +39,10 @@ public struct FsckReport: Sendable, Codable {
 extension Store {
     /// Checks the store: SQLite integrity and foreign keys, every blob's sha256 (`quick`:
     /// sizes only), rows whose files are missing, files and snapshot directories with no
-    /// row, stale ingest sessions, and configs whose diffIDs do not match their layers.
+    /// row, stale ingest sessions, and configs whose diffIDs do not match their layers; and,
+    /// unless `quick`, snapshots holding overlayfs attributes that an earlier strata applied from
+    /// a layer (`overlay-attribute`: a redirect, metacopy, origin, or an opaque mark strata did
+    /// not set), which overlayfs would obey.
     ///
     /// With `repair`, fixes what is safe: removes orphans, drops rows whose content is gone,
     /// and marks images that lost content `broken` (their tags stay, so nothing vanishes
@@ -148,6 +153,7 @@ extension Store {
         where !snapshotRows.contains(name) && newestMtime(snapDir + "/" + name, depth: 1) <= cutoff {
             report.problems.append(FsckProblem(kind: "orphan-snapshot", subject: "snapshots/\(name)", detail: "no row names this directory"))
         }
+        if !quick { report.problems += foreignOverlayAttributes(snapshots: snapshotRows) }
         // Volume directories: rows and leases read after the listing (a create holds a lease
         // from before its mkdir until its row is committed).
         let volNames = Self.orphanVolumeCandidates(paths)
@@ -245,6 +251,9 @@ extension Store {
                 if p.kind == "pending-unlink" {
                     _ = try? await db.write { db in try db.execute(sql: "DELETE FROM pending_unlinks WHERE path = ?", arguments: [p.subject]) }
                 }
+            case "overlay-attribute":
+                // What unpacking the layer today gives: the same tree without those attributes.
+                if removeForeignOverlayAttributes(snapshot: p.subject) { report.problems[i].repaired = "removed the attributes" }
             case "config-mismatch":
                 _ = try? await write { db in try db.execute(sql: "UPDATE images SET broken = 1 WHERE id = ?", arguments: [p.subject]) }
                 report.problems[i].repaired = "marked the image broken"

@@ -1,6 +1,6 @@
 // Usage: embed STORE_DIR ROOTFS.tar
 // Imports a rootfs as an image, tags it, lists images and history, walks the lineage,
-// saves the image and loads it back into a second store.
+// makes and removes a container, saves the image and loads it back into a second store.
 import Foundation
 import Strata
 
@@ -10,8 +10,15 @@ guard args.count == 3 else {
     exit(2)
 }
 do {
+    // As a user without root: into the user namespace the strata command uses, before any
+    // thread starts (nothing as root). Without it, loading and listing work, but unpacking
+    // layers (containers) and running them fail with a StrataError that says what to do.
+    try UserNamespace.enterIfNeeded()
     let store = try await Store.open(at: URL(fileURLWithPath: args[1]))
     let image = try await store.importRootfs(from: URL(fileURLWithPath: args[2]), reference: "embedded/base:1")
+    let container = try await store.createContainer(from: image.id.string)
+    print("container \(container.id.prefix(12)) \(geteuid() == 0 && UserNamespace.isNested ? "in the user namespace" : "made as uid \(geteuid())")")
+    _ = try await store.removeContainer(container.id)
     try await store.tag("embedded/base:1", as: "embedded/base:latest")
     for i in try await store.images() {
         print("image \(i.id.shortHex) tags=\(i.tags) size=\(i.size)")
