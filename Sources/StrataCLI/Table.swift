@@ -29,8 +29,10 @@ struct Table {
 
     /// Appends a cell to the current row.
     mutating func add(_ cell: String) {
-        let u = cell.utf8
-        let n = u.allSatisfy { $0 < 0x80 } ? u.count : cell.unicodeScalars.count
+        // An ASCII cell (nearly all of them) is its byte count, checked on contiguous bytes.
+        var bytes = cell
+        let ascii = bytes.withUTF8 { b in !b.contains { $0 >= 0x80 } }
+        let n = ascii ? cell.utf8.count : cell.unicodeScalars.count
         let column = cells.count - (rowEnds.last ?? 0)
         cells.append(cell)
         cellWidths.append(n)
