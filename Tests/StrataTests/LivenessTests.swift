@@ -16,6 +16,19 @@ import Testing
         /// image prune, then every build-cache entry, then gc (`system prune`).
         case systemPrune(all: Bool)
 
+        /// Runs the command on `store`; system prune ends with its gc unless `gc` is false.
+        func run(on store: Store, gc: Bool = true) async throws {
+            switch self {
+            case .rmi(let ref, let force): _ = try await store.removeImage(ref, force: force)
+            case .prune(let all): _ = try await store.pruneImages(PruneOptions(all: all))
+            case .builderPrune(let all): _ = try await store.pruneBuildCache(BuildCachePruneOptions(all: all))
+            case .systemPrune(let all):
+                _ = try await store.pruneImages(PruneOptions(all: all))
+                _ = try await store.pruneBuildCache()
+                if gc { _ = try await store.collectGarbage(GCOptions(grace: 0)) }
+            }
+        }
+
         var description: String {
             switch self {
             case .rmi(let r, let f): return "rmi\(f ? " -f" : "") \(r)"
@@ -120,15 +133,7 @@ import Testing
                 }
             }
         }
-        switch c.command {
-        case .rmi(let ref, let force): _ = try await store.removeImage(ref, force: force)
-        case .prune(let all): _ = try await store.pruneImages(PruneOptions(all: all))
-        case .builderPrune(let all): _ = try await store.pruneBuildCache(BuildCachePruneOptions(all: all))
-        case .systemPrune(let all):
-            _ = try await store.pruneImages(PruneOptions(all: all))
-            _ = try await store.pruneBuildCache()
-            _ = try await store.collectGarbage(GCOptions(grace: 0))
-        }
+        try await c.command.run(on: store)
         var names: [String: String] = [:]
         for i in c.graph.images { for n in [i.name, i.manifest] + (i.index.map { [$0] } ?? []) { names[d(n)] = n } }
         for l in c.graph.layers { names[d(l.chain)] = l.chain }
