@@ -41,6 +41,8 @@ let package = Package(
             dependencies: [
                 "OCI", "CArchive",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for listings that read thousands of rows (RawRows).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             plugins: ["EmbedMigrationsPlugin"]

@@ -52,15 +52,33 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
         self.string = string
     }
 
+    /// Parses and validates a digest from its UTF-8 bytes, as a listing reads them from the
+    /// database: the common `sha256:` form is checked on the bytes and copied once.
+    public init(utf8 bytes: UnsafeBufferPointer<UInt8>) throws {
+        guard Self.isSHA256(bytes) else {
+            try self.init(String(decoding: bytes, as: UTF8.self))
+            return
+        }
+        // Checked ASCII: copied without decoding it again.
+        self.init(checked: String(unsafeUninitializedCapacity: bytes.count) { out in
+            _ = out.initialize(from: bytes)
+            return bytes.count
+        })
+    }
+
+    private init(checked string: String) { self.string = string }
+
     /// Whether a 71-byte string is `sha256:` and 64 lowercase hex, checked on contiguous bytes.
     private static func isSHA256(_ string: String) -> Bool {
         var s = string
-        return s.withUTF8 { b in
-            guard b.count == 71, b[0] == 0x73, b[1] == 0x68, b[2] == 0x61, b[3] == 0x32, b[4] == 0x35,
-                  b[5] == 0x36, b[6] == 0x3A else { return false }  // "sha256:"
-            for i in 7..<71 where !isLowerHex(b[i]) { return false }
-            return true
-        }
+        return s.withUTF8 { isSHA256($0) }
+    }
+
+    private static func isSHA256(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard b.count == 71, b[0] == 0x73, b[1] == 0x68, b[2] == 0x61, b[3] == 0x32, b[4] == 0x35,
+              b[5] == 0x36, b[6] == 0x3A else { return false }  // "sha256:"
+        for i in 7..<71 where !isLowerHex(b[i]) { return false }
+        return true
     }
 
     private static func isLowerHex(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 102) }
@@ -111,9 +129,12 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
     public var description: String { string }
     /// The first 12 hex characters: Docker's short ID.
     public var shortHex: String {
-        let u = string.utf8
-        let start = u.index(after: colon)
-        return String(u[start..<(u.index(start, offsetBy: 12, limitedBy: u.endIndex) ?? u.endIndex)])!
+        // On contiguous bytes: listings call this once per row.
+        var s = string
+        return s.withUTF8 { b in
+            let start = (b.firstIndex(of: UInt8(ascii: ":")) ?? b.count - 1) + 1
+            return String(decoding: UnsafeBufferPointer(rebasing: b[start..<min(start + 12, b.count)]), as: UTF8.self)
+        }
     }
 
     public static func < (a: Digest, b: Digest) -> Bool { a.string < b.string }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An image reference, `[registry/]path[:tag][@digest]`, normalised the way Docker
 /// does: no registry means `docker.io`, a one-component path on docker.io gets `library/`.
 ///
@@ -93,19 +95,38 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
     public static func familiar(stored name: String) -> String {
         // On the UTF-8 bytes: listings call this once per tag.
         var copy = name
-        return copy.withUTF8 { b -> String in
-            let docker = "docker.io/".utf8, library = "library/".utf8
-            guard b.starts(with: docker) else { return name }
-            var start = docker.count
-            if b[start...].starts(with: library) {
-                // `library/` is dropped when the path (before any `:tag`) has no other `/`.
-                let short = start + library.count
-                var i = short
-                while i < b.count, b[i] != UInt8(ascii: ":"), b[i] != UInt8(ascii: "/") { i += 1 }
-                if i == b.count || b[i] == UInt8(ascii: ":") { start = short }
-            }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[start...]), as: UTF8.self)
+        return copy.withUTF8 { b in
+            let start = familiarStart(b)
+            return start == 0 ? name : String(decoding: UnsafeBufferPointer(rebasing: b[start...]), as: UTF8.self)
         }
+    }
+
+    /// ``familiar(stored:)`` of a stored name given as UTF-8 bytes (a listing reads them
+    /// from the database without making a `String` of the stored form).
+    public static func familiar(storedUTF8 b: UnsafeBufferPointer<UInt8>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: b[familiarStart(b)...]), as: UTF8.self)
+    }
+
+    /// Where the familiar form of a stored name starts: after `docker.io/`, and after
+    /// `library/` when the path (before any `:tag`) has no other `/`.
+    private static func familiarStart(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+        let docker: StaticString = "docker.io/", library: StaticString = "library/"
+        guard hasPrefix(b, at: 0, docker) else { return 0 }
+        var start = docker.utf8CodeUnitCount
+        if hasPrefix(b, at: start, library) {
+            let short = start + library.utf8CodeUnitCount
+            var i = short
+            while i < b.count, b[i] != UInt8(ascii: ":"), b[i] != UInt8(ascii: "/") { i += 1 }
+            if i == b.count || b[i] == UInt8(ascii: ":") { start = short }
+        }
+        return start
+    }
+
+    /// Whether `b[at...]` starts with `prefix` (compared as bytes, without a collection walk).
+    private static func hasPrefix(_ b: UnsafeBufferPointer<UInt8>, at: Int, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        guard b.count - at >= n, let base = b.baseAddress else { return false }
+        return memcmp(base + at, prefix.utf8Start, n) == 0
     }
 
     /// The same reference with another tag and no digest.

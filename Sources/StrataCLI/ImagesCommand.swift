@@ -66,12 +66,35 @@ struct ImagesCommand: AsyncParsableCommand {
         var header = ["REPOSITORY", "TAG"]
         if digests { header.append("DIGEST") }
         header += ["IMAGE ID", "CREATED", "SIZE"]
-        var table = Table(header, rows: images.count)
-        let now = Date()
-        // By index, reading the fields each row needs: iterating would copy every summary.
-        for k in images.indices {
+        // A long listing is laid out in two halves at once (the cells of 10,000 rows cost as
+        // much as reading them), then written with widths common to both.
+        let now = Date(), digests = self.digests, noTrunc = self.noTrunc
+        let half = images.count > 2_000 ? images.count / 2 : images.count
+        async let first = Self.rows(images, 0..<half, digests: digests, noTrunc: noTrunc, now: now, columns: header.count)
+        async let second = Self.rows(images, half..<images.count, digests: digests, noTrunc: noTrunc, now: now, columns: header.count)
+        let head = Table(header)
+        let parts = [head, await first, await second]
+        let widths = Table.widths(parts)
+        async let firstText = parts[1].renderBytes(widths: widths)
+        let secondText = parts[2].renderBytes(widths: widths)
+        let headText = head.renderBytes(widths: widths)
+        let text = await [headText, firstText, secondText]
+        for t in text { Output.writeStandardOutput(t) }
+        Output.endListing(keeping: (images, parts, store))
+    }
+}
+
+extension ImagesCommand {
+    /// The table rows of `images[range]`: a row per tag, reading only the fields shown
+    /// (by index: iterating would copy every summary).
+    static func rows(_ images: [ImageSummary], _ range: Range<Int>, digests: Bool, noTrunc: Bool, now: Date, columns: Int) -> Table {
+        var table = Table(columns: columns, rows: range.count)
+        var ago = Units.Ago(now: now)
+        for k in range {
             let id = Units.shortID(images[k].id, noTrunc: noTrunc)
-            for (repo, tag) in Output.splitTags(images[k].tags) {
+            let created = ago(images[k].created)
+            let size = Units.size(images[k].size)
+            Output.forEachSplitTag(images[k].tags) { repo, tag in
                 table.add(repo)
                 table.add(tag)
                 if digests {
@@ -79,13 +102,12 @@ struct ImagesCommand: AsyncParsableCommand {
                     table.add(d.flatMap { $0.split(separator: "@").last.map(String.init) } ?? "<none>")
                 }
                 table.add(id)
-                table.add(Units.ago(images[k].created, now: now))
-                table.add(Units.size(images[k].size))
+                table.add(created)
+                table.add(size)
                 table.endRow()
             }
         }
-        print(table.render(), terminator: "")
-        Output.endListing(keeping: (images, table, store))
+        return table
     }
 }
 

@@ -24,7 +24,22 @@ enum Output {
         guard endsProcess else { return }
         withExtendedLifetime(results) {
             fflush(nil)  // every C stream: print writes through stdout
-            Glibc.exit(0)
+            // No exit handlers either: nothing the CLI opened needs one.
+            Glibc._exit(0)
+        }
+    }
+
+    /// Writes bytes to standard output after whatever `print` has buffered.
+    static func writeStandardOutput(_ bytes: [UInt8]) {
+        fflush(nil)
+        bytes.withUnsafeBytes { b in
+            var at = 0
+            while at < b.count {
+                let n = Glibc.write(1, b.baseAddress! + at, b.count - at)
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { return }  // a closed pipe: nothing more can be written
+                at += n
+            }
         }
     }
 
@@ -46,12 +61,22 @@ enum Output {
 
     /// `repo:tag` strings as (repository, tag) pairs; an untagged image is one `<none>` row.
     static func splitTags(_ tags: [String]) -> [(String, String)] {
-        if tags.isEmpty { return [("<none>", "<none>")] }
-        return tags.map { t in
+        var pairs: [(String, String)] = []
+        forEachSplitTag(tags) { pairs.append(($0, $1)) }
+        return pairs
+    }
+
+    /// ``splitTags(_:)`` without an array: `body` gets each (repository, tag) pair.
+    static func forEachSplitTag(_ tags: [String], _ body: (String, String) -> Void) {
+        if tags.isEmpty { return body("<none>", "<none>") }
+        for t in tags {
             // On the UTF-8 view: a listing splits every tag.
             let u = t.utf8
-            guard let c = u.lastIndex(of: UInt8(ascii: ":")), !u[u.index(after: c)...].contains(UInt8(ascii: "/")) else { return (t, "<none>") }
-            return (String(t[..<c]), String(t[u.index(after: c)...]))
+            guard let c = u.lastIndex(of: UInt8(ascii: ":")), !u[u.index(after: c)...].contains(UInt8(ascii: "/")) else {
+                body(t, "<none>")
+                continue
+            }
+            body(String(t[..<c]), String(t[u.index(after: c)...]))
         }
     }
 
@@ -95,26 +120,68 @@ enum Units {
     }
 
     /// `2 weeks`, `About an hour`, as go-units' HumanDuration.
-    static func duration(_ seconds: Double) -> String {
+    static func duration(_ seconds: Double) -> String { text(durationParts(seconds)) }
+
+    /// The units of ``duration(_:)``'s texts.
+    enum DurationUnit: Int { case lessThanASecond, second, seconds, aboutAMinute, minutes, aboutAnHour, hours, days, weeks, months, years }
+
+    /// ``duration(_:)`` as a unit and a count: the text is a function of these two alone.
+    static func durationParts(_ seconds: Double) -> (unit: DurationUnit, count: Int) {
         let s = Int(seconds)
-        if s < 1 { return "Less than a second" }
-        if s == 1 { return "1 second" }
-        if s < 60 { return "\(s) seconds" }
+        if s < 1 { return (.lessThanASecond, 0) }
+        if s == 1 { return (.second, 1) }
+        if s < 60 { return (.seconds, s) }
         let m = Int(seconds / 60)
-        if m == 1 { return "About a minute" }
-        if m < 60 { return "\(m) minutes" }
+        if m == 1 { return (.aboutAMinute, 1) }
+        if m < 60 { return (.minutes, m) }
         let h = Int(seconds / 3600 + 0.5)
-        if h == 1 { return "About an hour" }
-        if h < 48 { return "\(h) hours" }
-        if h < 24 * 7 * 2 { return "\(h / 24) days" }
-        if h < 24 * 30 * 2 { return "\(h / 24 / 7) weeks" }
-        if h < 24 * 365 * 2 { return "\(h / 24 / 30) months" }
-        return "\(Int(seconds / 3600) / 24 / 365) years"
+        if h == 1 { return (.aboutAnHour, 1) }
+        if h < 48 { return (.hours, h) }
+        if h < 24 * 7 * 2 { return (.days, h / 24) }
+        if h < 24 * 30 * 2 { return (.weeks, h / 24 / 7) }
+        if h < 24 * 365 * 2 { return (.months, h / 24 / 30) }
+        return (.years, Int(seconds / 3600) / 24 / 365)
+    }
+
+    static func text(_ parts: (unit: DurationUnit, count: Int)) -> String {
+        let n = parts.count
+        switch parts.unit {
+        case .lessThanASecond: return "Less than a second"
+        case .second: return "1 second"
+        case .seconds: return "\(n) seconds"
+        case .aboutAMinute: return "About a minute"
+        case .minutes: return "\(n) minutes"
+        case .aboutAnHour: return "About an hour"
+        case .hours: return "\(n) hours"
+        case .days: return "\(n) days"
+        case .weeks: return "\(n) weeks"
+        case .months: return "\(n) months"
+        case .years: return "\(n) years"
+        }
     }
 
     static func ago(_ date: Date?, now: Date = Date()) -> String {
         guard let date else { return "N/A" }
         return duration(now.timeIntervalSince(date)) + " ago"
+    }
+
+    /// ``ago(_:now:)`` for a whole listing: a listing of thousands of images has a few
+    /// dozen distinct texts, each made once.
+    struct Ago {
+        let now: Date
+        private var texts: [Int: String] = [:]
+
+        init(now: Date = Date()) { self.now = now }
+
+        mutating func callAsFunction(_ date: Date?) -> String {
+            guard let date else { return "N/A" }
+            let parts = durationParts(now.timeIntervalSince(date))
+            let key = parts.unit.rawValue << 48 | (parts.count & 0xFFFF_FFFF_FFFF)
+            if let t = texts[key] { return t }
+            let t = text(parts) + " ago"
+            texts[key] = t
+            return t
+        }
     }
 
     /// A progress bar as Docker draws it: `[=====>      ]`, full when `total` is 0.

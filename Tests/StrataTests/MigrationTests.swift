@@ -39,6 +39,12 @@ import Testing
             #expect(refs == 2)
         }
         #expect(try await store.check(quick: true).problems.filter { $0.kind == "refcount" }.isEmpty)
+        // 0009's covering index serves the listing of an upgraded store too, and lists the image.
+        let plan = try await store.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + Store.imageListingSQL + " ORDER BY id").map { $0["detail"] as String }
+        }
+        #expect(plan == ["SCAN images USING COVERING INDEX images_listing"])
+        #expect(try await store.images(all: true).map(\.id.string) == ["sha256:" + String(repeating: "0", count: 64)])
         _ = try await store.collectGarbage(GCOptions(dryRun: true))
     }
 

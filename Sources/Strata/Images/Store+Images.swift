@@ -102,10 +102,12 @@ extension Store {
     ///
     /// Five plain scans in image-ID order (images, tags, repo digests, child and container
     /// counts), merged here in one pass, rather than four correlated subqueries or joins per
-    /// image: at 10,000 images SQLite's joins alone take longer than the whole listing.
+    /// image: at 10,000 images SQLite's joins alone take longer than the whole listing. The
+    /// scans are read on SQLite's C API (``RawRows``): IDs are compared as bytes, and only
+    /// the values a summary keeps become strings.
     public func images(all: Bool = false, filters: ImageFilters = ImageFilters()) async throws -> [ImageSummary] {
         try await read { db in
-            var sql = "SELECT id, parent_id, created, size, layer_count, labels FROM images"
+            var sql = Self.imageListingSQL
             var args: [any DatabaseValueConvertible] = []
             var conds: [String] = []
             if let b = filters.before {
@@ -121,8 +123,8 @@ extension Store {
             if !conds.isEmpty { sql += " WHERE " + conds.joined(separator: " AND ") }
 
             // Every scan is in image-ID order (an index each), so one pass joins them: no
-            // hashing of 71-byte IDs, no dictionaries. IDs are ASCII: String order is byte
-            // order, as SQLite's BINARY collation.
+            // hashing of 71-byte IDs, no dictionaries. Keys compare as bytes, as SQLite's
+            // BINARY collation orders them.
             let tags = try MergeScan(db, "SELECT image_id, name FROM tags ORDER BY image_id")
             let digests = try MergeScan(db, "SELECT image_id, name, digest FROM repo_digests ORDER BY image_id")
             let children = try MergeScan(db, "SELECT parent_id, count(*) FROM images WHERE parent_id IS NOT NULL GROUP BY parent_id ORDER BY parent_id")
@@ -131,60 +133,78 @@ extension Store {
             // Room for every image at once: growing an array of 10,000 summaries copies each
             // one several times.
             let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM images") ?? 0
-            var out: [ImageSummary?] = []
+            var out: [ImageSummary] = []
             out.reserveCapacity(count)
-            var keys: [(created: Int64, index: Int32)] = []
-            keys.reserveCapacity(count)
-            let rows = try Row.fetchCursor(db, sql: sql + " ORDER BY id", arguments: StatementArguments(args))
-            while let r = try rows.next() {
-                // Columns by position: this loop runs once per image.
-                let idString: String = r[0]
-                let parent: String? = r[1]
-                let created: Int64? = r[2]
+            var created: [Int64] = []
+            created.reserveCapacity(count)
+            let rows = try RawRows(db, sql + " ORDER BY id", arguments: StatementArguments(args))
+            while try rows.step() {
+                guard let id = rows.text(0) else { continue }  // the primary key: never NULL
                 var imageTags: [String] = []
-                try tags.rows(for: idString) { imageTags.append(Reference.familiar(stored: $0[1])) }
+                try tags.rows(for: id) { imageTags.append(Reference.familiar(storedUTF8: $0.text(1) ?? .init(start: nil, count: 0))) }
                 var imageDigests: [String] = []
-                try digests.rows(for: idString) { imageDigests.append(Reference.familiar(stored: $0[1]) + "@" + ($0[2] as String)) }
+                try digests.rows(for: id) { r in
+                    imageDigests.append(Reference.familiar(storedUTF8: r.text(1) ?? .init(start: nil, count: 0)) + "@" + (r.string(2) ?? ""))
+                }
                 var childCount = 0
-                try children.rows(for: idString) { childCount = $0[1] }
+                try children.rows(for: id) { childCount = Int($0.int64(1) ?? 0) }
                 var containerCount = 0
-                try containers.rows(for: idString) { containerCount = $0[1] }
-                var summary = ImageSummary(
-                    id: try Digest(idString), tags: imageTags.count > 1 ? imageTags.sorted() : imageTags,
-                    repoDigests: imageDigests.count > 1 ? imageDigests.sorted() : imageDigests,
-                    parentID: parent.flatMap { try? Digest($0) },
-                    created: created.map { Date(timeIntervalSince1970: Double($0)) },
-                    size: r[3], layerCount: r[4], children: childCount, containers: containerCount)
-                if !all && summary.isIntermediate && filters.dangling == nil { continue }
-                if let d = filters.dangling, (summary.tags.isEmpty) != d { continue }
+                try containers.rows(for: id) { containerCount = Int($0.int64(1) ?? 0) }
+                let isDangling = imageTags.isEmpty
+                if !all && isDangling && childCount > 0 && filters.dangling == nil { continue }  // intermediate
+                if let d = filters.dangling, isDangling != d { continue }
                 if !filters.references.isEmpty {
-                    let ok = summary.tags.contains { tag in
+                    let ok = imageTags.contains { tag in
                         let name = tag.split(separator: ":").dropLast().joined(separator: ":")
                         return filters.references.contains { Glob.match($0, tag) || Glob.match($0, name) }
                     }
                     if !ok { continue }
                 }
+                let time = rows.int64(2)
+                var summary = ImageSummary(
+                    id: try Digest(utf8: id), tags: imageTags.count > 1 ? imageTags.sorted() : imageTags,
+                    repoDigests: imageDigests.count > 1 ? imageDigests.sorted() : imageDigests,
+                    parentID: try rows.text(1).map { try Digest(utf8: $0) },
+                    created: time.map { Date(timeIntervalSince1970: Double($0)) },
+                    size: rows.int64(3) ?? 0, layerCount: Int(rows.int64(4) ?? 0), children: childCount, containers: containerCount)
                 // From the row; an image stored before 0007 whose row Store.open could not fill
                 // (its config unreadable then) is read from its config blob, and a config that
                 // still cannot be read lists no labels rather than failing the whole listing.
-                let labelsText: String? = r[5]
-                summary.labels = try labelsText.map(ImageLabels.decode) ?? ((try? self.configLabels(summary.id)) ?? [:])
+                if let labels = rows.text(5) {
+                    if !ImageLabels.isEmpty(labels) { summary.labels = try ImageLabels.decode(String(decoding: labels, as: UTF8.self)) }
+                } else {
+                    summary.labels = (try? self.configLabels(summary.id)) ?? [:]
+                }
                 if !filters.labels.isEmpty, !filters.matchesLabels(summary.labels) { continue }
-                keys.append((created ?? 0, Int32(out.count)))
+                created.append(time ?? 0)
                 out.append(summary)
             }
+
             // Newest first, then by ID: the rows came in ID order, so ties keep their index
-            // order. Sorting small keys, then taking each summary out of its slot, moves each
-            // one once (no copy, no reference counting).
-            keys.sort { $0.created != $1.created ? $0.created > $1.created : $0.index < $1.index }
-            var sorted: [ImageSummary] = []
-            sorted.reserveCapacity(keys.count)
-            for k in keys {
-                if let summary = out[Int(k.index)].take() { sorted.append(summary) }
+            // order. The summaries are put in that order in place, by swaps along each cycle
+            // of the permutation: each one moves, none is copied or reference counted.
+            let from = ListingOrder(created: created).sortedIndices()
+            var placed = [Bool](repeating: false, count: out.count)
+            out.withUnsafeMutableBufferPointer { summaries in
+                // The buffer's swap moves (Array's copies each value and counts references).
+                for start in summaries.indices where !placed[start] {
+                    var at = start
+                    while from[at] != start {
+                        summaries.swapAt(at, from[at])
+                        placed[at] = true
+                        at = from[at]
+                    }
+                    placed[at] = true
+                }
             }
-            return sorted
+            return out
         }
     }
+
+    /// The columns a listing reads of every image, in the order `images` reads them. The
+    /// index `images_listing` (migration 0009) covers them, so the listing never reads the
+    /// wide image rows.
+    static let imageListingSQL = "SELECT id, parent_id, created, size, layer_count, labels FROM images"
 
     /// The labels of an image's config blob.
     func configLabels(_ id: Digest) throws -> [String: String] {
@@ -225,33 +245,47 @@ extension Store {
     }
 }
 
-/// One side of a merge join: a cursor over rows sorted by their first column (an image ID),
-/// read forward as the images (in the same order) ask for theirs.
+/// One side of a merge join: rows sorted by their first column (an image ID), read forward
+/// as the images (in the same order) ask for theirs.
 final class MergeScan {
-    private let cursor: RowCursor
-    /// The current row (the cursor's, changing in place: read only before the next step)
-    /// and its key, read once per step.
-    private var row: Row?
-    private var key: String?
+    private let rows: RawRows
 
     init(_ db: Database, _ sql: String) throws {
-        cursor = try Row.fetchCursor(db, sql: sql)
-        try step()
+        rows = try RawRows(db, sql)
+        try rows.step()
     }
 
-    private func step() throws {
-        row = try cursor.next()
-        key = row.map { $0[0] }
-    }
-
-    /// Calls `body` with each row whose first column is `key`, skipping rows before it.
-    /// Keys must be asked for in ascending order.
-    func rows(for wanted: String, _ body: (Row) throws -> Void) throws {
-        while let k = key, let r = row {
-            if k > wanted { return }
-            if k == wanted { try body(r) }
-            try step()
+    /// Calls `body` with each row whose first column is `wanted`, skipping rows before it.
+    /// Keys must be asked for in ascending byte order. The row's views are valid only
+    /// during the call.
+    func rows(for wanted: UnsafeBufferPointer<UInt8>, _ body: (RawRows) throws -> Void) throws {
+        while rows.onRow, let key = rows.text(0) {
+            let c = UnsafeBufferPointer.compareBytes(key, wanted)
+            if c > 0 { return }
+            if c == 0 { try body(rows) }
+            try rows.step()
         }
+    }
+}
+
+/// The order of a listing, newest first and then by position (the rows' ID order), kept as
+/// one integer per row where the times allow: sorting 10,000 integers costs a fraction of
+/// sorting (time, index) pairs through a closure.
+struct ListingOrder {
+    /// Each row's creation time, in row order.
+    let created: [Int64]
+
+    /// Row positions, newest first; equal times keep their order.
+    func sortedIndices() -> [Int] {
+        guard let lo = created.min(), let hi = created.max() else { return [] }
+        // (hi - time) in the high bits and the position in the low 24: one sort of UInt64.
+        let span = hi.subtractingReportingOverflow(lo)
+        if created.count < 1 << 24, !span.overflow, span.partialValue < 1 << 39 {
+            var keys = created.enumerated().map { UInt64(hi - $0.element) << 24 | UInt64($0.offset) }
+            keys.sort()
+            return keys.map { Int($0 & 0xFF_FFFF) }
+        }
+        return created.indices.sorted { created[$0] != created[$1] ? created[$0] > created[$1] : $0 < $1 }
     }
 }
 
@@ -282,6 +316,11 @@ enum ImageLabels {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? e.encode(labels ?? [:])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// Whether stored labels are `{}` (nearly every image), without decoding them.
+    static func isEmpty(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        text.count == 2 && text[0] == UInt8(ascii: "{") && text[1] == UInt8(ascii: "}")
     }
 
     static func decode(_ text: String) throws -> [String: String] {
