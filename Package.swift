@@ -70,13 +70,15 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "strata", dependencies: ["StrataCLI"]),
+        // Helpers the test targets share (a seeded generator); not a product.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "StrataErrorsTests", dependencies: ["StrataErrors"]),
-        .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "TestSupport"]),
+        .testTarget(name: "StrataTests", dependencies: ["Strata", "OCI", "CArchive", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "StrataCLITests", dependencies: ["StrataCLI", "Strata", "OCI"]),
         .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "Strata", "OCI"]),
         .testTarget(name: "StrataEngineTests", dependencies: ["StrataEngine", "Strata", "OCI", .product(name: "NIOHTTP1", package: "swift-nio")]),
-        .testTarget(name: "StrataBuildTests", dependencies: ["StrataBuild", "StrataCLI", "Strata", "OCI"]),
+        .testTarget(name: "StrataBuildTests", dependencies: ["StrataBuild", "StrataCLI", "Strata", "OCI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,23 +1,12 @@
 import Foundation
 import Testing
 @testable import OCI
+import TestSupport
 
 /// Names are bytes (law 9): the lossless mapping that carries a name's bytes in a `String`.
 @Suite struct RawNameTests {
-    /// A small deterministic generator (SplitMix64), so a failure is reproducible.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func everyByteStringRoundTrips() {
-        var rng = SplitMix(state: 20261205)
+        var rng = SplitMix(seed: 20261205)
         // Bytes biased towards UTF-8 lead/continuation bytes and the reserved range's encoding.
         let interesting: [UInt8] = [0x80, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0x8F, 0xBE, 0xFF, 0x2F, 0x61]
         for _ in 0..<5000 {

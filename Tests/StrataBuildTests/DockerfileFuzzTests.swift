@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import OCI
 @testable import StrataBuild
+import TestSupport
 
 /// Property tests: random and mutated inputs never crash the parser, the lexer or the
 /// `.dockerignore` matcher, and every failure is a one-line `StrataError` naming a real line.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import OCI
 @testable import StrataBuild
+import TestSupport
 
 @Suite struct ShellLexerTests {
     let lexer = ShellLexer()
@@ -215,18 +216,5 @@ import OCI
         let sh = try ParserPeer.run(["busybox", "sh", "-c", script], env: env)
         #expect(sh.status == 0)
         #expect(try ShellLexer().expandHeredoc(body, env: env) == sh.stdout)
-    }
-}
-
-/// A small deterministic random generator (tests must be reproducible).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

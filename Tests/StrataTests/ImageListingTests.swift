@@ -3,6 +3,7 @@ import GRDB
 import Testing
 @testable import OCI
 @testable import Strata
+import TestSupport
 
 /// `Store.images` merges five scans read on SQLite's C API. These tests hold it to the plain
 /// meaning of a listing, computed here the slow, obvious way (a query per image, names parsed
@@ -11,20 +12,6 @@ import Testing
 /// does not, parents, containers, equal and missing creation times, labels, and rows whose
 /// labels were never filled.
 @Suite struct ImageListingTests {
-    /// A small deterministic generator (SplitMix64), so a failure names its seed.
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-    }
-
     static let repositories = [
         "docker.io/library/busybox", "docker.io/library/alpine", "docker.io/library/a/b", "docker.io/user/app",
         "127.0.0.1:5000/team/app", "ghcr.io/o/r", "localhost/x", "quay.io/q/z9",
@@ -32,7 +19,7 @@ import Testing
 
     /// Fills a store with `count` images through SQL, as a load would leave the rows.
     static func populate(_ store: Store, seed: UInt64, count: Int) async throws -> [String] {
-        var rng = Rng(state: seed)
+        var rng = SplitMix(seed: seed)
         var ids: [String] = []
         var rows: [(id: String, created: Int64?, size: Int64, parent: String?, labels: String?)] = []
         for k in 0..<count {

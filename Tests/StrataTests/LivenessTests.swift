@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import Strata
+import TestSupport
 
 /// Every command that deletes, checked against the one liveness rule (``Liveness``) on small
 /// declared graphs, as containerd's pkg/gc tests do: each case is a graph, a command, and
@@ -192,18 +193,5 @@ import Testing
             #expect(dead == all.subtracting(live), "\(g.description): \(n) images")
             #expect(!live.isEmpty || g.tags.isEmpty, "\(g.description)")
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for the seeded property tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
