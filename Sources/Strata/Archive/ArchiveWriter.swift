@@ -12,23 +12,33 @@ final class ArchiveWriter {
     private let reproducibleTimes: Bool
     private let clampTime: Int64?
     private var disk: OpaquePointer?
-    /// Set when writing through direct I/O; libarchive's write callback points at it.
-    private var sink: DirectSink?
+    /// Set when writing through direct I/O (finished at ``close()``).
+    private var direct: DirectWriter?
+    /// Set when the bytes go to a sink of ours (a response body, a direct writer) rather
+    /// than to a descriptor: libarchive's write callback reaches it through its client data.
+    private var target: WriteTarget?
 
-    /// What libarchive's write callback reaches through its client-data pointer.
-    private final class DirectSink {
-        let writer: DirectWriter
+    /// Where libarchive's write callback sends the bytes, and the first error that stopped
+    /// them (rethrown in place of libarchive's own message).
+    private final class WriteTarget {
+        let write: (UnsafeRawBufferPointer) throws -> Void
         var error: Error?
-        init(_ writer: DirectWriter) { self.writer = writer }
+        init(_ write: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.write = write }
     }
 
-    /// Set when writing to a ``ByteSink``; libarchive's write callback points at it.
-    private var byteSink: SinkBox?
-
-    private final class SinkBox {
-        let sink: any ByteSink
-        var error: Error?
-        init(_ sink: any ByteSink) { self.sink = sink }
+    /// Opens the archive onto `target`; libarchive's result.
+    private static func open(_ a: OpaquePointer, _ target: WriteTarget) -> Int32 {
+        archive_write_open(a, Unmanaged.passUnretained(target).toOpaque(), nil, { _, ctx, buf, len in
+            guard let ctx, let buf else { return 0 }
+            let target = Unmanaged<WriteTarget>.fromOpaque(ctx).takeUnretainedValue()
+            do {
+                try target.write(UnsafeRawBufferPointer(start: buf, count: len))
+                return la_ssize_t(len)
+            } catch {
+                target.error = error
+                return -1
+            }
+        }, nil)
     }
 
     /// Writes to `sink` (a response body), unblocked: libarchive hands every write straight
@@ -43,20 +53,9 @@ final class ArchiveWriter {
         locale = strata_locale_enter()
         archive_write_set_format_pax_restricted(a)
         archive_write_set_bytes_per_block(a, 0)
-        let box = SinkBox(sink)
-        byteSink = box
-        let opened = archive_write_open(a, Unmanaged.passUnretained(box).toOpaque(), nil, { _, ctx, buf, len in
-            guard let ctx, let buf else { return 0 }
-            let box = Unmanaged<SinkBox>.fromOpaque(ctx).takeUnretainedValue()
-            do {
-                try box.sink.write(UnsafeRawBufferPointer(start: buf, count: len))
-                return la_ssize_t(len)
-            } catch {
-                box.error = error
-                return -1
-            }
-        }, nil)
-        if opened != ARCHIVE_OK {
+        let target = WriteTarget { try sink.write($0) }
+        self.target = target
+        if Self.open(a, target) != ARCHIVE_OK {
             let e = StrataError.libarchive(a, .io, "cannot write \(name)")
             closed = true
             throw e
@@ -82,20 +81,10 @@ final class ArchiveWriter {
         archive_write_set_bytes_per_block(a, 1 << 20)
         archive_write_set_bytes_in_last_block(a, 1)
         if direct, let writer = DirectWriter.make(fd: fd, path: name) {
-            let sink = DirectSink(writer)
-            self.sink = sink
-            let opened = archive_write_open(a, Unmanaged.passUnretained(sink).toOpaque(), nil, { _, ctx, buf, len in
-                guard let ctx, let buf else { return 0 }
-                let sink = Unmanaged<DirectSink>.fromOpaque(ctx).takeUnretainedValue()
-                do {
-                    try sink.writer.write(UnsafeRawBufferPointer(start: buf, count: len))
-                    return la_ssize_t(len)
-                } catch {
-                    sink.error = error
-                    return -1
-                }
-            }, nil)
-            if opened != ARCHIVE_OK {
+            self.direct = writer
+            let target = WriteTarget { try writer.write($0) }
+            self.target = target
+            if Self.open(a, target) != ARCHIVE_OK {
                 let e = StrataError.libarchive(a, .io, "cannot write \(name)")
                 closed = true
                 throw e
@@ -162,8 +151,7 @@ final class ArchiveWriter {
         while off < buf.count {
             let n = archive_write_data(a, base + off, buf.count - off)
             if n < 0 {
-                if let e = sink?.error as? StrataError { throw e }
-                if let e = byteSink?.error { throw e }
+                if let e = target?.error { throw e }
                 throw StrataError.libarchive(a, .io, "cannot write \(RawName.escaped(path)) into \(name)")
             }
             off += n
@@ -234,10 +222,9 @@ final class ArchiveWriter {
     func close() throws {
         closed = true
         if archive_write_close(a) != ARCHIVE_OK {
-            if let e = sink?.error as? StrataError { throw e }
-            if let e = byteSink?.error { throw e }
+            if let e = target?.error { throw e }
             throw StrataError.libarchive(a, .io, "cannot finish \(name)")
         }
-        try sink?.writer.finish()
+        try direct?.finish()
     }
 }
