@@ -131,6 +131,43 @@ import Testing
         }
     }
 
+    /// Repository digests (recorded by push): a repository with tags and a digest, one with
+    /// a digest only (pushed by ID under another name), and an untagged image that has a
+    /// digest (no longer dangling for docker).
+    @Test func imagesTablesWithRepoDigests() throws {
+        guard EngineHarness.dockerAvailable(), Self.pythonAvailable() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/docker-registry") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but docker-registry is missing: run tools/setup") }
+            return
+        }
+        let (h, _) = try Self.store()
+        defer { h.stop() }
+        let host = try h.startRegistry()
+        let stored = try h.images()
+        let tagged = stored.compactMap { ($0["tags"] as? [String])?.first }
+        let untagged = stored.filter { ($0["tags"] as? [String])?.isEmpty == true && ($0["children"] as? Int) == 0 }.compactMap { $0["id"] as? String }
+        let a = try #require(tagged.first), b = try #require(tagged.dropFirst().first), d = try #require(untagged.first)
+        func push(_ args: [String]) throws {
+            let r = try h.strata(["push", "-q", "--insecure-registry", host] + args)
+            #expect(r.status == 0, "push \(args): \(r.err)")
+        }
+        #expect(try h.strata(["tag", a, "\(host)/parity/a:1"]).status == 0)
+        #expect(try h.strata(["tag", a, "\(host)/parity/a:2"]).status == 0)
+        try push(["\(host)/parity/a:1"])
+        try push(["\(host)/parity/a:2"])
+        try push([b, "\(host)/parity/b:1"])
+        try push([d, "\(host)/parity/d:1"])
+        let flagSets: [[String]] = [
+            [], ["--digests"], ["-a", "--digests", "--no-trunc"], ["-q"], ["-q", "--digests"],
+            ["--filter", "dangling=true"], ["--filter", "dangling=true", "--digests"], ["--filter", "reference=\(host)/*/*", "--digests"],
+        ]
+        for flags in flagSets {
+            try Self.expectSame(h, ["images"] + flags)
+        }
+        let rows = try h.strata(["images", "--digests"]).out
+        #expect(rows.contains("\(host)/parity/b   "), "no digest-only row: \(rows)")
+    }
+
     /// What `strata serve` lists must be what moby would list for the store (the docker CLI
     /// prints it as it comes, so the parity above cannot see a wrong list).
     @Test func listSemanticsAsMoby() throws {
