@@ -26,6 +26,9 @@ struct HistoryCommand: AsyncParsableCommand {
     var format: TableFormat = .table
     @Argument var image: String
 
+    /// 2000-01-01T00:00:00Z: docker's history shows no age for a step dated up to it.
+    static let epoch: TimeInterval = 946_684_800
+
     func run() async throws {
         let store = try await global.openStore()
         let items = try await store.history(of: image)
@@ -41,10 +44,14 @@ struct HistoryCommand: AsyncParsableCommand {
         }
         let rows = items.map { i -> [String] in
             let by = i.createdBy.replacingOccurrences(of: "\t", with: " ")
-            let created = human ? Units.ago(i.created, now: now) : (i.created.map(RFC3339.format) ?? "N/A")
+            // Docker gives no age to a step dated up to 2000-01-01 (no date included): N/A.
+            // Without -H it prints the API's seconds in the local time zone: 0 (no date) is
+            // 1970-01-01.
+            let dated = i.created.flatMap { $0.timeIntervalSince1970 > Self.epoch ? $0 : nil }
+            let created = human ? Units.ago(dated, now: now) : Units.localRFC3339(i.created ?? Date(timeIntervalSince1970: 0))
             return [id(i), created, noTrunc ? by : Units.ellipsis(by, 45), human ? Units.size(i.size) : String(i.size), i.comment]
         }
-        print(Output.table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows), terminator: "")
+        print(Output.table(["IMAGE", human ? "CREATED" : "CREATED AT", "CREATED BY", "SIZE", "COMMENT"], rows), terminator: "")
     }
 }
 

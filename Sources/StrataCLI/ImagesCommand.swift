@@ -52,12 +52,19 @@ struct ImagesCommand: AsyncParsableCommand {
             return
         }
         if quiet {
-            // One line per image (the list holds each image once), written at once.
+            // The ID once per row the table would have, as docker prints it (an image with
+            // three tags three times), written at once.
             var out = ""
+            let noTrunc = self.noTrunc, digests = self.digests
             out.reserveCapacity(images.count * (noTrunc ? 72 : 13))
             for k in images.indices {
-                out += Units.shortID(images[k].id, noTrunc: noTrunc)
-                out += "\n"
+                let id = Units.shortID(images[k].id, noTrunc: noTrunc)
+                let n = images[k].repoDigests.isEmpty ? max(1, images[k].tags.count)
+                    : Self.rows(tags: images[k].tags, repoDigests: images[k].repoDigests, digests: digests).count
+                for _ in 0..<n {
+                    out += id
+                    out += "\n"
+                }
             }
             print(out, terminator: "")
             Output.endListing(keeping: (images, store))
@@ -92,15 +99,26 @@ extension ImagesCommand {
         var ago = Units.Ago(now: now)
         for k in range {
             let id = Units.shortID(images[k].id, noTrunc: noTrunc)
-            let created = ago(images[k].created)
+            // Docker lists an image with no date (the API's Created 0) as created in 1970.
+            let created = ago(images[k].created ?? Date(timeIntervalSince1970: 0))
             let size = Units.size(images[k].size)
-            Output.forEachSplitTag(images[k].tags) { repo, tag in
-                table.add(repo)
-                table.add(tag)
-                if digests {
-                    let d = images[k].repoDigests.first { $0.hasPrefix(repo + "@") }
-                    table.add(d.flatMap { $0.split(separator: "@").last.map(String.init) } ?? "<none>")
+            if images[k].repoDigests.isEmpty {
+                // Nearly every image: a row per tag, no digest to look up.
+                Output.forEachSplitTag(images[k].tags) { repo, tag in
+                    table.add(repo)
+                    table.add(tag)
+                    if digests { table.add("<none>") }
+                    table.add(id)
+                    table.add(created)
+                    table.add(size)
+                    table.endRow()
                 }
+                continue
+            }
+            for row in Self.rows(tags: images[k].tags, repoDigests: images[k].repoDigests, digests: digests) {
+                table.add(row.repo)
+                table.add(row.tag)
+                if digests { table.add(row.digest) }
                 table.add(id)
                 table.add(created)
                 table.add(size)
@@ -108,6 +126,48 @@ extension ImagesCommand {
             }
         }
         return table
+    }
+
+    /// The rows `docker images` prints for an image (the docker CLI's
+    /// `imageFormatTaggedAndDigest`): a row per tag, grouped by repository; with `digests`, a
+    /// row per tag and digest of its repository; a repository that has digests but no tag gets
+    /// `<none>` tag rows; an image with neither tags nor digests is one `<none>` row.
+    ///
+    /// ```swift
+    /// ImagesCommand.rows(tags: ["app:1"], repoDigests: ["app@sha256:ab…", "lib@sha256:cd…"], digests: true)
+    /// // [("app", "1", "sha256:ab…"), ("lib", "<none>", "sha256:cd…")]
+    /// ```
+    static func rows(tags: [String], repoDigests: [String], digests: Bool) -> [(repo: String, tag: String, digest: String)] {
+        if tags.isEmpty && repoDigests.isEmpty { return [("<none>", "<none>", "<none>")] }
+        var byRepo: [(repo: String, digests: [String])] = []
+        for d in repoDigests {
+            guard let at = d.lastIndex(of: "@") else { continue }
+            let repo = String(d[..<at]), digest = String(d[d.index(after: at)...])
+            if let k = byRepo.firstIndex(where: { $0.repo == repo }) {
+                byRepo[k].digests.append(digest)
+            } else {
+                byRepo.append((repo, [digest]))
+            }
+        }
+        var out: [(repo: String, tag: String, digest: String)] = []
+        var tagged = Set<String>()
+        for (repo, tag) in tags.isEmpty ? [] : Output.splitTags(tags) {
+            tagged.insert(repo)
+            let shown = digests ? byRepo.first { $0.repo == repo }?.digests ?? [] : []
+            if shown.isEmpty {
+                out.append((repo, tag, "<none>"))
+            } else {
+                for d in shown { out.append((repo, tag, d)) }
+            }
+        }
+        for (repo, ds) in byRepo where !tagged.contains(repo) {
+            if digests {
+                for d in ds { out.append((repo, "<none>", d)) }
+            } else {
+                out.append((repo, "<none>", ""))
+            }
+        }
+        return out
     }
 }
 

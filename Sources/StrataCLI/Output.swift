@@ -191,9 +191,88 @@ enum Units {
         return "[" + String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled - 1) + "]"
     }
 
-    /// Cuts to `width` characters with a trailing `…`.
+    /// Cuts `s` to `width` columns with a trailing `…`, as the docker CLI's
+    /// `formatter.Ellipsis`: an ASCII string by characters; any other by display width, where
+    /// an East Asian wide or fullwidth scalar (CJK, most emoji) counts two columns and every
+    /// other scalar one (a combining mark too), cutting between scalars.
+    ///
+    /// ```swift
+    /// Units.ellipsis("RUN apt-get update && apt-get install -y curl git", 20)  // "RUN apt-get update …"
+    /// Units.ellipsis("RUN echo 你好世界", 12)                                   // "RUN echo 你…"
+    /// ```
     static func ellipsis(_ s: String, _ width: Int) -> String {
-        s.count <= width ? s : String(s.prefix(width - 1)) + "…"
+        guard width > 0 else { return "" }
+        let scalars = Array(s.unicodeScalars)
+        if width == 1 { return scalars.first.map { String(Character($0)) } ?? "" }
+        func prefix(_ n: Int) -> String {
+            var v = String.UnicodeScalarView()
+            v.append(contentsOf: scalars[..<n])
+            return String(v) + "…"
+        }
+        if s.utf8.count == scalars.count {
+            return scalars.count <= width ? s : prefix(width - 1)
+        }
+        // Columns up to and including each scalar; cut after the last one that leaves room for `…`.
+        var ends: [Int] = []
+        ends.reserveCapacity(scalars.count)
+        var total = 0
+        for u in scalars {
+            total += isWide(u) ? 2 : 1
+            ends.append(total)
+        }
+        guard total > width else { return s }
+        for i in 0..<(ends.count - 1) where ends[i] <= width - 1 && ends[i + 1] > width - 1 {
+            return prefix(i + 1)
+        }
+        return s
+    }
+
+    /// East Asian Wide (W) and Fullwidth (F) scalars of Unicode's EastAsianWidth.txt (as Go's
+    /// `golang.org/x/text/width` classes them), as ranges; unassigned gaps inside a block
+    /// count as the block does.
+    private static let wideRanges: [ClosedRange<UInt32>] = [
+        0x1100...0x115F, 0x231A...0x231B, 0x2329...0x232A, 0x23E9...0x23EC, 0x23F0...0x23F0, 0x23F3...0x23F3,
+        0x25FD...0x25FE, 0x2614...0x2615, 0x2648...0x2653, 0x267F...0x267F, 0x2693...0x2693, 0x26A1...0x26A1,
+        0x26AA...0x26AB, 0x26BD...0x26BE, 0x26C4...0x26C5, 0x26CE...0x26CE, 0x26D4...0x26D4, 0x26EA...0x26EA,
+        0x26F2...0x26F3, 0x26F5...0x26F5, 0x26FA...0x26FA, 0x26FD...0x26FD, 0x2705...0x2705, 0x270A...0x270B,
+        0x2728...0x2728, 0x274C...0x274C, 0x274E...0x274E, 0x2753...0x2755, 0x2757...0x2757, 0x2795...0x2797,
+        0x27B0...0x27B0, 0x27BF...0x27BF, 0x2B1B...0x2B1C, 0x2B50...0x2B50, 0x2B55...0x2B55, 0x2E80...0x303E,
+        0x3041...0x3247, 0x3250...0x4DBF, 0x4E00...0xA4C6, 0xA960...0xA97C, 0xAC00...0xD7A3, 0xF900...0xFAD9,
+        0xFE10...0xFE19, 0xFE30...0xFE6B, 0xFF01...0xFF60, 0xFFE0...0xFFE6, 0x16FE0...0x1B2FB, 0x1F004...0x1F004,
+        0x1F0CF...0x1F0CF, 0x1F18E...0x1F18E, 0x1F191...0x1F19A, 0x1F200...0x1F320, 0x1F32D...0x1F335,
+        0x1F337...0x1F37C, 0x1F37E...0x1F393, 0x1F3A0...0x1F3CA, 0x1F3CF...0x1F3D3, 0x1F3E0...0x1F3F0,
+        0x1F3F4...0x1F3F4, 0x1F3F8...0x1F43E, 0x1F440...0x1F440, 0x1F442...0x1F4FC, 0x1F4FF...0x1F53D,
+        0x1F54B...0x1F54E, 0x1F550...0x1F567, 0x1F57A...0x1F57A, 0x1F595...0x1F596, 0x1F5A4...0x1F5A4,
+        0x1F5FB...0x1F64F, 0x1F680...0x1F6C5, 0x1F6CC...0x1F6CC, 0x1F6D0...0x1F6D2, 0x1F6D5...0x1F6DF,
+        0x1F6EB...0x1F6EC, 0x1F6F4...0x1F6FC, 0x1F7E0...0x1F7F0, 0x1F90C...0x1F93A, 0x1F93C...0x1F945,
+        0x1F947...0x1F9FF, 0x1FA70...0x1FAF6, 0x20000...0x3FFFD,
+    ]
+
+    /// Whether a scalar takes two columns (binary search in ``wideRanges``).
+    static func isWide(_ u: Unicode.Scalar) -> Bool {
+        let v = u.value
+        guard v >= 0x1100 else { return false }
+        var lo = 0, hi = wideRanges.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if v < wideRanges[mid].lowerBound { hi = mid - 1 } else if v > wideRanges[mid].upperBound { lo = mid + 1 } else { return true }
+        }
+        return false
+    }
+
+    /// `2019-10-13T22:49:15Z`, or `…+05:30` outside UTC: Go's `time.RFC3339` in the local
+    /// time zone (TZ, else /etc/localtime), as `docker history -H=false` prints a date.
+    static func localRFC3339(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        localtime_r(&t, &tm)
+        func p(_ v: Int, _ w: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
+        }
+        let off = tm.tm_gmtoff
+        let zone = off == 0 ? "Z" : (off < 0 ? "-" : "+") + p(abs(off) / 3600, 2) + ":" + p(abs(off) % 3600 / 60, 2)
+        return "\(p(Int(tm.tm_year) + 1900, 4))-\(p(Int(tm.tm_mon) + 1, 2))-\(p(Int(tm.tm_mday), 2))T\(p(Int(tm.tm_hour), 2)):\(p(Int(tm.tm_min), 2)):\(p(Int(tm.tm_sec), 2))" + zone
     }
 
     static func shortID(_ d: Digest, noTrunc: Bool) -> String {
