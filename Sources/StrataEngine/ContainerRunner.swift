@@ -14,6 +14,9 @@ actor ContainerRunner {
     private var tasks: [String: Task<Void, Never>] = [:]
     /// Attached connections by container ID, kept before a start (`docker run` attaches first).
     private let hubs = Attachments()
+    /// The stdin of each container's current run, or of its next one when an attach with
+    /// stdin came before the start (`docker run -i` attaches first).
+    private var inputs: [String: ContainerInput] = [:]
     private var exitWaiters: [String: [CheckedContinuation<Int32?, Never>]] = [:]
     private var nextKey = 0
     private var stopping = false
@@ -32,10 +35,11 @@ actor ContainerRunner {
         let store = self.store
         let hubs = self.hubs
         let result = StartError()
+        let input = inputs[id]
         tasks[id] = Task {
             var status: Int32?
             do {
-                status = try await store.start(id, output: { stream, data in
+                status = try await store.start(id, input: input, output: { stream, data in
                     for c in hubs.table.withLock({ Array(($0[id] ?? [:]).values) }) { c.yield((stream, data)) }
                 }, started: { readyC.yield() })
             } catch {
@@ -52,6 +56,7 @@ actor ContainerRunner {
     /// the status.
     private func finished(_ id: String, status: Int32?) {
         tasks[id] = nil
+        inputs[id] = nil
         for c in hubs.table.withLock({ $0.removeValue(forKey: id) ?? [:] }).values { c.finish() }
         for w in exitWaiters.removeValue(forKey: id) ?? [] { w.resume(returning: status) }
     }
@@ -64,6 +69,25 @@ actor ContainerRunner {
         hubs.table.withLock { $0[id, default: [:]][key] = c }
         c.onTermination = { [hubs] _ in hubs.table.withLock { _ = $0[id]?.removeValue(forKey: key) } }
         return stream
+    }
+
+    /// The stdin an attach feeds: the current run's (nil when it runs without one: what the
+    /// client sends is dropped, as dockerd does for a container without an open stdin), or
+    /// the next run's, made here when none is waiting yet.
+    func input(for id: String) throws -> ContainerInput? {
+        if let i = inputs[id] { return i }
+        if tasks[id] != nil { return nil }
+        let i = try ContainerInput()
+        inputs[id] = i
+        return i
+    }
+
+    /// The attach that fed `input` is gone: when no run took it (the client hung up before
+    /// the start), it is dropped, and a write still waiting on it fails.
+    func release(_ input: ContainerInput, of id: String) {
+        guard tasks[id] == nil, inputs[id] === input else { return }
+        inputs[id] = nil
+        input.cancel()
     }
 
     /// Waits for the end of the container's next run (or the current one) and returns its

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import OCI
 import Strata
 
 /// Creating and running containers: `docker create`, `docker start`, `docker run`,
@@ -17,8 +18,10 @@ extension EngineRouter {
         if o["Tty"] as? Bool == true {
             throw EngineError(status: .notImplemented, message: "strata does not allocate a TTY for containers yet: run without -t")
         }
-        if o["OpenStdin"] as? Bool == true {
-            throw EngineError(status: .notImplemented, message: "strata does not attach stdin to containers yet: run without -i")
+        // A stdin is kept for an attached run (`docker run -i`, `docker start -ai`); one that
+        // stays open for later attaches (`docker run -d -i`) is not.
+        if o["OpenStdin"] as? Bool == true, o["AttachStdin"] as? Bool != true {
+            throw EngineError(status: .notImplemented, message: "strata keeps a container's stdin only for an attached run: use docker run -i without -d")
         }
         let host = o["HostConfig"] as? [String: Any] ?? [:]
         if let mode = host["NetworkMode"] as? String, !["", "default", "bridge", "none"].contains(mode) {
@@ -38,7 +41,8 @@ extension EngineRouter {
         let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
         let options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
-                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false)
+                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
+                                       openStdin: o["OpenStdin"] as? Bool ?? false)
         let c = try await store.createContainer(from: image, options: options)
         try await res.sendJSON(["Id": c.id, "Warnings": [String]()] as [String: Any], status: .created)
     }
@@ -69,19 +73,29 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
-    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: the output of the container's
-    /// run as Docker's multiplexed frames (stream byte, three zeros, big-endian length), on a
-    /// connection upgraded to a raw stream (101) when the client asked, until the run ends.
+    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin=`: the output of the
+    /// container's run as Docker's multiplexed frames (stream byte, three zeros, big-endian
+    /// length), on a connection upgraded to a raw stream (101) when the client asked, until
+    /// the run ends. With `stdin`, what the client sends after the 101 is the run's stdin
+    /// (the next run's when it does not run yet) and its half-close is the end of that stdin;
+    /// a run started without stdin drops it.
     func attachContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let c = try await store.container(ref)
-        if try req.bool("stdin") {
-            throw EngineError(status: .notImplemented, message: "strata does not attach stdin to containers yet")
-        }
         if try req.bool("logs") {
             throw EngineError(status: .notImplemented, message: "strata does not replay logs on attach: use docker logs")
         }
         let wanted: Set<ContainerStream> = Set([try req.bool("stdout") ? .stdout : nil, try req.bool("stderr") ? .stderr : nil].compactMap { $0 })
+        var stdin: (client: HijackedInput, run: ContainerInput?)?
+        if try req.bool("stdin") {
+            // The connection first (it may be gone already), then the run's stdin, released
+            // whatever happens next: a client that hangs up before the start leaves none.
+            let client = try await res.takeOverInput()
+            stdin = (client, try await runner.input(for: c.id))
+        }
+        defer {
+            if let run = stdin?.run { Task { [runner] in await runner.release(run, of: c.id) } }
+        }
         let output = await runner.attach(c.id)
         let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
         res.closesConnection = true
@@ -91,8 +105,20 @@ extension EngineRouter {
         } else {
             try await res.startStream(.ok, contentType: "application/vnd.docker.raw-stream")
         }
-        for await chunk in output where wanted.contains(chunk.stream) {
-            try await res.write(Self.frame(chunk.stream, chunk.data))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let stdin {
+                group.addTask {
+                    while let piece = await stdin.client.next() {
+                        // A run that ended (or has no stdin) drops what the client still sends.
+                        try? await stdin.run?.write(Data(piece.readableBytesView))
+                    }
+                    stdin.run?.close()
+                }
+            }
+            for await chunk in output where wanted.contains(chunk.stream) {
+                try await res.write(Self.frame(chunk.stream, chunk.data))
+            }
+            group.cancelAll()
         }
         try await res.finish()
     }
@@ -125,24 +151,29 @@ extension EngineRouter {
         try await res.finish()
     }
 
-    /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=`: what the container wrote, as
-    /// multiplexed frames from its log. With `follow`, the answer goes on while the container
-    /// runs (the open log is read on every 50 ms, to its end even when the container is removed meanwhile) and ends when it stops, as
-    /// dockerd's does: docker-py's `containers.run()` reads its output this way. `tail` other
-    /// than `all`, `since`, `until` and `timestamps` are refused.
+    /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=&tail=&since=&until=&timestamps=`:
+    /// what the container wrote, as multiplexed frames from its log. With `follow`, the answer
+    /// goes on while the container runs (the open log is read on every 50 ms, to its end even
+    /// when the container is removed meanwhile) and ends when it stops, as dockerd's does:
+    /// docker-py's `containers.run()` reads its output this way. Without `tail`, `since`,
+    /// `until` and `timestamps` the log goes out as it is stored; with them, as lines
+    /// (``ContainerLogLineReader``): the last `tail` lines, then those written in
+    /// [`since`, `until`], each after its time (RFC 3339, nanoseconds) with `timestamps`.
     func containerLogs(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
-        if let tail = req.string("tail"), tail != "all", !tail.isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not serve logs --tail yet")
-        }
-        for p in ["since", "until"] where (req.string(p).map { !$0.isEmpty && $0 != "0" } ?? false) {
-            throw EngineError(status: .notImplemented, message: "strata does not serve logs --\(p) yet")
-        }
-        if try req.bool("timestamps") { throw EngineError(status: .notImplemented, message: "strata does not keep log timestamps yet") }
         let stdout = try req.bool("stdout"), stderr = try req.bool("stderr"), follow = try req.bool("follow")
         guard stdout || stderr else { throw EngineError.badRequest("you must choose at least one stream") }
+        // As dockerd: a tail that is not a number means all.
+        let tail = req.string("tail").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        let since = try Self.logTime(req.string("since"), "since"), until = try Self.logTime(req.string("until"), "until")
+        let timestamps = try req.bool("timestamps")
         let id = try await store.container(ref).id
         try await res.startStream(contentType: "application/vnd.docker.multiplexed-stream")
+        if tail != nil || since != nil || until != nil || timestamps {
+            try await logLines(id, res, stdout: stdout, stderr: stderr, follow: follow, tail: tail, since: since, until: until, timestamps: timestamps)
+            try await res.finish()
+            return
+        }
         var pending = Data()
         var log: ContainerLogReader?
         while true {
@@ -169,5 +200,57 @@ extension EngineRouter {
             try await Task.sleep(for: .milliseconds(50))
         }
         try await res.finish()
+    }
+
+    /// The log as lines, for `tail`, `since`, `until` and `timestamps` (as dockerd: the tail
+    /// is taken first, then the time window; lines of a log kept before strata recorded
+    /// times count as written at the epoch).
+    private func logLines(_ id: String, _ res: EngineResponse, stdout: Bool, stderr: Bool, follow: Bool, tail: Int?,
+                          since: Date?, until: Date?, timestamps: Bool) async throws {
+        var log: ContainerLogLineReader?
+        var first = true
+        while true {
+            let running = await runner.isRunning(id)
+            if log == nil { log = try await store.logLines(of: id) }
+            while let reader = log {
+                let lines = try reader.next(last: first ? tail : nil, toEnd: !running)
+                let wasFirst = first
+                first = false
+                var out = Data()
+                for l in lines where (l.stream == .stdout ? stdout : stderr) {
+                    let t = l.time ?? Date(timeIntervalSince1970: 0)
+                    if let since, t < since { continue }
+                    if let until, t > until { continue }
+                    out.append(Self.frame(l.stream, timestamps ? Data((Self.nanoFixed(l.time) + " ").utf8) + l.data : l.data))
+                }
+                try await res.write(out)
+                if lines.isEmpty || wasFirst && tail != nil { break }
+            }
+            if log != nil { first = false }
+            if !(follow && running) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// RFC 3339 in UTC with nine fraction digits, as `docker logs --timestamps` shows a
+    /// line's time; the zero time for a line without one.
+    static func nanoFixed(_ date: Date?) -> String {
+        guard let date else { return "0001-01-01T00:00:00.000000000Z" }
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        let nanos = min(999_999_999, max(0, Int(((date.timeIntervalSince1970 - seconds) * 1e9).rounded(.down))))
+        let digits = String(nanos)
+        return RFC3339.format(date).dropLast() + "." + String(repeating: "0", count: 9 - digits.count) + digits + "Z"
+    }
+
+    /// A `since`/`until` value: Unix seconds, with an optional fraction (`1700000000.5`);
+    /// empty or 0 is none.
+    static func logTime(_ value: String?, _ name: String) throws -> Date? {
+        guard let v = value, !v.isEmpty, v != "0" else { return nil }
+        let parts = v.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let seconds = Int64(parts[0]), parts.count == 1 || (parts[1].count <= 9 && parts[1].allSatisfy(\.isNumber)) else {
+            throw EngineError.badRequest("invalid value for \(name): \"\(v)\"")
+        }
+        let fraction = parts.count == 2 ? (Double("0." + parts[1]) ?? 0) : 0
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 }

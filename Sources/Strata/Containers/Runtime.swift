@@ -124,7 +124,8 @@ extension Store {
     /// the bundle's config.json written from `spec` (users already resolved inside the rootfs
     /// by ``UserResolver``), the OCI runtime run in the foreground, and its exit status
     /// awaited without blocking a thread (128 + the signal when a signal ended it).
-    func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdout: FileHandle, stderr: FileHandle) async throws -> Int32 {
+    func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdin: FileHandle = FileHandle.nullDevice,
+                stdout: FileHandle, stderr: FileHandle) async throws -> Int32 {
         // runc's rootless mode needs the user namespace (not a bare EPERM from runc).
         try UserNamespace.requireEntered(for: "running a container", ownersOnly: false)
         let bundle = containerDirs(id).base
@@ -136,7 +137,7 @@ extension Store {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
         p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, id]
-        p.standardInput = FileHandle.nullDevice
+        p.standardInput = stdin
         p.standardOutput = stdout
         p.standardError = stderr
         do {
