@@ -132,6 +132,41 @@ import Glibc
         let future = try h.docker(["logs", "--since", "2099-01-01T00:00:00Z", "five"])
         #expect(future.status == 0 && future.out == "" && future.err == "", "\(future)")
         #expect(try h.docker(["rm", "five"]).status == 0)
+
+        // --follow with --tail: the last line so far, then what comes until the run ends.
+        #expect(try h.docker(["run", "-d", "--name", "slow", "busybox", "sh", "-c", "echo a; echo b; busybox sleep 2; echo c"]).status == 0)
+        for _ in 0..<50 {
+            if try h.docker(["logs", "slow"]).out == "a\nb\n" { break }
+            usleep(100_000)
+        }
+        let followed = try h.docker(["logs", "--follow", "--tail", "1", "slow"])
+        #expect(followed.out == "b\nc\n", "\(followed)")
+        #expect(try h.docker(["rm", "slow"]).status == 0)
+    }
+
+    /// A log written before strata kept times (no `container.log.times`): lines have the zero
+    /// time; a later run's lines have theirs.
+    @Test func logsKeptBeforeTimesWereRecorded() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+
+        #expect(try h.docker(["run", "--name", "old", "busybox", "sh", "-c", "echo one; echo two"]).out == "one\ntwo\n")
+        let id = try h.docker(["inspect", "--format", "{{.Id}}", "old"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        try FileManager.default.removeItem(atPath: h.root + "/containers/\(id)/container.log.times")
+        #expect(try h.docker(["logs", "--tail", "1", "old"]).out == "two\n")
+        #expect(try h.docker(["logs", "--timestamps", "--tail", "1", "old"]).out == "0001-01-01T00:00:00.000000000Z two\n")
+        #expect(try h.docker(["logs", "--since", "10m", "old"]).out == "")
+
+        #expect(try h.docker(["start", "-a", "old"]).out == "one\ntwo\n")
+        #expect(try h.docker(["logs", "old"]).out == "one\ntwo\none\ntwo\n")
+        #expect(try h.docker(["logs", "--since", "10m", "old"]).out == "one\ntwo\n")
+        let stamped = try h.docker(["logs", "--timestamps", "old"]).out.split(separator: "\n")
+        #expect(stamped.count == 4 && stamped[0].hasPrefix("0001-01-01T") && stamped[1].hasPrefix("0001-01-01T")
+                && stamped[2].hasPrefix("20") && stamped[3].hasPrefix("20"), "\(stamped)")
+        #expect(try h.docker(["rm", "old"]).status == 0)
     }
 
     @Test func psAndVolumeFilters() throws {
