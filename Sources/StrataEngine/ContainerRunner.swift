@@ -17,6 +17,8 @@ actor ContainerRunner {
     /// The stdin of each container's current run, or of its next one when an attach with
     /// stdin came before the start (`docker run -i` attaches first).
     private var inputs: [String: ContainerInput] = [:]
+    /// The terminal of each running TTY container, for resizes.
+    private var terminals: [String: ContainerTerminal] = [:]
     private var exitWaiters: [String: [CheckedContinuation<Int32?, Never>]] = [:]
     private var nextKey = 0
     private var stopping = false
@@ -36,10 +38,12 @@ actor ContainerRunner {
         let hubs = self.hubs
         let result = StartError()
         let input = inputs[id]
+        let terminal = try await store.container(id).tty == true ? try ContainerTerminal() : nil
+        terminals[id] = terminal
         tasks[id] = Task {
             var status: Int32?
             do {
-                status = try await store.start(id, input: input, output: { stream, data in
+                status = try await store.start(id, input: input, terminal: terminal, output: { stream, data in
                     for c in hubs.table.withLock({ Array(($0[id] ?? [:]).values) }) { c.yield((stream, data)) }
                 }, started: { readyC.yield() })
             } catch {
@@ -57,6 +61,7 @@ actor ContainerRunner {
     private func finished(_ id: String, status: Int32?) {
         tasks[id] = nil
         inputs[id] = nil
+        terminals[id] = nil
         for c in hubs.table.withLock({ $0.removeValue(forKey: id) ?? [:] }).values { c.finish() }
         for w in exitWaiters.removeValue(forKey: id) ?? [] { w.resume(returning: status) }
     }
@@ -80,6 +85,11 @@ actor ContainerRunner {
         let i = try ContainerInput()
         inputs[id] = i
         return i
+    }
+
+    /// Resizes the terminal of a running TTY container (nothing for others).
+    func resize(_ id: String, rows: UInt16, columns: UInt16) {
+        terminals[id]?.resize(rows: rows, columns: columns)
     }
 
     /// The attach that fed `input` is gone: when no run took it (the client hung up before

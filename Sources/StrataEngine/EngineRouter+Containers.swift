@@ -42,7 +42,7 @@ extension EngineRouter {
                       "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
             "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),
             "Config": ["Image": c.image, "Cmd": c.command, "Entrypoint": c.entrypoint.map { $0 as Any } ?? NSNull(), "Env": c.env,
-                       "WorkingDir": c.workingDir ?? "", "Tty": false, "OpenStdin": c.openStdin ?? false,
+                       "WorkingDir": c.workingDir ?? "", "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false,
                        "StdinOnce": c.openStdin ?? false, "AttachStdin": c.openStdin ?? false,
                        "AttachStdout": false, "AttachStderr": false, "Labels": [String: String]()] as [String: Any],
             // `json-file`: the log can be read back through the API (docker logs, follow),

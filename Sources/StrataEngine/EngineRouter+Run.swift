@@ -15,9 +15,6 @@ extension EngineRouter {
         }
         guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
         try Self.checkName(image)
-        if o["Tty"] as? Bool == true {
-            throw EngineError(status: .notImplemented, message: "strata does not allocate a TTY for containers yet: run without -t")
-        }
         // A stdin is kept for an attached run (`docker run -i`, `docker start -ai`); one that
         // stays open for later attaches (`docker run -d -i`) is not.
         if o["OpenStdin"] as? Bool == true, o["AttachStdin"] as? Bool != true {
@@ -42,7 +39,7 @@ extension EngineRouter {
         let options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
                                        entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
-                                       openStdin: o["OpenStdin"] as? Bool ?? false)
+                                       openStdin: o["OpenStdin"] as? Bool ?? false, tty: o["Tty"] as? Bool ?? false)
         let c = try await store.createContainer(from: image, options: options)
         try await res.sendJSON(["Id": c.id, "Warnings": [String]()] as [String: Any], status: .created)
     }
@@ -115,12 +112,30 @@ extension EngineRouter {
                     stdin.run?.close()
                 }
             }
+            // A TTY's output is one stream, sent as it is (no frames), as dockerd does.
+            let tty = c.tty == true
             for await chunk in output where wanted.contains(chunk.stream) {
-                try await res.write(Self.frame(chunk.stream, chunk.data))
+                try await res.write(tty ? chunk.data : Self.frame(chunk.stream, chunk.data))
             }
             group.cancelAll()
         }
         try await res.finish()
+    }
+
+    /// `POST /containers/{id}/resize?h=&w=`: the size of a running TTY container's terminal
+    /// (`docker run -t` sends it, and again when the client's window changes); 409 when it
+    /// does not run, 200 and nothing done for a container without a TTY, as dockerd.
+    func resizeContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let c = try await store.container(ref)
+        guard let h = UInt16(req.string("h") ?? ""), let w = UInt16(req.string("w") ?? "") else {
+            throw EngineError.badRequest("h and w must be numbers from 0 to 65535")
+        }
+        guard await runner.isRunning(c.id) else {
+            throw EngineError(status: .conflict, message: "Container \(c.id) is not running")
+        }
+        await runner.resize(c.id, rows: h, columns: w)
+        try await res.send(.ok)
     }
 
     /// One multiplexed frame.
@@ -167,10 +182,14 @@ extension EngineRouter {
         let tail = req.string("tail").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
         let since = try Self.logTime(req.string("since"), "since"), until = try Self.logTime(req.string("until"), "until")
         let timestamps = try req.bool("timestamps")
-        let id = try await store.container(ref).id
-        try await res.startStream(contentType: "application/vnd.docker.multiplexed-stream")
-        if tail != nil || since != nil || until != nil || timestamps {
-            try await logLines(id, res, stdout: stdout, stderr: stderr, follow: follow, tail: tail, since: since, until: until, timestamps: timestamps)
+        let container = try await store.container(ref)
+        let id = container.id
+        // A TTY container's log is its one stream as it is (no frames), as dockerd sends it.
+        let tty = container.tty == true
+        try await res.startStream(contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
+        if tail != nil || since != nil || until != nil || timestamps || tty {
+            try await logLines(id, res, stdout: stdout, stderr: stderr, follow: follow, tail: tail, since: since, until: until,
+                               timestamps: timestamps, raw: tty)
             try await res.finish()
             return
         }
@@ -206,7 +225,7 @@ extension EngineRouter {
     /// is taken first, then the time window; lines of a log kept before strata recorded
     /// times count as written at the epoch).
     private func logLines(_ id: String, _ res: EngineResponse, stdout: Bool, stderr: Bool, follow: Bool, tail: Int?,
-                          since: Date?, until: Date?, timestamps: Bool) async throws {
+                          since: Date?, until: Date?, timestamps: Bool, raw: Bool) async throws {
         var log: ContainerLogLineReader?
         var first = true
         while true {
@@ -221,7 +240,8 @@ extension EngineRouter {
                     let t = l.time ?? Date(timeIntervalSince1970: 0)
                     if let since, t < since { continue }
                     if let until, t > until { continue }
-                    out.append(Self.frame(l.stream, timestamps ? Data((Self.nanoFixed(l.time) + " ").utf8) + l.data : l.data))
+                    let data = timestamps ? Data((Self.nanoFixed(l.time) + " ").utf8) + l.data : l.data
+                    out.append(raw ? data : Self.frame(l.stream, data))
                 }
                 try await res.write(out)
                 if lines.isEmpty || wasFirst && tail != nil { break }

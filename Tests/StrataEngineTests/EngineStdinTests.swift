@@ -102,6 +102,40 @@ import Glibc
         #expect(try h.docker(["rm", "cut", id]).status == 0)
     }
 
+    /// `docker run -t`: the container runs on a terminal of its own, sized as the client's,
+    /// its output one raw stream (attach and logs), what the client types its input.
+    @Test func ttyRunsOnATerminal() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but script (util-linux) is missing") }
+            return
+        }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+
+        let plain = try Self.sh(h, "docker run --rm -t busybox sh -c 'tty; echo hi; exit 4'")
+        #expect(plain.status == 4, "\(plain.err)")
+        #expect(plain.out == "/dev/pts/0\nhi\n", "\(plain)")
+
+        // A client on a terminal (script gives it one): the size it sends, what it types.
+        let typed = try Self.sh(h, """
+            (sleep 2; printf 'abc\\r'; sleep 1) | timeout 30 script -qec \
+              "stty rows 33 cols 111; docker run --rm -it busybox sh -c 'busybox stty size; read x; echo got \\$x'" /dev/null
+            """)
+        #expect(typed.out.contains("33 111") && typed.out.contains("got abc"), "\(typed)")
+
+        // The log is the one stream; inspect says Tty; a resize of a stopped container is a 409.
+        #expect(try h.docker(["run", "--name", "tt", "-t", "busybox", "sh", "-c", "echo one; echo two >&2"]).out == "one\ntwo\n")
+        #expect(try h.docker(["logs", "tt"]).out == "one\ntwo\n")
+        #expect(try h.docker(["logs", "--tail", "1", "tt"]).out == "two\n")
+        #expect(try h.docker(["inspect", "--format", "{{.Config.Tty}}", "tt"]).out == "true\n")
+        let resize = h.raw(Array("POST /containers/tt/resize?h=10&w=20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(resize.hasPrefix("HTTP/1.1 409"), "\(resize)")
+        #expect(try h.docker(["rm", "tt"]).status == 0)
+    }
+
     @Test func logsTailSinceUntilAndTimestamps() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()

@@ -93,13 +93,15 @@ extension Store {
     /// nothing. With ``ContainerOptions/autoRemove`` the container is removed after it exits.
     /// Cancelling the calling task kills the container (recorded as exited, 137).
     /// The process reads `input` as its stdin (``ContainerInput``, `docker run -i`), or
-    /// /dev/null without one; the input serves this run only.
+    /// /dev/null without one; the input serves this run only. A container created with
+    /// ``ContainerOptions/tty`` runs on a terminal (`terminal`, or one of its own): its output
+    /// is one stream, logged as stdout, and `input` is typed into the terminal.
     ///
     /// ```swift
     /// let c = try await store.createContainer(from: "app:1", options: ContainerOptions(command: ["echo", "hi"]))
     /// let status = try await store.start(c.id)           // 0; `readLog(of:)` has "hi\n"
     /// ```
-    public func start(_ ref: String, hostNetwork: Bool = false, input: ContainerInput? = nil,
+    public func start(_ ref: String, hostNetwork: Bool = false, input: ContainerInput? = nil, terminal: ContainerTerminal? = nil,
                       output: (@Sendable (ContainerStream, Data) -> Void)? = nil,
                       started: (@Sendable () -> Void)? = nil) async throws -> Int32 {
         // The run's stdin pipe is closed on this side whatever happens: a writer then fails
@@ -121,10 +123,20 @@ extension Store {
             defer { log.close() }
             let out = try OutputPipe(.stdout, log: log, output: output)
             let err = try OutputPipe(.stderr, log: log, output: output)
+            // A TTY: runc finds the terminal on its stdin, makes it raw, gives the container a
+            // terminal of its own sized as this one, and copies the container's output to its
+            // stdout (one stream) and this terminal's input to the container.
+            let tty: ContainerTerminal? = try c.tty == true ? (terminal ?? ContainerTerminal()) : nil
+            defer { tty?.runEnded() }
+            var stdin = input?.processEnd() ?? FileHandle.nullDevice
+            if let tty, let side = tty.runtimeSide() {
+                if let input { tty.forward(input) }
+                stdin = side
+            }
             started?()
             do {
-                status = try await launch(c.id, spec: spec, runtime: runtime, stdin: input?.processEnd() ?? FileHandle.nullDevice,
-                                         stdout: out.writer, stderr: err.writer)
+                status = try await launch(c.id, spec: spec, runtime: runtime, stdin: stdin, stdout: out.writer, stderr: err.writer,
+                                         started: { pid in tty?.started(pid: pid) })
             } catch {
                 await out.finish()
                 await err.finish()
