@@ -19,6 +19,9 @@ actor ContainerRunner {
     private var inputs: [String: ContainerInput] = [:]
     /// The terminal of each running TTY container, for resizes.
     private var terminals: [String: ContainerTerminal] = [:]
+    /// The terminal size a TTY container was created with (`HostConfig.ConsoleSize`), for its
+    /// next start: the process sees it from its first instruction.
+    private var consoleSizes: [String: (rows: UInt16, columns: UInt16)] = [:]
     private var exitWaiters: [String: [CheckedContinuation<Int32?, Never>]] = [:]
     private var nextKey = 0
     private var stopping = false
@@ -38,7 +41,8 @@ actor ContainerRunner {
         let hubs = self.hubs
         let result = StartError()
         let input = inputs[id]
-        let terminal = try await store.container(id).tty == true ? try ContainerTerminal() : nil
+        let size = consoleSizes.removeValue(forKey: id) ?? (24, 80)
+        let terminal = try await store.container(id).tty == true ? try ContainerTerminal(rows: size.rows, columns: size.columns) : nil
         terminals[id] = terminal
         tasks[id] = Task {
             var status: Int32?
@@ -85,6 +89,11 @@ actor ContainerRunner {
         let i = try ContainerInput()
         inputs[id] = i
         return i
+    }
+
+    /// The size of the terminal of the container's next run (`HostConfig.ConsoleSize` at create).
+    func setConsoleSize(_ id: String, rows: UInt16, columns: UInt16) {
+        consoleSizes[id] = (rows, columns)
     }
 
     /// Resizes the terminal of a running TTY container (nothing for others).

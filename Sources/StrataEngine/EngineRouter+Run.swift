@@ -41,6 +41,11 @@ extension EngineRouter {
                                        entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
                                        openStdin: o["OpenStdin"] as? Bool ?? false, tty: o["Tty"] as? Bool ?? false)
         let c = try await store.createContainer(from: image, options: options)
+        // docker sends its window's size ([height, width]) when the client is a terminal.
+        if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
+           let rows = UInt16(exactly: size[0]), let columns = UInt16(exactly: size[1]), rows > 0, columns > 0 {
+            await runner.setConsoleSize(c.id, rows: rows, columns: columns)
+        }
         try await res.sendJSON(["Id": c.id, "Warnings": [String]()] as [String: Any], status: .created)
     }
 
@@ -75,7 +80,7 @@ extension EngineRouter {
     /// length), on a connection upgraded to a raw stream (101) when the client asked, until
     /// the run ends. With `stdin`, what the client sends after the 101 is the run's stdin
     /// (the next run's when it does not run yet) and its half-close is the end of that stdin;
-    /// a run started without stdin drops it.
+    /// a run started without stdin, or a container created without `OpenStdin`, drops it.
     func attachContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let c = try await store.container(ref)
@@ -88,7 +93,8 @@ extension EngineRouter {
             // The connection first (it may be gone already), then the run's stdin, released
             // whatever happens next: a client that hangs up before the start leaves none.
             let client = try await res.takeOverInput()
-            stdin = (client, try await runner.input(for: c.id))
+            // As dockerd: a container not created to read stdin (`-i`) drops what comes.
+            stdin = (client, c.openStdin == true ? try await runner.input(for: c.id) : nil)
         }
         defer {
             if let run = stdin?.run { Task { [runner] in await runner.release(run, of: c.id) } }

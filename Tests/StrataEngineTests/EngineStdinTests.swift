@@ -143,10 +143,11 @@ import Glibc
         try h.start()
         defer { h.stop() }
 
-        let five = try h.docker(["run", "--name", "five", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done; echo e1 >&2; printf tail"])
+        let five = try h.docker(["run", "--name", "five", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done; busybox sleep 0.3; echo e1 >&2; busybox sleep 0.3; printf tail"])
         #expect(five.status == 0, "\(five.err)")
         let tail2 = try h.docker(["logs", "--tail", "2", "five"])
-        // The last two lines of both streams: e1 (stderr) and the unterminated "tail".
+        // The last two lines of both streams: e1 (stderr) and the unterminated "tail" (the
+        // pauses keep the order: each stream has a pipe and a reader of its own).
         #expect(tail2.out == "tail" && tail2.err == "e1\n", "\(tail2)")
         let tail3 = try h.docker(["logs", "--tail", "3", "five"])
         #expect(tail3.out == "5\ntail" && tail3.err == "e1\n", "\(tail3)")

@@ -57,9 +57,14 @@ public final class ContainerTerminal: Sendable {
         }
     }
 
+    /// The size last set.
+    public var size: (rows: UInt16, columns: UInt16) { lastSize.withLock { $0 } }
+    private let lastSize = Mutex<(rows: UInt16, columns: UInt16)>((24, 80))
+
     /// Sets the terminal's size; the runtime passes it on to the container's terminal (the
     /// process gets SIGWINCH). Does nothing once the run ended.
     public func resize(rows: UInt16, columns: UInt16) {
+        lastSize.withLock { $0 = (rows, columns) }
         var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
         let ok = fds.withLock { f in f.slave >= 0 && ioctl(f.master, UInt(TIOCSWINSZ), &size) == 0 }
         let pid = runtimePID.withLock { $0 }

@@ -109,7 +109,7 @@ extension Store {
         defer { input?.runEnded() }
         let runtime = try OCIRuntime.find()
         let c = try await container(ref)
-        let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        var spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
         // Held from before the row says running until the exit is recorded: a row that says
         // running while nobody holds it is a run whose process died (``recoverInterruptedRuns()``).
         guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
@@ -130,6 +130,13 @@ extension Store {
             defer { tty?.runEnded() }
             var stdin = input?.processEnd() ?? FileHandle.nullDevice
             if let tty, let side = tty.runtimeSide() {
+                // The container's terminal has this size from its start (runc passes later
+                // changes on); without it the process could see 0x0 before the first resize.
+                let size = tty.size
+                if var process = spec["process"] as? [String: Any] {
+                    process["consoleSize"] = ["height": Int(size.rows), "width": Int(size.columns)]
+                    spec["process"] = process
+                }
                 if let input { tty.forward(input) }
                 stdin = side
             }
