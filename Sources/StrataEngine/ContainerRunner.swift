@@ -14,6 +14,14 @@ actor ContainerRunner {
     private var tasks: [String: Task<Void, Never>] = [:]
     /// Attached connections by container ID, kept before a start (`docker run` attaches first).
     private let hubs = Attachments()
+    /// The stdin of each container's current run, or of its next one when an attach with
+    /// stdin came before the start (`docker run -i` attaches first).
+    private var inputs: [String: ContainerInput] = [:]
+    /// The terminal of each running TTY container, for resizes.
+    private var terminals: [String: ContainerTerminal] = [:]
+    /// The terminal size a TTY container was created with (`HostConfig.ConsoleSize`), for its
+    /// next start: the process sees it from its first instruction.
+    private var consoleSizes: [String: (rows: UInt16, columns: UInt16)] = [:]
     private var exitWaiters: [String: [CheckedContinuation<Int32?, Never>]] = [:]
     private var nextKey = 0
     private var stopping = false
@@ -32,10 +40,14 @@ actor ContainerRunner {
         let store = self.store
         let hubs = self.hubs
         let result = StartError()
+        let input = inputs[id]
+        let size = consoleSizes.removeValue(forKey: id) ?? (24, 80)
+        let terminal = try await store.container(id).tty == true ? try ContainerTerminal(rows: size.rows, columns: size.columns) : nil
+        terminals[id] = terminal
         tasks[id] = Task {
             var status: Int32?
             do {
-                status = try await store.start(id, output: { stream, data in
+                status = try await store.start(id, input: input, terminal: terminal, output: { stream, data in
                     for c in hubs.table.withLock({ Array(($0[id] ?? [:]).values) }) { c.yield((stream, data)) }
                 }, started: { readyC.yield() })
             } catch {
@@ -52,6 +64,8 @@ actor ContainerRunner {
     /// the status.
     private func finished(_ id: String, status: Int32?) {
         tasks[id] = nil
+        inputs[id] = nil
+        terminals[id] = nil
         for c in hubs.table.withLock({ $0.removeValue(forKey: id) ?? [:] }).values { c.finish() }
         for w in exitWaiters.removeValue(forKey: id) ?? [] { w.resume(returning: status) }
     }
@@ -64,6 +78,35 @@ actor ContainerRunner {
         hubs.table.withLock { $0[id, default: [:]][key] = c }
         c.onTermination = { [hubs] _ in hubs.table.withLock { _ = $0[id]?.removeValue(forKey: key) } }
         return stream
+    }
+
+    /// The stdin an attach feeds: the current run's (nil when it runs without one: what the
+    /// client sends is dropped, as dockerd does for a container without an open stdin), or
+    /// the next run's, made here when none is waiting yet.
+    func input(for id: String) throws -> ContainerInput? {
+        if let i = inputs[id] { return i }
+        if tasks[id] != nil { return nil }
+        let i = try ContainerInput()
+        inputs[id] = i
+        return i
+    }
+
+    /// The size of the terminal of the container's next run (`HostConfig.ConsoleSize` at create).
+    func setConsoleSize(_ id: String, rows: UInt16, columns: UInt16) {
+        consoleSizes[id] = (rows, columns)
+    }
+
+    /// Resizes the terminal of a running TTY container (nothing for others).
+    func resize(_ id: String, rows: UInt16, columns: UInt16) {
+        terminals[id]?.resize(rows: rows, columns: columns)
+    }
+
+    /// The attach that fed `input` is gone: when no run took it (the client hung up before
+    /// the start), it is dropped, and a write still waiting on it fails.
+    func release(_ input: ContainerInput, of id: String) {
+        guard tasks[id] == nil, inputs[id] === input else { return }
+        inputs[id] = nil
+        input.cancel()
     }
 
     /// Waits for the end of the container's next run (or the current one) and returns its

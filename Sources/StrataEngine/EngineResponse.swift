@@ -32,8 +32,13 @@ final class EngineResponse: Sendable {
     /// the connection without the body's end, so the client sees it cut short.
     var abortsOnError: Bool { flags.withLock { $0.abortsOnError } }
 
-    init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, version: HTTPVersion, isHead: Bool, keepAlive: Bool) {
+    /// The connection, for a handler that takes it over (``takeOverInput()``).
+    private let channel: (any Channel)?
+
+    init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, version: HTTPVersion, isHead: Bool, keepAlive: Bool,
+         channel: (any Channel)? = nil) {
         self.outbound = outbound
+        self.channel = channel
         self.version = version
         self.isHead = isHead
         self.keepAlive = keepAlive
@@ -120,6 +125,19 @@ final class EngineResponse: Sendable {
     /// Ends a streamed body.
     func finish() async throws {
         try await outbound.write(.end(nil))
+    }
+
+    /// Takes the connection over: what the client sends from now on is raw bytes (an
+    /// attach's stdin), not requests. Call it before the 101 goes out: the client writes
+    /// only once it has read it. The connection closes after this response.
+    func takeOverInput() async throws -> HijackedInput {
+        guard let channel else { throw EngineError(status: .internalServerError, message: "this connection cannot be taken over") }
+        let input = HijackedInput()
+        closesConnection = true
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: HijackTap.self).takeOver(input)
+        }.get()
+        return input
     }
 
     /// Compact JSON; names that are not UTF-8 travel as `\udcXX` escapes (``RawName``, law 9).

@@ -6,12 +6,13 @@ import Strata
 /// `docker container inspect` and `docker rm` see them; and volumes. Creating and running
 /// them is in `EngineRouter+Run`.
 extension EngineRouter {
-    /// `GET /containers/json?all=`: running containers, or all with `all`.
+    /// `GET /containers/json?all=&filters=`: running containers, or all with `all`, that
+    /// the filters select (``filteredContainers(_:_:)``).
     func listContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        if !(try req.filters()).isEmpty { throw EngineError(status: .notImplemented, message: "strata does not filter containers yet") }
+        let filters = try req.filters()
         let all = try req.bool("all")
         try await store.recoverInterruptedRuns()
-        let list = try await store.containers().filter { all || $0.state == "running" }
+        let list = try await filteredContainers(all, filters)
         try await res.sendJSON(list.map(containerSummary))
     }
 
@@ -41,7 +42,8 @@ extension EngineRouter {
                       "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
             "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),
             "Config": ["Image": c.image, "Cmd": c.command, "Entrypoint": c.entrypoint.map { $0 as Any } ?? NSNull(), "Env": c.env,
-                       "WorkingDir": c.workingDir ?? "", "Tty": false, "OpenStdin": false, "AttachStdin": false,
+                       "WorkingDir": c.workingDir ?? "", "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false,
+                       "StdinOnce": c.openStdin ?? false, "AttachStdin": c.openStdin ?? false,
                        "AttachStdout": false, "AttachStderr": false, "Labels": [String: String]()] as [String: Any],
             // `json-file`: the log can be read back through the API (docker logs, follow),
             // which is what clients infer from it (docker-py's containers.run reads the output
@@ -69,10 +71,10 @@ extension EngineRouter {
         }
     }
 
-    /// `GET /volumes`.
+    /// `GET /volumes?filters=` (``filteredVolumes(_:)``).
     func listVolumes(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        if !(try req.filters()).isEmpty { throw EngineError(status: .notImplemented, message: "strata does not filter volumes yet") }
-        try await res.sendJSON(["Volumes": try await store.volumes().map(volumeJSON), "Warnings": [String]()] as [String: Any])
+        let volumes = try await filteredVolumes(try req.filters())
+        try await res.sendJSON(["Volumes": volumes.map(volumeJSON), "Warnings": [String]()] as [String: Any])
     }
 
     /// `POST /volumes/create` with `{"Name": …}` (driver `local` only): 201 and the volume.

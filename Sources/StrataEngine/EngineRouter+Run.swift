@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import OCI
 import Strata
 
 /// Creating and running containers: `docker create`, `docker start`, `docker run`,
@@ -14,11 +15,10 @@ extension EngineRouter {
         }
         guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
         try Self.checkName(image)
-        if o["Tty"] as? Bool == true {
-            throw EngineError(status: .notImplemented, message: "strata does not allocate a TTY for containers yet: run without -t")
-        }
-        if o["OpenStdin"] as? Bool == true {
-            throw EngineError(status: .notImplemented, message: "strata does not attach stdin to containers yet: run without -i")
+        // A stdin is kept for an attached run (`docker run -i`, `docker start -ai`); one that
+        // stays open for later attaches (`docker run -d -i`) is not.
+        if o["OpenStdin"] as? Bool == true, o["AttachStdin"] as? Bool != true {
+            throw EngineError(status: .notImplemented, message: "strata keeps a container's stdin only for an attached run: use docker run -i without -d")
         }
         let host = o["HostConfig"] as? [String: Any] ?? [:]
         if let mode = host["NetworkMode"] as? String, !["", "default", "bridge", "none"].contains(mode) {
@@ -38,8 +38,14 @@ extension EngineRouter {
         let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
         let options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
-                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false)
+                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
+                                       openStdin: o["OpenStdin"] as? Bool ?? false, tty: o["Tty"] as? Bool ?? false)
         let c = try await store.createContainer(from: image, options: options)
+        // docker sends its window's size ([height, width]) when the client is a terminal.
+        if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
+           let rows = UInt16(exactly: size[0]), let columns = UInt16(exactly: size[1]), rows > 0, columns > 0 {
+            await runner.setConsoleSize(c.id, rows: rows, columns: columns)
+        }
         try await res.sendJSON(["Id": c.id, "Warnings": [String]()] as [String: Any], status: .created)
     }
 
@@ -69,19 +75,30 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
-    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`: the output of the container's
-    /// run as Docker's multiplexed frames (stream byte, three zeros, big-endian length), on a
-    /// connection upgraded to a raw stream (101) when the client asked, until the run ends.
+    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin=`: the output of the
+    /// container's run as Docker's multiplexed frames (stream byte, three zeros, big-endian
+    /// length), on a connection upgraded to a raw stream (101) when the client asked, until
+    /// the run ends. With `stdin`, what the client sends after the 101 is the run's stdin
+    /// (the next run's when it does not run yet) and its half-close is the end of that stdin;
+    /// a run started without stdin, or a container created without `OpenStdin`, drops it.
     func attachContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let c = try await store.container(ref)
-        if try req.bool("stdin") {
-            throw EngineError(status: .notImplemented, message: "strata does not attach stdin to containers yet")
-        }
         if try req.bool("logs") {
             throw EngineError(status: .notImplemented, message: "strata does not replay logs on attach: use docker logs")
         }
         let wanted: Set<ContainerStream> = Set([try req.bool("stdout") ? .stdout : nil, try req.bool("stderr") ? .stderr : nil].compactMap { $0 })
+        var stdin: (client: HijackedInput, run: ContainerInput?)?
+        if try req.bool("stdin") {
+            // The connection first (it may be gone already), then the run's stdin, released
+            // whatever happens next: a client that hangs up before the start leaves none.
+            let client = try await res.takeOverInput()
+            // As dockerd: a container not created to read stdin (`-i`) drops what comes.
+            stdin = (client, c.openStdin == true ? try await runner.input(for: c.id) : nil)
+        }
+        defer {
+            if let run = stdin?.run { Task { [runner] in await runner.release(run, of: c.id) } }
+        }
         let output = await runner.attach(c.id)
         let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
         res.closesConnection = true
@@ -91,10 +108,40 @@ extension EngineRouter {
         } else {
             try await res.startStream(.ok, contentType: "application/vnd.docker.raw-stream")
         }
-        for await chunk in output where wanted.contains(chunk.stream) {
-            try await res.write(Self.frame(chunk.stream, chunk.data))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let stdin {
+                group.addTask {
+                    while let piece = await stdin.client.next() {
+                        // A run that ended (or has no stdin) drops what the client still sends.
+                        try? await stdin.run?.write(Data(piece.readableBytesView))
+                    }
+                    stdin.run?.close()
+                }
+            }
+            // A TTY's output is one stream, sent as it is (no frames), as dockerd does.
+            let tty = c.tty == true
+            for await chunk in output where wanted.contains(chunk.stream) {
+                try await res.write(tty ? chunk.data : Self.frame(chunk.stream, chunk.data))
+            }
+            group.cancelAll()
         }
         try await res.finish()
+    }
+
+    /// `POST /containers/{id}/resize?h=&w=`: the size of a running TTY container's terminal
+    /// (`docker run -t` sends it, and again when the client's window changes); 409 when it
+    /// does not run, 200 and nothing done for a container without a TTY, as dockerd.
+    func resizeContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let c = try await store.container(ref)
+        guard let h = UInt16(req.string("h") ?? ""), let w = UInt16(req.string("w") ?? "") else {
+            throw EngineError.badRequest("h and w must be numbers from 0 to 65535")
+        }
+        guard await runner.isRunning(c.id) else {
+            throw EngineError(status: .conflict, message: "Container \(c.id) is not running")
+        }
+        await runner.resize(c.id, rows: h, columns: w)
+        try await res.send(.ok)
     }
 
     /// One multiplexed frame.
@@ -125,24 +172,33 @@ extension EngineRouter {
         try await res.finish()
     }
 
-    /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=`: what the container wrote, as
-    /// multiplexed frames from its log. With `follow`, the answer goes on while the container
-    /// runs (the open log is read on every 50 ms, to its end even when the container is removed meanwhile) and ends when it stops, as
-    /// dockerd's does: docker-py's `containers.run()` reads its output this way. `tail` other
-    /// than `all`, `since`, `until` and `timestamps` are refused.
+    /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=&tail=&since=&until=&timestamps=`:
+    /// what the container wrote, as multiplexed frames from its log. With `follow`, the answer
+    /// goes on while the container runs (the open log is read on every 50 ms, to its end even
+    /// when the container is removed meanwhile) and ends when it stops, as dockerd's does:
+    /// docker-py's `containers.run()` reads its output this way. Without `tail`, `since`,
+    /// `until` and `timestamps` the log goes out as it is stored; with them, as lines
+    /// (``ContainerLogLineReader``): the last `tail` lines, then those written in
+    /// [`since`, `until`], each after its time (RFC 3339, nanoseconds) with `timestamps`.
     func containerLogs(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
-        if let tail = req.string("tail"), tail != "all", !tail.isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not serve logs --tail yet")
-        }
-        for p in ["since", "until"] where (req.string(p).map { !$0.isEmpty && $0 != "0" } ?? false) {
-            throw EngineError(status: .notImplemented, message: "strata does not serve logs --\(p) yet")
-        }
-        if try req.bool("timestamps") { throw EngineError(status: .notImplemented, message: "strata does not keep log timestamps yet") }
         let stdout = try req.bool("stdout"), stderr = try req.bool("stderr"), follow = try req.bool("follow")
         guard stdout || stderr else { throw EngineError.badRequest("you must choose at least one stream") }
-        let id = try await store.container(ref).id
-        try await res.startStream(contentType: "application/vnd.docker.multiplexed-stream")
+        // As dockerd: a tail that is not a number means all.
+        let tail = req.string("tail").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        let since = try Self.logTime(req.string("since"), "since"), until = try Self.logTime(req.string("until"), "until")
+        let timestamps = try req.bool("timestamps")
+        let container = try await store.container(ref)
+        let id = container.id
+        // A TTY container's log is its one stream as it is (no frames), as dockerd sends it.
+        let tty = container.tty == true
+        try await res.startStream(contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
+        if tail != nil || since != nil || until != nil || timestamps || tty {
+            try await logLines(id, res, stdout: stdout, stderr: stderr, follow: follow, tail: tail, since: since, until: until,
+                               timestamps: timestamps, raw: tty)
+            try await res.finish()
+            return
+        }
         var pending = Data()
         var log: ContainerLogReader?
         while true {
@@ -169,5 +225,58 @@ extension EngineRouter {
             try await Task.sleep(for: .milliseconds(50))
         }
         try await res.finish()
+    }
+
+    /// The log as lines, for `tail`, `since`, `until` and `timestamps` (as dockerd: the tail
+    /// is taken first, then the time window; lines of a log kept before strata recorded
+    /// times count as written at the epoch).
+    private func logLines(_ id: String, _ res: EngineResponse, stdout: Bool, stderr: Bool, follow: Bool, tail: Int?,
+                          since: Date?, until: Date?, timestamps: Bool, raw: Bool) async throws {
+        var log: ContainerLogLineReader?
+        var first = true
+        while true {
+            let running = await runner.isRunning(id)
+            if log == nil { log = try await store.logLines(of: id) }
+            while let reader = log {
+                let lines = try reader.next(last: first ? tail : nil, toEnd: !running)
+                let wasFirst = first
+                first = false
+                var out = Data()
+                for l in lines where (l.stream == .stdout ? stdout : stderr) {
+                    let t = l.time ?? Date(timeIntervalSince1970: 0)
+                    if let since, t < since { continue }
+                    if let until, t > until { continue }
+                    let data = timestamps ? Data((Self.nanoFixed(l.time) + " ").utf8) + l.data : l.data
+                    out.append(raw ? data : Self.frame(l.stream, data))
+                }
+                try await res.write(out)
+                if lines.isEmpty || wasFirst && tail != nil { break }
+            }
+            if log != nil { first = false }
+            if !(follow && running) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// RFC 3339 in UTC with nine fraction digits, as `docker logs --timestamps` shows a
+    /// line's time; the zero time for a line without one.
+    static func nanoFixed(_ date: Date?) -> String {
+        guard let date else { return "0001-01-01T00:00:00.000000000Z" }
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        let nanos = min(999_999_999, max(0, Int(((date.timeIntervalSince1970 - seconds) * 1e9).rounded(.down))))
+        let digits = String(nanos)
+        return RFC3339.format(date).dropLast() + "." + String(repeating: "0", count: 9 - digits.count) + digits + "Z"
+    }
+
+    /// A `since`/`until` value: Unix seconds, with an optional fraction (`1700000000.5`);
+    /// empty or 0 is none.
+    static func logTime(_ value: String?, _ name: String) throws -> Date? {
+        guard let v = value, !v.isEmpty, v != "0" else { return nil }
+        let parts = v.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let seconds = Int64(parts[0]), parts.count == 1 || (parts[1].count <= 9 && parts[1].allSatisfy(\.isNumber)) else {
+            throw EngineError.badRequest("invalid value for \(name): \"\(v)\"")
+        }
+        let fraction = parts.count == 2 ? (Double("0." + parts[1]) ?? 0) : 0
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 }

@@ -94,6 +94,7 @@ struct EngineRouter: Sendable {
                 switch (m, parts[1]) {
                 case (.POST, "start"): return serve { _, res in try await startContainer(id, res) }
                 case (.POST, "attach"): return serve { req, res in try await attachContainer(id, req, res) }
+                case (.POST, "resize"): return serve { req, res in try await resizeContainer(id, req, res) }
                 case (.POST, "wait"): return serve { req, res in try await waitContainer(id, req, res) }
                 case (.GET, "logs"): return serve { req, res in try await containerLogs(id, req, res) }
                 case (.GET, "changes"): return serve { _, res in try await containerChanges(id, res) }

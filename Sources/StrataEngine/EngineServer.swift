@@ -65,6 +65,9 @@ public final class EngineServer: Sendable {
                 var limits = NIOHTTPDecoderLimitConfiguration()
                 limits.maxHeaderFieldSize = Self.maxHeaderBytes
                 limits.maxHeaderListSize = Self.maxHeaderBytes
+                // Before the HTTP decoder: an attach with stdin turns the rest of the
+                // connection into raw bytes (``HijackTap``).
+                try channel.pipeline.syncOperations.addHandler(HijackTap())
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                     withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                 return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
@@ -148,7 +151,8 @@ public final class EngineServer: Sendable {
                     let running = mark(channel, idle: false)
                     guard case .head(let head) = part else { break requests }
                     let keepAlive = head.isKeepAlive && running
-                    let response = EngineResponse(outbound: outbound, version: head.version, isHead: head.method == .HEAD, keepAlive: keepAlive)
+                    let response = EngineResponse(outbound: outbound, version: head.version, isHead: head.method == .HEAD, keepAlive: keepAlive,
+                                                  channel: channel)
                     guard try await handle(head, parts: &parts, response: response), keepAlive else { break requests }
                 }
                 // The connection closes next, and a plain close drops what NIO still holds for

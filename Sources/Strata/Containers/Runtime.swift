@@ -29,7 +29,8 @@ struct OCIRuntime: Sendable {
 /// The OCI runtime bundle's `config.json` for a container.
 enum RuntimeSpec {
     static func make(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser,
-                     hostname: String, hostNetwork: Bool, binds: [(String, String)] = [], tmpfsOnTmp: Bool = true) -> [String: Any] {
+                     hostname: String, hostNetwork: Bool, binds: [(String, String)] = [], tmpfsOnTmp: Bool = true,
+                     terminal: Bool = false) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
         var namespaces: [[String: Any]] = [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]]
@@ -57,7 +58,7 @@ enum RuntimeSpec {
         return [
             "ociVersion": "1.0.2",
             "process": [
-                "terminal": false,
+                "terminal": terminal,
                 "user": ["uid": user.uid, "gid": user.gid, "additionalGids": user.additionalGids] as [String: Any],
                 "args": args,
                 "env": env,
@@ -124,7 +125,8 @@ extension Store {
     /// the bundle's config.json written from `spec` (users already resolved inside the rootfs
     /// by ``UserResolver``), the OCI runtime run in the foreground, and its exit status
     /// awaited without blocking a thread (128 + the signal when a signal ended it).
-    func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdout: FileHandle, stderr: FileHandle) async throws -> Int32 {
+    func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdin: FileHandle = FileHandle.nullDevice,
+                stdout: FileHandle, stderr: FileHandle, started: (@Sendable (Int32) -> Void)? = nil) async throws -> Int32 {
         // runc's rootless mode needs the user namespace (not a bare EPERM from runc).
         try UserNamespace.requireEntered(for: "running a container", ownersOnly: false)
         let bundle = containerDirs(id).base
@@ -136,14 +138,14 @@ extension Store {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
         p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, id]
-        p.standardInput = FileHandle.nullDevice
+        p.standardInput = stdin
         p.standardOutput = stdout
         p.standardError = stderr
         do {
             // A cancelled task (a server shutting down) kills the container; runc then exits
             // with 137 and the caller records it as exited.
             return try await withTaskCancellationHandler {
-                try await runAndWait(p)
+                try await runAndWait(p, started: started)
             } onCancel: {
                 let kill = Process()
                 kill.executableURL = URL(fileURLWithPath: runtime.path)
@@ -180,10 +182,13 @@ extension Store {
         if !env.contains(where: { $0.hasPrefix("PATH=") }) {
             env.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0)
         }
+        // As dockerd: a TTY gets TERM=xterm unless the image or the container set one.
+        if c.tty == true, !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
         let user = try UserResolver(root: rootfs).resolve(config?.User)
         return RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
                                 user: user, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork,
-                                binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) })
+                                binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) },
+                                terminal: c.tty == true)
     }
 
     func setState(_ id: String, _ state: String) async throws {

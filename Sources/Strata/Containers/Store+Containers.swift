@@ -16,9 +16,17 @@ public struct ContainerOptions: Sendable, Codable {
     public var entrypoint: [String]?
     /// Remove the container once its command exits (``Store/start(_:hostNetwork:output:started:)``).
     public var autoRemove = false
+    /// The container's runs read a stdin their starter gives (``ContainerInput``,
+    /// `docker create -i`); recorded so that clients know to attach one.
+    public var openStdin = false
+    /// The container's runs get a terminal (``ContainerTerminal``, `docker create -t`).
+    public var tty = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
-                snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false) {
+                snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
+                openStdin: Bool = false, tty: Bool = false) {
+        self.openStdin = openStdin
+        self.tty = tty
         self.volumes = volumes
         self.entrypoint = entrypoint
         self.autoRemove = autoRemove
@@ -53,6 +61,10 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// When the last run started and ended.
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// Created to read a stdin (``ContainerOptions/openStdin``); nil for false.
+    public var openStdin: Bool?
+    /// Runs on a terminal (``ContainerOptions/tty``); nil for false.
+    public var tty: Bool?
 }
 
 extension Store {
@@ -88,7 +100,8 @@ extension Store {
         let info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
                                  workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date(),
                                  volumes: options.volumes.isEmpty ? nil : options.volumes, entrypoint: options.entrypoint,
-                                 autoRemove: options.autoRemove ? true : nil)
+                                 autoRemove: options.autoRemove ? true : nil, openStdin: options.openStdin ? true : nil,
+                                 tty: options.tty ? true : nil)
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in

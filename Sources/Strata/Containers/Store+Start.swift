@@ -16,13 +16,20 @@ public enum ContainerStream: UInt8, Sendable {
 /// as a big-endian UInt32) and the bytes. This is the Docker Engine API's multiplexed stream
 /// format, so `docker logs` is the file as it stands. Written by the two reader threads of a
 /// run, one record at a time under a lock.
+///
+/// When each record arrived is kept beside it, in `container.log.times`: 16 bytes per
+/// record, written just before it — the record's offset in the log and the time in
+/// nanoseconds since 1970, both big-endian. A log written before strata kept times has no
+/// such file (or entries for later runs only): its records have no time.
 final class ContainerLog: Sendable {
-    private let fd: Mutex<Int32>
+    private let fds: Mutex<(log: Int32, times: Int32)>
 
     init(path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StrataError.system("cannot open the log \(path)") }
-        self.fd = Mutex(fd)
+        // Without the times file the log still works (records then have no time).
+        let times = open(path + ".times", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        self.fds = Mutex((fd, times))
     }
 
     /// One record; a write error drops the record (the run goes on, as with a full disk in docker).
@@ -31,23 +38,41 @@ final class ContainerLog: Sendable {
         let n = UInt32(truncatingIfNeeded: data.count)
         var record = Data([stream.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)])
         record.append(data)
-        fd.withLock { fd in
-            guard fd >= 0 else { return }
-            record.withUnsafeBytes { raw in
-                var off = 0
-                while off < raw.count {
-                    let w = write(fd, raw.baseAddress! + off, raw.count - off)
-                    if w < 0 { if errno == EINTR { continue }; return }
-                    off += w
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nanos = UInt64(max(0, now.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, now.tv_nsec))
+        fds.withLock { fds in
+            guard fds.log >= 0 else { return }
+            if fds.times >= 0 {
+                let offset = UInt64(max(0, lseek(fds.log, 0, SEEK_END)))
+                var entry = Data(count: 16)
+                for i in 0..<8 {
+                    entry[i] = UInt8((offset >> (56 - 8 * UInt64(i))) & 0xff)
+                    entry[8 + i] = UInt8((nanos >> (56 - 8 * UInt64(i))) & 0xff)
                 }
+                Self.writeAll(fds.times, entry)
+            }
+            Self.writeAll(fds.log, record)
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ data: Data) {
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var off = 0
+            while off < raw.count {
+                let w = write(fd, base + off, raw.count - off)
+                if w < 0 { if errno == EINTR { continue }; return }
+                off += w
             }
         }
     }
 
     func close() {
-        fd.withLock { fd in
-            if fd >= 0 { Glibc.close(fd) }
-            fd = -1
+        fds.withLock { fds in
+            if fds.log >= 0 { Glibc.close(fds.log) }
+            if fds.times >= 0 { Glibc.close(fds.times) }
+            fds = (-1, -1)
         }
     }
 }
@@ -67,17 +92,24 @@ extension Store {
     /// error before that (no command, an unknown USER, already running) throws and changes
     /// nothing. With ``ContainerOptions/autoRemove`` the container is removed after it exits.
     /// Cancelling the calling task kills the container (recorded as exited, 137).
+    /// The process reads `input` as its stdin (``ContainerInput``, `docker run -i`), or
+    /// /dev/null without one; the input serves this run only. A container created with
+    /// ``ContainerOptions/tty`` runs on a terminal (`terminal`, or one of its own): its output
+    /// is one stream, logged as stdout, and `input` is typed into the terminal.
     ///
     /// ```swift
     /// let c = try await store.createContainer(from: "app:1", options: ContainerOptions(command: ["echo", "hi"]))
     /// let status = try await store.start(c.id)           // 0; `readLog(of:)` has "hi\n"
     /// ```
-    public func start(_ ref: String, hostNetwork: Bool = false,
+    public func start(_ ref: String, hostNetwork: Bool = false, input: ContainerInput? = nil, terminal: ContainerTerminal? = nil,
                       output: (@Sendable (ContainerStream, Data) -> Void)? = nil,
                       started: (@Sendable () -> Void)? = nil) async throws -> Int32 {
+        // The run's stdin pipe is closed on this side whatever happens: a writer then fails
+        // instead of waiting for a process that is gone (or never came).
+        defer { input?.runEnded() }
         let runtime = try OCIRuntime.find()
         let c = try await container(ref)
-        let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        var spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
         // Held from before the row says running until the exit is recorded: a row that says
         // running while nobody holds it is a run whose process died (``recoverInterruptedRuns()``).
         guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
@@ -91,9 +123,27 @@ extension Store {
             defer { log.close() }
             let out = try OutputPipe(.stdout, log: log, output: output)
             let err = try OutputPipe(.stderr, log: log, output: output)
+            // A TTY: runc finds the terminal on its stdin, makes it raw, gives the container a
+            // terminal of its own sized as this one, and copies the container's output to its
+            // stdout (one stream) and this terminal's input to the container.
+            let tty: ContainerTerminal? = try c.tty == true ? (terminal ?? ContainerTerminal()) : nil
+            defer { tty?.runEnded() }
+            var stdin = input?.processEnd() ?? FileHandle.nullDevice
+            if let tty, let side = tty.runtimeSide() {
+                // The container's terminal has this size from its start (runc passes later
+                // changes on); without it the process could see 0x0 before the first resize.
+                let size = tty.size
+                if var process = spec["process"] as? [String: Any] {
+                    process["consoleSize"] = ["height": Int(size.rows), "width": Int(size.columns)]
+                    spec["process"] = process
+                }
+                if let input { tty.forward(input) }
+                stdin = side
+            }
             started?()
             do {
-                status = try await launch(c.id, spec: spec, runtime: runtime, stdout: out.writer, stderr: err.writer)
+                status = try await launch(c.id, spec: spec, runtime: runtime, stdin: stdin, stdout: out.writer, stderr: err.writer,
+                                         started: { pid in tty?.started(pid: pid) })
             } catch {
                 await out.finish()
                 await err.finish()
