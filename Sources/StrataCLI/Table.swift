@@ -1,7 +1,8 @@
 import Foundation
 
 /// A table laid out as Docker's tabwriter does (minimum width 10, padding 3, widths counted
-/// in Unicode scalars as Go counts runes), built a cell at a time.
+/// in terminal columns as its go-runewidth does: see ``displayWidth(_:)``), built a cell at
+/// a time.
 ///
 /// Each cell's UTF-8 bytes are copied into one flat buffer as it is added, and its width is
 /// counted then: a 10,000-image listing keeps no `String` per cell and makes no array per
@@ -57,11 +58,49 @@ struct Table {
             bytes.append(contentsOf: b)
             return !b.contains { $0 >= 0x80 }
         }
-        let n = ascii ? cell.utf8.count : cell.unicodeScalars.count
+        let n = ascii ? cell.utf8.count : Self.displayWidth(cell)
         let column = cellEnds.count - (rowEnds.last ?? 0)
         cellEnds.append(bytes.count)
         cellWidths.append(n)
         if column < widths.count - 1 { widths[column] = max(widths[column], max(n + 3, 10)) }
+    }
+
+    /// The columns a terminal gives `text`, as the docker CLI's tabwriter counts them
+    /// (go-runewidth over grapheme clusters): a cluster is as wide as its first character, 2
+    /// for East Asian wide and fullwidth characters and for emoji shown as emoji, 0 for a mark
+    /// or a control character standing alone, else 1. Combining marks after a character add
+    /// nothing.
+    static func displayWidth(_ text: String) -> Int {
+        var width = 0
+        for cluster in text {
+            let scalars = cluster.unicodeScalars
+            guard let first = scalars.first else { continue }
+            if scalars.contains(where: { $0.properties.isEmojiPresentation })
+                || (scalars.contains("\u{FE0F}") && scalars.contains(where: { $0.properties.isEmoji })) {
+                width += 2
+                continue
+            }
+            switch first.properties.generalCategory {
+            case .nonspacingMark, .enclosingMark, .format, .control: continue
+            default: break
+            }
+            width += isWide(first.value) ? 2 : 1
+        }
+        return width
+    }
+
+    /// East Asian Wide (W) and Fullwidth (F) characters outside the emoji: CJK, kana, Hangul,
+    /// fullwidth forms and the rest of Unicode's `EastAsianWidth` W/F blocks.
+    private static func isWide(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x1100...0x115F, 0x2329...0x232A, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF,
+             0x4E00...0x9FFF, 0xA000...0xA4CF, 0xA960...0xA97F, 0xAC00...0xD7A3, 0xF900...0xFAFF,
+             0xFE10...0xFE19, 0xFE30...0xFE6F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x16FE0...0x16FE4,
+             0x17000...0x18AFF, 0x1B000...0x1B2FF, 0x1F200...0x1F2FF, 0x20000...0x2FFFD, 0x30000...0x3FFFD:
+            return true
+        default:
+            return false
+        }
     }
 
     /// Ends the current row.

@@ -18,12 +18,23 @@ import Testing
             """)
     }
 
-    /// Non-ASCII cells count runes, not bytes; a short row pads only the cells it has.
-    @Test func widthsCountRunesAndShortRowsStop() {
+    /// Non-ASCII cells count display columns, as docker's tabwriter (go-runewidth): East
+    /// Asian wide characters and emoji 2, combining marks 0. A short row pads only its cells.
+    @Test func widthsCountDisplayColumnsAndShortRowsStop() {
+        #expect(Table.displayWidth("e\u{301}t\u{e9}") == 3)
+        #expect(Table.displayWidth("\u{65e5}\u{672c}\u{8a9e}") == 6)
+        #expect(Table.displayWidth("\u{1F44D}\u{1F3FD}x") == 3)  // an emoji with a skin tone is one cluster
+        #expect(Table.displayWidth("\u{2764}\u{FE0F}") == 2)
+        #expect(Table.displayWidth("\u{FF21}\u{AC00}") == 4)  // fullwidth A, a Hangul syllable
+        var wide = Table(["A", "B"])
+        wide.add("\u{65e5}\u{672c}\u{8a9e}-\u{65e5}\u{672c}"); wide.add("x"); wide.endRow()
+        // 11 columns wide, so the column is 14: "A" and 13 spaces.
+        #expect(wide.render() == "A" + String(repeating: " ", count: 13) + "B\n\u{65e5}\u{672c}\u{8a9e}-\u{65e5}\u{672c}   x\n")
         var t = Table(["NAME", "VALUE"])
         t.add("caf\u{e9}-\u{65e5}\u{672c}"); t.add("x"); t.endRow()
         t.add("only"); t.endRow()
-        #expect(t.render() == "NAME      VALUE\ncaf\u{e9}-\u{65e5}\u{672c}   x\nonly\n")
+        // "café-日本" is 9 columns (the two ideographs are 2 each), so the column is 12.
+        #expect(t.render() == "NAME" + String(repeating: " ", count: 8) + "VALUE\ncaf\u{e9}-\u{65e5}\u{672c}   x\nonly\n")
         #expect(Output.table(["NAME", "VALUE"], [["caf\u{e9}-\u{65e5}\u{672c}", "x"], ["only"]]) == t.render())
     }
 

@@ -79,18 +79,8 @@ import Testing
         return "first difference at line \(k + 1):\n docker: \(line(d))\n strata: \(line(s))\n--- docker\n\(docker)--- strata\n\(strata)"
     }
 
-    /// The text with every run of spaces as one: the same cells, whatever the padding.
-    static func squeezed(_ text: String) -> String {
-        text.replacingOccurrences(of: " +", with: " ", options: .regularExpression)
-    }
-
     /// Runs `docker ARGS` and `strata ARGS` (with `env`, e.g. a time zone) and expects the
     /// same output and a zero status.
-    ///
-    /// One difference is known and left to the owner of `Table`: Table counts a cell's width
-    /// in Unicode scalars (as Go's text/tabwriter does), but docker 28's own tabwriter counts
-    /// display columns (go-runewidth: East Asian wide characters and emoji 2, combining marks
-    /// 0). A table with such a cell is padded differently; its cells must still be equal.
     static func expectSame(_ h: EngineHarness, _ args: [String], env: [String: String] = [:]) throws {
         let dockerExe = FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker") ? "/usr/local/bin/docker" : "/usr/bin/docker"
         let d = try h.run(dockerExe, args, env: ["DOCKER_HOST": "unix://" + h.socket, "DOCKER_CONFIG": h.file("docker-config")].merging(env) { $1 })
@@ -98,14 +88,9 @@ import Testing
         #expect(d.status == 0, "docker \(args): \(d.err)")
         #expect(s.status == 0, "strata \(args): \(s.err)")
         #expect(!d.out.isEmpty || args.contains { $0.hasPrefix("dangling=") || $0.hasPrefix("reference=") }, "docker \(args) printed nothing")
-        let same = normalised(d.out) == normalised(s.out)
-        if !same, squeezed(normalised(d.out)) == squeezed(normalised(s.out)), d.out.unicodeScalars.contains(where: { $0.value >= 0x300 }) {
-            withKnownIssue("Table pads by scalars, docker's tabwriter by display width (wide and combining characters)") {
-                #expect(same, "\(args.joined(separator: " ")): \(difference(d.out, s.out))")
-            }
-            return
-        }
-        #expect(same, "\(args.joined(separator: " ")): \(difference(d.out, s.out))")
+        // Padding included: Table counts display columns as docker's tabwriter does (wide
+        // and combining characters).
+        #expect(normalised(d.out) == normalised(s.out), "\(args.joined(separator: " ")): \(difference(d.out, s.out))")
     }
 
     @Test func imagesTables() throws {
@@ -179,14 +164,12 @@ import Testing
         let children = Dictionary(all.compactMap { i in (i["id"] as? String).map { ($0, i["children"] as? Int ?? 0) } }) { a, _ in a }
 
         // dangling=true is moby's "heads" without a reference: untagged images that no image
-        // is built on. Strata also lists untagged parents (Store.images tests tags only).
+        // is built on (an intermediate image is not dangling).
         let dangling = try h.docker(["images", "-q", "--no-trunc", "--filter", "dangling=true"])
         #expect(dangling.status == 0, "\(dangling.err)")
         let parents = dangling.out.split(separator: "\n").filter { (children[String($0)] ?? 0) > 0 }
         #expect(dangling.out.split(separator: "\n").count > parents.count, "no dangling image in the store")
-        withKnownIssue("Store.images(filters: dangling=true) lists intermediate images; moby lists heads only") {
-            #expect(parents.isEmpty, "listed as dangling but a parent: \(parents)")
-        }
+        #expect(parents.isEmpty, "listed as dangling but a parent: \(parents)")
 
         // reference=PATTERN keeps only the matching references of an image (moby filters each
         // reference), so every row's repository:tag or repository matches.
@@ -197,10 +180,7 @@ import Testing
                 let name = row.lastIndex(of: ":").map { String(row[..<$0]) } ?? row
                 return !Self.pathMatch(pattern, row) && !Self.pathMatch(pattern, name)
             }
-            if stray.isEmpty { continue }
-            withKnownIssue("Store.images(filters: reference=) keeps every tag of a matching image; moby keeps the matching ones") {
-                #expect(stray.isEmpty, "reference=\(pattern) lists \(stray)")
-            }
+            #expect(stray.isEmpty, "reference=\(pattern) lists \(stray)")
         }
     }
 

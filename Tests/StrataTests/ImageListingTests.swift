@@ -92,18 +92,23 @@ import TestSupport
                 let labelsText: String? = row["labels"]
                 let labels = try labelsText.map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:]
                 let parent: String? = row["parent_id"]
-                let summary = ImageSummary(
+                var summary = ImageSummary(
                     id: try Digest(id), tags: tags, repoDigests: digests, parentID: try parent.map { try Digest($0) },
                     created: created.map { Date(timeIntervalSince1970: Double($0)) }, size: row["size"], layerCount: row["layer_count"],
                     children: children, containers: containers, labels: labels)
-                if !all, filters.dangling == nil, tags.isEmpty, children > 0 { continue }
-                if let d = filters.dangling, tags.isEmpty != d { continue }
+                // Docker's rules (moby's image list), with C's fnmatch for Go's path.Match.
                 if !filters.references.isEmpty {
-                    let matches = tags.contains { tag in
-                        let name = String(tag[..<(tag.lastIndex(of: ":") ?? tag.endIndex)])
-                        return filters.references.contains { Glob.match($0, tag) || Glob.match($0, name) }
+                    func matches(_ ref: String, name: String) -> Bool {
+                        filters.references.contains { fnmatch($0, ref, FNM_PATHNAME) == 0 || fnmatch($0, name, FNM_PATHNAME) == 0 }
                     }
-                    if !matches { continue }
+                    summary.tags = summary.tags.filter { matches($0, name: String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)])) }
+                    summary.repoDigests = summary.repoDigests.filter { matches($0, name: String($0[..<($0.firstIndex(of: "@") ?? $0.endIndex)])) }
+                }
+                if summary.tags.isEmpty && summary.repoDigests.isEmpty {
+                    if !all && children > 0 { continue }
+                    if filters.dangling == false || !filters.references.isEmpty { continue }
+                } else if filters.dangling == true && !summary.tags.isEmpty {
+                    continue
                 }
                 if !filters.labels.isEmpty, !filters.matchesLabels(labels) { continue }
                 out.append(summary)
@@ -124,7 +129,9 @@ import TestSupport
         let cases: [(Bool, ImageFilters)] = [
             (false, ImageFilters()), (true, ImageFilters()),
             (false, ImageFilters(dangling: true)), (false, ImageFilters(dangling: false)),
-            (false, ImageFilters(references: ["busybox*"])), (true, ImageFilters(references: ["127.0.0.1:5000/*", "a/b"])),
+            (false, ImageFilters(references: ["busybox*"])), (true, ImageFilters(references: ["127.0.0.1:5000/*/*", "library/a/b"])),
+            (false, ImageFilters(references: ["*/app", "[a-l]*:t1?"])), (true, ImageFilters(dangling: true)),
+            (true, ImageFilters(dangling: false, references: ["*"])),
             (false, ImageFilters(labels: ["k"])), (true, ImageFilters(labels: ["k=v1"])),
             (true, ImageFilters(before: ids[80])), (false, ImageFilters(since: ids[3])),
         ]

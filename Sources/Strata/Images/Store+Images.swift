@@ -76,7 +76,11 @@ public struct ImageFilters: Sendable {
                         throw StrataError(.invalidArgument, "invalid filter \"dangling=\(v)\": dangling takes true or false")
                     }
                     dangling = v == "true" || v == "1"
-                case "reference": references.append(v)
+                case "reference":
+                    guard ReferencePattern.match(v, "") != nil else {
+                        throw StrataError(.invalidArgument, "invalid filter \"reference=\(v)\": syntax error in pattern")
+                    }
+                    references.append(v)
                 case "label": labels.append(v)
                 case "before": before = v
                 case "since": since = v
@@ -85,6 +89,17 @@ public struct ImageFilters: Sendable {
                 }
             }
         }
+    }
+
+    /// Whether a familiar reference (`busybox:1`, `app@sha256:…`) or its name alone matches
+    /// one of the `references` patterns, as moby's `reference.FamiliarMatch`.
+    func matchesReference(_ reference: String) -> Bool {
+        let u = reference.utf8
+        let cut = u.firstIndex(of: UInt8(ascii: "@")) ?? u.lastIndex(of: UInt8(ascii: ":")).flatMap { c in
+            u[u.index(after: c)...].contains(UInt8(ascii: "/")) ? nil : c
+        }
+        let name = cut.map { String(reference[..<$0]) } ?? reference
+        return references.contains { p in ReferencePattern.match(p, reference) == true || ReferencePattern.match(p, name) == true }
     }
 
     /// Whether a config's labels satisfy every `labels` filter.
@@ -150,15 +165,19 @@ extension Store {
                 try children.rows(for: id) { childCount = Int($0.int64(1) ?? 0) }
                 var containerCount = 0
                 try containers.rows(for: id) { containerCount = Int($0.int64(1) ?? 0) }
-                let isDangling = imageTags.isEmpty
-                if !all && isDangling && childCount > 0 && filters.dangling == nil { continue }  // intermediate
-                if let d = filters.dangling, isDangling != d { continue }
+                // Docker's rules (moby's image list): `reference=` keeps the references that
+                // match, each on its own; an image left with no tag and no digest is listed
+                // only without `reference=` and `dangling=false`, and, without `all`, only if
+                // no image is built on it (an intermediate image is not dangling either).
                 if !filters.references.isEmpty {
-                    let ok = imageTags.contains { tag in
-                        let name = tag.split(separator: ":").dropLast().joined(separator: ":")
-                        return filters.references.contains { Glob.match($0, tag) || Glob.match($0, name) }
-                    }
-                    if !ok { continue }
+                    imageTags.removeAll { !filters.matchesReference($0) }
+                    imageDigests.removeAll { !filters.matchesReference($0) }
+                }
+                if imageTags.isEmpty && imageDigests.isEmpty {
+                    if !all && childCount > 0 { continue }
+                    if filters.dangling == false || !filters.references.isEmpty { continue }
+                } else if filters.dangling == true && !imageTags.isEmpty {
+                    continue
                 }
                 let time = rows.int64(2)
                 var summary = ImageSummary(
@@ -289,24 +308,90 @@ struct ListingOrder {
     }
 }
 
-/// Shell-style glob matching (`*`, `?`) used by `--filter reference=`.
-enum Glob {
-    static func match(_ pattern: String, _ s: String) -> Bool {
-        let p = Array(pattern), t = Array(s)
-        var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count, p[pi] == "?" || p[pi] == t[ti], p[pi] != "*" {
-                pi += 1; ti += 1
-            } else if pi < p.count, p[pi] == "*" {
-                star = pi; mark = ti; pi += 1
-            } else if star >= 0 {
-                pi = star + 1; mark += 1; ti = mark
-            } else {
-                return false
+/// Go's `path.Match`, which `docker images --filter reference=` uses: `*` is any run of
+/// characters but `/`, `?` one character but `/`, `[...]` a class (`[^...]` negated, `a-z`
+/// ranges), and `\\` quotes the next character.
+enum ReferencePattern {
+    /// Whether `pattern` matches all of `name`; nil when the pattern is malformed.
+    static func match(_ pattern: String, _ name: String) -> Bool? {
+        let p = Array(pattern.unicodeScalars), n = Array(name.unicodeScalars)
+        // Checked whole first, as Go reports a bad pattern even when the name ends early.
+        guard isValid(p) else { return nil }
+        return match(p, 0, n, 0)
+    }
+
+    private static func match(_ p: [Unicode.Scalar], _ pi: Int, _ n: [Unicode.Scalar], _ ni: Int) -> Bool {
+        var pi = pi, ni = ni
+        while pi < p.count {
+            switch p[pi] {
+            case "*":
+                // Any run of non-separators, shortest first.
+                var k = ni
+                while true {
+                    if match(p, pi + 1, n, k) { return true }
+                    if k == n.count || n[k] == "/" { return false }
+                    k += 1
+                }
+            case "?":
+                guard ni < n.count, n[ni] != "/" else { return false }
+                pi += 1; ni += 1
+            case "[":
+                guard ni < n.count, n[ni] != "/", let (matched, next) = classMatch(p, pi, n[ni]), matched else { return false }
+                pi = next; ni += 1
+            case "\\":
+                guard pi + 1 < p.count, ni < n.count, p[pi + 1] == n[ni] else { return false }
+                pi += 2; ni += 1
+            default:
+                guard ni < n.count, p[pi] == n[ni] else { return false }
+                pi += 1; ni += 1
             }
         }
-        while pi < p.count, p[pi] == "*" { pi += 1 }
-        return pi == p.count
+        return ni == n.count
+    }
+
+    /// Whether the class starting at `p[start]` (`[`) holds `c`, and where the pattern goes on.
+    private static func classMatch(_ p: [Unicode.Scalar], _ start: Int, _ c: Unicode.Scalar) -> (Bool, Int)? {
+        var i = start + 1
+        var negated = false
+        if i < p.count, p[i] == "^" { negated = true; i += 1 }
+        var matched = false, first = true
+        while i < p.count {
+            if p[i] == "]" && !first { return (matched != negated, i + 1) }
+            first = false
+            guard let (lo, afterLo) = classChar(p, i) else { return nil }
+            var hi = lo, next = afterLo
+            if next < p.count, p[next] == "-", next + 1 < p.count, p[next + 1] != "]" {
+                guard let (h, afterHi) = classChar(p, next + 1) else { return nil }
+                hi = h; next = afterHi
+            }
+            if lo.value <= c.value && c.value <= hi.value { matched = true }
+            i = next
+        }
+        return nil  // no closing bracket
+    }
+
+    private static func classChar(_ p: [Unicode.Scalar], _ i: Int) -> (Unicode.Scalar, Int)? {
+        guard i < p.count else { return nil }
+        if p[i] == "\\" { return i + 1 < p.count ? (p[i + 1], i + 2) : nil }
+        if p[i] == "-" || p[i] == "]" { return nil }
+        return (p[i], i + 1)
+    }
+
+    private static func isValid(_ p: [Unicode.Scalar]) -> Bool {
+        var i = 0
+        while i < p.count {
+            switch p[i] {
+            case "\\":
+                guard i + 1 < p.count else { return false }
+                i += 2
+            case "[":
+                guard let (_, next) = classMatch(p, i, "a") else { return false }
+                i = next
+            default:
+                i += 1
+            }
+        }
+        return true
     }
 }
 
