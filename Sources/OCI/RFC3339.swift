@@ -58,10 +58,28 @@ public enum RFC3339 {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
         var tm = tm()
         gmtime_r(&t, &tm)
-        func p(_ v: Int32, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
-        }
-        return "\(p(tm.tm_year + 1900, 4))-\(p(tm.tm_mon + 1, 2))-\(p(tm.tm_mday, 2))T\(p(tm.tm_hour, 2)):\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2))Z"
+        return compose(tm, zone: "Z")
+    }
+
+    /// Formats a date in the local time zone (TZ, else /etc/localtime), whole seconds:
+    /// `2019-10-13T22:49:15Z` in UTC, else with its offset (`…+05:30`), as Go's
+    /// `time.RFC3339` prints a local time (`docker history -H=false`).
+    public static func formatLocal(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        localtime_r(&t, &tm)
+        let off = Int(tm.tm_gmtoff)
+        let zone = off == 0 ? "Z" : (off < 0 ? "-" : "+") + pad(abs(off) / 3600, 2) + ":" + pad(abs(off) % 3600 / 60, 2)
+        return compose(tm, zone: zone)
+    }
+
+    private static func compose(_ tm: tm, zone: String) -> String {
+        "\(pad(Int(tm.tm_year) + 1900, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
+            + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2))" + zone
+    }
+
+    private static func pad(_ v: Int, _ width: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 }

@@ -261,19 +261,8 @@ enum Units {
     }
 
     /// `2019-10-13T22:49:15Z`, or `…+05:30` outside UTC: Go's `time.RFC3339` in the local
-    /// time zone (TZ, else /etc/localtime), as `docker history -H=false` prints a date.
-    static func localRFC3339(_ date: Date) -> String {
-        var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        var tm = tm()
-        localtime_r(&t, &tm)
-        func p(_ v: Int, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
-        }
-        let off = tm.tm_gmtoff
-        let zone = off == 0 ? "Z" : (off < 0 ? "-" : "+") + p(abs(off) / 3600, 2) + ":" + p(abs(off) % 3600 / 60, 2)
-        return "\(p(Int(tm.tm_year) + 1900, 4))-\(p(Int(tm.tm_mon) + 1, 2))-\(p(Int(tm.tm_mday), 2))T\(p(Int(tm.tm_hour), 2)):\(p(Int(tm.tm_min), 2)):\(p(Int(tm.tm_sec), 2))" + zone
-    }
+    /// time zone, as `docker history -H=false` prints a date.
+    static func localRFC3339(_ date: Date) -> String { RFC3339.formatLocal(date) }
 
     static func shortID(_ d: Digest, noTrunc: Bool) -> String {
         noTrunc ? d.string : d.shortHex

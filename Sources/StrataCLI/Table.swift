@@ -84,23 +84,9 @@ struct Table {
             case .nonspacingMark, .enclosingMark, .format, .control: continue
             default: break
             }
-            width += isWide(first.value) ? 2 : 1
+            width += Units.isWide(first) ? 2 : 1
         }
         return width
-    }
-
-    /// East Asian Wide (W) and Fullwidth (F) characters outside the emoji: CJK, kana, Hangul,
-    /// fullwidth forms and the rest of Unicode's `EastAsianWidth` W/F blocks.
-    private static func isWide(_ v: UInt32) -> Bool {
-        switch v {
-        case 0x1100...0x115F, 0x2329...0x232A, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF,
-             0x4E00...0x9FFF, 0xA000...0xA4CF, 0xA960...0xA97F, 0xAC00...0xD7A3, 0xF900...0xFAFF,
-             0xFE10...0xFE19, 0xFE30...0xFE6F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x16FE0...0x16FE4,
-             0x17000...0x18AFF, 0x1B000...0x1B2FF, 0x1F200...0x1F2FF, 0x20000...0x2FFFD, 0x30000...0x3FFFD:
-            return true
-        default:
-            return false
-        }
     }
 
     /// Ends the current row.
