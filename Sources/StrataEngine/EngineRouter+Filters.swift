@@ -27,13 +27,7 @@ extension EngineRouter {
         for h in filters["health"] ?? [] where !["starting", "healthy", "unhealthy", "none"].contains(h) {
             throw EngineError.badRequest("invalid filter 'health=\(h)'")
         }
-        let isTask = try (filters["is-task"] ?? []).map { v -> Bool in
-            switch v.lowercased() {
-            case "true", "1": return true
-            case "false", "0": return false
-            default: throw EngineError.badRequest("invalid filter 'is-task=\(v)'")
-            }
-        }
+        let isTask = try Self.booleans(filters, "is-task")
         // before/since name containers; created times order them.
         let before = try await (filters["before"] ?? []).asyncMap { try await store.container($0).created }.min()
         let since = try await (filters["since"] ?? []).asyncMap { try await store.container($0).created }.max()
@@ -80,6 +74,18 @@ extension EngineRouter {
         return out
     }
 
+    /// The values of a true/false filter (`true`, `false`, `1`, `0`, any case), as dockerd
+    /// reads them; another value is a bad request.
+    static func booleans(_ filters: [String: [String]], _ key: String) throws -> [Bool] {
+        try (filters[key] ?? []).map { v in
+            switch v.lowercased() {
+            case "true", "1": return true
+            case "false", "0": return false
+            default: throw EngineError.badRequest("invalid filter '\(key)=\(v)'")
+            }
+        }
+    }
+
     /// The volumes `GET /volumes?filters=` lists: `name` (exact or a regular expression),
     /// `dangling` (used by no container), `driver` (`local`), `label` (strata's volumes have
     /// none, so it matches nothing).
@@ -87,13 +93,7 @@ extension EngineRouter {
         for key in filters.keys where !["dangling", "driver", "label", "name"].contains(key) {
             throw EngineError.badRequest("invalid filter '\(key)'")
         }
-        let dangling = try (filters["dangling"] ?? []).map { v -> Bool in
-            switch v.lowercased() {
-            case "true", "1": return true
-            case "false", "0": return false
-            default: throw EngineError.badRequest("invalid filter 'dangling=\(v)'")
-            }
-        }
+        let dangling = try Self.booleans(filters, "dangling")
         return try await store.volumes().filter { v in
             if let n = filters["name"], !n.contains(where: { Self.match($0, v.name) }) { return false }
             if !dangling.isEmpty, !dangling.contains(v.containers.isEmpty) { return false }

@@ -19,10 +19,17 @@ public struct ImageSummary: Sendable, Codable, Hashable {
     /// The image config's labels (`config.Labels`).
     public var labels: [String: String] = [:]
 
-    /// Untagged and nothing built on it.
-    public var isDangling: Bool { tags.isEmpty && children == 0 }
+    /// No tag and no repo digest: Docker's `<none>` image (``Store/images(all:filters:)``
+    /// lists it only under the rules there).
+    public var isUntagged: Bool { Self.isUntagged(tags: tags, repoDigests: repoDigests) }
+    /// Untagged and nothing built on it: what `dangling=true` lists.
+    public var isDangling: Bool { isUntagged && children == 0 }
     /// Untagged but the parent of another image (hidden without `-a`).
-    public var isIntermediate: Bool { tags.isEmpty && children > 0 }
+    public var isIntermediate: Bool { isUntagged && children > 0 }
+
+    /// The one definition of an untagged image, for the listing that decides before it
+    /// makes a summary.
+    static func isUntagged(tags: [String], repoDigests: [String]) -> Bool { tags.isEmpty && repoDigests.isEmpty }
 
     /// The object Docker's `GET /images/json` lists for this image (API 1.43 field names).
     public func dockerJSON() -> [String: Any] {
@@ -173,7 +180,7 @@ extension Store {
                     imageTags.removeAll { !filters.matchesReference($0) }
                     imageDigests.removeAll { !filters.matchesReference($0) }
                 }
-                if imageTags.isEmpty && imageDigests.isEmpty {
+                if ImageSummary.isUntagged(tags: imageTags, repoDigests: imageDigests) {
                     if !all && childCount > 0 { continue }
                     if filters.dangling == false || !filters.references.isEmpty { continue }
                 } else if filters.dangling == true && !imageTags.isEmpty {
