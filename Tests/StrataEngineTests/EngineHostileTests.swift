@@ -175,6 +175,66 @@ import Glibc
         #expect(Self.endsChunked(ok), "\(Array(ok.utf8.suffix(16)))")
     }
 
+    /// A build context whose entries climb out of it (`../`, an absolute path, a symlink to
+    /// the host's /etc that a COPY follows): the build fails or copies only what is inside the
+    /// context, nothing is written outside the store, and no image is tagged.
+    @Test func buildContextThatClimbsIsRefused() throws {
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let marker = "strata-hostile-\(UUID().uuidString.prefix(8))"
+        // Each context: its Dockerfile, and what makes it hostile.
+        let cases: [(name: String, dockerfile: String, entries: String)] = [
+            ("dotdot", "FROM busybox:latest\\nCOPY . /ctx/\\n", "reg('../../../../../../tmp/\(marker)-a', b'x')"),
+            ("inner", "FROM busybox:latest\\nCOPY . /ctx/\\n", "reg('a/../../../../../tmp/\(marker)-b', b'x')"),
+            ("absolute", "FROM busybox:latest\\nCOPY . /ctx/\\n", "reg('/tmp/\(marker)-c', b'x')"),
+            ("linkout", "FROM busybox:latest\\nCOPY hostetc/passwd /stolen\\n", "sym('hostetc', '/etc')"),
+            ("linkthenfile", "FROM busybox:latest\\nCOPY . /ctx/\\n", "sym('up', '../../../../../tmp'); reg('up/\(marker)-d', b'x')"),
+        ]
+        for c in cases {
+            let tar = h.file("\(c.name).tar")
+            try h.shell("""
+                python3 - <<'PY'
+                import io, tarfile
+                t = tarfile.open('\(tar)', 'w')
+                def reg(name, data):
+                    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+                def sym(name, target):
+                    i = tarfile.TarInfo(name); i.type = tarfile.SYMTYPE; i.linkname = target; t.addfile(i)
+                reg('Dockerfile', b'\(c.dockerfile)')
+                \(c.entries)
+                t.close()
+                PY
+                """)
+            let body = try [UInt8](Data(contentsOf: URL(fileURLWithPath: tar)))
+            var req = Array("POST /v1.43/build?t=evil-\(c.name)%3A1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+            req += body
+            let r = h.raw(req)
+            let code = Self.status(r) ?? 0
+            let failed = code >= 400 || r.contains("errorDetail")
+            if c.name == "linkout" {
+                // The link resolves inside the context (as dockerd scopes it), where there is no
+                // etc/passwd: the build fails. It must never copy the host's file.
+                #expect(failed, "\(c.name): \(r.suffix(400))")
+            } else if !failed {
+                // Accepted only with the climbing entry dropped or kept inside: look at the image.
+                let ls = try h.strata(["run", "--rm", "evil-\(c.name):1", "sh", "-c", "find / -name '\(marker)*' 2>/dev/null"])
+                #expect(ls.status == 0, "\(c.name): \(ls.err)")
+                for line in ls.out.split(separator: "\n") {
+                    #expect(line.hasPrefix("/ctx/"), "\(c.name): \(line) landed outside the copy's destination")
+                }
+            }
+            let outside = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix(marker) }
+            #expect(outside.isEmpty, "\(c.name): wrote \(outside) into the host's /tmp")
+            let escaped = try FileManager.default.contentsOfDirectory(atPath: h.dir.path).filter { $0.hasPrefix(marker) }
+            #expect(escaped.isEmpty, "\(c.name): wrote \(escaped) beside the store")
+            if failed {
+                #expect(!((try h.strata(["images", "-q", "evil-\(c.name):1"])).out.contains { !$0.isWhitespace }), "\(c.name): a failed build tagged its image")
+            }
+        }
+    }
+
     /// Whether a raw response ends with a chunked body's last chunk (bytes, not characters).
     static func endsChunked(_ response: String) -> Bool {
         response.utf8.suffix(7).elementsEqual("\r\n0\r\n\r\n".utf8)
