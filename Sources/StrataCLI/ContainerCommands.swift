@@ -72,7 +72,7 @@ struct PsCommand: AsyncParsableCommand {
         for c in list {
             let cmd = c.command.joined(separator: " ")
             var row = [noTrunc ? c.id : String(c.id.prefix(12)), c.image, "\"" + (noTrunc ? cmd : Units.ellipsis(cmd, 20)) + "\"",
-                       Units.ago(c.created, now: now), c.state.capitalized, c.name ?? ""]
+                       Units.ago(c.created, now: now), c.status(now: now), c.name ?? ""]
             if size {
                 let s = try await store.containerSize(c.id)
                 row.append("\(Units.size(s.writable)) (virtual \(Units.size(s.virtual)))")
@@ -174,7 +174,7 @@ struct RmCommand: AsyncParsableCommand {
         commandName: "rm",
         abstract: "Remove containers: the writable layer and its changes are gone unless committed.")
     @OptionGroup var global: GlobalOptions
-    @Flag(name: .shortAndLong, help: "Force removal.")
+    @Flag(name: .shortAndLong, help: "Kill a running container first (SIGKILL), then remove it.")
     var force = false
     @Flag(name: .shortAndLong, help: "Remove the named volumes it used that no other container uses.")
     var volumes = false
@@ -186,17 +186,9 @@ struct RmCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await global.openStore()
-        var failed = false
-        for c in containers {
-            do {
-                _ = try await store.removeContainer(c, force: force, removeVolumes: volumes)
-                print(c)
-            } catch let e as StrataError {
-                Output.error(e.message)
-                failed = true
-            }
+        try await Output.eachContainer(containers) { c in
+            _ = try await store.removeContainer(c, force: force, removeVolumes: volumes)
         }
-        if failed { throw CommandFailed() }
     }
 }
 

@@ -119,46 +119,8 @@ enum Units {
         return text + units[i]
     }
 
-    /// `2 weeks`, `About an hour`, as go-units' HumanDuration.
-    static func duration(_ seconds: Double) -> String { text(durationParts(seconds)) }
-
-    /// The units of ``duration(_:)``'s texts.
-    enum DurationUnit: Int { case lessThanASecond, second, seconds, aboutAMinute, minutes, aboutAnHour, hours, days, weeks, months, years }
-
-    /// ``duration(_:)`` as a unit and a count: the text is a function of these two alone.
-    static func durationParts(_ seconds: Double) -> (unit: DurationUnit, count: Int) {
-        let s = Int(seconds)
-        if s < 1 { return (.lessThanASecond, 0) }
-        if s == 1 { return (.second, 1) }
-        if s < 60 { return (.seconds, s) }
-        let m = Int(seconds / 60)
-        if m == 1 { return (.aboutAMinute, 1) }
-        if m < 60 { return (.minutes, m) }
-        let h = Int(seconds / 3600 + 0.5)
-        if h == 1 { return (.aboutAnHour, 1) }
-        if h < 48 { return (.hours, h) }
-        if h < 24 * 7 * 2 { return (.days, h / 24) }
-        if h < 24 * 30 * 2 { return (.weeks, h / 24 / 7) }
-        if h < 24 * 365 * 2 { return (.months, h / 24 / 30) }
-        return (.years, Int(seconds / 3600) / 24 / 365)
-    }
-
-    static func text(_ parts: (unit: DurationUnit, count: Int)) -> String {
-        let n = parts.count
-        switch parts.unit {
-        case .lessThanASecond: return "Less than a second"
-        case .second: return "1 second"
-        case .seconds: return "\(n) seconds"
-        case .aboutAMinute: return "About a minute"
-        case .minutes: return "\(n) minutes"
-        case .aboutAnHour: return "About an hour"
-        case .hours: return "\(n) hours"
-        case .days: return "\(n) days"
-        case .weeks: return "\(n) weeks"
-        case .months: return "\(n) months"
-        case .years: return "\(n) years"
-        }
-    }
+    /// `2 weeks`, `About an hour`, as go-units' HumanDuration (``HumanDuration``).
+    static func duration(_ seconds: Double) -> String { HumanDuration.text(seconds) }
 
     static func ago(_ date: Date?, now: Date = Date()) -> String {
         guard let date else { return "N/A" }
@@ -175,10 +137,10 @@ enum Units {
 
         mutating func callAsFunction(_ date: Date?) -> String {
             guard let date else { return "N/A" }
-            let parts = durationParts(now.timeIntervalSince(date))
+            let parts = HumanDuration.parts(now.timeIntervalSince(date))
             let key = parts.unit.rawValue << 48 | (parts.count & 0xFFFF_FFFF_FFFF)
             if let t = texts[key] { return t }
-            let t = text(parts) + " ago"
+            let t = HumanDuration.text(parts) + " ago"
             texts[key] = t
             return t
         }

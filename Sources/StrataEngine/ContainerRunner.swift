@@ -122,6 +122,12 @@ actor ContainerRunner {
         await t.value
     }
 
+    /// Waits until this server's run of the container, if any, has ended and been cleared
+    /// (after a stop: before the next start).
+    func settle(_ id: String) async {
+        if let t = tasks[id] { await t.value }
+    }
+
     /// Kills every running container (each is recorded as exited) and waits for the tasks.
     func stopAll() async {
         stopping = true

@@ -21,7 +21,7 @@ extension EngineRouter {
         [
             "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
             "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
-            "State": c.state, "Status": c.state.prefix(1).uppercased() + c.state.dropFirst(),
+            "State": c.state, "Status": c.status(),
             "Ports": [Any](), "Labels": [String: String](), "Mounts": mounts(c),
             "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
         ]

@@ -93,6 +93,9 @@ struct EngineRouter: Sendable {
                 let id = parts[0]
                 switch (m, parts[1]) {
                 case (.POST, "start"): return serve { _, res in try await startContainer(id, res) }
+                case (.POST, "stop"): return serve { req, res in try await stopContainer(id, req, res) }
+                case (.POST, "kill"): return serve { req, res in try await killContainer(id, req, res) }
+                case (.POST, "restart"): return serve { req, res in try await restartContainer(id, req, res) }
                 case (.POST, "attach"): return serve { req, res in try await attachContainer(id, req, res) }
                 case (.POST, "resize"): return serve { req, res in try await resizeContainer(id, req, res) }
                 case (.POST, "wait"): return serve { req, res in try await waitContainer(id, req, res) }

@@ -109,7 +109,7 @@ extension Store {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
         }
         defer { withExtendedLifetime(runLock) {} }
-        try await setState(c.id, "running")
+        try await markRunning(c.id)
         let status: Int32
         do {
             status = try await launch(c.id, spec: spec, runtime: runtime, stdout: FileHandle.standardOutput, stderr: FileHandle.standardError)
@@ -117,7 +117,8 @@ extension Store {
             try? await setState(c.id, "created")
             throw error
         }
-        try await setState(c.id, "exited")
+        // The status and the times, as a run of the server records them (`docker inspect`, `ps`).
+        try await recordExit(c.id, status: status)
         return status
     }
 

@@ -223,11 +223,19 @@ extension Store {
     /// (law 2). Its changes are gone unless committed. Two processes removing the same
     /// container: one succeeds, the other gets "no such container".
     ///
+    /// With `force`, a running container is killed first (``stop(_:timeout:signal:)`` with no
+    /// grace), as `docker rm -f` does; without it, removing a running container is a conflict.
     /// With `removeVolumes`, the named volumes it mounted go too when no other container uses them.
     public func removeContainer(_ ref: String, force: Bool = false, removeVolumes: Bool = false) async throws -> String {
         let c = try await container(ref)
         if c.state == "running" && !force {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is running: stop it first or use -f")
+        }
+        // As `docker rm -f`: a live run is killed first, and its exit recorded (its own
+        // --rm may remove the container meanwhile, which is what was asked).
+        if force, try isRunning(id: c.id, state: c.state) {
+            try await stop(c.id, timeout: .zero)
+            if (try? await container(c.id)) == nil { return c.id }
         }
         try snapshotter(c.snapshotter).unmount(containerDirs(c.id))
         let rel = "containers/\(c.id)"

@@ -187,13 +187,15 @@ extension Store {
     }
 
     /// `created`/`exited` → `running` in one transaction; a running container is a conflict.
-    private func markRunning(_ id: String) async throws {
+    func markRunning(_ id: String) async throws {
         try await updateContainer(id) { info in
             if info.state == "running" {
                 throw StrataError(.conflict, "container \(String(id.prefix(12))) is already running")
             }
             info.state = "running"
             info.startedAt = Date()
+            // As dockerd: a run's exit code is its own, 0 until it exits.
+            info.exitCode = 0
         }
     }
 

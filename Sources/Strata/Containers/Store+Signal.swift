@@ -1,0 +1,116 @@
+import Foundation
+
+/// Signalling and stopping a running container (`docker kill`, `docker stop`), from whichever
+/// process runs it: a run holds its container's run lock, and its process is known to the OCI
+/// runtime under the store's `runtime/` directory, so `strata stop` reaches a container
+/// `strata serve` started, and the other way round.
+extension Store {
+    /// Whether the container's command runs now: its row says running and a live run holds
+    /// its run lock (a row left running by a killed process is not running).
+    public func isRunning(_ ref: String) async throws -> Bool {
+        let c = try await container(ref)
+        return try isRunning(id: c.id, state: c.state)
+    }
+
+    func isRunning(id: String, state: String) throws -> Bool {
+        guard state == "running" else { return false }
+        guard FileManager.default.fileExists(atPath: runLockPath(id)) else { return false }
+        // Taken at once: nobody holds it, so no run is live (it is released right away).
+        return try FileLock(tryPath: runLockPath(id)) == nil
+    }
+
+    /// Sends `signal` to the container's process (`docker kill [-s SIGNAL]`). Throws a conflict
+    /// error when the container is not running. The process decides what the signal does;
+    /// its run records the exit as usual (128 + the signal when one ended it).
+    ///
+    /// ```swift
+    /// try await store.kill("web", signal: try ContainerSignal("HUP"))
+    /// ```
+    public func kill(_ ref: String, signal: ContainerSignal = .kill) async throws {
+        let c = try await container(ref)
+        guard try isRunning(id: c.id, state: c.state) else { throw Self.notRunning(c) }
+        try UserNamespace.requireEntered(for: "signalling a container", ownersOnly: false)
+        let runtime = try OCIRuntime.find()
+        // Between "running" and runc having made the container there is a moment when runc
+        // does not know it yet: try again for a while before giving up.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while true {
+            let (status, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
+            if status == 0 { return }
+            guard try await isRunning(c.id) else { throw Self.notRunning(c) }
+            if ContinuousClock.now > deadline {
+                throw StrataError(.io, "cannot send \(signal) to container \(String(c.id.prefix(12))): \(err.isEmpty ? "\(runtime.path) kill exited \(status)" : err)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Stops the container as `docker stop` does: its stop signal (`signal`, else the image's
+    /// `STOPSIGNAL`, else SIGTERM), then SIGKILL once `timeout` passed (10 s by default; zero
+    /// kills at once). Returns once the exit is recorded: true, or false when it was not running.
+    ///
+    /// ```swift
+    /// try await store.stop("web", timeout: .seconds(2))
+    /// print(try await store.container("web").exitCode ?? -1)   // 143, or 137 after the timeout
+    /// ```
+    @discardableResult
+    public func stop(_ ref: String, timeout: Duration = .seconds(10), signal: ContainerSignal? = nil) async throws -> Bool {
+        let c = try await container(ref)
+        guard try isRunning(id: c.id, state: c.state) else { return false }
+        var first = signal ?? .term
+        if signal == nil, let s = try await inspect(c.imageID.string).config.config?.StopSignal, !s.isEmpty {
+            first = (try? ContainerSignal(s)) ?? .term
+        }
+        if timeout > .zero, first != .kill {
+            do {
+                try await kill(c.id, signal: first)
+            } catch let e as StrataError where e.code == .conflict {
+                return true  // it ended on its own meanwhile
+            }
+            if try await waitForRunEnd(c.id, timeout: timeout) { return true }
+        }
+        do {
+            try await kill(c.id, signal: .kill)
+        } catch let e as StrataError where e.code == .conflict {
+            return true
+        }
+        // A killed process goes at once; its run then records the exit.
+        guard try await waitForRunEnd(c.id, timeout: .seconds(30)) else {
+            throw StrataError(.io, "container \(String(c.id.prefix(12))) did not stop within 30 s of SIGKILL")
+        }
+        return true
+    }
+
+    /// Waits until the container's run ended and recorded its exit; false after `timeout`.
+    func waitForRunEnd(_ id: String, timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while try await isRunning(id) {
+            if ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    /// Runs the OCI runtime on the store's runtime state; its status and standard error.
+    private func runtimeCommand(_ runtime: OCIRuntime, _ args: [String]) async throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: runtime.path)
+        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path] + args
+        let err = Pipe()
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        let status: Int32
+        do {
+            status = try await runAndWait(p)
+        } catch {
+            throw StrataError(.io, "cannot run \(runtime.path): \(error.localizedDescription)", cause: error)
+        }
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile().prefix(4096), as: UTF8.self)
+        return (status, text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    private static func notRunning(_ c: ContainerInfo) -> StrataError {
+        StrataError(.conflict, "container \(c.name ?? String(c.id.prefix(12))) is not running")
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Strata
+
+/// `strata stop`: the container's stop signal, then SIGKILL after the timeout, as `docker stop`.
+struct StopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop",
+        abstract: "Stop running containers: the stop signal (the image's STOPSIGNAL or SIGTERM), then SIGKILL after the timeout.",
+        discussion: """
+            Works on a container whichever process runs it (`strata run`, `strata serve`). \
+            A container that is not running is left as it is.
+
+            Examples:
+              strata stop web
+              strata stop -t 0 web          # SIGKILL at once
+              strata stop -s SIGINT -t 30 web
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("t"), .long], help: "Seconds to wait for the container to stop before SIGKILL.")
+    var time: Int = 10
+    @Option(name: .shortAndLong, help: "The signal to send first (default: the image's STOPSIGNAL, else SIGTERM).")
+    var signal: String?
+    @Argument var containers: [String]
+
+    func validate() throws {
+        guard !containers.isEmpty else { throw ValidationError("stop needs at least one container") }
+        guard time >= 0 else { throw ValidationError("--time must be 0 or more seconds") }
+    }
+
+    func run() async throws {
+        let store = try await global.openStore()
+        let first = try signal.map(ContainerSignal.init)
+        try await Output.eachContainer(containers) { c in
+            try await store.stop(c, timeout: .seconds(time), signal: first)
+        }
+    }
+}
+
+/// `strata kill`: a signal to the container's process, as `docker kill`.
+struct KillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kill",
+        abstract: "Send a signal (default SIGKILL) to running containers.",
+        discussion: """
+            Examples:
+              strata kill web
+              strata kill -s HUP web
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "The signal: a name (SIGHUP, HUP) or a number.")
+    var signal: String = "KILL"
+    @Argument var containers: [String]
+
+    func validate() throws {
+        guard !containers.isEmpty else { throw ValidationError("kill needs at least one container") }
+    }
+
+    func run() async throws {
+        let store = try await global.openStore()
+        let s = try ContainerSignal(signal)
+        try await Output.eachContainer(containers) { c in try await store.kill(c, signal: s) }
+    }
+}
+
+extension Output {
+    /// Runs `body` for each container named, printing the name on success and the error's
+    /// one line otherwise, as docker does; fails at the end when one failed.
+    static func eachContainer(_ names: [String], _ body: (String) async throws -> Void) async throws {
+        var failed = false
+        for c in names {
+            do {
+                try await body(c)
+                print(c)
+            } catch let e as StrataError {
+                error(e.message)
+                failed = true
+            }
+        }
+        if failed { throw CommandFailed() }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Strata
+
+/// `docker stop`, `docker kill` and `docker restart`: the library's ``Store/stop(_:timeout:signal:)``
+/// and ``Store/kill(_:signal:)``, which reach a container whichever process runs it.
+extension EngineRouter {
+    /// `POST /containers/{id}/kill?signal=SIG`: 204; 409 when it is not running, 400 for a
+    /// signal that is none.
+    func killContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let signal = try req.string("signal").flatMap { $0.isEmpty ? nil : $0 }.map(ContainerSignal.init) ?? .kill
+        try await store.kill(ref, signal: signal)
+        try await res.send(.noContent)
+    }
+
+    /// `POST /containers/{id}/stop?t=SECONDS&signal=SIG`: 204 once the exit is recorded, 304
+    /// when it was not running.
+    func stopContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let (timeout, signal) = try Self.stopOptions(req)
+        let stopped = try await store.stop(ref, timeout: timeout, signal: signal)
+        try await res.send(stopped ? .noContent : .notModified)
+    }
+
+    /// `POST /containers/{id}/restart?t=SECONDS&signal=SIG`: stopped as by `stop` (when it
+    /// runs), then started again by this server: 204.
+    func restartContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let (timeout, signal) = try Self.stopOptions(req)
+        let c = try await store.container(ref)
+        try await store.stop(c.id, timeout: timeout, signal: signal)
+        await runner.settle(c.id)
+        try await runner.start(c.id)
+        try await res.send(.noContent)
+    }
+
+    /// `t` (seconds, docker's default 10; -1 waits without end, as dockerd) and `signal`.
+    private static func stopOptions(_ req: EngineRequest) throws -> (Duration, ContainerSignal?) {
+        var timeout = Duration.seconds(10)
+        if let t = req.string("t") ?? req.string("time") {
+            guard let n = Int(t), n >= -1 else { throw EngineError.badRequest("invalid value for t: \"\(t)\"") }
+            timeout = n == -1 ? .seconds(Int64(Int32.max)) : .seconds(n)
+        }
+        let signal = try req.string("signal").flatMap { $0.isEmpty ? nil : $0 }.map(ContainerSignal.init)
+        return (timeout, signal)
+    }
+}

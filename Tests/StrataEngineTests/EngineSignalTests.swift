@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `docker stop`, `docker kill`, `docker restart` and `docker rm -f` through `strata serve`
+/// with the real docker CLI: the signal reaches the container's process, the exit status is
+/// the one that process gives (or 137 after SIGKILL), and `strata stop` in another process
+/// reaches a run the server started.
+@Suite(.serialized) struct EngineSignalTests {
+    /// Polls `check` for up to 10 s.
+    static func eventually(_ check: () throws -> Bool) rethrows -> Bool {
+        for _ in 0..<200 {
+            if try check() { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    @Test func stopKillRestartAndForcedRemove() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        func state(_ name: String) throws -> String {
+            try h.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func logs(_ name: String) throws -> String { try h.docker(["logs", name]).out }
+        let loop = "while true; do busybox sleep 0.1; done"
+
+        // A process that handles SIGTERM: `stop` sends it and the status is the process's own.
+        #expect(try h.docker(["run", "-d", "--name", "trap", "busybox", "sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; \(loop)"]).status == 0)
+        #expect(try Self.eventually { try logs("trap").contains("ready") })
+        var t0 = Date()
+        let stop = try h.docker(["stop", "trap"])
+        #expect(stop.status == 0 && stop.out == "trap\n", "\(stop)")
+        #expect(Date().timeIntervalSince(t0) < 5, "stop waited for its timeout although the process exited")
+        #expect(try state("trap") == "exited 3")
+        #expect(try logs("trap").contains("got TERM"))
+
+        // PID 1 without a handler ignores SIGTERM: SIGKILL after `-t 1`, status 137.
+        let seconds = String(Int.random(in: 10000..<20000))
+        #expect(try h.docker(["run", "-d", "--name", "deaf", "busybox", "busybox", "sleep", seconds]).status == 0)
+        #expect(try Self.eventually { try state("deaf") == "running 0" })
+        #expect(EngineRunTests.waitForProcesses(sleeping: seconds, count: 1))
+        t0 = Date()
+        #expect(try h.docker(["stop", "-t", "1", "deaf"]).status == 0)
+        let took = Date().timeIntervalSince(t0)
+        #expect(took >= 0.9 && took < 8, "\(took) s")
+        #expect(try state("deaf") == "exited 137")
+        #expect(EngineRunTests.waitForProcesses(sleeping: seconds, count: 0))
+
+        // `kill -s HUP` reaches the handler and the container goes on; plain `kill` is SIGKILL.
+        #expect(try h.docker(["run", "-d", "--name", "hup", "busybox", "sh", "-c", "trap 'echo hup' HUP; echo ready; \(loop)"]).status == 0)
+        #expect(try Self.eventually { try logs("hup").contains("ready") })
+        #expect(try h.docker(["kill", "-s", "HUP", "hup"]).status == 0)
+        #expect(try Self.eventually { try logs("hup").contains("hup\n") })
+        #expect(try state("hup") == "running 0")
+        #expect(try h.docker(["kill", "hup"]).status == 0)
+        #expect(try Self.eventually { try state("hup") == "exited 137" })
+
+        // Not running: stop is a no-op that succeeds (304), kill an error; a bad signal is refused.
+        #expect(try h.docker(["stop", "hup"]).status == 0)
+        let dead = try h.docker(["kill", "hup"])
+        #expect(dead.status != 0 && dead.err.contains("is not running"), "\(dead)")
+        let bogus = try h.docker(["kill", "-s", "NOPE", "trap"])
+        #expect(bogus.status != 0 && bogus.err.contains("invalid signal"), "\(bogus)")
+
+        // restart runs it again; `strata stop` in another process stops the server's run.
+        #expect(try h.docker(["restart", "trap"]).status == 0)
+        #expect(try Self.eventually { try state("trap") == "running 0" })
+        #expect(try Self.eventually { try logs("trap").components(separatedBy: "ready").count == 3 })
+        let cli = try h.strata(["stop", "trap"])
+        #expect(cli.status == 0 && cli.out == "trap\n", "\(cli)")
+        #expect(try state("trap") == "exited 3")
+
+        // STATUS as dockerd words it.
+        let ps = try h.docker(["ps", "-a", "--format", "{{.Names}}: {{.Status}}"]).out
+        #expect(ps.contains("trap: Exited (3) "), "\(ps)")
+        #expect(ps.contains("deaf: Exited (137) "), "\(ps)")
+        #expect(try h.docker(["run", "-d", "--name", "up", "busybox", "sh", "-c", loop]).status == 0)
+        #expect(try Self.eventually { try h.docker(["ps", "--format", "{{.Names}}: {{.Status}}"]).out.contains("up: Up ") })
+
+        // rm -f kills a running container first: no process is left behind.
+        let other = String(Int.random(in: 20000..<30000))
+        #expect(try h.docker(["run", "-d", "--name", "gone", "busybox", "busybox", "sleep", other]).status == 0)
+        #expect(EngineRunTests.waitForProcesses(sleeping: other, count: 1))
+        #expect(try h.docker(["rm", "-f", "gone", "up"]).status == 0)
+        #expect(EngineRunTests.waitForProcesses(sleeping: other, count: 0))
+        #expect(!(try h.docker(["ps", "-a", "--format", "{{.Names}}"]).out.contains("gone")))
+    }
+}
