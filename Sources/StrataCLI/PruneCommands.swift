@@ -12,14 +12,58 @@ func confirm(_ warning: String, force: Bool) -> Bool {
 }
 
 func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
+    let byKey = try filtersByKey(filters)
+    if let k = byKey.keys.sorted().first(where: { $0 != "until" && $0 != "label" }) {
+        throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
+    }
+    return try PruneOptions(all: all, filters: byKey)
+}
+
+/// `--filter KEY=VALUE` flags by key, as the Engine API sends them (`label!=x` is key `label!`).
+func filtersByKey(_ filters: [String]) throws -> [String: [String]] {
     var byKey: [String: [String]] = [:]
     for f in filters {
         guard let eq = f.firstIndex(of: "=") else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value") }
-        let k = String(f[..<eq])
-        guard k == "until" || k == "label" else { throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label") }
-        byKey[k, default: []].append(String(f[f.index(after: eq)...]))
+        byKey[String(f[..<eq]), default: []].append(String(f[f.index(after: eq)...]))
     }
-    return try PruneOptions(all: all, filters: byKey)
+    return byKey
+}
+
+struct ContainerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "container", abstract: "Manage containers.", subcommands: [ContainerPrune.self])
+}
+
+struct ContainerPrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove every container that is not running, with its writable layer.",
+        discussion: """
+            Examples:
+              strata container prune -f
+              strata container prune --filter until=24h -f
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Filter: until=DURATION, label=KEY[=VALUE], label!=KEY[=VALUE].")
+    var filter: [String] = []
+    @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.")
+    var force = false
+
+    func run() async throws {
+        let options = try ContainerPruneOptions(filters: try filtersByKey(filter))
+        guard confirm("This will remove all stopped containers.", force: force) else { return }
+        let store = try await global.openStore()
+        printContainerPrune(try await store.pruneContainers(options))
+    }
+}
+
+func printContainerPrune(_ report: ContainerPruneReport, total: Bool = true) {
+    if !report.removed.isEmpty {
+        print("Deleted Containers:")
+        for id in report.removed { print(id) }
+        print("")
+    }
+    if total { print("Total reclaimed space: \(Units.size(report.reclaimedBytes))") }
 }
 
 struct ImageCommand: AsyncParsableCommand {
@@ -76,7 +120,7 @@ struct SystemCommand: AsyncParsableCommand {
 struct SystemPrune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Remove unused images and build cache, then run gc.",
+        abstract: "Remove stopped containers, unused images and build cache, then run gc.",
         discussion: "Example:\n  strata system prune -a -f")
 
     @OptionGroup var global: GlobalOptions
@@ -86,10 +130,13 @@ struct SystemPrune: AsyncParsableCommand {
     var force = false
 
     func run() async throws {
-        guard confirm("This will remove:\n  - all \(all ? "images without at least one container associated to them" : "dangling images")\n  - all build cache\n  - everything gc finds unreferenced",
+        guard confirm("This will remove:\n  - all stopped containers\n  - all \(all ? "images without at least one container associated to them" : "dangling images")\n  - all build cache\n  - everything gc finds unreferenced",
                       force: force) else { return }
         let store = try await global.openStore()
+        let containers = try await store.pruneContainers()
+        printContainerPrune(containers, total: false)
         var report = try await store.pruneImages(PruneOptions(all: all))
+        report.reclaimedBytes += containers.reclaimedBytes
         let cache = try await store.pruneBuildCache()
         let gc = try await store.collectGarbage()
         report.reclaimedBytes += gc.freedBytes

@@ -2,8 +2,29 @@ import Foundation
 import OCI
 import Strata
 
-/// `docker image prune` and `docker builder prune`.
+/// `docker image prune`, `docker container prune`, `docker builder prune`, and the parts of
+/// `docker system prune`.
 extension EngineRouter {
+    /// `POST /containers/prune?filters=`: every container that is not running
+    /// (``Store/pruneContainers(_:)``); filters `until`, `label`, `label!`. Answers
+    /// `{"ContainersDeleted":[…],"SpaceReclaimed":N}`.
+    func pruneContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        let options: ContainerPruneOptions
+        do {
+            options = try ContainerPruneOptions(filters: try req.filters())
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
+        let report = try await store.pruneContainers(options)
+        try await res.sendJSON(["ContainersDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
+    }
+
+    /// `POST /networks/prune`: strata has no networks, so there is none to remove (what
+    /// `docker system prune` asks along with the rest).
+    func pruneNetworks(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        try await res.sendJSON(["NetworksDeleted": NSNull()])
+    }
+
     /// `POST /images/prune?filters=`: `dangling=false` is `-a`; `until`, `label` as
     /// `strata image prune`. Answers `{"ImagesDeleted":[…],"SpaceReclaimed":N}`.
     func pruneImages(_ req: EngineRequest, _ res: EngineResponse) async throws {

@@ -58,6 +58,8 @@ struct EngineRouter: Sendable {
         case (.POST, "/images/load"): return serve(.stream, load)
         case (.POST, "/images/create"): return serve(pull)
         case (.POST, "/images/prune"): return serve(pruneImages)
+        case (.POST, "/containers/prune"): return serve(pruneContainers)
+        case (.POST, "/networks/prune"): return serve(pruneNetworks)
         case (.POST, "/build"): return serve(.file, build)
         case (.POST, "/build/prune"): return serve(pruneBuildCache)
         default: break
