@@ -14,7 +14,8 @@ import TestSupport
         case rmi(String, force: Bool)
         case prune(all: Bool)
         case builderPrune(all: Bool)
-        /// image prune, then every build-cache entry, then gc (`system prune`).
+        /// image prune, then every build-cache entry, then gc: `system prune` after its container
+        /// prune, with the graph's containers standing for running ones (a prune keeps those).
         case systemPrune(all: Bool)
 
         /// Runs the command on `store`; system prune ends with its gc unless `gc` is false.
