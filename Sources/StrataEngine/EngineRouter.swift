@@ -27,6 +27,8 @@ struct EngineRouter: Sendable {
     let store: Store
     /// The containers this server runs.
     let runner: ContainerRunner
+    /// The exec instances this server made.
+    let execs = ExecInstances()
 
     init(store: Store) {
         self.store = store
@@ -95,6 +97,7 @@ struct EngineRouter: Sendable {
                 let id = parts[0]
                 switch (m, parts[1]) {
                 case (.POST, "start"): return serve { _, res in try await startContainer(id, res) }
+                case (.POST, "exec"): return serve(.json) { req, res in try await createExec(id, req, res) }
                 case (.POST, "stop"): return serve { req, res in try await stopContainer(id, req, res) }
                 case (.POST, "kill"): return serve { req, res in try await killContainer(id, req, res) }
                 case (.POST, "restart"): return serve { req, res in try await restartContainer(id, req, res) }
@@ -106,6 +109,18 @@ struct EngineRouter: Sendable {
                 case (.HEAD, "archive"): return serve { req, res in try await statContainerPath(id, req, res) }
                 case (.GET, "archive"): return serve { req, res in try await getContainerArchive(id, req, res) }
                 case (.PUT, "archive"): return serve(.file) { req, res in try await putContainerArchive(id, req, res) }
+                default: break
+                }
+            }
+        }
+        if p.hasPrefix("/exec/") {
+            let parts = p.dropFirst("/exec/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if parts.count == 2, !parts[0].isEmpty {
+                let id = parts[0]
+                switch (m, parts[1]) {
+                case (.POST, "start"): return serve(.json) { req, res in try await startExec(id, req, res) }
+                case (.GET, "json"): return serve { _, res in try await inspectExec(id, res) }
+                case (.POST, "resize"): return serve { req, res in try await resizeExec(id, req, res) }
                 default: break
                 }
             }

@@ -227,13 +227,14 @@ extension Store {
 /// A pipe for one of a container's streams: the runtime gets the write end, a thread of its
 /// own reads the other (blocking reads never hold a thread of the cooperative pool) and hands
 /// each piece to the log and the caller.
-private final class OutputPipe: Sendable {
+final class OutputPipe: Sendable {
     let writer: FileHandle
     private let readFD: Int32
     private let done: Mutex<CheckedContinuation<Void, Never>?>
     private let finished: Mutex<Bool>
 
-    init(_ stream: ContainerStream, log: ContainerLog, output: (@Sendable (ContainerStream, Data) -> Void)?) throws {
+    /// `log`: where the pieces are kept too (a run's; an exec's output is not logged).
+    init(_ stream: ContainerStream, log: ContainerLog?, output: (@Sendable (ContainerStream, Data) -> Void)?) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw StrataError.system("cannot create a pipe") }
         // Foundation's Process duplicates the write end into the child; close-on-exec keeps
@@ -252,7 +253,7 @@ private final class OutputPipe: Sendable {
                 if n < 0, errno == EINTR { continue }
                 if n <= 0 { break }
                 let data = Data(buffer[0..<n])
-                log.append(stream, data)
+                log?.append(stream, data)
                 output?(stream, data)
             }
             Glibc.close(fd)

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+/// `docker exec` through `strata serve` with the real docker CLI: the command runs in the
+/// running container (its files, its namespaces), its output comes back on the right streams,
+/// stdin reaches it, and the CLI exits with the command's status (127 for no such program).
+@Suite(.serialized) struct EngineExecTests {
+    @Test func execRunsInTheRunningContainer() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["run", "-d", "--name", "box", "-e", "FROM_RUN=r", "busybox", "sh", "-c",
+                              "echo made-by-run > /tmp/mark; while true; do busybox sleep 0.1; done"]).status == 0)
+        #expect(try EngineSignalTests.eventually { try h.docker(["exec", "box", "cat", "/tmp/mark"]).out == "made-by-run\n" })
+
+        // Streams and status.
+        let r = try h.docker(["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 5"])
+        #expect(r.status == 5 && r.out == "out\n" && r.err == "err\n", "\(r)")
+        // The container's environment, with the exec's own on top, its directory, its user.
+        let env = try h.docker(["exec", "-e", "EXTRA=x", "-w", "/etc", "-u", "1000:1000", "box", "sh", "-c",
+                                "echo $FROM_RUN $EXTRA $(pwd) $(busybox id -u):$(busybox id -g)"])
+        #expect(env.status == 0 && env.out == "r x /etc 1000:1000\n", "\(env)")
+        // Same PID namespace as the container's command: its PID 1 is the run's shell.
+        let pid1 = try h.docker(["exec", "box", "cat", "/proc/1/cmdline"])
+        #expect(pid1.out.hasPrefix("sh\0-c\0echo made-by-run"), "\(pid1)")
+        // stdin, 256 KiB of it, back byte for byte.
+        let input = h.file("in.bin")
+        try Data((0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).write(to: URL(fileURLWithPath: input))
+        try h.shell("docker -H unix://\(h.socket) exec -i box cat < in.bin > out.bin")
+        #expect(FileManager.default.contentsEqual(atPath: input, andPath: h.file("out.bin")))
+        // Detached: it runs on after the answer.
+        #expect(try h.docker(["exec", "-d", "box", "sh", "-c", "echo later > /tmp/later"]).status == 0)
+        #expect(try EngineSignalTests.eventually { try h.docker(["exec", "box", "cat", "/tmp/later"]).out == "later\n" })
+        // No such program: docker's 127 and the reason.
+        let missing = try h.docker(["exec", "box", "no-such-program"])
+        #expect(missing.status == 127 && missing.err.contains("executable file not found"), "\(missing)")
+        // A TTY: one stream, on a terminal.
+        let tty = try h.run("/usr/bin/script", ["-qec", "docker -H unix://\(h.socket) exec -t box sh -c 'tty; echo $TERM'", "/dev/null"])
+        #expect(tty.out.contains("/dev/pts/") && tty.out.contains("xterm"), "\(tty)")
+        // The exec's output is not the container's log.
+        #expect(!(try h.docker(["logs", "box"]).out.contains("out")))
+        // A container that does not run: refused.
+        #expect(try h.docker(["stop", "-t", "0", "box"]).status == 0)
+        let stopped = try h.docker(["exec", "box", "true"])
+        #expect(stopped.status != 0 && stopped.err.contains("is not running"), "\(stopped)")
+    }
+}
