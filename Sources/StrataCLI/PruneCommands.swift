@@ -12,12 +12,10 @@ func confirm(_ warning: String, force: Bool) -> Bool {
 }
 
 func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
-    var byKey: [String: [String]] = [:]
-    for f in filters {
-        guard let eq = f.firstIndex(of: "=") else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value") }
-        let k = String(f[..<eq])
-        guard k == "until" || k == "label" else { throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label") }
-        byKey[k, default: []].append(String(f[f.index(after: eq)...]))
+    let byKey = try FilterOption.byKey(filters)
+    // `dangling` is the API's spelling of -a: the CLI takes the flag only.
+    for k in byKey.keys.sorted() where k != "until" && k != "label" {
+        throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
     }
     return try PruneOptions(all: all, filters: byKey)
 }
