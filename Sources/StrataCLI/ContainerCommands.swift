@@ -47,7 +47,22 @@ struct CreateCommand: AsyncParsableCommand {
 }
 
 struct PsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+    static let configuration = CommandConfiguration(
+        commandName: "ps", abstract: "List containers.",
+        discussion: """
+            Every container is listed, stopped ones too (as `docker ps -a`). \
+            Filters are docker's `ps --filter`: id=ID, name=NAME, status=STATE, exited=CODE, \
+            ancestor=IMAGE (and images built on it), before=CONTAINER, since=CONTAINER, \
+            volume=NAME|PATH, health, is-task, label, network, publish, expose. \
+            Values of one key are alternatives; different keys must all match; \
+            id and name also take an unanchored regular expression.
+
+            Examples:
+              strata ps
+              strata ps --filter status=exited --filter exited=0
+              strata ps --filter ancestor=busybox -q
+              strata ps --filter name='^web' --format json
+            """)
 
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Show all containers (every container is listed; kept for Docker compatibility).")
@@ -58,13 +73,16 @@ struct PsCommand: AsyncParsableCommand {
     var noTrunc = false
     @Flag(name: .shortAndLong, help: "Display the writable layer's size (and the image's: virtual).")
     var size = false
+    @Option(name: .shortAndLong, help: "Filter output (key=value, repeatable).")
+    var filter: [String] = []
     @Option(help: "Output format: table or json.")
     var format: TableFormat = .table
 
     func run() async throws {
+        let filters = try ContainerFilters(try FilterOption.byKey(filter))
         let store = try await global.openStore()
         try await store.recoverInterruptedRuns()
-        let list = try await store.containers()
+        let list = try await store.containers(filters: filters)
         if format == .json { print(try Output.json(list)); return }
         if quiet { for c in list { print(noTrunc ? c.id : String(c.id.prefix(12))) }; return }
         let now = Date()
@@ -279,13 +297,23 @@ struct VolumeCreate: AsyncParsableCommand {
 }
 
 struct VolumeList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List volumes.")
+    static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List volumes.",
+        discussion: """
+            Filters are docker's `volume ls --filter`: name=NAME (or an unanchored regular \
+            expression), dangling=true|false (used by no container), driver=local, label.
+
+            Examples:
+              strata volume ls --filter dangling=true -q
+            """)
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Only show names.") var quiet = false
+    @Option(name: .shortAndLong, help: "Filter output (key=value, repeatable).") var filter: [String] = []
     @Option(help: "Output format: table or json.") var format: TableFormat = .table
     func run() async throws {
+        let filters = try VolumeFilters(try FilterOption.byKey(filter))
         let store = try await global.openStore()
-        let list = try await store.volumes()
+        let list = try await store.volumes(filters: filters)
         if format == .json { print(try Output.json(list)); return }
         if quiet { for v in list { print(v.name) }; return }
         print(Output.table(["DRIVER", "VOLUME NAME"], list.map { ["local", $0.name] }), terminator: "")

@@ -33,14 +33,7 @@ struct ImagesCommand: AsyncParsableCommand {
     var repository: String?
 
     func run() async throws {
-        var byKey: [String: [String]] = [:]
-        for f in filter {
-            guard let eq = f.firstIndex(of: "=") else {
-                throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value")
-            }
-            byKey[String(f[..<eq]), default: []].append(String(f[f.index(after: eq)...]))
-        }
-        var filters = try ImageFilters(byKey)
+        var filters = try ImageFilters(try FilterOption.byKey(filter))
         if let repository {
             let r = try Reference(repository, defaultTag: false)
             filters.references.append(r.tag.map { "\(r.familiarName):\($0)" } ?? r.familiarName)

@@ -12,21 +12,12 @@ func confirm(_ warning: String, force: Bool) -> Bool {
 }
 
 func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
-    let byKey = try filtersByKey(filters)
-    if let k = byKey.keys.sorted().first(where: { $0 != "until" && $0 != "label" }) {
+    let byKey = try FilterOption.byKey(filters)
+    // `dangling` is the API's spelling of -a: the CLI takes the flag only.
+    for k in byKey.keys.sorted() where k != "until" && k != "label" {
         throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
     }
     return try PruneOptions(all: all, filters: byKey)
-}
-
-/// `--filter KEY=VALUE` flags by key, as the Engine API sends them (`label!=x` is key `label!`).
-func filtersByKey(_ filters: [String]) throws -> [String: [String]] {
-    var byKey: [String: [String]] = [:]
-    for f in filters {
-        guard let eq = f.firstIndex(of: "=") else { throw StrataError(.invalidArgument, "invalid filter \"\(f)\": expected key=value") }
-        byKey[String(f[..<eq]), default: []].append(String(f[f.index(after: eq)...]))
-    }
-    return byKey
 }
 
 struct ContainerCommand: AsyncParsableCommand {
@@ -50,7 +41,7 @@ struct ContainerPrune: AsyncParsableCommand {
     var force = false
 
     func run() async throws {
-        let options = try ContainerPruneOptions(filters: try filtersByKey(filter))
+        let options = try ContainerPruneOptions(filters: try FilterOption.byKey(filter))
         guard confirm("This will remove all stopped containers.", force: force) else { return }
         let store = try await global.openStore()
         printContainerPrune(try await store.pruneContainers(options))

@@ -7,12 +7,13 @@ import Strata
 /// them is in `EngineRouter+Run`.
 extension EngineRouter {
     /// `GET /containers/json?all=&filters=`: running containers, or all with `all`, that
-    /// the filters select (``filteredContainers(_:_:)``).
+    /// the filters select (``ContainerFilters``; a filter it refuses is a 400).
     func listContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let filters = try req.filters()
+        let byKey = try req.filters()
         let all = try req.bool("all")
+        let filters = try ContainerFilters(byKey)
         try await store.recoverInterruptedRuns()
-        let list = try await filteredContainers(all, filters)
+        let list = try await store.containers(all: all, filters: filters)
         try await res.sendJSON(list.map(containerSummary))
     }
 
@@ -71,9 +72,9 @@ extension EngineRouter {
         }
     }
 
-    /// `GET /volumes?filters=` (``filteredVolumes(_:)``).
+    /// `GET /volumes?filters=` (``VolumeFilters``; a filter it refuses is a 400).
     func listVolumes(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let volumes = try await filteredVolumes(try req.filters())
+        let volumes = try await store.volumes(filters: try VolumeFilters(try req.filters()))
         try await res.sendJSON(["Volumes": volumes.map(volumeJSON), "Warnings": [String]()] as [String: Any])
     }
 

@@ -118,6 +118,10 @@ import Testing
             (["images", "--filter", "label"], "invalid filter"),
             (["image", "prune", "--filter", "bogus=1", "-f"], "invalid filter"),
             (["image", "prune", "--filter", "until=soon", "-f"], "invalid duration"),
+            (["ps", "--filter", "colour=red"], "invalid filter 'colour'"),
+            (["ps", "--filter", "status=sleepy"], "invalid filter 'status=sleepy'"),
+            (["ps", "--filter", "status"], "expected key=value"),
+            (["volume", "ls", "--filter", "dangling=maybe"], "invalid filter 'dangling=maybe'"),
             (["load", "-i", env.dir.appendingPathComponent("junk.tar").path, "--platform", "linux"], "invalid platform"),
         ]
         for (args, needle) in cases {

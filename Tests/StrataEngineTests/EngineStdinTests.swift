@@ -248,7 +248,22 @@ import Glibc
         #expect(try ids(["-a", "-f", "volume=data1"]) == [ok])
         #expect(try ids(["-a", "-f", "since=three"]) == [fresh, kid])
         #expect(try ids(["-a", "-f", "before=three"]) == [ok])
+        // before and since imply -a too (moby's list.go).
+        #expect(try ids(["-f", "since=three"]) == [fresh, kid])
         #expect(try ids(["-a", "-f", "status=exited", "-f", "name=ok"]) == [ok])
+        // `strata ps --filter` reads them the same way (it lists stopped containers, as -a).
+        func strataIDs(_ args: [String]) throws -> Set<String> {
+            let r = try h.strata(["ps", "-q", "--no-trunc"] + args)
+            #expect(r.status == 0, "\(args): \(r.err)")
+            return Set(r.out.split(separator: "\n").map(String.init))
+        }
+        for filters in [["status=exited"], ["name=^/?(ok|kid)$"], ["ancestor=busybox"], ["ancestor=child:1"], ["exited=3"],
+                        ["volume=data1"], ["since=three"], ["status=created", "status=exited", "name=o"]] {
+            let args = filters.flatMap { ["--filter", $0] }
+            #expect(try strataIDs(args) == ids(["-a"] + args), "\(filters)")
+        }
+        let strataBad = try h.strata(["ps", "--filter", "status=sleepy"])
+        #expect(strataBad.status != 0 && strataBad.err.contains("invalid filter 'status=sleepy'"), "\(strataBad)")
         // What the store says agrees.
         let store = try h.strata(["ps", "-a", "--format", "json"])
         #expect(store.out.components(separatedBy: "\"exited\"").count - 1 == 2, "\(store.out)")
@@ -269,6 +284,11 @@ import Glibc
         #expect(try volumes(["-f", "name=data1"]) == ["data1"])
         #expect(try volumes(["-f", "name=data"]) == ["data1", "data2"])
         #expect(try volumes(["-f", "driver=local"]) == ["data1", "data2"])
+        for filters in [["dangling=true"], ["dangling=false"], ["name=data"]] {
+            let args = filters.flatMap { ["--filter", $0] }
+            let r = try h.strata(["volume", "ls", "-q"] + args)
+            #expect(r.out.split(separator: "\n").map(String.init).sorted() == (try volumes(args)), "\(filters)")
+        }
         let badVolume = try h.docker(["volume", "ls", "-f", "dangling=maybe"])
         #expect(badVolume.status != 0 && badVolume.err.contains("invalid filter 'dangling=maybe'"), "\(badVolume)")
         #expect(try h.docker(["rm", "ok", "three", "fresh", "kid"]).status == 0)

@@ -155,13 +155,44 @@ extension Store {
         kind == .overlay ? OverlaySnapshotter() : CopySnapshotter()
     }
 
-    /// All containers, newest first.
-    public func containers() async throws -> [ContainerInfo] {
-        try await read { db in
+    /// Containers, newest first: all of them (the default), or with `all: false` only the
+    /// running ones unless a `status`, `before` or `since` filter asks for others (`docker
+    /// ps` without `-a`); then those every filter selects (``ContainerFilters``). A `before`
+    /// or `since` container that does not exist is a `.containerNotFound` error.
+    ///
+    /// ```swift
+    /// let everything = try await store.containers()
+    /// let stopped = try await store.containers(filters: ContainerFilters(statuses: ["exited"]))
+    /// ```
+    public func containers(all: Bool = true, filters: ContainerFilters = ContainerFilters()) async throws -> [ContainerInfo] {
+        // before/since name containers; created times order them.
+        var createdBefore: Date?, createdAfter: Date?
+        for ref in filters.before { createdBefore = min(createdBefore ?? .distantFuture, try await container(ref).created) }
+        for ref in filters.since { createdAfter = max(createdAfter ?? .distantPast, try await container(ref).created) }
+        // ancestor: the images named (an unknown one matches nothing, as with dockerd), then
+        // each container image's lineage, looked up once per image.
+        var ancestors = Set<String>()
+        for ref in filters.ancestors {
+            if let id = try? await lineage(of: ref).first?.id.string { ancestors.insert(id) }
+        }
+        var lineages: [String: [String]] = [:]
+        let listed = try await read { db in
             try String.fetchAll(db, sql: "SELECT config FROM containers ORDER BY created_at DESC, id").compactMap {
                 try? JSONDecoder().decode(ContainerInfo.self, from: Data($0.utf8))
             }
         }
+        var out: [ContainerInfo] = []
+        for c in listed {
+            if !all && !filters.listsStopped && c.state != "running" { continue }
+            guard filters.matches(c, createdBefore: createdBefore, createdAfter: createdAfter) else { continue }
+            if !filters.ancestors.isEmpty {
+                let image = c.imageID.string
+                if lineages[image] == nil { lineages[image] = ((try? await lineage(of: image)) ?? []).map(\.id.string) }
+                if !(lineages[image] ?? []).contains(where: ancestors.contains) { continue }
+            }
+            out.append(c)
+        }
+        return out
     }
 
     /// Finds a container by full ID, unique ID prefix or name.

@@ -86,7 +86,12 @@ extension Store {
         return v
     }
 
-    public func volumes() async throws -> [VolumeInfo] {
+    /// Volumes by name, those every filter selects (``VolumeFilters``); all by default.
+    ///
+    /// ```swift
+    /// let unused = try await store.volumes(filters: VolumeFilters(dangling: [true]))
+    /// ```
+    public func volumes(filters: VolumeFilters = VolumeFilters()) async throws -> [VolumeInfo] {
         let rows = try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT v.name, v.created_at, (SELECT group_concat(container_id, char(10)) FROM container_volumes cv WHERE cv.volume_name = v.name) AS users
@@ -95,6 +100,7 @@ extension Store {
         }
         return rows.map { VolumeInfo(name: $0.0, mountpoint: volumeData($0.0), created: Date(timeIntervalSince1970: Double($0.1)),
                                      containers: $0.2.split(separator: "\n").map(String.init)) }
+            .filter(filters.matches)
     }
 
     /// Removes volumes no container uses (row first, then the directory). A volume in use is
