@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Already in the graph through async-http-client; named here for the Engine API's
+        // TLS listener (`strata serve --tlsverify`).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.36.0"),
     ],
     targets: [
         // libarchive, zlib, zstd and xxhash through a small C shim (streaming decompression,
@@ -54,13 +57,15 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
-        // The Docker Engine API on a unix socket: a thin HTTP adapter over the store.
+        // The Docker Engine API on a unix socket (and TCP, loopback or TLS with client
+        // certificates): a thin HTTP adapter over the store.
         .target(
             name: "StrataEngine",
             dependencies: ["Strata", "OCI", "StrataBuild", "StrataRegistry",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio"),
-                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")]
         ),
         .target(
             name: "StrataCLI",

@@ -8,30 +8,46 @@ import Strata
 import Glibc
 #endif
 
-/// The Docker Engine API over a unix socket: `docker` and the Docker SDKs talk to a strata
-/// store as they would to dockerd. A thin adapter: every endpoint calls the `Strata`,
-/// `StrataBuild` or `StrataRegistry` library; the daemon keeps no state outside the store.
+/// The Docker Engine API over a unix socket, and over TCP when asked: `docker` and the
+/// Docker SDKs talk to a strata store as they would to dockerd. A thin adapter: every
+/// endpoint calls the `Strata`, `StrataBuild` or `StrataRegistry` library; the daemon keeps
+/// no state outside the store.
 ///
 /// ```swift
 /// let server = EngineServer(store: store, socketPath: "/var/lib/strata/strata.sock")
 /// try await server.run()          // until server.shutdown() (e.g. on SIGTERM)
+///
+/// // Also on loopback TCP (DOCKER_HOST=tcp://127.0.0.1:2375), or anywhere with TLS:
+/// let tcp = EngineServer(store: store, socketPath: sock, tcp: [try EngineTCPAddress("127.0.0.1:2375")])
+/// let tls = try EngineTLS(caCertificatePath: "ca.pem", certificatePath: "cert.pem", keyPath: "key.pem")
+/// let remote = EngineServer(store: store, socketPath: sock, tcp: [try EngineTCPAddress("0.0.0.0:2376")], tls: tls)
 /// ```
 ///
-/// Whoever can connect to the socket can do anything the store's owner can: the socket is
-/// created mode 0660.
+/// Whoever can connect can do anything the store's owner can: the socket is created mode
+/// 0660, and a TCP listener other than loopback is refused unless ``tls`` requires client
+/// certificates (``EngineTCPAddress/requireSafe(tls:)``). Every listener feeds the same
+/// connection handling (``HijackTap``, the HTTP pipeline and its limits, keep-alive, the
+/// drain on ``shutdown()``).
 public final class EngineServer: Sendable {
     /// The version `docker version` shows for the server.
     public static let version = "0.1.0"
     /// The largest request head accepted (request line and headers); larger ones get a 400.
     public static let maxHeaderBytes = 64 << 10
 
+    /// The store every request works on.
     public let store: Store
+    /// The unix socket the server creates (unless systemd passed one, ``init(store:socketPath:inheritedSocket:tcp:tls:)``).
     public let socketPath: String
+    /// The TCP addresses served besides the socket (`strata serve --listen`); none by default.
+    public let tcpAddresses: [EngineTCPAddress]
+    /// TLS with client certificates for every TCP listener; nil serves them plain, which only
+    /// loopback addresses may.
+    public let tls: EngineTLS?
     private let router: EngineRouter
     private let state = NIOLockedValueBox(State())
 
     private struct State {
-        var listener: (any Channel)?
+        var listeners: [any Channel] = []
         var shuttingDown = false
         /// Open connections, and whether each is between requests (closed at once on shutdown).
         var connections: [ObjectIdentifier: (channel: any Channel, idle: Bool)] = [:]
@@ -39,80 +55,58 @@ public final class EngineServer: Sendable {
 
     /// A socket handed over by systemd (socket activation): already bound and listening;
     /// its file, mode and group are the socket unit's, and it is not removed on exit.
-    private let inheritedSocket: Int32?
+    let inheritedSocket: Int32?
 
-    public init(store: Store, socketPath: String, inheritedSocket: Int32? = nil) {
+    /// A server for `store` on the unix socket `socketPath` (or the listening descriptor
+    /// systemd passed, `inheritedSocket`), and on each of `tcp` as well, with `tls` on those
+    /// when given. Nothing is bound before ``run(onListening:)``.
+    public init(store: Store, socketPath: String, inheritedSocket: Int32? = nil, tcp: [EngineTCPAddress] = [], tls: EngineTLS? = nil) {
         self.store = store
         self.socketPath = socketPath
         self.inheritedSocket = inheritedSocket
+        self.tcpAddresses = tcp
+        self.tls = tls
         self.router = EngineRouter(store: store)
     }
 
-    /// The listening socket systemd passed (`LISTEN_PID` is this process, `LISTEN_FDS` is 1:
-    /// descriptor 3), or nil.
-    public static func systemdSocket(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int32? {
-        guard environment["LISTEN_PID"] == String(getpid()), environment["LISTEN_FDS"] == "1" else { return nil }
-        return 3
-    }
-
-    /// Records the runs a killed server left marked running as exited
-    /// (``Store/recoverInterruptedRuns()``), binds the socket (mode 0660), serves until
-    /// ``shutdown()``, lets requests in flight finish, and removes the socket. A socket file left by a server that is gone is
-    /// replaced; one a live server answers on is an error.
-    public func run() async throws {
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                var limits = NIOHTTPDecoderLimitConfiguration()
-                limits.maxHeaderFieldSize = Self.maxHeaderBytes
-                limits.maxHeaderListSize = Self.maxHeaderBytes
-                // Before the HTTP decoder: an attach with stdin turns the rest of the
-                // connection into raw bytes (``HijackTap``).
-                try channel.pipeline.syncOperations.addHandler(HijackTap())
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                    withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-            }
-        }
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.backlog, value: 128)
-            // docker half-closes an attach connection at once (no stdin): keep writing to it.
-            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            // Reads of up to 1 MiB while a large body streams in (they start small and grow).
-            .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
-        let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    /// Checks every TCP address (``EngineTCPAddress/requireSafe(tls:)``) before anything is
+    /// bound, records the runs a killed server left marked running as exited
+    /// (``Store/recoverInterruptedRuns()``), binds the socket (mode 0660) and the TCP
+    /// listeners, calls `onListening` with where it listens (for a person: `unix:///…`,
+    /// `tcp://127.0.0.1:41234 (TLS: …)`, a port 0 resolved), serves until ``shutdown()``, lets
+    /// requests in flight finish, and removes the socket. A socket file left by a server that
+    /// is gone is replaced; one a live server answers on is an error. When any listener cannot
+    /// be bound, none stays open and the socket is removed.
+    public func run(onListening: (@Sendable ([String]) -> Void)? = nil) async throws {
+        for address in tcpAddresses { try address.requireSafe(tls: tls) }
         // Runs a killed server (or CLI) left marked running read as exited, as after dockerd's restart.
         try await store.recoverInterruptedRuns()
-        if let fd = inheritedSocket {
-            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
-        } else {
-            try Self.removeStaleSocket(socketPath)
-            server = try await bootstrap.bind(unixDomainSocketPath: socketPath, childChannelInitializer: initializer)
-        }
-        let owned = inheritedSocket == nil
-        defer { if owned { unlink(socketPath) } }
-        if owned {
-            // 0660, and the group `strata` when there is one: its members may use the socket.
-            if let g = getgrnam("strata") { _ = chown(socketPath, geteuid(), g.pointee.gr_gid) }
-            guard chmod(socketPath, 0o660) == 0 else {
-                let e = StrataError.system("cannot chmod \(socketPath)")
-                try? await server.channel.close()
-                throw e
-            }
-        }
+        let (listeners, endpoints) = try await bindListeners()
+        let ownsSocket = inheritedSocket == nil
+        defer { if ownsSocket { unlink(socketPath) } }
         let stopNow = state.withLockedValue { s -> Bool in
-            s.listener = server.channel
+            s.listeners = listeners.map(\.channel)
             return s.shuttingDown
         }
-        if stopNow { try? await server.channel.close() }
+        if stopNow {
+            for l in listeners { try? await l.channel.close() }
+        } else {
+            onListening?(endpoints)
+        }
+        // Every listener's connections come through one stream, so one group serves them all
+        // and the drain below waits for each, whichever listener it came from.
+        let (accepted, sink) = AsyncStream.makeStream(of: Connection.self)
         try await withThrowingDiscardingTaskGroup { group in
-            do {
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await self.serve(connection) }
+            group.addTask {
+                defer { sink.finish() }
+                try await withThrowingDiscardingTaskGroup { accepting in
+                    for listener in listeners {
+                        accepting.addTask { try await self.accept(listener, into: sink) }
                     }
                 }
-            } catch where state.withLockedValue({ $0.shuttingDown }) {
-                // The listener was closed by shutdown(): drain below.
+            }
+            for await connection in accepted {
+                group.addTask { await self.serve(connection) }
             }
             // Running containers are killed (recorded as exited, 137); their attach and wait
             // connections then finish.
@@ -120,14 +114,27 @@ public final class EngineServer: Sendable {
         }
     }
 
-    /// Stops accepting connections, closes idle ones, and lets each request in flight finish
-    /// (its connection closes after the response). ``run()`` returns once all are done.
-    public func shutdown() {
-        let (listener, idle) = state.withLockedValue { s -> ((any Channel)?, [any Channel]) in
-            s.shuttingDown = true
-            return (s.listener, s.connections.values.filter(\.idle).map(\.channel))
+    /// Hands `listener`'s connections to `sink` until it closes; an error other than the
+    /// close ``shutdown()`` caused is thrown.
+    private func accept(_ listener: Listener, into sink: AsyncStream<Connection>.Continuation) async throws {
+        do {
+            try await listener.executeThenClose { inbound in
+                for try await connection in inbound { sink.yield(connection) }
+            }
+        } catch where state.withLockedValue({ $0.shuttingDown }) {
+            // The listener was closed by shutdown(): the connections drain in run().
         }
-        listener?.close(promise: nil)
+    }
+
+    /// Stops accepting connections on every listener, closes idle connections, and lets each
+    /// request in flight finish (its connection closes after the response). ``run(onListening:)``
+    /// returns once all are done.
+    public func shutdown() {
+        let (listeners, idle) = state.withLockedValue { s -> ([any Channel], [any Channel]) in
+            s.shuttingDown = true
+            return (s.listeners, s.connections.values.filter(\.idle).map(\.channel))
+        }
+        for l in listeners { l.close(promise: nil) }
         for c in idle { c.close(promise: nil) }
     }
 
@@ -140,7 +147,7 @@ public final class EngineServer: Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+    private func serve(_ connection: Connection) async {
         let channel = connection.channel
         defer { _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) } }
         do {
@@ -295,30 +302,5 @@ public final class EngineServer: Sendable {
             }
         }
         return false
-    }
-
-    /// Removes a socket file no server answers on (left by a crash); refuses to take over a
-    /// live one or to remove anything that is not a socket.
-    static func removeStaleSocket(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
-            throw StrataError(.invalidArgument, "\(path) exists and is not a socket")
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw StrataError.system("socket") }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw StrataError(.invalidArgument, "socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-        }
-        let live = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
-        }
-        if live { throw StrataError(.conflict, "another server is listening on \(path)") }
-        unlink(path)
     }
 }

@@ -62,11 +62,12 @@ final class EngineHarness: @unchecked Sendable {
     var path: String { dir.path }
     func file(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    /// Starts `strata serve --socket s.sock` and waits (up to 20 s) until it accepts connections.
-    func start() throws {
+    /// Starts `strata serve --socket s.sock` (then `extra` arguments) and waits (up to 20 s)
+    /// until it accepts connections.
+    func start(_ extra: [String] = []) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = ["serve", "--socket", socket]
+        p.arguments = ["serve", "--socket", socket] + extra
         p.environment = ["STRATA_ROOT": root, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         p.standardOutput = try FileHandle(forWritingTo: touch("server.out"))
         p.standardError = try FileHandle(forWritingTo: touch("server.err"))
@@ -189,11 +190,12 @@ final class EngineHarness: @unchecked Sendable {
         try run(Self.binary, args, env: ["STRATA_ROOT": root ?? self.root])
     }
 
-    /// The real docker CLI talking to the server (its config in the temp dir, classic builder).
+    /// The real docker CLI talking to the server (its config in the temp dir, classic builder),
+    /// on the socket unless `host` names another endpoint (`tcp://127.0.0.1:PORT`).
     @discardableResult
-    func docker(_ args: [String], cwd: String? = nil) throws -> Result {
+    func docker(_ args: [String], cwd: String? = nil, host: String? = nil) throws -> Result {
         let exe = FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker") ? "/usr/local/bin/docker" : "/usr/bin/docker"
-        return try run(exe, args, env: ["DOCKER_HOST": "unix://" + socket, "DOCKER_CONFIG": file("docker-config"), "DOCKER_BUILDKIT": "0"], cwd: cwd)
+        return try run(exe, args, env: ["DOCKER_HOST": host ?? "unix://" + socket, "DOCKER_CONFIG": file("docker-config"), "DOCKER_BUILDKIT": "0"], cwd: cwd)
     }
 
     func shell(_ script: String) throws {
