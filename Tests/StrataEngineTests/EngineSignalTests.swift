@@ -91,4 +91,30 @@ import Glibc
         #expect(EngineRunTests.waitForProcesses(sleeping: other, count: 0))
         #expect(!(try h.docker(["ps", "-a", "--format", "{{.Names}}"]).out.contains("gone")))
     }
+
+    /// SIGTERM to the server while `docker run` is attached: the container is killed, its
+    /// row says exited 137, and the client gets that status (not "did not start").
+    @Test func sigtermKillsRunsAndRecordsTheirExit() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        let seconds = String(Int.random(in: 40000..<50000))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker") ? "/usr/local/bin/docker" : "/usr/bin/docker")
+        p.arguments = ["run", "--name", "cut", "busybox", "busybox", "sleep", seconds]
+        p.environment = ["DOCKER_HOST": "unix://" + h.socket, "DOCKER_CONFIG": h.file("docker-config")]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        #expect(EngineRunTests.waitForProcesses(sleeping: seconds, count: 1))
+        #expect(h.stop() == 0)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 137)
+        #expect(EngineRunTests.waitForProcesses(sleeping: seconds, count: 0))
+        let rows = try h.strata(["ps", "-a", "--format", "json"]).out
+        let list = (try JSONSerialization.jsonObject(with: Data(rows.utf8)) as? [[String: Any]]) ?? []
+        let cut = list.first { $0["name"] as? String == "cut" }
+        #expect(cut?["state"] as? String == "exited" && (cut?["exitCode"] as? NSNumber)?.intValue == 137, "\(rows)")
+    }
 }

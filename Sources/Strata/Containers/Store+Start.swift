@@ -199,12 +199,17 @@ extension Store {
         }
     }
 
+    /// Records the run's end. It is written even when the calling task was cancelled (a
+    /// server shutting down kills its runs by cancelling them): the process is gone, so its
+    /// row must say so, and the write is a short transaction of its own.
     func recordExit(_ id: String, status: Int32) async throws {
-        try await updateContainer(id) { info in
-            info.state = "exited"
-            info.exitCode = status
-            info.finishedAt = Date()
-        }
+        try await Task {
+            try await updateContainer(id) { info in
+                info.state = "exited"
+                info.exitCode = status
+                info.finishedAt = Date()
+            }
+        }.value
     }
 
     /// Reads, changes and writes a container's record in one write transaction.
