@@ -113,6 +113,24 @@ def main():
     check(out == data, "the committed image has the file: %r" % out)
     w.remove()
 
+    # A long-running container: exec_run, stop with its handler's status, restart, kill, prune.
+    svc = client.containers.run("app:1", ["sh", "-c", "trap 'exit 7' TERM; while true; do busybox sleep 0.1; done"],
+                                detach=True, name="svc")
+    code, out = svc.exec_run(["sh", "-c", "echo in-$(hostname)"])
+    check(code == 0 and out == b"in-" + svc.id[:12].encode() + b"\n", "exec_run() %r %r" % (code, out))
+    code, out = svc.exec_run("no-such-program")
+    check(code == 127 and b"executable file not found" in out, "exec_run() of no program: %r %r" % (code, out))
+    svc.stop(timeout=5)
+    svc.reload()
+    check(svc.status == "exited" and svc.attrs["State"]["ExitCode"] == 7, "container.stop() %s" % svc.attrs["State"])
+    svc.restart(timeout=1)
+    svc.reload()
+    check(svc.status == "running", "container.restart() %s" % svc.attrs["State"])
+    svc.kill()
+    check(svc.wait()["StatusCode"] == 137, "container.kill()")
+    pruned = client.containers.prune()
+    check(pruned["ContainersDeleted"] == [svc.id], "containers.prune() %s" % pruned)
+
     df = client.df()
     check(sorted(i["Id"] for i in df["Images"]) == sorted(i.id for i in client.images.list(all=True)), "client.df() images")
     check(df["Containers"] == [] and isinstance(df["BuildCache"], list), "client.df() containers and build cache")

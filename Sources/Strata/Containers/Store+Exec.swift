@@ -52,6 +52,9 @@ extension Store {
         }
         try UserNamespace.requireEntered(for: "running a command in a container", ownersOnly: false)
         let runtime = try OCIRuntime.find()
+        guard try await waitForRuntime(c.id, runtime: runtime) else {
+            throw StrataError(.conflict, "container \(c.name ?? String(c.id.prefix(12))) is not running")
+        }
         // The process the run was launched with (the bundle's config.json), changed as asked.
         let bundle = containerDirs(c.id).base
         let spec = (try? Data(contentsOf: bundle.appendingPathComponent("config.json")))

@@ -31,17 +31,11 @@ extension Store {
         guard try isRunning(id: c.id, state: c.state) else { throw Self.notRunning(c) }
         try UserNamespace.requireEntered(for: "signalling a container", ownersOnly: false)
         let runtime = try OCIRuntime.find()
-        // Between "running" and runc having made the container there is a moment when runc
-        // does not know it yet: try again for a while before giving up.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while true {
-            let (status, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
-            if status == 0 { return }
+        guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
+        let (status, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
+        guard status == 0 else {
             guard try await isRunning(c.id) else { throw Self.notRunning(c) }
-            if ContinuousClock.now > deadline {
-                throw StrataError(.io, "cannot send \(signal) to container \(String(c.id.prefix(12))): \(err.isEmpty ? "\(runtime.path) kill exited \(status)" : err)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+            throw StrataError(.io, "cannot send \(signal) to container \(String(c.id.prefix(12))): \(err.isEmpty ? "\(runtime.path) kill exited \(status)" : err)")
         }
     }
 
@@ -89,6 +83,21 @@ extension Store {
             try await Task.sleep(for: .milliseconds(20))
         }
         return true
+    }
+
+    /// Waits until the runtime knows the live run of `id` (a run's row says running a moment
+    /// before runc has made its container): true then, false when the run ended meanwhile.
+    func waitForRuntime(_ id: String, runtime: OCIRuntime) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let (status, _) = try await runtimeCommand(runtime, ["state", id])
+            if status == 0 { return true }
+            guard try await isRunning(id) else { return false }
+            if ContinuousClock.now > deadline {
+                throw StrataError(.io, "container \(String(id.prefix(12))) runs, but \(runtime.path) does not know it")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// Runs the OCI runtime on the store's runtime state; its status and standard error.
