@@ -54,6 +54,38 @@ extension EngineRouter {
         try await res.finish()
     }
 
+    /// `POST /images/create?fromSrc=-&repo=&tag=&message=&platform=` with a root filesystem
+    /// tar as the body (`docker import`): ``Store/importRootfs(from:reference:options:)`` on
+    /// the spooled body; answers `{"status":"sha256:…"}` as dockerd does. `fromSrc` as a URL
+    /// and `changes` (`docker import -c`) are not served (501).
+    func importImage(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        guard req.string("fromSrc") == "-" else {
+            throw EngineError(status: .notImplemented, message: "strata imports from the request body only (fromSrc=-): download the file and docker import it")
+        }
+        if !(req.query["changes"] ?? []).allSatisfy(\.isEmpty) {
+            throw EngineError(status: .notImplemented, message: "strata does not serve docker import --change: import, then docker commit -c on a container of it")
+        }
+        guard case .file(let body) = req.body else { throw EngineError.badRequest("no root filesystem tar in the request body") }
+        var reference: String?
+        if let repo = req.string("repo"), !repo.isEmpty {
+            let tag = req.string("tag") ?? ""
+            reference = tag.isEmpty ? repo : "\(repo):\(tag)"
+            try Self.checkName(reference!)
+        }
+        // As dockerd: the history says where it came from, "-" for the request body.
+        var options = ImportOptions(message: req.string("message").flatMap { $0.isEmpty ? nil : $0 } ?? "Imported from -",
+                                    inputName: "the request body")
+        do {
+            options.platform = try req.string("platform").flatMap { $0.isEmpty ? nil : try Platform(parsing: $0) }
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
+        let image = try await store.importRootfs(from: URL(fileURLWithPath: body), reference: reference, options: options)
+        try await res.startStream(contentType: "application/json")
+        try await res.message(["status": image.id.string])
+        try await res.finish()
+    }
+
     /// `POST /images/load`: the body (any tar `strata load` reads) is loaded as it arrives
     /// (``BodyPipe``, ``Store/load(stream:name:sizeHint:options:)``): blobs are hashed and
     /// written into the store's ingest space while the rest comes, and committed only once

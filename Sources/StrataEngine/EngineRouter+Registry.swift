@@ -9,7 +9,6 @@ extension EngineRouter {
     /// streamed as Docker's JSON messages. `fromSrc` (import) is not served.
     func pull(_ req: EngineRequest, _ res: EngineResponse) async throws {
         guard let from = req.string("fromImage"), !from.isEmpty else {
-            if req.string("fromSrc") != nil { throw EngineError(status: .notImplemented, message: "strata does not serve image import over the Engine API yet; use strata import") }
             throw EngineError.badRequest("fromImage is required")
         }
         let tag = req.string("tag") ?? ""

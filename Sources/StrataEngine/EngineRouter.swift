@@ -58,7 +58,7 @@ struct EngineRouter: Sendable {
         case (.POST, "/commit"): return serve(.json, commit)
         case (.GET, "/images/get"): return serve { req, res in try await save(req.query["names"] ?? [], res) }
         case (.POST, "/images/load"): return serve(.stream, load)
-        case (.POST, "/images/create"): return serve(pull)
+        case (.POST, "/images/create"): return r.query["fromSrc"] != nil ? serve(.file, importImage) : serve(pull)
         case (.POST, "/images/prune"): return serve(pruneImages)
         case (.POST, "/containers/prune"): return serve(pruneContainers)
         case (.POST, "/networks/prune"): return serve(pruneNetworks)

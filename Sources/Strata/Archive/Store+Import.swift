@@ -7,11 +7,15 @@ public struct ImportOptions: Sendable {
     public var platform: Platform?
     /// The image's creation time; defaults to now.
     public var created: Date?
+    /// How errors name the input (default: the file's path), e.g. "the request body" for a
+    /// file that is only a spooled copy.
+    public var inputName: String?
 
-    public init(message: String? = nil, platform: Platform? = nil, created: Date? = nil) {
+    public init(message: String? = nil, platform: Platform? = nil, created: Date? = nil, inputName: String? = nil) {
         self.message = message
         self.platform = platform
         self.created = created
+        self.inputName = inputName
     }
 }
 
@@ -26,18 +30,19 @@ extension Store {
         let tag = try reference.map { try Reference($0) }
         if let tag, tag.digest != nil { throw StrataError(.invalidReference, "invalid reference \"\(reference ?? "")\": cannot import to a digest") }
         let path = url.path
+        let name = options.inputName ?? path
         // The layer is stored as the file is (compressed or not): about the file's size.
-        return try await explainingDiskFull("importing \(DiskSpace.inputName(url))", estimate: { DiskSpace.fileSize(path) }) {
+        return try await explainingDiskFull("importing \(options.inputName ?? DiskSpace.inputName(url))", estimate: { DiskSpace.fileSize(path) }) {
             let session = try blobs.newSession()
             defer { session.remove() }
-            let reader = try FileReader(path: path, what: path)
+            let reader = try FileReader(path: path, what: name)
             let w = try session.newWriter()
             try reader.forEachChunk { try w.write($0) }
             let layerFile = try w.finish()
             if let e = layerFile.result.decodeError {
-                throw StrataError(.corruptData, "\(path) cannot be decompressed: \(e)")
+                throw StrataError(.corruptData, "\(name) cannot be decompressed: \(e)")
             }
-            try Self.validateLayerTar(path: layerFile.path, name: path)
+            try Self.validateLayerTar(path: layerFile.path, name: name)
             let r = layerFile.result
             let platform = options.platform ?? .host
             let created = RFC3339.format(options.created ?? Date())
@@ -58,7 +63,7 @@ extension Store {
                 manifestDigest: md, indexDigest: nil, configDigest: cd, config: config,
                 layers: [PendingLayer(blob: r, mediaType: layerType)], tags: tag.map { [$0] } ?? [],
                 blobs: [
-                    PendingBlob(source: .spooled(layerFile), expected: r.digest, expectedSize: r.size, mediaType: layerType, name: "layer \(path)"),
+                    PendingBlob(source: .spooled(layerFile), expected: r.digest, expectedSize: r.size, mediaType: layerType, name: "layer \(name)"),
                     PendingBlob(source: configBlob, expected: cd, expectedSize: Int64(configData.count), mediaType: MediaType.ociConfig, name: "config"),
                     PendingBlob(source: manifestBlob, expected: md, expectedSize: Int64(manifestData.count), mediaType: MediaType.ociManifest, name: "manifest"),
                 ],
