@@ -101,6 +101,7 @@ struct EngineRouter: Sendable {
                 case (.POST, "stop"): return serve { req, res in try await stopContainer(id, req, res) }
                 case (.POST, "kill"): return serve { req, res in try await killContainer(id, req, res) }
                 case (.POST, "restart"): return serve { req, res in try await restartContainer(id, req, res) }
+                case (.POST, "rename"): return serve { req, res in try await renameContainer(id, req, res) }
                 case (.POST, "attach"): return serve { req, res in try await attachContainer(id, req, res) }
                 case (.POST, "resize"): return serve { req, res in try await resizeContainer(id, req, res) }
                 case (.POST, "wait"): return serve { req, res in try await waitContainer(id, req, res) }

@@ -13,7 +13,7 @@ import Testing
         defer { h.stop() }
         #expect(try h.docker(["run", "-d", "--name", "box", "-e", "FROM_RUN=r", "busybox", "sh", "-c",
                               "echo made-by-run > /tmp/mark; while true; do busybox sleep 0.1; done"]).status == 0)
-        #expect(try EngineSignalTests.eventually { try h.docker(["exec", "box", "cat", "/tmp/mark"]).out == "made-by-run\n" })
+        #expect(try EngineContainerStateTests.eventually { try h.docker(["exec", "box", "cat", "/tmp/mark"]).out == "made-by-run\n" })
 
         // Streams and status.
         let r = try h.docker(["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 5"])
@@ -32,7 +32,7 @@ import Testing
         #expect(FileManager.default.contentsEqual(atPath: input, andPath: h.file("out.bin")))
         // Detached: it runs on after the answer.
         #expect(try h.docker(["exec", "-d", "box", "sh", "-c", "echo later > /tmp/later"]).status == 0)
-        #expect(try EngineSignalTests.eventually { try h.docker(["exec", "box", "cat", "/tmp/later"]).out == "later\n" })
+        #expect(try EngineContainerStateTests.eventually { try h.docker(["exec", "box", "cat", "/tmp/later"]).out == "later\n" })
         // No such program: docker's 127 and the reason.
         let missing = try h.docker(["exec", "box", "no-such-program"])
         #expect(missing.status == 127 && missing.err.contains("executable file not found"), "\(missing)")

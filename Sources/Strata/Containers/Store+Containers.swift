@@ -71,11 +71,7 @@ extension Store {
     /// Creates a container: a writable layer over the image's snapshots (unpacked once,
     /// shared). The directories are made first, then the row (law 1).
     public func createContainer(from ref: String, options: ContainerOptions = ContainerOptions()) async throws -> ContainerInfo {
-        if let name = options.name {
-            guard name.range(of: #"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"#, options: .regularExpression) != nil else {
-                throw StrataError(.invalidArgument, "invalid container name \"\(name)\": use letters, digits, _ . -")
-            }
-        }
+        if let name = options.name { try Self.checkContainerName(name) }
         let imageID = try await resolve(ref)
         let lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
@@ -121,6 +117,41 @@ extension Store {
             throw error
         }
         return info
+    }
+
+    /// A container name as dockerd takes one: a letter or digit, then letters, digits, `_ . -`.
+    static func checkContainerName(_ name: String) throws {
+        guard name.range(of: #"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"#, options: .regularExpression) != nil else {
+            throw StrataError(.invalidArgument, "invalid container name \"\(name)\": use letters, digits, _ . -")
+        }
+    }
+
+    /// Renames a container (`docker rename`), running or not; a name another container has is
+    /// a conflict. Returns the container as it is now.
+    ///
+    /// ```swift
+    /// try await store.renameContainer("web", to: "web-old")
+    /// ```
+    @discardableResult
+    public func renameContainer(_ ref: String, to name: String) async throws -> ContainerInfo {
+        try Self.checkContainerName(name)
+        let c = try await container(ref)
+        return try await write { db in
+            if try String.fetchOne(db, sql: "SELECT id FROM containers WHERE name = ?", arguments: [name]).map({ $0 != c.id }) == true {
+                throw StrataError(.conflict, "the container name \"\(name)\" is already in use")
+            }
+            guard let config = try String.fetchOne(db, sql: "SELECT config FROM containers WHERE id = ?", arguments: [c.id]) else {
+                throw StrataError(.containerNotFound, "no such container: \(ref)")
+            }
+            var info: ContainerInfo
+            do { info = try JSONDecoder().decode(ContainerInfo.self, from: Data(config.utf8)) } catch {
+                throw StrataError(.database, "container \(c.id) has an unreadable record", cause: error)
+            }
+            info.name = name
+            try db.execute(sql: "UPDATE containers SET name = ?, config = ? WHERE id = ?",
+                           arguments: [name, String(decoding: try CanonicalJSON.encode(info), as: UTF8.self), c.id])
+            return info
+        }
     }
 
     /// The store's snapshotter setting (`strata config snapshotter …`), else overlay when

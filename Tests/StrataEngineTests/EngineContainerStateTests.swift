@@ -4,11 +4,11 @@ import Testing
 import Glibc
 #endif
 
-/// `docker stop`, `docker kill`, `docker restart` and `docker rm -f` through `strata serve`
+/// `docker stop`, `docker kill`, `docker restart`, `docker rename` and `docker rm -f` through `strata serve`
 /// with the real docker CLI: the signal reaches the container's process, the exit status is
 /// the one that process gives (or 137 after SIGKILL), and `strata stop` in another process
 /// reaches a run the server started.
-@Suite(.serialized) struct EngineSignalTests {
+@Suite(.serialized) struct EngineContainerStateTests {
     /// Polls `check` for up to 10 s.
     static func eventually(_ check: () throws -> Bool) rethrows -> Bool {
         for _ in 0..<200 {
@@ -116,5 +116,28 @@ import Glibc
         let list = (try JSONSerialization.jsonObject(with: Data(rows.utf8)) as? [[String: Any]]) ?? []
         let cut = list.first { $0["name"] as? String == "cut" }
         #expect(cut?["state"] as? String == "exited" && (cut?["exitCode"] as? NSNumber)?.intValue == 137, "\(rows)")
+    }
+
+    /// `docker rename` of a running container: the run goes on under the new name, the old
+    /// name is free, a taken or invalid name is refused; `strata rename` likewise.
+    @Test func renameKeepsTheRun() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["run", "-d", "--name", "old", "busybox", "sh", "-c", "while true; do busybox sleep 0.1; done"]).status == 0)
+        #expect(try h.docker(["create", "--name", "taken", "busybox", "true"]).status == 0)
+        #expect(try h.docker(["rename", "old", "new"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.Name}} {{.State.Status}}", "new"]).out == "/new running\n")
+        #expect(try h.docker(["inspect", "old"]).status != 0)
+        let taken = try h.docker(["rename", "new", "taken"])
+        #expect(taken.status != 0 && taken.err.contains("already in use"), "\(taken)")
+        let bad = try h.docker(["rename", "new", "no spaces"])
+        #expect(bad.status != 0 && bad.err.contains("invalid container name"), "\(bad)")
+        #expect(try h.strata(["rename", "new", "old"]).status == 0)
+        #expect(try h.docker(["ps", "--format", "{{.Names}}"]).out == "old\n")
+        #expect(try h.docker(["exec", "old", "sh", "-c", "exit 0"]).status == 0)
+        #expect(try h.docker(["rm", "-f", "old", "taken"]).status == 0)
     }
 }

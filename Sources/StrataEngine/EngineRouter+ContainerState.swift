@@ -1,7 +1,7 @@
 import Foundation
 import Strata
 
-/// `docker stop`, `docker kill` and `docker restart`: the library's ``Store/stop(_:timeout:signal:)``
+/// `docker stop`, `docker kill`, `docker restart` and `docker rename`: the library's ``Store/stop(_:timeout:signal:)``
 /// and ``Store/kill(_:signal:)``, which reach a container whichever process runs it.
 extension EngineRouter {
     /// `POST /containers/{id}/kill?signal=SIG`: 204; 409 when it is not running, 400 for a
@@ -43,5 +43,17 @@ extension EngineRouter {
         }
         let signal = try req.string("signal").flatMap { $0.isEmpty ? nil : $0 }.map(ContainerSignal.init)
         return (timeout, signal)
+    }
+
+    /// `POST /containers/{id}/rename?name=NEW`: 204; 409 when another container has the name.
+    func renameContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        guard let name = req.string("name"), !name.isEmpty else { throw EngineError.badRequest("name is required") }
+        do {
+            try await store.renameContainer(ref, to: name.hasPrefix("/") ? String(name.dropFirst()) : name)
+        } catch let e as StrataError where e.code == .invalidArgument {
+            throw EngineError.badRequest(e.message)
+        }
+        try await res.send(.noContent)
     }
 }

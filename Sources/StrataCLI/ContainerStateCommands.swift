@@ -80,3 +80,19 @@ extension Output {
         if failed { throw CommandFailed() }
     }
 }
+
+/// `strata rename`: a container's new name, as `docker rename`.
+struct RenameCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rename",
+        abstract: "Rename a container (running or not).",
+        discussion: "Example:\n  strata rename web web-old")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The container (name, ID or ID prefix).") var container: String
+    @Argument(help: "Its new name.") var name: String
+
+    func run() async throws {
+        let store = try await global.openStore()
+        try await store.renameContainer(container, to: name)
+    }
+}
