@@ -33,15 +33,8 @@ extension Store {
             // No lock file or no directory: not a run this store can vouch for; nil: a live run.
             guard let lock = try? FileLock(tryPath: runLockPath(id)) else { continue }
             if let runtime = try? OCIRuntime.find() {
-                let state = paths.root.appendingPathComponent("runtime").path
                 for args in [["kill", id, "KILL"], ["delete", "--force", id]] {
-                    let p = Process()
-                    p.executableURL = URL(fileURLWithPath: runtime.path)
-                    p.arguments = ["--root", state] + args
-                    p.standardInput = FileHandle.nullDevice
-                    p.standardOutput = FileHandle.nullDevice
-                    p.standardError = FileHandle.nullDevice
-                    _ = try? await runAndWait(p)
+                    _ = try? await runtimeCommand(runtime, args)
                 }
             }
             // Still running under the lock: no new run can have started meanwhile.

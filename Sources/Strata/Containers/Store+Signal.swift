@@ -100,8 +100,9 @@ extension Store {
         }
     }
 
-    /// Runs the OCI runtime on the store's runtime state; its status and standard error.
-    private func runtimeCommand(_ runtime: OCIRuntime, _ args: [String]) async throws -> (Int32, String) {
+    /// Runs the OCI runtime on the store's runtime state (`runc --root ROOT/runtime ARGS`);
+    /// its status and standard error.
+    func runtimeCommand(_ runtime: OCIRuntime, _ args: [String]) async throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
         p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path] + args
