@@ -25,9 +25,18 @@ final class BodyPipe: ByteStream {
         var waiter: CheckedContinuation<Void, Never>?
         /// The storage of the piece the reader holds, kept alive until its next call.
         var held: Unmanaged<AnyObject>?
+        /// ``sendNow(_:)`` went over the limit: ``onRoom`` is due once half is taken.
+        var roomWanted = false
     }
 
     private let state = Mutex(State())
+    /// Called (on the reader's thread) once a pipe ``sendNow(_:)`` filled has room again, or
+    /// the reader stopped: ``BodyTap`` reads on then.
+    private let onRoom: (@Sendable () -> Void)?
+
+    init(onRoom: (@Sendable () -> Void)? = nil) {
+        self.onRoom = onRoom
+    }
     /// Signalled once per queued piece and once at the end (or failure).
     private let ready = DispatchSemaphore(value: 0)
 
@@ -60,6 +69,23 @@ final class BodyPipe: ByteStream {
         }
     }
 
+    /// Queues a piece without waiting (from the event loop, ``BodyTap``): the caller holds
+    /// its reads while ``isFull``. Dropped once the reader stopped.
+    func sendNow(_ piece: ByteBuffer) {
+        guard piece.readableBytes > 0 else { return }
+        let queued = state.withLock { s -> Bool in
+            guard !s.stopped else { return false }
+            s.queue.append(piece)
+            s.queued += piece.readableBytes
+            if s.queued > Self.limit { s.roomWanted = true }
+            return true
+        }
+        if queued { ready.signal() }
+    }
+
+    /// More than ``limit`` bytes wait for the reader (and it has not stopped).
+    var isFull: Bool { state.withLock { !$0.stopped && $0.queued > Self.limit } }
+
     /// The body arrived whole.
     func finish() {
         state.withLock { $0.ended = true }
@@ -83,19 +109,26 @@ final class BodyPipe: ByteStream {
     func next() throws -> UnsafeRawBufferPointer? {
         ready.wait()
         enum Taken { case piece(UnsafeRawBufferPointer), end, failed(StrataError) }
-        let (taken, waiter) = state.withLock { s -> (Taken, CheckedContinuation<Void, Never>?) in
+        let (taken, waiter, room) = state.withLock { s -> (Taken, CheckedContinuation<Void, Never>?, Bool) in
             s.held?.release()
             s.held = nil
-            if let f = s.failure { return (.failed(f), nil) }
-            guard let piece = s.queue.popFirst() else { return (.end, nil) }
+            if let f = s.failure { return (.failed(f), nil, false) }
+            guard let piece = s.queue.popFirst() else { return (.end, nil, false) }
             s.queued -= piece.readableBytes
             let (bytes, storage) = piece.withUnsafeReadableBytesWithStorageManagement { ($0, $1.retain()) }
             s.held = storage
             var w: CheckedContinuation<Void, Never>?
-            if s.queued <= Self.limit / 2 { w = s.waiter; s.waiter = nil }
-            return (.piece(bytes), w)
+            var room = false
+            if s.queued <= Self.limit / 2 {
+                w = s.waiter
+                s.waiter = nil
+                room = s.roomWanted
+                s.roomWanted = false
+            }
+            return (.piece(bytes), w, room)
         }
         waiter?.resume()
+        if room { onRoom?() }
         switch taken {
         case .piece(let bytes):
             return bytes
@@ -115,9 +148,11 @@ final class BodyPipe: ByteStream {
             s.queued = 0
             s.held?.release()
             s.held = nil
+            s.roomWanted = false
             defer { s.waiter = nil }
             return s.waiter
         }
         waiter?.resume()
+        onRoom?()
     }
 }

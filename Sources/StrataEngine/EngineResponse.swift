@@ -33,7 +33,7 @@ final class EngineResponse: Sendable {
     var abortsOnError: Bool { flags.withLock { $0.abortsOnError } }
 
     /// The connection, for a handler that takes it over (``takeOverInput()``).
-    private let channel: (any Channel)?
+    let channel: (any Channel)?
 
     init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, version: HTTPVersion, isHead: Bool, keepAlive: Bool,
          channel: (any Channel)? = nil) {

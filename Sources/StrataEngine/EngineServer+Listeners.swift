@@ -38,13 +38,17 @@ extension EngineServer {
         var listeners: [Listener] = []
         var endpoints: [String] = []
         var boundSocket = false
+        let router = self.router
+        let streams: @Sendable (HTTPRequestHead) -> Bool = { head in
+            (try? EngineRequest(head: head)).map { router.route($0).body == .stream } ?? false
+        }
         do {
             if let fd = inheritedSocket {
-                listeners.append(try await bootstrap.bind(fd, childChannelInitializer: Self.initializer(tls: nil)))
+                listeners.append(try await bootstrap.bind(fd, childChannelInitializer: Self.initializer(tls: nil, streams: streams)))
                 endpoints.append("the socket systemd passed (descriptor \(fd))")
             } else {
                 try Self.removeStaleSocket(socketPath)
-                listeners.append(try await bootstrap.bind(unixDomainSocketPath: socketPath, childChannelInitializer: Self.initializer(tls: nil)))
+                listeners.append(try await bootstrap.bind(unixDomainSocketPath: socketPath, childChannelInitializer: Self.initializer(tls: nil, streams: streams)))
                 boundSocket = true
                 // 0660, and the group `strata` when there is one: its members may use the socket.
                 if let g = getgrnam("strata") { _ = chown(socketPath, geteuid(), g.pointee.gr_gid) }
@@ -55,7 +59,7 @@ extension EngineServer {
             for address in tcpAddresses {
                 let listener: Listener
                 do {
-                    listener = try await bootstrap.bind(host: address.bindHost, port: address.port, childChannelInitializer: Self.initializer(tls: context))
+                    listener = try await bootstrap.bind(host: address.bindHost, port: address.port, childChannelInitializer: Self.initializer(tls: context, streams: streams))
                 } catch let e as IOError {
                     throw StrataError.system("cannot listen on \(address)", errno: e.errnoCode)
                 } catch {
@@ -75,8 +79,9 @@ extension EngineServer {
 
     /// The pipeline every connection gets, whichever listener accepted it: TLS first when
     /// `tls` is given (the handshake demands a client certificate), then ``HijackTap``, then
-    /// the HTTP server pipeline with its limits.
-    static func initializer(tls: NIOSSLContext?) -> @Sendable (any Channel) -> EventLoopFuture<Connection> {
+    /// the HTTP server pipeline with its limits, then ``BodyTap`` (`streams`: whether a
+    /// request's body streams to its handler).
+    static func initializer(tls: NIOSSLContext?, streams: @escaping @Sendable (HTTPRequestHead) -> Bool) -> @Sendable (any Channel) -> EventLoopFuture<Connection> {
         { channel in
             channel.eventLoop.makeCompletedFuture {
                 var limits = NIOHTTPDecoderLimitConfiguration()
@@ -90,6 +95,8 @@ extension EngineServer {
                 try channel.pipeline.syncOperations.addHandler(HijackTap())
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                     withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                // After it: a body that streams to its handler goes there from the event loop.
+                try channel.pipeline.syncOperations.addHandler(BodyTap(streams: streams))
                 return try Connection(wrappingChannelSynchronously: channel)
             }
         }

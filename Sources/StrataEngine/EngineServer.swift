@@ -43,7 +43,7 @@ public final class EngineServer: Sendable {
     /// TLS with client certificates for every TCP listener; nil serves them plain, which only
     /// loopback addresses may.
     public let tls: EngineTLS?
-    private let router: EngineRouter
+    let router: EngineRouter
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -212,8 +212,14 @@ public final class EngineServer: Sendable {
             guard try await spoolBody(&parts, to: path) else { return false }
             request.body = .file(path)
         case .stream:
-            // The handler reads the body while this task feeds it: neither holds the whole.
-            let pipe = BodyPipe()
+            // The handler reads the body as it arrives: ``BodyTap`` sends it into the pipe it
+            // made at the head, and this task waits for the end. (Without one, this task
+            // feeds the pipe itself.) Neither holds the whole.
+            let channel = response.channel
+            let tapped = try await channel?.eventLoop.submit {
+                try channel?.pipeline.syncOperations.handler(type: BodyTap.self).takePipe()
+            }.get() ?? nil
+            let pipe = tapped ?? BodyPipe()
             request.body = .stream(pipe)
             let streamed = request
             async let answered = Self.respond(route.handler, streamed, response, stopping: pipe)
