@@ -96,3 +96,39 @@ struct RenameCommand: AsyncParsableCommand {
         try await store.renameContainer(container, to: name)
     }
 }
+
+/// `strata pause`: freezes running containers, as `docker pause`.
+struct PauseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Freeze the processes of running containers (until unpause).",
+        discussion: "Example:\n  strata pause web")
+    @OptionGroup var global: GlobalOptions
+    @Argument var containers: [String]
+
+    func validate() throws {
+        guard !containers.isEmpty else { throw ValidationError("pause needs at least one container") }
+    }
+
+    func run() async throws {
+        let store = try await global.openStore()
+        try await Output.eachContainer(containers) { try await store.pause($0) }
+    }
+}
+
+/// `strata unpause`: thaws paused containers, as `docker unpause`.
+struct UnpauseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unpause", abstract: "Thaw paused containers.",
+        discussion: "Example:\n  strata unpause web")
+    @OptionGroup var global: GlobalOptions
+    @Argument var containers: [String]
+
+    func validate() throws {
+        guard !containers.isEmpty else { throw ValidationError("unpause needs at least one container") }
+    }
+
+    func run() async throws {
+        let store = try await global.openStore()
+        try await Output.eachContainer(containers) { try await store.unpause($0) }
+    }
+}

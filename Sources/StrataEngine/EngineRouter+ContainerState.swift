@@ -1,7 +1,7 @@
 import Foundation
 import Strata
 
-/// `docker stop`, `docker kill`, `docker restart` and `docker rename`: the library's ``Store/stop(_:timeout:signal:)``
+/// `docker stop`, `docker kill`, `docker restart`, `docker rename`, `docker pause` and `unpause`: the library's ``Store/stop(_:timeout:signal:)``
 /// and ``Store/kill(_:signal:)``, which reach a container whichever process runs it.
 extension EngineRouter {
     /// `POST /containers/{id}/kill?signal=SIG`: 204; 409 when it is not running, 400 for a
@@ -54,6 +54,14 @@ extension EngineRouter {
         } catch let e as StrataError where e.code == .invalidArgument {
             throw EngineError.badRequest(e.message)
         }
+        try await res.send(.noContent)
+    }
+
+    /// `POST /containers/{id}/pause` and `/unpause`: 204; 409 when it is not running (or not
+    /// paused, or already).
+    func pauseContainer(_ ref: String, paused: Bool, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        if paused { try await store.pause(ref) } else { try await store.unpause(ref) }
         try await res.send(.noContent)
     }
 }

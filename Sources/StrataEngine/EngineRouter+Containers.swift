@@ -22,7 +22,7 @@ extension EngineRouter {
         [
             "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
             "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
-            "State": c.state, "Status": c.status(),
+            "State": c.dockerState, "Status": c.status(),
             "Ports": [Any](), "Labels": [String: String](), "Mounts": mounts(c),
             "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
         ]
@@ -38,7 +38,7 @@ extension EngineRouter {
         try await res.sendJSON([
             "Id": c.id, "Name": "/" + (c.name ?? String(c.id.prefix(12))), "Created": RFC3339.format(c.created),
             "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()), "Image": c.imageID.string,
-            "State": ["Status": c.state, "Running": running, "Paused": false, "Restarting": false, "OOMKilled": false,
+            "State": ["Status": c.dockerState, "Running": running, "Paused": c.paused == true, "Restarting": false, "OOMKilled": false,
                       "Dead": false, "Pid": 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
                       "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
             "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),

@@ -22,6 +22,9 @@ extension EngineRouter {
         guard try await store.isRunning(c.id) else {
             throw EngineError(status: .conflict, message: "Container \(c.id) is not running")
         }
+        if c.paused == true {
+            throw EngineError(status: .conflict, message: "Container \(c.id) is paused, unpause the container before exec")
+        }
         let options = ExecOptions(command: cmd, env: try Self.strings(o["Env"], "Env") ?? [],
                                   workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 },
                                   user: (o["User"] as? String).flatMap { $0.isEmpty ? nil : $0 }, tty: o["Tty"] as? Bool ?? false)

@@ -140,4 +140,39 @@ import Glibc
         #expect(try h.docker(["exec", "old", "sh", "-c", "exit 0"]).status == 0)
         #expect(try h.docker(["rm", "-f", "old", "taken"]).status == 0)
     }
+
+    /// `docker pause`: the processes stop (a counter the container writes stands still), the
+    /// status says so (`Up … (Paused)`, State.Paused, `ps -f status=paused`), exec is refused;
+    /// `unpause` lets it go on; `stop` of a paused container thaws and stops it.
+    @Test func pauseFreezesAndUnpauseThaws() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+                              "trap 'exit 4' TERM; i=0; while true; do i=$((i+1)); echo $i > /n; busybox sleep 0.05; done"]).status == 0)
+        func count() throws -> Int { Int(try h.docker(["exec", "ticker", "cat", "/n"]).out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+        #expect(try Self.eventually { try count() > 2 })
+        #expect(try h.docker(["pause", "ticker"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}", "ticker"]).out == "paused true true\n")
+        #expect(try h.docker(["ps", "--format", "{{.Status}}"]).out.hasSuffix(" (Paused)\n"))
+        #expect(try h.docker(["ps", "-q", "-f", "status=paused"]).out.split(separator: "\n").count == 1)
+        #expect(try h.docker(["ps", "-q", "-f", "status=running"]).out.isEmpty)
+        let frozen = try h.docker(["exec", "ticker", "cat", "/n"])
+        #expect(frozen.status != 0 && frozen.err.contains("paused"), "\(frozen)")
+        let again = try h.docker(["pause", "ticker"])
+        #expect(again.status != 0 && again.err.contains("already paused"), "\(again)")
+        // Frozen: the counter stands still while paused (read in the merged root, not by exec).
+        let merged = try h.strata(["mount", "ticker"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let before = try String(contentsOfFile: merged + "/n", encoding: .utf8)
+        usleep(400_000)
+        #expect(try String(contentsOfFile: merged + "/n", encoding: .utf8) == before)
+        #expect(try h.strata(["unpause", "ticker"]).status == 0)
+        let thawed = try count()
+        #expect(try Self.eventually { try count() > thawed })
+        #expect(try h.docker(["pause", "ticker"]).status == 0)
+        #expect(try h.docker(["stop", "ticker"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}", "ticker"]).out == "exited 4 false\n")
+    }
 }

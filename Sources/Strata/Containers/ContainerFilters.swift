@@ -117,7 +117,7 @@ public struct ContainerFilters: Sendable, Hashable {
         if !names.isEmpty, !names.contains(where: { FilterPattern.matches($0, name) || FilterPattern.matches($0, "/" + name) }) {
             return false
         }
-        if !statuses.isEmpty, !statuses.contains(c.state) { return false }
+        if !statuses.isEmpty, !statuses.contains(c.dockerState) { return false }
         if !exitCodes.isEmpty, !(c.state == "exited" && c.startedAt != nil && exitCodes.contains(c.exitCode ?? 0)) { return false }
         if !labels.isEmpty || !networks.isEmpty || !published.isEmpty || !exposed.isEmpty { return false }
         if !health.isEmpty, !health.contains("none") { return false }

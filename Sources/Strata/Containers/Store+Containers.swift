@@ -65,6 +65,12 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var openStdin: Bool?
     /// Runs on a terminal (``ContainerOptions/tty``); nil for false.
     public var tty: Bool?
+    /// Its running process is frozen (``Store/pause(_:)``); nil for false. The run goes on:
+    /// ``state`` stays `running`.
+    public var paused: Bool?
+
+    /// The state as Docker names it: ``state``, or `paused` for a frozen run.
+    public var dockerState: String { state == "running" && paused == true ? "paused" : state }
 }
 
 extension Store {

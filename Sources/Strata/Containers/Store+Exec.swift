@@ -50,6 +50,9 @@ extension Store {
         guard try isRunning(id: c.id, state: c.state) else {
             throw StrataError(.conflict, "container \(c.name ?? String(c.id.prefix(12))) is not running")
         }
+        if c.paused == true {
+            throw StrataError(.conflict, "container \(c.name ?? String(c.id.prefix(12))) is paused: unpause it first")
+        }
         try UserNamespace.requireEntered(for: "running a command in a container", ownersOnly: false)
         let runtime = try OCIRuntime.find()
         guard try await waitForRuntime(c.id, runtime: runtime) else {

@@ -32,6 +32,8 @@ extension Store {
         try UserNamespace.requireEntered(for: "signalling a container", ownersOnly: false)
         let runtime = try OCIRuntime.find()
         guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
+        // As dockerd: a frozen process gets the signal once thawed.
+        try await thawIfPaused(c)
         let (status, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
         guard status == 0 else {
             guard try await isRunning(c.id) else { throw Self.notRunning(c) }
@@ -83,6 +85,40 @@ extension Store {
             try await Task.sleep(for: .milliseconds(20))
         }
         return true
+    }
+
+    /// Freezes the container's processes (`docker pause`, runc's freezer): they keep their
+    /// state and get no CPU until ``unpause(_:)``. Throws a conflict error when it is not
+    /// running or already paused.
+    public func pause(_ ref: String) async throws {
+        try await freeze(ref, paused: true)
+    }
+
+    /// Thaws a container ``pause(_:)`` froze (`docker unpause`). Throws a conflict error when
+    /// it is not paused.
+    public func unpause(_ ref: String) async throws {
+        try await freeze(ref, paused: false)
+    }
+
+    private func freeze(_ ref: String, paused: Bool) async throws {
+        let c = try await container(ref)
+        guard try isRunning(id: c.id, state: c.state) else { throw Self.notRunning(c) }
+        let name = c.name ?? String(c.id.prefix(12))
+        if paused, c.paused == true { throw StrataError(.conflict, "container \(name) is already paused") }
+        if !paused, c.paused != true { throw StrataError(.conflict, "container \(name) is not paused") }
+        try UserNamespace.requireEntered(for: "pausing a container", ownersOnly: false)
+        let runtime = try OCIRuntime.find()
+        guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
+        let (status, err) = try await runtimeCommand(runtime, [paused ? "pause" : "resume", c.id])
+        guard status == 0 else {
+            throw StrataError(.io, "cannot \(paused ? "pause" : "unpause") container \(name): \(err.isEmpty ? "\(runtime.path) exited \(status)" : err)")
+        }
+        try await updateContainer(c.id) { $0.paused = paused ? true : nil }
+    }
+
+    /// A paused container is thawed first: a signal (even SIGKILL) or an exec needs it running.
+    func thawIfPaused(_ c: ContainerInfo) async throws {
+        if c.paused == true { try await freeze(c.id, paused: false) }
     }
 
     /// Waits until the runtime knows the live run of `id` (a run's row says running a moment

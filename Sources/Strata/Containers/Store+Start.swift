@@ -193,6 +193,7 @@ extension Store {
                 throw StrataError(.conflict, "container \(String(id.prefix(12))) is already running")
             }
             info.state = "running"
+            info.paused = nil
             info.startedAt = Date()
             // As dockerd: a run's exit code is its own, 0 until it exits.
             info.exitCode = 0
@@ -206,6 +207,7 @@ extension Store {
         try await Task {
             try await updateContainer(id) { info in
                 info.state = "exited"
+                info.paused = nil
                 info.exitCode = status
                 info.finishedAt = Date()
             }
@@ -213,7 +215,7 @@ extension Store {
     }
 
     /// Reads, changes and writes a container's record in one write transaction.
-    private func updateContainer(_ id: String, _ change: @escaping @Sendable (inout ContainerInfo) throws -> Void) async throws {
+    func updateContainer(_ id: String, _ change: @escaping @Sendable (inout ContainerInfo) throws -> Void) async throws {
         try await write { db in
             guard let config = try String.fetchOne(db, sql: "SELECT config FROM containers WHERE id = ?", arguments: [id]) else {
                 throw StrataError(.containerNotFound, "no such container: \(id)")

@@ -59,7 +59,7 @@ extension ContainerInfo {
     public func status(now: Date = Date()) -> String {
         switch state {
         case "running":
-            return "Up " + HumanDuration.text(now.timeIntervalSince(startedAt ?? created))
+            return "Up " + HumanDuration.text(now.timeIntervalSince(startedAt ?? created)) + (paused == true ? " (Paused)" : "")
         case "exited":
             guard let finishedAt else { return "Exited (\(exitCode ?? 0))" }
             return "Exited (\(exitCode ?? 0)) " + HumanDuration.text(now.timeIntervalSince(finishedAt)) + " ago"
