@@ -60,7 +60,7 @@ extension EngineRouter {
         })
     }
 
-    /// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`: 201 `{"Id": …}`.
+    /// `POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`: 201 `{"Id": …}`.
     /// `changes` are Dockerfile instructions, as `docker commit -c`. A config in the body
     /// (other than an empty one) is not served: dockerd merges it, strata takes `changes`.
     func commit(_ req: EngineRequest, _ res: EngineResponse) async throws {
@@ -93,7 +93,9 @@ extension EngineRouter {
         }
         let comment = req.string("comment").flatMap { $0.isEmpty ? nil : $0 }
         let author = req.string("author").flatMap { $0.isEmpty ? nil : $0 }
-        let image = try await store.commit(ref, options: CommitOptions(message: comment, author: author, edits: edits, reference: reference))
+        // As dockerd: a running container is frozen while its layer is read, unless pause=0.
+        let pause = (req.string("pause") ?? "").isEmpty ? true : try req.bool("pause")
+        let image = try await store.commit(ref, options: CommitOptions(message: comment, author: author, edits: edits, reference: reference, pause: pause))
         try await res.sendJSON(["Id": image.id.string], status: .created)
     }
 

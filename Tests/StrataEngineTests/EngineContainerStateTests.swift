@@ -169,6 +169,11 @@ import Glibc
         usleep(400_000)
         #expect(try String(contentsOfFile: merged + "/n", encoding: .utf8) == before)
         #expect(try h.strata(["unpause", "ticker"]).status == 0)
+        // commit of a running container pauses it for the read (and thaws it after).
+        #expect(try h.docker(["commit", "ticker", "ticked:1"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.State.Status}}", "ticker"]).out == "running\n")
+        #expect(try h.docker(["commit", "--pause=false", "ticker", "ticked:2"]).status == 0)
+        #expect(try h.docker(["run", "--rm", "ticked:1", "cat", "/n"]).status == 0)
         let thawed = try count()
         #expect(try Self.eventually { try count() > thawed })
         #expect(try h.docker(["pause", "ticker"]).status == 0)

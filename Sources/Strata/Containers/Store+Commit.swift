@@ -13,12 +13,16 @@ public struct CommitOptions: Sendable {
     public var edits: [ConfigEdit] = []
     /// Tag for the new image.
     public var reference: String?
+    /// Freeze a running container while its layer is read (`docker commit`'s default,
+    /// `--pause`), so the layer is one moment of it; thawed afterwards.
+    public var pause: Bool
 
-    public init(message: String? = nil, author: String? = nil, edits: [ConfigEdit] = [], reference: String? = nil) {
+    public init(message: String? = nil, author: String? = nil, edits: [ConfigEdit] = [], reference: String? = nil, pause: Bool = false) {
         self.message = message
         self.author = author
         self.edits = edits
         self.reference = reference
+        self.pause = pause
     }
 }
 
@@ -62,6 +66,22 @@ extension Store {
     /// opaque directory `.wh..wh..opq`), a history entry is appended and `-c` changes are
     /// applied. No changes give an `empty_layer` history entry and no new layer, as Docker does.
     public func commit(_ ref: String, options: CommitOptions = CommitOptions()) async throws -> LoadedImage {
+        if options.pause {
+            let c = try await container(ref)
+            if c.paused != true, try isRunning(id: c.id, state: c.state) {
+                try await pause(c.id)
+                var unfrozen = options
+                unfrozen.pause = false
+                do {
+                    let image = try await commit(c.id, options: unfrozen)
+                    try await unpause(c.id)
+                    return image
+                } catch {
+                    try? await unpause(c.id)
+                    throw error
+                }
+            }
+        }
         let tag = try options.reference.map { try Reference($0) }
         let c = try await container(ref)
         let edits = options.edits
