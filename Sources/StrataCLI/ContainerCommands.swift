@@ -173,6 +173,8 @@ struct CommitCommand: AsyncParsableCommand {
     var message: String?
     @Option(name: .shortAndLong, help: "Author.")
     var author: String?
+    @Option(name: [.customShort("p"), .long], help: "Pause a running container while its layer is read (true or false).")
+    var pause = true
     @Option(name: [.customShort("c"), .long], help: "Apply a Dockerfile instruction to the image config.")
     var change: [String] = []
     @Argument var container: String
@@ -182,7 +184,7 @@ struct CommitCommand: AsyncParsableCommand {
         if let reference { _ = try Reference(reference) }
         let store = try await global.openStore()
         let edits = try await commitEdits(change, container: container, store: store)
-        let image = try await store.commit(container, options: CommitOptions(message: message, author: author, edits: edits, reference: reference))
+        let image = try await store.commit(container, options: CommitOptions(message: message, author: author, edits: edits, reference: reference, pause: pause))
         print(image.id)
     }
 }
