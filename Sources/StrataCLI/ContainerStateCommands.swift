@@ -132,3 +132,25 @@ struct UnpauseCommand: AsyncParsableCommand {
         try await Output.eachContainer(containers) { try await store.unpause($0) }
     }
 }
+
+/// `strata top`: the processes of a running container, as `docker top`.
+struct TopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top", abstract: "Show the processes of a running container (the host's ps, limited to them).",
+        discussion: "Examples:\n  strata top web\n  strata top web aux")
+    @OptionGroup var global: GlobalOptions
+    @Argument var container: String
+    @Argument(parsing: .captureForPassthrough, help: "Options for ps (default: -ef).")
+    var psOptions: [String] = []
+
+    func run() async throws {
+        let store = try await global.openStore()
+        let top = try await store.top(container, psArguments: psOptions.isEmpty ? ["-ef"] : psOptions)
+        var table = Table(top.titles, rows: top.processes.count)
+        for row in top.processes {
+            for cell in row { table.add(cell) }
+            table.endRow()
+        }
+        Output.writeStandardOutput(table.renderBytes())
+    }
+}

@@ -1,7 +1,7 @@
 import Foundation
 import Strata
 
-/// `docker stop`, `docker kill`, `docker restart`, `docker rename`, `docker pause` and `unpause`: the library's ``Store/stop(_:timeout:signal:)``
+/// `docker stop`, `docker kill`, `docker restart`, `docker rename`, `docker pause`, `unpause` and `docker top`: the library's ``Store/stop(_:timeout:signal:)``
 /// and ``Store/kill(_:signal:)``, which reach a container whichever process runs it.
 extension EngineRouter {
     /// `POST /containers/{id}/kill?signal=SIG`: 204; 409 when it is not running, 400 for a
@@ -63,5 +63,19 @@ extension EngineRouter {
         try Self.checkName(ref)
         if paused { try await store.pause(ref) } else { try await store.unpause(ref) }
         try await res.send(.noContent)
+    }
+
+    /// `GET /containers/{id}/top?ps_args=`: `{"Titles": […], "Processes": [[…]]}`
+    /// (``Store/top(_:psArguments:)``); 409 when it is not running, 400 for options `ps` refuses.
+    func topContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let args = (req.string("ps_args") ?? "").split(separator: " ").map(String.init)
+        let top: ContainerProcesses
+        do {
+            top = try await store.top(ref, psArguments: args.isEmpty ? ["-ef"] : args)
+        } catch let e as StrataError where e.code == .invalidArgument {
+            throw EngineError.badRequest(e.message)
+        }
+        try await res.sendJSON(["Titles": top.titles, "Processes": top.processes] as [String: Any])
     }
 }

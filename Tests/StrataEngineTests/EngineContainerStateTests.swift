@@ -180,4 +180,33 @@ import Glibc
         #expect(try h.docker(["stop", "ticker"]).status == 0)
         #expect(try h.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}", "ticker"]).out == "exited 4 false\n")
     }
+
+    /// `docker top` lists the container's processes and only them, with `ps`'s columns;
+    /// `strata top` the same; bad options and a stopped container are errors.
+    @Test func topListsTheContainersProcesses() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let seconds = String(Int.random(in: 50000..<60000))
+        #expect(try h.docker(["run", "-d", "--name", "tp", "busybox", "sh", "-c", "busybox sleep \(seconds); echo"]).status == 0)
+        #expect(EngineRunTests.waitForProcesses(sleeping: seconds, count: 1))
+        let top = try h.docker(["top", "tp"])
+        let lines = top.out.split(separator: "\n")
+        #expect(top.status == 0 && lines.first?.split(separator: " ").map(String.init) == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "\(top)")
+        #expect(lines.count == 3 && lines.contains { $0.hasSuffix("busybox sleep \(seconds)") }, "\(top.out)")
+        // Only the container's: the server and the test are not in it.
+        let pids = lines.dropFirst().compactMap { Int32($0.split(separator: " ")[1]) }
+        let server = try #require(h.serverPID)
+        #expect(!pids.contains(getpid()) && !pids.contains(server))
+        let custom = try h.docker(["top", "tp", "-o", "pid,comm"])
+        #expect(custom.out.split(separator: "\n").first?.split(separator: " ").map(String.init) == ["PID", "COMMAND"], "\(custom)")
+        let cli = try h.strata(["top", "tp"])
+        #expect(cli.status == 0 && cli.out.contains("busybox sleep \(seconds)"), "\(cli)")
+        let bad = try h.docker(["top", "tp", "--no-such-option"])
+        #expect(bad.status != 0 && bad.err.contains("ps --no-such-option failed"), "\(bad)")
+        #expect(try h.docker(["kill", "tp"]).status == 0)
+        #expect(try Self.eventually { try h.docker(["top", "tp"]).err.contains("is not running") })
+    }
 }

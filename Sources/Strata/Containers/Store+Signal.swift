@@ -34,7 +34,7 @@ extension Store {
         guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
         // As dockerd: a frozen process gets the signal once thawed.
         try await thawIfPaused(c)
-        let (status, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
+        let (status, _, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
         guard status == 0 else {
             guard try await isRunning(c.id) else { throw Self.notRunning(c) }
             throw StrataError(.io, "cannot send \(signal) to container \(String(c.id.prefix(12))): \(err.isEmpty ? "\(runtime.path) kill exited \(status)" : err)")
@@ -109,7 +109,7 @@ extension Store {
         try UserNamespace.requireEntered(for: "pausing a container", ownersOnly: false)
         let runtime = try OCIRuntime.find()
         guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
-        let (status, err) = try await runtimeCommand(runtime, [paused ? "pause" : "resume", c.id])
+        let (status, _, err) = try await runtimeCommand(runtime, [paused ? "pause" : "resume", c.id])
         guard status == 0 else {
             throw StrataError(.io, "cannot \(paused ? "pause" : "unpause") container \(name): \(err.isEmpty ? "\(runtime.path) exited \(status)" : err)")
         }
@@ -126,7 +126,7 @@ extension Store {
     func waitForRuntime(_ id: String, runtime: OCIRuntime) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
-            let (status, _) = try await runtimeCommand(runtime, ["state", id])
+            let status = try await runtimeCommand(runtime, ["state", id]).status
             if status == 0 { return true }
             guard try await isRunning(id) else { return false }
             if ContinuousClock.now > deadline {
@@ -137,23 +137,17 @@ extension Store {
     }
 
     /// Runs the OCI runtime on the store's runtime state (`runc --root ROOT/runtime ARGS`);
-    /// its status and standard error.
-    func runtimeCommand(_ runtime: OCIRuntime, _ args: [String]) async throws -> (Int32, String) {
+    /// its status, standard output and standard error.
+    @discardableResult
+    func runtimeCommand(_ runtime: OCIRuntime, _ args: [String]) async throws -> (status: Int32, output: Data, error: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
         p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path] + args
-        let err = Pipe()
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        let status: Int32
         do {
-            status = try await runAndWait(p)
+            return try await runCapturing(p)
         } catch {
             throw StrataError(.io, "cannot run \(runtime.path): \(error.localizedDescription)", cause: error)
         }
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile().prefix(4096), as: UTF8.self)
-        return (status, text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private static func notRunning(_ c: ContainerInfo) -> StrataError {

@@ -18,3 +18,46 @@ func runAndWait(_ process: Process, started: (@Sendable (Int32) -> Void)? = nil)
         }
     }
 }
+
+/// Runs `process` (its stdin /dev/null) and returns its exit status with everything it wrote
+/// to stdout (at most `limit` bytes kept) and stderr (at most 4 KiB), read while it runs by
+/// threads outside the cooperative pool, so a process that writes more than a pipe holds
+/// never waits on us.
+func runCapturing(_ process: Process, limit: Int = 16 << 20) async throws -> (status: Int32, output: Data, error: String) {
+    let out = Pipe(), err = Pipe()
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = out
+    process.standardError = err
+    final class Captured: @unchecked Sendable {
+        var output = Data(), error = Data()
+        let done = DispatchGroup()
+    }
+    let captured = Captured()
+    for (pipe, isOutput) in [(out, true), (err, false)] {
+        captured.done.enter()
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread {
+            var kept = Data()
+            while let chunk = try? handle.read(upToCount: 64 << 10), !chunk.isEmpty {
+                if kept.count < (isOutput ? limit : 4096) { kept.append(chunk) }
+            }
+            if isOutput { captured.output = kept } else { captured.error = kept }
+            captured.done.leave()
+        }
+    }
+    let status: Int32
+    do {
+        status = try await runAndWait(process)
+    } catch {
+        // Never started: our write ends close, so the readers see the end.
+        try? out.fileHandleForWriting.close()
+        try? err.fileHandleForWriting.close()
+        throw error
+    }
+    try? out.fileHandleForWriting.close()
+    try? err.fileHandleForWriting.close()
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        captured.done.notify(queue: .global()) { c.resume() }
+    }
+    return (status, captured.output, String(decoding: captured.error.prefix(4096), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+}
