@@ -209,4 +209,31 @@ import Glibc
         #expect(try h.docker(["kill", "tp"]).status == 0)
         #expect(try Self.eventually { try h.docker(["top", "tp"]).err.contains("is not running") })
     }
+
+    /// `docker stats --no-stream`: a container that spins uses about a CPU, one that sleeps
+    /// next to none; PIDs count its processes; memory has the host's as its limit.
+    @Test func statsMeasureTheContainers() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["run", "-d", "--name", "burn", "busybox", "sh", "-c", "while true; do :; done"]).status == 0)
+        #expect(try h.docker(["run", "-d", "--name", "idle", "busybox", "sh", "-c", "while true; do busybox sleep 1; done"]).status == 0)
+        #expect(try Self.eventually { try h.docker(["top", "idle"]).out.contains("busybox sleep 1") })
+        let r = try h.docker(["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.PIDs}} {{.MemUsage}}", "burn", "idle"])
+        #expect(r.status == 0, "\(r)")
+        var seen: [String: (cpu: Double, pids: Int, limit: String)] = [:]
+        for line in r.out.split(separator: "\n") {
+            let f = line.split(separator: " ").map(String.init)  // name, cpu%, pids, usage, "/", limit
+            guard f.count == 6, let cpu = Double(f[1].dropLast()), let pids = Int(f[2]) else { continue }
+            seen[f[0]] = (cpu, pids, f[5])
+        }
+        let burn = try #require(seen["burn"]), idle = try #require(seen["idle"])
+        #expect(burn.cpu > 40 && burn.cpu < 110, "\(r.out)")
+        #expect(idle.cpu < 20, "\(r.out)")
+        #expect(burn.pids == 1 && idle.pids == 2, "\(r.out)")
+        #expect(burn.limit.hasSuffix("GiB") || burn.limit.hasSuffix("MiB"), "\(r.out)")
+        #expect(try h.docker(["rm", "-f", "burn", "idle"]).status == 0)
+    }
 }
