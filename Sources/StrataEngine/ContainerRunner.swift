@@ -15,7 +15,9 @@ actor ContainerRunner {
     /// Attached connections by container ID, kept before a start (`docker run` attaches first).
     private let hubs = Attachments()
     /// The stdin of each container's current run, or of its next one when an attach with
-    /// stdin came before the start (`docker run -i` attaches first).
+    /// stdin came before the start (`docker run -i` attaches first). A container created
+    /// with `OpenStdin` always runs with one: made at the start when no attach came first,
+    /// it stays open for the attaches to come (`docker run -d -i`), as dockerd's stdin pipe.
     private var inputs: [String: ContainerInput] = [:]
     /// The terminal of each running TTY container, for resizes.
     private var terminals: [String: ContainerTerminal] = [:]
@@ -40,9 +42,20 @@ actor ContainerRunner {
         let store = self.store
         let hubs = self.hubs
         let result = StartError()
-        let input = inputs[id]
         let size = consoleSizes.removeValue(forKey: id) ?? (24, 80)
-        let terminal = try await store.container(id).tty == true ? try ContainerTerminal(rows: size.rows, columns: size.columns) : nil
+        let container = try await store.container(id)
+        let terminal = container.tty == true ? try ContainerTerminal(rows: size.rows, columns: size.columns) : nil
+        // The stdin an attach prepared, else (OpenStdin) one of the run's own for later attaches.
+        let input: ContainerInput?
+        if let waiting = inputs[id] {
+            input = waiting
+        } else if container.openStdin == true {
+            let made = try ContainerInput()
+            inputs[id] = made
+            input = made
+        } else {
+            input = nil
+        }
         terminals[id] = terminal
         tasks[id] = Task {
             var status: Int32?
@@ -82,7 +95,9 @@ actor ContainerRunner {
 
     /// The stdin an attach feeds: the current run's (nil when it runs without one: what the
     /// client sends is dropped, as dockerd does for a container without an open stdin), or
-    /// the next run's, made here when none is waiting yet.
+    /// the next run's, made here when none is waiting yet. It stays here after the attach:
+    /// closed when the attach ended it (`StdinOnce`), the next run reads what it holds, then
+    /// end-of-file; open, the next run reads it and whatever later attaches send.
     func input(for id: String) throws -> ContainerInput? {
         if let i = inputs[id] { return i }
         if tasks[id] != nil { return nil }
@@ -101,12 +116,12 @@ actor ContainerRunner {
         terminals[id]?.resize(rows: rows, columns: columns)
     }
 
-    /// The attach that fed `input` is gone: when no run took it (the client hung up before
-    /// the start), it is dropped, and a write still waiting on it fails.
-    func release(_ input: ContainerInput, of id: String) {
-        guard tasks[id] == nil, inputs[id] === input else { return }
-        inputs[id] = nil
-        input.cancel()
+    /// The container is removed: a stdin waiting for its next run is dropped, and a write
+    /// still waiting on it fails.
+    func forget(_ id: String) {
+        guard tasks[id] == nil else { return }
+        consoleSizes[id] = nil
+        inputs.removeValue(forKey: id)?.cancel()
     }
 
     /// Waits for the end of the container's next run (or the current one) and returns its

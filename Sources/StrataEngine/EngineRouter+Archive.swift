@@ -13,45 +13,43 @@ extension EngineRouter {
     func save(_ names: [String], _ res: EngineResponse) async throws {
         guard !names.isEmpty else { throw EngineError.badRequest("names is required") }
         for n in names { try Self.checkName(n) }
+        let store = self.store
+        try await streamTar(res) { pipe in try await store.save(names, format: .docker, to: pipe, name: "the response") }
+    }
+
+    /// Answers a tar that `write` makes into a ``ResponsePipe`` (on a thread of its own), as
+    /// it is made: the head (200, `headers`) goes out with the first piece, so an error
+    /// before any byte (a name that resolves to nothing) is still a status; a failure after
+    /// that cuts the body short (the connection closes without the chunked body's end), which
+    /// the client reports as an unexpected end, never as a whole tar.
+    func streamTar(_ res: EngineResponse, headers: [(String, String)] = [],
+                   _ write: @escaping @Sendable (ResponsePipe) async throws -> Void) async throws {
         let pipe = ResponsePipe()
-        async let saved: Void = Self.save(names, from: store, into: pipe)
+        async let written: Void = Self.run(write, into: pipe)
         do {
             for try await piece in pipe.pieces {
-                if !res.started { try await res.startStream(contentType: "application/x-tar", abortsOnError: true) }
+                if !res.started { try await res.startStream(contentType: "application/x-tar", headers: headers, abortsOnError: true) }
                 try await res.write(piece)
                 pipe.taken()
             }
         } catch {
             pipe.cancel()
-            await saved
+            await written
             throw error
         }
-        await saved
-        if !res.started { try await res.startStream(contentType: "application/x-tar", abortsOnError: true) }
+        await written
+        if !res.started { try await res.startStream(contentType: "application/x-tar", headers: headers, abortsOnError: true) }
         try await res.finish()
     }
 
-    /// Runs the library's save into `pipe` and ends its stream with the outcome.
-    private static func save(_ names: [String], from store: Store, into pipe: ResponsePipe) async {
+    /// Runs `write` into `pipe` and ends its stream with the outcome.
+    private static func run(_ write: @Sendable (ResponsePipe) async throws -> Void, into pipe: ResponsePipe) async {
         do {
-            try await store.save(names, format: .docker, to: pipe, name: "the response")
+            try await write(pipe)
             pipe.finish(nil)
         } catch {
             pipe.finish(error)
         }
-    }
-
-    /// Answers a file the store just wrote (an archive of a container path) with its length,
-    /// in 1 MiB pieces.
-    func streamFile(_ path: String, contentType: String, headers: [(String, String)] = [], _ res: EngineResponse) async throws {
-        guard let file = FileHandle(forReadingAtPath: path) else { throw StrataError(.io, "cannot read \(path)") }
-        defer { try? file.close() }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
-        try await res.startStream(contentType: contentType, headers: headers + [("Content-Length", String(size))])
-        while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
-            try await res.write(chunk)
-        }
-        try await res.finish()
     }
 
     /// `POST /images/create?fromSrc=-&repo=&tag=&message=&platform=` with a root filesystem

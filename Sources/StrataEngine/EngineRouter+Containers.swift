@@ -35,6 +35,7 @@ extension EngineRouter {
         let c = try await store.container(ref)
         let running = c.state == "running"
         let zero = "0001-01-01T00:00:00Z"
+        let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
         try await res.sendJSON([
             "Id": c.id, "Name": "/" + (c.name ?? String(c.id.prefix(12))), "Created": RFC3339.format(c.created),
             "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()), "Image": c.imageID.string,
@@ -44,7 +45,8 @@ extension EngineRouter {
             "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),
             "Config": ["Image": c.image, "Cmd": c.command, "Entrypoint": c.entrypoint.map { $0 as Any } ?? NSNull(), "Env": c.env,
                        "WorkingDir": c.workingDir ?? "", "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false,
-                       "StdinOnce": c.openStdin ?? false, "AttachStdin": c.openStdin ?? false,
+                       // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
+                       "StdinOnce": stdinOnce, "AttachStdin": stdinOnce,
                        "AttachStdout": false, "AttachStderr": false, "Labels": [String: String]()] as [String: Any],
             // `json-file`: the log can be read back through the API (docker logs, follow),
             // which is what clients infer from it (docker-py's containers.run reads the output
@@ -59,8 +61,10 @@ extension EngineRouter {
     func removeContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let force = try req.bool("force")
-        if force { await runner.kill(try await store.container(ref).id) }
+        let id = try await store.container(ref).id
+        if force { await runner.kill(id) }
         _ = try await store.removeContainer(ref, force: force, removeVolumes: try req.bool("v"))
+        await runner.forget(id)
         try await res.send(.noContent)
     }
 

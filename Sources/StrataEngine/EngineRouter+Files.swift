@@ -3,7 +3,7 @@ import OCI
 import Strata
 
 /// `docker cp` (the archive endpoints), `docker diff` and `docker commit`: each calls the
-/// store (``Store/statPath(inContainer:path:)``, ``Store/archive(fromContainer:path:to:)``,
+/// store (``Store/statPath(inContainer:path:)``, ``Store/resolveArchive(fromContainer:path:)``, ``Store/archive(_:to:name:)``,
 /// ``Store/extractArchive(_:intoContainer:at:)``, ``Store/changes(in:)``,
 /// ``Store/commit(_:options:)``) and formats its answer as dockerd does.
 extension EngineRouter {
@@ -16,22 +16,23 @@ extension EngineRouter {
     }
 
     /// `GET /containers/{id}/archive?path=`: a tar of the path (entries named from its last
-    /// component), with its stat header. Written to the store's scratch space first, so an
-    /// error is a status, not half a tar.
+    /// component), with its stat header, streamed as it is made (``streamTar(_:headers:_:)``).
+    /// The path is resolved before the head goes out, so a missing one answers 404; a failure
+    /// after that cuts the tar short.
     func getContainerArchive(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let path = try Self.containerPath(req)
-        let scratch = try store.makeScratchDirectory()
-        defer { scratch.remove() }
-        let tar = scratch.url.deletingLastPathComponent().appendingPathComponent("archive.tar")
-        let stat: ContainerPathStat
+        let resolved: ContainerPathArchive
         do {
-            stat = try await store.archive(fromContainer: ref, path: path, to: tar)
+            resolved = try await store.resolveArchive(fromContainer: ref, path: path)
         } catch let e as StrataError where e.code == .fileNotFound {
             // dockerd's words, which the docker CLI shows as they are.
             throw EngineError(status: .notFound, message: "Could not find the file \(path) in container \(ref)")
         }
-        try await streamFile(tar.path, contentType: "application/x-tar", headers: [("X-Docker-Container-Path-Stat", try Self.statHeader(stat))], res)
+        let store = self.store
+        try await streamTar(res, headers: [("X-Docker-Container-Path-Stat", try Self.statHeader(resolved.stat))]) { pipe in
+            try await store.archive(resolved, to: pipe, name: "the response")
+        }
     }
 
     /// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the body, a tar, extracted into the

@@ -15,11 +15,6 @@ extension EngineRouter {
         }
         guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
         try Self.checkName(image)
-        // A stdin is kept for an attached run (`docker run -i`, `docker start -ai`); one that
-        // stays open for later attaches (`docker run -d -i`) is not.
-        if o["OpenStdin"] as? Bool == true, o["AttachStdin"] as? Bool != true {
-            throw EngineError(status: .notImplemented, message: "strata keeps a container's stdin only for an attached run: use docker run -i without -d")
-        }
         let host = o["HostConfig"] as? [String: Any] ?? [:]
         if let mode = host["NetworkMode"] as? String, !["", "default", "bridge", "none"].contains(mode) {
             throw EngineError(status: .notImplemented, message: "strata gives a container its own empty network only (network mode \"\(mode)\")")
@@ -39,7 +34,10 @@ extension EngineRouter {
         let options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
                                        entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
-                                       openStdin: o["OpenStdin"] as? Bool ?? false, tty: o["Tty"] as? Bool ?? false)
+                                       openStdin: o["OpenStdin"] as? Bool ?? false,
+                                       // Docker's StdinOnce (false when absent): `docker run -i` and
+                                       // `docker create -i` set it, `docker run -d -i` does not.
+                                       keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.
         if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
@@ -75,31 +73,49 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
-    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin=`: the output of the
-    /// container's run as Docker's multiplexed frames (stream byte, three zeros, big-endian
-    /// length), on a connection upgraded to a raw stream (101) when the client asked, until
-    /// the run ends. With `stdin`, what the client sends after the 101 is the run's stdin
-    /// (the next run's when it does not run yet) and its half-close is the end of that stdin;
-    /// a run started without stdin, or a container created without `OpenStdin`, drops it.
+    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1&stdin=&logs=`: the output of
+    /// the container's run as Docker's multiplexed frames (stream byte, three zeros, big-endian
+    /// length), on a connection upgraded to a raw stream (101) when the client asked.
+    ///
+    /// With `logs`, what the container logged so far comes first (``replayLog(_:_:wanted:tty:)``);
+    /// with `stream=0` that is all (docker-py's `attach(logs=True)`), else the live output
+    /// follows until the run ends. As with dockerd, the live output is taken from before the
+    /// replay, so what the container writes meanwhile can come twice, never not at all.
+    ///
+    /// With `stdin`, what the client sends after the 101 is the stdin of the container's run
+    /// (the next run's when it does not run yet); a container created without `OpenStdin`
+    /// drops it. The client's half-close (or hang-up) ends the run's stdin when the container
+    /// was created with `StdinOnce` (`docker run -i`, `docker create -i`) and has no TTY, and
+    /// the answer goes on to the run's end; otherwise (`docker run -d -i`, a TTY) the stdin
+    /// stays open for the next attach and this attach ends there, as dockerd's does.
     func attachContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let c = try await store.container(ref)
-        if try req.bool("logs") {
-            throw EngineError(status: .notImplemented, message: "strata does not replay logs on attach: use docker logs")
-        }
+        let logs = try req.bool("logs")
+        // Absent means a stream (strata's clients and the docker CLI send stream=1; older raw
+        // requests in the tests send none); docker-py sends stream=0 for a replay alone.
+        let live = try req.string("stream").map { _ in try req.bool("stream") } ?? true
         let wanted: Set<ContainerStream> = Set([try req.bool("stdout") ? .stdout : nil, try req.bool("stderr") ? .stderr : nil].compactMap { $0 })
-        var stdin: (client: HijackedInput, run: ContainerInput?)?
-        if try req.bool("stdin") {
-            // The connection first (it may be gone already), then the run's stdin, released
-            // whatever happens next: a client that hangs up before the start leaves none.
-            let client = try await res.takeOverInput()
+        let tty = c.tty == true
+        // dockerd's CloseStdin: the end of the client's input ends the run's stdin only then.
+        let endsStdin = c.keepsStdinOpen != true && !tty
+        var taken: (client: HijackedInput, run: ContainerInput?)?
+        if live, try req.bool("stdin") {
             // As dockerd: a container not created to read stdin (`-i`) drops what comes.
-            stdin = (client, c.openStdin == true ? try await runner.input(for: c.id) : nil)
+            let run = c.openStdin == true ? try await runner.input(for: c.id) : nil
+            do {
+                taken = (try await res.takeOverInput(), run)
+            } catch {
+                // A client already gone sent its whole input.
+                if endsStdin { run?.close() }
+                throw error
+            }
         }
-        defer {
-            if let run = stdin?.run { Task { [runner] in await runner.release(run, of: c.id) } }
-        }
-        let output = await runner.attach(c.id)
+        let stdin = taken
+        // However this attach ends (a client gone before the 101 included), so does the stdin
+        // it was to feed, in that mode: a run started later reads what came, then end-of-file.
+        defer { if endsStdin { stdin?.run?.close() } }
+        let output = live ? await runner.attach(c.id) : nil
         let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
         res.closesConnection = true
         if upgrade {
@@ -108,24 +124,51 @@ extension EngineRouter {
         } else {
             try await res.startStream(.ok, contentType: "application/vnd.docker.raw-stream")
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        if logs {
+            // docker-py reads the 101's head through a buffered reader and the rest from the
+            // socket itself, so bytes that come with the head are lost to it: the head goes
+            // out alone first (dockerd's replay starts later only by accident of its log reader).
+            if upgrade { try await Task.sleep(for: .milliseconds(100)) }
+            try await replayLog(c.id, res, wanted: wanted, tty: tty)
+        }
+        guard let output else { return try await res.finish() }
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            // Each task says whether the attach is over when it returns.
+            group.addTask {
+                // A TTY's output is one stream, sent as it is (no frames), as dockerd does.
+                for await chunk in output where wanted.contains(chunk.stream) {
+                    try await res.write(tty ? chunk.data : Self.frame(chunk.stream, chunk.data))
+                }
+                return true
+            }
             if let stdin {
                 group.addTask {
                     while let piece = await stdin.client.next() {
                         // A run that ended (or has no stdin) drops what the client still sends.
                         try? await stdin.run?.write(Data(piece.readableBytesView))
                     }
-                    stdin.run?.close()
+                    // Also when the client hung up (the connection's end cancels this task).
+                    if endsStdin { stdin.run?.close() }
+                    return !endsStdin
                 }
             }
-            // A TTY's output is one stream, sent as it is (no frames), as dockerd does.
-            let tty = c.tty == true
-            for await chunk in output where wanted.contains(chunk.stream) {
-                try await res.write(tty ? chunk.data : Self.frame(chunk.stream, chunk.data))
+            while let over = try await group.next() {
+                if over { break }
             }
             group.cancelAll()
         }
         try await res.finish()
+    }
+
+    /// What the container logged so far (`attach?logs=1`), as lines of the wanted streams:
+    /// frames, or as it is for a TTY container; nothing when it never ran.
+    private func replayLog(_ id: String, _ res: EngineResponse, wanted: Set<ContainerStream>, tty: Bool) async throws {
+        guard let log = try await store.logLines(of: id) else { return }
+        while case let lines = try log.next(toEnd: true), !lines.isEmpty {
+            var out = Data()
+            for l in lines where wanted.contains(l.stream) { out.append(tty ? l.data : Self.frame(l.stream, l.data)) }
+            try await res.write(out)
+        }
     }
 
     /// `POST /containers/{id}/resize?h=&w=`: the size of a running TTY container's terminal

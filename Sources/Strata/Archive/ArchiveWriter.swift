@@ -43,9 +43,9 @@ final class ArchiveWriter {
 
     /// Writes to `sink` (a response body), unblocked: libarchive hands every write straight
     /// to the sink without copying it into blocks of its own first; the bytes are the same as
-    /// a file's. `name` is how errors refer to the output.
-    init(sink: any ByteSink, name: String) throws {
-        reproducibleTimes = true
+    /// a file's. `name` is how errors refer to the output; `reproducibleTimes` as for a file.
+    init(sink: any ByteSink, name: String, reproducibleTimes: Bool = true) throws {
+        self.reproducibleTimes = reproducibleTimes
         clampTime = nil
         guard let a = archive_write_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         self.a = a

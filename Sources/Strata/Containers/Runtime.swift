@@ -148,12 +148,24 @@ extension Store {
             return try await withTaskCancellationHandler {
                 try await runAndWait(p, started: started)
             } onCancel: {
-                let kill = Process()
-                kill.executableURL = URL(fileURLWithPath: runtime.path)
-                kill.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "kill", id, "KILL"]
-                kill.standardOutput = FileHandle.nullDevice
-                kill.standardError = FileHandle.nullDevice
-                try? kill.run()
+                // A cancel just after the start can come before runc created the container,
+                // when `runc kill` finds none: so kill again, from a thread of its own, until
+                // runc is gone (or 30 s passed).
+                let root = paths.root.appendingPathComponent("runtime").path
+                let t = Thread {
+                    for _ in 0..<300 where p.isRunning {
+                        let kill = Process()
+                        kill.executableURL = URL(fileURLWithPath: runtime.path)
+                        kill.arguments = ["--root", root, "kill", id, "KILL"]
+                        kill.standardOutput = FileHandle.nullDevice
+                        kill.standardError = FileHandle.nullDevice
+                        if (try? kill.run()) != nil { kill.waitUntilExit() }
+                        if kill.terminationStatus == 0 { return }
+                        Thread.sleep(forTimeInterval: 0.1)
+                    }
+                }
+                t.name = "strata-kill"
+                t.start()
             }
         } catch {
             throw StrataError(.io, "cannot start \(runtime.path): \(error.localizedDescription)", cause: error)

@@ -19,13 +19,20 @@ public struct ContainerOptions: Sendable, Codable {
     /// The container's runs read a stdin their starter gives (``ContainerInput``,
     /// `docker create -i`); recorded so that clients know to attach one.
     public var openStdin = false
+    /// With ``openStdin``: a run's stdin stays open when an attach that fed it ends, for the
+    /// next attach (`docker run -d -i`, Docker's `StdinOnce` false). Without it the end of
+    /// the attach's input is the end of the run's stdin (`docker run -i`, `StdinOnce` true).
+    /// The library's ``Store/start(_:hostNetwork:input:terminal:output:started:)`` reads the
+    /// ``ContainerInput`` it is given either way; this is recorded for servers that attach.
+    public var keepsStdinOpen = false
     /// The container's runs get a terminal (``ContainerTerminal``, `docker create -t`).
     public var tty = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
-                openStdin: Bool = false, tty: Bool = false) {
+                openStdin: Bool = false, keepsStdinOpen: Bool = false, tty: Bool = false) {
         self.openStdin = openStdin
+        self.keepsStdinOpen = keepsStdinOpen
         self.tty = tty
         self.volumes = volumes
         self.entrypoint = entrypoint
@@ -63,6 +70,9 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var finishedAt: Date?
     /// Created to read a stdin (``ContainerOptions/openStdin``); nil for false.
     public var openStdin: Bool?
+    /// A run's stdin outlives the attaches that feed it (``ContainerOptions/keepsStdinOpen``,
+    /// `docker run -d -i`); nil for false, as for every container created before it was recorded.
+    public var keepsStdinOpen: Bool?
     /// Runs on a terminal (``ContainerOptions/tty``); nil for false.
     public var tty: Bool?
     /// Its running process is frozen (``Store/pause(_:)``); nil for false. The run goes on:
@@ -103,7 +113,7 @@ extension Store {
                                  workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date(),
                                  volumes: options.volumes.isEmpty ? nil : options.volumes, entrypoint: options.entrypoint,
                                  autoRemove: options.autoRemove ? true : nil, openStdin: options.openStdin ? true : nil,
-                                 tty: options.tty ? true : nil)
+                                 keepsStdinOpen: options.openStdin && options.keepsStdinOpen ? true : nil, tty: options.tty ? true : nil)
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in

@@ -40,6 +40,16 @@ public struct ContainerPathStat: Sendable, Codable, Hashable {
     public static let socket: UInt32 = 0o140000
 }
 
+/// A path in a container resolved for an archive (``Store/resolveArchive(fromContainer:path:)``):
+/// what it is, and where it is on this machine.
+package struct ContainerPathArchive: Sendable {
+    /// What the path is, as ``Store/statPath(inContainer:path:)`` tells.
+    package let stat: ContainerPathStat
+    /// The path on this machine, inside the container's root.
+    let source: String
+    let meta: FileMeta
+}
+
 extension Store {
     /// What `path` is inside the container, resolved as ``copy(fromContainer:path:to:)``
     /// resolves it (symlinks inside the container root; the last component is not followed).
@@ -65,16 +75,40 @@ extension Store {
     /// The path is resolved inside the container root as ``copy(fromContainer:path:to:)``
     /// does; nothing outside the root is read.
     public func archive(fromContainer ref: String, path: String, to tar: URL) async throws -> ContainerPathStat {
-        let root = try await mountContainer(ref)
-        let source = try ScopedPath.resolve(root: root, path: path, followFinal: false)
-        guard let meta = FileMeta.of(source) else { throw StrataError(.fileNotFound, "\(path): no such file or directory in the container") }
-        let stat = Self.pathStat(path, meta)
+        let resolved = try await resolveArchive(fromContainer: ref, path: path)
         let fd = Glibc.open(tar.path,  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StrataError.system("cannot create \(tar.path)") }
         defer { close(fd) }
         let writer = try ArchiveWriter(fd: fd, name: tar.path, reproducibleTimes: false)
+        try writePathArchive(resolved, writer)
+        return resolved.stat
+    }
+
+    /// Resolves `path` in the container for ``archive(_:to:name:)``: what the path is, known
+    /// before any byte of its archive is written (a server sends it in the answer's head).
+    /// Throws `.fileNotFound` when nothing is there.
+    package func resolveArchive(fromContainer ref: String, path: String) async throws -> ContainerPathArchive {
+        let root = try await mountContainer(ref)
+        let source = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        guard let meta = FileMeta.of(source) else { throw StrataError(.fileNotFound, "\(path): no such file or directory in the container") }
+        return ContainerPathArchive(stat: Self.pathStat(path, meta), source: source, meta: meta)
+    }
+
+    /// Writes the tar of a resolved container path into `sink` as it is made (the Engine
+    /// API's `GET /containers/{id}/archive`, `docker cp C:/path -`): the same entries as
+    /// ``archive(fromContainer:path:to:)``, with no file in between. The writing runs on a
+    /// thread of its own (the sink may block); a failure part way throws with the archive
+    /// cut short, which the caller must pass on as such.
+    package func archive(_ resolved: ContainerPathArchive, to sink: any ByteSink, name: String) async throws {
+        try await onOwnThread("strata.cp") {
+            try self.writePathArchive(resolved, try ArchiveWriter(sink: sink, name: name, reproducibleTimes: false))
+        }
+    }
+
+    /// The entries of a resolved path, depth first in name order, then the archive's end.
+    private func writePathArchive(_ resolved: ContainerPathArchive, _ writer: ArchiveWriter) throws {
         var links: [UInt64: String] = [:]
-        let top = stat.name == "/" ? "." : stat.name
+        let top = resolved.stat.name == "/" ? "." : resolved.stat.name
         func add(_ full: String, _ rel: String, _ meta: FileMeta) throws {
             try writer.addFromDisk(full, as: rel, meta: meta, links: &links)
             guard meta.kind == .directory else { return }
@@ -83,9 +117,8 @@ extension Store {
                 try add(full + "/" + name, rel + "/" + name, m)
             }
         }
-        try add(source, top, meta)
+        try add(resolved.source, top, resolved.meta)
         try writer.close()
-        return stat
     }
 
     /// Extracts a tar (plain or compressed) into the directory `directory` of the container
