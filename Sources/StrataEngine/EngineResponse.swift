@@ -122,6 +122,19 @@ final class EngineResponse: Sendable {
         try await self.message(["errorDetail": ["message": message], "error": message])
     }
 
+    /// Starts the raw stream of an attach or an exec: `101 UPGRADED` when the client asked to
+    /// upgrade (the docker CLI does; nothing is framed after it), else a 200 stream of
+    /// `contentType`. The connection closes after it.
+    func startRawStream(_ req: EngineRequest, contentType: String = "application/vnd.docker.raw-stream") async throws {
+        closesConnection = true
+        if req.headers["Upgrade"].first.map({ !$0.isEmpty }) ?? false {
+            try await startStream(.switchingProtocols, contentType: "application/vnd.docker.raw-stream",
+                                  headers: [("Connection", "Upgrade"), ("Upgrade", "tcp")])
+        } else {
+            try await startStream(.ok, contentType: contentType)
+        }
+    }
+
     /// Ends a streamed body.
     func finish() async throws {
         try await outbound.write(.end(nil))

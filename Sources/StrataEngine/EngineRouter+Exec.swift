@@ -68,14 +68,7 @@ extension EngineRouter {
         }
         let (chunks, sink) = AsyncStream<(ContainerStream, Data)>.makeStream()
         let wanted: Set<ContainerStream> = Set([exec.attachStdout ? .stdout : nil, exec.attachStderr ? .stderr : nil].compactMap { $0 })
-        let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
-        res.closesConnection = true
-        if upgrade {
-            try await res.startStream(.switchingProtocols, contentType: "application/vnd.docker.raw-stream",
-                                      headers: [("Connection", "Upgrade"), ("Upgrade", "tcp")])
-        } else {
-            try await res.startStream(.ok, contentType: exec.options.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
-        }
+        try await res.startRawStream(req, contentType: exec.options.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
         let run = Task { [input] () -> Int32? in
             defer { sink.finish() }
             do {

@@ -117,13 +117,7 @@ extension EngineRouter {
         defer { if endsStdin { stdin?.run?.close() } }
         let output = live ? await runner.attach(c.id) : nil
         let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
-        res.closesConnection = true
-        if upgrade {
-            try await res.startStream(.switchingProtocols, contentType: "application/vnd.docker.raw-stream",
-                                      headers: [("Connection", "Upgrade"), ("Upgrade", "tcp")])
-        } else {
-            try await res.startStream(.ok, contentType: "application/vnd.docker.raw-stream")
-        }
+        try await res.startRawStream(req)
         if logs {
             // docker-py reads the 101's head through a buffered reader and the rest from the
             // socket itself, so bytes that come with the head are lost to it: the head goes

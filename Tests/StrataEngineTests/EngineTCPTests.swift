@@ -183,16 +183,9 @@ import Glibc
     /// socket was bound: the socket is closed and removed again, and the error is one line.
     @Test func aListenerThatCannotBindLeavesNoSocket() throws {
         let h = try EngineHarness()
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = EngineHarness.boundLoopbackSocket()
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        #expect(bound == 0 && listen(fd, 1) == 0)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let port = Int(UInt16(bigEndian: addr.sin_port))
+        #expect(port > 0 && listen(fd, 1) == 0)
         let r = try Self.refused(h, ["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:\(port)"])
         #expect(r.status == 1, "\(r)")
         #expect(r.err == "error: cannot listen on 127.0.0.1:\(port): Address already in use\n", "\(r.err)")
