@@ -154,3 +154,19 @@ struct TopCommand: AsyncParsableCommand {
         Output.writeStandardOutput(table.renderBytes())
     }
 }
+
+/// `strata export`: the container's root filesystem as a tar, as `docker export`.
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a container's root filesystem as a tar (to standard output, or -o FILE).",
+        discussion: "Examples:\n  strata export web > web.tar\n  strata export -o web.tar web && strata import web.tar flat:1")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "The file to write (default: standard output).")
+    var output: String?
+    @Argument var container: String
+
+    func run() async throws {
+        let store = try await global.openStore()
+        _ = try await store.archive(fromContainer: container, path: "/.", to: URL(fileURLWithPath: output ?? "/dev/stdout"))
+    }
+}

@@ -35,6 +35,17 @@ extension EngineRouter {
         }
     }
 
+    /// `GET /containers/{id}/export` (`docker export`): a tar of the container's whole root
+    /// filesystem (entries `./…`), streamed as it is made; volumes are not in it.
+    func exportContainer(_ ref: String, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        let resolved = try await store.resolveArchive(fromContainer: ref, path: "/.")
+        let store = self.store
+        try await streamTar(res) { pipe in
+            try await store.archive(resolved, to: pipe, name: "the response")
+        }
+    }
+
     /// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the body, a tar, extracted into the
     /// directory `path` of the container; with `copyUIDGID` (`docker cp -a`) owned by the
     /// container's user. `noOverwriteDirNonDir` is not enforced.

@@ -110,6 +110,7 @@ struct EngineRouter: Sendable {
                 case (.GET, "logs"): return serve { req, res in try await containerLogs(id, req, res) }
                 case (.GET, "changes"): return serve { _, res in try await containerChanges(id, res) }
                 case (.GET, "top"): return serve { req, res in try await topContainer(id, req, res) }
+                case (.GET, "export"): return serve { _, res in try await exportContainer(id, res) }
                 case (.GET, "stats"): return serve { req, res in try await containerStats(id, req, res) }
                 case (.HEAD, "archive"): return serve { req, res in try await statContainerPath(id, req, res) }
                 case (.GET, "archive"): return serve { req, res in try await getContainerArchive(id, req, res) }

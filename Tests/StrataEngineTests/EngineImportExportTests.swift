@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 
-/// `docker import` through `strata serve` with the real docker CLI: the body becomes a
-/// one-layer image whose layer is the tar's (the same diffID `strata import` gives), and a
-/// body that is no tar, or climbs out, is refused with the store unchanged.
-@Suite(.serialized) struct EngineImportTests {
+/// `docker import` and `docker export` through `strata serve` with the real docker CLI: the
+/// body becomes a one-layer image whose layer is the tar's (the same diffID `strata import`
+/// gives), a body that is no tar, or climbs out, is refused with the store unchanged, and an
+/// export is the container's root filesystem with its changes.
+@Suite(.serialized) struct EngineImportExportTests {
     @Test func importFromTheRequestBody() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()
@@ -38,5 +39,24 @@ import Testing
         #expect(change.status != 0 && change.err.contains("--change"), "\(change)")
         #expect(try EngineHostileTests.snapshot(h) == before)
         #expect(!FileManager.default.fileExists(atPath: h.dir.deletingLastPathComponent().appendingPathComponent("climbed").path))
+    }
+
+    @Test func exportIsTheContainersRootFilesystem() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["run", "--name", "ex", "busybox", "sh", "-c", "echo changed > /etc/motd; echo gone > /etc/passwd"]).status == 0)
+        #expect(try h.docker(["export", "-o", h.file("ex.tar"), "ex"]).status == 0)
+        // The same bytes as strata's own export, and the files the container left.
+        #expect(try h.strata(["export", "-o", h.file("ex2.tar"), "ex"]).status == 0)
+        #expect(FileManager.default.contentsEqual(atPath: h.file("ex.tar"), andPath: h.file("ex2.tar")))
+        try h.shell("mkdir -p x && tar -C x -xf ex.tar && test \"$(cat x/etc/motd)\" = changed && test \"$(cat x/etc/passwd)\" = gone && cmp x/bin/busybox r/bin/busybox")
+        // Through import again, it runs.
+        try h.shell("docker -H unix://\(h.socket) import ex.tar flat:1 >/dev/null")
+        #expect(try h.docker(["run", "--rm", "flat:1", "cat", "/etc/motd"]).out == "changed\n")
+        let missing = try h.docker(["export", "no-such-container"])
+        #expect(missing.status != 0 && missing.err.contains("no such container"), "\(missing)")
     }
 }
