@@ -67,8 +67,9 @@ extension EngineRouter {
         var reference: String?
         if let repo = req.string("repo"), !repo.isEmpty {
             let tag = req.string("tag") ?? ""
-            reference = tag.isEmpty ? repo : "\(repo):\(tag)"
-            try Self.checkName(reference!)
+            let named = tag.isEmpty ? repo : "\(repo):\(tag)"
+            try Self.checkName(named)
+            reference = named
         }
         // As dockerd: the history says where it came from, "-" for the request body.
         var options = ImportOptions(message: req.string("message").flatMap { $0.isEmpty ? nil : $0 } ?? "Imported from -",

@@ -17,8 +17,20 @@ actor ExecInstances {
     }
 
     private var instances: [String: Instance] = [:]
+    /// IDs in the order they were made, to forget the oldest finished ones.
+    private var order: [String] = []
+    /// Instances that do not run kept for inspection; older ones are forgotten (dockerd drops
+    /// them too), so a server that serves many execs does not grow.
+    static let keptFinished = 256
 
-    func add(_ instance: Instance) { instances[instance.id] = instance }
+    func add(_ instance: Instance) {
+        instances[instance.id] = instance
+        order.append(instance.id)
+        // Running ones stay; of the rest (finished, or made and never started) the newest stay.
+        let idle = order.filter { instances[$0].map { !$0.running } ?? true }
+        for id in idle.dropLast(Self.keptFinished) { instances[id] = nil }
+        order.removeAll { instances[$0] == nil }
+    }
 
     func get(_ id: String) throws -> Instance {
         guard let i = instances[id] else { throw EngineError(status: .notFound, message: "No such exec instance: \(id)") }

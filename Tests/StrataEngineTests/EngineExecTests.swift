@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import StrataEngine
+@testable import Strata
 
 /// `docker exec` through `strata serve` with the real docker CLI: the command runs in the
 /// running container (its files, its namespaces), its output comes back on the right streams,
@@ -45,5 +47,32 @@ import Testing
         #expect(try h.docker(["stop", "-t", "0", "box"]).status == 0)
         let stopped = try h.docker(["exec", "box", "true"])
         #expect(stopped.status != 0 && stopped.err.contains("is not running"), "\(stopped)")
+    }
+}
+
+/// The server's exec instances stay bounded: running ones are kept, of the others the
+/// newest ``ExecInstances/keptFinished``.
+struct ExecInstancesTests {
+    @Test func oldIdleInstancesAreForgotten() async throws {
+        let execs = ExecInstances()
+        func make(_ i: Int) -> ExecInstances.Instance {
+            ExecInstances.Instance(id: "e\(i)", containerID: "c", options: ExecOptions(command: ["true"]),
+                                   attachStdin: false, attachStdout: true, attachStderr: true)
+        }
+        await execs.add(make(0))
+        _ = try await execs.begin("e0", terminal: nil)  // runs on: kept however many come
+        for i in 1...400 {
+            await execs.add(make(i))
+            _ = try await execs.begin("e\(i)", terminal: nil)
+            await execs.end("e\(i)", status: 0)
+        }
+        await execs.add(make(401))  // the next add forgets the oldest idle ones
+        #expect(try await execs.get("e0").running)
+        #expect(try await execs.get("e401").started == false)
+        #expect((try? await execs.get("e1")) == nil)
+        #expect(try await execs.get("e400").exitCode == 0)
+        var kept = 0
+        for i in 1...401 where (try? await execs.get("e\(i)")) != nil { kept += 1 }
+        #expect(kept == ExecInstances.keptFinished)
     }
 }

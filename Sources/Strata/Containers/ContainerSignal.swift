@@ -66,5 +66,6 @@ public struct ContainerSignal: Sendable, Hashable, CustomStringConvertible {
         return String(number)
     }
 
+    /// The ``name``.
     public var description: String { name }
 }

@@ -159,7 +159,9 @@ extension Store {
                         kill.arguments = ["--root", root, "kill", id, "KILL"]
                         kill.standardOutput = FileHandle.nullDevice
                         kill.standardError = FileHandle.nullDevice
-                        if (try? kill.run()) != nil { kill.waitUntilExit() }
+                        // A kill that cannot start has no status to read (Foundation traps).
+                        guard (try? kill.run()) != nil else { return }
+                        kill.waitUntilExit()
                         if kill.terminationStatus == 0 { return }
                         Thread.sleep(forTimeInterval: 0.1)
                     }

@@ -15,6 +15,7 @@ public struct ExecOptions: Sendable {
     /// Run on a terminal of its own (`docker exec -t`): the output is one stream.
     public var tty: Bool
 
+    /// Options for running `command`; the rest as the container has them unless given.
     public init(command: [String], env: [String] = [], workingDir: String? = nil, user: String? = nil, tty: Bool = false) {
         self.command = command
         self.env = env

@@ -7,6 +7,7 @@ public struct ContainerPruneOptions: Sendable {
     /// `label=…` filters: strata's containers carry no labels, so one matches none.
     public var requiresLabel = false
 
+    /// Every container that is not running, or only those created more than `until` seconds ago.
     public init(until: TimeInterval? = nil) { self.until = until }
 
     /// Options from filters by name, as the CLI and the Engine API give them: `until` (a

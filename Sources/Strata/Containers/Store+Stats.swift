@@ -7,8 +7,11 @@ public struct ContainerStats: Sendable, Codable, Hashable {
     public var read: Date
     /// CPU time the container used, in nanoseconds: in all, per CPU, in the kernel, in user space.
     public var cpuTotal: UInt64
+    /// CPU time per CPU, in nanoseconds.
     public var cpuPerCPU: [UInt64]
+    /// CPU time in the kernel, in nanoseconds.
     public var cpuKernel: UInt64
+    /// CPU time in user space, in nanoseconds.
     public var cpuUser: UInt64
     /// The host's CPU time since boot, in nanoseconds, summed over CPUs (`/proc/stat`, as dockerd).
     public var systemCPU: UInt64
@@ -17,7 +20,9 @@ public struct ContainerStats: Sendable, Codable, Hashable {
     /// Memory the container's cgroup charges, its peak, and its limit (the host's memory when
     /// it has none, as dockerd reports it), in bytes.
     public var memoryUsage: UInt64
+    /// The peak of ``memoryUsage``.
     public var memoryMaxUsage: UInt64
+    /// The cgroup's limit, or the host's memory when it has none.
     public var memoryLimit: UInt64
     /// The cgroup's memory counters by name (`cache`, `total_inactive_file`, `inactive_file`, …).
     public var memoryCounters: [String: UInt64]
@@ -25,6 +30,7 @@ public struct ContainerStats: Sendable, Codable, Hashable {
     public var pids: UInt64
     /// Bytes read from and written to block devices.
     public var blockRead: UInt64
+    /// Bytes written to block devices.
     public var blockWrite: UInt64
 }
 
