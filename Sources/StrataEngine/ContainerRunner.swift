@@ -124,6 +124,15 @@ actor ContainerRunner {
         inputs.removeValue(forKey: id)?.cancel()
     }
 
+    /// The end of this server's current run of the container: its exit status (nil inside:
+    /// it could not start), or nil at once when none runs. One call on the actor, so a run
+    /// cannot end between "does it run" and "wait for it" (a waiter added after the end
+    /// would never be answered).
+    func waitForCurrentRun(_ id: String) async -> Int32?? {
+        guard tasks[id] != nil else { return .none }
+        return .some(await withCheckedContinuation { exitWaiters[id, default: []].append($0) })
+    }
+
     /// Waits for the end of the container's next run (or the current one) and returns its
     /// exit status; nil when the run could not start.
     func waitForExit(_ id: String) async -> Int32? {

@@ -188,7 +188,8 @@ extension EngineRouter {
     }
 
     /// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: `{"StatusCode", "Error"}`
-    /// when the run ends (at once for `not-running` when it is not running).
+    /// when the run ends (at once for `not-running` when it is not running; a run of another
+    /// process, `strata run`, is waited for through its run lock).
     func waitContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let c = try await store.container(ref)
@@ -196,8 +197,20 @@ extension EngineRouter {
         guard ["not-running", "next-exit", "removed"].contains(condition) else {
             throw EngineError.badRequest("invalid condition: \"\(condition)\"")
         }
-        if condition == "not-running", !(await runner.isRunning(c.id)) {
-            try await res.sendJSON(["StatusCode": Int(c.exitCode ?? 0), "Error": NSNull()] as [String: Any])
+        if condition == "not-running" {
+            try await res.startStream(contentType: "application/json")
+            var status: Int32?
+            if let ran = await runner.waitForCurrentRun(c.id) {
+                status = ran
+            } else {
+                // A run of another process (`strata run`): its run lock says when it ended.
+                while try await store.isRunning(c.id) { try await Task.sleep(for: .milliseconds(50)) }
+                // The row as the last run left it, read now: the one read above may predate its end.
+                status = try await store.container(c.id).exitCode ?? 0
+            }
+            let error: Any = status == nil ? ["Message": "the container did not start"] : NSNull()
+            try await res.message(["StatusCode": Int(status ?? 127), "Error": error] as [String: Any])
+            try await res.finish()
             return
         }
         // As dockerd does: the headers go out at once and the body when the container stops.
