@@ -104,6 +104,9 @@ import TestSupport
                     summary.tags = summary.tags.filter { matches($0, name: String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)])) }
                     summary.repoDigests = summary.repoDigests.filter { matches($0, name: String($0[..<($0.firstIndex(of: "@") ?? $0.endIndex)])) }
                 }
+                // dangling=true: moby starts from the store's heads (images nothing is built
+                // on), with or without all.
+                if filters.dangling == true && children > 0 { continue }
                 if summary.tags.isEmpty && summary.repoDigests.isEmpty {
                     if !all && children > 0 { continue }
                     if filters.dangling == false || !filters.references.isEmpty { continue }

@@ -43,9 +43,11 @@ import Testing
         _ = try await store.removeImage("base:1")
         #expect(try await store.images().map(\.id) == [ids.app])
         #expect(Set(try await store.images(all: true).map(\.id)) == [ids.app, ids.base])
-        // An intermediate image is not dangling (Docker: dangling images are the untagged leaves).
+        // An intermediate image is not dangling, with -a too (moby's list starts from the
+        // store's heads for dangling=true; podman 4.3 agrees), but -a lists it as untagged.
         #expect(try await store.images(filters: ImageFilters(dangling: true)).isEmpty)
-        #expect(try await store.images(all: true, filters: ImageFilters(dangling: true)).map(\.id) == [ids.base])
+        #expect(try await store.images(all: true, filters: ImageFilters(dangling: true)).isEmpty)
+        #expect(try await store.images(all: true).contains { $0.id == ids.base && $0.tags.isEmpty })
     }
 
     @Test func rmiFollowsDockersRules() async throws {

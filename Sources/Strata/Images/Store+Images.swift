@@ -175,11 +175,13 @@ extension Store {
                 // Docker's rules (moby's image list): `reference=` keeps the references that
                 // match, each on its own; an image left with no tag and no digest is listed
                 // only without `reference=` and `dangling=false`, and, without `all`, only if
-                // no image is built on it (an intermediate image is not dangling either).
+                // no image is built on it. `dangling=true` looks at those heads alone, with
+                // `all` too: an intermediate image is never dangling.
                 if !filters.references.isEmpty {
                     imageTags.removeAll { !filters.matchesReference($0) }
                     imageDigests.removeAll { !filters.matchesReference($0) }
                 }
+                if filters.dangling == true && childCount > 0 { continue }
                 if ImageSummary.isUntagged(tags: imageTags, repoDigests: imageDigests) {
                     if !all && childCount > 0 { continue }
                     if filters.dangling == false || !filters.references.isEmpty { continue }

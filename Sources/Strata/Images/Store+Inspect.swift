@@ -38,11 +38,19 @@ public struct ImageDetails: Sendable {
     public var configData: Data
     public var config: ImageConfig
 
+    /// The inspect object's `Comment`, by dockerd's rule: the config's own top-level
+    /// `comment` (what `docker commit -m` and `docker import -m` set), or else the comment of
+    /// the last history step (BuildKit's `buildkit.dockerfile.v0`).
+    public var dockerComment: String {
+        if case .string(let own)? = config.otherFields["comment"], !own.isEmpty { return own }
+        return config.history?.last?.comment ?? ""
+    }
+
     /// Docker's `docker image inspect` object.
     public var docker: DockerImageInspect {
         DockerImageInspect(
             Id: id.string, RepoTags: repoTags, RepoDigests: repoDigests, Parent: parent?.string ?? "",
-            Comment: config.history?.last?.comment ?? "", Created: config.created ?? "", Author: config.author ?? "",
+            Comment: dockerComment, Created: config.created ?? "", Author: config.author ?? "",
             Config: config.config, Architecture: config.architecture ?? "", Variant: config.variant,
             Os: config.os ?? "", OsVersion: config.otherFields["os.version"], DockerVersion: config.otherFields["docker_version"],
             Size: size, RootFS: DockerImageInspect.RootFSLayers(Type: config.rootfs.type, Layers: config.rootfs.diffIDs.map(\.string)),
@@ -56,6 +64,15 @@ public struct DockerImageInspect: Encodable, Sendable, Hashable {
     public struct RootFSLayers: Encodable, Sendable, Hashable {
         public var `Type`: String
         public var Layers: [String]
+
+        /// dockerd leaves `Layers` out when there is none (`omitempty`).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(`Type`, forKey: .Type)
+            if !Layers.isEmpty { try c.encode(Layers, forKey: .Layers) }
+        }
+
+        private enum Key: String, CodingKey { case `Type`, Layers }
     }
     public struct ManifestDescriptor: Encodable, Sendable, Hashable {
         public var digest: String
