@@ -105,7 +105,7 @@ extension Store {
         let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
         // The run lock, as `start(_:)` holds it: a live `strata run` is never taken for a
         // run whose process died (``recoverInterruptedRuns()``).
-        guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
+        guard let runLock = try await takeRunLock(c.id) else {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
         }
         defer { withExtendedLifetime(runLock) {} }

@@ -6,6 +6,21 @@ extension Store {
     /// before its row says running until its exit is recorded.
     func runLockPath(_ id: String) -> String { containerDirs(id).base.appendingPathComponent("run.lock").path }
 
+    /// Takes the container's run lock for a new run, or nil when a run holds it.
+    ///
+    /// Others take it for an instant too (``isRunning(_:)`` shared, interrupted-run recovery
+    /// and a waiter for another process's run exclusive), so a lock that is busy is tried again
+    /// for a quarter of a second before the container counts as running: a live run holds it
+    /// for its whole life.
+    func takeRunLock(_ id: String) async throws -> FileLock? {
+        let path = runLockPath(id)
+        for attempt in 0..<50 {
+            if let lock = try FileLock(tryPath: path) { return lock }
+            if attempt < 49 { try? await Task.sleep(nanoseconds: 5_000_000) }
+        }
+        return nil
+    }
+
     /// The exit status recorded for a run whose process died without recording one, as
     /// dockerd reports a container that its restart found dead.
     public static let interruptedRunStatus: Int32 = 255

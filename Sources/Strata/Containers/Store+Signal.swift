@@ -15,8 +15,10 @@ extension Store {
     func isRunning(id: String, state: String) throws -> Bool {
         guard state == "running" else { return false }
         guard FileManager.default.fileExists(atPath: runLockPath(id)) else { return false }
-        // Taken at once: nobody holds it, so no run is live (it is released right away).
-        return try FileLock(tryPath: runLockPath(id)) == nil
+        // Shared, taken at once: no run holds it (a run holds it exclusive), so none is live.
+        // Released right away; probes never exclude each other, and a start that meets one
+        // tries again (``takeRunLock(_:)``).
+        return try FileLock(tryPath: runLockPath(id), mode: .shared) == nil
     }
 
     /// Sends `signal` to the container's process (`docker kill [-s SIGNAL]`). Throws a conflict

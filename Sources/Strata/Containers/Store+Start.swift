@@ -112,7 +112,7 @@ extension Store {
         var spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
         // Held from before the row says running until the exit is recorded: a row that says
         // running while nobody holds it is a run whose process died (``recoverInterruptedRuns()``).
-        guard let runLock = try FileLock(tryPath: runLockPath(c.id)) else {
+        guard let runLock = try await takeRunLock(c.id) else {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
         }
         defer { withExtendedLifetime(runLock) {} }
