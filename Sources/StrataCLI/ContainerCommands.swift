@@ -16,10 +16,18 @@ struct ContainerFlags: ParsableArguments {
     var snapshotter: SnapshotterKind?
     @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
     var volume: [String] = []
+    @Option(name: .shortAndLong, help: "Set a label (KEY=VALUE, or KEY for an empty value); over the image's labels.")
+    var label: [String] = []
 
     func options(command: [String]) throws -> ContainerOptions {
-        ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter,
-                         volumes: try volume.map { try VolumeMount(parsing: $0) })
+        var o = ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter,
+                                 volumes: try volume.map { try VolumeMount(parsing: $0) })
+        for l in label {
+            let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = kv.first, !key.isEmpty else { throw StrataError(.invalidArgument, "invalid label \"\(l)\": use KEY=VALUE") }
+            o.labels[String(key)] = kv.count > 1 ? String(kv[1]) : ""
+        }
+        return o
     }
 }
 

@@ -23,38 +23,9 @@ extension EngineRouter {
             "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
             "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
             "State": c.dockerState, "Status": c.status(),
-            "Ports": [Any](), "Labels": [String: String](), "Mounts": mounts(c),
+            "Ports": [Any](), "Labels": c.labels ?? [:], "Mounts": mounts(c),
             "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": [String: Any]()],
         ]
-    }
-
-    /// `GET /containers/{id}/json`.
-    func inspectContainer(_ ref: String, _ res: EngineResponse) async throws {
-        try Self.checkName(ref)
-        try await store.recoverInterruptedRuns()
-        let c = try await store.container(ref)
-        let running = c.state == "running"
-        let zero = "0001-01-01T00:00:00Z"
-        let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
-        try await res.sendJSON([
-            "Id": c.id, "Name": "/" + (c.name ?? String(c.id.prefix(12))), "Created": RFC3339.format(c.created),
-            "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()), "Image": c.imageID.string,
-            "State": ["Status": c.dockerState, "Running": running, "Paused": c.paused == true, "Restarting": false, "OOMKilled": false,
-                      "Dead": false, "Pid": 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
-                      "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
-            "Driver": c.snapshotter.rawValue, "Mounts": mounts(c),
-            "Config": ["Image": c.image, "Cmd": c.command, "Entrypoint": c.entrypoint.map { $0 as Any } ?? NSNull(), "Env": c.env,
-                       "WorkingDir": c.workingDir ?? "", "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false,
-                       // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
-                       "StdinOnce": stdinOnce, "AttachStdin": stdinOnce,
-                       "AttachStdout": false, "AttachStderr": false, "Labels": [String: String]()] as [String: Any],
-            // `json-file`: the log can be read back through the API (docker logs, follow),
-            // which is what clients infer from it (docker-py's containers.run reads the output
-            // back only for json-file and journald); the file itself is Docker's frame format.
-            "HostConfig": ["NetworkMode": "none", "AutoRemove": c.autoRemove ?? false,
-                           "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any]] as [String: Any],
-            "NetworkSettings": ["Networks": [String: Any]()],
-        ] as [String: Any])
     }
 
     /// `DELETE /containers/{id}?force=&v=`: 204.
@@ -68,7 +39,7 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
-    private func mounts(_ c: ContainerInfo) -> [[String: Any]] {
+    func mounts(_ c: ContainerInfo) -> [[String: Any]] {
         (c.volumes ?? []).map { v in
             v.isBind ? ["Type": "bind", "Source": v.source, "Destination": v.destination, "RW": true]
                 : ["Type": "volume", "Name": v.source, "Source": store.root.appendingPathComponent("volumes/\(v.source)/data").path,

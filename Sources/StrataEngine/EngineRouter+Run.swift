@@ -31,13 +31,24 @@ extension EngineRouter {
             volumes.append(try VolumeMount(parsing: parts.prefix(2).joined(separator: ":")))
         }
         let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
-        let options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
+        var labels: [String: String] = [:]
+        switch o["Labels"] {
+        case nil, is NSNull: break
+        case let given as [String: Any]:
+            for (k, v) in given {
+                guard let v = v as? String else { throw EngineError.badRequest("label \"\(k)\" must be a string") }
+                labels[k] = v
+            }
+        default: throw EngineError.badRequest("Labels must be an object of strings")
+        }
+        var options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
                                        entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
                                        openStdin: o["OpenStdin"] as? Bool ?? false,
                                        // Docker's StdinOnce (false when absent): `docker run -i` and
                                        // `docker create -i` set it, `docker run -d -i` does not.
                                        keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
+        options.labels = labels
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.
         if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,

@@ -40,6 +40,40 @@ import Glibc
         #expect(try h.docker(["rm", id]).status == 0)
     }
 
+    /// A container's labels are its image's with `--label` over them (as dockerd merges the
+    /// image's config into the container's); `docker ps --filter label=` and `strata ps
+    /// --filter label=` find them; `docker inspect` gives a running container's host PID.
+    @Test func labelsAndThePidOfARun() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p lab && printf 'FROM busybox\\nLABEL stage=build tier=base\\n' > lab/Dockerfile")
+        #expect(try h.strata(["build", "-q", "-t", "lab:1", h.file("lab")]).status == 0)
+        try h.start()
+        defer { h.stop() }
+        let made = try h.docker(["create", "--name", "labelled", "--label", "tier=web", "--label", "team", "lab:1", "true"])
+        #expect(made.status == 0, "\(made.err)")
+        let labels = try h.docker(["inspect", "--format", "{{json .Config.Labels}}", "labelled"]).out
+        #expect(labels == #"{"stage":"build","team":"","tier":"web"}"# + "\n", "\(labels)")
+        #expect(try h.docker(["create", "--name", "plain", "busybox", "true"]).status == 0)
+        func ps(_ filter: String) throws -> String { try h.docker(["ps", "-a", "--filter", filter, "--format", "{{.Names}}"]).out }
+        #expect(try ps("label=tier=web") == "labelled\n")
+        #expect(try ps("label=stage") == "labelled\n")
+        #expect(try ps("label=tier=base") == "")
+        let labelled = try h.docker(["inspect", "--format", "{{.Id}}", "labelled"]).out
+        #expect(try h.strata(["ps", "-a", "-q", "--no-trunc", "--filter", "label=team"]).out == labelled)
+        #expect(try h.strata(["create", "--name", "cli", "--label", "x=1", "busybox", "true"]).status == 0)
+        #expect(try ps("label=x=1") == "cli\n")
+
+        // The PID of a running container is its command's, on the host.
+        #expect(try h.docker(["run", "-d", "--name", "live", "busybox", "sh", "-c", "exec busybox sleep 60"]).status == 0)
+        let pid = try h.docker(["inspect", "--format", "{{.State.Pid}}", "live"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+        #expect(Int(pid) ?? 0 > 0 && comm == "busybox\n", "pid \(pid): \(comm)")
+        #expect(try h.docker(["rm", "-f", "live"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.State.Pid}}", "labelled"]).out == "0\n")
+    }
+
     /// A server (or a `strata run`) killed with SIGKILL while containers run leaves their rows
     /// saying running. The next `strata ps`, `docker ps` or `docker inspect`, or the next start
     /// of the server, records them as exited (255, as dockerd after a crash) and kills what the

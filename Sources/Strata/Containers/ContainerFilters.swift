@@ -8,9 +8,10 @@ import Foundation
 /// against `/NAME`, as dockerd's names start with a slash). A `status`, `before` or `since`
 /// filter lists stopped containers too, as `docker ps -a` would.
 ///
-/// strata's containers have no labels, published or exposed ports, networks or health
-/// check of their own, and are never swarm tasks: `label`, `network`, `publish` and
-/// `expose` match nothing, `health` matches only `none`, `is-task` only `false`.
+/// `label` matches a container's labels (its image's, and those given at create). strata's
+/// containers have no published or exposed ports, networks or health check of their own,
+/// and are never swarm tasks: `network`, `publish` and `expose` match nothing, `health`
+/// matches only `none`, `is-task` only `false`.
 ///
 /// ```swift
 /// let exited = try ContainerFilters(["status": ["exited"], "ancestor": ["busybox"]])
@@ -39,7 +40,7 @@ public struct ContainerFilters: Sendable, Hashable {
     public var health: [String]
     /// `is-task=`: swarm tasks or not; strata's containers are never tasks.
     public var isTask: [Bool]
-    /// `label=`: `KEY` or `KEY=VALUE`; strata's containers have no labels, so nothing matches.
+    /// `label=`: `KEY` or `KEY=VALUE`; every one must match the container's labels.
     public var labels: [String]
     /// `network=`: strata's containers join no network, so nothing matches.
     public var networks: [String]
@@ -119,7 +120,8 @@ public struct ContainerFilters: Sendable, Hashable {
         }
         if !statuses.isEmpty, !statuses.contains(c.dockerState) { return false }
         if !exitCodes.isEmpty, !(c.state == "exited" && c.startedAt != nil && exitCodes.contains(c.exitCode ?? 0)) { return false }
-        if !labels.isEmpty || !networks.isEmpty || !published.isEmpty || !exposed.isEmpty { return false }
+        if !labels.isEmpty, !FilterPattern.matchesLabels(labels, c.labels ?? [:]) { return false }
+        if !networks.isEmpty || !published.isEmpty || !exposed.isEmpty { return false }
         if !health.isEmpty, !health.contains("none") { return false }
         if !isTask.isEmpty, !isTask.contains(false) { return false }
         if let createdBefore, c.created >= createdBefore { return false }

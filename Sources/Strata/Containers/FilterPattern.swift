@@ -13,6 +13,15 @@ enum FilterPattern {
         return value.contains(re)
     }
 
+    /// dockerd's `label=` rule (moby's `MatchKVList`): every filter matches, `KEY` when the
+    /// label is there, `KEY=VALUE` when it has that value. Images, containers alike.
+    static func matchesLabels(_ filters: [String], _ labels: [String: String]) -> Bool {
+        filters.allSatisfy { f in
+            guard let eq = f.firstIndex(of: "=") else { return labels[f] != nil }
+            return labels[String(f[..<eq])] == String(f[f.index(after: eq)...])
+        }
+    }
+
     /// The values of a true/false filter (`true`, `false`, `1`, `0`, any case), as dockerd
     /// reads them; another value is an `.invalidArgument` error naming the key and value.
     static func booleans(_ values: [String], key: String) throws -> [Bool] {

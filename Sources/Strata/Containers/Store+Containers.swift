@@ -27,6 +27,8 @@ public struct ContainerOptions: Sendable, Codable {
     public var keepsStdinOpen = false
     /// The container's runs get a terminal (``ContainerTerminal``, `docker create -t`).
     public var tty = false
+    /// Labels given at create (`docker create --label`); they go over the image's own.
+    public var labels: [String: String] = [:]
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -78,6 +80,10 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// Its running process is frozen (``Store/pause(_:)``); nil for false. The run goes on:
     /// ``state`` stays `running`.
     public var paused: Bool?
+    /// Its labels, as dockerd gives a container: the image's at create, then those
+    /// ``ContainerOptions/labels`` gave over them; nil for none (and for a container created
+    /// before labels were recorded).
+    public var labels: [String: String]?
 
     /// The state as Docker names it: ``state``, or `paused` for a frozen run.
     public var dockerState: String { state == "running" && paused == true ? "paused" : state }
@@ -109,11 +115,13 @@ extension Store {
             throw error
         }
         for v in options.volumes where !v.isBind { try await createVolume(v.source) }
-        let info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
+        let labels = try await imageLabels(imageID).merging(options.labels) { $1 }
+        var info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
                                  workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date(),
                                  volumes: options.volumes.isEmpty ? nil : options.volumes, entrypoint: options.entrypoint,
                                  autoRemove: options.autoRemove ? true : nil, openStdin: options.openStdin ? true : nil,
                                  keepsStdinOpen: options.openStdin && options.keepsStdinOpen ? true : nil, tty: options.tty ? true : nil)
+        info.labels = labels.isEmpty ? nil : labels
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in

@@ -46,6 +46,21 @@ extension Store {
         return try Self.parsePS(String(decoding: shown.output, as: UTF8.self), pids: Set(pids))
     }
 
+    /// The host PID of a running container's main process (`State.Pid` of `docker inspect`,
+    /// what `nsenter -t` takes), from the OCI runtime's state; nil when it does not run (or
+    /// the runtime no longer knows it).
+    public func mainPID(_ ref: String) async throws -> Int? {
+        let c = try await container(ref)
+        guard try isRunning(id: c.id, state: c.state), let runtime = try? OCIRuntime.find(),
+              try await waitForRuntime(c.id, runtime: runtime) else { return nil }
+        let state = try await runtimeCommand(runtime, ["state", c.id])
+        struct RuntimeState: Decodable { var pid: Int? }
+        guard state.status == 0, let pid = (try? JSONDecoder().decode(RuntimeState.self, from: state.output))?.pid, pid > 0 else {
+            return nil
+        }
+        return pid
+    }
+
     /// `ps` output as dockerd reads it: the header's words are the titles; each line is split
     /// into as many fields, the last keeping the rest of the line; rows whose PID is not one
     /// of `pids` go.

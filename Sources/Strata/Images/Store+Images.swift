@@ -111,10 +111,7 @@ public struct ImageFilters: Sendable {
 
     /// Whether a config's labels satisfy every `labels` filter.
     func matchesLabels(_ labels: [String: String]) -> Bool {
-        self.labels.allSatisfy { f in
-            guard let eq = f.firstIndex(of: "=") else { return labels[f] != nil }
-            return labels[String(f[..<eq])] == String(f[f.index(after: eq)...])
-        }
+        FilterPattern.matchesLabels(self.labels, labels)
     }
 }
 
@@ -233,6 +230,13 @@ extension Store {
     /// index `images_listing` (migration 0009) covers them, so the listing never reads the
     /// wide image rows.
     static let imageListingSQL = "SELECT id, parent_id, created, size, layer_count, labels FROM images"
+
+    /// An image's labels: from its row (0007), else from its config blob.
+    func imageLabels(_ id: Digest) async throws -> [String: String] {
+        let stored = try await read { db in try String.fetchOne(db, sql: "SELECT labels FROM images WHERE id = ?", arguments: [id.string]) }
+        if let stored { return try ImageLabels.decode(stored) }
+        return try configLabels(id)
+    }
 
     /// The labels of an image's config blob.
     func configLabels(_ id: Digest) throws -> [String: String] {

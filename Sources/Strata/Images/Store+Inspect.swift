@@ -37,6 +37,8 @@ public struct ImageDetails: Sendable {
     /// The raw config blob, byte for byte.
     public var configData: Data
     public var config: ImageConfig
+    /// When a tag last came to name this image (nil: never, or no tag now).
+    public var lastTagTime: Date? = nil
 
     /// The inspect object's `Comment`, by dockerd's rule: the config's own top-level
     /// `comment` (what `docker commit -m` and `docker import -m` set), or else the comment of
@@ -54,71 +56,10 @@ public struct ImageDetails: Sendable {
             Config: config.config, Architecture: config.architecture ?? "", Variant: config.variant,
             Os: config.os ?? "", OsVersion: config.otherFields["os.version"], DockerVersion: config.otherFields["docker_version"],
             Size: size, RootFS: DockerImageInspect.RootFSLayers(Type: config.rootfs.type, Layers: config.rootfs.diffIDs.map(\.string)),
-            History: config.history ?? [], Descriptor: DockerImageInspect.ManifestDescriptor(digest: manifestDigest.string))
-    }
-}
-
-/// One image as `docker image inspect` shows it (Docker's field names), from the one typed
-/// config model: `Config` is the image's ``ContainerConfig`` with every key it has.
-public struct DockerImageInspect: Encodable, Sendable, Hashable {
-    public struct RootFSLayers: Encodable, Sendable, Hashable {
-        public var `Type`: String
-        public var Layers: [String]
-
-        /// dockerd leaves `Layers` out when there is none (`omitempty`).
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: Key.self)
-            try c.encode(`Type`, forKey: .Type)
-            if !Layers.isEmpty { try c.encode(Layers, forKey: .Layers) }
-        }
-
-        private enum Key: String, CodingKey { case `Type`, Layers }
-    }
-    public struct ManifestDescriptor: Encodable, Sendable, Hashable {
-        public var digest: String
-    }
-    public var Id: String
-    public var RepoTags: [String]
-    public var RepoDigests: [String]
-    public var Parent: String
-    public var Comment: String
-    public var Created: String
-    public var Author: String
-    public var Config: ContainerConfig?
-    public var Architecture: String
-    public var Variant: String?
-    public var Os: String
-    public var OsVersion: JSONValue?
-    public var DockerVersion: JSONValue?
-    public var Size: Int64
-    public var RootFS: RootFSLayers
-    public var History: [HistoryEntry]
-    public var Descriptor: ManifestDescriptor
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Key.self)
-        try c.encode(Id, forKey: .Id)
-        try c.encode(RepoTags, forKey: .RepoTags)
-        try c.encode(RepoDigests, forKey: .RepoDigests)
-        try c.encode(Parent, forKey: .Parent)
-        try c.encode(Comment, forKey: .Comment)
-        try c.encode(Created, forKey: .Created)
-        try c.encode(Author, forKey: .Author)
-        try c.encode(Config, forKey: .Config)  // null when the image has none, as Docker shows it
-        try c.encode(Architecture, forKey: .Architecture)
-        try c.encodeIfPresent(Variant, forKey: .Variant)
-        try c.encode(Os, forKey: .Os)
-        try c.encodeIfPresent(OsVersion, forKey: .OsVersion)
-        try c.encodeIfPresent(DockerVersion, forKey: .DockerVersion)
-        try c.encode(Size, forKey: .Size)
-        try c.encode(RootFS, forKey: .RootFS)
-        try c.encode(History, forKey: .History)
-        try c.encode(Descriptor, forKey: .Descriptor)
-    }
-
-    private enum Key: String, CodingKey {
-        case Id, RepoTags, RepoDigests, Parent, Comment, Created, Author, Config, Architecture, Variant, Os, OsVersion,
-             DockerVersion, Size, RootFS, History, Descriptor
+            History: config.history ?? [], Descriptor: DockerImageInspect.ManifestDescriptor(digest: manifestDigest.string),
+            Container: config.otherFields["container"]?.string ?? "",
+            ContainerConfig: config.otherFields["container_config"]?.object,
+            LastTagTime: lastTagTime)
     }
 }
 
@@ -163,25 +104,27 @@ extension Store {
 
     /// Full details of one image (`docker image inspect`).
     public func inspect(_ ref: String) async throws -> ImageDetails {
-        let row = try await read { db -> (Digest, [String], [String], String?, String, String?, Int64) in
+        let row = try await read { db -> (Digest, [String], [String], String?, String, String?, Int64, Int64?) in
             let id = try Self.resolve(ref, db: db)
             guard let r = try Row.fetchOne(db, sql: "SELECT parent_id, manifest_digest, index_digest, size FROM images WHERE id = ?", arguments: [id.string]) else {
                 throw StrataError(.imageNotFound, "no such image: \(ref)")
             }
             let tags = try String.fetchAll(db, sql: "SELECT name FROM tags WHERE image_id = ? ORDER BY name", arguments: [id.string])
                 .map { Reference.familiar(stored: $0) }
+            let tagged = try Int64.fetchOne(db, sql: "SELECT max(created_at) FROM tags WHERE image_id = ?", arguments: [id.string])
             let digests = try Row.fetchAll(db, sql: "SELECT name, digest FROM repo_digests WHERE image_id = ? ORDER BY name", arguments: [id.string])
                 .map { r -> String in
                     let n: String = r["name"]
                     let d: String = r["digest"]
                     return ((try? Reference(n, defaultTag: false))?.familiarName ?? n) + "@" + d
                 }
-            return (id, tags, digests, r["parent_id"], r["manifest_digest"], r["index_digest"], r["size"])
+            return (id, tags, digests, r["parent_id"], r["manifest_digest"], r["index_digest"], r["size"], tagged)
         }
         let data = try blobs.readSmall(row.0)
         let config = try ImageConfig.decode(data, digest: row.0)
         return ImageDetails(id: row.0, repoTags: row.1, repoDigests: row.2, parent: try row.3.map { try Digest($0) },
                             manifestDigest: try Digest(row.4), indexDigest: try row.5.map { try Digest($0) },
-                            size: row.6, configData: data, config: config)
+                            size: row.6, configData: data, config: config,
+                            lastTagTime: row.7.map { Date(timeIntervalSince1970: Double($0)) })
     }
 }

@@ -1,0 +1,81 @@
+import Foundation
+import Strata
+
+/// `GET /containers/{id}/json`: dockerd's container object for API 1.43, every key it sends.
+///
+/// What strata knows comes from the container's row (command, env, state, times, volumes,
+/// terminal and stdin settings) and, for a live run, the runtime (`State.Pid`). What strata
+/// does not do has dockerd's value for "not set": no network (`NetworkMode` `none`, empty
+/// addresses), no restart policy (`no`), no resource limits (0), no labels from SELinux or
+/// AppArmor. `LogPath` is empty: the log file is strata's own frame format, not json-file
+/// lines for a log shipper to read.
+extension EngineRouter {
+    func inspectContainer(_ ref: String, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        try await store.recoverInterruptedRuns()
+        let c = try await store.container(ref)
+        let pid = c.state == "running" ? (try? await store.mainPID(c.id)) ?? nil : nil
+        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c)))
+    }
+
+    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]]) -> [String: Any] {
+        let running = c.state == "running"
+        let zero = "0001-01-01T00:00:00Z"
+        let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
+        let null = NSNull()
+        let binds: Any = (c.volumes ?? []).isEmpty ? null : (c.volumes ?? []).map { "\($0.source):\($0.destination)" }
+        return [
+            "Id": c.id, "Created": RFC3339.format(c.created),
+            "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()),
+            "State": ["Status": c.dockerState, "Running": running, "Paused": c.paused == true, "Restarting": false, "OOMKilled": false,
+                      "Dead": false, "Pid": pid ?? 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
+                      "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
+            "Image": c.imageID.string,
+            "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "", "LogPath": "",
+            "Name": "/" + (c.name ?? String(c.id.prefix(12))), "RestartCount": 0,
+            "Driver": c.snapshotter.rawValue, "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+            "ExecIDs": null,
+            "HostConfig": hostConfig(c, binds: binds),
+            "GraphDriver": ["Data": null, "Name": c.snapshotter.rawValue] as [String: Any],
+            "Mounts": mounts,
+            "Config": ["Hostname": String(c.id.prefix(12)), "Domainname": "", "User": "",
+                       // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
+                       "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
+                       "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
+                       "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": null, "WorkingDir": c.workingDir ?? "",
+                       "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:]] as [String: Any],
+            "NetworkSettings": ["Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                                "Ports": [String: Any](), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+                                "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+                                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": [String: Any]()] as [String: Any],
+        ]
+    }
+
+    /// dockerd's HostConfig: what strata does (no network, binds and volumes, auto-remove, the
+    /// log), and dockerd's "not set" for every limit and option it does not offer.
+    private static func hostConfig(_ c: ContainerInfo, binds: Any) -> [String: Any] {
+        let null = NSNull()
+        var h: [String: Any] = [
+            // `json-file`: the log can be read back through the API (docker logs, follow),
+            // which is what clients infer from it (docker-py's containers.run reads the output
+            // back only for json-file and journald); the file itself is Docker's frame format.
+            "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any],
+            "NetworkMode": "none", "PortBindings": [String: Any](), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
+            "AutoRemove": c.autoRemove ?? false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0],
+            "CapAdd": null, "CapDrop": null, "CgroupnsMode": "", "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
+            "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
+            "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": false, "SecurityOpt": null, "UTSMode": "",
+            "UsernsMode": "", "ShmSize": 0, "Runtime": "runc", "Isolation": "", "MaskedPaths": null, "ReadonlyPaths": null,
+            "CgroupParent": "", "BlkioWeightDevice": [Any](), "BlkioDeviceReadBps": [Any](), "BlkioDeviceWriteBps": [Any](),
+            "BlkioDeviceReadIOps": [Any](), "BlkioDeviceWriteIOps": [Any](), "CpusetCpus": "", "CpusetMems": "", "Devices": [Any](),
+            "DeviceCgroupRules": null, "DeviceRequests": null, "MemorySwappiness": null, "OomKillDisable": null, "PidsLimit": null,
+            "Ulimits": null,
+        ]
+        for zero in ["CpuShares", "Memory", "NanoCpus", "BlkioWeight", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+                     "MemoryReservation", "MemorySwap", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "KernelMemory",
+                     "KernelMemoryTCP"] {
+            h[zero] = 0
+        }
+        return h
+    }
+}
