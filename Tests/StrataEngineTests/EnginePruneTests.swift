@@ -23,7 +23,7 @@ import Testing
         let (liveID, madeID, doneID) = (try id("live"), try id("made"), try id("done"))
         #expect(EngineRunTests.waitForProcesses(sleeping: seconds, count: 1))
 
-        // Filters that keep everything: all are younger than an hour; none has a label.
+        // Filters that keep everything: all are younger than an hour; none has this label.
         for filter in ["until=1h", "label=stage"] {
             let r = try h.docker(["container", "prune", "-f", "--filter", filter])
             #expect(r.status == 0 && r.out == "Total reclaimed space: 0B\n", "\(filter): \(r)")
@@ -47,5 +47,16 @@ import Testing
         let cli = try h.strata(["container", "prune", "-f"])
         #expect(cli.status == 0 && cli.out.hasPrefix("Deleted Containers:\n\(liveID)\n"), "\(cli)")
         #expect(try h.docker(["ps", "-a", "-q"]).out == "")
+
+        // Labels narrow it as dockerd's: label= takes the containers with it, label!= spares them.
+        #expect(try h.docker(["create", "--name", "kept", "--label", "keep=1", "busybox", "true"]).status == 0)
+        #expect(try h.docker(["create", "--name", "staged", "--label", "stage=x", "busybox", "true"]).status == 0)
+        #expect(try h.docker(["create", "--name", "plain", "busybox", "true"]).status == 0)
+        let (keptID, stagedID, plainID) = (try id("kept"), try id("staged"), try id("plain"))
+        let staged = try h.docker(["container", "prune", "-f", "--filter", "label=stage"])
+        #expect(staged.status == 0 && staged.out.contains(stagedID) && !staged.out.contains(plainID) && !staged.out.contains(keptID), "\(staged)")
+        let unkept = try h.docker(["container", "prune", "-f", "--filter", "label!=keep=1"])
+        #expect(unkept.status == 0 && unkept.out.contains(plainID) && !unkept.out.contains(keptID), "\(unkept)")
+        #expect(try h.docker(["ps", "-a", "--format", "{{.Names}}"]).out == "kept\n")
     }
 }

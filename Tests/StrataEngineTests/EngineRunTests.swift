@@ -64,6 +64,10 @@ import Glibc
         #expect(try h.strata(["ps", "-a", "-q", "--no-trunc", "--filter", "label=team"]).out == labelled)
         #expect(try h.strata(["create", "--name", "cli", "--label", "x=1", "busybox", "true"]).status == 0)
         #expect(try ps("label=x=1") == "cli\n")
+        // docker commit keeps the container's labels in the image.
+        #expect(try h.docker(["commit", "labelled", "lab:2"]).status == 0)
+        #expect(try h.docker(["image", "inspect", "--format", "{{json .Config.Labels}}", "lab:2"]).out
+                == #"{"stage":"build","team":"","tier":"web"}"# + "\n")
 
         // The PID of a running container is its command's, on the host.
         #expect(try h.docker(["run", "-d", "--name", "live", "busybox", "sh", "-c", "exec busybox sleep 60"]).status == 0)

@@ -139,6 +139,11 @@ extension Store {
         config.created = created
         if let a = plan.author { config.author = a }
         var container = config.config ?? ContainerConfig()
+        // The container's labels (`create --label`) go into the image, as dockerd's commit
+        // writes the container's config; `-c LABEL` edits come after.
+        if let labels = plan.container?.labels, !labels.isEmpty {
+            container.Labels = (container.Labels ?? [:]).merging(labels) { $1 }
+        }
         try plan.editConfig(&container)
         config.config = container
         if let l = newLayer { config.rootfs.diffIDs.append(l.result.diffID) }

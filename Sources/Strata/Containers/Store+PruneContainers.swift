@@ -4,8 +4,10 @@ import Foundation
 public struct ContainerPruneOptions: Sendable {
     /// Only containers created more than this long ago (`until=24h`).
     public var until: TimeInterval?
-    /// `label=…` filters: strata's containers carry no labels, so one matches none.
-    public var requiresLabel = false
+    /// `label=…` filters (`KEY` or `KEY=VALUE`): only containers whose labels match every one.
+    public var labels: [String] = []
+    /// `label!=…` filters: not the containers whose labels match every one (moby's rule).
+    public var notLabels: [String] = []
 
     /// Every container that is not running, or only those created more than `until` seconds ago.
     public init(until: TimeInterval? = nil) { self.until = until }
@@ -20,8 +22,8 @@ public struct ContainerPruneOptions: Sendable {
                 case "until":
                     let d = try Durations.parse(v)
                     until = max(until ?? d, d)
-                case "label": requiresLabel = true
-                case "label!": break  // no container has a label, so none has this one
+                case "label": labels.append(v)
+                case "label!": notLabels.append(v)
                 default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until, label or label!")
                 }
             }
@@ -50,10 +52,11 @@ extension Store {
     public func pruneContainers(_ options: ContainerPruneOptions = ContainerPruneOptions()) async throws -> ContainerPruneReport {
         try await recoverInterruptedRuns()
         var report = ContainerPruneReport()
-        guard !options.requiresLabel else { return report }
         let cutoff = options.until.map { Date().addingTimeInterval(-$0) }
         for c in try await containers().reversed() {
             if let cutoff, c.created >= cutoff { continue }
+            if !FilterPattern.matchesLabels(options.labels, c.labels ?? [:]) { continue }
+            if !options.notLabels.isEmpty, FilterPattern.matchesLabels(options.notLabels, c.labels ?? [:]) { continue }
             guard c.state != "running", !(try isRunning(id: c.id, state: c.state)) else { continue }
             let size = (try? await containerSize(c.id).writable) ?? 0
             do {
