@@ -81,6 +81,14 @@ extension ConfigEdit {
             guard let key = kv.first else { continue }
             env[key] = kv.count > 1 ? kv[1] : ""
         }
+        return try parse(changes: changes, env: env)
+    }
+
+    /// Parses `import -c` changes (``parse(_:env:)`` each, in order), for an image that has no
+    /// config yet (`docker import --change`): words expand against the ENV of the changes
+    /// before them, or of `env`.
+    public static func parse(changes: [String], env: [String: String] = [:]) throws -> [ConfigEdit] {
+        var env = env
         var edits: [ConfigEdit] = []
         for change in changes {
             let new = try parse(change, env: env)

@@ -51,6 +51,7 @@ struct ImportCommand: AsyncParsableCommand {
         discussion: """
             Example:
               strata import rootfs.tar base:1
+              strata import -c 'CMD ["/bin/sh"]' -c 'ENV LANG=C.UTF-8' rootfs.tar base:1
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -62,13 +63,17 @@ struct ImportCommand: AsyncParsableCommand {
     var message: String?
     @Option(help: "Platform to record (os/arch[/variant]); defaults to the host's.")
     var platform: String?
+    @Option(name: [.customShort("c"), .customLong("change")],
+            help: "A Dockerfile instruction for the image's config (CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR, USER, STOPSIGNAL, ONBUILD).")
+    var change: [String] = []
 
     func run() async throws {
         let p = try platform.map { try Platform(parsing: $0) }
+        let edits = try ConfigEdit.parse(changes: change)
         if let reference { _ = try Reference(reference) }
         let store = try await global.openStore()
         let image = try await store.importRootfs(from: URL(fileURLWithPath: file), reference: reference,
-                                                 options: ImportOptions(message: message, platform: p))
+                                                 options: ImportOptions(message: message, platform: p, edits: edits))
         print(image.id)
     }
 }

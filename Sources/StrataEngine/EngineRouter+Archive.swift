@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import OCI
 import Strata
+import StrataBuild
 
 /// `docker save` and `docker load`.
 extension EngineRouter {
@@ -54,14 +55,17 @@ extension EngineRouter {
 
     /// `POST /images/create?fromSrc=-&repo=&tag=&message=&platform=` with a root filesystem
     /// tar as the body (`docker import`): ``Store/importRootfs(from:reference:options:)`` on
-    /// the spooled body; answers `{"status":"sha256:…"}` as dockerd does. `fromSrc` as a URL
-    /// and `changes` (`docker import -c`) are not served (501).
+    /// the spooled body; answers `{"status":"sha256:…"}` as dockerd does. `changes` (`docker
+    /// import -c`) edit the new image's config; `fromSrc` as a URL is not served (501).
     func importImage(_ req: EngineRequest, _ res: EngineResponse) async throws {
         guard req.string("fromSrc") == "-" else {
             throw EngineError(status: .notImplemented, message: "strata imports from the request body only (fromSrc=-): download the file and docker import it")
         }
-        if !(req.query["changes"] ?? []).allSatisfy(\.isEmpty) {
-            throw EngineError(status: .notImplemented, message: "strata does not serve docker import --change: import, then docker commit -c on a container of it")
+        let edits: [ConfigEdit]
+        do {
+            edits = try ConfigEdit.parse(changes: (req.query["changes"] ?? []).filter { !$0.isEmpty })
+        } catch let e as StrataError where e.code == .invalidArgument || e.code == .dockerfileSyntax {
+            throw EngineError.badRequest(e.message)
         }
         guard case .file(let body) = req.body else { throw EngineError.badRequest("no root filesystem tar in the request body") }
         var reference: String?
@@ -73,7 +77,7 @@ extension EngineRouter {
         }
         // As dockerd: the history says where it came from, "-" for the request body.
         var options = ImportOptions(message: req.string("message").flatMap { $0.isEmpty ? nil : $0 } ?? "Imported from -",
-                                    inputName: "the request body")
+                                    inputName: "the request body", edits: edits)
         do {
             options.platform = try req.string("platform").flatMap { $0.isEmpty ? nil : try Platform(parsing: $0) }
         } catch let e as StrataError {

@@ -10,12 +10,17 @@ public struct ImportOptions: Sendable {
     /// How errors name the input (default: the file's path), e.g. "the request body" for a
     /// file that is only a spooled copy.
     public var inputName: String?
+    /// Edits of the new image's runtime config (`docker import --change`), in order, on an
+    /// empty one. `ConfigEdit.parse(changes:)` in StrataBuild makes them from Dockerfile text.
+    public var edits: [ConfigEdit] = []
 
-    public init(message: String? = nil, platform: Platform? = nil, created: Date? = nil, inputName: String? = nil) {
+    public init(message: String? = nil, platform: Platform? = nil, created: Date? = nil, inputName: String? = nil,
+                edits: [ConfigEdit] = []) {
         self.message = message
         self.platform = platform
         self.created = created
         self.inputName = inputName
+        self.edits = edits
     }
 }
 
@@ -46,9 +51,11 @@ extension Store {
             let r = layerFile.result
             let platform = options.platform ?? .host
             let created = RFC3339.format(options.created ?? Date())
+            var runtime = ContainerConfig()
+            for edit in options.edits { edit.apply(to: &runtime) }
             let config = ImageConfig(
                 created: created, architecture: platform.architecture, os: platform.os, variant: platform.variant,
-                config: ContainerConfig(), rootfs: RootFS(diffIDs: [r.diffID]),
+                config: runtime, rootfs: RootFS(diffIDs: [r.diffID]),
                 history: [HistoryEntry(created: created, createdBy: "", comment: options.message ?? "Imported from \(url.lastPathComponent)")])
             let configData = try CanonicalJSON.encode(config)
             let configBlob = try session.spool(configData)
