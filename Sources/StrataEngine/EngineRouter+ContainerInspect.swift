@@ -47,7 +47,7 @@ extension EngineRouter {
             "NetworkSettings": ["Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                                 "Ports": [String: Any](), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
                                 "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": [String: Any]()] as [String: Any],
+                                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": ["none": noneEndpoint()]] as [String: Any],
         ]
     }
 

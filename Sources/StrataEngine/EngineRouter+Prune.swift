@@ -19,6 +19,20 @@ extension EngineRouter {
         try await res.sendJSON(["ContainersDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
     }
 
+    /// `POST /volumes/prune?filters=`: unused volumes; named ones (all of strata's) only with
+    /// `all=true` (`docker volume prune -a`), as dockerd from API 1.42. Answers
+    /// `{"VolumesDeleted":[…],"SpaceReclaimed":N}`.
+    func pruneVolumes(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        let options: VolumePruneOptions
+        do {
+            options = try VolumePruneOptions(filters: try req.filters())
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
+        let report = try await store.pruneVolumes(options)
+        try await res.sendJSON(["VolumesDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
+    }
+
     /// `POST /networks/prune`: strata has no networks, so there is none to remove (what
     /// `docker system prune` asks along with the rest).
     func pruneNetworks(_ req: EngineRequest, _ res: EngineResponse) async throws {

@@ -29,6 +29,8 @@ struct EngineRouter: Sendable {
     let runner: ContainerRunner
     /// The exec instances this server made.
     let execs = ExecInstances()
+    /// When this server started (the `none` network's creation time, as dockerd's is its own).
+    let started = Date()
 
     init(store: Store) {
         self.store = store
@@ -62,6 +64,13 @@ struct EngineRouter: Sendable {
         case (.POST, "/images/prune"): return serve(pruneImages)
         case (.POST, "/containers/prune"): return serve(pruneContainers)
         case (.POST, "/networks/prune"): return serve(pruneNetworks)
+        case (.POST, "/volumes/prune"): return serve(pruneVolumes)
+        case (.GET, "/networks"): return serve(listNetworks)
+        case (.POST, "/networks/create"):
+            return serve { _, _ in
+                throw EngineError(status: .notImplemented,
+                                  message: "strata has no networks to create: each container gets an empty network namespace of its own (the none network)")
+            }
         case (.POST, "/build"): return serve(.file, build)
         case (.POST, "/build/prune"): return serve(pruneBuildCache)
         default: break
@@ -130,6 +139,10 @@ struct EngineRouter: Sendable {
                 default: break
                 }
             }
+        }
+        if p.hasPrefix("/networks/"), p.count > "/networks/".count, m == .GET {
+            let name = String(p.dropFirst("/networks/".count))
+            if !name.contains("/") { return serve { _, res in try await inspectNetwork(name, res) } }
         }
         if p.hasPrefix("/volumes/"), p.count > "/volumes/".count {
             let name = String(p.dropFirst("/volumes/".count))

@@ -86,6 +86,44 @@ extension EngineCLITests {
         #expect(missing.status != 0)
     }
 
+    /// `docker network ls|inspect`: the `none` network every container is on (dockerd's
+    /// fields), nothing else; `docker volume prune` keeps named volumes (all of strata's)
+    /// unless `-a`, as dockerd from API 1.42, and never one a container uses.
+    @Test func networksAndVolumePrune() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]).out == "none null local\n")
+        #expect(try h.docker(["network", "ls", "-q", "--filter", "name=bridge"]).out == "")
+        #expect(try h.docker(["network", "ls", "-q", "--filter", "type=custom"]).out == "")
+        let bad = try h.docker(["network", "ls", "--filter", "color=red"])
+        #expect(bad.status != 0 && bad.err.contains("invalid filter"), "\(bad)")
+        #expect(try h.docker(["create", "--name", "c", "-v", "used:/data", "busybox", "true"]).status == 0)
+        let id = try h.docker(["inspect", "--format", "{{.Id}}", "c"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try h.docker(["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}} {{.HostConfig.NetworkMode}}", "c"]).out == "none none\n")
+        // Its Containers are the running ones, as dockerd's endpoints.
+        #expect(try h.docker(["run", "-d", "--name", "r", "busybox", "busybox", "sleep", "60"]).status == 0)
+        let running = try h.docker(["inspect", "--format", "{{.Id}}", "r"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let none = try JSONSerialization.jsonObject(with: Data(try h.docker(["network", "inspect", "none"]).out.utf8)) as? [[String: Any]]
+        let attached = none?.first?["Containers"] as? [String: Any]
+        #expect(none?.first?["Driver"] as? String == "null" && attached?[running] != nil && attached?[id] == nil, "\(String(describing: none))")
+        #expect(try h.docker(["rm", "-f", "r"]).status == 0)
+        let bridge = try h.docker(["network", "inspect", "bridge"])
+        #expect(bridge.status != 0 && bridge.err.contains("network bridge not found"), "\(bridge)")
+        let create = try h.docker(["network", "create", "app"])
+        #expect(create.status != 0 && create.err.contains("no networks"), "\(create)")
+
+        #expect(try h.docker(["volume", "create", "spare"]).status == 0)
+        try "x".write(toFile: h.root + "/volumes/spare/data/f", atomically: true, encoding: .utf8)
+        let keep = try h.docker(["volume", "prune", "-f"])
+        #expect(keep.status == 0 && keep.out == "Total reclaimed space: 0B\n", "\(keep)")
+        let all = try h.docker(["volume", "prune", "-a", "-f"])
+        #expect(all.status == 0 && all.out.contains("spare") && !all.out.contains("used") && all.out.hasSuffix("Total reclaimed space: 1B\n"), "\(all)")
+        #expect(try h.docker(["volume", "ls", "-q"]).out == "used\n")
+    }
+
     /// `docker system df` and `-v`: containers, volumes and build cache as strata counts them.
     @Test func systemDiskUsageVerbose() throws {
         guard EngineHarness.dockerAvailable() else { return }

@@ -131,6 +131,63 @@ extension Store {
 
     /// Removes every volume no container uses.
     public func pruneVolumes() async throws -> [String] {
-        try await removeVolumes(try await volumes().filter(\.containers.isEmpty).map(\.name), skipInUse: true)
+        try await pruneVolumes(VolumePruneOptions(all: true)).removed
     }
+
+    /// Removes the volumes no container uses that `options` selects (`docker volume prune`),
+    /// with the bytes they held.
+    ///
+    /// ```swift
+    /// let report = try await store.pruneVolumes(VolumePruneOptions(all: true))
+    /// print(report.removed, report.reclaimedBytes)
+    /// ```
+    public func pruneVolumes(_ options: VolumePruneOptions) async throws -> VolumePruneReport {
+        // Every strata volume has a name: dockerd (API 1.42 on) prunes named ones only with all.
+        guard options.all else { return VolumePruneReport() }
+        // strata's volumes carry no labels: a label= filter matches none, label!= spares none.
+        guard options.labels.isEmpty else { return VolumePruneReport() }
+        let unused = try await volumes().filter(\.containers.isEmpty)
+        let sizes = Dictionary(unused.map { ($0.name, treeSize($0.mountpoint)) }) { a, _ in a }
+        let removed = try await removeVolumes(unused.map(\.name), skipInUse: true)
+        return VolumePruneReport(removed: removed, reclaimedBytes: removed.reduce(0) { $0 + (sizes[$1] ?? 0) })
+    }
+}
+
+/// Options for ``Store/pruneVolumes(_:)``, as `docker volume prune --filter`.
+public struct VolumePruneOptions: Sendable, Hashable {
+    /// Named volumes too (`docker volume prune -a`, the `all` filter). strata's volumes all
+    /// have names, so without it nothing is removed, as dockerd keeps named volumes.
+    public var all: Bool
+    /// `label=`: only volumes with these labels (strata's volumes have none).
+    public var labels: [String]
+    /// `label!=`: not the volumes with these labels.
+    public var notLabels: [String]
+
+    public init(all: Bool = false, labels: [String] = [], notLabels: [String] = []) {
+        self.all = all
+        self.labels = labels
+        self.notLabels = notLabels
+    }
+
+    /// Options from filters by name, as the Engine API gives them: `all` (true/false),
+    /// `label`, `label!`. Any other key is an invalid-argument error.
+    public init(filters: [String: [String]]) throws {
+        self.init()
+        for (k, values) in filters.sorted(by: { $0.key < $1.key }) {
+            switch k {
+            case "all": all = try FilterPattern.booleans(values, key: k).contains(true)
+            case "label": labels += values
+            case "label!": notLabels += values
+            default: throw FilterPattern.invalid(k)
+            }
+        }
+    }
+}
+
+/// What ``Store/pruneVolumes(_:)`` removed.
+public struct VolumePruneReport: Sendable, Codable, Hashable {
+    /// The names of the volumes removed.
+    public var removed: [String] = []
+    /// The bytes their data held.
+    public var reclaimedBytes: Int64 = 0
 }
