@@ -131,6 +131,17 @@ def main():
     pruned = client.containers.prune()
     check(pruned["ContainersDeleted"] == [svc.id], "containers.prune() %s" % pruned)
 
+    # Labels (the image's, then the given ones), the none network, volume prune.
+    lab = client.containers.create("app:1", ["true"], labels={"sdk": "yes"}, name="lab")
+    check(lab.labels.get("sdk") == "yes", "container labels %s" % lab.labels)
+    check([c.id for c in client.containers.list(all=True, filters={"label": "sdk=yes"})] == [lab.id], "containers.list(label=)")
+    check([n.name for n in client.networks.list()] == ["none"], "networks.list()")
+    check(list(lab.attrs["NetworkSettings"]["Networks"]) == ["none"], "NetworkSettings.Networks")
+    lab.remove()
+    client.volumes.create("sdk-spare")
+    check(client.volumes.prune()["VolumesDeleted"] is None, "volumes.prune() keeps named volumes")
+    check(client.volumes.prune(filters={"all": True})["VolumesDeleted"] == ["sdk-spare"], "volumes.prune(all)")
+
     df = client.df()
     check(sorted(i["Id"] for i in df["Images"]) == sorted(i.id for i in client.images.list(all=True)), "client.df() images")
     check(df["Containers"] == [] and isinstance(df["BuildCache"], list), "client.df() containers and build cache")
