@@ -9,12 +9,7 @@ extension EngineRouter {
     /// (``Store/pruneContainers(_:)``); filters `until`, `label`, `label!`. Answers
     /// `{"ContainersDeleted":[…],"SpaceReclaimed":N}`.
     func pruneContainers(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let options: ContainerPruneOptions
-        do {
-            options = try ContainerPruneOptions(filters: try req.filters())
-        } catch let e as StrataError {
-            throw EngineError.badRequest(e.message)
-        }
+        let options = try Self.prune(req) { try ContainerPruneOptions(filters: $0) }
         let report = try await store.pruneContainers(options)
         try await res.sendJSON(["ContainersDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
     }
@@ -23,12 +18,7 @@ extension EngineRouter {
     /// `all=true` (`docker volume prune -a`), as dockerd from API 1.42. Answers
     /// `{"VolumesDeleted":[…],"SpaceReclaimed":N}`.
     func pruneVolumes(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let options: VolumePruneOptions
-        do {
-            options = try VolumePruneOptions(filters: try req.filters())
-        } catch let e as StrataError {
-            throw EngineError.badRequest(e.message)
-        }
+        let options = try Self.prune(req) { try VolumePruneOptions(filters: $0) }
         let report = try await store.pruneVolumes(options)
         try await res.sendJSON(["VolumesDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
     }
@@ -42,12 +32,7 @@ extension EngineRouter {
     /// `POST /images/prune?filters=`: `dangling=false` is `-a`; `until`, `label` as
     /// `strata image prune`. Answers `{"ImagesDeleted":[…],"SpaceReclaimed":N}`.
     func pruneImages(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let options: PruneOptions
-        do {
-            options = try PruneOptions(all: false, filters: try req.filters())
-        } catch let e as StrataError {
-            throw EngineError.badRequest(e.message)
-        }
+        let options = try Self.prune(req) { try PruneOptions(all: false, filters: $0) }
         let report = try await store.pruneImages(options)
         let deleted: [[String: Any]] = report.events.map { e in
             switch e {
@@ -56,6 +41,16 @@ extension EngineRouter {
             }
         }
         try await res.sendJSON(["ImagesDeleted": deleted.isEmpty ? NSNull() : deleted as Any, "SpaceReclaimed": report.reclaimedBytes])
+    }
+
+    /// Prune options made from the request's filters; what the library refuses is a 400.
+    private static func prune<Options>(_ req: EngineRequest, _ make: ([String: [String]]) throws -> Options) throws -> Options {
+        let filters = try req.filters()
+        do {
+            return try make(filters)
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
     }
 
     /// `POST /build/prune?all=&keep-storage=&filters=until=`: as `strata builder prune`.
