@@ -46,6 +46,13 @@ public final class ContainerTerminal: Sendable {
             close(master)
             throw e
         }
+        // Raw from the start, as runc makes its stdin terminal once it runs: output the
+        // container writes before that is not translated (`\n` to `\r\n`) on this side.
+        var mode = termios()
+        if tcgetattr(slave, &mode) == 0 {
+            cfmakeraw(&mode)
+            _ = tcsetattr(slave, TCSANOW, &mode)
+        }
         fds = Mutex((master, slave))
         resize(rows: rows, columns: columns)
     }
