@@ -35,8 +35,10 @@ final class ArchiveReader {
         init(_ stream: any ByteStream) { self.stream = stream }
     }
 
-    /// Opens `path`; `name` is how errors refer to it.
-    init(path: String, name: String) throws {
+    /// Opens `path`; `name` is how errors refer to it. With `emptyIsArchive`, content that
+    /// is empty once decompressed (a 0-byte layer, gzip of nothing) reads as a tar with no
+    /// entries, as Go's tar reader takes it (dockerd, podman); otherwise it is not a tar.
+    init(path: String, name: String, emptyIsArchive: Bool = false) throws {
         guard let a = archive_read_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         self.a = a
         self.name = name
@@ -45,6 +47,7 @@ final class ArchiveReader {
         archive_read_support_filter_all(a)
         archive_read_support_format_tar(a)
         archive_read_support_format_gnutar(a)
+        if emptyIsArchive { archive_read_support_format_empty(a) }
         if archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK {
             let msg = Self.message(a)
             // deinit frees the archive and restores the locale.

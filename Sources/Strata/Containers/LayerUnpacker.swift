@@ -58,7 +58,8 @@ package struct LayerUnpacker {
 
     /// Unpacks `layer` (a file) into `root`; `name` is how errors refer to it.
     package func unpack(layer: String, name: String) throws {
-        let reader = try ArchiveReader(path: layer, name: name)
+        // A layer with no content at all is an empty layer (moby and podman unpack it).
+        let reader = try ArchiveReader(path: layer, name: name, emptyIsArchive: true)
         guard let disk = archive_write_disk_new() else { throw StrataError(.internalError, "libarchive: out of memory") }
         defer { archive_write_free(disk) }
         // Symlinks on the way are checked here, not by ARCHIVE_EXTRACT_SECURE_SYMLINKS: that
