@@ -14,8 +14,8 @@ func confirm(_ warning: String, force: Bool) -> Bool {
 func parsePruneFilters(_ filters: [String], all: Bool) throws -> PruneOptions {
     let byKey = try FilterOption.byKey(filters)
     // `dangling` is the API's spelling of -a: the CLI takes the flag only.
-    for k in byKey.keys.sorted() where k != "until" && k != "label" {
-        throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
+    for k in byKey.keys.sorted() where !["until", "label", "label!"].contains(k) {
+        throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until, label or label!")
     }
     return try PruneOptions(all: all, filters: byKey)
 }

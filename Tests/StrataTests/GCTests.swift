@@ -335,6 +335,16 @@ struct GCCase: CustomStringConvertible, Sendable {
         #expect(Set(try await store.images(all: true).map(\.id)) == [ids.app, ids.base])
         // Label filter that matches nothing removes nothing, even with -a.
         #expect(try await store.pruneImages(PruneOptions(all: true, labels: [("stage", nil)])).events.isEmpty)
+        // label! spares the images whose labels match: the one labelled image, which also
+        // keeps its untagged parents.
+        let labelled = try await store.commitImage(CommitPlan(
+            parent: ids.app, container: nil, created: Date(), createdBy: "LABEL keep=1", author: nil, comment: nil,
+            tag: try Reference("app:keep"), editConfig: { $0.addLabel("keep", "1") })).id
+        let spared = try PruneOptions(all: true, filters: ["label!": ["keep=1"]])
+        r = try await store.pruneImages(spared)
+        let left = Set(try await store.images(all: true).map(\.id))
+        #expect(!r.events.contains(.deleted(labelled)) && left == [labelled, ids.app, ids.base], "\(r.events)")
+        _ = try await store.removeImage("app:keep")
         // -a: every image no container uses, tagged or not; the untagged parent follows its child.
         r = try await store.pruneImages(PruneOptions(all: true))
         #expect(r.events.contains(.deleted(ids.app)) && r.events.contains(.deleted(ids.base)))

@@ -9,6 +9,8 @@ public struct PruneOptions: Sendable {
     public var until: TimeInterval?
     /// Only images with these config labels; a nil value matches any value (`label=k` / `label=k=v`).
     public var labels: [(String, String?)] = []
+    /// Not the images whose labels match every one of these (`label!=k` / `label!=k=v`, moby's rule).
+    public var notLabels: [String] = []
 
     public init(all: Bool = false, until: TimeInterval? = nil, labels: [(String, String?)] = []) {
         self.all = all
@@ -17,8 +19,8 @@ public struct PruneOptions: Sendable {
     }
 
     /// Options from filters by name, as `docker image prune --filter` and the Engine API give
-    /// them: `until` (a duration: `24h`), `label` (`KEY` or `KEY=VALUE`), and `dangling`
-    /// (`false` is `all`). Any other key is an error.
+    /// them: `until` (a duration: `24h`), `label` and `label!` (`KEY` or `KEY=VALUE`), and
+    /// `dangling` (`false` is `all`). Any other key is an error.
     public init(all: Bool, filters: [String: [String]]) throws {
         self.init(all: all)
         for (k, values) in filters.sorted(by: { $0.key < $1.key }) {
@@ -27,12 +29,13 @@ public struct PruneOptions: Sendable {
                 case "until": until = try Durations.parse(v)
                 case "label":
                     if let e = v.firstIndex(of: "=") { labels.append((String(v[..<e]), String(v[v.index(after: e)...]))) } else { labels.append((v, nil)) }
+                case "label!": notLabels.append(v)
                 case "dangling":
                     guard ["true", "false", "1", "0"].contains(v) else {
                         throw StrataError(.invalidArgument, "invalid filter \"dangling=\(v)\": dangling takes true or false")
                     }
                     if v == "false" || v == "0" { self.all = true }
-                default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until or label")
+                default: throw StrataError(.invalidArgument, "invalid filter \"\(k)\": use until, label, label! or dangling")
                 }
             }
         }
@@ -65,10 +68,11 @@ extension Store {
         }
         var report = PruneReport()
         for id in candidates {
-            if !options.labels.isEmpty {
-                guard let d = try? Digest(id), let data = try? blobs.readSmall(d), let cfg = try? ImageConfig.decode(data) else { continue }
-                let labels = cfg.config?.Labels ?? [:]
-                guard options.labels.allSatisfy({ k, v in labels[k] != nil && (v == nil || labels[k] == v) }) else { continue }
+            if !options.labels.isEmpty || !options.notLabels.isEmpty {
+                // The row's labels (else the config's): one rule with the listings' filters.
+                guard let d = try? Digest(id), let labels = try? await imageLabels(d) else { continue }
+                guard FilterPattern.matchesLabels(options.labels.map { k, v in v.map { "\(k)=\($0)" } ?? k }, labels) else { continue }
+                if !options.notLabels.isEmpty, FilterPattern.matchesLabels(options.notLabels, labels) { continue }
             }
             do {
                 report.events += try await removeImage(id, force: true)
