@@ -44,12 +44,7 @@ extension Store {
     /// let cpu = Double(b.cpuTotal - a.cpuTotal) / Double(b.systemCPU - a.systemCPU) * Double(b.onlineCPUs) * 100
     /// ```
     public func stats(_ ref: String) async throws -> ContainerStats {
-        let c = try await container(ref)
-        let name = c.name ?? String(c.id.prefix(12))
-        guard try isRunning(id: c.id, state: c.state) else { throw StrataError(.conflict, "container \(name) is not running") }
-        try UserNamespace.requireEntered(for: "reading a container's resource use", ownersOnly: false)
-        let runtime = try OCIRuntime.find()
-        guard try await waitForRuntime(c.id, runtime: runtime) else { throw StrataError(.conflict, "container \(name) is not running") }
+        let (c, name, runtime) = try await liveRun(ref, for: "reading a container's resource use")
         let r = try await runtimeCommand(runtime, ["events", "--stats", c.id])
         guard r.status == 0, let event = try? JSONSerialization.jsonObject(with: r.output) as? [String: Any],
               let data = event["data"] as? [String: Any] else {

@@ -19,12 +19,7 @@ extension Store {
     /// print(top.titles, top.processes.count)
     /// ```
     public func top(_ ref: String, psArguments: [String] = ["-ef"]) async throws -> ContainerProcesses {
-        let c = try await container(ref)
-        let name = c.name ?? String(c.id.prefix(12))
-        guard try isRunning(id: c.id, state: c.state) else { throw StrataError(.conflict, "container \(name) is not running") }
-        try UserNamespace.requireEntered(for: "listing a container's processes", ownersOnly: false)
-        let runtime = try OCIRuntime.find()
-        guard try await waitForRuntime(c.id, runtime: runtime) else { throw StrataError(.conflict, "container \(name) is not running") }
+        let (c, name, runtime) = try await liveRun(ref, for: "listing a container's processes")
         let listed = try await runtimeCommand(runtime, ["ps", "--format", "json", c.id])
         guard listed.status == 0, let pids = try? JSONDecoder().decode([Int].self, from: listed.output) else {
             throw StrataError(.io, "cannot list the processes of container \(name): \(listed.error)")
@@ -44,6 +39,18 @@ extension Store {
             throw StrataError(.invalidArgument, "ps \(psArguments.joined(separator: " ")) failed: \(why)")
         }
         return try Self.parsePS(String(decoding: shown.output, as: UTF8.self), pids: Set(pids))
+    }
+
+    /// A running container the runtime knows, its name for messages and the runtime: a
+    /// conflict error when it does not run. `what` names the work for the user-namespace check.
+    func liveRun(_ ref: String, for what: String) async throws -> (ContainerInfo, String, OCIRuntime) {
+        let c = try await container(ref)
+        let name = c.name ?? String(c.id.prefix(12))
+        guard try isRunning(id: c.id, state: c.state) else { throw StrataError(.conflict, "container \(name) is not running") }
+        try UserNamespace.requireEntered(for: what, ownersOnly: false)
+        let runtime = try OCIRuntime.find()
+        guard try await waitForRuntime(c.id, runtime: runtime) else { throw StrataError(.conflict, "container \(name) is not running") }
+        return (c, name, runtime)
     }
 
     /// The host PID of a running container's main process (`State.Pid` of `docker inspect`,
