@@ -6,7 +6,8 @@ import Strata
 /// for its exit code. The command runs through the library's ``Store/exec(_:_:input:terminal:output:started:)``.
 extension EngineRouter {
     /// `POST /containers/{id}/exec` with `{Cmd, Env, WorkingDir, User, Tty, AttachStdin,
-    /// AttachStdout, AttachStderr}`: 201 `{"Id": …}`; 409 when the container is not running.
+    /// AttachStdout, AttachStderr, DetachKeys}`: 201 `{"Id": …}`; 409 when the container is
+    /// not running.
     func createExec(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         guard case .data(let body) = req.body, let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
@@ -15,6 +16,8 @@ extension EngineRouter {
         guard let cmd = try Self.strings(o["Cmd"], "Cmd"), !cmd.isEmpty, !cmd[0].isEmpty else {
             throw EngineError.badRequest("No exec command specified")
         }
+        let keys = o["DetachKeys"] as? String ?? ""
+        let detachKeys = keys.isEmpty ? nil : try DetachKeys(parsing: keys)
         if o["Privileged"] as? Bool == true {
             throw EngineError(status: .notImplemented, message: "strata does not run privileged exec commands")
         }
@@ -30,13 +33,16 @@ extension EngineRouter {
                                   user: (o["User"] as? String).flatMap { $0.isEmpty ? nil : $0 }, tty: o["Tty"] as? Bool ?? false)
         let id = (0..<2).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }.joined()
         await execs.add(ExecInstances.Instance(id: id, containerID: c.id, options: options, attachStdin: o["AttachStdin"] as? Bool ?? false,
-                                               attachStdout: o["AttachStdout"] as? Bool ?? true, attachStderr: o["AttachStderr"] as? Bool ?? true))
+                                               attachStdout: o["AttachStdout"] as? Bool ?? true, attachStderr: o["AttachStderr"] as? Bool ?? true,
+                                               detachKeys: detachKeys))
         try await res.sendJSON(["Id": id], status: .created)
     }
 
     /// `POST /exec/{id}/start` with `{Detach, Tty}`: with `Detach`, 200 at once and the command
     /// runs on; otherwise the connection is upgraded (101) or streamed (200) and carries the
-    /// command's output until it exits, and the client's bytes as its stdin.
+    /// command's output until it exits, and the client's bytes as its stdin. With a TTY, the
+    /// client's ``DetachKeys`` end the stream and leave the command running, as dockerd; a
+    /// client that hangs up otherwise has the command stopped.
     func startExec(_ id: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         var detach = false
         if case .data(let body) = req.body, !body.isEmpty {
@@ -80,26 +86,47 @@ extension EngineRouter {
                 return e?.code == .fileNotFound ? 127 : 126
             }
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let detachKeys = exec.detachKeys ?? .standard
+        let detached = try await withThrowingTaskGroup(of: Bool?.self) { group in
+            // Each task says whether the client detached, or nil when the stream goes on.
             if let client, let input {
                 group.addTask {
+                    var detach = exec.options.tty ? detachKeys.scanner() : nil
                     while let piece = await client.next() {
-                        try? await input.write(Data(piece.readableBytesView))
+                        let (bytes, detached) = DetachKeys.Scanner.pass(piece, through: &detach)
+                        if !bytes.isEmpty { try? await input.write(bytes) }
+                        if detached { return true }
                     }
                     input.close()
+                    return nil
                 }
             }
-            do {
-                for await (stream, data) in chunks where wanted.contains(stream) {
-                    try await res.write(exec.options.tty ? data : Self.frame(stream, data))
-                }
-            } catch {
-                run.cancel()  // the client went away: the command gets SIGTERM
+            group.addTask {
+                do {
+                    for await (stream, data) in chunks where wanted.contains(stream) {
+                        try await res.write(exec.options.tty ? data : Self.frame(stream, data))
+                    }
+                } catch where !Task.isCancelled {
+                    run.cancel()  // the client went away: the command gets SIGTERM
+                } catch {}  // detached, or the command ended: the stream was cut here
+                return false
+            }
+            var detached = false
+            while let r = try await group.next() {
+                guard let r else { continue }
+                detached = r
+                break
             }
             group.cancelAll()
+            return detached
         }
-        // Recorded before the end goes out: the docker CLI inspects the exit code next.
-        await execs.end(id, status: await run.value)
+        if detached {
+            // The command runs on, its output dropped; its exit code is kept when it ends.
+            Task { await execs.end(id, status: await run.value) }
+        } else {
+            // Recorded before the end goes out: the docker CLI inspects the exit code next.
+            await execs.end(id, status: await run.value)
+        }
         try await res.finish()
     }
 
@@ -111,7 +138,7 @@ extension EngineRouter {
         try await res.sendJSON(["ID": e.id, "ContainerID": e.containerID, "Running": e.running,
                                 "ExitCode": e.exitCode.map { Int($0) as Any } ?? NSNull(), "ProcessConfig": process,
                                 "OpenStdin": e.attachStdin, "OpenStdout": e.attachStdout, "OpenStderr": e.attachStderr,
-                                "CanRemove": false, "DetachKeys": "", "Pid": 0] as [String: Any])
+                                "CanRemove": false, "DetachKeys": e.detachKeys.map { Data($0.keys).base64EncodedString() } ?? "", "Pid": 0] as [String: Any])
     }
 
     /// `POST /exec/{id}/resize?h=&w=`: the size of a running TTY exec's terminal.

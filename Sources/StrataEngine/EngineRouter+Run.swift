@@ -99,6 +99,10 @@ extension EngineRouter {
     /// was created with `StdinOnce` (`docker run -i`, `docker create -i`) and has no TTY, and
     /// the answer goes on to the run's end; otherwise (`docker run -d -i`, a TTY) the stdin
     /// stays open for the next attach and this attach ends there, as dockerd's does.
+    ///
+    /// With a TTY, the client detaches by typing the ``DetachKeys`` (`detachKeys`, ctrl-p
+    /// ctrl-q unless named): the attach ends, the keys do not reach the container, and it
+    /// runs on with its stdin open, as under dockerd.
     func attachContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let c = try await store.container(ref)
@@ -108,6 +112,7 @@ extension EngineRouter {
         let live = try req.string("stream").map { _ in try req.bool("stream") } ?? true
         let wanted: Set<ContainerStream> = Set([try req.bool("stdout") ? .stdout : nil, try req.bool("stderr") ? .stderr : nil].compactMap { $0 })
         let tty = c.tty == true
+        let detachKeys = try DetachKeys(parsing: req.string("detachKeys"))
         // dockerd's CloseStdin: the end of the client's input ends the run's stdin only then.
         let endsStdin = c.keepsStdinOpen != true && !tty
         var taken: (client: HijackedInput, run: ContainerInput?)?
@@ -148,9 +153,13 @@ extension EngineRouter {
             }
             if let stdin {
                 group.addTask {
+                    var detach = tty ? detachKeys.scanner() : nil
                     while let piece = await stdin.client.next() {
+                        let (bytes, detached) = DetachKeys.Scanner.pass(piece, through: &detach)
                         // A run that ended (or has no stdin) drops what the client still sends.
-                        try? await stdin.run?.write(Data(piece.readableBytesView))
+                        if !bytes.isEmpty { try? await stdin.run?.write(bytes) }
+                        // The run goes on, its stdin open (a TTY's always is).
+                        if detached { return true }
                     }
                     // Also when the client hung up (the connection's end cancels this task).
                     if endsStdin { stdin.run?.close() }

@@ -10,6 +10,8 @@ actor ExecInstances {
         let containerID: String
         let options: ExecOptions
         let attachStdin: Bool, attachStdout: Bool, attachStderr: Bool
+        /// The keys the create named (`DetachKeys`), nil for ctrl-p ctrl-q.
+        var detachKeys: DetachKeys? = nil
         var started = false
         var running = false
         var exitCode: Int32?

@@ -70,6 +70,90 @@ import Glibc
         #expect(try h.docker(["ps", "-a", "-q"]).out == "")
     }
 
+    /// Detaching from a TTY: the docker CLI on a terminal reads ctrl-p ctrl-q itself and hangs
+    /// up, and the container runs on; a raw client's keys (`detachKeys`, ctrl-p ctrl-q unless
+    /// named) are read by the server as dockerd's proxy reads them: kept from the container,
+    /// the attach ended, what followed them dropped, a broken sequence passed on. Without a TTY
+    /// the keys are plain input. An exec's `DetachKeys` leave its command running.
+    @Test func ttyDetachKeysLeaveItRunning() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        func status(_ c: String) throws -> String {
+            try h.docker(["inspect", "--format", "{{.State.Status}}", c]).out
+        }
+        func logs(_ c: String, contain text: String) throws -> Bool {
+            for _ in 0..<100 {
+                if try h.docker(["logs", c]).out.contains(text) { return true }
+                usleep(50_000)
+            }
+            return false
+        }
+
+        // The docker CLI on a terminal (script gives it one).
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/script") {
+            let cli = try EngineStdinTests.sh(h, """
+                (sleep 2; printf 'echo before\\r'; sleep 1; printf '\\020\\021'; sleep 1) | timeout 30 script -qec \\
+                  "docker run -it --name cli busybox sh" /dev/null
+                """)
+            #expect(cli.status == 0, "\(cli)")
+            #expect(try status("cli") == "running\n")
+            #expect(try logs("cli", contain: "before"))
+        } else if ProcessInfo.processInfo.environment["CI"] == "true" {
+            Issue.record("CI=true but script (util-linux) is missing")
+        }
+
+        // A raw client: ctrl-p ctrl-q end the attach at once; the line before them reaches cat.
+        #expect(try h.docker(["run", "-d", "-i", "-t", "--name", "t", "busybox", "cat"]).status == 0)
+        let head = "POST /containers/t/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        let start = Date()
+        let first = Self.hijack(h, head, then: "one\n\u{10}\u{11}lost\n")
+        #expect(first.hasPrefix("HTTP/1.1 101"), "\(first)")
+        #expect(Date().timeIntervalSince(start) < 10, "the server did not end the attach")
+        #expect(try logs("t", contain: "one\n"))
+        #expect(try status("t") == "running\n")
+
+        // Named keys: ctrl-a then y is no sequence and goes on whole; ctrl-p ctrl-q are input.
+        let named = head.replacingOccurrences(of: "stderr=1", with: "stderr=1&detachKeys=ctrl-a,x")
+        _ = Self.hijack(h, named, then: "two\n\u{1}y\n\u{10}\n\u{1}xlost\n")
+        #expect(try logs("t", contain: "two\n\u{1}y\n\u{10}\n"))
+        #expect(try status("t") == "running\n")
+        #expect(!(try h.docker(["logs", "t"]).out.contains("lost")))
+
+        // Keys Docker's notation does not have: 400, nothing attached.
+        let bad = h.raw(Array(head.replacingOccurrences(of: "stderr=1", with: "stderr=1&detachKeys=ctrl-1")
+            .replacingOccurrences(of: "Connection: Upgrade", with: "Connection: close").utf8))
+        #expect(bad.hasPrefix("HTTP/1.1 400") && bad.contains("Invalid detach keys (ctrl-1) provided"), "\(bad)")
+
+        // An exec with DetachKeys: the key ends the stream, the command runs on and reads on.
+        let body = #"{"Cmd":["sh","-c","read x; echo got $x > /tmp/x; read y"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-b"}"#
+        let made = h.raw(Array("POST /containers/t/exec HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+        let id = made.components(separatedBy: "\"Id\":\"").last?.prefix(64).description ?? ""
+        #expect(made.hasPrefix("HTTP/1.1 201") && id.count == 64, "\(made)")
+        let startBody = #"{"Tty":true}"#
+        let exec = Self.hijack(h, "POST /exec/\(id)/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: \(startBody.utf8.count)\r\n\r\n\(startBody)", then: "hello\r\u{2}more")
+        #expect(exec.hasPrefix("HTTP/1.1 101"), "\(exec)")
+        let inspect = h.raw(Array("GET /exec/\(id)/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(inspect.contains("\"Running\":true") && inspect.contains("\"DetachKeys\":\"Ag==\""), "\(inspect)")
+        var got = ""
+        for _ in 0..<100 where got.isEmpty {
+            got = try h.docker(["exec", "t", "cat", "/tmp/x"]).out
+            if got.isEmpty { usleep(50_000) }
+        }
+        #expect(got == "got hello\n")
+        let badExec = #"{"Cmd":["true"],"DetachKeys":"ctrl-"}"#
+        let refused = h.raw(Array("POST /containers/t/exec HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(badExec.utf8.count)\r\n\r\n\(badExec)".utf8))
+        #expect(refused.hasPrefix("HTTP/1.1 400"), "\(refused)")
+
+        // Without a TTY the keys are input like any other (dockerd reads them only on a TTY).
+        #expect(try h.docker(["run", "-d", "-i", "--name", "n", "busybox", "sh", "-c", "read x; echo \"[$x]\""]).status == 0)
+        let plain = Self.hijack(h, head.replacingOccurrences(of: "/t/", with: "/n/"), then: "a\u{10}\u{11}b\n")
+        #expect(plain.contains("[a\u{10}\u{11}b]\n"), "\(plain)")
+        #expect(try h.docker(["rm", "-f", "cli", "t", "n"]).status == 0)
+    }
+
     /// Sends an attach's head, waits for the answer's head, then sends `input` (as the docker
     /// CLI does: bytes sent with the head would be read as the next request) and returns
     /// everything that came back until the server closed (or 20 s passed).
