@@ -60,8 +60,10 @@ struct BuildRootfs: Sendable {
     /// Copies files, directories and symlinks in (in order: parents before children), with
     /// their mode (setuid/setgid/sticky included), times and xattrs; owner `owner`, else the
     /// source's own with `keepOwner` (`COPY --from`), else root; mode as given by `mode`.
-    /// Missing parent directories are created (0755, owned by `owner`). An existing directory is merged into; any
-    /// other existing path is replaced.
+    /// Missing parent directories are created (0755, owned by `owner`). An existing directory is merged into and
+    /// takes the copied directory's metadata (owner, mode, times), as BuildKit's copier and buildah's do for
+    /// everything below the destination; any other existing path is replaced. (The destination directory itself
+    /// is not an item: the caller makes it, and an existing one keeps its own.)
     func copy(_ items: [BuildCopyItem], owner: (uid: UInt32, gid: UInt32)?, mode: UInt32?, keepOwner: Bool = false) throws {
         let copier = TreeCopier()
         var dirs: [(target: String, meta: FileMeta, source: String)] = []
@@ -79,7 +81,8 @@ struct BuildRootfs: Sendable {
             let target = parentFull + "/" + name
             let existing = FileMeta.of(target)
             if meta.kind == .directory, existing?.kind == .directory {
-                continue  // merged into: the image's directory keeps its metadata
+                dirs.append((target, meta, item.source))  // merged into, then given the source's metadata
+                continue
             }
             if existing != nil { removeTree(target) }
             switch meta.kind {
