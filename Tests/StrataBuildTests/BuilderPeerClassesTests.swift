@@ -184,6 +184,19 @@ struct BuilderPeerClassesTests {
         try await PeerBuild.compare(PeerCase(name: "workdir-relative", dockerfile: "FROM base:1\nWORKDIR /app/\nWORKDIR sub/x/../y/\nRUN touch here\n"))
     }
 
+    /// A directory below COPY's destination that exists already takes the copied directory's
+    /// owner, mode and times (BuildKit's copier and buildah's); the destination itself keeps
+    /// its own. Found by BuildParityFuzzTests (seed 20261206, case 39).
+    @Test func existingDirectoriesBelowTheDestinationTakeTheSources() async throws {
+        try await PeerBuild.compare(PeerCase(name: "merge-nested-dir", files: ["d/sub/f": "f\n", "d/g": "g\n"], setup: "chmod 700 d/sub",
+                                             dockerfile: """
+            FROM base:1
+            RUN mkdir -p /dst/sub/keep && chown 1000:50 /dst /dst/sub && chmod 777 /dst/sub && chmod 711 /dst
+            COPY d /dst/
+            COPY --chown=7:7 d /dst
+            """))
+    }
+
     /// Class 3: `--chown=UID` alone gives the same number as the group, even when /etc/passwd
     /// gives that uid another group; a name alone takes its /etc/passwd group.
     @Test func chownUIDAloneIsAlsoTheGroup() async throws {
