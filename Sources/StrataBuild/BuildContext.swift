@@ -21,6 +21,12 @@ struct MatchedSource: Sendable {
     var entries: [SourceEntry]
 }
 
+/// A wildcard matched a symlink that leads to nothing in the tree (``SourceTree/match(_:)``).
+struct DanglingMatch: Error {
+    /// The match, relative to the tree's root.
+    let path: String
+}
+
 /// A tree COPY/ADD read from: the build context (with its `.dockerignore`) or another
 /// stage's / image's root filesystem. Every path stays inside `root`: `..` cannot climb
 /// above it and symlinks are followed relative to it (law 5).
@@ -78,14 +84,26 @@ struct SourceTree: Sendable {
         return ((st.st_mode & S_IFMT) == S_IFDIR, (st.st_mode & S_IFMT) == S_IFLNK)
     }
 
+    /// Whether the context holds `rel` as docker's (and buildah's) context walk sends it:
+    /// not excluded, and not below a directory the walk skips whole; an excluded directory
+    /// an exception may re-include something from is there (with only that inside).
+    private func inContext(_ rel: String) -> Bool {
+        guard let ignore, !rel.isEmpty else { return true }
+        return !ignore.isOutOfContext(rel) || (ignore.isExcluded(rel) && ignore.mayReinclude(inside: rel))
+    }
+
     /// Follows symlinks on `components` inside the root; returns the resolved components.
-    func resolve(_ components: [String], followFinal: Bool = true) throws -> [String] {
+    /// With `inContextOnly`, nil when a path it goes through (a directory, a symlink, where a
+    /// symlink leads, the end) is not in the context: the peers resolve a source in the
+    /// context they were sent, so a symlink cannot reach what `.dockerignore` keeps out.
+    func resolve(_ components: [String], followFinal: Bool = true, inContextOnly: Bool) throws -> [String]? {
         var done: [String] = []
         var pending = Array(components.reversed())
         var hops = 0
         while let c = pending.popLast() {
             if c.isEmpty || c == "." { continue }
             if c == ".." { _ = done.popLast(); continue }
+            if inContextOnly, !inContext((done + [c]).joined(separator: "/")) { return nil }
             let candidate = root + "/" + (done + [c]).joined(separator: "/")
             if let k = kind(candidate), k.link, followFinal || !pending.isEmpty {
                 hops += 1
@@ -100,10 +118,20 @@ struct SourceTree: Sendable {
         return done
     }
 
+    /// Follows symlinks on `components` inside the root; returns the resolved components.
+    func resolve(_ components: [String], followFinal: Bool = true) throws -> [String] {
+        try resolve(components, followFinal: followFinal, inContextOnly: false) ?? []
+    }
+
     /// Expands COPY/ADD source patterns (Go `filepath.Match` globs per component: `*`, `?`,
     /// `[...]`) to the matching paths and their contents, minus what `.dockerignore` excludes.
+    ///
+    /// A wildcard's match that is a symlink leading to nothing in the tree (dangling, or to
+    /// what `.dockerignore` keeps out) throws ``DanglingMatch``: BuildKit and buildah follow
+    /// every match and fail on it, where a named missing path is simply not found.
     func match(_ pattern: String) throws -> [MatchedSource] {
         let comps = try Self.components(pattern, what: what)
+        let isGlob = pattern.contains(where: { "*?[".contains($0) })
         var names: [[String]] = [[]]
         for c in comps {
             var next: [[String]] = []
@@ -124,19 +152,27 @@ struct SourceTree: Sendable {
         var out: [MatchedSource] = []
         for n in names {
             let rel = n.joined(separator: "/")
-            if let ignore, !rel.isEmpty, ignore.isOutOfContext(rel) && !(ignore.isExcluded(rel) && ignore.mayReinclude(inside: rel)) {
-                continue  // excluded, or inside a directory the context walk skips whole
+            // Excluded, inside a directory the context walk skips whole, or reached through a
+            // symlink that leads to such a path: not in the context.
+            let resolved = try resolve(n, inContextOnly: true)
+            let full = resolved.map { $0.isEmpty ? root : root + "/" + $0.joined(separator: "/") }
+            guard let resolved, let full, let k = kind(full) else {
+                if isGlob, inContext(rel), let link = try resolve(n, followFinal: false, inContextOnly: true),
+                   kind(root + "/" + link.joined(separator: "/"))?.link == true {
+                    throw DanglingMatch(path: rel)
+                }
+                continue
             }
-            let resolved = try resolve(n)
-            let full = resolved.isEmpty ? root : root + "/" + resolved.joined(separator: "/")
-            guard let k = kind(full) else { continue }
+            let resolvedRel = resolved.joined(separator: "/")
             if k.dir {
+                // What .dockerignore keeps out is judged where the files are, not by the path
+                // written (a symlink to a directory).
                 var entries = [SourceEntry(path: full, relative: "", isDirectory: true)]
-                try walk(full, rel: "", contextRel: rel, into: &entries)
-                if excluded(rel) && entries.count == 1 { continue }
+                try walk(full, rel: "", contextRel: resolvedRel, into: &entries)
+                if excluded(resolvedRel) && entries.count == 1 { continue }
                 out.append(MatchedSource(name: rel, isDirectory: true, entries: entries))
             } else {
-                if excluded(rel) { continue }
+                if excluded(resolvedRel) { continue }
                 out.append(MatchedSource(name: rel, isDirectory: false, entries: [SourceEntry(path: full, relative: "", isDirectory: false)]))
             }
         }

@@ -209,7 +209,9 @@ extension BuildRun {
                                         key: "bind from=\(image.string) source=\(source) target=\(target) ro=\(ro)"))
                 } else {
                     let source = fields["source"] ?? fields["src"] ?? "."
-                    guard let matched = try context.match(source).first else {
+                    let found: MatchedSource?
+                    do { found = try context.match(source).first } catch is DanglingMatch { found = nil }
+                    guard let matched = found else {
                         throw fail("source \(source) is not in the build context (or .dockerignore excludes it)")
                     }
                     let sum = try SourceTree.checksum([matched])

@@ -229,7 +229,12 @@ extension BuildRun {
                     ? "Dockerfile line \(inst.line): ADD from a URL (\(src)) is not supported: download it into the context and ADD the local file"
                     : "Dockerfile line \(inst.line): source can't be a URL for COPY: \(src)")
             }
-            let matched = try tree.match(src)
+            let matched: [MatchedSource]
+            do {
+                matched = try tree.match(src)
+            } catch let e as DanglingMatch {
+                throw Self.notFound(inst, tree, e.path)
+            }
             if matched.isEmpty {
                 // A wildcard that matches nothing is skipped when another source matches
                 // (docker, buildah); a plain path must exist.

@@ -12,7 +12,8 @@ import TestSupport
 /// from COPY (files, directories, wildcards, symlinks, `.`, several sources; absolute,
 /// relative, trailing-slash and file destinations; `--chown`), ADD of archives and plain
 /// files, WORKDIR (absolute and relative), ENV and ARG used in later paths, RUN that makes or
-/// changes what a later COPY meets, USER, and the metadata instructions. What buildah 1.28 is
+/// changes what a later COPY meets, USER, the metadata instructions, a first stage that COPY
+/// --from takes files from, `--chmod` and a `.dockerignore` of file patterns. What buildah 1.28 is
 /// known to get wrong (setuid/setgid/sticky bits on a context COPY, heredocs, SHELL with CMD,
 /// EXPOSE ranges) is not generated.
 ///
@@ -31,7 +32,7 @@ struct BuildParityFuzzTests {
         for i in first..<(first + count) {
             var rng = SplitMix(seed: seed &* 1_000_003 &+ UInt64(i))
             let c = Self.generate(&rng, name: "s\(seed)-\(i)")
-            if env["STRATA_BUILD_PARITY_SHOW"] != nil { print("=== \(c.name)\n\(c.setup)\n\(c.dockerfile)") }
+            if env["STRATA_BUILD_PARITY_SHOW"] != nil { print("=== \(c.name)\n\(c.setup)\n" + (c.files[".dockerignore"].map { "(.dockerignore: \($0.split(separator: "\n").joined(separator: " ")))\n" } ?? "") + c.dockerfile) }
             guard try await PeerBuild.compare(c) != nil else { return }  // no peers here (a CI run records that)
         }
     }
@@ -70,8 +71,23 @@ struct BuildParityFuzzTests {
         // Archives are made before the context's modes change, so theirs are tar's defaults.
         setup = setup.filter { $0.hasPrefix("tar ") } + setup.filter { !$0.hasPrefix("tar ") }
 
-        // The Dockerfile.
-        var lines = ["FROM base:1"]
+        // Files a .dockerignore keeps out (file patterns only: how an excluded directory and
+        // its exceptions are walked is a documented difference between the builders).
+        if rng.chance(20) {
+            let patterns = ["*.md", "**/*.bin", ".dotfile", "dir1/x.txt", "dir2/.hidden", "**/y.txt", "?.txt", "!a.txt"]
+            files[".dockerignore"] = (0..<(1 + rng.below(3))).map { _ in pick(patterns, &rng) }.joined(separator: "\n") + "\n"
+        }
+
+        // The Dockerfile: perhaps a first stage whose files a COPY --from takes.
+        var lines: [String] = []
+        var stageSources: [String] = []
+        if rng.chance(30) {
+            lines += ["FROM base:1 AS build",
+                      "RUN mkdir -p /out/sub /out/empty && echo f > /out/f && echo g > /out/sub/g && chmod 640 /out/f && chmod 700 /out/sub"
+                        + " && chown 1000:50 /out/sub /out/sub/g && chmod 755 /out/sub/g && ln -s f /out/l && ln -s /nowhere /out/dangling"]
+            stageSources = ["/out", "/out/f", "/out/sub", "/out/l", "/out/*", "/out/sub/g", "/out/dangling", "/out/empty"]
+        }
+        lines.append("FROM base:1")
         var vars: [String] = []  // ENV/ARG names holding a path
         var userSet = false
         var workdir = "/"
@@ -79,7 +95,8 @@ struct BuildParityFuzzTests {
         for step in 0..<steps {
             switch rng.below(12) {
             case 0, 1, 2, 3:
-                lines.append(copyLine(&rng, sources: sources, vars: vars, step: step))
+                lines.append(copyLine(&rng, sources: sources, vars: vars, step: step, stageSources: stageSources,
+                                      ignoring: files[".dockerignore"] != nil))
             case 4:
                 if let a = archives.randomElement(using: &rng) {
                     lines.append("ADD \(a) \(pick(["/x/", "/x", "rel/", "/", "/opt/a/b/"], &rng))")
@@ -114,7 +131,8 @@ struct BuildParityFuzzTests {
                 lines.append(pick(["EXPOSE 80 53/udp", "VOLUME /data", "STOPSIGNAL SIGINT", "CMD [\"sh\"]", "ENTRYPOINT echo hi",
                                    "LABEL a=b c=\"d e\"", "ENV PATH=/usr/bin:$PATH"], &rng))
             default:
-                lines.append(copyLine(&rng, sources: sources, vars: vars, step: step))
+                lines.append(copyLine(&rng, sources: sources, vars: vars, step: step, stageSources: stageSources,
+                                      ignoring: files[".dockerignore"] != nil))
             }
         }
         // buildah 1.28 creates the mount point of a VOLUME that is the last instruction, and
@@ -124,11 +142,20 @@ struct BuildParityFuzzTests {
                         eitherOutcome: true)
     }
 
-    /// One COPY: 1-3 sources, a destination of one of the shapes, perhaps `--chown`.
-    static func copyLine(_ rng: inout SplitMix, sources: [String], vars: [String], step: Int) -> String {
+    /// One COPY: 1-3 sources (from the context, or from the first stage), a destination of
+    /// one of the shapes, perhaps `--chown` and `--chmod`.
+    static func copyLine(_ rng: inout SplitMix, sources: [String], vars: [String], step: Int, stageSources: [String] = [],
+                         ignoring: Bool = false) -> String {
         var srcs: [String] = []
-        for _ in 0..<(1 + rng.below(3)) {
-            srcs.append(rng.chance(25) ? pick(["*.txt", "dir1/*", "dir*", "*.md", "dir1/sub/*.txt", "?.txt", "."], &rng) : pick(sources, &rng))
+        let fromStage = !stageSources.isEmpty && rng.chance(40)
+        for _ in 0..<(1 + rng.below(fromStage ? 2 : 3)) {
+            if fromStage {
+                srcs.append(pick(stageSources, &rng))
+            } else {
+                // With a .dockerignore, no wildcards: buildah 1.28 refuses a wildcard whose matches
+                // are all excluded ("filtered out") where docker's context simply lacks them.
+                srcs.append(!ignoring && rng.chance(25) ? pick(["*.txt", "dir1/*", "dir*", "*.md", "dir1/sub/*.txt", "?.txt", "."], &rng) : pick(sources, &rng))
+            }
         }
         var dests = ["/dst/", "/dst", "rel/", "rel", "/", "/dst/new.txt", "./", "/deep/a/b/"]
         if let v = vars.last { dests += ["$\(v)/", "${\(v)}/in"] }
@@ -137,7 +164,9 @@ struct BuildParityFuzzTests {
         // the last (a documented difference, moby/buildkit#4550).
         let wildcardAlone = srcs.count == 1 && srcs[0].contains(where: { "*?[".contains($0) })
         let dest = pick(wildcardAlone ? dests.filter { $0.hasSuffix("/") } : dests, &rng)
-        let chown = rng.chance(30) ? "--chown=\(pick(["1000", "1000:1000", "0:50", "app", "app:staff", "7:7"], &rng)) " : ""
+        var chown = rng.chance(30) ? "--chown=\(pick(["1000", "1000:1000", "0:50", "app", "app:staff", "7:7"], &rng)) " : ""
+        if rng.chance(15) { chown += "--chmod=\(pick(["640", "755", "700", "0604"], &rng)) " }
+        if fromStage { chown = "--from=build " + chown }
         if rng.chance(25) || dest.contains(" ") {
             let json = (srcs + [dest]).map { "\"\($0)\"" }.joined(separator: ", ")
             return "COPY \(chown)[\(json)]"

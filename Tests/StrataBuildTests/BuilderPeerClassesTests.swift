@@ -137,7 +137,7 @@ enum PeerBuild {
                 if let line = log.lines.last(where: { $0.hasPrefix("Step ") }), let sep = line.range(of: " : ") {
                     ourStep = Self.wordsForm(String(line[sep.upperBound...]))
                 }
-                #expect(ourStep == theirStep, "\(c.name): buildah refuses at \(theirStep), strata at \(ourStep ?? "no step")")
+                #expect(ourStep == theirStep, "\(c.name): buildah refuses at \(theirStep), strata at \(ourStep ?? "no step"): buildah: \(bh.suffix(300)) strata: \(ours.failure ?? "")")
             }
             if !c.expectFailure && !c.eitherOutcome { Issue.record("\(c.name): both refuse it: buildah \(theirs.failure ?? ""), strata \(ours.failure ?? "")") }
             return (theirs, ours)
@@ -361,6 +361,52 @@ struct BuilderPeerClassesTests {
         let r = try await PeerBuild.compare(PeerCase(name: "dockerignore-copy-dir", files: files.merging([".dockerignore": "dir\n!**/keep\n"]) { $1 },
                                                      dockerfile: "FROM base:1\nCOPY dir /c/\n", expectFailure: true))
         if let r { #expect(r.strata.failure != nil) }
+    }
+
+    /// A symlink in the context cannot reach what `.dockerignore` keeps out: the peers resolve
+    /// a source in the context they were sent, so a link to an excluded file is a missing
+    /// source, and a link to a directory brings only what is in the context of it. Found by
+    /// BuildParityFuzzTests (seed 9, cases 1 and 58); strata used to copy the excluded bytes.
+    @Test func symlinksCannotReachExcludedFiles() async throws {
+        let files = ["secret.txt": "s\n", "d/keep": "k\n", "d/hidden.txt": "h\n", "other": "o\n",
+                     ".dockerignore": "secret.txt\nd/hidden.txt\nskipped\n"]
+        let setup = "ln -s secret.txt link; ln -s d linkd; ln -s ../secret.txt d/up; mkdir skipped; echo x > skipped/f; ln -s skipped/f via-skipped"
+        try await PeerBuild.compare(PeerCase(name: "ignore-link-dir", files: files, setup: setup, dockerfile: "FROM base:1\nCOPY linkd /viadir/\nCOPY linkd/keep /k\n"))
+        for (n, source) in ["link", "via-skipped", "d/up"].enumerated() {
+            let r = try await PeerBuild.compare(PeerCase(name: "ignore-link-\(n)", files: files, setup: setup,
+                                                         dockerfile: "FROM base:1\nCOPY \(source) /x\n", expectFailure: true))
+            if let r { #expect(r.strata.failure != nil, "COPY \(source)") }
+        }
+        // Where buildah 1.28 departs from docker (as in class 9, it checks the path as written
+        // against the patterns): `linkd/hidden.txt` is d/hidden.txt, which docker never sends;
+        // buildah copies it. strata follows docker.
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try dir.write(files, in: "ctx")
+        try buildShell(setup, cwd: dir.file("ctx"))
+        await #expect(throws: StrataError.self) {
+            _ = try await Builder(store: store).build(dir.file("ctx"), "FROM base:1\nCOPY linkd/hidden.txt /x\n", log: BuildLog())
+        }
+    }
+
+    /// A wildcard's match that is a symlink leading nowhere (dangling, or to an excluded file)
+    /// fails the COPY, in the context and in another stage, even beside other matches: the
+    /// peers follow every match. strata used to skip it. Found by BuildParityFuzzTests (seed 9,
+    /// case 52).
+    @Test func wildcardMatchingADanglingLinkFails() async throws {
+        let files = ["lfile": "f\n", "secret": "s\n", ".dockerignore": "secret\n"]
+        for (n, setup) in ["ln -s nowhere ldangling", "ln -s secret lsecret"].enumerated() {
+            let r = try await PeerBuild.compare(PeerCase(name: "glob-dangling-\(n)", files: files, setup: setup,
+                                                         dockerfile: "FROM base:1\nCOPY l* /d/\n", expectFailure: true))
+            if let r { #expect(r.strata.failure != nil) }
+        }
+        let stage = "FROM base:1 AS build\nRUN mkdir /out && echo f > /out/f && ln -s /nowhere /out/dangling\nFROM base:1\nCOPY --from=build /out/* /d/\n"
+        let r = try await PeerBuild.compare(PeerCase(name: "glob-dangling-stage", dockerfile: stage, expectFailure: true))
+        if let r { #expect(r.strata.failure != nil) }
+        // Without the dangling link, the same COPY builds (and follows a link that leads somewhere).
+        try await PeerBuild.compare(PeerCase(name: "glob-link-stage", dockerfile: stage.replacingOccurrences(of: "ln -s /nowhere /out/dangling", with: "ln -s f /out/l")))
     }
 
     /// Class 9, where buildah 1.28 differs from docker: a file named directly by COPY inside a
