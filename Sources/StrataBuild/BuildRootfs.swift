@@ -31,6 +31,17 @@ struct BuildRootfs: Sendable {
         try ScopedPath.resolve(root: root, path: path, followFinal: followFinal)
     }
 
+    /// `path` with its last component followed when that is a symlink, dangling or not, as
+    /// the container sees it (the link's target resolved inside the root): where BuildKit's
+    /// copier and the classic builder write a file whose destination is a symlink, so the
+    /// link stays and what it names is written. `path` itself when its last component is
+    /// not a link.
+    func followingFinalLink(_ path: String) throws -> String {
+        let full = try resolve(path)
+        guard full != (try resolve(path, followFinal: false)) else { return path }
+        return full == root ? "/" : String(full.dropFirst(root.count))
+    }
+
     /// Whether `path` is a directory in the container (following symlinks inside it).
     func isDirectory(_ path: String) -> Bool {
         guard let full = try? resolve(path) else { return false }

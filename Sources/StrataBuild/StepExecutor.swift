@@ -287,7 +287,9 @@ extension BuildRun {
                     if dest.hasSuffix("/") || fs.isDirectory(dest) {
                         target = (dest.hasSuffix("/") ? String(dest.dropLast()) : dest) + "/" + (s.name.split(separator: "/").last.map(String.init) ?? s.name)
                     } else {
-                        target = dest
+                        // A destination that is a symlink (dangling too) is written through,
+                        // as BuildKit and the classic builder resolve it; the link stays.
+                        target = try fs.followingFinalLink(dest)
                     }
                     items.append(BuildCopyItem(source: e.path, destination: target))
                 }

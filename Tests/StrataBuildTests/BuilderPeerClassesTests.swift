@@ -137,7 +137,12 @@ enum PeerBuild {
                 if let line = log.lines.last(where: { $0.hasPrefix("Step ") }), let sep = line.range(of: " : ") {
                     ourStep = Self.wordsForm(String(line[sep.upperBound...]))
                 }
-                #expect(ourStep == theirStep, "\(c.name): buildah refuses at \(theirStep), strata at \(ourStep ?? "no step"): buildah: \(bh.suffix(300)) strata: \(ours.failure ?? "")")
+                // A WORKDIR naming a file: strata refuses at the WORKDIR, as BuildKit does (it
+                // makes the directory there); buildah 1.28 makes it lazily and refuses at the
+                // next step. A quirk the generated cases meet, not a difference.
+                let lazyWorkdir = c.eitherOutcome && ourStep?.hasPrefix("WORKDIR ") == true
+                    && (ours.failure ?? "").contains("is not a directory")
+                #expect(ourStep == theirStep || lazyWorkdir, "\(c.name): buildah refuses at \(theirStep), strata at \(ourStep ?? "no step"): buildah: \(bh.suffix(300)) strata: \(ours.failure ?? "")")
             }
             if !c.expectFailure && !c.eitherOutcome { Issue.record("\(c.name): both refuse it: buildah \(theirs.failure ?? ""), strata \(ours.failure ?? "")") }
             return (theirs, ours)
@@ -407,6 +412,48 @@ struct BuilderPeerClassesTests {
         if let r { #expect(r.strata.failure != nil) }
         // Without the dangling link, the same COPY builds (and follows a link that leads somewhere).
         try await PeerBuild.compare(PeerCase(name: "glob-link-stage", dockerfile: stage.replacingOccurrences(of: "ln -s /nowhere /out/dangling", with: "ln -s f /out/l")))
+    }
+
+    /// A file COPY/ADD whose destination is a symlink writes through it, dangling or not, and
+    /// the link stays: BuildKit's copier and the classic builder resolve the destination
+    /// inside the root, final link included (fsutil's `Copy` and moby's `createDestInfo`).
+    /// buildah 1.28 departs: it replaces a link to a file, and makes a dangling link's target
+    /// a directory holding the file (the README's table has the row). strata used to replace
+    /// the link. Found by BuildParityFuzzTests (seed 12, case 3).
+    @Test func fileDestinationThatIsASymlinkIsWrittenThrough() async throws {
+        guard BuildPeer.canRun, BuildPeer.require("umoci") else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try dir.write(["a.txt": "new\n"], in: "ctx")
+        let dockerfile = """
+            FROM base:1
+            RUN ln -s /nowhere /dangling && ln -s /deep/er/file /deeplink && echo old > /f && ln -s f /lf && mkdir /d && ln -s d /ld && ln -s nowhere2 /reladd && mkdir /e && echo old > /g && ln -s ../g /e/up
+            COPY a.txt /dangling
+            COPY a.txt /deeplink
+            COPY a.txt /lf
+            COPY a.txt /ld
+            ADD a.txt /reladd
+            COPY a.txt /e/up
+
+            """
+        _ = try await Builder(store: store).build(context: dir.file("ctx"), dockerfile: dockerfile, options: BuildOptions(tags: ["out:1"]))
+        try await store.save(["out:1"], to: URL(fileURLWithPath: dir.file("layout")), format: .ociDirectory)
+        try buildShell("umoci unpack --image '\(dir.file("layout"))':'\(try BuilderInteropTests.refName(dir.file("layout")))' '\(dir.file("bundle"))' >/dev/null")
+        let tree = try BuilderInteropTests.tree(dir.file("bundle/rootfs"))
+        let copied = "file 644 0:0 4 " + (try SourceTree.fileHash(dir.file("ctx/a.txt")))
+        #expect(tree["dangling"] == "symlink 777 0:0 -> /nowhere")
+        #expect(tree["nowhere"] == copied)
+        #expect(tree["deeplink"] == "symlink 777 0:0 -> /deep/er/file")
+        #expect(tree["deep/er/file"] == copied)
+        #expect(tree["lf"] == "symlink 777 0:0 -> f")
+        #expect(tree["f"] == copied)
+        #expect(tree["ld"] == "symlink 777 0:0 -> d")
+        #expect(tree["d/a.txt"] == copied)
+        #expect(tree["reladd"] == "symlink 777 0:0 -> nowhere2")
+        #expect(tree["nowhere2"] == copied)
+        #expect(tree["e/up"] == "symlink 777 0:0 -> ../g")
+        #expect(tree["g"] == copied)
     }
 
     /// Class 9, where buildah 1.28 differs from docker: a file named directly by COPY inside a
