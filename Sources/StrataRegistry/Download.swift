@@ -37,7 +37,7 @@ public enum Download {
         do {
             var request = try HTTPClient.Request(url: url, method: .GET)
             request.headers.add(name: "Accept-Encoding", value: "identity")
-            let task = HTTPClient.shared.execute(request: request, delegate: sink, deadline: .now() + .hours(1))
+            let task = HTTPClient.registry.execute(request: request, delegate: sink, deadline: .now() + .hours(1))
             return try await task.futureResult.get()
         } catch {
             unlink(path)
@@ -46,7 +46,7 @@ public enum Download {
             if received > 0 {
                 throw StrataError(.io, "download of \(url) broke off after \(received)\(sink.total.map { " of \($0)" } ?? "") bytes: \(error)", cause: error)
             }
-            throw StrataError(.io, "cannot download \(url): \(error)", cause: error)
+            throw StrataError(.io, "cannot download \(url): \(HTTPClient.describe(error))", cause: error)
         }
     }
 }

@@ -68,7 +68,7 @@ final class RegistryClient: Sendable {
         let loopback = ["localhost", "127.0.0.1", "[::1]"].contains(hostOnly) || hostOnly.hasPrefix("127.")
         let scheme = loopback || options.insecureRegistries.contains(host) ? "http" : "https"
         baseURL = "\(scheme)://\(host)"
-        http = HTTPClient.shared
+        http = HTTPClient.registry
         self.credentials = credentials
     }
 
@@ -119,7 +119,7 @@ final class RegistryClient: Sendable {
                     try await Task.sleep(nanoseconds: UInt64(250_000_000) << retries)
                     continue
                 }
-                throw StrataError(.io, "cannot reach \(registry)\(repository.isEmpty ? "" : " for \(repository)") after \(retries + 1) attempts: \(error)", cause: error)
+                throw StrataError(.io, "cannot reach \(registry)\(repository.isEmpty ? "" : " for \(repository)") after \(retries + 1) attempts: \(HTTPClient.describe(error))", cause: error)
             }
             if resp.status == .unauthorized, !authTried, let challenge = resp.headers.first(name: "WWW-Authenticate") {
                 _ = try? await resp.body.collect(upTo: 1 << 20)
