@@ -9,6 +9,7 @@ loads, runs containers to completion and reads their logs, copies files in and o
 container, lists its changes, commits it, and reads the disk usage. Exit 0 when everything
 agrees, 1 with a message when something does not, 77 when the SDK is not installed.
 """
+import time
 import io
 import os
 import sys
@@ -73,9 +74,14 @@ def main():
     check(job.logs() == b"hello from strata\n", "job.logs() %r" % job.logs())
     job.remove()
 
+    since = int(time.time()) - 1
     c = client.containers.create("app:1", ["sh", "-c", "echo out; echo err >&2; exit 3"])
     c.start()
     result = c.wait()
+    # The events of that run, as docker-py decodes them.
+    seen = [(e["Type"], e["Action"], e["Actor"]["Attributes"].get("exitCode"))
+            for e in client.events(since=since, until=int(time.time()) + 1, decode=True, filters={"container": c.id})]
+    check(seen == [("container", "create", None), ("container", "start", None), ("container", "die", "3")], "events() %s" % seen)
     check(result["StatusCode"] == 3, "container.wait() %s" % result)
     check(c.logs(stdout=True, stderr=False) == b"out\n", "container.logs(stdout) %r" % c.logs(stdout=True, stderr=False))
     check(c.logs(stdout=False, stderr=True) == b"err\n", "container.logs(stderr)")

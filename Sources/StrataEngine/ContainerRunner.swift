@@ -34,6 +34,9 @@ actor ContainerRunner {
 
     func isRunning(_ id: String) -> Bool { tasks[id] != nil }
 
+    /// The server is shutting down (``stopAll()`` was called): endless streams end.
+    var isStopping: Bool { stopping }
+
     /// Starts the container's command in a task; returns once the process is starting.
     /// Errors before that (no command, an unknown user, already running) are thrown.
     func start(_ id: String) async throws {

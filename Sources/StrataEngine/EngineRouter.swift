@@ -50,6 +50,7 @@ struct EngineRouter: Sendable {
         case (.GET, "/version"): return serve(version)
         case (.GET, "/info"): return serve(info)
         case (.GET, "/system/df"): return serve(systemDF)
+        case (.GET, "/events"): return serve(events)
         case (.POST, "/auth"): return serve(.json, auth)
         case (.GET, "/containers/json"): return serve(listContainers)
         case (.POST, "/containers/create"): return serve(.json, createContainer)

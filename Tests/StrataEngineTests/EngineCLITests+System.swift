@@ -124,6 +124,76 @@ extension EngineCLITests {
         #expect(try h.docker(["volume", "ls", "-q"]).out == "used\n")
     }
 
+    /// `docker events`: what the store recorded (the server's changes and the CLI's beside
+    /// it), with `--since`/`--until`, filters, a live follower, and a shutdown that ends the
+    /// follower's stream instead of waiting for it.
+    @Test func eventsAsTheStoreRecordsThem() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        // From the next whole second: the import above is not in the window.
+        let next = (Date().timeIntervalSince1970 + 1).rounded(.down)
+        usleep(useconds_t((next - Date().timeIntervalSince1970) * 1e6) + 1000)
+        let since = String(Int(next))
+        // A follower, a child of this process (a shell's background job would inherit
+        // Foundation's process-watch socket and hold the wait of h.run).
+        let live = h.file("live.txt")
+        FileManager.default.createFile(atPath: live, contents: nil)
+        let follower = Process()
+        follower.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker") ? "/usr/local/bin/docker" : "/usr/bin/docker")
+        follower.arguments = ["events", "--format", "{{.Type}} {{.Action}}"]
+        follower.environment = ProcessInfo.processInfo.environment.merging(["DOCKER_HOST": "unix://\(h.socket)", "DOCKER_CONFIG": h.file("docker-config")]) { $1 }
+        follower.standardInput = FileHandle.nullDevice
+        follower.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: live))
+        follower.standardError = FileHandle.nullDevice
+        try follower.run()
+        defer { if follower.isRunning { follower.terminate() } }
+        usleep(500_000)
+        let run = try h.docker(["run", "--name", "c1", "--label", "team=x", "busybox", "sh", "-c", "exit 3"])
+        #expect(run.status == 3, "\(run)")
+        #expect(try h.docker(["rename", "c1", "c2"]).status == 0)
+        #expect(try h.docker(["rm", "c2"]).status == 0)
+        #expect(try h.docker(["tag", "busybox", "b:2"]).status == 0)
+        #expect(try h.docker(["rmi", "b:2"]).status == 0)
+        #expect(try h.docker(["volume", "create", "v"]).status == 0)
+        // The CLI beside the server writes the same store: its changes are events too.
+        #expect(try h.strata(["tag", "busybox:latest", "cli:1"]).status == 0)
+        let until = String(Int(Date().timeIntervalSince1970) + 1)
+        let format = #"{{.Type}} {{.Action}} {{index .Actor.Attributes "name"}} {{index .Actor.Attributes "exitCode"}}{{index .Actor.Attributes "team"}}"#
+        let all = try h.docker(["events", "--since", since, "--until", until, "--format", format])
+        #expect(all.status == 0, "\(all)")
+        let id = try h.docker(["image", "inspect", "--format", "{{.Id}}", "busybox"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(all.out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == [
+            "container create c1 x", "container start c1 x", "container die c1 3x", "container rename c2 x", "container destroy c2 x",
+            "image tag b:2", "image untag \(id)", "volume create", "image tag cli:1",
+        ], "\(all.out)")
+        // Filters, and the JSON fields docker-py reads.
+        let died = try h.docker(["events", "--since", since, "--until", until, "--filter", "event=die", "--filter", "label=team=x",
+                                 "--format", "{{.Actor.Attributes.exitCode}} {{.From}} {{.Status}}"])
+        #expect(died.out == "3 busybox die\n", "\(died)")
+        #expect(try h.docker(["events", "--since", since, "--until", until, "--filter", "image=cli", "--format", "{{.Action}}"]).out == "tag\n")
+        #expect(try h.docker(["events", "--since", since, "--until", until, "--filter", "type=network"]).out == "")
+        let bad = try h.docker(["events", "--since", since, "--until", until, "--filter", "color=red"])
+        #expect(bad.status != 0 && bad.err.contains("invalid filter"), "\(bad)")
+        // The follower saw them as they happened.
+        var seen = ""
+        for _ in 0..<50 {
+            seen = (try? String(contentsOfFile: live, encoding: .utf8)) ?? ""
+            if seen.contains("image tag\nimage untag\nvolume create\nimage tag") { break }
+            usleep(100_000)
+        }
+        #expect(seen.hasPrefix("container create\ncontainer start\ncontainer die\n") && seen.hasSuffix("volume create\nimage tag\n"), "\(seen)")
+        // A shutdown ends the follower's endless stream: the server exits at once, with 0,
+        // and the follower's docker sees its stream end.
+        let start = Date()
+        #expect(h.stop() == 0)
+        #expect(Date().timeIntervalSince(start) < 5)
+        for _ in 0..<50 where follower.isRunning { usleep(100_000) }
+        #expect(!follower.isRunning)
+    }
+
     /// `docker system df` and `-v`: containers, volumes and build cache as strata counts them.
     @Test func systemDiskUsageVerbose() throws {
         guard EngineHarness.dockerAvailable() else { return }

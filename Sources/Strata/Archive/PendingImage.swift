@@ -114,7 +114,16 @@ extension Store {
             }
             var out: [LoadedImage] = []
             for image in images {
+                let before = db.totalChangesCount
                 try Self.insert(image, db: db, now: t)
+                // The operation's own event, after the tags' (as dockerd): a pull names the
+                // reference it pulled, a load and an import the image. Only when it changed
+                // something: loading the same input twice changes nothing, events included
+                // (dockerd records every load).
+                if ["load", "pull", "import"].contains(operation), db.totalChangesCount != before {
+                    let name = operation == "pull" ? image.tags.first?.familiar ?? image.configDigest.string : image.configDigest.string
+                    try Self.recordEvent(db, type: "image", action: operation, actor: name, attributes: ["name": name])
+                }
                 out.append(LoadedImage(id: image.configDigest, tags: image.tags.map(\.familiar), manifestDigest: image.manifestDigest))
             }
             return out

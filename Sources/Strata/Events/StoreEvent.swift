@@ -1,0 +1,189 @@
+import Foundation
+import GRDB
+
+/// One change of the store, in Docker's event vocabulary (`docker events`): triggers write
+/// them in the transaction of the change (migration 0010), so the CLI's changes, the Engine
+/// API's, prune's and gc's are all there, and an event exists exactly when its change was
+/// committed.
+///
+/// | type | actions | actor |
+/// |---|---|---|
+/// | `image` | `tag`, `untag`, `delete`, `load`, `pull`, `import` | the image ID (`pull`: the reference) |
+/// | `container` | `create`, `start`, `die`, `pause`, `unpause`, `rename`, `destroy` | the container ID |
+/// | `volume` | `create`, `destroy` | the volume name |
+public struct StoreEvent: Sendable, Hashable, Codable {
+    /// The event's place in the store's sequence: later events have larger numbers.
+    public var sequence: Int64
+    /// When it was committed, in nanoseconds since the Unix epoch (millisecond precision).
+    public var timeNano: Int64
+    public var type: String
+    public var action: String
+    public var actorID: String
+    /// Docker's attributes: `name` for images; for containers their labels, `image`,
+    /// `name`, and `exitCode` for a `die`, `oldName` for a `rename`; `driver` for volumes.
+    public var attributes: [String: String]
+
+    public var time: Date { Date(timeIntervalSince1970: Double(timeNano) / 1e9) }
+}
+
+/// Which events ``Store/events(since:until:filters:poll:)`` gives, as `docker events
+/// --filter`: each key given must match (any of its values), as dockerd.
+public struct EventFilters: Sendable {
+    /// `type=image|container|volume`.
+    public var types: [String] = []
+    /// `event=start` (the action).
+    public var actions: [String] = []
+    /// `container=ID-or-name`: the container's full or short ID, or its name.
+    public var containers: [String] = []
+    /// `image=ID-or-reference`: an image event's actor or name, a container event's image,
+    /// each also without its tag.
+    public var images: [String] = []
+    /// `volume=NAME`.
+    public var volumes: [String] = []
+    /// `label=KEY` or `label=KEY=VALUE`, matched against the attributes.
+    public var labels: [String] = []
+
+    /// Keys that name what strata has none of (`network`, `daemon`, `plugin`, `node`,
+    /// `service`, `secret`, `config`; `scope` other than `local`): a filter on one takes no event.
+    public var matchesNothing = false
+
+    public init() {}
+
+    /// Filters by key as `docker events --filter KEY=VALUE` and the Engine API's `filters`
+    /// give them. An unknown key is an `.invalidArgument` error (`invalid filter 'colour'`).
+    ///
+    /// ```swift
+    /// let f = try EventFilters(["type": ["container"], "event": ["die"]])
+    /// ```
+    public init(_ byKey: [String: [String]]) throws {
+        for (key, values) in byKey.sorted(by: { $0.key < $1.key }) where !values.isEmpty {
+            switch key {
+            case "type": types = values
+            case "event": actions = values
+            case "container": containers = values
+            case "image": images = values
+            case "volume": volumes = values
+            case "label": labels = values
+            case "scope": matchesNothing = matchesNothing || !values.contains("local")
+            case "network", "daemon", "plugin", "node", "service", "secret", "config": matchesNothing = true
+            default: throw FilterPattern.invalid(key)
+            }
+        }
+    }
+
+    public func matches(_ e: StoreEvent) -> Bool {
+        if matchesNothing { return false }
+        if !types.isEmpty, !types.contains(e.type) { return false }
+        if !actions.isEmpty, !actions.contains(where: { $0 == e.action || e.action.hasPrefix($0 + ":") }) { return false }
+        if !containers.isEmpty {
+            guard e.type == "container" else { return false }
+            let name = e.attributes["name"] ?? ""
+            guard containers.contains(where: { $0 == name || $0 == "/" + name || (!$0.isEmpty && e.actorID.hasPrefix($0)) }) else { return false }
+        }
+        if !images.isEmpty {
+            let candidates: [String] = e.type == "container" ? [e.attributes["image"] ?? ""] : [e.actorID, e.attributes["name"] ?? ""]
+            guard images.contains(where: { f in candidates.contains { c in Self.sameImage(f, c) } }) else { return false }
+        }
+        if !volumes.isEmpty {
+            guard e.type == "volume", volumes.contains(e.actorID) else { return false }
+        }
+        for label in labels {
+            let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+            guard let value = e.attributes[parts[0]] else { return false }
+            if parts.count == 2, parts[1] != value { return false }
+        }
+        return true
+    }
+
+    /// dockerd's rule: the filter is the event's actor or image name exactly, or either one
+    /// without its tag or digest (`app` takes `app:1` and `app:latest`).
+    private static func sameImage(_ filter: String, _ value: String) -> Bool {
+        guard !value.isEmpty else { return false }
+        return filter == value || filter == withoutTag(value)
+    }
+
+    /// A reference without `@digest` and without a `:tag` in its last component.
+    static func withoutTag(_ ref: String) -> String {
+        var r = Substring(ref)
+        if let at = r.firstIndex(of: "@") { r = r[..<at] }
+        let lastSlash = r.lastIndex(of: "/")
+        if let colon = r.lastIndex(of: ":"), lastSlash.map({ colon > $0 }) ?? true { r = r[..<colon] }
+        return String(r)
+    }
+}
+
+extension Store {
+    /// The store's events from `since` (none: only those from now on) up to `until` (none:
+    /// on and on, until the caller stops iterating), oldest first, those `filters` takes.
+    /// New events are seen within `poll` (they are rows: a reader asks for those after the
+    /// last it gave). The store keeps the last 10,000 or more.
+    ///
+    /// ```swift
+    /// for try await e in store.events(filters: { var f = EventFilters(); f.types = ["container"]; return f }()) {
+    ///     print(e.action, e.actorID)
+    /// }
+    /// ```
+    public func events(since: Date? = nil, until: Date? = nil, filters: EventFilters = EventFilters(),
+                       poll: Duration = .milliseconds(200)) -> AsyncThrowingStream<StoreEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<StoreEvent, any Error>.makeStream()
+        let task = Task {
+            do {
+                let untilNano = until.map { Int64(($0.timeIntervalSince1970 * 1e9).rounded(.down)) }
+                var after: Int64
+                if let since {
+                    let sinceNano = Int64((since.timeIntervalSince1970 * 1e9).rounded(.down))
+                    after = try await read { db in
+                        try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events WHERE time_nano < ?", arguments: [sinceNano]) ?? 0
+                    }
+                } else {
+                    after = try await read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0 }
+                }
+                while !Task.isCancelled {
+                    let batch = try await eventRows(after: after)
+                    for e in batch {
+                        after = e.sequence
+                        if let untilNano, e.timeNano > untilNano { continuation.finish(); return }
+                        if filters.matches(e) { continuation.yield(e) }
+                    }
+                    if let untilNano, Int64((Date().timeIntervalSince1970 * 1e9).rounded(.down)) > untilNano, batch.isEmpty {
+                        break
+                    }
+                    if batch.count < 500 { try await Task.sleep(for: poll) }
+                }
+                continuation.finish()
+            } catch is CancellationError {
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private func eventRows(after: Int64) async throws -> [StoreEvent] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT seq, time_nano, type, action, actor_id, attributes FROM events WHERE seq > ? ORDER BY seq LIMIT 500
+                """, arguments: [after]).map { row in
+                let json = (row["attributes"] as String?) ?? "{}"
+                let attributes = (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]).map { dict in
+                    dict.mapValues { v in v as? String ?? "\(v)" }
+                } ?? [:]
+                return StoreEvent(sequence: row["seq"], timeNano: row["time_nano"], type: row["type"], action: row["action"],
+                                  actorID: row["actor_id"], attributes: attributes)
+            }
+        }
+    }
+
+    /// Records an event that names an operation rather than a row's change (a load, a pull,
+    /// an import), in the operation's own transaction.
+    static func recordEvent(_ db: Database, type: String, action: String, actor: String, attributes: [String: String]) throws {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: attributes, options: [.sortedKeys]), as: UTF8.self)
+        try db.cachedStatement(sql: """
+            INSERT INTO events(time_nano, type, action, actor_id, attributes) VALUES (
+                CAST(strftime('%s', 'now') AS INTEGER) * 1000000000 + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER) * 1000000,
+                ?, ?, ?, ?)
+            """).execute(arguments: [type, action, actor, json])
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import NIOCore
+import Strata
+
+/// `docker events`: the store's events (``Store/events(since:until:filters:poll:)``), which
+/// the store records in the transaction of each change, so the CLI's changes show too.
+extension EngineRouter {
+    /// `GET /events?since=&until=&filters=`: a stream of dockerd's event messages, one JSON
+    /// object a line, from `since` (else from now) until `until` (else until the client
+    /// goes). Filters: ``EventFilters/init(_:)`` (an unknown key is a 400, as dockerd).
+    func events(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        let since = try Self.logTime(req.string("since"), "since")
+        let until = try Self.logTime(req.string("until"), "until")
+        let f = try EventFilters(try req.filters())
+        try await res.startStream(contentType: "application/json")
+        let events = store.events(since: since, until: until, filters: f)
+        let channel = res.channel
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await e in events {
+                    try await res.message(Self.eventJSON(e))
+                }
+            }
+            // The client going away ends the stream, even while no event comes to write; so
+            // does the server's shutdown (it waits for every request in flight).
+            let runner = self.runner
+            group.addTask {
+                while channel?.isActive ?? true, await !runner.isStopping { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        try await res.finish()
+    }
+
+    /// One event as dockerd sends it: the typed form (`Type`, `Action`, `Actor`), and for
+    /// images and containers the old form's `status`, `id` and (containers) `from` too.
+    static func eventJSON(_ e: StoreEvent) -> [String: Any] {
+        var out: [String: Any] = [
+            "Type": e.type, "Action": e.action, "Actor": ["ID": e.actorID, "Attributes": e.attributes] as [String: Any],
+            "scope": "local", "time": e.timeNano / 1_000_000_000, "timeNano": e.timeNano,
+        ]
+        if e.type == "image" || e.type == "container" {
+            out["status"] = e.action
+            out["id"] = e.actorID
+            if e.type == "container" { out["from"] = e.attributes["image"] ?? "" }
+        }
+        return out
+    }
+}
