@@ -18,7 +18,7 @@ extension EngineRouter {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for try await e in events {
-                    try await res.message(Self.eventJSON(e))
+                    try await res.message(e.dockerJSON())
                 }
             }
             // The client going away ends the stream, even while no event comes to write; so
@@ -31,20 +31,5 @@ extension EngineRouter {
             group.cancelAll()
         }
         try await res.finish()
-    }
-
-    /// One event as dockerd sends it: the typed form (`Type`, `Action`, `Actor`), and for
-    /// images and containers the old form's `status`, `id` and (containers) `from` too.
-    static func eventJSON(_ e: StoreEvent) -> [String: Any] {
-        var out: [String: Any] = [
-            "Type": e.type, "Action": e.action, "Actor": ["ID": e.actorID, "Attributes": e.attributes] as [String: Any],
-            "scope": "local", "time": e.timeNano / 1_000_000_000, "timeNano": e.timeNano,
-        ]
-        if e.type == "image" || e.type == "container" {
-            out["status"] = e.action
-            out["id"] = e.actorID
-            if e.type == "container" { out["from"] = e.attributes["image"] ?? "" }
-        }
-        return out
     }
 }

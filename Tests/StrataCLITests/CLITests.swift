@@ -103,6 +103,28 @@ import Testing
     }
 
     /// Bad input: exit 1, one `error:` line naming the problem. Usage errors: exit 2.
+    /// `strata events`: the store's events as docker prints them, within `--since`/`--until`
+    /// (a timestamp or a duration back from now), filtered, or as JSON lines.
+    @Test func eventsShowWhatChanged() throws {
+        let env = try Env()
+        let since = String(Int(Date().timeIntervalSince1970) - 1)
+        let id = try env.run(["import", try env.rootfs(), "ev:1"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try env.run(["tag", "ev:1", "ev:2"]).status == 0)
+        #expect(try env.run(["rmi", "ev:2"]).status == 0)
+        let all = try env.run(["events", "--since", since, "--until", "0s"])
+        #expect(all.status == 0, "\(all.err)")
+        let words = all.out.split(separator: "\n").map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
+        #expect(words == ["image tag \(id) (name=ev:1)", "image import \(id) (name=\(id))", "image tag \(id) (name=ev:2)",
+                          "image untag \(id) (name=\(id))"], "\(all.out)")
+        // Docker's time stamps: RFC 3339, nine digits of fraction, UTC.
+        #expect(all.out.split(separator: "\n").allSatisfy { $0.prefix(30).range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$"#, options: .regularExpression) != nil })
+        let json = try env.run(["events", "--since", "1m", "--until", "0s", "--filter", "event=untag", "--format", "json"])
+        let message = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        #expect(message?["Action"] as? String == "untag" && message?["id"] as? String == id && message?["Type"] as? String == "image", "\(json.out)")
+        let bad = try env.run(["events", "--filter", "colour=red"])
+        #expect(bad.status == 1 && bad.err == "error: invalid filter 'colour'\n", "\(bad.err)")
+    }
+
     @Test func errorsAreOneLineWithStableExitCodes() throws {
         let env = try Env()
         try env.shell("printf 'not a tar at all' > junk.tar; mkdir -p empty")

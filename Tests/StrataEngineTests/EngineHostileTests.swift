@@ -30,9 +30,9 @@ import Glibc
         let r2 = h.raw(Array("NOT HTTP AT ALL\r\n\r\n".utf8))
         #expect(Self.status(r2) == 400, "\(r2.prefix(200))")
 
-        let r3 = h.raw(Array("GET /v1.43/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let r3 = h.raw(Array("GET /v1.43/plugins HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         #expect(Self.status(r3) == 501)
-        #expect(r3.contains("{\"message\":\"strata does not serve GET /events\"}"))
+        #expect(r3.contains("{\"message\":\"strata does not serve GET /plugins\"}"), "\(r3)")
 
         let r4 = h.raw(Array("GET /v9.99/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         #expect(Self.status(r4) == 400)

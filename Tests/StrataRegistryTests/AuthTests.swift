@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import Strata
 import StrataRegistry
@@ -150,7 +153,18 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
     /// not retried for the HTTP client's 90 s connect timeout on each of the four attempts
     /// (a `strata login` or `docker login` to a stopped registry took six minutes).
     @Test func unreachableRegistryFailsFast() async throws {
-        let host = "127.0.0.1:\(LocalRegistry.freePort())"
+        // A port held bound and not listening: refused, and no other test's server can take
+        // it meanwhile (a port merely found free could be, under a parallel run).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        #expect(bound == 0)
+        let host = "127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
         let clock = ContinuousClock()
         let start = clock.now
         do {

@@ -24,6 +24,33 @@ public struct StoreEvent: Sendable, Hashable, Codable {
     public var attributes: [String: String]
 
     public var time: Date { Date(timeIntervalSince1970: Double(timeNano) / 1e9) }
+
+    /// The message dockerd sends for it (`GET /events`, `strata events --format json`): the
+    /// typed form (`Type`, `Action`, `Actor`), and for images and containers the old form's
+    /// `status`, `id` and (containers) `from` too.
+    public func dockerJSON() -> [String: Any] {
+        var out: [String: Any] = [
+            "Type": type, "Action": action, "Actor": ["ID": actorID, "Attributes": attributes] as [String: Any],
+            "scope": "local", "time": timeNano / 1_000_000_000, "timeNano": timeNano,
+        ]
+        if type == "image" || type == "container" {
+            out["status"] = action
+            out["id"] = actorID
+            if type == "container" { out["from"] = attributes["image"] ?? "" }
+        }
+        return out
+    }
+
+    /// The line `docker events` prints for it:
+    /// `2026-12-07T01:26:52.697000000Z container die 523b… (exitCode=3, image=bb:1, name=c1)`.
+    public var dockerLine: String {
+        let seconds = timeNano / 1_000_000_000
+        let nanos = String(timeNano % 1_000_000_000)
+        let stamp = RFC3339.format(Date(timeIntervalSince1970: Double(seconds))).dropLast()
+            + "." + String(repeating: "0", count: 9 - nanos.count) + nanos + "Z"
+        let attrs = attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        return "\(stamp) \(type) \(action) \(actorID)" + (attrs.isEmpty ? "" : " (\(attrs))")
+    }
 }
 
 /// Which events ``Store/events(since:until:filters:poll:)`` gives, as `docker events
