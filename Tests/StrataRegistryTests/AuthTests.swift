@@ -165,15 +165,24 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         #expect(bound == 0)
         let host = "127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
-        let clock = ContinuousClock()
-        let start = clock.now
+        // Timed around the strata process: this process's own tasks can wait behind other
+        // tests (a parallel run fills the cooperative pool), the child's cannot.
+        guard FileManager.default.isExecutableFile(atPath: StrataBinary.path) else {
+            Issue.record("no strata binary at \(StrataBinary.path): run swift build --build-tests")
+            return
+        }
+        let dir = try TestDir()
+        let start = Date()
+        let r = try StrataBinary.run(["login", "-u", "u", "--password-stdin", host], stdin: "p\n", env: ["DOCKER_CONFIG": dir.path + "/docker"])
+        let took = Date().timeIntervalSince(start)
+        #expect(r.0 == 1 && r.2 == "error: cannot reach \(host) after 4 attempts: connection refused\n", "\(r)")
+        #expect(took < 15, "a refused login took \(took) s")
+        // The library says the same.
         do {
             try await Registry.login(host, Credentials(username: "u", password: "p"))
             Issue.record("login to \(host), where nothing listens, succeeded")
         } catch let e as StrataError {
-            #expect(e.message.contains("cannot reach \(host)") && e.message.hasSuffix("connection refused"), "\(e.message)")
+            #expect(e.message == "cannot reach \(host) after 4 attempts: connection refused", "\(e.message)")
         }
-        let took = clock.now - start
-        #expect(took < .seconds(15), "a refused login took \(took)")
     }
 }
