@@ -155,16 +155,9 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
     @Test func unreachableRegistryFailsFast() async throws {
         // A port held bound and not listening: refused, and no other test's server can take
         // it meanwhile (a port merely found free could be, under a parallel run).
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = LocalRegistry.boundLoopbackSocket()
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        #expect(bound == 0)
-        let host = "127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+        let host = "127.0.0.1:\(port)"
         // Timed around the strata process: this process's own tasks can wait behind other
         // tests (a parallel run fills the cooperative pool), the child's cannot.
         guard FileManager.default.isExecutableFile(atPath: StrataBinary.path) else {
