@@ -31,6 +31,8 @@ extension EngineRouter {
         try await store.stop(c.id, timeout: timeout, signal: signal)
         await runner.settle(c.id)
         try await runner.start(c.id)
+        // dockerd's order: the stop's kill, die and stop, the start, then the restart.
+        try? await store.recordContainerEvent(c.id, action: "restart")
         try await res.send(.noContent)
     }
 

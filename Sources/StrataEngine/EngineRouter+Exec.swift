@@ -28,10 +28,11 @@ extension EngineRouter {
         if c.paused == true {
             throw EngineError(status: .conflict, message: "Container \(c.id) is paused, unpause the container before exec")
         }
+        let id = Store.newExecID()
         let options = ExecOptions(command: cmd, env: try Self.strings(o["Env"], "Env") ?? [],
                                   workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 },
-                                  user: (o["User"] as? String).flatMap { $0.isEmpty ? nil : $0 }, tty: o["Tty"] as? Bool ?? false)
-        let id = (0..<2).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }.joined()
+                                  user: (o["User"] as? String).flatMap { $0.isEmpty ? nil : $0 }, tty: o["Tty"] as? Bool ?? false, id: id)
+        await store.recordExecCreate(c.id, options)
         await execs.add(ExecInstances.Instance(id: id, containerID: c.id, options: options, attachStdin: o["AttachStdin"] as? Bool ?? false,
                                                attachStdout: o["AttachStdout"] as? Bool ?? true, attachStderr: o["AttachStderr"] as? Bool ?? true,
                                                detachKeys: detachKeys))

@@ -133,6 +133,9 @@ extension EngineRouter {
         defer { if endsStdin { stdin?.run?.close() } }
         let output = live ? await runner.attach(c.id) : nil
         let upgrade = req.headers["Upgrade"].first.map { !$0.isEmpty } ?? false
+        // Before the stream opens: `docker run` starts the container once it has, so its
+        // `attach` comes before the `start`, as dockerd's.
+        try? await store.recordContainerEvent(c.id, action: "attach")
         try await res.startRawStream(req)
         if logs {
             // docker-py reads the 101's head through a buffered reader and the rest from the
@@ -198,6 +201,7 @@ extension EngineRouter {
             throw EngineError(status: .conflict, message: "Container \(c.id) is not running")
         }
         await runner.resize(c.id, rows: h, columns: w)
+        try? await store.recordContainerEvent(c.id, action: "resize", extra: ["height": String(h), "width": String(w)])
         try await res.send(.ok)
     }
 

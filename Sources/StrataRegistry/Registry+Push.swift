@@ -70,6 +70,8 @@ extension Registry {
         }
         try await store.recordRepoDigest(name: reference.name, digest: result.digest, image: imageID)
         try await store.recordBlobSources(blobs.map(\.digest), registry: client.registry, repository: client.repository)
+        // dockerd's `push` event: the reference pushed, named by its repository.
+        try? await store.recordImageEvents([(action: "push", actor: reference.familiar, image: imageID.string, name: reference.familiarName)])
         return result
     }
 

@@ -167,7 +167,7 @@ extension EngineCLITests {
         #expect(all.status == 0, "\(all)")
         let id = try h.docker(["image", "inspect", "--format", "{{.Id}}", "busybox"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(all.out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == [
-            "container create c1 x", "container start c1 x", "container die c1 3x", "container rename c2 x", "container destroy c2 x",
+            "container create c1 x", "container attach c1 x", "container start c1 x", "container die c1 3x", "container rename c2 x", "container destroy c2 x",
             "image tag b:2", "image untag \(id)", "volume create", "image tag cli:1",
         ], "\(all.out)")
         // Filters, and the JSON fields docker-py reads.
@@ -185,12 +185,56 @@ extension EngineCLITests {
             if seen.contains("image tag\nimage untag\nvolume create\nimage tag") { break }
             usleep(100_000)
         }
-        #expect(seen.hasPrefix("container create\ncontainer start\ncontainer die\n") && seen.hasSuffix("volume create\nimage tag\n"), "\(seen)")
+        #expect(seen.hasPrefix("container create\ncontainer attach\ncontainer start\ncontainer die\n") && seen.hasSuffix("volume create\nimage tag\n"), "\(seen)")
         // A shutdown ends the follower's endless stream: the server exits with 0 (the harness
         // kills it after 15 s of waiting), and the follower's docker sees its stream end.
         #expect(h.stop() == 0)
         for _ in 0..<300 where follower.isRunning { usleep(100_000) }
         #expect(!follower.isRunning)
+    }
+
+    /// The operations that change no row record dockerd's events as well, in dockerd's order
+    /// and with its attributes: exec, kill, stop, restart, commit, save.
+    @Test func operationEventsAsDockerdRecordsThem() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        // From the next whole second: the import above is not in the window.
+        let next = (Date().timeIntervalSince1970 + 1).rounded(.down)
+        usleep(useconds_t((next - Date().timeIntervalSince1970) * 1e6) + 1000)
+        let since = String(Int(next))
+        #expect(try h.docker(["run", "-d", "--name", "c1", "--label", "team=x", "busybox", "busybox", "sleep", "60"]).status == 0)
+        let exec = try h.docker(["exec", "c1", "sh", "-c", "exit 4"])
+        #expect(exec.status == 4, "\(exec)")
+        #expect(try h.docker(["kill", "c1"]).status == 0)
+        #expect(try h.docker(["wait", "c1"]).out == "137\n")
+        #expect(try h.docker(["commit", "-m", "snap", "c1", "snap:1"]).status == 0)
+        #expect(try h.docker(["save", "-o", h.file("snap.tar"), "snap:1"]).status == 0)
+        #expect(try h.docker(["run", "-d", "--name", "c2", "busybox", "busybox", "sleep", "60"]).status == 0)
+        #expect(try h.docker(["restart", "-t", "0", "c2"]).status == 0)
+        #expect(try h.docker(["stop", "-t", "0", "c2"]).status == 0)
+        let until = String(Int(Date().timeIntervalSince1970) + 1)
+        let format = #"{{.Type}}|{{.Action}}|{{.Actor.Attributes.name}}|{{.Actor.Attributes.team}}|{{index .Actor.Attributes "signal"}}{{index .Actor.Attributes "exitCode"}}{{index .Actor.Attributes "comment"}}{{index .Actor.Attributes "imageRef"}}"#
+        let all = try h.docker(["events", "--since", since, "--until", until, "--format", format])
+        #expect(all.status == 0, "\(all)")
+        let snap = try h.docker(["image", "inspect", "--format", "{{.Id}}", "snap:1"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(all.out.split(separator: "\n").map(String.init) == [
+            "container|create|c1|x|", "container|start|c1|x|",
+            "container|exec_create: sh -c exit 4|c1|x|", "container|exec_start: sh -c exit 4|c1|x|", "container|exec_die|c1|x|4",
+            "container|kill|c1|x|9", "container|die|c1|x|137",
+            "image|tag|snap:1|x|", "container|commit|c1|x|snapsnap:1",
+            "image|save|\(snap)|x|",
+            "container|create|c2|<no value>|", "container|start|c2|<no value>|",
+            "container|kill|c2|<no value>|9", "container|die|c2|<no value>|137", "container|stop|c2|<no value>|",
+            "container|start|c2|<no value>|", "container|restart|c2|<no value>|",
+            "container|kill|c2|<no value>|9", "container|die|c2|<no value>|137", "container|stop|c2|<no value>|",
+        ], "\(all.out)")
+        // dockerd's fuzzy match for the actions that carry their command.
+        let execs = try h.docker(["events", "--since", since, "--until", until, "--filter", "event=exec_start", "--format", "{{.Action}} {{.Actor.Attributes.execID}}"])
+        let words = execs.out.split(separator: " ")
+        #expect(execs.out.hasPrefix("exec_start: sh -c exit 4 ") && words.last?.count == 65, "\(execs)")
     }
 
     /// `docker system df` and `-v`: containers, volumes and build cache as strata counts them.

@@ -28,6 +28,7 @@ import StrataRegistry
         let store = try await Store.open(at: dir.appendingPathComponent("store"))
         let image = try await store.load(from: URL(fileURLWithPath: layout))[0]
         let dest = "\(reg.host)/interop/app:1"
+        let since = Date().addingTimeInterval(-0.01)
         let digest = try await Registry.push(image.id.string, to: dest, from: store)
         #expect(digest == image.manifestDigest)
         // Re-push: every blob is already there.
@@ -43,6 +44,12 @@ import StrataRegistry
         #expect(diff == 0, "\(diffOut)")
         let listed = try await store.images().flatMap(\.repoDigests)
         #expect(listed.contains("\(reg.host)/interop/app@\(digest)"))
+        // dockerd's event for each push: the reference, named by its repository.
+        var pushes: [String] = []
+        for try await e in store.events(since: since, until: Date().addingTimeInterval(0.01), poll: .milliseconds(20)) where e.action == "push" {
+            pushes.append("\(e.type) \(e.actorID) \(e.attributes)")
+        }
+        #expect(pushes == Array(repeating: "image \(dest) [\"name\": \"\(reg.host)/interop/app\"]", count: 2), "\(pushes)")
     }
 
     /// skopeo pushes; strata pulls the same digests and the same image.
@@ -56,7 +63,14 @@ import StrataRegistry
         let remote = try run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(reg.host)/from/skopeo:2"]).1
         let remoteManifest = try JSONDecoder().decode(Manifest.self, from: Data(remote.utf8))
         let store = try await Store.open(at: dir.appendingPathComponent("store"))
+        let since = Date().addingTimeInterval(-0.01)
         let pulled = try await Registry.pull("\(reg.host)/from/skopeo:2", into: store)
+        var events: [String] = []
+        for try await e in store.events(since: since, until: Date().addingTimeInterval(0.01), poll: .milliseconds(20)) {
+            events.append("\(e.type) \(e.action) \(e.actorID) \(e.attributes["name"] ?? "")")
+        }
+        // As dockerd: the tag, then the pull of the reference, named by its repository.
+        #expect(events == ["image tag \(pulled.image.id) \(reg.host)/from/skopeo:2", "image pull \(reg.host)/from/skopeo:2 \(reg.host)/from/skopeo"], "\(events)")
         #expect(pulled.image.id == remoteManifest.config.digest)
         #expect(pulled.digest == Digest.sha256(Data(remote.utf8)))
         #expect(try await store.layers(of: "\(reg.host)/from/skopeo:2").map { $0.blobs[0].digest } == remoteManifest.layers.map(\.digest))

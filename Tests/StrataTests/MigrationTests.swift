@@ -45,6 +45,11 @@ import Testing
         }
         #expect(plan == ["SCAN images USING COVERING INDEX images_listing"])
         #expect(try await store.images(all: true).map(\.id.string) == ["sha256:" + String(repeating: "0", count: 64)])
+        // The events go on after the upgrade (0011 rebuilt their table): a tag records one,
+        // numbered after the one the old tag recorded (from 0010 on).
+        try await store.tag("old:1", as: "new:1")
+        let seqs = try await store.read { db in try Int.fetchAll(db, sql: "SELECT seq FROM events WHERE type = 'image' AND action = 'tag' ORDER BY seq") }
+        #expect(seqs == (version >= "0010" ? [1, 2] : [1]), "\(seqs)")
         _ = try await store.collectGarbage(GCOptions(dryRun: true))
     }
 

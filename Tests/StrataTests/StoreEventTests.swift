@@ -69,6 +69,46 @@ import Testing
         #expect(try await Self.recorded(store, since: since, filters: f).map(\.action) == ["rename", "destroy"])
     }
 
+    /// The operations that change no row of their own record dockerd's events too: a commit
+    /// (after its tag), a save; and image events carry the image's labels, as dockerd's.
+    @Test func operationsRecordTheirEventsWithTheImagesLabels() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try ArchiveFixtures.legacyDockerArchive(dir.file("a.tar").path, in: dir)
+        _ = try await store.load(from: dir.file("a.tar"))
+        var options = ContainerOptions()
+        options.name = "c1"
+        options.labels = ["team": "x"]
+        let c = try await store.createContainer(from: "app:1", options: options)
+        let since = Date().addingTimeInterval(-0.01)
+        // The container's label goes into the image (as dockerd's commit), and -c adds one.
+        let snap = try await store.commit("c1", options: CommitOptions(message: "first", edits: [.label(key: "tier", value: "db")], reference: "snap:1"))
+        try await store.save(["snap:1"], to: dir.file("snap.tar"))
+        _ = try await store.removeImage("snap:1")
+
+        let seen = try await Self.recorded(store, since: since).map {
+            "\($0.type) \($0.action) \($0.actorID) \($0.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
+        }
+        let s = snap.id.string
+        #expect(seen == [
+            "image tag \(s) name=snap:1,team=x,tier=db",
+            "container commit \(c.id) comment=first,image=app:1,imageID=\(s),imageRef=snap:1,name=c1,team=x",
+            "image save \(s) name=\(s),team=x,tier=db",
+            "image untag \(s) name=\(s),team=x,tier=db",
+            "image delete \(s) name=\(s)",
+        ], "\(seen.joined(separator: "\n"))")
+
+        // dockerd's event filter: an exec's action carries its command, and naming one of
+        // those actions makes every value a prefix.
+        let exec = StoreEvent(sequence: 1, timeNano: 0, type: "container", action: "exec_start: sh -c true", actorID: c.id, attributes: [:])
+        let start = StoreEvent(sequence: 2, timeNano: 0, type: "container", action: "start", actorID: c.id, attributes: [:])
+        #expect(try EventFilters(["event": ["exec_start"]]).matches(exec))
+        #expect(try !EventFilters(["event": ["exec_start"]]).matches(start))
+        #expect(try !EventFilters(["event": ["exec"]]).matches(exec))
+        #expect(try EventFilters(["event": ["exec_create", "st"]]).matches(start))
+        #expect(try !EventFilters(["event": ["st"]]).matches(start))
+    }
+
     /// A change that is refused records nothing; another process's changes (a second open
     /// of the store, as the CLI beside `strata serve`) reach a reader that follows the events.
     @Test func onlyCommittedChangesAndOtherWritersToo() async throws {

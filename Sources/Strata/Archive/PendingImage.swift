@@ -56,17 +56,40 @@ public struct LoadedImage: Sendable, Hashable, Codable {
     public var manifestDigest: Digest
 }
 
+/// The operation's own event that an image commit records in its transaction, after the
+/// events of its rows (the tags'), as dockerd orders them.
+package enum CommitEvent: Sendable {
+    /// `load`, `import`: each image by its ID.
+    case image(String)
+    /// `pull`: the reference pulled (familiar), named by its repository.
+    case pull
+    /// A container's `commit` (`docker commit`): with the comment, the new image's ID and
+    /// the tag given (`imageRef`, empty for none).
+    case commit(container: String, comment: String)
+
+    /// The event of a load, pull or import; nil for other operations (a build's steps).
+    init?(operation: String) {
+        switch operation {
+        case "load", "import": self = .image(operation)
+        case "pull": self = .pull
+        default: return nil
+        }
+    }
+}
+
 extension Store {
     /// Moves pending blobs into `blobs/` (verified), then writes every row in one short
-    /// IMMEDIATE transaction (laws 1, 4, 8).
-    func commit(_ images: [PendingImage], session: IngestSession, operation: String = "load") async throws -> [LoadedImage] {
+    /// IMMEDIATE transaction (laws 1, 4, 8), with the operation's event (`event`, else
+    /// the one `operation` names).
+    func commit(_ images: [PendingImage], session: IngestSession, operation: String = "load", event: CommitEvent? = nil) async throws -> [LoadedImage] {
         // A lease holds every blob from before its file moves into blobs/ until the rows
         // that name it are committed (gc never deletes what a live lease holds).
         let digests = Set(images.flatMap { $0.blobs.map(\.expected.string) })
         let lease = try await createLease(operation, refs: digests.sorted())
         CrashPoint.hit("\(operation).after-lease")
         do {
-            let result = try await commitUnderLease(images, session: session, lease: lease, operation: operation)
+            let result = try await commitUnderLease(images, session: session, lease: lease, operation: operation,
+                                                    event: event ?? CommitEvent(operation: operation))
             CrashPoint.hit("\(operation).after-commit")
             // The file index, from the spools of the same pass that computed the diffIDs.
             await recordIndexes(images)
@@ -77,7 +100,8 @@ extension Store {
         }
     }
 
-    private func commitUnderLease(_ images: [PendingImage], session: IngestSession, lease: String, operation: String) async throws -> [LoadedImage] {
+    private func commitUnderLease(_ images: [PendingImage], session: IngestSession, lease: String, operation: String,
+                                  event: CommitEvent?) async throws -> [LoadedImage] {
         let lock = try await FileLock.acquire(paths.blobsLock, mode: .shared)
         defer { withExtendedLifetime(lock) {} }
         var rows: [OCI.Digest: (Int64, String)] = [:]
@@ -116,13 +140,21 @@ extension Store {
             for image in images {
                 let before = db.totalChangesCount
                 try Self.insert(image, db: db, now: t)
-                // The operation's own event, after the tags' (as dockerd): a pull names the
-                // reference it pulled, a load and an import the image. Only when it changed
-                // something: loading the same input twice changes nothing, events included
-                // (dockerd records every load).
-                if ["load", "pull", "import"].contains(operation), db.totalChangesCount != before {
-                    let name = operation == "pull" ? image.tags.first?.familiar ?? image.configDigest.string : image.configDigest.string
-                    try Self.recordEvent(db, type: "image", action: operation, actor: name, attributes: ["name": name])
+                // The operation's own event, after the tags' (as dockerd). A load, pull or
+                // import records it only when it changed something: loading the same input
+                // twice changes nothing, events included (dockerd records every load).
+                let id = image.configDigest.string
+                switch event {
+                case .image(let action) where db.totalChangesCount != before:
+                    try Self.recordImageEvent(db, action: action, actor: id, image: id, name: id)
+                case .pull where db.totalChangesCount != before:
+                    let ref = image.tags.first
+                    try Self.recordImageEvent(db, action: "pull", actor: ref?.familiar ?? id, image: id, name: ref?.familiarName ?? id)
+                case .commit(let container, let comment):
+                    try Self.recordContainerEvent(db, id: container, action: "commit",
+                                                  extra: ["comment": comment, "imageID": id, "imageRef": image.tags.first?.familiar ?? ""])
+                default:
+                    break
                 }
                 out.append(LoadedImage(id: image.configDigest, tags: image.tags.map(\.familiar), manifestDigest: image.manifestDigest))
             }

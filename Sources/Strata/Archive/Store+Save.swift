@@ -25,6 +25,11 @@ extension Store {
     public func save(_ refs: [String], to url: URL?, format: ArchiveFormat = .docker) async throws {
         guard !refs.isEmpty else { throw StrataError(.invalidArgument, "save needs at least one image") }
         let plan = try await savePlan(refs)
+        try await write(plan, to: url, format: format)
+        await recordSaved(plan)
+    }
+
+    private func write(_ plan: SavePlan, to url: URL?, format: ArchiveFormat) async throws {
         if format == .ociDirectory {
             guard let url else { throw StrataError(.invalidArgument, "--format oci-dir needs an output directory (-o DIR)") }
             try await explainingDiskFull("saving to \(url.path)", on: url.deletingLastPathComponent().path,
@@ -61,6 +66,13 @@ extension Store {
             try self.writeArchive(plan, format: format, writer: w)
             try w.close()
         }
+        await recordSaved(plan)
+    }
+
+    /// dockerd's `save` event for each image, by its ID, once the archive is whole. Best
+    /// effort: the archive is written whether or not its events can be.
+    private func recordSaved(_ plan: SavePlan) async {
+        try? await recordImageEvents(plan.images.map { (action: "save", actor: $0.id.string, image: $0.id.string, name: $0.id.string) })
     }
 
     /// Writes the archive beside `url` and renames it into place once it is durable.

@@ -92,14 +92,16 @@ extension Store {
                 parent: c.imageID, container: c, created: Date(),
                 createdBy: c.command.isEmpty ? "" : c.command.joined(separator: " "),
                 author: options.author, comment: options.message, tag: tag,
-                editConfig: { container in for edit in edits { edit.apply(to: &container) } }))
+                editConfig: { container in for edit in edits { edit.apply(to: &container) } }),
+                event: .commit(container: c.id, comment: options.message ?? ""))
         }
     }
 
     /// The one commit path shared by `commit` and the builder: the parent's config plus the
     /// container's changes as a layer (none for no container or no changes: an
-    /// `empty_layer` entry), a history entry and the edited `config` object.
-    package func commitImage(_ plan: CommitPlan) async throws -> LoadedImage {
+    /// `empty_layer` entry), a history entry and the edited `config` object; `event` is
+    /// recorded with it (a build's steps record none).
+    package func commitImage(_ plan: CommitPlan, event: CommitEvent? = nil) async throws -> LoadedImage {
         let tag = plan.tag
         let parentConfig = try blobs.readSmall(plan.parent)
         var config = try ImageConfig.decode(parentConfig, digest: plan.parent)
@@ -187,7 +189,7 @@ extension Store {
         edges += layers.map { (md.string, $0.blob.digest.string, "layer") }
         let image = PendingImage(manifestDigest: md, indexDigest: nil, configDigest: cd, config: decoded, layers: layers,
                                  tags: tag.map { [$0] } ?? [], blobs: pending, edges: edges)
-        guard let loaded = try await commit([image], session: session, operation: "commit").first else {
+        guard let loaded = try await commit([image], session: session, operation: "commit", event: event).first else {
             throw StrataError(.internalError, "commit produced no image")
         }
         // The container's image is the new image's parent, whatever the history says.

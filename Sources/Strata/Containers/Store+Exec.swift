@@ -14,9 +14,14 @@ public struct ExecOptions: Sendable {
     public var user: String?
     /// Run on a terminal of its own (`docker exec -t`): the output is one stream.
     public var tty: Bool
+    /// The exec instance's ID (dockerd's `execID`), named by its events: given by a caller
+    /// that created the instance and recorded its `exec_create` (``Store/recordExecCreate(_:_:)``);
+    /// nil, and the exec makes one and records its `exec_create` itself.
+    public var id: String?
 
     /// Options for running `command`; the rest as the container has them unless given.
-    public init(command: [String], env: [String] = [], workingDir: String? = nil, user: String? = nil, tty: Bool = false) {
+    public init(command: [String], env: [String] = [], workingDir: String? = nil, user: String? = nil, tty: Bool = false, id: String? = nil) {
+        self.id = id
         self.command = command
         self.env = env
         self.workingDir = workingDir
@@ -26,6 +31,25 @@ public struct ExecOptions: Sendable {
 }
 
 extension Store {
+    /// A new exec instance ID: 64 hex digits, as dockerd's.
+    public static func newExecID() -> String {
+        (0..<2).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }.joined()
+    }
+
+    /// Records the `exec_create` event of an exec instance made ahead of its start (`POST
+    /// /containers/{id}/exec`): dockerd's action carries the command, `exec_create: sh -c …`.
+    /// Best effort, as every operation event.
+    public func recordExecCreate(_ containerID: String, _ options: ExecOptions) async {
+        guard let id = options.id else { return }
+        try? await recordContainerEvent(containerID, action: Self.execAction("exec_create", options), extra: ["execID": id])
+    }
+
+    /// dockerd's words for an exec event: the action, then the program and its arguments
+    /// (with the space before them even when there are none).
+    private static func execAction(_ action: String, _ options: ExecOptions) -> String {
+        "\(action): \(options.command.first ?? "") \(options.command.dropFirst().joined(separator: " "))"
+    }
+
     /// Runs a command in a running container (`docker exec`), in its namespaces and root
     /// filesystem, with the container's process settings (capabilities, limits) and the
     /// options' command, environment, directory and user; returns its exit status (128 + the
@@ -100,6 +124,12 @@ extension Store {
         }
         defer { try? FileManager.default.removeItem(at: file) }
 
+        let execID = options.id ?? Self.newExecID()
+        // Best effort, as the other operation events: an exec goes whether or not they can be written.
+        if options.id == nil {
+            try? await recordContainerEvent(c.id, action: Self.execAction("exec_create", options), extra: ["execID": execID])
+        }
+        try? await recordContainerEvent(c.id, action: Self.execAction("exec_start", options), extra: ["execID": execID])
         let out = try OutputPipe(.stdout, log: nil, output: output)
         let err = try OutputPipe(.stderr, log: nil, output: output)
         var stdin = input?.processEnd() ?? FileHandle.nullDevice
@@ -140,6 +170,7 @@ extension Store {
                 : lower.contains("permission denied") ? .permissionDenied : .io
             throw StrataError(code, message)
         }
+        try? await recordContainerEvent(c.id, action: "exec_die", extra: ["execID": execID, "exitCode": String(status)])
         return status
     }
 

@@ -36,6 +36,10 @@ extension Store {
         guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
         // As dockerd: a frozen process gets the signal once thawed.
         try await thawIfPaused(c)
+        // Recorded as the signal goes, so that it comes before the `die` the signal may cause
+        // (the run records that as soon as the process ends), as dockerd orders them. Best
+        // effort: a store that cannot take a row (a full disk) must not keep a kill from going.
+        try? await recordContainerEvent(c.id, action: "kill", extra: ["signal": String(signal.number)])
         let (status, _, err) = try await runtimeCommand(runtime, ["kill", c.id, String(signal.number)])
         guard status == 0 else {
             guard try await isRunning(c.id) else { throw Self.notRunning(c) }
@@ -55,6 +59,13 @@ extension Store {
     public func stop(_ ref: String, timeout: Duration = .seconds(10), signal: ContainerSignal? = nil) async throws -> Bool {
         let c = try await container(ref)
         guard try isRunning(id: c.id, state: c.state) else { return false }
+        try await stopRunning(c, timeout: timeout, signal: signal)
+        // As dockerd: `kill`, `die`, then `stop` once it is down.
+        try? await recordContainerEvent(c.id, action: "stop")
+        return true
+    }
+
+    private func stopRunning(_ c: ContainerInfo, timeout: Duration, signal: ContainerSignal?) async throws {
         var first = signal ?? .term
         if signal == nil, let s = try await inspect(c.imageID.string).config.config?.StopSignal, !s.isEmpty {
             first = (try? ContainerSignal(s)) ?? .term
@@ -63,20 +74,19 @@ extension Store {
             do {
                 try await kill(c.id, signal: first)
             } catch let e as StrataError where e.code == .conflict {
-                return true  // it ended on its own meanwhile
+                return  // it ended on its own meanwhile
             }
-            if try await waitForRunEnd(c.id, timeout: timeout) { return true }
+            if try await waitForRunEnd(c.id, timeout: timeout) { return }
         }
         do {
             try await kill(c.id, signal: .kill)
         } catch let e as StrataError where e.code == .conflict {
-            return true
+            return
         }
         // A killed process goes at once; its run then records the exit.
         guard try await waitForRunEnd(c.id, timeout: .seconds(30)) else {
             throw StrataError(.io, "container \(String(c.id.prefix(12))) did not stop within 30 s of SIGKILL")
         }
-        return true
     }
 
     /// Waits until the container's run ended and recorded its exit; false after `timeout`.

@@ -1,15 +1,16 @@
 import Foundation
 import GRDB
 
-/// One change of the store, in Docker's event vocabulary (`docker events`): triggers write
-/// them in the transaction of the change (migration 0010), so the CLI's changes, the Engine
-/// API's, prune's and gc's are all there, and an event exists exactly when its change was
-/// committed.
+/// One change of the store or operation on it, in Docker's event vocabulary (`docker
+/// events`). Triggers write a row's change in its transaction (migrations 0010 and 0011), so
+/// the CLI's changes, the Engine API's, prune's and gc's are all there, and such an event
+/// exists exactly when its change was committed. An operation that changes no row (a kill,
+/// an exec, a save) records its event once it has happened.
 ///
 /// | type | actions | actor |
 /// |---|---|---|
-/// | `image` | `tag`, `untag`, `delete`, `load`, `pull`, `import` | the image ID (`pull`: the reference) |
-/// | `container` | `create`, `start`, `die`, `pause`, `unpause`, `rename`, `destroy` | the container ID |
+/// | `image` | `tag`, `untag`, `delete`, `load`, `pull`, `import`, `push`, `save` | the image ID (`pull`, `push`: the reference) |
+/// | `container` | `create`, `start`, `die`, `pause`, `unpause`, `rename`, `destroy`, `kill`, `stop`, `restart`, `commit`, `attach`, `resize`, `exec_create: CMD`, `exec_start: CMD`, `exec_die` | the container ID |
 /// | `volume` | `create`, `destroy` | the volume name |
 public struct StoreEvent: Sendable, Hashable, Codable {
     /// The event's place in the store's sequence: later events have larger numbers.
@@ -19,8 +20,10 @@ public struct StoreEvent: Sendable, Hashable, Codable {
     public var type: String
     public var action: String
     public var actorID: String
-    /// Docker's attributes: `name` for images; for containers their labels, `image`,
-    /// `name`, and `exitCode` for a `die`, `oldName` for a `rename`; `driver` for volumes.
+    /// Docker's attributes: for images their labels and `name`; for containers their labels,
+    /// `image` and `name`, and `exitCode` for a `die` and an `exec_die`, `oldName` for a
+    /// `rename`, `signal` for a `kill`, `execID` for the `exec_*`, `comment`, `imageID` and
+    /// `imageRef` for a `commit`, `height` and `width` for a `resize`; `driver` for volumes.
     public var attributes: [String: String]
 
     public var time: Date { Date(timeIntervalSince1970: Double(timeNano) / 1e9) }
@@ -101,7 +104,12 @@ public struct EventFilters: Sendable {
     public func matches(_ e: StoreEvent) -> Bool {
         if matchesNothing { return false }
         if !types.isEmpty, !types.contains(e.type) { return false }
-        if !actions.isEmpty, !actions.contains(where: { $0 == e.action || e.action.hasPrefix($0 + ":") }) { return false }
+        if !actions.isEmpty {
+            // As dockerd (moby#25798): when one value names an action that carries its command
+            // (`exec_create: sh -c …`), every value matches as a prefix; otherwise exactly.
+            let fuzzy = actions.contains { ["exec_create", "exec_start", "health_status"].contains($0) }
+            guard actions.contains(where: { fuzzy ? e.action.hasPrefix($0) : $0 == e.action }) else { return false }
+        }
         if !containers.isEmpty {
             guard e.type == "container" else { return false }
             let name = e.attributes["name"] ?? ""
@@ -203,14 +211,48 @@ extension Store {
         }
     }
 
-    /// Records an event that names an operation rather than a row's change (a load, a pull,
-    /// an import), in the operation's own transaction.
+    /// Records an event that names an operation rather than a row's change, in the
+    /// operation's own transaction. Its time is the row's (the table's default).
     static func recordEvent(_ db: Database, type: String, action: String, actor: String, attributes: [String: String]) throws {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: attributes, options: [.sortedKeys]), as: UTF8.self)
+        try db.cachedStatement(sql: "INSERT INTO events(type, action, actor_id, attributes) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [type, action, actor, try Self.json(attributes)])
+    }
+
+    /// Records a container's operation event (`kill`, `stop`, `commit`, `attach`, `exec_*`,
+    /// `resize`, `restart`) with dockerd's attributes for the container (its labels, `image`
+    /// and `name`, from the `container_actors` view the triggers use too) plus `extra`.
+    /// Nothing is recorded for a container that is gone.
+    static func recordContainerEvent(_ db: Database, id: String, action: String, extra: [String: String] = [:]) throws {
         try db.cachedStatement(sql: """
-            INSERT INTO events(time_nano, type, action, actor_id, attributes) VALUES (
-                CAST(strftime('%s', 'now') AS INTEGER) * 1000000000 + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER) * 1000000,
-                ?, ?, ?, ?)
-            """).execute(arguments: [type, action, actor, json])
+            INSERT INTO events(type, action, actor_id, attributes)
+            SELECT 'container', ?, id, json_patch(attributes, ?) FROM container_actors WHERE id = ?
+            """).execute(arguments: [action, try Self.json(extra), id])
+    }
+
+    /// Records an image's operation event (`load`, `pull`, `import`, `push`, `save`) as
+    /// dockerd's `LogImageEvent`: the image's labels, then `name`.
+    static func recordImageEvent(_ db: Database, action: String, actor: String, image: String, name: String) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO events(type, action, actor_id, attributes)
+            VALUES ('image', ?, ?, json_patch(coalesce((SELECT labels FROM images WHERE id = ?), '{}'), json_object('name', ?)))
+            """).execute(arguments: [action, actor, image, name])
+    }
+
+    /// One short write that records a container's operation event: an operation that is not a
+    /// row's change (a signal sent, an attach, an exec) has no transaction of its own to join.
+    package func recordContainerEvent(_ id: String, action: String, extra: [String: String] = [:]) async throws {
+        try await write { db in try Self.recordContainerEvent(db, id: id, action: action, extra: extra) }
+    }
+
+    /// One short write that records an image's operation event (``recordImageEvent(_:action:actor:image:name:)``).
+    package func recordImageEvents(_ events: [(action: String, actor: String, image: String, name: String)]) async throws {
+        guard !events.isEmpty else { return }
+        try await write { db in
+            for e in events { try Self.recordImageEvent(db, action: e.action, actor: e.actor, image: e.image, name: e.name) }
+        }
+    }
+
+    private static func json(_ attributes: [String: String]) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: attributes, options: [.sortedKeys]), as: UTF8.self)
     }
 }
