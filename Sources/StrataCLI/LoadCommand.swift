@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Strata
+import StrataRegistry
 
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,10 +53,11 @@ struct ImportCommand: AsyncParsableCommand {
             Example:
               strata import rootfs.tar base:1
               strata import -c 'CMD ["/bin/sh"]' -c 'ENV LANG=C.UTF-8' rootfs.tar base:1
+              strata import https://example.com/rootfs.tar.gz base:1
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "A tar (plain, gzip or zstd) holding the root filesystem.")
+    @Argument(help: "A tar (plain, gzip or zstd) holding the root filesystem, or its http(s) URL (downloaded into the store first, at most 2 GB).")
     var file: String
     @Argument(help: "Name for the image, e.g. base:1.")
     var reference: String?
@@ -72,8 +74,10 @@ struct ImportCommand: AsyncParsableCommand {
         let edits = try ConfigEdit.parse(changes: change)
         if let reference { _ = try Reference(reference) }
         let store = try await global.openStore()
-        let image = try await store.importRootfs(from: URL(fileURLWithPath: file), reference: reference,
-                                                 options: ImportOptions(message: message, platform: p, edits: edits))
+        let options = ImportOptions(message: message, platform: p, edits: edits)
+        let image = file.hasPrefix("http://") || file.hasPrefix("https://")
+            ? try await Download.importRootfs(file, into: store, reference: reference, options: options)
+            : try await store.importRootfs(from: URL(fileURLWithPath: file), reference: reference, options: options)
         print(image.id)
     }
 }

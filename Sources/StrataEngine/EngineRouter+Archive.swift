@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import OCI
 import Strata
+import StrataRegistry
 import StrataBuild
 
 /// `docker save` and `docker load`.
@@ -56,18 +57,18 @@ extension EngineRouter {
     /// `POST /images/create?fromSrc=-&repo=&tag=&message=&platform=` with a root filesystem
     /// tar as the body (`docker import`): ``Store/importRootfs(from:reference:options:)`` on
     /// the spooled body; answers `{"status":"sha256:…"}` as dockerd does. `changes` (`docker
-    /// import -c`) edit the new image's config; `fromSrc` as a URL is not served (501).
+    /// import -c`) edit the new image's config. `fromSrc` as an http(s) URL (`docker import
+    /// URL`; no scheme means http, as dockerd) is downloaded into the store's scratch space
+    /// first (``Download/importRootfs(_:into:reference:options:maxSize:)``: at most 2 GB); a URL that cannot be
+    /// fetched is a 400 naming it.
     func importImage(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        guard req.string("fromSrc") == "-" else {
-            throw EngineError(status: .notImplemented, message: "strata imports from the request body only (fromSrc=-): download the file and docker import it")
-        }
+        let src = req.string("fromSrc") ?? "-"
         let edits: [ConfigEdit]
         do {
             edits = try ConfigEdit.parse(changes: (req.query["changes"] ?? []).filter { !$0.isEmpty })
         } catch let e as StrataError where e.code == .invalidArgument || e.code == .dockerfileSyntax {
             throw EngineError.badRequest(e.message)
         }
-        guard case .file(let body) = req.body else { throw EngineError.badRequest("no root filesystem tar in the request body") }
         var reference: String?
         if let repo = req.string("repo"), !repo.isEmpty {
             let tag = req.string("tag") ?? ""
@@ -76,15 +77,28 @@ extension EngineRouter {
             reference = named
         }
         // As dockerd: the history says where it came from, "-" for the request body.
-        var options = ImportOptions(message: req.string("message").flatMap { $0.isEmpty ? nil : $0 } ?? "Imported from -",
-                                    inputName: "the request body", edits: edits)
+        var options = ImportOptions(message: req.string("message").flatMap { $0.isEmpty ? nil : $0 } ?? "Imported from \(src)", edits: edits)
         do {
             options.platform = try req.string("platform").flatMap { $0.isEmpty ? nil : try Platform(parsing: $0) }
         } catch let e as StrataError {
             throw EngineError.badRequest(e.message)
         }
-        let image = try await store.importRootfs(from: URL(fileURLWithPath: body), reference: reference, options: options)
-        try await res.startStream(contentType: "application/json")
+        let image: LoadedImage
+        if src == "-" {
+            guard case .file(let body) = req.body else { throw EngineError.badRequest("no root filesystem tar in the request body") }
+            options.inputName = "the request body"
+            image = try await store.importRootfs(from: URL(fileURLWithPath: body), reference: reference, options: options)
+            try await res.startStream(contentType: "application/json")
+        } else {
+            let url = src.contains("://") ? src : "http://\(src)"
+            do {
+                image = try await Download.importRootfs(url, into: store, reference: reference, options: options)
+            } catch let e as StrataError where e.code == .io || e.code == .invalidArgument {
+                throw EngineError.badRequest(e.message)  // the URL could not be fetched
+            }
+            try await res.startStream(contentType: "application/json")
+            try await res.message(["status": "Downloading from \(url)"])
+        }
         try await res.message(["status": image.id.string])
         try await res.finish()
     }

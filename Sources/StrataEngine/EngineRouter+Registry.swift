@@ -6,7 +6,7 @@ import StrataRegistry
 /// `docker pull` and `docker push`: `StrataRegistry` with the request's credentials.
 extension EngineRouter {
     /// `POST /images/create?fromImage=&tag=&platform=`: a registry pull, its progress
-    /// streamed as Docker's JSON messages. `fromSrc` (import) is not served.
+    /// streamed as Docker's JSON messages. With `fromSrc` the request is an import (``importImage(_:_:)``).
     func pull(_ req: EngineRequest, _ res: EngineResponse) async throws {
         guard let from = req.string("fromImage"), !from.isEmpty else {
             throw EngineError.badRequest("fromImage is required")

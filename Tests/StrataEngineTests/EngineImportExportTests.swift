@@ -6,6 +6,62 @@ import Testing
 /// gives), a body that is no tar, or climbs out, is refused with the store unchanged, and an
 /// export is the container's root filesystem with its changes.
 @Suite(.serialized) struct EngineImportExportTests {
+    /// `docker import URL`: the server downloads the tar into the store's scratch space and
+    /// imports it (the same layer as the file's), with dockerd's comment; the CLI does the
+    /// same. A URL that serves nothing, or a tar that climbs out, leaves the store unchanged.
+    @Test func importFromAURL() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("""
+            mkdir -p www && cp rootfs.tar www/ && gzip -c rootfs.tar > www/rootfs.tar.gz
+            python3 -c "
+            import io, tarfile
+            t = tarfile.open('www/climb.tar', 'w'); i = tarfile.TarInfo('../../climbed'); i.size = 1; t.addfile(i, io.BytesIO(b'x')); t.close()"
+            """)
+        let port = EngineHarness.freePort()
+        let web = Process()
+        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        web.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", h.file("www")]
+        web.standardOutput = FileHandle.nullDevice
+        web.standardError = FileHandle.nullDevice
+        try web.run()
+        defer { kill(web.processIdentifier, SIGKILL); web.waitUntilExit() }
+        try h.shell("for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:\(port)/rootfs.tar && break; sleep 0.1; done")
+        try h.start()
+        defer { h.stop() }
+        let base = "http://127.0.0.1:\(port)"
+        let layers = { (ref: String) throws -> String in
+            try h.docker(["image", "inspect", "--format", "{{json .RootFS.Layers}}", ref]).out
+        }
+        let imported = try h.docker(["import", "\(base)/rootfs.tar.gz", "url:1"])
+        #expect(imported.status == 0 && imported.out.contains("sha256:"), "\(imported)")
+        #expect(try layers("url:1") == layers("busybox:latest"))
+        #expect(try h.docker(["history", "--format", "{{.Comment}}", "url:1"]).out == "Imported from \(base)/rootfs.tar.gz\n")
+        #expect(try h.docker(["run", "--rm", "url:1", "echo", "runs"]).out == "runs\n")
+        // No scheme is http, as dockerd (the docker CLI sends only URLs with one; a raw request).
+        let raw = h.raw(Array("POST /v1.43/images/create?fromSrc=127.0.0.1%3A\(port)%2Frootfs.tar&repo=url&tag=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+        #expect(EngineHostileTests.status(raw) == 200 && raw.contains("Downloading from http://127.0.0.1:\(port)/rootfs.tar"), "\(raw.prefix(400))")
+        #expect(try layers("url:2") == layers("busybox:latest"))
+        // The CLI of the store, the same way.
+        #expect(try h.strata(["import", "\(base)/rootfs.tar", "url:3"]).status == 0)
+        #expect(try layers("url:3") == layers("busybox:latest"))
+
+        let before = try EngineHostileTests.snapshot(h)
+        let missing = try h.docker(["import", "\(base)/nosuch.tar", "url:4"])
+        #expect(missing.status != 0 && missing.err.contains("\(base)/nosuch.tar") && missing.err.contains("404"), "\(missing)")
+        let climb = try h.docker(["import", "\(base)/climb.tar", "url:5"])
+        #expect(climb.status != 0 && climb.err.contains("unsafe path"), "\(climb)")
+        let scheme = h.raw(Array("POST /v1.43/images/create?fromSrc=ftp%3A%2F%2F127.0.0.1%2Fx.tar HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+        #expect(EngineHostileTests.status(scheme) == 400 && scheme.contains("is not an http:// or https:// URL"), "\(scheme.prefix(400))")
+        let cli = try h.strata(["import", "\(base)/nosuch.tar", "url:6"])
+        #expect(cli.status != 0 && cli.err.contains("nosuch.tar"), "\(cli)")
+        #expect(try EngineHostileTests.snapshot(h) == before)
+        #expect(!FileManager.default.fileExists(atPath: h.dir.deletingLastPathComponent().appendingPathComponent("climbed").path))
+        // Nothing of the downloads is left in the store's scratch space.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.root + "/ingest").isEmpty)
+    }
+
     @Test func importFromTheRequestBody() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()
