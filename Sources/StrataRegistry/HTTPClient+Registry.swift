@@ -12,12 +12,26 @@ extension HTTPClient {
     /// request, so a login to a registry that is down took six minutes). The callers retry
     /// on their own terms (``RegistryClient/send(_:_:headers:body:)``: three times, with
     /// backoff). A connection attempt gives up after 30 s, as Docker's dialer.
-    static let registry: HTTPClient = {
-        var config = HTTPClient.Configuration.singletonConfiguration
-        config.timeout.connect = .seconds(30)
-        config.connectionPool.retryConnectionEstablishment = false
+    static let registry = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: registryConfiguration)
+
+    /// The client for the `urls` of non-distributable layers: ``registry``'s settings, with a
+    /// shorter connect timeout (15 s: the next url is tried), a 90 s read timeout, and the
+    /// body taken as it is (no decompression: its digest is checked).
+    static let foreignLayers: HTTPClient = {
+        var config = registryConfiguration
+        config.timeout.connect = .seconds(15)
+        config.timeout.read = .seconds(90)
+        config.decompression = .disabled
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
     }()
+
+    /// ``registry``'s configuration, from which the other clients of this module derive theirs.
+    private static var registryConfiguration: Configuration {
+        var config = Configuration.singletonConfiguration
+        config.timeout.connect = .seconds(30)
+        config.connectionPool.retryConnectionEstablishment = false
+        return config
+    }
 }
 
 extension HTTPClient {

@@ -144,7 +144,7 @@ extension Registry {
         req.method = .GET
         req.headers.add(name: "Accept-Encoding", value: "identity")
         for (k, v) in headers { req.headers.add(name: k, value: v) }
-        return try? await foreignLayerClient.execute(req, timeout: .seconds(600))
+        return try? await HTTPClient.foreignLayers.execute(req, timeout: .seconds(600))
     }
 
     /// How many times one blob download may be resumed after the connection broke.
@@ -238,17 +238,6 @@ extension Registry {
         return download
     }
 }
-
-/// The HTTP client for the `urls` of non-distributable layers: the shared client's settings,
-/// except that a refused connection fails at once (the next url is tried) rather than being
-/// retried until the 90 s connect timeout, and the body is taken as it is (no decompression).
-private let foreignLayerClient: HTTPClient = {
-    var config = HTTPClient.Configuration.singletonConfiguration
-    config.timeout = .init(connect: .seconds(15), read: .seconds(90))
-    config.connectionPool.retryConnectionEstablishment = false
-    config.decompression = .disabled
-    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
-}()
 
 /// The bytes a pull still has to store, known once its manifests are read: the estimate of
 /// its "disk full" line.
