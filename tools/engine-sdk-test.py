@@ -137,13 +137,16 @@ def main():
     pruned = client.containers.prune()
     check(pruned["ContainersDeleted"] == [svc.id], "containers.prune() %s" % pruned)
 
-    # Labels (the image's, then the given ones), the none network, volume prune.
+    # Labels (the image's, then the given ones), the none and host networks, volume prune.
     lab = client.containers.create("app:1", ["true"], labels={"sdk": "yes"}, name="lab")
     check(lab.labels.get("sdk") == "yes", "container labels %s" % lab.labels)
     check([c.id for c in client.containers.list(all=True, filters={"label": "sdk=yes"})] == [lab.id], "containers.list(label=)")
-    check([n.name for n in client.networks.list()] == ["none"], "networks.list()")
+    check(sorted(n.name for n in client.networks.list()) == ["host", "none"], "networks.list()")
     check(list(lab.attrs["NetworkSettings"]["Networks"]) == ["none"], "NetworkSettings.Networks")
     lab.remove()
+    shared = client.containers.run("app:1", ["sh", "-c", "ls /sys/class/net | wc -l"], network_mode="host", remove=True)
+    own = client.containers.run("app:1", ["sh", "-c", "ls /sys/class/net"], remove=True)
+    check(own == b"lo\n" and int(shared) >= 2, "network_mode='host' sees the host's interfaces: %r, its own only lo: %r" % (shared, own))
     client.volumes.create("sdk-spare")
     check(client.volumes.prune()["VolumesDeleted"] is None, "volumes.prune() keeps named volumes")
     check(client.volumes.prune(filters={"all": True})["VolumesDeleted"] == ["sdk-spare"], "volumes.prune(all)")

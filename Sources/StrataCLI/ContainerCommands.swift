@@ -18,10 +18,16 @@ struct ContainerFlags: ParsableArguments {
     var volume: [String] = []
     @Option(name: .shortAndLong, help: "Set a label (KEY=VALUE, or KEY for an empty value); over the image's labels.")
     var label: [String] = []
+    @Option(help: "Network: none (default: an empty network namespace of its own) or host (the host's, for every run).")
+    var network: String = "none"
 
     func options(command: [String]) throws -> ContainerOptions {
+        guard let net = ContainerNetwork(rawValue: network) else {
+            throw StrataError(.invalidArgument, "invalid --network \"\(network)\": use none or host")
+        }
         var o = ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter,
                                  volumes: try volume.map { try VolumeMount(parsing: $0) })
+        o.hostNetwork = net == .host
         for l in label {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = kv.first, !key.isEmpty else { throw StrataError(.invalidArgument, "invalid label \"\(l)\": use KEY=VALUE") }
@@ -39,6 +45,7 @@ struct CreateCommand: AsyncParsableCommand {
             Examples:
               strata create --name web busybox sh
               strata create --snapshotter copy -e A=1 -w /tmp app:1
+              strata create --network host --name web app:1 httpd -f -p 8080
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -237,16 +244,13 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var flags: ContainerFlags
     @Flag(help: "Remove the container when it exits.")
     var rm = false
-    @Option(help: "Network: none (default) or host.")
-    var network: String = "none"
     @Argument var image: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() async throws {
-        guard network == "none" || network == "host" else { throw StrataError(.invalidArgument, "invalid --network \"\(network)\": use none or host") }
         let options = try flags.options(command: command)
         let store = try await global.openStore()
-        let status = try await store.run(image, options: RunOptions(container: options, hostNetwork: network == "host"), remove: rm)
+        let status = try await store.run(image, options: RunOptions(container: options), remove: rm)
         if status != 0 { throw CommandFailed(status: status) }
     }
 }

@@ -5,8 +5,8 @@ import Strata
 ///
 /// What strata knows comes from the container's row (command, env, state, times, volumes,
 /// terminal and stdin settings) and, for a live run, the runtime (`State.Pid`). What strata
-/// does not do has dockerd's value for "not set": no network (`NetworkMode` `none`, empty
-/// addresses), no restart policy (`no`), no resource limits (0), no labels from SELinux or
+/// does not do has dockerd's value for "not set": no address (`NetworkMode` `none`, or
+/// `host` for a container on the host's network), no published ports, no restart policy (`no`), no resource limits (0), no labels from SELinux or
 /// AppArmor. `LogPath` is empty: the log file is strata's own frame format, not json-file
 /// lines for a log shipper to read.
 extension EngineRouter {
@@ -47,11 +47,11 @@ extension EngineRouter {
             "NetworkSettings": ["Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                                 "Ports": [String: Any](), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
                                 "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": ["none": noneEndpoint()]] as [String: Any],
+                                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": endpoints(c)] as [String: Any],
         ]
     }
 
-    /// dockerd's HostConfig: what strata does (no network, binds and volumes, auto-remove, the
+    /// dockerd's HostConfig: what strata does (its network, binds and volumes, auto-remove, the
     /// log), and dockerd's "not set" for every limit and option it does not offer.
     private static func hostConfig(_ c: ContainerInfo, binds: Any) -> [String: Any] {
         let null = NSNull()
@@ -60,7 +60,7 @@ extension EngineRouter {
             // which is what clients infer from it (docker-py's containers.run reads the output
             // back only for json-file and journald); the file itself is Docker's frame format.
             "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any],
-            "NetworkMode": "none", "PortBindings": [String: Any](), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
+            "NetworkMode": c.network.name, "PortBindings": [String: Any](), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
             "AutoRemove": c.autoRemove ?? false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0],
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": "", "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
             "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",

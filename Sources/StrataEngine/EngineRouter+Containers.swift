@@ -24,7 +24,7 @@ extension EngineRouter {
             "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
             "State": c.dockerState, "Status": c.status(),
             "Ports": [Any](), "Labels": c.labels ?? [:], "Mounts": mounts(c),
-            "HostConfig": ["NetworkMode": "none"], "NetworkSettings": ["Networks": ["none": Self.noneEndpoint()]],
+            "HostConfig": ["NetworkMode": c.network.name], "NetworkSettings": ["Networks": Self.endpoints(c)],
         ]
     }
 

@@ -16,8 +16,21 @@ extension EngineRouter {
         guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
         try Self.checkName(image)
         let host = o["HostConfig"] as? [String: Any] ?? [:]
-        if let mode = host["NetworkMode"] as? String, !["", "default", "bridge", "none"].contains(mode) {
-            throw EngineError(status: .notImplemented, message: "strata gives a container its own empty network only (network mode \"\(mode)\")")
+        // `bridge` and `default` (what the docker CLI sends unless told) become `none`: strata
+        // makes no bridge, so the container's own network namespace is empty.
+        let mode = host["NetworkMode"] as? String ?? ""
+        guard ["", "default", "bridge", "none", "host"].contains(mode) else {
+            throw EngineError(status: .notImplemented, message: "strata runs containers on the none or host network only, not \"\(mode)\"")
+        }
+        var warnings: [String] = []
+        let published = !(host["PortBindings"] as? [String: Any] ?? [:]).isEmpty || host["PublishAllPorts"] as? Bool == true
+        if published {
+            // As dockerd, ports mean nothing on the host's network; on an empty one there is
+            // nothing to publish them from.
+            guard mode == "host" else {
+                throw EngineError(status: .notImplemented, message: "strata does not publish ports (-p, -P): the container's network is empty; use --network host, where its ports are the host's")
+            }
+            warnings.append("Published ports are discarded when using host network mode")
         }
         if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
             throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
@@ -49,13 +62,14 @@ extension EngineRouter {
                                        // `docker create -i` set it, `docker run -d -i` does not.
                                        keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
         options.labels = labels
+        options.hostNetwork = mode == "host"
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.
         if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
            let rows = UInt16(exactly: size[0]), let columns = UInt16(exactly: size[1]), rows > 0, columns > 0 {
             await runner.setConsoleSize(c.id, rows: rows, columns: columns)
         }
-        try await res.sendJSON(["Id": c.id, "Warnings": [String]()] as [String: Any], status: .created)
+        try await res.sendJSON(["Id": c.id, "Warnings": warnings] as [String: Any], status: .created)
     }
 
     /// A list of strings in a container config: an array, a lone string (old clients), or null.

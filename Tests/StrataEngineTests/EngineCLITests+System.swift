@@ -86,8 +86,8 @@ extension EngineCLITests {
         #expect(missing.status != 0)
     }
 
-    /// `docker network ls|inspect`: the `none` network every container is on (dockerd's
-    /// fields), nothing else; `docker volume prune` keeps named volumes (all of strata's)
+    /// `docker network ls|inspect`: the `none` network containers are on unless they share the
+    /// `host`'s (dockerd's fields), nothing else; `docker volume prune` keeps named volumes (all of strata's)
     /// unless `-a`, as dockerd from API 1.42, and never one a container uses.
     @Test func networksAndVolumePrune() throws {
         guard EngineHarness.dockerAvailable() else { return }
@@ -95,7 +95,8 @@ extension EngineCLITests {
         try h.importBusybox()
         try h.start()
         defer { h.stop() }
-        #expect(try h.docker(["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]).out == "none null local\n")
+        #expect(try h.docker(["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]).out == "host host local\nnone null local\n")
+        #expect(try h.docker(["network", "ls", "--format", "{{.Name}}", "--filter", "driver=null"]).out == "none\n")
         #expect(try h.docker(["network", "ls", "-q", "--filter", "name=bridge"]).out == "")
         #expect(try h.docker(["network", "ls", "-q", "--filter", "type=custom"]).out == "")
         let bad = try h.docker(["network", "ls", "--filter", "color=red"])
@@ -112,6 +113,8 @@ extension EngineCLITests {
         #expect(try h.docker(["rm", "-f", "r"]).status == 0)
         let bridge = try h.docker(["network", "inspect", "bridge"])
         #expect(bridge.status != 0 && bridge.err.contains("network bridge not found"), "\(bridge)")
+        let noneID = try h.docker(["network", "inspect", "--format", "{{.Id}}", "none"]).out
+        #expect(try h.docker(["network", "inspect", "--format", "{{.Name}}", String(noneID.prefix(12))]).out == "none\n")
         let create = try h.docker(["network", "create", "app"])
         #expect(create.status != 0 && create.err.contains("no networks"), "\(create)")
 
@@ -122,6 +125,59 @@ extension EngineCLITests {
         let all = try h.docker(["volume", "prune", "-a", "-f"])
         #expect(all.status == 0 && all.out.contains("spare") && !all.out.contains("used") && all.out.hasSuffix("Total reclaimed space: 1B\n"), "\(all)")
         #expect(try h.docker(["volume", "ls", "-q"]).out == "used\n")
+    }
+
+    /// `docker run --network host`: the container's ports are the host's (a server in it
+    /// answers on the host's loopback), the choice is kept for every start, and inspect, `ps
+    /// --filter network=` and `network inspect host` say so, as dockerd's. Published ports
+    /// (`-p`) are refused on strata's empty network, with the way out named.
+    @Test func hostNetwork() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p www && echo 'served from a container' > www/index.html")
+        try h.start()
+        defer { h.stop() }
+        let port = EngineHarness.freePort()
+        let run = try h.docker(["run", "-d", "--name", "web", "--network", "host", "-v", "\(h.file("www")):/www",
+                                "busybox", "busybox", "httpd", "-f", "-p", "127.0.0.1:\(port)", "-h", "/www"])
+        #expect(run.status == 0, "\(run)")
+        var page = ""
+        for _ in 0..<100 {
+            page = try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/index.html"]).out
+            if !page.isEmpty { break }
+            usleep(100_000)
+        }
+        #expect(page == "served from a container\n")
+        #expect(try h.docker(["inspect", "--format", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", "web"]).out == "host host\n")
+        #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "network=host"]).out == "web\n")
+        #expect(try h.docker(["ps", "-a", "--format", "{{.Names}}", "--filter", "network=none"]).out == "")
+        let inspected = try JSONSerialization.jsonObject(with: Data(try h.docker(["network", "inspect", "host"]).out.utf8)) as? [[String: Any]]
+        #expect((inspected?.first?["Containers"] as? [String: Any])?.count == 1 && inspected?.first?["Driver"] as? String == "host")
+        // Kept for the next start: stopped, started again, it serves again.
+        #expect(try h.docker(["stop", "-t", "0", "web"]).status == 0)
+        #expect(try h.docker(["start", "web"]).status == 0)
+        page = ""
+        for _ in 0..<100 {
+            page = try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/index.html"]).out
+            if !page.isEmpty { break }
+            usleep(100_000)
+        }
+        #expect(page == "served from a container\n")
+        #expect(try h.docker(["rm", "-f", "web"]).status == 0)
+        // The default network is the container's own, empty but for its loopback.
+        let own = try h.docker(["run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net"])
+        #expect(own.status == 0 && own.out == "lo\n", "\(own)")
+
+        let before = try EngineHostileTests.snapshot(h)
+        let published = try h.docker(["run", "-p", "8080:80", "busybox", "true"])
+        #expect(published.status != 0 && published.err.contains("does not publish ports") && published.err.contains("--network host"), "\(published)")
+        let bridge = try h.docker(["run", "--network", "mine", "busybox", "true"])
+        #expect(bridge.status != 0 && bridge.err.contains("none or host network only"), "\(bridge)")
+        #expect(try EngineHostileTests.snapshot(h) == before)
+        // On the host's network, published ports mean nothing: dockerd's warning, no error.
+        let discarded = try h.docker(["create", "--network", "host", "-p", "8080:80", "busybox", "true"])
+        #expect(discarded.status == 0 && discarded.err.contains("Published ports are discarded"), "\(discarded)")
     }
 
     /// `docker events`: what the store recorded (the server's changes and the CLI's beside

@@ -131,6 +131,17 @@ import Testing
         #expect(try await w.ids(ContainerFilters(networks: ["bridge"])) == [])
         #expect(try await w.ids(ContainerFilters(published: ["80"])) == [])
         #expect(try await w.ids(ContainerFilters(exposed: ["80/tcp"])) == [])
+        // Networks, as dockerd: by name or ID prefix. These are all on `none`; one created
+        // with the host's network is on `host`, and is recorded so.
+        #expect(try await w.ids(ContainerFilters(networks: ["none"])) == w.all)
+        #expect(try await w.ids(ContainerFilters(networks: [String(ContainerNetwork.none.id.prefix(12))])) == w.all)
+        var options = ContainerOptions()
+        options.hostNetwork = true
+        let shared = try await w.store.createContainer(from: "filt/lone:1", options: options)
+        #expect(try await w.store.container(shared.id).network == .host)
+        #expect(try await w.ids(ContainerFilters(networks: ["host"])) == [shared.id])
+        #expect(try await w.ids(ContainerFilters(networks: ["host", "none"])) == w.all.union([shared.id]))
+        _ = try await w.store.removeContainer(shared.id)
         try await w.finish()
     }
 

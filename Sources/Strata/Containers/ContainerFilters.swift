@@ -8,10 +8,11 @@ import Foundation
 /// against `/NAME`, as dockerd's names start with a slash). A `status`, `before` or `since`
 /// filter lists stopped containers too, as `docker ps -a` would.
 ///
-/// `label` matches a container's labels (its image's, and those given at create). strata's
-/// containers have no published or exposed ports, networks or health check of their own,
-/// and are never swarm tasks: `network`, `publish` and `expose` match nothing, `health`
-/// matches only `none`, `is-task` only `false`.
+/// `label` matches a container's labels (its image's, and those given at create). `network`
+/// matches the network a container is on (``ContainerNetwork``: `none` or `host`), by name or
+/// ID prefix, as dockerd. strata's containers have no published or exposed ports or health
+/// check, and are never swarm tasks: `publish` and `expose` match nothing, `health` matches
+/// only `none`, `is-task` only `false`.
 ///
 /// ```swift
 /// let exited = try ContainerFilters(["status": ["exited"], "ancestor": ["busybox"]])
@@ -42,7 +43,8 @@ public struct ContainerFilters: Sendable, Hashable {
     public var isTask: [Bool]
     /// `label=`: `KEY` or `KEY=VALUE`; every one must match the container's labels.
     public var labels: [String]
-    /// `network=`: strata's containers join no network, so nothing matches.
+    /// `network=`: the name of the container's network (``ContainerNetwork``) or a prefix of
+    /// its ID.
     public var networks: [String]
     /// `publish=`: strata's containers publish no port, so nothing matches.
     public var published: [String]
@@ -121,7 +123,8 @@ public struct ContainerFilters: Sendable, Hashable {
         if !statuses.isEmpty, !statuses.contains(c.dockerState) { return false }
         if !exitCodes.isEmpty, !(c.state == "exited" && c.startedAt != nil && exitCodes.contains(c.exitCode ?? 0)) { return false }
         if !labels.isEmpty, !FilterPattern.matchesLabels(labels, c.labels ?? [:]) { return false }
-        if !networks.isEmpty || !published.isEmpty || !exposed.isEmpty { return false }
+        if !networks.isEmpty, !networks.contains(where: { c.network.isNamed(by: $0) }) { return false }
+        if !published.isEmpty || !exposed.isEmpty { return false }
         if !health.isEmpty, !health.contains("none") { return false }
         if !isTask.isEmpty, !isTask.contains(false) { return false }
         if let createdBefore, c.created >= createdBefore { return false }

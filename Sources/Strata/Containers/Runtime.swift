@@ -3,7 +3,8 @@ import Foundation
 /// Options for ``Store/run(_:options:remove:)``.
 public struct RunOptions: Sendable {
     public var container: ContainerOptions
-    /// Give the container the host's network (default: its own empty network namespace).
+    /// Give the container the host's network (default: its own empty network namespace); the
+    /// same as ``ContainerOptions/hostNetwork``, and recorded with the container as that is.
     public var hostNetwork = false
 
     public init(container: ContainerOptions = ContainerOptions(), hostNetwork: Bool = false) {
@@ -88,9 +89,11 @@ extension Store {
     /// container goes afterwards (`run --rm`).
     public func run(_ ref: String, options: RunOptions = RunOptions(), remove: Bool = false) async throws -> Int32 {
         let runtime = try OCIRuntime.find()
-        let c = try await createContainer(from: ref, options: options.container)
+        var containerOptions = options.container
+        containerOptions.hostNetwork = containerOptions.hostNetwork || options.hostNetwork
+        let c = try await createContainer(from: ref, options: containerOptions)
         do {
-            let status = try await start(c, runtime: runtime, hostNetwork: options.hostNetwork)
+            let status = try await start(c, runtime: runtime)
             if remove { _ = try await removeContainer(c.id, force: true) }
             return status
         } catch {
@@ -99,10 +102,10 @@ extension Store {
         }
     }
 
-    private func start(_ c: ContainerInfo, runtime: OCIRuntime, hostNetwork: Bool) async throws -> Int32 {
+    private func start(_ c: ContainerInfo, runtime: OCIRuntime) async throws -> Int32 {
         // Everything that can fail on the image's content (no command, an unknown USER) fails
         // here, before runc starts.
-        let spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        let spec = try await runtimeSpec(for: c, hostNetwork: false)
         // The run lock, as `start(_:)` holds it: a live `strata run` is never taken for a
         // run whose process died (``recoverInterruptedRuns()``).
         guard let runLock = try await takeRunLock(c.id) else {
@@ -178,6 +181,8 @@ extension Store {
     /// image's ENTRYPOINT + CMD), environment, working directory, volumes, and the image's
     /// USER resolved inside its mounted root filesystem (``UserResolver``). Throws, before
     /// anything runs, when there is no command or the user or group does not exist.
+    /// The container's own network namespace unless it was created with the host's
+    /// (``ContainerOptions/hostNetwork``) or `hostNetwork` asks for it for this run.
     func runtimeSpec(for c: ContainerInfo, hostNetwork: Bool) async throws -> [String: Any] {
         let rootfs = try await mountContainer(c.id)
         let config = try await inspect(c.imageID.string).config.config
@@ -201,7 +206,7 @@ extension Store {
         if c.tty == true, !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
         let user = try UserResolver(root: rootfs).resolve(config?.User)
         return RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
-                                user: user, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork,
+                                user: user, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork || c.hostNetwork == true,
                                 binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) },
                                 terminal: c.tty == true)
     }

@@ -29,6 +29,9 @@ public struct ContainerOptions: Sendable, Codable {
     public var tty = false
     /// Labels given at create (`docker create --label`); they go over the image's own.
     public var labels: [String: String] = [:]
+    /// Every run shares the host's network namespace (`docker create --network host`), instead
+    /// of an empty one of its own.
+    public var hostNetwork = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -84,6 +87,9 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// ``ContainerOptions/labels`` gave over them; nil for none (and for a container created
     /// before labels were recorded).
     public var labels: [String: String]?
+    /// Runs in the host's network namespace (``ContainerOptions/hostNetwork``); nil for false,
+    /// its own empty one.
+    public var hostNetwork: Bool?
 
     /// The state as Docker names it: ``state``, or `paused` for a frozen run.
     public var dockerState: String { state == "running" && paused == true ? "paused" : state }
@@ -122,6 +128,7 @@ extension Store {
                                  autoRemove: options.autoRemove ? true : nil, openStdin: options.openStdin ? true : nil,
                                  keepsStdinOpen: options.openStdin && options.keepsStdinOpen ? true : nil, tty: options.tty ? true : nil)
         info.labels = labels.isEmpty ? nil : labels
+        info.hostNetwork = options.hostNetwork ? true : nil
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in
