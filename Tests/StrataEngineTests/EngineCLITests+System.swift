@@ -58,22 +58,11 @@ extension EngineCLITests {
             """)
         let local = try h.strata(["build", "-q", "-t", "dir:1", h.file("app")])
         #expect(local.status == 0, "\(local.err)")
-        let port = EngineHarness.freePort()
-        let web = Process()
-        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        web.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", h.file("www")]
-        web.standardOutput = FileHandle.nullDevice
-        web.standardError = FileHandle.nullDevice
-        try web.run()
-        defer { kill(web.processIdentifier, SIGKILL); web.waitUntilExit() }
+        let web = try h.serveFiles(h.file("www"))
+        defer { web.stop() }
         try h.start()
         defer { h.stop() }
-        var r = EngineHarness.Result(status: -1, out: "", err: "")
-        for _ in 0..<50 {
-            r = try h.docker(["build", "-t", "url:1", "http://127.0.0.1:\(port)/ctx.tar.gz"])
-            if r.status == 0 || !r.err.contains("connection refused") { break }
-            usleep(100_000)
-        }
+        let r = try h.docker(["build", "-t", "url:1", "\(web.base)/ctx.tar.gz"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("Step 2/3 : ADD ctx/container.cfg /"))
         #expect(r.out.contains(" ---> Using cache"))
@@ -82,7 +71,7 @@ extension EngineCLITests {
         let dir = images.first { ($0["tags"] as? [String])?.contains("dir:1") == true }?["id"] as? String
         let url = images.first { ($0["tags"] as? [String])?.contains("url:1") == true }?["id"] as? String
         #expect(dir != nil && dir == url)
-        let missing = try h.docker(["build", "http://127.0.0.1:\(port)/nosuch.tar.gz"])
+        let missing = try h.docker(["build", "\(web.base)/nosuch.tar.gz"])
         #expect(missing.status != 0)
     }
 
@@ -190,9 +179,7 @@ extension EngineCLITests {
         try h.start()
         defer { h.stop() }
         // From the next whole second: the import above is not in the window.
-        let next = (Date().timeIntervalSince1970 + 1).rounded(.down)
-        usleep(useconds_t((next - Date().timeIntervalSince1970) * 1e6) + 1000)
-        let since = String(Int(next))
+        let since = EngineHarness.nextWholeSecond()
         // A follower, a child of this process (a shell's background job would inherit
         // Foundation's process-watch socket and hold the wait of h.run).
         let live = h.file("live.txt")
@@ -258,9 +245,7 @@ extension EngineCLITests {
         try h.start()
         defer { h.stop() }
         // From the next whole second: the import above is not in the window.
-        let next = (Date().timeIntervalSince1970 + 1).rounded(.down)
-        usleep(useconds_t((next - Date().timeIntervalSince1970) * 1e6) + 1000)
-        let since = String(Int(next))
+        let since = EngineHarness.nextWholeSecond()
         #expect(try h.docker(["run", "-d", "--name", "c1", "--label", "team=x", "busybox", "busybox", "sleep", "60"]).status == 0)
         let exec = try h.docker(["exec", "c1", "sh", "-c", "exit 4"])
         #expect(exec.status == 4, "\(exec)")

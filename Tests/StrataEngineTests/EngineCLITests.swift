@@ -320,28 +320,17 @@ import Glibc
             printf 'FROM busybox\\nADD ctx/container.cfg /\\nCMD /bin/ls\\n' > app/Dockerfile
             tar -C app -czf www/ctx.tar.gz .
             """)
-        let port = EngineHarness.freePort()
-        let web = Process()
-        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        web.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", h.file("www")]
-        web.standardOutput = FileHandle.nullDevice
-        web.standardError = FileHandle.nullDevice
-        try web.run()
-        defer { kill(web.processIdentifier, SIGKILL); web.waitUntilExit() }
+        let web = try h.serveFiles(h.file("www"))
+        defer { web.stop() }
         try h.start()
         defer { h.stop() }
-        var r = ""
-        for _ in 0..<50 {
-            let url = "http://127.0.0.1:\(port)/ctx.tar.gz".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-            r = h.raw(Array("POST /v1.43/build?t=remote%3A1&remote=\(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
-            if r.contains("Successfully tagged") || !r.lowercased().contains("connection refused") { break }
-            usleep(100_000)
-        }
+        let url = "\(web.base)/ctx.tar.gz".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let r = h.raw(Array("POST /v1.43/build?t=remote%3A1&remote=\(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
         #expect(EngineHostileTests.status(r) == 200, "\(r.prefix(400))")
         #expect(r.contains("Step 2/3 : ADD ctx/container.cfg /"))
         #expect(r.contains("Successfully tagged remote:1"))
         #expect(try h.images().contains { ($0["tags"] as? [String])?.contains("remote:1") == true })
-        let missing = "http://127.0.0.1:\(port)/nosuch.tar.gz".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let missing = "\(web.base)/nosuch.tar.gz".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         let bad = h.raw(Array("POST /v1.43/build?remote=\(missing) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
         #expect(EngineHostileTests.status(bad) == 400, "\(bad.prefix(400))")
         #expect(bad.contains("unable to download the build context"))

@@ -128,6 +128,43 @@ final class EngineHarness: @unchecked Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         registry = p
+        guard Self.waitForListener(port) else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "docker-registry did not start"])
+        }
+        return "127.0.0.1:\(port)"
+    }
+
+    /// A static web server (python's http.server) for `directory` on a free port of 127.0.0.1,
+    /// listening when this returns; `stop()` it (by PID) when done.
+    func serveFiles(_ directory: String) throws -> WebServer {
+        let port = Self.freePort()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let web = WebServer(process: p, port: port)
+        guard Self.waitForListener(port) else {
+            web.stop()
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "python3 -m http.server did not start"])
+        }
+        return web
+    }
+
+    /// A web server ``serveFiles(_:)`` started.
+    struct WebServer {
+        let process: Process
+        let port: Int
+        var base: String { "http://127.0.0.1:\(port)" }
+        func stop() {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Whether something listens on 127.0.0.1:`port` within 10 s.
+    static func waitForListener(_ port: Int) -> Bool {
         for _ in 0..<100 {
             let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var addr = sockaddr_in()
@@ -138,10 +175,18 @@ final class EngineHarness: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
             close(fd)
-            if ok { return "127.0.0.1:\(port)" }
+            if ok { return true }
             usleep(100_000)
         }
-        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "docker-registry did not start"])
+        return false
+    }
+
+    /// Waits for the next whole second and returns it as `docker events --since` takes it:
+    /// what happened before this call is outside a window that starts there.
+    static func nextWholeSecond() -> String {
+        let next = (Date().timeIntervalSince1970 + 1).rounded(.down)
+        usleep(useconds_t((next - Date().timeIntervalSince1970) * 1e6) + 1000)
+        return String(Int(next))
     }
 
     static func freePort() -> Int {

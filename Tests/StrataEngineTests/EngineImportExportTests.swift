@@ -19,18 +19,11 @@ import Testing
             import io, tarfile
             t = tarfile.open('www/climb.tar', 'w'); i = tarfile.TarInfo('../../climbed'); i.size = 1; t.addfile(i, io.BytesIO(b'x')); t.close()"
             """)
-        let port = EngineHarness.freePort()
-        let web = Process()
-        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        web.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", h.file("www")]
-        web.standardOutput = FileHandle.nullDevice
-        web.standardError = FileHandle.nullDevice
-        try web.run()
-        defer { kill(web.processIdentifier, SIGKILL); web.waitUntilExit() }
-        try h.shell("for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:\(port)/rootfs.tar && break; sleep 0.1; done")
+        let web = try h.serveFiles(h.file("www"))
+        defer { web.stop() }
         try h.start()
         defer { h.stop() }
-        let base = "http://127.0.0.1:\(port)"
+        let base = web.base, port = web.port
         let layers = { (ref: String) throws -> String in
             try h.docker(["image", "inspect", "--format", "{{json .RootFS.Layers}}", ref]).out
         }
