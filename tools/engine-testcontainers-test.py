@@ -5,8 +5,9 @@ Usage: engine-testcontainers-test.py SOCKET PORT WORKDIR
 
 It builds an image from a context (DockerImage), runs a web server in a container on the host's
 network with an environment variable and a bind mount, waits for its log line, fetches a page
-from it, runs a command in it, reads its logs, and leaves: testcontainers removes the container
-(with its volumes) and the image. Every step is checked against what testcontainers and the
+from it, runs a command in it, reads its logs, runs another with an exposed port published on
+a free host port (get_exposed_port) and fetches the page through it, and leaves: testcontainers
+removes the containers (with their volumes) and the image. Every step is checked against what testcontainers and the
 server say, and the files the container wrote. Exit 77 when testcontainers is not installed.
 
 Ryuk, testcontainers' reaper, is an image from Docker Hub: it is turned off. The connection mode
@@ -78,6 +79,22 @@ with DockerImage(path=ctx, tag="tc-app:1") as image:
         out, err = c.get_logs()
         check(out == b"listening on %d\n" % port and err == b"", "get_logs() %r %r" % (out, err))
         check(c.get_wrapped_container().attrs["HostConfig"]["NetworkMode"] == "host", "NetworkMode host")
+    # A published port, as testcontainers asks for one (a free host port) and reads it back.
+    published = (DockerContainer("tc-app:1")
+                 .with_command(["sh", "-c", "echo serving; exec httpd -f -p 80 -h /www"])
+                 .with_exposed_ports(80)
+                 .waiting_for(LogMessageWaitStrategy("serving")))
+    with published as p:
+        mapped = p.get_exposed_port(80)
+        page = b""
+        for _ in range(50):
+            try:
+                page = urllib.request.urlopen("http://%s:%s/index.html" % (p.get_container_host_ip(), mapped), timeout=2).read()
+                break
+            except OSError:
+                import time
+                time.sleep(0.1)
+        check(page == b"served by a testcontainer\n", "get_exposed_port(80) = %s serves the page: %r" % (mapped, page))
     # testcontainers removed the container (force, with its volumes).
     check(cid not in [x.id for x in client.containers.list(all=True)], "the container is gone after the with block")
 # ...and the image.

@@ -20,6 +20,9 @@ struct ContainerFlags: ParsableArguments {
     var label: [String] = []
     @Option(help: "Network: none (default: an empty network namespace of its own) or host (the host's, for every run).")
     var network: String = "none"
+    @Option(name: [.customShort("p"), .customLong("publish")],
+            help: "Publish a TCP port while the container runs: [IP:][HOSTPORT:]PORT (HOSTPORT 0 or none: a free one).")
+    var publish: [String] = []
 
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
@@ -28,6 +31,7 @@ struct ContainerFlags: ParsableArguments {
         var o = ContainerOptions(name: name, command: command, env: env, workingDir: workdir, snapshotter: snapshotter,
                                  volumes: try volume.map { try VolumeMount(parsing: $0) })
         o.hostNetwork = net == .host
+        o.ports = try publish.map { try PublishedPort(parsing: $0) }
         for l in label {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = kv.first, !key.isEmpty else { throw StrataError(.invalidArgument, "invalid label \"\(l)\": use KEY=VALUE") }

@@ -6,7 +6,8 @@ import Strata
 /// What strata knows comes from the container's row (command, env, state, times, volumes,
 /// terminal and stdin settings) and, for a live run, the runtime (`State.Pid`). What strata
 /// does not do has dockerd's value for "not set": no address (`NetworkMode` `none`, or
-/// `host` for a container on the host's network), no published ports, no restart policy (`no`), no resource limits (0), no labels from SELinux or
+/// `host` for a container on the host's network; the ports a run published are in
+/// `NetworkSettings.Ports`), no restart policy (`no`), no resource limits (0), no labels from SELinux or
 /// AppArmor. `LogPath` is empty: the log file is strata's own frame format, not json-file
 /// lines for a log shipper to read.
 extension EngineRouter {
@@ -45,7 +46,7 @@ extension EngineRouter {
                        "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": null, "WorkingDir": c.workingDir ?? "",
                        "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:]] as [String: Any],
             "NetworkSettings": ["Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                                "Ports": [String: Any](), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+                                "Ports": publishedPorts(c), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
                                 "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
                                 "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": endpoints(c)] as [String: Any],
         ]
@@ -60,7 +61,7 @@ extension EngineRouter {
             // which is what clients infer from it (docker-py's containers.run reads the output
             // back only for json-file and journald); the file itself is Docker's frame format.
             "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any],
-            "NetworkMode": c.network.name, "PortBindings": [String: Any](), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
+            "NetworkMode": c.network.name, "PortBindings": portBindings(c), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
             "AutoRemove": c.autoRemove ?? false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0],
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": "", "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
             "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
@@ -77,5 +78,24 @@ extension EngineRouter {
             h[zero] = 0
         }
         return h
+    }
+
+    /// `NetworkSettings.Ports`: while it runs, each published port with the host address
+    /// and port its run bound, as dockerd's (`{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`).
+    static func publishedPorts(_ c: ContainerInfo) -> [String: Any] {
+        var out: [String: [[String: String]]] = [:]
+        for p in c.publishedPorts ?? [] {
+            out[p.key, default: []].append(["HostIp": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "HostPort": String(p.hostPort)])
+        }
+        return out
+    }
+
+    /// `HostConfig.PortBindings`: the ports as asked (a host port 0 is dockerd's "").
+    private static func portBindings(_ c: ContainerInfo) -> [String: Any] {
+        var out: [String: [[String: String]]] = [:]
+        for p in c.ports ?? [] {
+            out[p.key, default: []].append(["HostIp": p.hostIP, "HostPort": p.hostPort == 0 ? "" : String(p.hostPort)])
+        }
+        return out
     }
 }

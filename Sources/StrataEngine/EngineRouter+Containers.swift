@@ -23,7 +23,9 @@ extension EngineRouter {
             "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
             "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
             "State": c.dockerState, "Status": c.status(),
-            "Ports": [Any](), "Labels": c.labels ?? [:], "Mounts": mounts(c),
+            "Ports": (c.publishedPorts ?? []).map { p -> [String: Any] in
+                ["IP": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "PrivatePort": p.containerPort, "PublicPort": p.hostPort, "Type": "tcp"]
+            }, "Labels": c.labels ?? [:], "Mounts": mounts(c),
             "HostConfig": ["NetworkMode": c.network.name], "NetworkSettings": ["Networks": Self.endpoints(c)],
         ]
     }

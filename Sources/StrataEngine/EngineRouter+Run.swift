@@ -23,14 +23,19 @@ extension EngineRouter {
             throw EngineError(status: .notImplemented, message: "strata runs containers on the none or host network only, not \"\(mode)\"")
         }
         var warnings: [String] = []
-        let published = !(host["PortBindings"] as? [String: Any] ?? [:]).isEmpty || host["PublishAllPorts"] as? Bool == true
-        if published {
-            // As dockerd, ports mean nothing on the host's network; on an empty one there is
-            // nothing to publish them from.
-            guard mode == "host" else {
-                throw EngineError(status: .notImplemented, message: "strata does not publish ports (-p, -P): the container's network is empty; use --network host, where its ports are the host's")
+        var ports = try Self.portBindings(host["PortBindings"])
+        if host["PublishAllPorts"] as? Bool == true {
+            // -P: every exposed port (the request's and the image's) on a free host port.
+            var exposed = Set((o["ExposedPorts"] as? [String: Any] ?? [:]).keys)
+            exposed.formUnion(try await store.inspect(image).config.config?.ExposedPorts ?? [])
+            for key in exposed.sorted() where !ports.contains(where: { $0.key == key }) {
+                ports.append(try PublishedPort(parsing: key))
             }
+        }
+        if mode == "host", !ports.isEmpty {
+            // As dockerd: on the host's network a container's ports are the host's.
             warnings.append("Published ports are discarded when using host network mode")
+            ports = []
         }
         if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
             throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
@@ -63,6 +68,7 @@ extension EngineRouter {
                                        keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
         options.labels = labels
         options.hostNetwork = mode == "host"
+        options.ports = ports
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.
         if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
@@ -217,6 +223,28 @@ extension EngineRouter {
         await runner.resize(c.id, rows: h, columns: w)
         try? await store.recordContainerEvent(c.id, action: "resize", extra: ["height": String(h), "width": String(w)])
         try await res.send(.ok)
+    }
+
+    /// `HostConfig.PortBindings` (`{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`): one
+    /// ``PublishedPort`` per binding; a port with no binding (`-p 80`) gets a free host port.
+    /// UDP, SCTP and bad values are a 400 naming them.
+    static func portBindings(_ value: Any?) throws -> [PublishedPort] {
+        guard let bindings = value as? [String: Any] else { return [] }
+        var out: [PublishedPort] = []
+        do {
+            for (key, list) in bindings.sorted(by: { $0.key < $1.key }) {
+                let container = try PublishedPort(parsing: key)
+                let entries = list as? [[String: Any]] ?? []
+                for e in entries.isEmpty ? [[:]] : entries {
+                    let ip = e["HostIp"] as? String ?? ""
+                    let hostPort = e["HostPort"] as? String ?? ""
+                    out.append(try PublishedPort(parsing: "\(ip):\(hostPort):\(container.containerPort)"))
+                }
+            }
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
+        return out
     }
 
     /// One multiplexed frame.

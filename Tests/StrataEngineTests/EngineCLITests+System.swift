@@ -118,8 +118,7 @@ extension EngineCLITests {
 
     /// `docker run --network host`: the container's ports are the host's (a server in it
     /// answers on the host's loopback), the choice is kept for every start, and inspect, `ps
-    /// --filter network=` and `network inspect host` say so, as dockerd's. Published ports
-    /// (`-p`) are refused on strata's empty network, with the way out named.
+    /// --filter network=` and `network inspect host` say so, as dockerd's.
     @Test func hostNetwork() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()
@@ -159,14 +158,76 @@ extension EngineCLITests {
         #expect(own.status == 0 && own.out == "lo\n", "\(own)")
 
         let before = try EngineHostileTests.snapshot(h)
-        let published = try h.docker(["run", "-p", "8080:80", "busybox", "true"])
-        #expect(published.status != 0 && published.err.contains("does not publish ports") && published.err.contains("--network host"), "\(published)")
         let bridge = try h.docker(["run", "--network", "mine", "busybox", "true"])
         #expect(bridge.status != 0 && bridge.err.contains("none or host network only"), "\(bridge)")
         #expect(try EngineHostileTests.snapshot(h) == before)
         // On the host's network, published ports mean nothing: dockerd's warning, no error.
         let discarded = try h.docker(["create", "--network", "host", "-p", "8080:80", "busybox", "true"])
         #expect(discarded.status == 0 && discarded.err.contains("Published ports are discarded"), "\(discarded)")
+    }
+
+    /// `docker run -p`: a server in the container answers on the published host port (a
+    /// fixed one, or one the system chose, which `docker port` and `ps` report), only while
+    /// it runs, again after a restart; a port in use fails the start (and a `--rm` container
+    /// goes, as with dockerd), UDP is refused, and the store is left as it was.
+    @Test func publishedPorts() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.shell("mkdir -p www && echo 'published page' > www/index.html")
+        try h.start()
+        defer { h.stop() }
+        let fetch = { (port: String) throws -> String in
+            var page = ""
+            for _ in 0..<100 {
+                page = try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/index.html"]).out
+                if !page.isEmpty { break }
+                usleep(100_000)
+            }
+            return page
+        }
+        let fixed = String(EngineHarness.freePort())
+        let server = ["busybox", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
+        #expect(try h.docker(["run", "-d", "--name", "web", "-p", "\(fixed):80", "-v", "\(h.file("www")):/www"] + server).status == 0)
+        #expect(try fetch(fixed) == "published page\n")
+        #expect(try h.docker(["port", "web"]).out == "80/tcp -> 0.0.0.0:\(fixed)\n")
+        #expect(try h.docker(["ps", "--format", "{{.Names}} {{.Ports}}"]).out == "web 0.0.0.0:\(fixed)->80/tcp\n")
+        // A free port the system chose, on the address given.
+        #expect(try h.docker(["run", "-d", "--name", "any", "-p", "127.0.0.1::80", "-v", "\(h.file("www")):/www"] + server).status == 0)
+        let chosen = try h.docker(["port", "any", "80"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(chosen.hasPrefix("127.0.0.1:"), "\(chosen)")
+        #expect(try fetch(String(chosen.dropFirst("127.0.0.1:".count))) == "published page\n")
+        // ps --filter publish= (the host's side) and expose= (the container's), as dockerd.
+        #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "publish=\(fixed)/tcp"]).out == "web\n")
+        #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "expose=79-81"]).out.split(separator: "\n").sorted() == ["any", "web"])
+        #expect(try h.docker(["ps", "-q", "--filter", "publish=\(fixed)/udp"]).out == "")
+        // A port in use fails the start; the --rm container goes, as dockerd's.
+        let containers = try h.docker(["ps", "-a", "-q"]).out
+        let taken = try h.docker(["run", "--rm", "-p", "\(fixed):80", "busybox", "true"])
+        #expect(taken.status != 0 && taken.err.contains("cannot publish port 80 on 0.0.0.0:\(fixed)") && taken.err.contains("in use"), "\(taken)")
+        #expect(try h.docker(["ps", "-a", "-q"]).out == containers)
+        // Only while it runs: stopped, the port is closed and inspect lists none; started, both again.
+        #expect(try h.docker(["stop", "-t", "0", "web"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{json .NetworkSettings.Ports}} {{json .HostConfig.PortBindings}}", "web"]).out
+                == "{} {\"80/tcp\":[{\"HostIp\":\"\",\"HostPort\":\"\(fixed)\"}]}\n")
+        #expect(try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(fixed)/index.html"]).status == 7)  // refused
+        #expect(try h.docker(["start", "web"]).status == 0)
+        #expect(try fetch(fixed) == "published page\n")
+        #expect(try h.docker(["rm", "-f", "web", "any"]).status == 0)
+
+        // `strata run -p`, the CLI's own run in the foreground, publishes the same way.
+        let cliPort = String(EngineHarness.freePort())
+        let cli = try h.run("/bin/bash", ["-c", """
+            "$STRATA" run --rm -p \(cliPort):80 -v "$WWW":/www busybox sh -c 'httpd -p 80 -h /www; sleep 3' >/dev/null &
+            for i in $(seq 50); do page=$(curl -s --max-time 1 http://127.0.0.1:\(cliPort)/index.html) && [ -n "$page" ] && break; sleep 0.1; done
+            echo "$page"; wait
+            """], env: ["STRATA": EngineHarness.binary, "STRATA_ROOT": h.root, "WWW": h.file("www")])
+        #expect(cli.out == "published page\n", "\(cli)")
+
+        let before = try EngineHostileTests.snapshot(h)
+        let udp = try h.docker(["run", "-p", "53:53/udp", "busybox", "true"])
+        #expect(udp.status != 0 && udp.err.contains("TCP ports only"), "\(udp)")
+        #expect(try EngineHostileTests.snapshot(h) == before)
     }
 
     /// `docker events`: what the store recorded (the server's changes and the CLI's beside

@@ -140,3 +140,8 @@ int strata_enter_userns(const char *newuidmap, const char *newgidmap, unsigned o
 int strata_enter_shared_userns(const char *pid_file, const char *newuidmap, const char *newgidmap, unsigned outer_uid,
                                unsigned outer_gid, unsigned sub_uid, unsigned sub_uid_count, unsigned sub_gid,
                                unsigned sub_gid_count);
+
+/// A TCP connection to 127.0.0.1:`port` inside the network namespace `nsfd` (an open
+/// /proc/PID/ns/net), made on a thread of its own so the caller's namespace is untouched: the
+/// connected socket, or -1 with errno set (ECONNREFUSED: nothing listens there).
+int strata_connect_in_netns(int nsfd, unsigned short port);

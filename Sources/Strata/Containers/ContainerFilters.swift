@@ -10,9 +10,10 @@ import Foundation
 ///
 /// `label` matches a container's labels (its image's, and those given at create). `network`
 /// matches the network a container is on (``ContainerNetwork``: `none` or `host`), by name or
-/// ID prefix, as dockerd. strata's containers have no published or exposed ports or health
-/// check, and are never swarm tasks: `publish` and `expose` match nothing, `health` matches
-/// only `none`, `is-task` only `false`.
+/// ID prefix, as dockerd. `publish` and `expose` match the ports a running container published
+/// (``ContainerInfo/publishedPorts``): the host's side and the container's, `PORT[/tcp]` or a
+/// range `FIRST-LAST[/tcp]`. strata's containers have no health check and are never swarm
+/// tasks: `health` matches only `none`, `is-task` only `false`.
 ///
 /// ```swift
 /// let exited = try ContainerFilters(["status": ["exited"], "ancestor": ["busybox"]])
@@ -46,9 +47,9 @@ public struct ContainerFilters: Sendable, Hashable {
     /// `network=`: the name of the container's network (``ContainerNetwork``) or a prefix of
     /// its ID.
     public var networks: [String]
-    /// `publish=`: strata's containers publish no port, so nothing matches.
+    /// `publish=`: a host port (or range, `/tcp` optional) a running container published.
     public var published: [String]
-    /// `expose=`: strata's containers expose no port, so nothing matches.
+    /// `expose=`: a container port (or range) a running container published.
     public var exposed: [String]
 
     /// The keys `docker ps --filter` accepts.
@@ -124,7 +125,9 @@ public struct ContainerFilters: Sendable, Hashable {
         if !exitCodes.isEmpty, !(c.state == "exited" && c.startedAt != nil && exitCodes.contains(c.exitCode ?? 0)) { return false }
         if !labels.isEmpty, !FilterPattern.matchesLabels(labels, c.labels ?? [:]) { return false }
         if !networks.isEmpty, !networks.contains(where: { c.network.isNamed(by: $0) }) { return false }
-        if !published.isEmpty || !exposed.isEmpty { return false }
+        let ports = c.publishedPorts ?? []
+        if !published.isEmpty, !published.contains(where: { f in ports.contains { Self.port($0.hostPort, in: f) } }) { return false }
+        if !exposed.isEmpty, !exposed.contains(where: { f in ports.contains { Self.port($0.containerPort, in: f) } }) { return false }
         if !health.isEmpty, !health.contains("none") { return false }
         if !isTask.isEmpty, !isTask.contains(false) { return false }
         if let createdBefore, c.created >= createdBefore { return false }
@@ -134,5 +137,20 @@ public struct ContainerFilters: Sendable, Hashable {
             if !volumes.contains(where: { f in mounts.contains { $0.source == f || $0.destination == f } }) { return false }
         }
         return true
+    }
+
+    /// Whether `port` is what a `publish=`/`expose=` value names: `80`, `80/tcp`, `8000-8080`
+    /// (strata's ports are all TCP: another protocol names none).
+    static func port(_ port: Int, in value: String) -> Bool {
+        var spec = Substring(value)
+        if let slash = spec.firstIndex(of: "/") {
+            guard spec[spec.index(after: slash)...] == "tcp" else { return false }
+            spec = spec[..<slash]
+        }
+        let bounds = spec.split(separator: "-", maxSplits: 1).map { Int($0) }
+        guard let first = bounds.first ?? nil else { return false }
+        let last = bounds.count == 2 ? bounds[1] : first
+        guard let last else { return false }
+        return (first...max(first, last)).contains(port)
     }
 }

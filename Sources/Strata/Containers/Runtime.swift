@@ -112,7 +112,10 @@ extension Store {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
         }
         defer { withExtendedLifetime(runLock) {} }
-        try await markRunning(c.id)
+        let proxy = try publishPorts(c, hostNetwork: false)
+        defer { proxy?.stop() }
+        try await markRunning(c.id, publishedPorts: proxy?.bound)
+        proxy?.start()
         let status: Int32
         do {
             status = try await launch(c.id, spec: spec, runtime: runtime, stdout: FileHandle.standardOutput, stderr: FileHandle.standardError)

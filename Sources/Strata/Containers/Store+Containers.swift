@@ -32,6 +32,9 @@ public struct ContainerOptions: Sendable, Codable {
     /// Every run shares the host's network namespace (`docker create --network host`), instead
     /// of an empty one of its own.
     public var hostNetwork = false
+    /// TCP ports published on the host while the container runs (`docker create -p`); none
+    /// with ``hostNetwork``, where the container's ports are the host's.
+    public var ports: [PublishedPort] = []
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -90,6 +93,11 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// Runs in the host's network namespace (``ContainerOptions/hostNetwork``); nil for false,
     /// its own empty one.
     public var hostNetwork: Bool?
+    /// The ports to publish (``ContainerOptions/ports``), as asked; nil for none.
+    public var ports: [PublishedPort]?
+    /// The ports its current run published, with the host ports the system chose for 0;
+    /// nil when it is not running.
+    public var publishedPorts: [PublishedPort]?
 
     /// The state as Docker names it: ``state``, or `paused` for a frozen run.
     public var dockerState: String { state == "running" && paused == true ? "paused" : state }
@@ -129,6 +137,7 @@ extension Store {
                                  keepsStdinOpen: options.openStdin && options.keepsStdinOpen ? true : nil, tty: options.tty ? true : nil)
         info.labels = labels.isEmpty ? nil : labels
         info.hostNetwork = options.hostNetwork ? true : nil
+        info.ports = options.ports.isEmpty || options.hostNetwork ? nil : options.ports
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in

@@ -116,7 +116,18 @@ extension Store {
             throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is already running")
         }
         defer { withExtendedLifetime(runLock) {} }
-        try await markRunning(c.id)
+        // Published ports are bound before the run is marked: a port in use fails the start,
+        // and (as dockerd) removes a container that was to go when its run ended.
+        let proxy: PortProxy?
+        do {
+            proxy = try publishPorts(c, hostNetwork: hostNetwork)
+        } catch {
+            if c.autoRemove == true { _ = try? await removeContainer(c.id, force: true) }
+            throw error
+        }
+        defer { proxy?.stop() }
+        try await markRunning(c.id, publishedPorts: proxy?.bound)
+        proxy?.start()
         let status: Int32
         do {
             let log = try ContainerLog(path: logPath(c.id))
@@ -186,9 +197,22 @@ extension Store {
         return ContainerLogReader(handle: h, id: c.id)
     }
 
+    /// The run's published ports (``ContainerOptions/ports``), bound; nil for none (or on the
+    /// host's network). Connections reach the container once its process is up.
+    func publishPorts(_ c: ContainerInfo, hostNetwork: Bool) throws -> PortProxy? {
+        guard let ports = c.ports, !ports.isEmpty, !hostNetwork, c.hostNetwork != true else { return nil }
+        let id = c.id
+        return try PortProxy(ports) { [self] in
+            guard let pid = try? await mainPID(id) else { return nil }
+            let fd = Glibc.open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
+            return fd >= 0 ? fd : nil
+        }
+    }
+
     /// `created`/`exited` → `running` in one transaction; a running container is a conflict.
-    func markRunning(_ id: String) async throws {
+    func markRunning(_ id: String, publishedPorts: [PublishedPort]? = nil) async throws {
         try await updateContainer(id) { info in
+            info.publishedPorts = publishedPorts
             if info.state == "running" {
                 throw StrataError(.conflict, "container \(String(id.prefix(12))) is already running")
             }
@@ -208,6 +232,7 @@ extension Store {
             try await updateContainer(id) { info in
                 info.state = "exited"
                 info.paused = nil
+                info.publishedPorts = nil
                 info.exitCode = status
                 info.finishedAt = Date()
             }
