@@ -229,15 +229,24 @@ extension EngineRouter {
     /// ``PublishedPort`` per binding; a port with no binding (`-p 80`) gets a free host port.
     /// UDP, SCTP and bad values are a 400 naming them.
     static func portBindings(_ value: Any?) throws -> [PublishedPort] {
-        guard let bindings = value as? [String: Any] else { return [] }
+        if value == nil || value is NSNull { return [] }
+        guard let bindings = value as? [String: Any] else { throw EngineError.badRequest("PortBindings must be an object") }
         var out: [PublishedPort] = []
         do {
             for (key, list) in bindings.sorted(by: { $0.key < $1.key }) {
                 let container = try PublishedPort(parsing: key)
-                let entries = list as? [[String: Any]] ?? []
+                let entries: [[String: Any]]
+                switch list {
+                case is NSNull: entries = []
+                case let given as [[String: Any]]: entries = given
+                default: throw EngineError.badRequest("PortBindings of \(key) must be a list of {HostIp, HostPort}")
+                }
                 for e in entries.isEmpty ? [[:]] : entries {
-                    let ip = e["HostIp"] as? String ?? ""
-                    let hostPort = e["HostPort"] as? String ?? ""
+                    // Strings, as dockerd's PortBinding (a number there is a 400 too).
+                    guard let ip = e["HostIp"] as? String ?? (e["HostIp"] == nil || e["HostIp"] is NSNull ? "" : nil),
+                          let hostPort = e["HostPort"] as? String ?? (e["HostPort"] == nil || e["HostPort"] is NSNull ? "" : nil) else {
+                        throw EngineError.badRequest("PortBindings of \(key): HostIp and HostPort must be strings")
+                    }
                     out.append(try PublishedPort(parsing: "\(ip):\(hostPort):\(container.containerPort)"))
                 }
             }
