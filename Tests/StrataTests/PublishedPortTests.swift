@@ -27,4 +27,28 @@ import Testing
             return e.code == .invalidArgument && e.message.contains(words) && (value.isEmpty || e.message.contains(value))
         }
     }
+
+    /// The proxy binds at once (a port in use is a conflict naming it), and frees its ports
+    /// when stopped, started or not (a start that failed after the bind leaves none bound).
+    @Test func portsAreBoundAtOnceAndFreedWhenStopped() throws {
+        let first = try PortProxy([PublishedPort(hostIP: "127.0.0.1", containerPort: 80)]) { nil }
+        let port = try #require(first.bound.first?.hostPort)
+        #expect(port > 0)
+        #expect {
+            _ = try PortProxy([PublishedPort(hostIP: "127.0.0.1", hostPort: port, containerPort: 80)]) { nil }
+        } throws: { e in
+            (e as? StrataError)?.code == .conflict && "\(e)".contains("127.0.0.1:\(port)")
+        }
+        first.stop()  // never started
+        let again = try PortProxy([PublishedPort(hostIP: "127.0.0.1", hostPort: port, containerPort: 80)]) { nil }
+        again.start()
+        again.stop()
+        var bound = false
+        for _ in 0..<50 where !bound {  // the accept thread closes its listener as it ends
+            bound = (try? PortProxy([PublishedPort(hostIP: "127.0.0.1", hostPort: port, containerPort: 80)]) { nil })
+                .map { $0.stop(); return true } ?? false
+            if !bound { usleep(20_000) }
+        }
+        #expect(bound)
+    }
 }

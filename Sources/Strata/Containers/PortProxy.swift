@@ -19,6 +19,8 @@ final class PortProxy: Sendable {
     private struct State {
         var namespace: Int32?
         var open: Set<Int32> = []
+        /// The accept threads run (and close the listeners when they end).
+        var accepting = false
         var stopped = false
     }
 
@@ -41,8 +43,14 @@ final class PortProxy: Sendable {
         stop()
     }
 
-    /// Starts accepting connections, one thread per port.
+    /// Starts accepting connections, one thread per port (nothing once stopped).
     func start() {
+        let go = state.withLock { s -> Bool in
+            guard !s.stopped, !s.accepting else { return false }
+            s.accepting = true
+            return true
+        }
+        guard go else { return }
         for l in listeners {
             Thread.detachNewThread { [self] in accept(l.fd, port: l.port) }
         }
@@ -50,13 +58,18 @@ final class PortProxy: Sendable {
 
     /// Closes the listeners and every connection (idempotent).
     func stop() {
-        let (open, ns) = state.withLock { s -> (Set<Int32>, Int32?) in
-            guard !s.stopped else { return ([], nil) }
+        let (first, accepting, open, ns) = state.withLock { s -> (Bool, Bool, Set<Int32>, Int32?) in
+            guard !s.stopped else { return (false, false, [], nil) }
             s.stopped = true
             defer { s.open = []; s.namespace = nil }
-            return (s.open, s.namespace)
+            return (true, s.accepting, s.open, s.namespace)
         }
-        for l in listeners { shutdown(l.fd, Int32(SHUT_RDWR)) }
+        guard first else { return }
+        // A running accept loop ends at the shutdown and closes its listener; one never
+        // started is closed here (a start that failed after the ports were bound).
+        for l in listeners {
+            if accepting { shutdown(l.fd, Int32(SHUT_RDWR)) } else { close(l.fd) }
+        }
         for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
         if let ns { close(ns) }
     }
