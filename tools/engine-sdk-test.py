@@ -10,6 +10,7 @@ container, lists its changes, commits it, and reads the disk usage. Exit 0 when 
 agrees, 1 with a message when something does not, 77 when the SDK is not installed.
 """
 import time
+import urllib.request
 import io
 import os
 import sys
@@ -147,6 +148,19 @@ def main():
     shared = client.containers.run("app:1", ["sh", "-c", "ls /sys/class/net | wc -l"], network_mode="host", remove=True)
     own = client.containers.run("app:1", ["sh", "-c", "ls /sys/class/net"], remove=True)
     check(own == b"lo\n" and int(shared) >= 2, "network_mode='host' sees the host's interfaces: %r, its own only lo: %r" % (shared, own))
+    # A published port on a free host port, read back from the container's NetworkSettings.
+    web = client.containers.run("app:1", ["busybox", "httpd", "-f", "-p", "80", "-h", "/"], ports={"80/tcp": None}, detach=True)
+    web.reload()
+    bindings = web.attrs["NetworkSettings"]["Ports"].get("80/tcp") or [{}]
+    page = b""
+    for _ in range(50):
+        try:
+            page = urllib.request.urlopen("http://127.0.0.1:%s/greeting" % bindings[0].get("HostPort"), timeout=2).read()
+            break
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    check(page == b"hello from strata\n", "ports={'80/tcp': None} publishes %s: %r" % (bindings, page))
+    web.remove(force=True)
     client.volumes.create("sdk-spare")
     check(client.volumes.prune()["VolumesDeleted"] is None, "volumes.prune() keeps named volumes")
     check(client.volumes.prune(filters={"all": True})["VolumesDeleted"] == ["sdk-spare"], "volumes.prune(all)")
