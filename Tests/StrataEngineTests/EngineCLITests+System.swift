@@ -138,6 +138,14 @@ extension EngineCLITests {
         }
         #expect(page == "served from a container\n")
         #expect(try h.docker(["inspect", "--format", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", "web"]).out == "host host\n")
+        // Inspecting a running container asks runc for its PID: the server keeps no descriptor
+        // of it (each inspect used to leave two pipes open).
+        let pid = try #require(h.serverPID)
+        let descriptors = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        _ = try h.docker(["inspect", "web"])
+        let open = descriptors()
+        for _ in 0..<30 { _ = try h.docker(["inspect", "web"]) }
+        #expect(descriptors() < open + 10, "\(open) descriptors before 30 inspects, \(descriptors()) after")
         #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "network=host"]).out == "web\n")
         #expect(try h.docker(["ps", "-a", "--format", "{{.Names}}", "--filter", "network=none"]).out == "")
         let inspected = try JSONSerialization.jsonObject(with: Data(try h.docker(["network", "inspect", "host"]).out.utf8)) as? [[String: Any]]

@@ -6,8 +6,8 @@ import Synchronization
 /// proxy passes them: a listening socket on the host for each, bound before the run starts (a
 /// port in use fails the start), and for each connection a TCP connection to the container's
 /// port on its loopback, made inside its network namespace, with the bytes copied both ways
-/// (two threads per connection) until both sides are done. ``stop()`` ends it all when the
-/// run ends.
+/// (two threads per connection, at most ``maxConnections`` at once) until both sides are
+/// done. ``stop()`` ends it all when the run ends.
 final class PortProxy: Sendable {
     /// The ports as bound: a requested port 0 is the one the system chose.
     let bound: [PublishedPort]
@@ -15,6 +15,8 @@ final class PortProxy: Sendable {
     /// Opens the container's network namespace (`/proc/PID/ns/net`): nil while it is not up.
     private let openNamespace: @Sendable () async -> Int32?
     private let state = Mutex(State())
+    /// Connections passed at once, per run.
+    static let maxConnections = 512
 
     private struct State {
         var namespace: Int32?
@@ -125,7 +127,8 @@ final class PortProxy: Sendable {
             return
         }
         let registered = state.withLock { s -> Bool in
-            guard !s.stopped else { return false }
+            // Two threads per connection: past the limit a new one is closed at once.
+            guard !s.stopped, s.open.count < 2 * Self.maxConnections else { return false }
             s.open.insert(client)
             s.open.insert(target)
             return true

@@ -41,6 +41,10 @@ func runCapturing(_ process: Process, limit: Int = 16 << 20) async throws -> (st
             while let chunk = try? handle.read(upToCount: 64 << 10), !chunk.isEmpty {
                 if kept.count < (isOutput ? limit : 4096) { kept.append(chunk) }
             }
+            // Closed here, not left to the handle's deallocation: the Process that holds the
+            // Pipe can outlive this call, and with it both read ends (a server that asked
+            // runc for a container's state on every inspect ran out of descriptors).
+            try? handle.close()
             if isOutput { captured.output = kept } else { captured.error = kept }
             captured.done.leave()
         }
