@@ -130,13 +130,7 @@ extension EngineCLITests {
         let run = try h.docker(["run", "-d", "--name", "web", "--network", "host", "-v", "\(h.file("www")):/www",
                                 "busybox", "busybox", "httpd", "-f", "-p", "127.0.0.1:\(port)", "-h", "/www"])
         #expect(run.status == 0, "\(run)")
-        var page = ""
-        for _ in 0..<100 {
-            page = try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/index.html"]).out
-            if !page.isEmpty { break }
-            usleep(100_000)
-        }
-        #expect(page == "served from a container\n")
+        #expect(try h.fetch("http://127.0.0.1:\(port)/index.html") == "served from a container\n")
         #expect(try h.docker(["inspect", "--format", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", "web"]).out == "host host\n")
         // Inspecting a running container asks runc for its PID: the server keeps no descriptor
         // of it (each inspect used to leave two pipes open).
@@ -153,13 +147,7 @@ extension EngineCLITests {
         // Kept for the next start: stopped, started again, it serves again.
         #expect(try h.docker(["stop", "-t", "0", "web"]).status == 0)
         #expect(try h.docker(["start", "web"]).status == 0)
-        page = ""
-        for _ in 0..<100 {
-            page = try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/index.html"]).out
-            if !page.isEmpty { break }
-            usleep(100_000)
-        }
-        #expect(page == "served from a container\n")
+        #expect(try h.fetch("http://127.0.0.1:\(port)/index.html") == "served from a container\n")
         #expect(try h.docker(["rm", "-f", "web"]).status == 0)
         // The default network is the container's own, empty but for its loopback.
         let own = try h.docker(["run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net"])
@@ -185,15 +173,7 @@ extension EngineCLITests {
         try h.shell("mkdir -p www && echo 'published page' > www/index.html")
         try h.start()
         defer { h.stop() }
-        let fetch = { (port: String) throws -> String in
-            var page = ""
-            for _ in 0..<100 {
-                page = try h.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/index.html"]).out
-                if !page.isEmpty { break }
-                usleep(100_000)
-            }
-            return page
-        }
+        let fetch = { (port: String) throws -> String in try h.fetch("http://127.0.0.1:\(port)/index.html") }
         let fixed = String(EngineHarness.freePort())
         let server = ["busybox", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
         #expect(try h.docker(["run", "-d", "--name", "web", "-p", "\(fixed):80", "-v", "\(h.file("www")):/www"] + server).status == 0)

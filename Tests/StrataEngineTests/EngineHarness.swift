@@ -163,6 +163,17 @@ final class EngineHarness: @unchecked Sendable {
         }
     }
 
+    /// The body curl gets from `url`, tried for up to 10 s until there is one (a server in a
+    /// container that is still starting); empty when none came.
+    func fetch(_ url: String) throws -> String {
+        for _ in 0..<100 {
+            let page = try run("/usr/bin/curl", ["-s", "--max-time", "2", url]).out
+            if !page.isEmpty { return page }
+            usleep(100_000)
+        }
+        return ""
+    }
+
     /// Whether something listens on 127.0.0.1:`port` within 10 s.
     static func waitForListener(_ port: Int) -> Bool {
         for _ in 0..<100 {
