@@ -44,7 +44,8 @@ extension EngineRouter {
                        "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
                        "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
                        "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": null, "WorkingDir": c.workingDir ?? "",
-                       "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:]] as [String: Any],
+                       "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
+                       "ExposedPorts": c.exposedPorts.map { Dictionary(uniqueKeysWithValues: $0.map { ($0, [String: Any]()) }) as Any } ?? null] as [String: Any],
             "NetworkSettings": ["Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                                 "Ports": publishedPorts(c), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
                                 "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
@@ -80,13 +81,18 @@ extension EngineRouter {
         return h
     }
 
-    /// `NetworkSettings.Ports`: while it runs, each published port with the host address
-    /// and port its run bound, as dockerd's (`{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`).
+    /// `NetworkSettings.Ports`: while it runs, each exposed port, with the host address and
+    /// port its run bound for it or null, as dockerd's (`{"80/tcp": [{"HostIp": "0.0.0.0",
+    /// "HostPort": "8080"}], "443/tcp": null}`); none when it is not running.
     static func publishedPorts(_ c: ContainerInfo) -> [String: Any] {
-        var out: [String: [[String: String]]] = [:]
+        guard c.state == "running", c.network == .none else { return [:] }
+        var out: [String: Any] = [:]
+        for key in c.exposedPorts ?? [] { out[key] = NSNull() }
+        var bound: [String: [[String: String]]] = [:]
         for p in c.publishedPorts ?? [] {
-            out[p.key, default: []].append(["HostIp": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "HostPort": String(p.hostPort)])
+            bound[p.key, default: []].append(["HostIp": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "HostPort": String(p.hostPort)])
         }
+        for (key, list) in bound { out[key] = list }
         return out
     }
 

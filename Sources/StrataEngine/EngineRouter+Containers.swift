@@ -23,11 +23,25 @@ extension EngineRouter {
             "Id": c.id, "Names": ["/" + (c.name ?? String(c.id.prefix(12)))], "Image": c.image, "ImageID": c.imageID.string,
             "Command": c.command.joined(separator: " "), "Created": Int64(c.created.timeIntervalSince1970),
             "State": c.dockerState, "Status": c.status(),
-            "Ports": (c.publishedPorts ?? []).map { p -> [String: Any] in
-                ["IP": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "PrivatePort": p.containerPort, "PublicPort": p.hostPort, "Type": "tcp"]
-            }, "Labels": c.labels ?? [:], "Mounts": mounts(c),
+            "Ports": Self.summaryPorts(c), "Labels": c.labels ?? [:], "Mounts": mounts(c),
             "HostConfig": ["NetworkMode": c.network.name], "NetworkSettings": ["Networks": Self.endpoints(c)],
         ]
+    }
+
+    /// A running container's ports as `docker ps` shows them: each published one with its
+    /// host address and port, each other exposed one alone (`80/tcp`).
+    static func summaryPorts(_ c: ContainerInfo) -> [[String: Any]] {
+        guard c.state == "running", c.network == .none else { return [] }
+        let published = c.publishedPorts ?? []
+        var out: [[String: Any]] = published.map { p in
+            ["IP": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "PrivatePort": p.containerPort, "PublicPort": p.hostPort, "Type": "tcp"]
+        }
+        for key in c.exposedPorts ?? [] where !published.contains(where: { $0.key == key }) {
+            let parts = key.split(separator: "/", maxSplits: 1)
+            guard let port = Int(parts[0]) else { continue }
+            out.append(["PrivatePort": port, "Type": parts.count == 2 ? String(parts[1]) : "tcp"])
+        }
+        return out
     }
 
     /// `DELETE /containers/{id}?force=&v=`: 204.

@@ -69,6 +69,7 @@ extension EngineRouter {
         options.labels = labels
         options.hostNetwork = mode == "host"
         options.ports = ports
+        options.exposedPorts = (o["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.
         if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,

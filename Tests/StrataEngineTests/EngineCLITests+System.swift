@@ -181,7 +181,7 @@ extension EngineCLITests {
         #expect(try h.docker(["port", "web"]).out == "80/tcp -> 0.0.0.0:\(fixed)\n")
         #expect(try h.docker(["ps", "--format", "{{.Names}} {{.Ports}}"]).out == "web 0.0.0.0:\(fixed)->80/tcp\n")
         // A free port the system chose, on the address given.
-        #expect(try h.docker(["run", "-d", "--name", "any", "-p", "127.0.0.1::80", "-v", "\(h.file("www")):/www"] + server).status == 0)
+        #expect(try h.docker(["run", "-d", "--name", "any", "-p", "127.0.0.1::80", "--expose", "443", "-v", "\(h.file("www")):/www"] + server).status == 0)
         let chosen = try h.docker(["port", "any", "80"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(chosen.hasPrefix("127.0.0.1:"), "\(chosen)")
         #expect(try fetch(String(chosen.dropFirst("127.0.0.1:".count))) == "published page\n")
@@ -189,6 +189,11 @@ extension EngineCLITests {
         #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "publish=\(fixed)/tcp"]).out == "web\n")
         #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "expose=79-81"]).out.split(separator: "\n").sorted() == ["any", "web"])
         #expect(try h.docker(["ps", "-q", "--filter", "publish=\(fixed)/udp"]).out == "")
+        // An exposed port that is not published: in the config, null in Ports, alone in ps.
+        #expect(try h.docker(["inspect", "--format", "{{json .Config.ExposedPorts}} {{json (index .NetworkSettings.Ports \"443/tcp\")}}", "any"]).out
+                == "{\"443/tcp\":{},\"80/tcp\":{}} null\n")
+        #expect(try h.docker(["ps", "--format", "{{.Names}}", "--filter", "expose=443"]).out == "any\n")
+        #expect(try h.docker(["ps", "--format", "{{.Ports}}", "--filter", "name=any"]).out == "443/tcp, \(chosen)->80/tcp\n")
         // A port in use fails the start; the --rm container goes, as dockerd's.
         let containers = try h.docker(["ps", "-a", "-q"]).out
         let taken = try h.docker(["run", "--rm", "-p", "\(fixed):80", "busybox", "true"])

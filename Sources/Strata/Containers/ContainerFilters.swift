@@ -10,9 +10,10 @@ import Foundation
 ///
 /// `label` matches a container's labels (its image's, and those given at create). `network`
 /// matches the network a container is on (``ContainerNetwork``: `none` or `host`), by name or
-/// ID prefix, as dockerd. `publish` and `expose` match the ports a running container published
-/// (``ContainerInfo/publishedPorts``): the host's side and the container's, `PORT[/tcp]` or a
-/// range `FIRST-LAST[/tcp]`. strata's containers have no health check and are never swarm
+/// ID prefix, as dockerd. `publish` matches the host side of the ports a running container
+/// published (``ContainerInfo/publishedPorts``), `expose` the ports a container exposes
+/// (``ContainerInfo/exposedPorts``): `PORT[/PROTO]` or a range `FIRST-LAST[/PROTO]`, TCP
+/// when no protocol is given. strata's containers have no health check and are never swarm
 /// tasks: `health` matches only `none`, `is-task` only `false`.
 ///
 /// ```swift
@@ -49,7 +50,7 @@ public struct ContainerFilters: Sendable, Hashable {
     public var networks: [String]
     /// `publish=`: a host port (or range, `/tcp` optional) a running container published.
     public var published: [String]
-    /// `expose=`: a container port (or range) a running container published.
+    /// `expose=`: a port (or range, `/tcp` when no protocol is given) a container exposes.
     public var exposed: [String]
 
     /// The keys `docker ps --filter` accepts.
@@ -126,8 +127,14 @@ public struct ContainerFilters: Sendable, Hashable {
         if !labels.isEmpty, !FilterPattern.matchesLabels(labels, c.labels ?? [:]) { return false }
         if !networks.isEmpty, !networks.contains(where: { c.network.isNamed(by: $0) }) { return false }
         let ports = c.publishedPorts ?? []
-        if !published.isEmpty, !published.contains(where: { f in ports.contains { Self.port($0.hostPort, in: f) } }) { return false }
-        if !exposed.isEmpty, !exposed.contains(where: { f in ports.contains { Self.port($0.containerPort, in: f) } }) { return false }
+        if !published.isEmpty, !published.contains(where: { f in ports.contains { Self.port($0.hostPort, "tcp", in: f) } }) { return false }
+        if !exposed.isEmpty {
+            let keys = (c.exposedPorts ?? []).compactMap { key -> (Int, String)? in
+                let parts = key.split(separator: "/", maxSplits: 1)
+                return Int(parts[0]).map { ($0, parts.count == 2 ? String(parts[1]) : "tcp") }
+            }
+            if !exposed.contains(where: { f in keys.contains { Self.port($0.0, $0.1, in: f) } }) { return false }
+        }
         if !health.isEmpty, !health.contains("none") { return false }
         if !isTask.isEmpty, !isTask.contains(false) { return false }
         if let createdBefore, c.created >= createdBefore { return false }
@@ -139,14 +146,16 @@ public struct ContainerFilters: Sendable, Hashable {
         return true
     }
 
-    /// Whether `port` is what a `publish=`/`expose=` value names: `80`, `80/tcp`, `8000-8080`
-    /// (strata's ports are all TCP: another protocol names none).
-    static func port(_ port: Int, in value: String) -> Bool {
+    /// Whether `port`/`proto` is what a `publish=`/`expose=` value names: `80`, `80/tcp`,
+    /// `8000-8080/udp` (no protocol is TCP).
+    static func port(_ port: Int, _ proto: String, in value: String) -> Bool {
         var spec = Substring(value)
+        var wanted = "tcp"
         if let slash = spec.firstIndex(of: "/") {
-            guard spec[spec.index(after: slash)...] == "tcp" else { return false }
+            wanted = String(spec[spec.index(after: slash)...])
             spec = spec[..<slash]
         }
+        guard wanted == proto else { return false }
         let bounds = spec.split(separator: "-", maxSplits: 1).map { Int($0) }
         guard let first = bounds.first ?? nil else { return false }
         let last = bounds.count == 2 ? bounds[1] : first

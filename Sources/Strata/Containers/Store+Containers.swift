@@ -35,6 +35,8 @@ public struct ContainerOptions: Sendable, Codable {
     /// TCP ports published on the host while the container runs (`docker create -p`); none
     /// with ``hostNetwork``, where the container's ports are the host's.
     public var ports: [PublishedPort] = []
+    /// Ports exposed beyond the image's (`docker create --expose 80/tcp`): `PORT/PROTO` keys.
+    public var exposedPorts: [String] = []
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -98,6 +100,9 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// The ports its current run published, with the host ports the system chose for 0;
     /// nil when it is not running.
     public var publishedPorts: [PublishedPort]?
+    /// Its exposed ports (`80/tcp`), as dockerd gives a container: the image's, those given
+    /// at create, and those it publishes; nil for none.
+    public var exposedPorts: [String]?
 
     /// The state as Docker names it: ``state``, or `paused` for a frozen run.
     public var dockerState: String { state == "running" && paused == true ? "paused" : state }
@@ -138,6 +143,9 @@ extension Store {
         info.labels = labels.isEmpty ? nil : labels
         info.hostNetwork = options.hostNetwork ? true : nil
         info.ports = options.ports.isEmpty || options.hostNetwork ? nil : options.ports
+        let exposed = Set(try await inspect(imageID.string).config.config?.ExposedPorts ?? [])
+            .union(options.exposedPorts).union(options.ports.map(\.key))
+        info.exposedPorts = exposed.isEmpty ? nil : exposed.sorted()
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in
