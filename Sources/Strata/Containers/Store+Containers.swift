@@ -143,7 +143,7 @@ extension Store {
         info.labels = labels.isEmpty ? nil : labels
         info.hostNetwork = options.hostNetwork ? true : nil
         info.ports = options.ports.isEmpty || options.hostNetwork ? nil : options.ports
-        let exposed = Set(try await inspect(imageID.string).config.config?.ExposedPorts ?? [])
+        let exposed = Set(try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config?.ExposedPorts ?? [])
             .union(options.exposedPorts).union(options.ports.map(\.key))
         info.exposedPorts = exposed.isEmpty ? nil : exposed.sorted()
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
