@@ -104,7 +104,8 @@ import Testing
         #expect(try await w.ids(ContainerFilters(names: ["web-1"])) == [w.web1])
         #expect(try await w.ids(ContainerFilters(names: ["web"])) == [w.web1, w.web2])
         #expect(try await w.ids(ContainerFilters(names: ["^web-[12]$"])) == [w.web1, w.web2])
-        #expect(try await w.ids(ContainerFilters(names: ["/db"])) == [w.db])
+        // The unnamed container goes by its random short ID, which starts with "db" once in 256.
+        #expect(try await w.ids(ContainerFilters(names: ["/db"])) == Set([w.db] + (w.lone.hasPrefix("db") ? [w.lone] : [])))
         #expect(try await w.ids(ContainerFilters(names: ["^/?(db|kid)$"])) == [w.db, w.kid])
         #expect(try await w.ids(ContainerFilters(names: ["^" + String(w.lone.prefix(12)) + "$"])) == [w.lone])
         #expect(try await w.ids(ContainerFilters(names: ["[web"])) == [])
