@@ -23,6 +23,12 @@ struct ContainerFlags: ParsableArguments {
     @Option(name: [.customShort("p"), .customLong("publish")],
             help: "Publish a TCP port while the container runs: [IP:][HOSTPORT:]PORT (HOSTPORT 0 or none: a free one).")
     var publish: [String] = []
+    @Option(name: .shortAndLong, help: "Run as this user over the image's USER: NAME, UID, NAME:GROUP or UID:GID.")
+    var user: String?
+    @Option(help: "The container's hostname (default: its short ID).")
+    var hostname: String?
+    @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only (volumes and /tmp stay writable).")
+    var readOnly = false
 
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
@@ -32,6 +38,9 @@ struct ContainerFlags: ParsableArguments {
                                  volumes: try volume.map { try VolumeMount(parsing: $0) })
         o.hostNetwork = net == .host
         o.ports = try publish.map { try PublishedPort(parsing: $0) }
+        o.user = user
+        o.hostname = hostname
+        o.readOnlyRootfs = readOnly
         for l in label {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = kv.first, !key.isEmpty else { throw StrataError(.invalidArgument, "invalid label \"\(l)\": use KEY=VALUE") }
@@ -50,6 +59,7 @@ struct CreateCommand: AsyncParsableCommand {
               strata create --name web busybox sh
               strata create --snapshotter copy -e A=1 -w /tmp app:1
               strata create --network host --name web app:1 httpd -f -p 8080
+              strata create -u nobody --hostname web --read-only app:1
             """)
 
     @OptionGroup var global: GlobalOptions

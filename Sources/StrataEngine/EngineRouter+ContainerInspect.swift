@@ -39,7 +39,7 @@ extension EngineRouter {
             "HostConfig": hostConfig(c, binds: binds),
             "GraphDriver": ["Data": null, "Name": c.snapshotter.rawValue] as [String: Any],
             "Mounts": mounts,
-            "Config": ["Hostname": String(c.id.prefix(12)), "Domainname": "", "User": "",
+            "Config": ["Hostname": c.effectiveHostname, "Domainname": "", "User": c.user ?? "",
                        // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
                        "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
                        "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
@@ -66,7 +66,7 @@ extension EngineRouter {
             "AutoRemove": c.autoRemove ?? false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0],
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": "", "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
             "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
-            "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": false, "SecurityOpt": null, "UTSMode": "",
+            "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": c.readOnlyRootfs == true, "SecurityOpt": null, "UTSMode": "",
             "UsernsMode": "", "ShmSize": 0, "Runtime": "runc", "Isolation": "", "MaskedPaths": null, "ReadonlyPaths": null,
             "CgroupParent": "", "BlkioWeightDevice": [Any](), "BlkioDeviceReadBps": [Any](), "BlkioDeviceWriteBps": [Any](),
             "BlkioDeviceReadIOps": [Any](), "BlkioDeviceWriteIOps": [Any](), "CpusetCpus": "", "CpusetMems": "", "Devices": [Any](),

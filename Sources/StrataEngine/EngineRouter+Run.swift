@@ -3,96 +3,11 @@ import NIOHTTP1
 import OCI
 import Strata
 
-/// Creating and running containers: `docker create`, `docker start`, `docker run`,
-/// `docker wait`, `docker logs`, attaching. The store runs the command and keeps the log and
+/// Running containers: `docker start`, `docker run`, `docker wait`, `docker logs`,
+/// attaching (creating them: EngineRouter+Create). The store runs the command and keeps the log and
 /// the state (``Store/start(_:hostNetwork:output:started:)``); ``ContainerRunner`` holds the
 /// running tasks; these handlers only translate.
 extension EngineRouter {
-    /// `POST /containers/create?name=` with Docker's container config: 201 `{"Id", "Warnings"}`.
-    func createContainer(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        guard case .data(let body) = req.body, let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-            throw EngineError.badRequest("expected a JSON object")
-        }
-        guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
-        try Self.checkName(image)
-        let host = o["HostConfig"] as? [String: Any] ?? [:]
-        // `bridge` and `default` (what the docker CLI sends unless told) become `none`: strata
-        // makes no bridge, so the container's own network namespace is empty.
-        let mode = host["NetworkMode"] as? String ?? ""
-        guard ["", "default", "bridge", "none", "host"].contains(mode) else {
-            throw EngineError(status: .notImplemented, message: "strata runs containers on the none or host network only, not \"\(mode)\"")
-        }
-        var warnings: [String] = []
-        var ports = try Self.portBindings(host["PortBindings"])
-        if host["PublishAllPorts"] as? Bool == true {
-            // -P: every exposed port (the request's and the image's) on a free host port.
-            var exposed = Set((o["ExposedPorts"] as? [String: Any] ?? [:]).keys)
-            exposed.formUnion(try await store.inspect(image).config.config?.ExposedPorts ?? [])
-            for key in exposed.sorted() where !ports.contains(where: { $0.key == key }) {
-                ports.append(try PublishedPort(parsing: key))
-            }
-        }
-        if mode == "host", !ports.isEmpty {
-            // As dockerd: on the host's network a container's ports are the host's.
-            warnings.append("Published ports are discarded when using host network mode")
-            ports = []
-        }
-        if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
-        }
-        var volumes: [VolumeMount] = []
-        for bind in host["Binds"] as? [String] ?? [] {
-            let parts = bind.split(separator: ":", omittingEmptySubsequences: false)
-            if parts.count == 3, parts[2] != "rw" {
-                throw EngineError(status: .notImplemented, message: "strata mounts volumes read-write only: \"\(bind)\"")
-            }
-            volumes.append(try VolumeMount(parsing: parts.prefix(2).joined(separator: ":")))
-        }
-        let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
-        var labels: [String: String] = [:]
-        switch o["Labels"] {
-        case nil, is NSNull: break
-        case let given as [String: Any]:
-            for (k, v) in given {
-                guard let v = v as? String else { throw EngineError.badRequest("label \"\(k)\" must be a string") }
-                labels[k] = v
-            }
-        default: throw EngineError.badRequest("Labels must be an object of strings")
-        }
-        var options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
-                                       workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
-                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
-                                       openStdin: o["OpenStdin"] as? Bool ?? false,
-                                       // Docker's StdinOnce (false when absent): `docker run -i` and
-                                       // `docker create -i` set it, `docker run -d -i` does not.
-                                       keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
-        options.labels = labels
-        options.hostNetwork = mode == "host"
-        options.ports = ports
-        options.exposedPorts = (o["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
-        let c = try await store.createContainer(from: image, options: options)
-        // docker sends its window's size ([height, width]) when the client is a terminal.
-        if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
-           let rows = UInt16(exactly: size[0]), let columns = UInt16(exactly: size[1]), rows > 0, columns > 0 {
-            await runner.setConsoleSize(c.id, rows: rows, columns: columns)
-        }
-        try await res.sendJSON(["Id": c.id, "Warnings": warnings] as [String: Any], status: .created)
-    }
-
-    /// A list of strings in a container config: an array, a lone string (old clients), or null.
-    static func strings(_ value: Any?, _ field: String) throws -> [String]? {
-        switch value {
-        case nil, is NSNull: return nil
-        case let s as String: return [s]
-        case let a as [Any]:
-            return try a.map {
-                guard let s = $0 as? String else { throw EngineError.badRequest("\(field) must be a list of strings") }
-                return s
-            }
-        default: throw EngineError.badRequest("\(field) must be a list of strings")
-        }
-    }
-
     /// `POST /containers/{id}/start`: 204 once the command is starting; 304 when it runs already.
     func startContainer(_ ref: String, _ res: EngineResponse) async throws {
         try Self.checkName(ref)

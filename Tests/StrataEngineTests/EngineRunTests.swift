@@ -165,4 +165,67 @@ import Glibc
         }
         return false
     }
+
+    /// `docker run -u`, `--hostname` and `--read-only` reach the run (the user resolved in
+    /// the container's /etc/passwd and /etc/group by Docker's rules), `docker inspect` and
+    /// `docker exec` see them; a setting strata does not apply (a limit, a capability, a
+    /// restart policy, a health check) is refused by name before anything is created.
+    @Test func userHostnameAndReadOnlyApplyAndUnappliedSettingsAreRefused() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.shell("""
+            mkdir -p u/bin u/etc && cp "$(command -v busybox || echo /bin/busybox)" u/bin/busybox && ln -sf busybox u/bin/sh
+            printf 'root:x:0:0::/:/bin/sh\\napp:x:1000:1000::/:/bin/sh\\n' > u/etc/passwd
+            printf 'root:x:0:\\napp:x:1000:\\nextra:x:2000:app\\n' > u/etc/group
+            tar -C u -cf u.tar .
+            """)
+        #expect(try h.strata(["import", h.file("u.tar"), "users:1"]).status == 0)
+        try h.start()
+        defer { h.stop() }
+        let probe = "echo $(busybox id -u) $(busybox id -g) $(busybox id -G) $(busybox hostname); echo x > /tmp/t && echo tmp; { echo x > /f; } 2>/tmp/e || { busybox grep -q Read-only /tmp/e && echo ro; }; true"
+        func run(_ flags: [String]) throws -> String {
+            let r = try h.docker(["run", "--rm"] + flags + ["users:1", "sh", "-c", probe])
+            #expect(r.status == 0, "\(flags): \(r.err)")
+            return r.out
+        }
+        // Docker's rules: a name takes its passwd group and every group listing it; a lone
+        // uid without an entry runs with gid 0; a given group replaces the supplementary ones.
+        let app = try run(["-u", "app", "--hostname", "web"])
+        #expect(app == "1000 1000 1000 2000 web\ntmp\n", "\(app)")
+        #expect(try run(["-u", "1000:2000", "--read-only"]).hasPrefix("1000 2000 2000 "))
+        #expect(try run(["-u", "4242", "-h", "db"]) == "4242 0 0 db\ntmp\n")
+        #expect(try run(["--read-only", "-h", "db"]) == "0 0 0 db\ntmp\nro\n")
+        #expect(try run([]).hasSuffix("tmp\n"))  // writable: no "ro"
+        // As dockerd: the start fails, and the --rm container goes.
+        let unknown = try h.docker(["run", "--rm", "-u", "nobody", "users:1", "sh"])
+        #expect(unknown.status != 0 && unknown.err.contains("unable to find user nobody"), "\(unknown)")
+
+        // inspect and exec see the container's settings.
+        #expect(try h.docker(["run", "-d", "--name", "svc", "-u", "app", "--hostname", "svc-host", "--read-only", "users:1",
+                              "sh", "-c", "while :; do busybox sleep 1; done"]).status == 0)
+        let inspected = try h.docker(["inspect", "--format", "{{.Config.User}} {{.Config.Hostname}} {{.HostConfig.ReadonlyRootfs}}", "svc"])
+        #expect(inspected.out == "app svc-host true\n", "\(inspected)")
+        #expect(try h.docker(["exec", "svc", "sh", "-c", "busybox id -u; busybox hostname"]).out == "1000\nsvc-host\n")
+        #expect(try h.docker(["exec", "-u", "0", "svc", "busybox", "id", "-u"]).out == "0\n")
+        #expect(try h.docker(["rm", "-f", "svc"]).status == 0)
+
+        // What strata does not do is refused, by name, and nothing is created.
+        for (flags, says) in [(["--memory", "64m"], "HostConfig.Memory (--memory)"), (["--cpus", "1.5"], "HostConfig.NanoCpus (--cpus)"),
+                              (["--privileged"], "HostConfig.Privileged"), (["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd"),
+                              (["--restart", "always"], "restart policy \"always\""), (["--init"], "HostConfig.Init"),
+                              (["--health-cmd", "true"], "health checks"), (["--log-driver", "syslog"], "log driver \"syslog\""),
+                              (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--pids-limit", "10"], "HostConfig.PidsLimit"),
+                              (["--stop-signal", "SIGINT"], "Config.StopSignal")] {
+            let r = try h.docker(["create"] + flags + ["users:1", "sh"])
+            #expect(r.status != 0 && r.err.contains("strata does not") && r.err.contains(says), "\(flags): \(r)")
+        }
+        // What the docker CLI sends for "not set" is not refused.
+        let left = try h.docker(["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        #expect(left.out == "", "\(left)")
+        let unset = try h.docker(["run", "--rm", "--pids-limit", "-1", "--restart", "no", "--log-driver", "json-file", "--shm-size", "64m",
+                                  "--no-healthcheck", "users:1", "sh", "-c", ":"])
+        #expect(unset.status == 0, "\(unset)")
+        let bad = try h.docker(["create", "--hostname", "bad_host!", "users:1", "sh"])
+        #expect(bad.status != 0 && bad.err.contains("invalid hostname"), "\(bad)")
+    }
 }

@@ -31,7 +31,7 @@ struct OCIRuntime: Sendable {
 enum RuntimeSpec {
     static func make(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser,
                      hostname: String, hostNetwork: Bool, binds: [(String, String)] = [], tmpfsOnTmp: Bool = true,
-                     terminal: Bool = false) -> [String: Any] {
+                     terminal: Bool = false, readOnlyRootfs: Bool = false) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
         var namespaces: [[String: Any]] = [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]]
@@ -69,7 +69,7 @@ enum RuntimeSpec {
                 "rlimits": [["type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024]],
                 "noNewPrivileges": true,
             ] as [String: Any],
-            "root": ["path": rootfs, "readonly": false],
+            "root": ["path": rootfs, "readonly": readOnlyRootfs],
             "hostname": hostname,
             "mounts": mounts,
             "linux": [
@@ -207,11 +207,11 @@ extension Store {
         }
         // As dockerd: a TTY gets TERM=xterm unless the image or the container set one.
         if c.tty == true, !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
-        let user = try UserResolver(root: rootfs).resolve(config?.User)
+        let user = try UserResolver(root: rootfs).resolve(c.user ?? config?.User)
         return RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
-                                user: user, hostname: String(c.id.prefix(12)), hostNetwork: hostNetwork || c.hostNetwork == true,
+                                user: user, hostname: c.effectiveHostname, hostNetwork: hostNetwork || c.hostNetwork == true,
                                 binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) },
-                                terminal: c.tty == true)
+                                terminal: c.tty == true, readOnlyRootfs: c.readOnlyRootfs == true)
     }
 
     func setState(_ id: String, _ state: String) async throws {

@@ -37,6 +37,15 @@ public struct ContainerOptions: Sendable, Codable {
     public var ports: [PublishedPort] = []
     /// Ports exposed beyond the image's (`docker create --expose 80/tcp`): `PORT/PROTO` keys.
     public var exposedPorts: [String] = []
+    /// The user its runs start as, over the image's USER (`docker create -u`): `user`, `uid`,
+    /// `user:group` or `uid:gid`, resolved in the container's /etc/passwd and /etc/group when
+    /// a run starts (an unknown name fails the start, as under dockerd).
+    public var user: String?
+    /// Its hostname (`docker create --hostname`); nil for its short ID.
+    public var hostname: String?
+    /// Its runs see the root filesystem read-only (`docker create --read-only`); volumes and
+    /// /tmp stay writable.
+    public var readOnlyRootfs = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -103,6 +112,15 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// Its exposed ports (`80/tcp`), as dockerd gives a container: the image's, those given
     /// at create, and those it publishes; nil for none.
     public var exposedPorts: [String]?
+    /// The user given at create (``ContainerOptions/user``); nil for the image's USER.
+    public var user: String?
+    /// The hostname given at create (``ContainerOptions/hostname``); nil for its short ID.
+    public var hostname: String?
+    /// Runs with a read-only root filesystem (``ContainerOptions/readOnlyRootfs``); nil for false.
+    public var readOnlyRootfs: Bool?
+
+    /// Its hostname inside its runs: the one given at create, else its short ID, as dockerd's.
+    public var effectiveHostname: String { hostname ?? String(id.prefix(12)) }
 
     /// The state as Docker names it: ``state``, or `paused` for a frozen run.
     public var dockerState: String { state == "running" && paused == true ? "paused" : state }
@@ -113,6 +131,8 @@ extension Store {
     /// shared). The directories are made first, then the row (law 1).
     public func createContainer(from ref: String, options: ContainerOptions = ContainerOptions()) async throws -> ContainerInfo {
         if let name = options.name { try Self.checkContainerName(name) }
+        if let hostname = options.hostname { try Self.checkHostname(hostname) }
+        if let user = options.user { try UserResolver.checkSpec(user) }
         let imageID = try await resolve(ref)
         let lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
@@ -146,6 +166,9 @@ extension Store {
         let exposed = Set(try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config?.ExposedPorts ?? [])
             .union(options.exposedPorts).union(options.ports.map(\.key))
         info.exposedPorts = exposed.isEmpty ? nil : exposed.sorted()
+        info.user = options.user.flatMap { $0.isEmpty ? nil : $0 }
+        info.hostname = options.hostname.flatMap { $0.isEmpty ? nil : $0 }
+        info.readOnlyRootfs = options.readOnlyRootfs ? true : nil
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in
@@ -171,6 +194,16 @@ extension Store {
     static func checkContainerName(_ name: String) throws {
         guard name.range(of: #"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"#, options: .regularExpression) != nil else {
             throw StrataError(.invalidArgument, "invalid container name \"\(name)\": use letters, digits, _ . -")
+        }
+    }
+
+    /// A hostname as the kernel and dockerd take one: at most 63 characters, each label of
+    /// letters, digits and `-`, not starting or ending with `-`. Empty means the default.
+    static func checkHostname(_ hostname: String) throws {
+        guard hostname.isEmpty || (hostname.utf8.count <= 63 &&
+              hostname.range(of: #"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$"#,
+                             options: .regularExpression) != nil) else {
+            throw StrataError(.invalidArgument, "invalid hostname \"\(hostname)\": use at most 63 letters, digits, - and . (RFC 1123)")
         }
     }
 

@@ -89,8 +89,10 @@ extension Store {
     /// Output is appended to the container's log (``readLog(of:_:)``) and handed to `output`
     /// as it arrives (on a reader thread: do not block there). `started` is called once the
     /// runtime spec is built and the row says running, just before the process starts; an
-    /// error before that (no command, an unknown USER, already running) throws and changes
-    /// nothing. With ``ContainerOptions/autoRemove`` the container is removed after it exits.
+    /// error before that (no command, an unknown USER, a published port in use, already
+    /// running) throws and changes nothing, but that a container created with
+    /// ``ContainerOptions/autoRemove`` (and not running) is removed, as dockerd removes it.
+    /// With ``ContainerOptions/autoRemove`` the container is removed after it exits.
     /// Cancelling the calling task kills the container (recorded as exited, 137).
     /// The process reads `input` as its stdin (``ContainerInput``, `docker run -i`), or
     /// /dev/null without one; the input serves this run only. A container created with
@@ -109,7 +111,15 @@ extension Store {
         defer { input?.runEnded() }
         let runtime = try OCIRuntime.find()
         let c = try await container(ref)
-        var spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        var spec: [String: Any]
+        do {
+            spec = try await runtimeSpec(for: c, hostNetwork: hostNetwork)
+        } catch {
+            // As dockerd: a container that was to go when its run ended goes when it cannot
+            // start (an unknown user, no command).
+            if c.autoRemove == true { _ = try? await removeContainer(c.id, force: true) }
+            throw error
+        }
         // Held from before the row says running until the exit is recorded: a row that says
         // running while nobody holds it is a run whose process died (``recoverInterruptedRuns()``).
         guard let runLock = try await takeRunLock(c.id) else {

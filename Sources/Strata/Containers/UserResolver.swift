@@ -99,6 +99,17 @@ public struct UserResolver: Sendable {
         return (uid, gid)
     }
 
+    /// Checks a user spec before anything is recorded with it (`create -u`): numbers within
+    /// Docker's range, no control characters. Names are looked up when a run starts.
+    public static func checkSpec(_ spec: String) throws {
+        guard !spec.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw StrataError(.invalidArgument, "invalid user \"\(spec.debugDescription.dropFirst().dropLast())\": it holds a control character")
+        }
+        let (userPart, groupPart) = split(spec)
+        _ = try number(userPart, what: "uid")
+        if let groupPart { _ = try number(groupPart, what: "gid") }
+    }
+
     // MARK: Specs and entries
 
     private static func split(_ spec: String) -> (String, String?) {

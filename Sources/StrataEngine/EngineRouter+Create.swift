@@ -1,0 +1,195 @@
+import Foundation
+import NIOHTTP1
+import OCI
+import Strata
+
+/// Creating containers: `docker create` and the first half of `docker run`. Every setting
+/// of Docker's container config is either applied (the command, environment, user,
+/// hostname, binds and volumes, ports, network none or host, a read-only root, labels,
+/// stdin and TTY, auto-remove) or, when a request sets it to anything but its "not set"
+/// value, refused with a 501 that names it (``unappliedSettings``): a container never runs
+/// without a limit, capability or policy its creator asked for.
+extension EngineRouter {
+    /// `POST /containers/create?name=` with Docker's container config: 201 `{"Id", "Warnings"}`.
+    func createContainer(_ req: EngineRequest, _ res: EngineResponse) async throws {
+        guard case .data(let body) = req.body, let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw EngineError.badRequest("expected a JSON object")
+        }
+        guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
+        try Self.checkName(image)
+        let host = o["HostConfig"] as? [String: Any] ?? [:]
+        try Self.refuseUnappliedSettings(config: o, host: host)
+        // `bridge` and `default` (what the docker CLI sends unless told) become `none`: strata
+        // makes no bridge, so the container's own network namespace is empty.
+        let mode = host["NetworkMode"] as? String ?? ""
+        guard ["", "default", "bridge", "none", "host"].contains(mode) else {
+            throw EngineError(status: .notImplemented, message: "strata runs containers on the none or host network only, not \"\(mode)\"")
+        }
+        var warnings: [String] = []
+        var ports = try Self.portBindings(host["PortBindings"])
+        if host["PublishAllPorts"] as? Bool == true {
+            // -P: every exposed port (the request's and the image's) on a free host port.
+            var exposed = Set((o["ExposedPorts"] as? [String: Any] ?? [:]).keys)
+            exposed.formUnion(try await store.inspect(image).config.config?.ExposedPorts ?? [])
+            for key in exposed.sorted() where !ports.contains(where: { $0.key == key }) {
+                ports.append(try PublishedPort(parsing: key))
+            }
+        }
+        if mode == "host", !ports.isEmpty {
+            // As dockerd: on the host's network a container's ports are the host's.
+            warnings.append("Published ports are discarded when using host network mode")
+            ports = []
+        }
+        if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
+            throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
+        }
+        var volumes: [VolumeMount] = []
+        for bind in host["Binds"] as? [String] ?? [] {
+            let parts = bind.split(separator: ":", omittingEmptySubsequences: false)
+            if parts.count == 3, parts[2] != "rw" {
+                throw EngineError(status: .notImplemented, message: "strata mounts volumes read-write only: \"\(bind)\"")
+            }
+            volumes.append(try VolumeMount(parsing: parts.prefix(2).joined(separator: ":")))
+        }
+        let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
+        var labels: [String: String] = [:]
+        switch o["Labels"] {
+        case nil, is NSNull: break
+        case let given as [String: Any]:
+            for (k, v) in given {
+                guard let v = v as? String else { throw EngineError.badRequest("label \"\(k)\" must be a string") }
+                labels[k] = v
+            }
+        default: throw EngineError.badRequest("Labels must be an object of strings")
+        }
+        var options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
+                                       workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
+                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
+                                       openStdin: o["OpenStdin"] as? Bool ?? false,
+                                       // Docker's StdinOnce (false when absent): `docker run -i` and
+                                       // `docker create -i` set it, `docker run -d -i` does not.
+                                       keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
+        options.labels = labels
+        options.hostNetwork = mode == "host"
+        options.ports = ports
+        options.exposedPorts = (o["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
+        options.user = try Self.string(o["User"], "User")
+        options.hostname = try Self.string(o["Hostname"], "Hostname")
+        options.readOnlyRootfs = host["ReadonlyRootfs"] as? Bool ?? false
+        let c = try await store.createContainer(from: image, options: options)
+        // docker sends its window's size ([height, width]) when the client is a terminal.
+        if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
+           let rows = UInt16(exactly: size[0]), let columns = UInt16(exactly: size[1]), rows > 0, columns > 0 {
+            await runner.setConsoleSize(c.id, rows: rows, columns: columns)
+        }
+        try await res.sendJSON(["Id": c.id, "Warnings": warnings] as [String: Any], status: .created)
+    }
+
+    /// A string in a container config: nil when absent, null or empty.
+    static func string(_ value: Any?, _ field: String) throws -> String? {
+        switch value {
+        case nil, is NSNull: return nil
+        case let s as String: return s.isEmpty ? nil : s
+        default: throw EngineError.badRequest("\(field) must be a string")
+        }
+    }
+
+    /// A list of strings in a container config: an array, a lone string (old clients), or null.
+    static func strings(_ value: Any?, _ field: String) throws -> [String]? {
+        switch value {
+        case nil, is NSNull: return nil
+        case let s as String: return [s]
+        case let a as [Any]:
+            return try a.map {
+                guard let s = $0 as? String else { throw EngineError.badRequest("\(field) must be a list of strings") }
+                return s
+            }
+        default: throw EngineError.badRequest("\(field) must be a list of strings")
+        }
+    }
+
+    /// The settings strata does not apply, each with the values that mean "not set" (what the
+    /// docker CLI, docker-py and testcontainers send when the user gave nothing). Besides
+    /// these, null, `false`, `0`, `""`, `[]` and `{}` always mean "not set".
+    static let unappliedSettings: [(key: String, unset: Set<String>)] = [
+        // Resources (cgroups).
+        ("Memory", []), ("MemoryReservation", []), ("MemorySwap", []), ("MemorySwappiness", ["-1"]), ("KernelMemory", []),
+        ("KernelMemoryTCP", []), ("NanoCpus", []), ("CpuShares", []), ("CpuPeriod", []), ("CpuQuota", []),
+        ("CpuRealtimePeriod", []), ("CpuRealtimeRuntime", []), ("CpusetCpus", []), ("CpusetMems", []), ("CpuCount", []),
+        ("CpuPercent", []), ("BlkioWeight", []), ("BlkioWeightDevice", []), ("BlkioDeviceReadBps", []),
+        ("BlkioDeviceWriteBps", []), ("BlkioDeviceReadIOps", []), ("BlkioDeviceWriteIOps", []), ("IOMaximumIOps", []),
+        ("IOMaximumBandwidth", []), ("PidsLimit", ["-1"]), ("Ulimits", []), ("OomKillDisable", []), ("OomScoreAdj", []),
+        ("CgroupParent", []), ("Devices", []), ("DeviceCgroupRules", []), ("DeviceRequests", []),
+        // Privileges and security.
+        ("Privileged", []), ("CapAdd", []), ("CapDrop", []), ("SecurityOpt", []), ("MaskedPaths", []), ("ReadonlyPaths", []),
+        ("GroupAdd", []), ("UsernsMode", ["host"]),
+        // Namespaces shared with the host or another container.
+        ("PidMode", ["private"]), ("IpcMode", ["private", "shareable", "none"]), ("UTSMode", ["private"]),
+        ("CgroupnsMode", ["private", "host"]), ("Cgroup", []),
+        // Networking beyond none and host.
+        ("Dns", []), ("DnsOptions", []), ("DnsSearch", []), ("ExtraHosts", []), ("Links", []),
+        // Everything else.
+        ("Init", []), ("Tmpfs", []), ("StorageOpt", []), ("Sysctls", []), ("VolumesFrom", []), ("VolumeDriver", ["local"]),
+        ("Runtime", ["runc"]), ("Isolation", ["default"]), ("ShmSize", ["67108864"]),
+    ]
+
+    /// Refuses a container config that asks for something strata does not do (see
+    /// ``unappliedSettings``), naming the first such setting.
+    static func refuseUnappliedSettings(config o: [String: Any], host: [String: Any]) throws {
+        func isUnset(_ v: Any, _ unset: Set<String>) -> Bool {
+            switch v {
+            case is NSNull: return true
+            case let n as NSNumber: return n.doubleValue == 0 || unset.contains(n.stringValue)
+            case let s as String: return s.isEmpty || unset.contains(s)
+            case let a as [Any]: return a.isEmpty
+            case let d as [String: Any]: return d.isEmpty
+            default: return false
+            }
+        }
+        for (key, unset) in unappliedSettings {
+            if let v = host[key], !isUnset(v, unset) {
+                throw EngineError(status: .notImplemented, message: "strata does not apply HostConfig.\(key) (\(Self.flag(key))): leave it unset")
+            }
+        }
+        // A restart policy other than "no"; a log driver other than the json-file log it keeps.
+        if let policy = host["RestartPolicy"] as? [String: Any], let name = policy["Name"] as? String, !["", "no"].contains(name) {
+            throw EngineError(status: .notImplemented, message: "strata does not restart containers: restart policy \"\(name)\" (--restart)")
+        }
+        if let log = host["LogConfig"] as? [String: Any] {
+            if let type = log["Type"] as? String, !["", "json-file", "local"].contains(type) {
+                throw EngineError(status: .notImplemented, message: "strata does not use log drivers: it keeps every container's log itself (log driver \"\(type)\", --log-driver)")
+            }
+            if let opts = log["Config"] as? [String: Any], !opts.isEmpty {
+                throw EngineError(status: .notImplemented, message: "strata does not apply log options (--log-opt \(opts.keys.sorted().joined(separator: ", ")))")
+            }
+        }
+        if let check = o["Healthcheck"] as? [String: Any], let test = check["Test"] as? [Any], !test.isEmpty,
+           (test.first as? String) != "NONE" {
+            throw EngineError(status: .notImplemented, message: "strata does not run health checks (--health-cmd, HEALTHCHECK)")
+        }
+        for key in ["Domainname", "MacAddress", "StopSignal", "Shell"] {
+            if let v = o[key], !isUnset(v, []) {
+                throw EngineError(status: .notImplemented, message: "strata does not apply Config.\(key): leave it unset")
+            }
+        }
+        if let v = o["StopTimeout"], !(v is NSNull) {
+            throw EngineError(status: .notImplemented, message: "strata does not apply Config.StopTimeout (--stop-timeout): give the timeout to docker stop")
+        }
+    }
+
+    /// The docker CLI flag that sets a HostConfig key, for the message.
+    private static func flag(_ key: String) -> String {
+        let flags = ["Memory": "--memory", "MemoryReservation": "--memory-reservation", "MemorySwap": "--memory-swap",
+                     "MemorySwappiness": "--memory-swappiness", "NanoCpus": "--cpus", "CpuShares": "--cpu-shares",
+                     "CpuPeriod": "--cpu-period", "CpuQuota": "--cpu-quota", "CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems",
+                     "PidsLimit": "--pids-limit", "Ulimits": "--ulimit", "OomKillDisable": "--oom-kill-disable",
+                     "OomScoreAdj": "--oom-score-adj", "CgroupParent": "--cgroup-parent", "Devices": "--device",
+                     "DeviceRequests": "--gpus", "Privileged": "--privileged", "CapAdd": "--cap-add", "CapDrop": "--cap-drop",
+                     "SecurityOpt": "--security-opt", "GroupAdd": "--group-add", "UsernsMode": "--userns", "PidMode": "--pid",
+                     "IpcMode": "--ipc", "UTSMode": "--uts", "CgroupnsMode": "--cgroupns", "Dns": "--dns", "DnsOptions": "--dns-option",
+                     "DnsSearch": "--dns-search", "ExtraHosts": "--add-host", "Links": "--link", "Init": "--init", "Tmpfs": "--tmpfs",
+                     "StorageOpt": "--storage-opt", "Sysctls": "--sysctl", "VolumesFrom": "--volumes-from",
+                     "VolumeDriver": "--volume-driver", "Runtime": "--runtime", "ShmSize": "--shm-size", "BlkioWeight": "--blkio-weight"]
+        return flags[key] ?? "the API's \(key)"
+    }
+}
