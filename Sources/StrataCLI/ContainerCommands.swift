@@ -29,6 +29,10 @@ struct ContainerFlags: ParsableArguments {
     var hostname: String?
     @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only (volumes and /tmp stay writable).")
     var readOnly = false
+    @Option(help: "The signal stop sends first (default: the image's STOPSIGNAL, else SIGTERM).")
+    var stopSignal: String?
+    @Option(help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
+    var stopTimeout: Int?
 
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
@@ -41,6 +45,8 @@ struct ContainerFlags: ParsableArguments {
         o.user = user
         o.hostname = hostname
         o.readOnlyRootfs = readOnly
+        o.stopSignal = stopSignal
+        o.stopTimeout = stopTimeout
         for l in label {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = kv.first, !key.isEmpty else { throw StrataError(.invalidArgument, "invalid label \"\(l)\": use KEY=VALUE") }

@@ -17,22 +17,22 @@ struct StopCommand: AsyncParsableCommand {
               strata stop -s SIGINT -t 30 web
             """)
     @OptionGroup var global: GlobalOptions
-    @Option(name: [.customShort("t"), .long], help: "Seconds to wait for the container to stop before SIGKILL.")
-    var time: Int = 10
+    @Option(name: [.customShort("t"), .long], help: "Seconds to wait for the container to stop before SIGKILL (default: its --stop-timeout, else 10).")
+    var time: Int?
     @Option(name: .shortAndLong, help: "The signal to send first (default: the image's STOPSIGNAL, else SIGTERM).")
     var signal: String?
     @Argument var containers: [String]
 
     func validate() throws {
         guard !containers.isEmpty else { throw ValidationError("stop needs at least one container") }
-        guard time >= 0 else { throw ValidationError("--time must be 0 or more seconds") }
+        guard (time ?? 0) >= 0 else { throw ValidationError("--time must be 0 or more seconds") }
     }
 
     func run() async throws {
         let store = try await global.openStore()
         let first = try signal.map(ContainerSignal.init)
         try await Output.eachContainer(containers) { c in
-            try await store.stop(c, timeout: .seconds(time), signal: first)
+            try await store.stop(c, timeout: time.map { .seconds($0) }, signal: first)
         }
     }
 }

@@ -25,6 +25,16 @@ extension EngineRouter {
         let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
         let null = NSNull()
         let binds: Any = (c.volumes ?? []).isEmpty ? null : (c.volumes ?? []).map { "\($0.source):\($0.destination)" }
+        var config: [String: Any] = ["Hostname": c.effectiveHostname, "Domainname": "", "User": c.user ?? "",
+                   // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
+                   "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
+                   "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
+                   "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": null, "WorkingDir": c.workingDir ?? "",
+                   "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
+                   "ExposedPorts": c.exposedPorts.map { Dictionary(uniqueKeysWithValues: $0.map { ($0, [String: Any]()) }) as Any } ?? null]
+        // As dockerd (omitempty): only when given at create.
+        if let s = c.stopSignal { config["StopSignal"] = s }
+        if let t = c.stopTimeout { config["StopTimeout"] = t }
         return [
             "Id": c.id, "Created": RFC3339.format(c.created),
             "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()),
@@ -39,13 +49,7 @@ extension EngineRouter {
             "HostConfig": hostConfig(c, binds: binds),
             "GraphDriver": ["Data": null, "Name": c.snapshotter.rawValue] as [String: Any],
             "Mounts": mounts,
-            "Config": ["Hostname": c.effectiveHostname, "Domainname": "", "User": c.user ?? "",
-                       // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
-                       "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
-                       "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
-                       "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": null, "WorkingDir": c.workingDir ?? "",
-                       "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
-                       "ExposedPorts": c.exposedPorts.map { Dictionary(uniqueKeysWithValues: $0.map { ($0, [String: Any]()) }) as Any } ?? null] as [String: Any],
+            "Config": config,
             "NetworkSettings": ["Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                                 "Ports": publishedPorts(c), "SandboxKey": "", "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
                                 "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",

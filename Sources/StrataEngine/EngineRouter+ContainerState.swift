@@ -36,9 +36,10 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
-    /// `t` (seconds, docker's default 10; -1 waits without end, as dockerd) and `signal`.
-    private static func stopOptions(_ req: EngineRequest) throws -> (Duration, ContainerSignal?) {
-        var timeout = Duration.seconds(10)
+    /// `t` (seconds; -1 waits without end, as dockerd; absent: the container's stop timeout,
+    /// else 10) and `signal`.
+    private static func stopOptions(_ req: EngineRequest) throws -> (Duration?, ContainerSignal?) {
+        var timeout: Duration?
         if let t = req.string("t") ?? req.string("time") {
             guard let n = Int(t), n >= -1 else { throw EngineError.badRequest("invalid value for t: \"\(t)\"") }
             timeout = n == -1 ? .seconds(Int64(Int32.max)) : .seconds(n)

@@ -6,7 +6,7 @@ import Strata
 /// Creating containers: `docker create` and the first half of `docker run`. Every setting
 /// of Docker's container config is either applied (the command, environment, user,
 /// hostname, binds and volumes, ports, network none or host, a read-only root, labels,
-/// stdin and TTY, auto-remove) or, when a request sets it to anything but its "not set"
+/// stdin and TTY, auto-remove, the stop signal and timeout) or, when a request sets it to anything but its "not set"
 /// value, refused with a 501 that names it (``unappliedSettings``): a container never runs
 /// without a limit, capability or policy its creator asked for.
 extension EngineRouter {
@@ -76,6 +76,12 @@ extension EngineRouter {
         options.user = try Self.string(o["User"], "User")
         options.hostname = try Self.string(o["Hostname"], "Hostname")
         options.readOnlyRootfs = host["ReadonlyRootfs"] as? Bool ?? false
+        options.stopSignal = try Self.string(o["StopSignal"], "StopSignal")
+        switch o["StopTimeout"] {
+        case nil, is NSNull: break
+        case let n as Int: options.stopTimeout = n
+        default: throw EngineError.badRequest("StopTimeout must be a number of seconds")
+        }
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.
         if options.tty, let size = host["ConsoleSize"] as? [Int], size.count == 2,
@@ -167,13 +173,10 @@ extension EngineRouter {
            (test.first as? String) != "NONE" {
             throw EngineError(status: .notImplemented, message: "strata does not run health checks (--health-cmd, HEALTHCHECK)")
         }
-        for key in ["Domainname", "MacAddress", "StopSignal", "Shell"] {
+        for key in ["Domainname", "MacAddress", "Shell"] {
             if let v = o[key], !isUnset(v, []) {
                 throw EngineError(status: .notImplemented, message: "strata does not apply Config.\(key): leave it unset")
             }
-        }
-        if let v = o["StopTimeout"], !(v is NSNull) {
-            throw EngineError(status: .notImplemented, message: "strata does not apply Config.StopTimeout (--stop-timeout): give the timeout to docker stop")
         }
     }
 

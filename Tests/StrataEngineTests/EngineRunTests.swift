@@ -166,7 +166,7 @@ import Glibc
         return false
     }
 
-    /// `docker run -u`, `--hostname` and `--read-only` reach the run (the user resolved in
+    /// `docker run -u`, `--hostname`, `--read-only`, `--stop-signal` and `--stop-timeout` reach the run (the user resolved in
     /// the container's /etc/passwd and /etc/group by Docker's rules), `docker inspect` and
     /// `docker exec` see them; a setting strata does not apply (a limit, a capability, a
     /// restart policy, a health check) is refused by name before anything is created.
@@ -209,13 +209,26 @@ import Glibc
         #expect(try h.docker(["exec", "-u", "0", "svc", "busybox", "id", "-u"]).out == "0\n")
         #expect(try h.docker(["rm", "-f", "svc"]).status == 0)
 
+        // --stop-signal and --stop-timeout: docker stop (no -t) sends the one and waits the other.
+        #expect(try h.docker(["run", "-d", "--name", "trapper", "--stop-signal", "SIGINT", "users:1",
+                              "sh", "-c", "trap 'exit 7' INT; while :; do busybox sleep 0.1; done"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.Config.StopSignal}}", "trapper"]).out == "SIGINT\n")
+        #expect(try h.docker(["stop", "trapper"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.State.ExitCode}}", "trapper"]).out == "7\n")
+        #expect(try h.docker(["run", "-d", "--name", "deaf", "--stop-timeout", "1", "users:1", "sh", "-c", "while :; do busybox sleep 0.1; done"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.Config.StopTimeout}}", "deaf"]).out == "1\n")
+        let before = ContinuousClock.now
+        #expect(try h.docker(["stop", "deaf"]).status == 0)
+        #expect(ContinuousClock.now - before < .seconds(6), "stop waited the default 10 s, not --stop-timeout 1")
+        #expect(try h.docker(["inspect", "--format", "{{.State.ExitCode}}", "deaf"]).out == "137\n")
+        #expect(try h.docker(["rm", "trapper", "deaf"]).status == 0)
+
         // What strata does not do is refused, by name, and nothing is created.
         for (flags, says) in [(["--memory", "64m"], "HostConfig.Memory (--memory)"), (["--cpus", "1.5"], "HostConfig.NanoCpus (--cpus)"),
                               (["--privileged"], "HostConfig.Privileged"), (["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd"),
                               (["--restart", "always"], "restart policy \"always\""), (["--init"], "HostConfig.Init"),
                               (["--health-cmd", "true"], "health checks"), (["--log-driver", "syslog"], "log driver \"syslog\""),
-                              (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--pids-limit", "10"], "HostConfig.PidsLimit"),
-                              (["--stop-signal", "SIGINT"], "Config.StopSignal")] {
+                              (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--pids-limit", "10"], "HostConfig.PidsLimit")] {
             let r = try h.docker(["create"] + flags + ["users:1", "sh"])
             #expect(r.status != 0 && r.err.contains("strata does not") && r.err.contains(says), "\(flags): \(r)")
         }

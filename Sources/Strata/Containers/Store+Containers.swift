@@ -46,6 +46,12 @@ public struct ContainerOptions: Sendable, Codable {
     /// Its runs see the root filesystem read-only (`docker create --read-only`); volumes and
     /// /tmp stay writable.
     public var readOnlyRootfs = false
+    /// The signal `stop` sends first (`docker create --stop-signal`), over the image's
+    /// STOPSIGNAL: a name such as SIGINT or a number.
+    public var stopSignal: String?
+    /// Seconds `stop` waits before SIGKILL when not told (`docker create --stop-timeout`);
+    /// -1 waits without end. Nil: 10.
+    public var stopTimeout: Int?
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -118,6 +124,10 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var hostname: String?
     /// Runs with a read-only root filesystem (``ContainerOptions/readOnlyRootfs``); nil for false.
     public var readOnlyRootfs: Bool?
+    /// The stop signal given at create (``ContainerOptions/stopSignal``); nil for the image's.
+    public var stopSignal: String?
+    /// The stop timeout given at create, in seconds (``ContainerOptions/stopTimeout``); nil for 10.
+    public var stopTimeout: Int?
 
     /// Its hostname inside its runs: the one given at create, else its short ID, as dockerd's.
     public var effectiveHostname: String { hostname ?? String(id.prefix(12)) }
@@ -133,6 +143,10 @@ extension Store {
         if let name = options.name { try Self.checkContainerName(name) }
         if let hostname = options.hostname { try Self.checkHostname(hostname) }
         if let user = options.user { try UserResolver.checkSpec(user) }
+        if let signal = options.stopSignal { _ = try ContainerSignal(signal) }
+        if let t = options.stopTimeout, t < -1 {
+            throw StrataError(.invalidArgument, "invalid stop timeout \(t): use seconds, or -1 to wait without end")
+        }
         let imageID = try await resolve(ref)
         let lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
@@ -169,6 +183,8 @@ extension Store {
         info.user = options.user.flatMap { $0.isEmpty ? nil : $0 }
         info.hostname = options.hostname.flatMap { $0.isEmpty ? nil : $0 }
         info.readOnlyRootfs = options.readOnlyRootfs ? true : nil
+        info.stopSignal = options.stopSignal.flatMap { $0.isEmpty ? nil : $0 }
+        info.stopTimeout = options.stopTimeout
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in

@@ -47,8 +47,9 @@ extension Store {
         }
     }
 
-    /// Stops the container as `docker stop` does: its stop signal (`signal`, else the image's
-    /// `STOPSIGNAL`, else SIGTERM), then SIGKILL once `timeout` passed (10 s by default; zero
+    /// Stops the container as `docker stop` does: its stop signal (`signal`, else the one it
+    /// was created with, else the image's `STOPSIGNAL`, else SIGTERM), then SIGKILL once
+    /// `timeout` passed (nil: the container's ``ContainerInfo/stopTimeout``, else 10 s; zero
     /// kills at once). Returns once the exit is recorded: true, or false when it was not running.
     ///
     /// ```swift
@@ -56,10 +57,11 @@ extension Store {
     /// print(try await store.container("web").exitCode ?? -1)   // 143, or 137 after the timeout
     /// ```
     @discardableResult
-    public func stop(_ ref: String, timeout: Duration = .seconds(10), signal: ContainerSignal? = nil) async throws -> Bool {
+    public func stop(_ ref: String, timeout: Duration? = nil, signal: ContainerSignal? = nil) async throws -> Bool {
         let c = try await container(ref)
         guard try isRunning(id: c.id, state: c.state) else { return false }
-        try await stopRunning(c, timeout: timeout, signal: signal)
+        let wait = timeout ?? c.stopTimeout.map { $0 < 0 ? .seconds(Int64(Int32.max)) : .seconds($0) } ?? .seconds(10)
+        try await stopRunning(c, timeout: wait, signal: signal)
         // As dockerd: `kill`, `die`, then `stop` once it is down.
         try? await recordContainerEvent(c.id, action: "stop")
         return true
@@ -67,7 +69,8 @@ extension Store {
 
     private func stopRunning(_ c: ContainerInfo, timeout: Duration, signal: ContainerSignal?) async throws {
         var first = signal ?? .term
-        if signal == nil, let s = try await inspect(c.imageID.string).config.config?.StopSignal, !s.isEmpty {
+        let imageSignal = signal == nil && c.stopSignal == nil ? try await inspect(c.imageID.string).config.config?.StopSignal : nil
+        if signal == nil, let s = c.stopSignal ?? imageSignal, !s.isEmpty {
             first = (try? ContainerSignal(s)) ?? .term
         }
         if timeout > .zero, first != .kill {
