@@ -29,10 +29,41 @@ struct ContainerFlags: ParsableArguments {
     var hostname: String?
     @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only (volumes and /tmp stay writable).")
     var readOnly = false
+    @Option(name: [.customShort("m"), .long], help: "Memory limit (bytes, or with a unit: 64m, 1g; at least 6m).")
+    var memory: String?
+    @Option(parsing: .unconditional, help: "Memory plus swap limit (as --memory; -1: unlimited swap; default: twice --memory).")
+    var memorySwap: String?
+    @Option(help: "CPUs it may use (1.5: one and a half).")
+    var cpus: Double?
+    @Option(help: "Relative CPU weight (default 1024).")
+    var cpuShares: Int64?
+    @Option(help: "CPUs it may run on (0-1,3).")
+    var cpusetCpus: String?
+    @Option(parsing: .unconditional, help: "Most processes it may have (0 or -1: no limit).")
+    var pidsLimit: Int64?
     @Option(help: "The signal stop sends first (default: the image's STOPSIGNAL, else SIGTERM).")
     var stopSignal: String?
-    @Option(help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
+    @Option(parsing: .unconditional, help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
     var stopTimeout: Int?
+
+    /// A size as docker reads one: a number, optionally with b, k, m, g, t or p (powers of 1024).
+    static func bytes(_ text: String, _ flag: String) throws -> Int64 {
+        let units: [Character: Double] = ["b": 1, "k": 0x1p10, "m": 0x1p20, "g": 0x1p30, "t": 0x1p40, "p": 0x1p50]
+        var number = text.lowercased()
+        var scale = 1.0
+        for suffix in ["ib", "b"] where number.count > suffix.count && number.hasSuffix(suffix) && number.dropLast(suffix.count).last.map({ units[$0] != nil }) == true {
+            number.removeLast(suffix.count)
+            break
+        }
+        if let last = number.last, let u = units[last] {
+            scale = u
+            number.removeLast()
+        }
+        guard let n = Double(number), n >= 0, n.isFinite, let v = Int64(exactly: (n * scale).rounded(.down)) else {
+            throw StrataError(.invalidArgument, "invalid size \"\(text)\" for \(flag): use a number of bytes or one with a unit (64m, 1g)")
+        }
+        return v
+    }
 
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
@@ -46,6 +77,10 @@ struct ContainerFlags: ParsableArguments {
         o.hostname = hostname
         o.readOnlyRootfs = readOnly
         o.stopSignal = stopSignal
+        o.resources = ContainerResources(memory: try memory.map { try Self.bytes($0, "--memory") },
+                                         memorySwap: try memorySwap.map { $0 == "-1" ? -1 : try Self.bytes($0, "--memory-swap") },
+                                         nanoCPUs: cpus.map { Int64(($0 * 1e9).rounded()) }, cpuShares: cpuShares, cpusetCPUs: cpusetCpus,
+                                         pidsLimit: pidsLimit)
         o.stopTimeout = stopTimeout
         for l in label {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -66,6 +101,7 @@ struct CreateCommand: AsyncParsableCommand {
               strata create --snapshotter copy -e A=1 -w /tmp app:1
               strata create --network host --name web app:1 httpd -f -p 8080
               strata create -u nobody --hostname web --read-only app:1
+              strata create --memory 256m --cpus 0.5 --pids-limit 100 app:1
             """)
 
     @OptionGroup var global: GlobalOptions

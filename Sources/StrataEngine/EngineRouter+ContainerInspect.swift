@@ -82,6 +82,14 @@ extension EngineRouter {
                      "KernelMemoryTCP"] {
             h[zero] = 0
         }
+        if let r = c.resources {
+            for (key, value) in [("Memory", r.memory), ("MemorySwap", r.memorySwap), ("MemoryReservation", r.memoryReservation),
+                                 ("NanoCpus", r.nanoCPUs), ("CpuShares", r.cpuShares), ("CpuPeriod", r.cpuPeriod), ("CpuQuota", r.cpuQuota)] {
+                if let value { h[key] = value }
+            }
+            if let set = r.cpusetCPUs { h["CpusetCpus"] = set }
+            if let p = r.pidsLimit { h["PidsLimit"] = p }
+        }
         return h
     }
 

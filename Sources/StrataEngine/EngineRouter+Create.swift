@@ -6,7 +6,7 @@ import Strata
 /// Creating containers: `docker create` and the first half of `docker run`. Every setting
 /// of Docker's container config is either applied (the command, environment, user,
 /// hostname, binds and volumes, ports, network none or host, a read-only root, labels,
-/// stdin and TTY, auto-remove, the stop signal and timeout) or, when a request sets it to anything but its "not set"
+/// stdin and TTY, auto-remove, the stop signal and timeout, memory, CPU and process limits) or, when a request sets it to anything but its "not set"
 /// value, refused with a 501 that names it (``unappliedSettings``): a container never runs
 /// without a limit, capability or policy its creator asked for.
 extension EngineRouter {
@@ -76,6 +76,7 @@ extension EngineRouter {
         options.user = try Self.string(o["User"], "User")
         options.hostname = try Self.string(o["Hostname"], "Hostname")
         options.readOnlyRootfs = host["ReadonlyRootfs"] as? Bool ?? false
+        options.resources = try Self.resources(host)
         options.stopSignal = try Self.string(o["StopSignal"], "StopSignal")
         switch o["StopTimeout"] {
         case nil, is NSNull: break
@@ -89,6 +90,23 @@ extension EngineRouter {
             await runner.setConsoleSize(c.id, rows: rows, columns: columns)
         }
         try await res.sendJSON(["Id": c.id, "Warnings": warnings] as [String: Any], status: .created)
+    }
+
+    /// The limits of a HostConfig (``ContainerResources``); the store checks them.
+    static func resources(_ host: [String: Any]) throws -> ContainerResources {
+        func int(_ key: String) throws -> Int64? {
+            switch host[key] {
+            case nil, is NSNull: return nil
+            case let n as NSNumber where n.doubleValue == n.doubleValue.rounded():
+                guard let v = Int64(exactly: n.doubleValue) else { throw EngineError.badRequest("\(key) is out of range") }
+                return v
+            default: throw EngineError.badRequest("\(key) must be an integer")
+            }
+        }
+        return ContainerResources(memory: try int("Memory"), memorySwap: try int("MemorySwap"), memoryReservation: try int("MemoryReservation"),
+                                  nanoCPUs: try int("NanoCpus"), cpuShares: try int("CpuShares"), cpuPeriod: try int("CpuPeriod"),
+                                  cpuQuota: try int("CpuQuota"), cpusetCPUs: try string(host["CpusetCpus"], "CpusetCpus"),
+                                  pidsLimit: try int("PidsLimit"))
     }
 
     /// A string in a container config: nil when absent, null or empty.
@@ -118,13 +136,12 @@ extension EngineRouter {
     /// docker CLI, docker-py and testcontainers send when the user gave nothing). Besides
     /// these, null, `false`, `0`, `""`, `[]` and `{}` always mean "not set".
     static let unappliedSettings: [(key: String, unset: Set<String>)] = [
-        // Resources (cgroups).
-        ("Memory", []), ("MemoryReservation", []), ("MemorySwap", []), ("MemorySwappiness", ["-1"]), ("KernelMemory", []),
-        ("KernelMemoryTCP", []), ("NanoCpus", []), ("CpuShares", []), ("CpuPeriod", []), ("CpuQuota", []),
-        ("CpuRealtimePeriod", []), ("CpuRealtimeRuntime", []), ("CpusetCpus", []), ("CpusetMems", []), ("CpuCount", []),
+        // Resources (cgroups) beyond ContainerResources.
+        ("MemorySwappiness", ["-1"]), ("KernelMemory", []),
+        ("KernelMemoryTCP", []), ("CpuRealtimePeriod", []), ("CpuRealtimeRuntime", []), ("CpusetMems", []), ("CpuCount", []),
         ("CpuPercent", []), ("BlkioWeight", []), ("BlkioWeightDevice", []), ("BlkioDeviceReadBps", []),
         ("BlkioDeviceWriteBps", []), ("BlkioDeviceReadIOps", []), ("BlkioDeviceWriteIOps", []), ("IOMaximumIOps", []),
-        ("IOMaximumBandwidth", []), ("PidsLimit", ["-1"]), ("Ulimits", []), ("OomKillDisable", []), ("OomScoreAdj", []),
+        ("IOMaximumBandwidth", []), ("Ulimits", []), ("OomKillDisable", []), ("OomScoreAdj", []),
         ("CgroupParent", []), ("Devices", []), ("DeviceCgroupRules", []), ("DeviceRequests", []),
         // Privileges and security.
         ("Privileged", []), ("CapAdd", []), ("CapDrop", []), ("SecurityOpt", []), ("MaskedPaths", []), ("ReadonlyPaths", []),

@@ -46,6 +46,29 @@ import Testing
         #expect(try env.run(["--root", env.root + "-fuzz", "images", "-a"]).status == 0)
     }
 
+    /// `create -m/--memory-swap/--cpus/--pids-limit` as the docker CLI reads them (sizes in
+    /// powers of 1024 with b, k, m, g; -1 for unlimited swap), recorded with the container;
+    /// a size that does not parse or a limit dockerd refuses creates nothing.
+    @Test func containerLimitsFromTheFlags() throws {
+        let env = try CLITests.Env()
+        #expect(try env.run(["import", try env.rootfs(), "lim/base:1"]).status == 0)
+        #expect(try env.run(["create", "--name", "q", "-m", "0.5g", "--memory-swap", "-1", "--cpus", "0.25", "--pids-limit", "9",
+                             "--cpuset-cpus", "0", "lim/base:1"]).status == 0)
+        #expect(try env.run(["create", "--name", "r", "--memory", "64MiB", "lim/base:1"]).status == 0)
+        let listed = try JSONSerialization.jsonObject(with: Data(try env.run(["ps", "-a", "--format", "json"]).out.utf8)) as? [[String: Any]] ?? []
+        let limits = Dictionary(uniqueKeysWithValues: listed.compactMap { c in (c["name"] as? String).map { ($0, c["resources"] as? [String: Any] ?? [:]) } })
+        #expect(limits["q"]?["memory"] as? Int == 512 << 20 && limits["q"]?["memorySwap"] as? Int == -1)
+        #expect(limits["q"]?["nanoCPUs"] as? Int == 250_000_000 && limits["q"]?["pidsLimit"] as? Int == 9 && limits["q"]?["cpusetCPUs"] as? String == "0")
+        // dockerd's default swap: twice the memory.
+        #expect(limits["r"]?["memory"] as? Int == 64 << 20 && limits["r"]?["memorySwap"] as? Int == 128 << 20, "\(limits)")
+        for (args, says) in [(["-m", "64x"], "invalid size \"64x\" for --memory"), (["-m", "1m"], "Minimum memory limit allowed is 6MB"),
+                             (["--memory-swap", "1g"], "You should always set the Memory limit"), (["--cpus", "99"], "Range of CPUs")] {
+            let r = try env.run(["create"] + args + ["lim/base:1"])
+            #expect(r.status != 0 && r.err.contains(says), "\(args): \(r)")
+        }
+        #expect(try env.run(["ps", "-a", "-q"]).out.split(separator: "\n").count == 2)
+    }
+
     @Test func twoProcessesRemovingOneContainer() throws {
         let env = try CLITests.Env()
         #expect(try env.run(["import", try env.rootfs(), "rm/base:1"]).status == 0)

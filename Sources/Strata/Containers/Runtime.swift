@@ -208,10 +208,15 @@ extension Store {
         // As dockerd: a TTY gets TERM=xterm unless the image or the container set one.
         if c.tty == true, !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
         let user = try UserResolver(root: rootfs).resolve(c.user ?? config?.User)
-        return RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
+        var spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
                                 user: user, hostname: c.effectiveHostname, hostNetwork: hostNetwork || c.hostNetwork == true,
                                 binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) },
                                 terminal: c.tty == true, readOnlyRootfs: c.readOnlyRootfs == true)
+        if let r = c.resources, var linux = spec["linux"] as? [String: Any] {
+            linux["resources"] = r.runtimeSpec()
+            spec["linux"] = linux
+        }
+        return spec
     }
 
     func setState(_ id: String, _ state: String) async throws {

@@ -52,6 +52,8 @@ public struct ContainerOptions: Sendable, Codable {
     /// Seconds `stop` waits before SIGKILL when not told (`docker create --stop-timeout`);
     /// -1 waits without end. Nil: 10.
     public var stopTimeout: Int?
+    /// Memory, CPU and process limits (``ContainerResources``); none by default.
+    public var resources = ContainerResources()
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -128,6 +130,9 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var stopSignal: String?
     /// The stop timeout given at create, in seconds (``ContainerOptions/stopTimeout``); nil for 10.
     public var stopTimeout: Int?
+    /// Its limits (``ContainerOptions/resources``), as dockerd records them (the default swap
+    /// filled in); nil for none.
+    public var resources: ContainerResources?
 
     /// Its hostname inside its runs: the one given at create, else its short ID, as dockerd's.
     public var effectiveHostname: String { hostname ?? String(id.prefix(12)) }
@@ -144,6 +149,10 @@ extension Store {
         if let hostname = options.hostname { try Self.checkHostname(hostname) }
         if let user = options.user { try UserResolver.checkSpec(user) }
         if let signal = options.stopSignal { _ = try ContainerSignal(signal) }
+        let resources = try options.resources.validated()
+        if !resources.isEmpty, UserNamespace.isNested {
+            throw StrataError(.permissionDenied, "resource limits need cgroups, which a rootless store cannot set: leave out --memory, --cpus and the like")
+        }
         if let t = options.stopTimeout, t < -1 {
             throw StrataError(.invalidArgument, "invalid stop timeout \(t): use seconds, or -1 to wait without end")
         }
@@ -185,6 +194,7 @@ extension Store {
         info.readOnlyRootfs = options.readOnlyRootfs ? true : nil
         info.stopSignal = options.stopSignal.flatMap { $0.isEmpty ? nil : $0 }
         info.stopTimeout = options.stopTimeout
+        info.resources = resources.isEmpty ? nil : resources
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         do {
             try await write { db in
