@@ -168,8 +168,8 @@ import Glibc
 
     /// `docker run -u`, `--hostname`, `--read-only`, `--stop-signal` and `--stop-timeout` reach the run (the user resolved in
     /// the container's /etc/passwd and /etc/group by Docker's rules), `docker inspect` and
-    /// `docker exec` see them; a setting strata does not apply (a limit, a capability, a
-    /// restart policy, a health check) is refused by name before anything is created.
+    /// `docker exec` see them; a setting strata does not apply (a ulimit, a device, a
+    /// capability, a restart policy, a health check) is refused by name before anything is created.
     @Test func userHostnameAndReadOnlyApplyAndUnappliedSettingsAreRefused() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()
@@ -224,11 +224,11 @@ import Glibc
         #expect(try h.docker(["rm", "trapper", "deaf"]).status == 0)
 
         // What strata does not do is refused, by name, and nothing is created.
-        for (flags, says) in [(["--memory", "64m"], "HostConfig.Memory (--memory)"), (["--cpus", "1.5"], "HostConfig.NanoCpus (--cpus)"),
+        for (flags, says) in [(["--ulimit", "nofile=10:10"], "HostConfig.Ulimits (--ulimit)"), (["--device", "/dev/null"], "HostConfig.Devices (--device)"),
                               (["--privileged"], "HostConfig.Privileged"), (["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd"),
                               (["--restart", "always"], "restart policy \"always\""), (["--init"], "HostConfig.Init"),
                               (["--health-cmd", "true"], "health checks"), (["--log-driver", "syslog"], "log driver \"syslog\""),
-                              (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--pids-limit", "10"], "HostConfig.PidsLimit")] {
+                              (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--security-opt", "seccomp=unconfined"], "HostConfig.SecurityOpt")] {
             let r = try h.docker(["create"] + flags + ["users:1", "sh"])
             #expect(r.status != 0 && r.err.contains("strata does not") && r.err.contains(says), "\(flags): \(r)")
         }
