@@ -7,17 +7,38 @@ struct BuilderCommand: AsyncParsableCommand {
         commandName: "builder", abstract: "Manage the build cache.", subcommands: [BuilderDu.self, BuilderPrune.self])
 }
 
-/// Sizes as `--keep-storage` takes them: `5GB`, `500MB`, `1.5g`, `1024` (bytes).
+/// Sizes as the docker CLI reads them: ``parse(_:)`` as `--keep-storage` (go-units'
+/// FromHumanSize: `5GB`, `500MB`, `1.5g`, `1024` bytes; k, m, g, t are powers of 1000, kib,
+/// mib… of 1024) and ``memory(_:flag:)`` as `--memory` (RAMInBytes: `64m`, `1g`, `512MiB`;
+/// every unit a power of 1024).
 enum ByteSizes {
     static func parse(_ s: String) throws -> Int64 {
+        let factors: [String: Double] = ["": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+                                         "kib": 0x1p10, "mib": 0x1p20, "gib": 0x1p30, "tib": 0x1p40]
+        guard let n = scaled(s, factors) else {
+            throw StrataError(.invalidArgument, "invalid size \"\(s)\": use e.g. 500MB, 5GB or a number of bytes")
+        }
+        return n
+    }
+
+    static func memory(_ s: String, flag: String) throws -> Int64 {
+        var factors: [String: Double] = ["": 1]
+        for (unit, f) in [("b", 1.0), ("k", 0x1p10), ("m", 0x1p20), ("g", 0x1p30), ("t", 0x1p40), ("p", 0x1p50)] {
+            factors[unit] = f
+            if unit != "b" { factors[unit + "b"] = f; factors[unit + "ib"] = f }
+        }
+        guard let n = scaled(s, factors) else {
+            throw StrataError(.invalidArgument, "invalid size \"\(s)\" for \(flag): use a number of bytes or one with a unit (64m, 1g)")
+        }
+        return n
+    }
+
+    /// The number times its unit's factor; nil for an unknown unit or a size past Int64.
+    private static func scaled(_ s: String, _ factors: [String: Double]) -> Int64? {
         let t = s.trimmingCharacters(in: .whitespaces).lowercased()
         let number = t.prefix { $0.isNumber || $0 == "." }
         let unit = t.dropFirst(number.count).trimmingCharacters(in: .whitespaces)
-        let factors: [String: Double] = ["": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-                                         "kib": 1024, "mib": 1_048_576, "gib": 1_073_741_824, "tib": 1_099_511_627_776]
-        guard let n = Double(number), n >= 0, let f = factors[unit] else {
-            throw StrataError(.invalidArgument, "invalid size \"\(s)\": use e.g. 500MB, 5GB or a number of bytes")
-        }
+        guard let n = Double(number), n >= 0, let f = factors[unit], n * f < 9e18 else { return nil }
         return Int64(n * f)
     }
 }

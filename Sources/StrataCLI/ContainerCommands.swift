@@ -46,25 +46,6 @@ struct ContainerFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
     var stopTimeout: Int?
 
-    /// A size as docker reads one: a number, optionally with b, k, m, g, t or p (powers of 1024).
-    static func bytes(_ text: String, _ flag: String) throws -> Int64 {
-        let units: [Character: Double] = ["b": 1, "k": 0x1p10, "m": 0x1p20, "g": 0x1p30, "t": 0x1p40, "p": 0x1p50]
-        var number = text.lowercased()
-        var scale = 1.0
-        for suffix in ["ib", "b"] where number.count > suffix.count && number.hasSuffix(suffix) && number.dropLast(suffix.count).last.map({ units[$0] != nil }) == true {
-            number.removeLast(suffix.count)
-            break
-        }
-        if let last = number.last, let u = units[last] {
-            scale = u
-            number.removeLast()
-        }
-        guard let n = Double(number), n >= 0, n.isFinite, let v = Int64(exactly: (n * scale).rounded(.down)) else {
-            throw StrataError(.invalidArgument, "invalid size \"\(text)\" for \(flag): use a number of bytes or one with a unit (64m, 1g)")
-        }
-        return v
-    }
-
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
             throw StrataError(.invalidArgument, "invalid --network \"\(network)\": use none or host")
@@ -77,8 +58,8 @@ struct ContainerFlags: ParsableArguments {
         o.hostname = hostname
         o.readOnlyRootfs = readOnly
         o.stopSignal = stopSignal
-        o.resources = ContainerResources(memory: try memory.map { try Self.bytes($0, "--memory") },
-                                         memorySwap: try memorySwap.map { $0 == "-1" ? -1 : try Self.bytes($0, "--memory-swap") },
+        o.resources = ContainerResources(memory: try memory.map { try ByteSizes.memory($0, flag: "--memory") },
+                                         memorySwap: try memorySwap.map { $0 == "-1" ? -1 : try ByteSizes.memory($0, flag: "--memory-swap") },
                                          nanoCPUs: cpus.map { Int64(($0 * 1e9).rounded()) }, cpuShares: cpuShares, cpusetCPUs: cpusetCpus,
                                          pidsLimit: pidsLimit)
         o.stopTimeout = stopTimeout
