@@ -132,28 +132,29 @@ extension EngineRouter {
         }
     }
 
-    /// The settings strata does not apply, each with the values that mean "not set" (what the
+    /// The settings strata does not apply, each with the docker CLI flag that sets it (for the
+    /// message; empty when the API alone does) and the values that mean "not set" (what the
     /// docker CLI, docker-py and testcontainers send when the user gave nothing). Besides
     /// these, null, `false`, `0`, `""`, `[]` and `{}` always mean "not set".
-    static let unappliedSettings: [(key: String, unset: Set<String>)] = [
+    static let unappliedSettings: [(key: String, flag: String, unset: Set<String>)] = [
         // Resources (cgroups) beyond ContainerResources.
-        ("MemorySwappiness", ["-1"]), ("KernelMemory", []),
-        ("KernelMemoryTCP", []), ("CpuRealtimePeriod", []), ("CpuRealtimeRuntime", []), ("CpusetMems", []), ("CpuCount", []),
-        ("CpuPercent", []), ("BlkioWeight", []), ("BlkioWeightDevice", []), ("BlkioDeviceReadBps", []),
-        ("BlkioDeviceWriteBps", []), ("BlkioDeviceReadIOps", []), ("BlkioDeviceWriteIOps", []), ("IOMaximumIOps", []),
-        ("IOMaximumBandwidth", []), ("Ulimits", []), ("OomKillDisable", []), ("OomScoreAdj", []),
-        ("CgroupParent", []), ("Devices", []), ("DeviceCgroupRules", []), ("DeviceRequests", []),
+        ("MemorySwappiness", "--memory-swappiness", ["-1"]), ("KernelMemory", "", []),
+        ("KernelMemoryTCP", "", []), ("CpuRealtimePeriod", "", []), ("CpuRealtimeRuntime", "", []), ("CpusetMems", "--cpuset-mems", []), ("CpuCount", "", []),
+        ("CpuPercent", "", []), ("BlkioWeight", "--blkio-weight", []), ("BlkioWeightDevice", "", []), ("BlkioDeviceReadBps", "", []),
+        ("BlkioDeviceWriteBps", "", []), ("BlkioDeviceReadIOps", "", []), ("BlkioDeviceWriteIOps", "", []), ("IOMaximumIOps", "", []),
+        ("IOMaximumBandwidth", "", []), ("Ulimits", "--ulimit", []), ("OomKillDisable", "--oom-kill-disable", []), ("OomScoreAdj", "--oom-score-adj", []),
+        ("CgroupParent", "--cgroup-parent", []), ("Devices", "--device", []), ("DeviceCgroupRules", "", []), ("DeviceRequests", "--gpus", []),
         // Privileges and security.
-        ("Privileged", []), ("CapAdd", []), ("CapDrop", []), ("SecurityOpt", []), ("MaskedPaths", []), ("ReadonlyPaths", []),
-        ("GroupAdd", []), ("UsernsMode", ["host"]),
+        ("Privileged", "--privileged", []), ("CapAdd", "--cap-add", []), ("CapDrop", "--cap-drop", []), ("SecurityOpt", "--security-opt", []), ("MaskedPaths", "", []), ("ReadonlyPaths", "", []),
+        ("GroupAdd", "--group-add", []), ("UsernsMode", "--userns", ["host"]),
         // Namespaces shared with the host or another container.
-        ("PidMode", ["private"]), ("IpcMode", ["private", "shareable", "none"]), ("UTSMode", ["private"]),
-        ("CgroupnsMode", ["private", "host"]), ("Cgroup", []),
+        ("PidMode", "--pid", ["private"]), ("IpcMode", "--ipc", ["private", "shareable", "none"]), ("UTSMode", "--uts", ["private"]),
+        ("CgroupnsMode", "--cgroupns", ["private", "host"]), ("Cgroup", "", []),
         // Networking beyond none and host.
-        ("Dns", []), ("DnsOptions", []), ("DnsSearch", []), ("ExtraHosts", []), ("Links", []),
+        ("Dns", "--dns", []), ("DnsOptions", "--dns-option", []), ("DnsSearch", "--dns-search", []), ("ExtraHosts", "--add-host", []), ("Links", "--link", []),
         // Everything else.
-        ("Init", []), ("Tmpfs", []), ("StorageOpt", []), ("Sysctls", []), ("VolumesFrom", []), ("VolumeDriver", ["local"]),
-        ("Runtime", ["runc"]), ("Isolation", ["default"]), ("ShmSize", ["67108864"]),
+        ("Init", "--init", []), ("Tmpfs", "--tmpfs", []), ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []), ("VolumesFrom", "--volumes-from", []), ("VolumeDriver", "--volume-driver", ["local"]),
+        ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]), ("ShmSize", "--shm-size", ["67108864"]),
     ]
 
     /// Refuses a container config that asks for something strata does not do (see
@@ -169,9 +170,9 @@ extension EngineRouter {
             default: return false
             }
         }
-        for (key, unset) in unappliedSettings {
+        for (key, flag, unset) in unappliedSettings {
             if let v = host[key], !isUnset(v, unset) {
-                throw EngineError(status: .notImplemented, message: "strata does not apply HostConfig.\(key) (\(Self.flag(key))): leave it unset")
+                throw EngineError(status: .notImplemented, message: "strata does not apply HostConfig.\(key)\(flag.isEmpty ? "" : " (\(flag))"): leave it unset")
             }
         }
         // A restart policy other than "no"; a log driver other than the json-file log it keeps.
@@ -195,21 +196,5 @@ extension EngineRouter {
                 throw EngineError(status: .notImplemented, message: "strata does not apply Config.\(key): leave it unset")
             }
         }
-    }
-
-    /// The docker CLI flag that sets a HostConfig key, for the message.
-    private static func flag(_ key: String) -> String {
-        let flags = ["Memory": "--memory", "MemoryReservation": "--memory-reservation", "MemorySwap": "--memory-swap",
-                     "MemorySwappiness": "--memory-swappiness", "NanoCpus": "--cpus", "CpuShares": "--cpu-shares",
-                     "CpuPeriod": "--cpu-period", "CpuQuota": "--cpu-quota", "CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems",
-                     "PidsLimit": "--pids-limit", "Ulimits": "--ulimit", "OomKillDisable": "--oom-kill-disable",
-                     "OomScoreAdj": "--oom-score-adj", "CgroupParent": "--cgroup-parent", "Devices": "--device",
-                     "DeviceRequests": "--gpus", "Privileged": "--privileged", "CapAdd": "--cap-add", "CapDrop": "--cap-drop",
-                     "SecurityOpt": "--security-opt", "GroupAdd": "--group-add", "UsernsMode": "--userns", "PidMode": "--pid",
-                     "IpcMode": "--ipc", "UTSMode": "--uts", "CgroupnsMode": "--cgroupns", "Dns": "--dns", "DnsOptions": "--dns-option",
-                     "DnsSearch": "--dns-search", "ExtraHosts": "--add-host", "Links": "--link", "Init": "--init", "Tmpfs": "--tmpfs",
-                     "StorageOpt": "--storage-opt", "Sysctls": "--sysctl", "VolumesFrom": "--volumes-from",
-                     "VolumeDriver": "--volume-driver", "Runtime": "--runtime", "ShmSize": "--shm-size", "BlkioWeight": "--blkio-weight"]
-        return flags[key] ?? "the API's \(key)"
     }
 }
