@@ -80,6 +80,10 @@ import Testing
         let stats = try h.docker(["stats", "--no-stream", "--format", "{{.MemUsage}}", "rec"])
         #expect(stats.out.hasSuffix(" / 64MiB\n"), "\(stats)")
         #expect(try h.docker(["rm", "-f", "rec"]).status == 0)
+        // As dockerd (podman refuses it instead): CPU shares below the kernel's 2 are raised to it.
+        #expect(try h.docker(["create", "--name", "few", "--cpu-shares", "1"] + loop).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.HostConfig.CpuShares}}", "few"]).out == "2\n")
+        #expect(try h.docker(["rm", "few"]).status == 0)
 
         // dockerd's refusals, and nothing is created.
         for (flags, says) in [(["--memory", "1m"], "Minimum memory limit allowed is 6MB"),

@@ -19,7 +19,8 @@ public struct ContainerResources: Sendable, Codable, Hashable {
     public var memoryReservation: Int64?
     /// CPUs in billionths (`--cpus 1.5` is 1,500,000,000); not with ``cpuPeriod`` or ``cpuQuota``.
     public var nanoCPUs: Int64?
-    /// A relative CPU weight (`--cpu-shares`; the kernel's default is 1024).
+    /// A relative CPU weight (`--cpu-shares`; the kernel's default is 1024), brought into 2 to
+    /// 262144 as dockerd does.
     public var cpuShares: Int64?
     /// The CFS period in microseconds (`--cpu-period`, 1000 to 1,000,000).
     public var cpuPeriod: Int64?
@@ -55,6 +56,9 @@ public struct ContainerResources: Sendable, Codable, Hashable {
                                    nanoCPUs: set(nanoCPUs), cpuShares: set(cpuShares), cpuPeriod: set(cpuPeriod), cpuQuota: set(cpuQuota),
                                    cpusetCPUs: cpusetCPUs.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: pidsLimit.flatMap { $0 <= 0 ? nil : $0 })
         if let m = r.memory, r.memorySwap == nil, m <= Int64.max / 2 { r.memorySwap = m * 2 }
+        // As dockerd: CPU shares below 0 are none, and the rest are brought into the
+        // kernel's range (2 to 262144) instead of refused.
+        if let shares = r.cpuShares { r.cpuShares = shares < 0 ? nil : min(max(shares, 2), 262_144) }
         return r
     }
 
@@ -83,7 +87,6 @@ public struct ContainerResources: Sendable, Codable, Hashable {
                 throw bad("Range of CPUs is from 0.01 to \(cpus).00, as there are only \(cpus) CPUs available")
             }
         }
-        if let s = r.cpuShares, s < 2 || s > 262_144 { throw bad("invalid --cpu-shares \(s): use 2 to 262144") }
         if let p = r.cpuPeriod, p < 1000 || p > 1_000_000 { throw bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)") }
         if let q = r.cpuQuota, q < 1000 { throw bad("CPU cfs quota can not be less than 1ms (i.e. 1000)") }
         if let set = r.cpusetCPUs {
