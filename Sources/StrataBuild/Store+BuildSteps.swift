@@ -49,7 +49,11 @@ extension Store {
     /// Creates a build step's temporary container from `image` and returns its ID and
     /// mounted root filesystem.
     func createBuildContainer(from image: Digest) async throws -> (id: String, rootfs: BuildRootfs) {
-        let c = try await createContainer(from: image.string)
+        // A step sees the image's VOLUME paths through throwaway copies (BuildCommand.volumes),
+        // not through volumes of the store.
+        var options = ContainerOptions()
+        options.imageVolumes = false
+        let c = try await createContainer(from: image.string, options: options)
         do {
             let root = try await mountContainer(c.id)
             return (c.id, BuildRootfs(root: root))

@@ -14,7 +14,7 @@ struct ContainerFlags: ParsableArguments {
     var workdir: String?
     @Option(help: "overlay or copy (default: the store's setting, else overlay when available).")
     var snapshotter: SnapshotterKind?
-    @Option(name: .shortAndLong, help: "Mount a named volume or host directory (NAME:/path or /host:/path).")
+    @Option(name: .shortAndLong, help: "Mount a named volume, a host directory, or a new anonymous volume (NAME:/path, /host:/path, /path).")
     var volume: [String] = []
     @Option(name: .shortAndLong, help: "Set a label (KEY=VALUE, or KEY for an empty value); over the image's labels.")
     var label: [String] = []
@@ -63,12 +63,19 @@ struct ContainerFlags: ParsableArguments {
                                          nanoCPUs: cpus.map { Int64(($0 * 1e9).rounded()) }, cpuShares: cpuShares, cpusetCPUs: cpusetCpus,
                                          pidsLimit: pidsLimit)
         o.stopTimeout = stopTimeout
-        for l in label {
+        o.labels = try Self.labels(label)
+        return o
+    }
+
+    /// `--label KEY=VALUE` (or `KEY` for an empty value) flags as a map; the last one given wins.
+    static func labels(_ given: [String]) throws -> [String: String] {
+        var labels: [String: String] = [:]
+        for l in given {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = kv.first, !key.isEmpty else { throw StrataError(.invalidArgument, "invalid label \"\(l)\": use KEY=VALUE") }
-            o.labels[String(key)] = kv.count > 1 ? String(kv[1]) : ""
+            labels[String(key)] = kv.count > 1 ? String(kv[1]) : ""
         }
-        return o
+        return labels
     }
 }
 
@@ -248,7 +255,7 @@ struct RmCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Kill a running container first (SIGKILL), then remove it.")
     var force = false
-    @Flag(name: .shortAndLong, help: "Remove the named volumes it used that no other container uses.")
+    @Flag(name: .shortAndLong, help: "Remove the anonymous volumes it used that no other container uses (named ones stay).")
     var volumes = false
     @Argument var containers: [String]
 
@@ -333,17 +340,19 @@ struct CpCommand: AsyncParsableCommand {
 
 struct VolumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "volume", abstract: "Manage named volumes.",
+        commandName: "volume", abstract: "Manage volumes.",
         subcommands: [VolumeCreate.self, VolumeList.self, VolumeInspect.self, VolumeRemove.self, VolumePrune.self])
 }
 
 struct VolumeCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a volume and print its name.")
     @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Set a label (KEY=VALUE, or KEY for an empty value).") var label: [String] = []
     @Argument var name: String?
     func run() async throws {
+        let labels = try ContainerFlags.labels(label)
         let store = try await global.openStore()
-        print(try await store.createVolume(name).name)
+        print(try await store.createVolume(name, labels: labels).name)
     }
 }
 
@@ -381,7 +390,7 @@ struct VolumeInspect: AsyncParsableCommand {
         for n in names {
             let v = try await store.volume(n)
             out.append(["Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": RFC3339.format(v.created),
-                        "Scope": "local", "UsedBy": v.containers] as [String: Any])
+                        "Labels": v.labels, "Scope": "local", "UsedBy": v.containers] as [String: Any])
         }
         print(try Output.jsonObject(out))
     }
@@ -398,14 +407,32 @@ struct VolumeRemove: AsyncParsableCommand {
 }
 
 struct VolumePrune: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove every volume no container uses.")
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Remove the anonymous volumes no container uses (with -a, named ones too).",
+        discussion: """
+            Filters are docker's `volume prune --filter`: label=KEY[=VALUE], label!=KEY[=VALUE].
+
+            Examples:
+              strata volume prune -f
+              strata volume prune -a -f --filter label=scratch
+            """)
     @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Named volumes too, not only anonymous ones.") var all = false
+    @Option(name: .customLong("filter"), help: "Filter (label=, label!=; repeatable).") var filter: [String] = []
     @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
     func run() async throws {
-        guard confirm("This will remove all local volumes not used by at least one container.", force: force) else { return }
+        var options = try VolumePruneOptions(filters: try FilterOption.byKey(filter))
+        options.all = options.all || all
+        let what = options.all ? "all local volumes" : "anonymous local volumes"
+        guard confirm("This will remove \(what) not used by at least one container.", force: force) else { return }
         let store = try await global.openStore()
-        let removed = try await store.pruneVolumes()
-        if !removed.isEmpty { print("Deleted Volumes:"); for n in removed { print(n) } }
+        let report = try await store.pruneVolumes(options)
+        if !report.removed.isEmpty {
+            print("Deleted Volumes:")
+            for n in report.removed { print(n) }
+            print("")
+        }
+        print("Total reclaimed space: \(Units.size(report.reclaimedBytes))")
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import Strata
 
 /// `GET /containers/{id}/json`: dockerd's container object for API 1.43, every key it sends.
@@ -16,20 +17,27 @@ extension EngineRouter {
         try await store.recoverInterruptedRuns()
         let c = try await store.container(ref)
         let pid = c.state == "running" ? (try? await store.mainPID(c.id)) ?? nil : nil
-        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c)))
+        // Config.Volumes, as dockerd merges it at create: the image's VOLUME paths too.
+        let imageVolumes = (try? ImageConfig.decode(try await store.imageConfigData(c.imageID), digest: c.imageID))?.config?.Volumes ?? []
+        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c), imageVolumes: imageVolumes))
     }
 
-    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]]) -> [String: Any] {
+    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]], imageVolumes: [String] = []) -> [String: Any] {
         let running = c.state == "running"
         let zero = "0001-01-01T00:00:00Z"
         let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
         let null = NSNull()
-        let binds: Any = (c.volumes ?? []).isEmpty ? null : (c.volumes ?? []).map { "\($0.source):\($0.destination)" }
+        // As dockerd: Binds are the -v SOURCE:/path mounts as given; the anonymous volumes'
+        // paths (-v /path, the image's VOLUME) are Config.Volumes.
+        let given = (c.volumes ?? []).filter { $0.anonymous != true }
+        let binds: Any = given.isEmpty ? null : given.map { "\($0.source):\($0.destination)" + ($0.mode.map { ":" + $0 } ?? "") }
+        let declared = Set((c.volumes ?? []).filter { $0.anonymous == true }.map(\.destination) + imageVolumes)
+        let volumes: Any = declared.isEmpty ? null : Dictionary(uniqueKeysWithValues: declared.map { ($0, [String: Any]()) })
         var config: [String: Any] = ["Hostname": c.effectiveHostname, "Domainname": "", "User": c.user ?? "",
                    // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
                    "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
                    "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
-                   "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": null, "WorkingDir": c.workingDir ?? "",
+                   "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": volumes, "WorkingDir": c.workingDir ?? "",
                    "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
                    "ExposedPorts": c.exposedPorts.map { Dictionary(uniqueKeysWithValues: $0.map { ($0, [String: Any]()) }) as Any } ?? null]
         // As dockerd (omitempty): only when given at create.

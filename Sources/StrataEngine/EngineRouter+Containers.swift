@@ -57,9 +57,10 @@ extension EngineRouter {
 
     func mounts(_ c: ContainerInfo) -> [[String: Any]] {
         (c.volumes ?? []).map { v in
-            v.isBind ? ["Type": "bind", "Source": v.source, "Destination": v.destination, "RW": true]
+            v.isBind ? ["Type": "bind", "Source": v.source, "Destination": v.destination, "Mode": v.mode ?? "", "RW": !v.isReadOnly,
+                        "Propagation": "rprivate"]
                 : ["Type": "volume", "Name": v.source, "Source": store.root.appendingPathComponent("volumes/\(v.source)/data").path,
-                   "Destination": v.destination, "Driver": "local", "RW": true]
+                   "Destination": v.destination, "Driver": "local", "Mode": v.mode ?? "", "RW": !v.isReadOnly, "Propagation": ""]
         }
     }
 
@@ -69,9 +70,10 @@ extension EngineRouter {
         try await res.sendJSON(["Volumes": volumes.map(volumeJSON), "Warnings": [String]()] as [String: Any])
     }
 
-    /// `POST /volumes/create` with `{"Name": …}` (driver `local` only): 201 and the volume.
+    /// `POST /volumes/create` with `{"Name": …, "Labels": …}` (driver `local` only): 201 and the volume.
     func createVolume(_ req: EngineRequest, _ res: EngineResponse) async throws {
         var name: String?
+        var labels: [String: String] = [:]
         if case .data(let body) = req.body, !body.isEmpty {
             guard let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw EngineError.badRequest("expected a JSON object") }
             if let d = o["Driver"] as? String, !d.isEmpty, d != "local" {
@@ -81,9 +83,10 @@ extension EngineRouter {
                 throw EngineError(status: .notImplemented, message: "strata does not support volume driver options")
             }
             name = (o["Name"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            labels = try Self.labels(o["Labels"])
         }
         if let name { try Self.checkName(name) }
-        try await res.sendJSON(volumeJSON(try await store.createVolume(name)), status: .created)
+        try await res.sendJSON(volumeJSON(try await store.createVolume(name, labels: labels)), status: .created)
     }
 
     /// `GET /volumes/{name}`.
@@ -101,6 +104,6 @@ extension EngineRouter {
 
     func volumeJSON(_ v: VolumeInfo) -> [String: Any] {
         ["Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": RFC3339.format(v.created),
-         "Labels": [String: String](), "Scope": "local", "Options": [String: String]()]
+         "Labels": v.labels, "Scope": "local", "Options": [String: String]()]
     }
 }

@@ -43,25 +43,20 @@ extension EngineRouter {
         if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
             throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
         }
-        var volumes: [VolumeMount] = []
-        for bind in host["Binds"] as? [String] ?? [] {
-            let parts = bind.split(separator: ":", omittingEmptySubsequences: false)
-            if parts.count == 3, parts[2] != "rw" {
-                throw EngineError(status: .notImplemented, message: "strata mounts volumes read-write only: \"\(bind)\"")
+        // -v SOURCE:/path[:MODE] comes as a bind; -v /path (a new anonymous volume) as a key
+        // of Config.Volumes, where the image's VOLUME paths join it at create.
+        var volumes = try (try Self.strings(host["Binds"], "HostConfig.Binds") ?? []).map { try VolumeMount(parsing: $0) }
+        switch o["Volumes"] {
+        case nil, is NSNull: break
+        case let paths as [String: Any]:
+            for path in paths.keys.sorted() {
+                let m = try VolumeMount(parsing: path)
+                guard m.anonymous == true, m.mode == nil else { throw EngineError.badRequest("Volumes keys must be paths in the container, not \"\(path)\"") }
+                if !volumes.contains(where: { $0.destination == m.destination }) { volumes.append(m) }
             }
-            volumes.append(try VolumeMount(parsing: parts.prefix(2).joined(separator: ":")))
+        default: throw EngineError.badRequest("Volumes must be an object")
         }
         let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
-        var labels: [String: String] = [:]
-        switch o["Labels"] {
-        case nil, is NSNull: break
-        case let given as [String: Any]:
-            for (k, v) in given {
-                guard let v = v as? String else { throw EngineError.badRequest("label \"\(k)\" must be a string") }
-                labels[k] = v
-            }
-        default: throw EngineError.badRequest("Labels must be an object of strings")
-        }
         var options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
                                        entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
@@ -69,7 +64,7 @@ extension EngineRouter {
                                        // Docker's StdinOnce (false when absent): `docker run -i` and
                                        // `docker create -i` set it, `docker run -d -i` does not.
                                        keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
-        options.labels = labels
+        options.labels = try Self.labels(o["Labels"])
         options.hostNetwork = mode == "host"
         options.ports = ports
         options.exposedPorts = (o["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
@@ -107,6 +102,19 @@ extension EngineRouter {
                                   nanoCPUs: try int("NanoCpus"), cpuShares: try int("CpuShares"), cpuPeriod: try int("CpuPeriod"),
                                   cpuQuota: try int("CpuQuota"), cpusetCPUs: try string(host["CpusetCpus"], "CpusetCpus"),
                                   pidsLimit: try int("PidsLimit"))
+    }
+
+    /// The `Labels` of a container or volume config: an object of strings, or null.
+    static func labels(_ value: Any?) throws -> [String: String] {
+        switch value {
+        case nil, is NSNull: return [:]
+        case let given as [String: Any]:
+            return try given.mapValues { v in
+                guard let v = v as? String else { throw EngineError.badRequest("Labels must be an object of strings") }
+                return v
+            }
+        default: throw EngineError.badRequest("Labels must be an object of strings")
+        }
     }
 
     /// A string in a container config: nil when absent, null or empty.

@@ -14,11 +14,12 @@ extension EngineRouter {
         try await res.sendJSON(["ContainersDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
     }
 
-    /// `POST /volumes/prune?filters=`: unused volumes; named ones (all of strata's) only with
-    /// `all=true` (`docker volume prune -a`), as dockerd from API 1.42. Answers
-    /// `{"VolumesDeleted":[…],"SpaceReclaimed":N}`.
+    /// `POST /volumes/prune?filters=`: unused anonymous volumes; named ones too with
+    /// `all=true` (`docker volume prune -a`), as dockerd from API 1.42 (before it, every
+    /// unused volume). Answers `{"VolumesDeleted":[…],"SpaceReclaimed":N}`.
     func pruneVolumes(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let options = try Self.prune(req) { try VolumePruneOptions(filters: $0) }
+        var options = try Self.prune(req) { try VolumePruneOptions(filters: $0) }
+        if let v = req.apiVersion.flatMap(APIVersion.init), v < APIVersion(major: 1, minor: 42) { options.all = true }
         let report = try await store.pruneVolumes(options)
         try await res.sendJSON(["VolumesDeleted": report.removed.isEmpty ? NSNull() : report.removed as Any, "SpaceReclaimed": report.reclaimedBytes])
     }

@@ -319,14 +319,112 @@ enum ContainerFixtures {
         #expect(Set(try await store.volumes().map(\.name)) == ["shared", "mine"])
         await #expect { try await store.removeVolumes(["shared"]) } throws: { ($0 as? StrataError)?.code == .conflict }
         #expect(try await store.pruneVolumes().isEmpty)
-        // rm -v: only what no other container uses goes.
+        // rm -v: named volumes stay, as under dockerd (only anonymous ones go).
         _ = try await store.removeContainer(b.id, removeVolumes: true)
-        #expect(try await store.volumes().map(\.name) == ["shared"])
+        #expect(try await store.volumes().map(\.name) == ["mine", "shared"])
         _ = try await store.removeContainer(a.id)
         #expect(try String(contentsOfFile: try await store.volume("shared").mountpoint + "/f", encoding: .utf8) == "kept\n")
-        #expect(try await store.pruneVolumes() == ["shared"])
+        // A plain prune keeps named volumes; `all` takes them.
+        #expect(try await store.pruneVolumes(VolumePruneOptions()).removed.isEmpty)
+        #expect(try await store.pruneVolumes() == ["mine", "shared"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.root.appendingPathComponent("volumes").path).isEmpty)
         #expect(throws: StrataError.self) { try VolumeMount(parsing: "../x:/data") }
         #expect(throws: StrataError.self) { try VolumeMount(parsing: "x:relative") }
+    }
+
+    /// `-v` as docker reads it: `/path` alone is a new anonymous volume, a mode may follow.
+    @Test func mountSpecs() throws {
+        let anon = try VolumeMount(parsing: "/data/./x/")
+        #expect(anon.anonymous == true && anon.source == "" && anon.destination == "/data/x" && !anon.isReadOnly)
+        let ro = try VolumeMount(parsing: "/cache:ro")
+        #expect(ro.anonymous == true && ro.destination == "/cache" && ro.isReadOnly)
+        let bind = try VolumeMount(parsing: "/host/dir:/in:ro,z")
+        #expect(bind.isBind && bind.destination == "/in" && bind.mode == "ro,z" && bind.isReadOnly && bind.anonymous == nil)
+        let named = try VolumeMount(parsing: "db:/var/lib/db:nocopy")
+        #expect(!named.isBind && named.source == "db" && named.isNoCopy && !named.isReadOnly)
+        for bad in ["/", "x:/", "relative", "x:/d:rw,ro", "x:/d:shared", "/h:/d:nocopy", ":/d", "x:/d:"] {
+            #expect(throws: StrataError.self, "\(bad)") { try VolumeMount(parsing: bad) }
+        }
+    }
+
+    /// The image's VOLUME paths and `-v /path` get anonymous volumes filled from the image
+    /// (owner, mode and content, as dockerd's copy-up); a named volume is filled only while
+    /// empty; `rm -v` takes the anonymous ones and leaves named ones; a create refused for
+    /// a volume over a file makes no volume.
+    @Test func anonymousVolumesAndCopyUp() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        try bash("""
+            r=$(mktemp -d "\(dir.path)/r.XXXX")
+            mkdir -p "$r/bin" "$r/etc" "$r/srv/sub"
+            cp /bin/busybox "$r/bin/busybox"
+            echo seed > "$r/srv/f"; ln -s f "$r/srv/link"; ln "$r/srv/f" "$r/srv/hard"
+            chown 1000:1001 "$r/srv"; chmod 2750 "$r/srv"; chown 5:6 "$r/srv/sub"
+            echo conf > "$r/etc/conf"
+            tar -C "$r" -cf "\(dir.path)/vol.tar" .
+            """)
+        _ = try await store.importRootfs(from: dir.file("vol.tar"), reference: "vol/img:1",
+                                         options: ImportOptions(edits: [.volume("/srv/"), .volume("/empty")]))
+        let c = try await store.createContainer(from: "vol/img:1", options: ContainerOptions(volumes: [try VolumeMount(parsing: "/extra")]))
+        let mounts = try #require(c.volumes)
+        #expect(mounts.map(\.destination) == ["/extra", "/empty", "/srv"])
+        #expect(mounts.allSatisfy { $0.anonymous == true && $0.source.count == 64 })
+        let volumes = try await store.volumes()
+        #expect(volumes.count == 3 && volumes.allSatisfy { $0.isAnonymous && $0.containers == [c.id] })
+        let srv = try await store.volume(mounts[2].source).mountpoint
+        let root = try #require(FileMeta.of(srv))
+        #expect((root.uid, root.gid, root.mode & 0o7777) == (1000, 1001, 0o2750))
+        #expect(try String(contentsOfFile: srv + "/f", encoding: .utf8) == "seed\n")
+        #expect(FileMeta.of(srv + "/link")?.linkTarget == "f" && FileMeta.of(srv + "/sub")?.uid == 5)
+        var a = stat(), b = stat()
+        #expect(stat(srv + "/f", &a) == 0 && stat(srv + "/hard", &b) == 0 && a.st_ino == b.st_ino)
+        #expect(directoryEntries(try await store.volume(mounts[1].source).mountpoint).isEmpty)
+
+        // A named volume: filled while empty, left alone once it holds something.
+        let n1 = try await store.createContainer(from: "vol/img:1", options: ContainerOptions(volumes: [try VolumeMount(parsing: "named:/srv")]))
+        #expect(n1.volumes?.map(\.destination) == ["/srv", "/empty"])  // the asked-for first
+        let named = try await store.volume("named").mountpoint
+        #expect(try String(contentsOfFile: named + "/f", encoding: .utf8) == "seed\n")
+        try FileManager.default.removeItem(atPath: named + "/f")
+        try "mine\n".write(toFile: named + "/own", atomically: true, encoding: .utf8)
+        let n2 = try await store.createContainer(from: "vol/img:1", options: ContainerOptions(volumes: [try VolumeMount(parsing: "named:/srv")]))
+        #expect(FileMeta.of(named + "/f") == nil)
+        // nocopy: an empty volume stays empty.
+        _ = try await store.createContainer(from: "vol/img:1", options: ContainerOptions(volumes: [try VolumeMount(parsing: "bare:/srv:nocopy")]))
+        #expect(directoryEntries(try await store.volume("bare").mountpoint).isEmpty)
+
+        // rm -v: the anonymous volumes go, the named one stays.
+        _ = try await store.removeContainer(c.id, removeVolumes: true)
+        _ = try await store.removeContainer(n1.id, removeVolumes: true)
+        #expect(Set(try await store.volumes().filter { !$0.containers.isEmpty || !$0.isAnonymous }.map(\.name)).isSuperset(of: ["named", "bare"]))
+        #expect(try await store.volumes().contains { $0.name == mounts[0].source } == false)
+
+        // Refused at create: a volume over a file, a mount point twice. Nothing is made.
+        let before = try await store.volumes()
+        await #expect { try await store.createContainer(from: "vol/img:1", options: ContainerOptions(volumes: [try VolumeMount(parsing: "fresh:/data"), try VolumeMount(parsing: "/etc/conf")])) }
+            throws: { ($0 as? StrataError)?.message.contains("cannot mount volume over existing file") == true }
+        await #expect { try await store.createContainer(from: "vol/img:1", options: ContainerOptions(volumes: [try VolumeMount(parsing: "x:/d"), try VolumeMount(parsing: "/tmp:/d/")])) }
+            throws: { ($0 as? StrataError)?.message.contains("duplicate mount point: /d") == true }
+        #expect(try await store.volumes() == before)
+        #expect(try await store.containers().count == 2)
+
+        // A build step's container takes no volumes of the store.
+        var plain = ContainerOptions()
+        plain.imageVolumes = false
+        #expect(try await store.createContainer(from: "vol/img:1", options: plain).volumes == nil)
+
+        // Labels, and a prune that takes only unused anonymous volumes unless told `all`: n2's
+        // anonymous volume, which a plain rm left.
+        _ = try await store.removeContainer(n2.id)
+        let left = try #require(n2.volumes?.last?.source)
+        _ = try await store.createVolume("labelled", labels: ["team": "db", "tier": ""])
+        #expect(try await store.volume("labelled").labels == ["team": "db", "tier": ""])
+        #expect(try await store.volumes(filters: VolumeFilters(labels: ["team=db", "tier"])).map(\.name) == ["labelled"])
+        #expect(try await store.volumes(filters: VolumeFilters(labels: ["team=web"])).isEmpty)
+        let pruned = try await store.pruneVolumes(VolumePruneOptions())
+        #expect(pruned.removed == [left], "\(pruned)")
+        #expect(try await store.volumes().filter(\.containers.isEmpty).map(\.name) == ["labelled", "named"])
+        #expect(try await store.pruneVolumes(VolumePruneOptions(all: true, notLabels: ["team=db"])).removed == ["named"])
+        #expect(try await store.pruneVolumes(VolumePruneOptions(all: true, labels: ["team"])).removed == ["labelled"])
     }
 }

@@ -21,6 +21,7 @@ import Testing
                     VALUES ('sha256:' || hex(zeroblob(32)), 'sha256:' || hex(zeroblob(32)), 'sha256:' || hex(zeroblob(32)), 0, 0, 0, 1)
                     """)
                 try db.execute(sql: "INSERT INTO tags VALUES ('docker.io/library/old:1', 'sha256:' || hex(zeroblob(32)), 1)")
+                if version >= "0004" { try db.execute(sql: "INSERT INTO volumes(name, created_at) VALUES ('old', 1)") }
             }
         }
         let store = try await Store.open(at: root)
@@ -49,7 +50,15 @@ import Testing
         // numbered after the one the old tag recorded (from 0010 on).
         try await store.tag("old:1", as: "new:1")
         let seqs = try await store.read { db in try Int.fetchAll(db, sql: "SELECT seq FROM events WHERE type = 'image' AND action = 'tag' ORDER BY seq") }
-        #expect(seqs == (version >= "0010" ? [1, 2] : [1]), "\(seqs)")
+        // (From 0010 the old volume's create took number 2.)
+        #expect(seqs == (version >= "0010" ? [1, 3] : [1]), "\(seqs)")
+        // 0012's labels: a volume from before has none, and is named, not anonymous.
+        if version >= "0004" {
+            let old = try await store.volume("old")
+            #expect(old.labels.isEmpty && !old.isAnonymous)
+            try FileManager.default.createDirectory(atPath: old.mountpoint, withIntermediateDirectories: true)
+        }
+        #expect(try await store.createVolume("new", labels: ["k": "v"]).labels == ["k": "v"])
         _ = try await store.collectGarbage(GCOptions(dryRun: true))
     }
 

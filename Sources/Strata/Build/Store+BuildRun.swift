@@ -79,16 +79,10 @@ extension Store {
         let bundle = containerDirs(c.id).base
         // VOLUME paths: the mount point is created in the rootfs (it stays, as in docker and
         // buildah); the command works on a copy of its content, removed afterwards.
-        var binds: [(String, String)] = []
+        var binds: [RuntimeSpec.Bind] = []
         var volumeCopies: [String] = []
         defer { for d in volumeCopies { removeTree(d) } }
-        let volumes = Set(command.volumes.map { v -> String in
-            var parts: [Substring] = []
-            for c in v.split(separator: "/") where c != "." {
-                if c == ".." { _ = parts.popLast() } else { parts.append(c) }
-            }
-            return "/" + parts.joined(separator: "/")
-        }).filter { $0 != "/" }.sorted()
+        let volumes = Set(command.volumes.compactMap { LayerEntry.clean($0).map { "/" + $0 } }).sorted()
         for (i, v) in volumes.enumerated() {
             try ScopedPath.makeDirectories(root: rootfs, path: v)
             let source = try ScopedPath.resolve(root: rootfs, path: v, followFinal: true)
@@ -101,7 +95,7 @@ extension Store {
             try TreeCopier(whiteouts: false).apply(layer: source, to: copy)
             lchown(copy.cPath, meta.uid, meta.gid)
             chmod(copy.cPath, mode_t(meta.mode))
-            binds.append((copy, v))
+            binds.append((copy, v, false))
         }
         // RUN --mount: a mount point the step had to create goes afterwards when it is still
         // empty; directories made above it stay, as in buildah.

@@ -29,8 +29,11 @@ struct OCIRuntime: Sendable {
 
 /// The OCI runtime bundle's `config.json` for a container.
 enum RuntimeSpec {
+    /// A host directory bound into the container.
+    typealias Bind = (source: String, destination: String, readOnly: Bool)
+
     static func make(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser,
-                     hostname: String, hostNetwork: Bool, binds: [(String, String)] = [], tmpfsOnTmp: Bool = true,
+                     hostname: String, hostNetwork: Bool, binds: [RuntimeSpec.Bind] = [], tmpfsOnTmp: Bool = true,
                      terminal: Bool = false, readOnlyRootfs: Bool = false) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
@@ -55,7 +58,7 @@ enum RuntimeSpec {
         // `strata run` gets a tmpfs on /tmp; a build's RUN does not (docker and buildah keep
         // what it writes there in the layer).
         if tmpfsOnTmp { mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]]) }
-        mounts += binds.map { ["destination": $0.1, "type": "bind", "source": $0.0, "options": ["rbind", "rw"]] }
+        mounts += binds.map { ["destination": $0.destination, "type": "bind", "source": $0.source, "options": ["rbind", $0.readOnly ? "ro" : "rw"]] }
         return [
             "ociVersion": "1.0.2",
             "process": [
@@ -94,10 +97,10 @@ extension Store {
         let c = try await createContainer(from: ref, options: containerOptions)
         do {
             let status = try await start(c, runtime: runtime)
-            if remove { _ = try await removeContainer(c.id, force: true) }
+            if remove { _ = try await removeContainer(c.id, force: true, removeVolumes: true) }
             return status
         } catch {
-            if remove { _ = try? await removeContainer(c.id, force: true) }
+            if remove { _ = try? await removeContainer(c.id, force: true, removeVolumes: true) }
             throw error
         }
     }
@@ -210,7 +213,7 @@ extension Store {
         let user = try UserResolver(root: rootfs).resolve(c.user ?? config?.User)
         var spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
                                 user: user, hostname: c.effectiveHostname, hostNetwork: hostNetwork || c.hostNetwork == true,
-                                binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination) },
+                                binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination, $0.isReadOnly) },
                                 terminal: c.tty == true, readOnlyRootfs: c.readOnlyRootfs == true)
         if let r = c.resources, var linux = spec["linux"] as? [String: Any] {
             linux["resources"] = r.runtimeSpec()

@@ -10,8 +10,13 @@ public struct ContainerOptions: Sendable, Codable {
     public var env: [String] = []
     public var workingDir: String?
     public var snapshotter: SnapshotterKind?
-    /// Named volumes (created when missing) and host directories to mount.
+    /// Named volumes (created when missing), host directories, and new anonymous volumes
+    /// (``VolumeMount/init(anonymousAt:)``, `-v /path`) to mount. An empty volume gets what
+    /// the image has at its path.
     public var volumes: [VolumeMount] = []
+    /// Each of the image's VOLUME paths that ``volumes`` does not cover gets a new anonymous
+    /// volume, as under dockerd (true by default). A build step's container turns it off.
+    public var imageVolumes = true
     /// Replaces the image's ENTRYPOINT (`docker create --entrypoint`); nil keeps it.
     public var entrypoint: [String]?
     /// Remove the container once its command exits (``Store/start(_:hostNetwork:output:started:)``).
@@ -156,12 +161,18 @@ extension Store {
         if let t = options.stopTimeout, t < -1 {
             throw StrataError(.invalidArgument, "invalid stop timeout \(t): use seconds, or -1 to wait without end")
         }
+        if let name = options.name, try await read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM containers WHERE name = ?", arguments: [name]) }) == true {
+            throw StrataError(.conflict, "the container name \"\(name)\" is already in use")
+        }
         let imageID = try await resolve(ref)
+        let imageConfig = try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config
+        var mounts = try Self.plannedMounts(options.volumes, imageVolumes: options.imageVolumes ? imageConfig?.Volumes ?? [] : [])
         let lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
         let kind: SnapshotterKind
         if let k = options.snapshotter { kind = k } else { kind = try await defaultSnapshotter() }
         let dirs = containerDirs(id)
+        var madeVolumes: [String] = []
         do {
             try snapshotter(kind).prepare(dirs, lowers: lowers)
             // The writable layer is durable before the row names it (law 1): a copied tree with
@@ -172,21 +183,27 @@ extension Store {
                 for d in [dirs.upper, dirs.work, dirs.merged, dirs.base.path] { try fsyncDirectory(d) }
             }
             try fsyncDirectory(dirs.base.deletingLastPathComponent().path)
+            if mounts.contains(where: { !$0.isBind }) {
+                // The volumes are made (and filled from the image) through the new root.
+                let rootfs = try snapshotter(kind).mount(dirs, lowers: lowers)
+                defer { try? snapshotter(kind).unmount(dirs) }
+                (mounts, madeVolumes) = try await makeVolumes(mounts, rootfs: rootfs)
+            }
         } catch {
+            try? snapshotter(kind).unmount(dirs)
             try? FileManager.default.removeItem(at: dirs.base)
             throw error
         }
-        for v in options.volumes where !v.isBind { try await createVolume(v.source) }
         let labels = try await imageLabels(imageID).merging(options.labels) { $1 }
         var info = ContainerInfo(id: id, name: options.name, imageID: imageID, image: ref, command: options.command, env: options.env,
                                  workingDir: options.workingDir, snapshotter: kind, state: "created", created: Date(),
-                                 volumes: options.volumes.isEmpty ? nil : options.volumes, entrypoint: options.entrypoint,
+                                 volumes: mounts.isEmpty ? nil : mounts, entrypoint: options.entrypoint,
                                  autoRemove: options.autoRemove ? true : nil, openStdin: options.openStdin ? true : nil,
                                  keepsStdinOpen: options.openStdin && options.keepsStdinOpen ? true : nil, tty: options.tty ? true : nil)
         info.labels = labels.isEmpty ? nil : labels
         info.hostNetwork = options.hostNetwork ? true : nil
         info.ports = options.ports.isEmpty || options.hostNetwork ? nil : options.ports
-        let exposed = Set(try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config?.ExposedPorts ?? [])
+        let exposed = Set(imageConfig?.ExposedPorts ?? [])
             .union(options.exposedPorts).union(options.ports.map(\.key))
         info.exposedPorts = exposed.isEmpty ? nil : exposed.sorted()
         info.user = options.user.flatMap { $0.isEmpty ? nil : $0 }
@@ -196,6 +213,7 @@ extension Store {
         info.stopTimeout = options.stopTimeout
         info.resources = resources.isEmpty ? nil : resources
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
+        let volumeRows = mounts.filter { !$0.isBind }
         do {
             try await write { db in
                 if let name = options.name,
@@ -204,12 +222,13 @@ extension Store {
                 }
                 try db.execute(sql: "INSERT INTO containers(id, name, image_id, state, config, created_at) VALUES (?, ?, ?, 'created', ?, ?)",
                                arguments: [id, options.name, imageID.string, config, now()])
-                for v in options.volumes where !v.isBind {
+                for v in volumeRows {
                     try db.execute(sql: "INSERT OR REPLACE INTO container_volumes(container_id, volume_name, path) VALUES (?, ?, ?)",
                                    arguments: [id, v.source, v.destination])
                 }
             }
         } catch {
+            _ = try? await removeVolumes(madeVolumes, skipInUse: true)
             try? FileManager.default.removeItem(at: dirs.base)
             throw error
         }
@@ -394,7 +413,8 @@ extension Store {
     ///
     /// With `force`, a running container is killed first (``stop(_:timeout:signal:)`` with no
     /// grace), as `docker rm -f` does; without it, removing a running container is a conflict.
-    /// With `removeVolumes`, the named volumes it mounted go too when no other container uses them.
+    /// With `removeVolumes` (`docker rm -v`), its anonymous volumes go too when no other
+    /// container uses them; named volumes stay, as under dockerd.
     public func removeContainer(_ ref: String, force: Bool = false, removeVolumes: Bool = false) async throws -> String {
         let c = try await container(ref)
         if c.state == "running" && !force {
@@ -416,7 +436,7 @@ extension Store {
         CrashPoint.hit("rm.after-commit")
         try replayPendingUnlinks()
         if removeVolumes {
-            try await self.removeVolumes((c.volumes ?? []).filter { !$0.isBind }.map(\.source), skipInUse: true)
+            try await self.removeVolumes((c.volumes ?? []).filter { $0.anonymous == true }.map(\.source), skipInUse: true)
         }
         return c.id
     }

@@ -117,7 +117,7 @@ extension Store {
         } catch {
             // As dockerd: a container that was to go when its run ended goes when it cannot
             // start (an unknown user, no command).
-            if c.autoRemove == true { _ = try? await removeContainer(c.id, force: true) }
+            if c.autoRemove == true { _ = try? await removeContainer(c.id, force: true, removeVolumes: true) }
             throw error
         }
         // Held from before the row says running until the exit is recorded: a row that says
@@ -132,7 +132,7 @@ extension Store {
         do {
             proxy = try publishPorts(c, hostNetwork: hostNetwork)
         } catch {
-            if c.autoRemove == true { _ = try? await removeContainer(c.id, force: true) }
+            if c.autoRemove == true { _ = try? await removeContainer(c.id, force: true, removeVolumes: true) }
             throw error
         }
         defer { proxy?.stop() }
@@ -177,7 +177,7 @@ extension Store {
             throw error
         }
         try await recordExit(c.id, status: status)
-        if c.autoRemove == true { _ = try await removeContainer(c.id, force: true) }
+        if c.autoRemove == true { _ = try await removeContainer(c.id, force: true, removeVolumes: true) }
         return status
     }
 

@@ -8,25 +8,93 @@ public struct VolumeInfo: Sendable, Codable, Hashable {
     public var created: Date
     /// Containers that mount it.
     public var containers: [String]
+    /// Its labels (`docker volume create --label`); an anonymous volume carries
+    /// ``VolumeInfo/anonymousLabel``.
+    public var labels: [String: String] = [:]
+
+    /// The label dockerd puts on the volumes it makes for `-v /path` and an image's VOLUME;
+    /// `volume prune` without `all` removes only volumes that carry it.
+    public static let anonymousLabel = "com.docker.volume.anonymous"
+
+    /// Made for one container (`-v /path`, an image's VOLUME) rather than by name.
+    public var isAnonymous: Bool { labels[Self.anonymousLabel] != nil }
 }
 
-/// `-v SOURCE:/path` of create and run: a named volume or a host directory.
+/// `-v` of create and run: a named volume (`NAME:/path`), a host directory
+/// (`/host/path:/path`), or a new anonymous volume (`/path` alone); each may end in `:MODE`.
 public struct VolumeMount: Sendable, Codable, Hashable {
-    /// A volume name, or an absolute host path for a bind mount.
+    /// A volume name, or an absolute host path for a bind mount. Empty for an anonymous
+    /// volume not made yet: ``Store/createContainer(from:options:)`` names it.
     public var source: String
-    /// Where it appears in the container.
+    /// Where it appears in the container: an absolute path, cleaned (`/data/` is `/data`).
     public var destination: String
+    /// A volume strata made for this container (`-v /path`, or the image's VOLUME): `rm -v`
+    /// and `--rm` remove it, as they do under dockerd. A named volume outlives them. Nil for false.
+    public var anonymous: Bool?
+    /// The options after the last colon, as given (`ro`, `ro,z`, `nocopy`); nil for none.
+    public var mode: String?
     public var isBind: Bool { source.hasPrefix("/") }
+    /// Mounted read-only (`:ro`).
+    public var isReadOnly: Bool { modeOptions.contains("ro") }
+    /// An empty volume is not filled from the image (`:nocopy`).
+    public var isNoCopy: Bool { modeOptions.contains("nocopy") }
+    private var modeOptions: [Substring] { (mode ?? "").split(separator: ",") }
 
-    /// Parses `SOURCE:/path`.
+    /// The options dockerd takes in a mode on Linux. `z` and `Z` relabel for SELinux, which
+    /// this host does not enforce, and the consistency words mean nothing on Linux: accepted
+    /// and without effect, as under dockerd. Propagation other than private is not applied,
+    /// so it is refused.
+    static let modeWords: Set<Substring> = ["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "consistent", "cached", "delegated"]
+
+    /// Parses `SOURCE:/path[:MODE]`, or `/path[:MODE]` for an anonymous volume.
     public init(parsing s: String) throws {
-        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, parts[1].hasPrefix("/"), !parts[0].isEmpty else {
-            throw StrataError(.invalidArgument, "invalid volume \"\(s)\": expected NAME:/path or /host/path:/path")
+        var parts = s.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        var mode: String?
+        if parts.count == 3 || (parts.count == 2 && parts[0].hasPrefix("/") && !parts[1].hasPrefix("/")) {
+            mode = parts.removeLast()
         }
-        if !parts[0].hasPrefix("/") { try Store.validateVolumeName(parts[0]) }
-        source = parts[0]
-        destination = parts[1]
+        if parts.count == 1 {
+            source = ""
+            anonymous = true
+        } else {
+            guard !parts[0].isEmpty else {
+                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": expected NAME:/path, /host/path:/path or /path")
+            }
+            if !parts[0].hasPrefix("/") { try Store.validateVolumeName(parts[0]) }
+            source = parts[0]
+        }
+        destination = try Self.destination(parts[parts.count - 1], in: s)
+        if let mode {
+            let words = mode.split(separator: ",", omittingEmptySubsequences: false)
+            if let bad = words.first(where: { !Self.modeWords.contains($0) }) {
+                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": unknown mode \"\(bad)\" (strata takes ro, rw, z, Z, nocopy)")
+            }
+            guard !(words.contains("ro") && words.contains("rw")) else {
+                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": ro and rw together")
+            }
+            if isBind, words.contains("nocopy") {
+                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": nocopy applies to volumes, not to host directories")
+            }
+            self.mode = mode
+        }
+    }
+
+    /// A new anonymous volume at `destination`, an absolute path.
+    public init(anonymousAt destination: String) {
+        source = ""
+        self.destination = destination
+        anonymous = true
+    }
+
+    /// A mount destination as dockerd takes one: absolute, cleaned, not the root.
+    static func destination(_ path: String, in spec: String) throws -> String {
+        guard path.hasPrefix("/") else {
+            throw StrataError(.invalidArgument, "invalid volume \"\(spec)\": the path in the container must be absolute")
+        }
+        guard let clean = LayerEntry.clean(path) else {
+            throw StrataError(.invalidArgument, "invalid volume \"\(spec)\": the container's root cannot be a mount point")
+        }
+        return "/" + clean
     }
 }
 
@@ -39,11 +107,17 @@ extension Store {
 
     func volumeData(_ name: String) -> String { paths.root.appendingPathComponent("volumes/\(name)/data").path }
 
-    /// Creates a volume (a random name when nil); creating one that exists is a no-op.
+    /// Creates a volume (a random name when nil) with `labels`; creating one that exists is a
+    /// no-op that keeps its labels, as dockerd's.
+    ///
+    /// ```swift
+    /// try await store.createVolume("data", labels: ["team": "db"])
+    /// ```
     @discardableResult
-    public func createVolume(_ name: String? = nil) async throws -> VolumeInfo {
+    public func createVolume(_ name: String? = nil, labels: [String: String] = [:]) async throws -> VolumeInfo {
         let n = name ?? randomHex()
         try Self.validateVolumeName(n)
+        let labelsJSON = labels.isEmpty ? nil : String(decoding: try CanonicalJSON.encode(labels), as: UTF8.self)
         let dir = paths.root.appendingPathComponent("volumes/\(n)").path
         let existed = access(dir, F_OK) == 0
         try await explainingDiskFull("creating volume \(n)") {
@@ -57,7 +131,7 @@ extension Store {
                 try await write(untracked: { db in
                     try db.execute(sql: "DELETE FROM leases WHERE id = ?", arguments: [lease])
                 }) { db in
-                    try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at) VALUES (?, ?)", arguments: [n, now()])
+                    try db.execute(sql: "INSERT OR IGNORE INTO volumes(name, created_at, labels) VALUES (?, ?, ?)", arguments: [n, now(), labelsJSON])
                 }
             } catch {
                 // A failed create (a full disk) leaves no directory without a row behind (law 8).
@@ -94,13 +168,20 @@ extension Store {
     public func volumes(filters: VolumeFilters = VolumeFilters()) async throws -> [VolumeInfo] {
         let rows = try await read { db in
             try Row.fetchAll(db, sql: """
-                SELECT v.name, v.created_at, (SELECT group_concat(container_id, char(10)) FROM container_volumes cv WHERE cv.volume_name = v.name) AS users
+                SELECT v.name, v.created_at, v.labels, (SELECT group_concat(container_id, char(10)) FROM container_volumes cv WHERE cv.volume_name = v.name) AS users
                 FROM volumes v ORDER BY v.name
-                """).map { ($0["name"] as String, $0["created_at"] as Int64, ($0["users"] as String?) ?? "") }
+                """).map { ($0["name"] as String, $0["created_at"] as Int64, $0["labels"] as String?, ($0["users"] as String?) ?? "") }
         }
-        return rows.map { VolumeInfo(name: $0.0, mountpoint: volumeData($0.0), created: Date(timeIntervalSince1970: Double($0.1)),
-                                     containers: $0.2.split(separator: "\n").map(String.init)) }
-            .filter(filters.matches)
+        return try rows.map { name, created, labels, users in
+            var v = VolumeInfo(name: name, mountpoint: volumeData(name), created: Date(timeIntervalSince1970: Double(created)),
+                               containers: users.split(separator: "\n").map(String.init))
+            if let labels {
+                do { v.labels = try JSONDecoder().decode([String: String].self, from: Data(labels.utf8)) } catch {
+                    throw StrataError(.database, "volume \(name) has unreadable labels", cause: error)
+                }
+            }
+            return v
+        }.filter(filters.matches)
     }
 
     /// Removes volumes no container uses (row first, then the directory). A volume in use is
@@ -142,11 +223,12 @@ extension Store {
     /// print(report.removed, report.reclaimedBytes)
     /// ```
     public func pruneVolumes(_ options: VolumePruneOptions) async throws -> VolumePruneReport {
-        // Every strata volume has a name: dockerd (API 1.42 on) prunes named ones only with all.
-        guard options.all else { return VolumePruneReport() }
-        // strata's volumes carry no labels: a label= filter matches none, label!= spares none.
-        guard options.labels.isEmpty else { return VolumePruneReport() }
-        let unused = try await volumes().filter(\.containers.isEmpty)
+        let unused = try await volumes().filter { v in
+            // As dockerd from API 1.42: named volumes go only with `all`.
+            v.containers.isEmpty && (options.all || v.isAnonymous)
+                && FilterPattern.matchesLabels(options.labels, v.labels)
+                && (options.notLabels.isEmpty || !FilterPattern.matchesLabels(options.notLabels, v.labels))
+        }
         let sizes = Dictionary(unused.map { ($0.name, treeSize($0.mountpoint)) }) { a, _ in a }
         let removed = try await removeVolumes(unused.map(\.name), skipInUse: true)
         return VolumePruneReport(removed: removed, reclaimedBytes: removed.reduce(0) { $0 + (sizes[$1] ?? 0) })
@@ -155,12 +237,12 @@ extension Store {
 
 /// Options for ``Store/pruneVolumes(_:)``, as `docker volume prune --filter`.
 public struct VolumePruneOptions: Sendable, Hashable {
-    /// Named volumes too (`docker volume prune -a`, the `all` filter). strata's volumes all
-    /// have names, so without it nothing is removed, as dockerd keeps named volumes.
+    /// Named volumes too (`docker volume prune -a`, the `all` filter). Without it only
+    /// anonymous volumes go (``VolumeInfo/isAnonymous``), as dockerd keeps named volumes.
     public var all: Bool
-    /// `label=`: only volumes with these labels (strata's volumes have none).
+    /// `label=`: only volumes with every one of these labels (`KEY` or `KEY=VALUE`).
     public var labels: [String]
-    /// `label!=`: not the volumes with these labels.
+    /// `label!=`: not the volumes with every one of these labels.
     public var notLabels: [String]
 
     public init(all: Bool = false, labels: [String] = [], notLabels: [String] = []) {

@@ -4,8 +4,8 @@ import Foundation
 /// dockerd's rules.
 ///
 /// Values of one key are alternatives (any may match); different keys must all match.
-/// `name` and `driver` match exactly or as an unanchored regular expression. Every strata
-/// volume has the `local` driver and no labels, so `label` matches nothing.
+/// `name` and `driver` match exactly or as an unanchored regular expression (every strata
+/// volume has the `local` driver); every `label` must match, as dockerd's `MatchKVList`.
 ///
 /// ```swift
 /// let unused = try await store.volumes(filters: try VolumeFilters(["dangling": ["true"]]))
@@ -17,7 +17,7 @@ public struct VolumeFilters: Sendable, Hashable {
     public var dangling: [Bool]
     /// `driver=`: driver names (every strata volume is `local`).
     public var drivers: [String]
-    /// `label=`: `KEY` or `KEY=VALUE`; strata's volumes have no labels, so nothing matches.
+    /// `label=`: `KEY` or `KEY=VALUE`; a volume must have every one.
     public var labels: [String]
 
     /// The keys `docker volume ls --filter` accepts.
@@ -53,6 +53,6 @@ public struct VolumeFilters: Sendable, Hashable {
         if !names.isEmpty, !names.contains(where: { FilterPattern.matches($0, v.name) }) { return false }
         if !dangling.isEmpty, !dangling.contains(v.containers.isEmpty) { return false }
         if !drivers.isEmpty, !drivers.contains(where: { FilterPattern.matches($0, "local") }) { return false }
-        return labels.isEmpty
+        return FilterPattern.matchesLabels(labels, v.labels)
     }
 }
