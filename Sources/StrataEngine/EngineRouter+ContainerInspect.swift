@@ -17,12 +17,16 @@ extension EngineRouter {
         try await store.recoverInterruptedRuns()
         let c = try await store.container(ref)
         let pid = c.state == "running" ? (try? await store.mainPID(c.id)) ?? nil : nil
-        // Config.Volumes, as dockerd merges it at create: the image's VOLUME paths too.
-        let imageVolumes = (try? ImageConfig.decode(try await store.imageConfigData(c.imageID), digest: c.imageID))?.config?.Volumes ?? []
-        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c), imageVolumes: imageVolumes))
+        let image = (try? ImageConfig.decode(try await store.imageConfigData(c.imageID), digest: c.imageID))?.config
+        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c), image: image))
     }
 
-    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]], imageVolumes: [String] = []) -> [String: Any] {
+    /// The container object. `Config` is the container's settings with its image's config
+    /// merged in, as dockerd merges them at create (moby's `merge`): the environment given,
+    /// then each of the image's variables not given; the image's CMD when neither a command
+    /// nor an ENTRYPOINT was given, its ENTRYPOINT when none was given; its USER, WORKDIR,
+    /// STOPSIGNAL and VOLUMEs where the container has none. `Path` and `Args` are what runs.
+    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]], image: ContainerConfig? = nil) -> [String: Any] {
         let running = c.state == "running"
         let zero = "0001-01-01T00:00:00Z"
         let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
@@ -31,21 +35,27 @@ extension EngineRouter {
         // paths (-v /path, the image's VOLUME) are Config.Volumes.
         let given = (c.volumes ?? []).filter { $0.anonymous != true }
         let binds: Any = given.isEmpty ? null : given.map { "\($0.source):\($0.destination)" + ($0.mode.map { ":" + $0 } ?? "") }
-        let declared = Set((c.volumes ?? []).filter { $0.anonymous == true }.map(\.destination) + imageVolumes)
+        let declared = Set((c.volumes ?? []).filter { $0.anonymous == true }.map(\.destination) + (image?.Volumes ?? []))
         let volumes: Any = declared.isEmpty ? null : Dictionary(uniqueKeysWithValues: declared.map { ($0, [String: Any]()) })
-        var config: [String: Any] = ["Hostname": c.effectiveHostname, "Domainname": "", "User": c.user ?? "",
+        let envKeys = Set(c.env.map { $0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0] })
+        let env = c.env + (image?.Env ?? []).filter { !envKeys.contains($0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]) }
+        let cmd = c.command.isEmpty && (c.entrypoint ?? []).isEmpty ? image?.Cmd ?? [] : c.command
+        let entrypoint = c.entrypoint ?? image?.Entrypoint
+        let runs = c.effectiveCommand(image: image)
+        var config: [String: Any] = ["Hostname": c.effectiveHostname, "Domainname": "", "User": c.user ?? image?.User ?? "",
                    // The docker CLI sets StdinOnce exactly when it attaches stdin (-i without -d).
                    "AttachStdin": stdinOnce, "AttachStdout": false, "AttachStderr": false,
                    "Tty": c.tty ?? false, "OpenStdin": c.openStdin ?? false, "StdinOnce": stdinOnce,
-                   "Env": c.env, "Cmd": c.command, "Image": c.image, "Volumes": volumes, "WorkingDir": c.workingDir ?? "",
-                   "Entrypoint": c.entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
+                   "Env": env, "Cmd": cmd.isEmpty ? null : cmd, "Image": c.image, "Volumes": volumes,
+                   "WorkingDir": c.workingDir ?? image?.WorkingDir ?? "",
+                   "Entrypoint": entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
                    "ExposedPorts": c.exposedPorts.map { Dictionary(uniqueKeysWithValues: $0.map { ($0, [String: Any]()) }) as Any } ?? null]
         // As dockerd (omitempty): only when given at create.
-        if let s = c.stopSignal { config["StopSignal"] = s }
+        if let s = c.stopSignal ?? image?.StopSignal, !s.isEmpty { config["StopSignal"] = s }
         if let t = c.stopTimeout { config["StopTimeout"] = t }
         return [
             "Id": c.id, "Created": RFC3339.format(c.created),
-            "Path": c.command.first ?? "", "Args": Array(c.command.dropFirst()),
+            "Path": runs.first ?? "", "Args": Array(runs.dropFirst()),
             "State": ["Status": c.dockerState, "Running": running, "Paused": c.paused == true, "Restarting": false, "OOMKilled": false,
                       "Dead": false, "Pid": pid ?? 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
                       "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],

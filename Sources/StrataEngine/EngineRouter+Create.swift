@@ -57,9 +57,16 @@ extension EngineRouter {
         default: throw EngineError.badRequest("Volumes must be an object")
         }
         let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
-        var options = ContainerOptions(name: name, command: try Self.strings(o["Cmd"], "Cmd") ?? [], env: try Self.strings(o["Env"], "Env") ?? [],
+        let command = try Self.strings(o["Cmd"], "Cmd") ?? []
+        var entrypoint = try Self.strings(o["Entrypoint"], "Entrypoint")
+        if entrypoint == [""] {
+            // `--entrypoint ""`: as dockerd, no ENTRYPOINT at all, and not the image's CMD either.
+            guard !command.isEmpty else { throw EngineError.badRequest("No command specified") }
+            entrypoint = []
+        }
+        var options = ContainerOptions(name: name, command: command, env: try Self.strings(o["Env"], "Env") ?? [],
                                        workingDir: (o["WorkingDir"] as? String).flatMap { $0.isEmpty ? nil : $0 }, volumes: volumes,
-                                       entrypoint: try Self.strings(o["Entrypoint"], "Entrypoint"), autoRemove: host["AutoRemove"] as? Bool ?? false,
+                                       entrypoint: entrypoint, autoRemove: host["AutoRemove"] as? Bool ?? false,
                                        openStdin: o["OpenStdin"] as? Bool ?? false,
                                        // Docker's StdinOnce (false when absent): `docker run -i` and
                                        // `docker create -i` set it, `docker run -d -i` does not.
@@ -77,6 +84,12 @@ extension EngineRouter {
         case nil, is NSNull: break
         case let n as Int: options.stopTimeout = n
         default: throw EngineError.badRequest("StopTimeout must be a number of seconds")
+        }
+        // As dockerd (mergeAndVerifyConfig): nothing to run is refused at create, not at start.
+        let imageID = try await store.resolve(image)
+        let imageConfig = try ImageConfig.decode(try await store.imageConfigData(imageID), digest: imageID).config
+        if ContainerInfo.effectiveCommand(entrypoint: options.entrypoint, command: options.command, image: imageConfig).isEmpty {
+            throw EngineError.badRequest("No command specified")
         }
         let c = try await store.createContainer(from: image, options: options)
         // docker sends its window's size ([height, width]) when the client is a terminal.

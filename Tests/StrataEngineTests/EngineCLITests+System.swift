@@ -76,7 +76,7 @@ extension EngineCLITests {
     }
 
     /// `docker network ls|inspect`: the `none` network containers are on unless they share the
-    /// `host`'s (dockerd's fields), nothing else; `docker volume prune` keeps named volumes (all of strata's)
+    /// `host`'s (dockerd's fields), nothing else; `docker volume prune` keeps named volumes
     /// unless `-a`, as dockerd from API 1.42, and never one a container uses.
     @Test func networksAndVolumePrune() throws {
         guard EngineHarness.dockerAvailable() else { return }

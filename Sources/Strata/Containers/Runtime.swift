@@ -192,10 +192,7 @@ extension Store {
     func runtimeSpec(for c: ContainerInfo, hostNetwork: Bool) async throws -> [String: Any] {
         let rootfs = try await mountContainer(c.id)
         let config = try await inspect(c.imageID.string).config.config
-        var args = c.command
-        if let ep = c.entrypoint { args = ep + args }
-        else if args.isEmpty { args = (config?.Entrypoint ?? []) + (config?.Cmd ?? []) }
-        else if let ep = config?.Entrypoint, !ep.isEmpty { args = ep + args }
+        let args = c.effectiveCommand(image: config)
         guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
         var env = config?.Env ?? []
         for e in c.env {

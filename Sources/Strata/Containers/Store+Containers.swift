@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import OCI
 
 /// Options for ``Store/createContainer(from:options:)``.
 public struct ContainerOptions: Sendable, Codable {
@@ -144,6 +145,23 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
 
     /// The state as Docker names it: ``state``, or `paused` for a frozen run.
     public var dockerState: String { state == "running" && paused == true ? "paused" : state }
+
+    /// What its runs execute, as dockerd merges the image's config in: the ENTRYPOINT given
+    /// at create (or else the image's) followed by the command given at create, or by the
+    /// image's CMD when none was given. A new ENTRYPOINT drops the image's CMD; an empty one
+    /// (`--entrypoint ""`) drops the image's ENTRYPOINT and keeps its CMD. Empty when there is
+    /// nothing to run.
+    public func effectiveCommand(image: ContainerConfig?) -> [String] {
+        Self.effectiveCommand(entrypoint: entrypoint, command: command, image: image)
+    }
+
+    /// ``effectiveCommand(image:)`` for an ENTRYPOINT and command not yet in a container
+    /// (``ContainerOptions/entrypoint``, ``ContainerOptions/command``).
+    public static func effectiveCommand(entrypoint: [String]?, command: [String], image: ContainerConfig?) -> [String] {
+        if let entrypoint, !entrypoint.isEmpty { return entrypoint + command }
+        let cmd = command.isEmpty ? image?.Cmd ?? [] : command
+        return entrypoint == nil ? (image?.Entrypoint ?? []) + cmd : cmd
+    }
 }
 
 extension Store {
