@@ -332,6 +332,20 @@ enum ContainerFixtures {
         #expect(throws: StrataError.self) { try VolumeMount(parsing: "x:relative") }
     }
 
+    /// A container being created leases its volumes until its row names them: a prune (from
+    /// cron, in another process) in between skips them, and `volume rm` is a conflict.
+    @Test func leasedVolumesAreNotPruned() async throws {
+        let dir = try TempDir()
+        let store = try await dir.store()
+        _ = try await store.createVolume("fresh", labels: [VolumeInfo.anonymousLabel: ""])
+        let lease = try await store.createLease("container create", refs: ["fresh"], kind: "volume")
+        #expect(try await store.pruneVolumes().isEmpty)
+        #expect(try await store.pruneVolumes(VolumePruneOptions()).removed.isEmpty)
+        await #expect { try await store.removeVolumes(["fresh"]) } throws: { ($0 as? StrataError)?.code == .conflict }
+        await store.dropLease(lease)
+        #expect(try await store.pruneVolumes(VolumePruneOptions()).removed == ["fresh"])
+    }
+
     /// `-v` as docker reads it: `/path` alone is a new anonymous volume, a mode may follow.
     @Test func mountSpecs() throws {
         let anon = try VolumeMount(parsing: "/data/./x/")

@@ -25,16 +25,13 @@ extension Store {
     }
 
     /// Makes the volumes of `mounts` for a container whose root filesystem is at `rootfs`
-    /// (mounted, its writable layer still empty): a named one when missing, each anonymous
-    /// one under a new name with ``VolumeInfo/anonymousLabel``. Then every volume that is
+    /// (mounted, its writable layer still empty): each that is missing, an anonymous one (its
+    /// name already chosen) with ``VolumeInfo/anonymousLabel``. Then every volume that is
     /// empty gets what the image has at its path, with the owner and mode of that directory
-    /// (dockerd's and podman's copy-up). Returns `mounts` with the anonymous ones named, and
-    /// the volumes made here (for the caller to remove should the create fail later).
-    ///
-    /// On failure the volumes made here are removed (a refused create leaves the store as it
-    /// was), and a volume this call was filling is emptied again, so the next container
-    /// copies afresh.
-    func makeVolumes(_ mounts: [VolumeMount], rootfs: String) async throws -> (mounts: [VolumeMount], made: [String]) {
+    /// (dockerd's and podman's copy-up). `made` gets the volumes this call made, for the
+    /// caller to remove should the create fail; a volume this call was filling when it failed
+    /// is emptied again, so the next container copies afresh.
+    func makeVolumes(_ mounts: [VolumeMount], rootfs: String, made: inout [String]) async throws {
         // As dockerd: an anonymous volume over a file the image has cannot be mounted. Checked
         // for all before any volume is made.
         for m in mounts where m.anonymous == true {
@@ -44,25 +41,12 @@ extension Store {
             }
         }
         let existing = Set(try await volumes().map(\.name))
-        var made: [String] = []
-        do {
-            var out: [VolumeMount] = []
-            for var m in mounts {
-                if m.isBind { out.append(m); continue }
-                if m.anonymous == true {
-                    m.source = try await createVolume(labels: [VolumeInfo.anonymousLabel: ""]).name
-                    made.append(m.source)
-                } else {
-                    try await createVolume(m.source)
-                    if !existing.contains(m.source) { made.append(m.source) }
-                }
-                if !m.isNoCopy { try await copyImageContent(rootfs: rootfs, path: m.destination, into: m.source) }
-                out.append(m)
+        for m in mounts where !m.isBind {
+            if !existing.contains(m.source) {
+                try await createVolume(m.source, labels: m.anonymous == true ? [VolumeInfo.anonymousLabel: ""] : [:])
+                made.append(m.source)
             }
-            return (out, made)
-        } catch {
-            _ = try? await removeVolumes(made, skipInUse: true)
-            throw error
+            if !m.isNoCopy { try await copyImageContent(rootfs: rootfs, path: m.destination, into: m.source) }
         }
     }
 

@@ -185,12 +185,21 @@ extension Store {
         let imageID = try await resolve(ref)
         let imageConfig = try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config
         var mounts = try Self.plannedMounts(options.volumes, imageVolumes: options.imageVolumes ? imageConfig?.Volumes ?? [] : [])
+        for i in mounts.indices where mounts[i].anonymous == true && mounts[i].source.isEmpty { mounts[i].source = randomHex() }
         let lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
         let kind: SnapshotterKind
         if let k = options.snapshotter { kind = k } else { kind = try await defaultSnapshotter() }
         let dirs = containerDirs(id)
+        // Its volumes are leased from before they are made until its row names them, so that
+        // a `volume prune` in between (cron) cannot take one.
+        let volumeNames = mounts.filter { !$0.isBind }.map(\.source)
+        let volumeLease = volumeNames.isEmpty ? nil : try await createLease("container create", refs: volumeNames, kind: "volume")
         var madeVolumes: [String] = []
+        func undoVolumes() async {
+            if let volumeLease { await dropLease(volumeLease) }
+            _ = try? await removeVolumes(madeVolumes, skipInUse: true)
+        }
         do {
             try snapshotter(kind).prepare(dirs, lowers: lowers)
             // The writable layer is durable before the row names it (law 1): a copied tree with
@@ -201,15 +210,16 @@ extension Store {
                 for d in [dirs.upper, dirs.work, dirs.merged, dirs.base.path] { try fsyncDirectory(d) }
             }
             try fsyncDirectory(dirs.base.deletingLastPathComponent().path)
-            if mounts.contains(where: { !$0.isBind }) {
+            if volumeLease != nil {
                 // The volumes are made (and filled from the image) through the new root.
                 let rootfs = try snapshotter(kind).mount(dirs, lowers: lowers)
                 defer { try? snapshotter(kind).unmount(dirs) }
-                (mounts, madeVolumes) = try await makeVolumes(mounts, rootfs: rootfs)
+                try await makeVolumes(mounts, rootfs: rootfs, made: &madeVolumes)
             }
         } catch {
             try? snapshotter(kind).unmount(dirs)
             try? FileManager.default.removeItem(at: dirs.base)
+            await undoVolumes()
             throw error
         }
         let labels = try await imageLabels(imageID).merging(options.labels) { $1 }
@@ -246,10 +256,11 @@ extension Store {
                 }
             }
         } catch {
-            _ = try? await removeVolumes(madeVolumes, skipInUse: true)
+            await undoVolumes()
             try? FileManager.default.removeItem(at: dirs.base)
             throw error
         }
+        if let volumeLease { await dropLease(volumeLease) }
         return info
     }
 

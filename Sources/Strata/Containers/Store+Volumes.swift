@@ -184,8 +184,8 @@ extension Store {
         }.filter(filters.matches)
     }
 
-    /// Removes volumes no container uses (row first, then the directory). A volume in use is
-    /// an error unless it is skipped (`prune`).
+    /// Removes volumes no container uses (row first, then the directory). A volume in use (or
+    /// held by a container create in progress) is an error unless it is skipped (`prune`).
     @discardableResult
     public func removeVolumes(_ names: [String], skipInUse: Bool = false) async throws -> [String] {
         let removed = try await write { db -> [String] in
@@ -198,6 +198,14 @@ extension Store {
                 if let user = try String.fetchOne(db, sql: "SELECT container_id FROM container_volumes WHERE volume_name = ? LIMIT 1", arguments: [n]) {
                     if skipInUse { continue }
                     throw StrataError(.conflict, "volume \(n) is in use by container \(user.prefix(12))")
+                }
+                // A container being created holds its volumes by a lease until its row names
+                // them: a prune in between must not take a volume it has just made.
+                if try Bool.fetchOne(db, sql: """
+                    SELECT 1 FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE r.kind = 'volume' AND r.ref = ? AND l.expires_at > ?
+                    """, arguments: [n, now()]) == true {
+                    if skipInUse { continue }
+                    throw StrataError(.conflict, "volume \(n) is in use by a container being created")
                 }
                 try db.execute(sql: "DELETE FROM volumes WHERE name = ?", arguments: [n])
                 try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["volumes/\(n)", now()])
