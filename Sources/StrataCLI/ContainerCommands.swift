@@ -37,6 +37,10 @@ struct ContainerFlags: ParsableArguments {
     var cpus: Double?
     @Option(help: "Relative CPU weight (default 1024).")
     var cpuShares: Int64?
+    @Option(help: "Mount a tmpfs (/path[:OPTIONS], as size=64m,mode=1777; noexec,nosuid,nodev unless told).")
+    var tmpfs: [String] = []
+    @Option(help: "Size of /dev/shm (64m; default 64MiB).")
+    var shmSize: String?
     @Option(help: "CPUs it may run on (0-1,3).")
     var cpusetCpus: String?
     @Option(parsing: .unconditional, help: "Most processes it may have (0 or -1: no limit).")
@@ -63,6 +67,8 @@ struct ContainerFlags: ParsableArguments {
                                          nanoCPUs: cpus.map { Int64(($0 * 1e9).rounded()) }, cpuShares: cpuShares, cpusetCPUs: cpusetCpus,
                                          pidsLimit: pidsLimit)
         o.stopTimeout = stopTimeout
+        o.tmpfs = try tmpfs.map { try TmpfsMount(parsing: $0) }
+        o.shmSize = try shmSize.map { try ByteSizes.memory($0, flag: "--shm-size") }
         o.labels = try Self.labels(label)
         return o
     }

@@ -89,12 +89,14 @@ extension EngineRouter {
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": "", "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
             "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
             "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": c.readOnlyRootfs == true, "SecurityOpt": null, "UTSMode": "",
-            "UsernsMode": "", "ShmSize": 0, "Runtime": "runc", "Isolation": "", "MaskedPaths": null, "ReadonlyPaths": null,
+            "UsernsMode": "", "ShmSize": c.shmSize ?? 67_108_864, "Runtime": "runc", "Isolation": "", "MaskedPaths": null, "ReadonlyPaths": null,
             "CgroupParent": "", "BlkioWeightDevice": [Any](), "BlkioDeviceReadBps": [Any](), "BlkioDeviceWriteBps": [Any](),
             "BlkioDeviceReadIOps": [Any](), "BlkioDeviceWriteIOps": [Any](), "CpusetCpus": "", "CpusetMems": "", "Devices": [Any](),
             "DeviceCgroupRules": null, "DeviceRequests": null, "MemorySwappiness": null, "OomKillDisable": null, "PidsLimit": null,
             "Ulimits": null,
         ]
+        // As dockerd (omitempty): only when given.
+        if let tmpfs = c.tmpfs { h["Tmpfs"] = Dictionary(tmpfs.map { ($0.destination, $0.options) }) { a, _ in a } }
         for zero in ["CpuShares", "Memory", "NanoCpus", "BlkioWeight", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
                      "MemoryReservation", "MemorySwap", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "KernelMemory",
                      "KernelMemoryTCP"] {

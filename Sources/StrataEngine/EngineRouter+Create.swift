@@ -5,7 +5,8 @@ import Strata
 
 /// Creating containers: `docker create` and the first half of `docker run`. Every setting
 /// of Docker's container config is either applied (the command, environment, user,
-/// hostname, binds and volumes, ports, network none or host, a read-only root, labels,
+/// hostname, binds, volumes and `--mount`s, tmpfs mounts and the /dev/shm size, ports,
+/// network none or host, a read-only root, labels,
 /// stdin and TTY, auto-remove, the stop signal and timeout, memory, CPU and process limits) or, when a request sets it to anything but its "not set"
 /// value, refused with a 501 that names it (``unappliedSettings``): a container never runs
 /// without a limit, capability or policy its creator asked for.
@@ -40,9 +41,6 @@ extension EngineRouter {
             warnings.append("Published ports are discarded when using host network mode")
             ports = []
         }
-        if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty {
-            throw EngineError(status: .notImplemented, message: "strata does not serve --mount yet: use -v SOURCE:/path")
-        }
         // -v SOURCE:/path[:MODE] comes as a bind; -v /path (a new anonymous volume) as a key
         // of Config.Volumes, where the image's VOLUME paths join it at create.
         var volumes = try (try Self.strings(host["Binds"], "HostConfig.Binds") ?? []).map { try VolumeMount(parsing: $0) }
@@ -56,6 +54,11 @@ extension EngineRouter {
             }
         default: throw EngineError.badRequest("Volumes must be an object")
         }
+        var tmpfs = try (host["Tmpfs"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { path, options in
+            guard let options = options as? String else { throw EngineError.badRequest("HostConfig.Tmpfs values must be strings") }
+            return try TmpfsMount(destination: path, options: options)
+        }
+        try Self.mounts(host["Mounts"], volumes: &volumes, tmpfs: &tmpfs)
         let name = req.string("name").flatMap { $0.isEmpty ? nil : $0 }
         let command = try Self.strings(o["Cmd"], "Cmd") ?? []
         var entrypoint = try Self.strings(o["Entrypoint"], "Entrypoint")
@@ -79,6 +82,8 @@ extension EngineRouter {
         options.hostname = try Self.string(o["Hostname"], "Hostname")
         options.readOnlyRootfs = host["ReadonlyRootfs"] as? Bool ?? false
         options.resources = try Self.resources(host)
+        options.tmpfs = tmpfs
+        options.shmSize = try Self.integer(host["ShmSize"], "HostConfig.ShmSize")
         options.stopSignal = try Self.string(o["StopSignal"], "StopSignal")
         switch o["StopTimeout"] {
         case nil, is NSNull: break
@@ -100,17 +105,64 @@ extension EngineRouter {
         try await res.sendJSON(["Id": c.id, "Warnings": warnings] as [String: Any], status: .created)
     }
 
-    /// The limits of a HostConfig (``ContainerResources``); the store checks them.
-    static func resources(_ host: [String: Any]) throws -> ContainerResources {
-        func int(_ key: String) throws -> Int64? {
-            switch host[key] {
-            case nil, is NSNull: return nil
-            case let n as NSNumber where n.doubleValue == n.doubleValue.rounded():
-                guard let v = Int64(exactly: n.doubleValue) else { throw EngineError.badRequest("\(key) is out of range") }
-                return v
-            default: throw EngineError.badRequest("\(key) must be an integer")
+    /// `HostConfig.Mounts` (`docker run --mount`): a `bind` (its source must exist, as
+    /// dockerd's), a `volume` (named, or anonymous without a source) or a `tmpfs`, each
+    /// read-only when asked. Other types and options strata cannot apply are refused by name.
+    static func mounts(_ value: Any?, volumes: inout [VolumeMount], tmpfs: inout [TmpfsMount]) throws {
+        guard let value, !(value is NSNull) else { return }
+        guard let list = value as? [[String: Any]] else { throw EngineError.badRequest("HostConfig.Mounts must be a list of objects") }
+        for m in list {
+            let type = m["Type"] as? String ?? ""
+            guard let target = m["Target"] as? String, !target.isEmpty else { throw EngineError.badRequest("a mount needs a Target") }
+            let source = m["Source"] as? String ?? ""
+            let readOnly = m["ReadOnly"] as? Bool ?? false
+            switch type {
+            case "bind":
+                let options = m["BindOptions"] as? [String: Any] ?? [:]
+                if let p = options["Propagation"] as? String, !["", "private", "rprivate"].contains(p) {
+                    throw EngineError(status: .notImplemented, message: "strata does not apply bind propagation \(p)")
+                }
+                if options["NonRecursive"] as? Bool == true { throw EngineError(status: .notImplemented, message: "strata does not apply bind-nonrecursive") }
+                guard source.hasPrefix("/") else { throw EngineError.badRequest("invalid mount config for type \"bind\": invalid mount path: '\(source)' mount path must be absolute") }
+                guard FileMeta.of(source) != nil else {
+                    throw EngineError.badRequest("invalid mount config for type \"bind\": bind source path does not exist: \(source)")
+                }
+                volumes.append(try VolumeMount(parsing: "\(source):\(target)" + (readOnly ? ":ro" : "")))
+            case "volume":
+                let options = m["VolumeOptions"] as? [String: Any] ?? [:]
+                if let driver = options["DriverConfig"] as? [String: Any], let name = driver["Name"] as? String, !["", "local"].contains(name) {
+                    throw EngineError(status: .notImplemented, message: "strata serves the local volume driver only")
+                }
+                if let sub = options["Subpath"] as? String, !sub.isEmpty { throw EngineError(status: .notImplemented, message: "strata does not apply volume-subpath") }
+                let mode = [readOnly ? "ro" : nil, options["NoCopy"] as? Bool == true ? "nocopy" : nil].compactMap { $0 }.joined(separator: ",")
+                guard !source.hasPrefix("/") else { throw EngineError.badRequest("invalid mount config for type \"volume\": invalid volume name \"\(source)\"") }
+                volumes.append(try VolumeMount(parsing: (source.isEmpty ? "" : source + ":") + target + (mode.isEmpty ? "" : ":" + mode)))
+            case "tmpfs":
+                let options = m["TmpfsOptions"] as? [String: Any] ?? [:]
+                var given: [String] = readOnly ? ["ro"] : []
+                if let size = options["SizeBytes"] as? Int, size > 0 { given.append("size=\(size)") }
+                if let mode = options["Mode"] as? Int, mode > 0 { given.append("mode=" + String(mode, radix: 8)) }
+                tmpfs.append(try TmpfsMount(destination: target, options: given.joined(separator: ",")))
+            default:
+                throw EngineError(status: .notImplemented, message: "strata does not serve mounts of type \"\(type)\": use bind, volume or tmpfs")
             }
         }
+    }
+
+    /// An integer of a HostConfig: nil when absent or null.
+    static func integer(_ value: Any?, _ key: String) throws -> Int64? {
+        switch value {
+        case nil, is NSNull: return nil
+        case let n as NSNumber where n.doubleValue == n.doubleValue.rounded():
+            guard let v = Int64(exactly: n.doubleValue) else { throw EngineError.badRequest("\(key) is out of range") }
+            return v
+        default: throw EngineError.badRequest("\(key) must be an integer")
+        }
+    }
+
+    /// The limits of a HostConfig (``ContainerResources``); the store checks them.
+    static func resources(_ host: [String: Any]) throws -> ContainerResources {
+        func int(_ key: String) throws -> Int64? { try integer(host[key], key) }
         return ContainerResources(memory: try int("Memory"), memorySwap: try int("MemorySwap"), memoryReservation: try int("MemoryReservation"),
                                   nanoCPUs: try int("NanoCpus"), cpuShares: try int("CpuShares"), cpuPeriod: try int("CpuPeriod"),
                                   cpuQuota: try int("CpuQuota"), cpusetCPUs: try string(host["CpusetCpus"], "CpusetCpus"),
@@ -174,8 +226,8 @@ extension EngineRouter {
         // Networking beyond none and host.
         ("Dns", "--dns", []), ("DnsOptions", "--dns-option", []), ("DnsSearch", "--dns-search", []), ("ExtraHosts", "--add-host", []), ("Links", "--link", []),
         // Everything else.
-        ("Init", "--init", []), ("Tmpfs", "--tmpfs", []), ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []), ("VolumesFrom", "--volumes-from", []), ("VolumeDriver", "--volume-driver", ["local"]),
-        ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]), ("ShmSize", "--shm-size", ["67108864"]),
+        ("Init", "--init", []), ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []), ("VolumesFrom", "--volumes-from", []), ("VolumeDriver", "--volume-driver", ["local"]),
+        ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]),
     ]
 
     /// Refuses a container config that asks for something strata does not do (see

@@ -33,8 +33,8 @@ enum RuntimeSpec {
     typealias Bind = (source: String, destination: String, readOnly: Bool)
 
     static func make(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser,
-                     hostname: String, hostNetwork: Bool, binds: [RuntimeSpec.Bind] = [], tmpfsOnTmp: Bool = true,
-                     terminal: Bool = false, readOnlyRootfs: Bool = false) -> [String: Any] {
+                     hostname: String, hostNetwork: Bool, binds: [RuntimeSpec.Bind] = [], tmpfs: [TmpfsMount] = [],
+                     shmSize: Int64? = nil, tmpfsOnTmp: Bool = true, terminal: Bool = false, readOnlyRootfs: Bool = false) -> [String: Any] {
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
                     "CAP_FSETID", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETFCAP"]
         var namespaces: [[String: Any]] = [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]]
@@ -44,7 +44,8 @@ enum RuntimeSpec {
             ["destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]],
             ["destination": "/dev/pts", "type": "devpts", "source": "devpts",
              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]],
-            ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
+            ["destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", shmSize.map { "size=\($0)" } ?? "size=65536k"]],
             ["destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]],
         ]
         // sysfs can be mounted only by the owner of the network namespace: rootless with the
@@ -57,8 +58,17 @@ enum RuntimeSpec {
         }
         // `strata run` gets a tmpfs on /tmp; a build's RUN does not (docker and buildah keep
         // what it writes there in the layer).
-        if tmpfsOnTmp { mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]]) }
-        mounts += binds.map { ["destination": $0.destination, "type": "bind", "source": $0.source, "options": ["rbind", $0.readOnly ? "ro" : "rw"]] }
+        if tmpfsOnTmp, !tmpfs.contains(where: { $0.destination == "/tmp" }) {
+            mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]])
+        }
+        // The container's own mounts, a parent before what is mounted inside it (as dockerd
+        // sorts them: by depth, in the order given otherwise).
+        let own: [(depth: Int, mount: [String: Any])] =
+            binds.map { ($0.destination.split(separator: "/").count,
+                         ["destination": $0.destination, "type": "bind", "source": $0.source, "options": ["rbind", $0.readOnly ? "ro" : "rw"]]) }
+            + tmpfs.map { ($0.destination.split(separator: "/").count,
+                           ["destination": $0.destination, "type": "tmpfs", "source": "tmpfs", "options": $0.mountOptions]) }
+        mounts += own.enumerated().sorted { ($0.element.depth, $0.offset) < ($1.element.depth, $1.offset) }.map(\.element.mount)
         return [
             "ociVersion": "1.0.2",
             "process": [
@@ -208,9 +218,16 @@ extension Store {
         // As dockerd: a TTY gets TERM=xterm unless the image or the container set one.
         if c.tty == true, !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
         let user = try UserResolver(root: rootfs).resolve(c.user ?? config?.User)
+        // As dockerd: a host directory given to -v that does not exist is made (0755, root's).
+        for v in c.volumes ?? [] where v.isBind && FileMeta.of(v.source) == nil {
+            do { try FileManager.default.createDirectory(atPath: v.source, withIntermediateDirectories: true) } catch {
+                throw StrataError(.io, "cannot create the host directory \(v.source) for -v \(v.source):\(v.destination)", cause: error)
+            }
+        }
         var spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
                                 user: user, hostname: c.effectiveHostname, hostNetwork: hostNetwork || c.hostNetwork == true,
                                 binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination, $0.isReadOnly) },
+                                tmpfs: c.tmpfs ?? [], shmSize: c.shmSize,
                                 terminal: c.tty == true, readOnlyRootfs: c.readOnlyRootfs == true)
         if let r = c.resources, var linux = spec["linux"] as? [String: Any] {
             linux["resources"] = r.runtimeSpec()

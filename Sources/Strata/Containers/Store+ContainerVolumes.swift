@@ -4,18 +4,17 @@ import Foundation
 /// an anonymous volume for each of the image's VOLUME paths that none of them covers; and
 /// the image's content at a volume's path copied into the volume when the volume is empty.
 extension Store {
-    /// The mounts of a container: `requested` (one per destination; a second is an
-    /// `.invalidArgument` error, as dockerd's "Duplicate mount point"), then a new anonymous
-    /// volume for each path of `imageVolumes` that no requested mount already has.
-    static func plannedMounts(_ requested: [VolumeMount], imageVolumes: [String]) throws -> [VolumeMount] {
+    /// The mounts of a container: `requested` (one per destination, counting the `tmpfs`
+    /// ones; a second is an `.invalidArgument` error, as dockerd's "Duplicate mount point"),
+    /// then a new anonymous volume for each path of `imageVolumes` that no mount already has.
+    static func plannedMounts(_ requested: [VolumeMount], tmpfs: [String] = [], imageVolumes: [String]) throws -> [VolumeMount] {
         var seen = Set<String>()
-        var mounts: [VolumeMount] = []
-        for m in requested {
-            guard seen.insert(m.destination).inserted else {
-                throw StrataError(.invalidArgument, "duplicate mount point: \(m.destination)")
+        for destination in requested.map(\.destination) + tmpfs {
+            guard seen.insert(destination).inserted else {
+                throw StrataError(.invalidArgument, "duplicate mount point: \(destination)")
             }
-            mounts.append(m)
         }
+        var mounts = requested
         for path in imageVolumes {
             // An image's VOLUME is whatever its builder wrote: cleaned here, never trusted.
             guard path.hasPrefix("/"), let clean = LayerEntry.clean(path).map({ "/" + $0 }) else { continue }

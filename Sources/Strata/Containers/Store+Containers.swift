@@ -15,6 +15,10 @@ public struct ContainerOptions: Sendable, Codable {
     /// (``VolumeMount/init(anonymousAt:)``, `-v /path`) to mount. An empty volume gets what
     /// the image has at its path.
     public var volumes: [VolumeMount] = []
+    /// Tmpfs mounts its runs get (`docker create --tmpfs`, ``TmpfsMount``).
+    public var tmpfs: [TmpfsMount] = []
+    /// The size of its /dev/shm in bytes (`docker create --shm-size`); nil or 0 for 64 MiB.
+    public var shmSize: Int64?
     /// Each of the image's VOLUME paths that ``volumes`` does not cover gets a new anonymous
     /// volume, as under dockerd (true by default). A build step's container turns it off.
     public var imageVolumes = true
@@ -139,6 +143,10 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// Its limits (``ContainerOptions/resources``), as dockerd records them (the default swap
     /// filled in); nil for none.
     public var resources: ContainerResources?
+    /// Its tmpfs mounts (``ContainerOptions/tmpfs``); nil for none.
+    public var tmpfs: [TmpfsMount]?
+    /// The size of its /dev/shm (``ContainerOptions/shmSize``); nil for 64 MiB.
+    public var shmSize: Int64?
 
     /// Its hostname inside its runs: the one given at create, else its short ID, as dockerd's.
     public var effectiveHostname: String { hostname ?? String(id.prefix(12)) }
@@ -176,6 +184,9 @@ extension Store {
         if !resources.isEmpty, UserNamespace.isNested {
             throw StrataError(.permissionDenied, "resource limits need cgroups, which a rootless store cannot set: leave out --memory, --cpus and the like")
         }
+        if let size = options.shmSize, size < 0 {
+            throw StrataError(.invalidArgument, "invalid --shm-size \(size): SHM size can not be less than 0")
+        }
         if let t = options.stopTimeout, t < -1 {
             throw StrataError(.invalidArgument, "invalid stop timeout \(t): use seconds, or -1 to wait without end")
         }
@@ -184,7 +195,8 @@ extension Store {
         }
         let imageID = try await resolve(ref)
         let imageConfig = try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config
-        var mounts = try Self.plannedMounts(options.volumes, imageVolumes: options.imageVolumes ? imageConfig?.Volumes ?? [] : [])
+        var mounts = try Self.plannedMounts(options.volumes, tmpfs: options.tmpfs.map(\.destination),
+                                            imageVolumes: options.imageVolumes ? imageConfig?.Volumes ?? [] : [])
         for i in mounts.indices where mounts[i].anonymous == true && mounts[i].source.isEmpty { mounts[i].source = randomHex() }
         let lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
@@ -240,6 +252,8 @@ extension Store {
         info.stopSignal = options.stopSignal.flatMap { $0.isEmpty ? nil : $0 }
         info.stopTimeout = options.stopTimeout
         info.resources = resources.isEmpty ? nil : resources
+        info.tmpfs = options.tmpfs.isEmpty ? nil : options.tmpfs
+        info.shmSize = options.shmSize.flatMap { $0 == 0 ? nil : $0 }
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         let volumeRows = mounts.filter { !$0.isBind }
         do {
