@@ -114,6 +114,7 @@ extension EngineRouter {
         for m in list {
             let type = m["Type"] as? String ?? ""
             guard let target = m["Target"] as? String, !target.isEmpty else { throw EngineError.badRequest("a mount needs a Target") }
+            guard target.hasPrefix("/") else { throw EngineError.badRequest("invalid mount config: mount path must be absolute: '\(target)'") }
             let source = m["Source"] as? String ?? ""
             let readOnly = m["ReadOnly"] as? Bool ?? false
             switch type {

@@ -34,8 +34,8 @@ public struct TmpfsMount: Sendable, Codable, Hashable {
             guard valued ? Self.parameters.contains(key) : Self.flags[String(o)] != nil else {
                 throw StrataError(.invalidArgument, "invalid tmpfs option \"\(o)\" for \(destination)")
             }
-            if key == "mode", UInt32(o.dropFirst(5), radix: 8) == nil {
-                throw StrataError(.invalidArgument, "invalid tmpfs mode \"\(o.dropFirst(5))\" for \(destination): use octal")
+            if key == "mode", (UInt32(o.dropFirst(5), radix: 8) ?? .max) > 0o7777 {
+                throw StrataError(.invalidArgument, "invalid tmpfs mode \"\(o.dropFirst(5))\" for \(destination): use octal, at most 7777")
             }
         }
         self.options = options
