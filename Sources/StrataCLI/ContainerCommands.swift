@@ -29,22 +29,11 @@ struct ContainerFlags: ParsableArguments {
     var hostname: String?
     @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only (volumes and /tmp stay writable).")
     var readOnly = false
-    @Option(name: [.customShort("m"), .long], help: "Memory limit (bytes, or with a unit: 64m, 1g; at least 6m).")
-    var memory: String?
-    @Option(parsing: .unconditional, help: "Memory plus swap limit (as --memory; -1: unlimited swap; default: twice --memory).")
-    var memorySwap: String?
-    @Option(help: "CPUs it may use (1.5: one and a half).")
-    var cpus: Double?
-    @Option(help: "Relative CPU weight (default 1024).")
-    var cpuShares: Int64?
+    @OptionGroup var limits: ResourceFlags
     @Option(help: "Mount a tmpfs (/path[:OPTIONS], as size=64m,mode=1777; noexec,nosuid,nodev unless told).")
     var tmpfs: [String] = []
     @Option(help: "Size of /dev/shm (64m; default 64MiB).")
     var shmSize: String?
-    @Option(help: "CPUs it may run on (0-1,3).")
-    var cpusetCpus: String?
-    @Option(parsing: .unconditional, help: "Most processes it may have (0 or -1: no limit).")
-    var pidsLimit: Int64?
     @Option(help: "The signal stop sends first (default: the image's STOPSIGNAL, else SIGTERM).")
     var stopSignal: String?
     @Option(parsing: .unconditional, help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
@@ -62,10 +51,7 @@ struct ContainerFlags: ParsableArguments {
         o.hostname = hostname
         o.readOnlyRootfs = readOnly
         o.stopSignal = stopSignal
-        o.resources = ContainerResources(memory: try memory.map { try ByteSizes.memory($0, flag: "--memory") },
-                                         memorySwap: try memorySwap.map { $0 == "-1" ? -1 : try ByteSizes.memory($0, flag: "--memory-swap") },
-                                         nanoCPUs: cpus.map { Int64(($0 * 1e9).rounded()) }, cpuShares: cpuShares, cpusetCPUs: cpusetCpus,
-                                         pidsLimit: pidsLimit)
+        o.resources = try limits.resources()
         o.stopTimeout = stopTimeout
         o.tmpfs = try tmpfs.map { try TmpfsMount(parsing: $0) }
         o.shmSize = try shmSize.map { try ByteSizes.memory($0, flag: "--shm-size") }
@@ -82,6 +68,54 @@ struct ContainerFlags: ParsableArguments {
             labels[String(key)] = kv.count > 1 ? String(kv[1]) : ""
         }
         return labels
+    }
+}
+
+/// The limit flags of create, run and update (`ContainerResources`).
+struct ResourceFlags: ParsableArguments {
+    @Option(name: [.customShort("m"), .long], help: "Memory limit (bytes, or with a unit: 64m, 1g; at least 6m).")
+    var memory: String?
+    @Option(parsing: .unconditional, help: "Memory plus swap limit (as --memory; -1: unlimited swap; default: twice --memory).")
+    var memorySwap: String?
+    @Option(help: "CPUs it may use (1.5: one and a half).")
+    var cpus: Double?
+    @Option(help: "Relative CPU weight (default 1024).")
+    var cpuShares: Int64?
+    @Option(help: "CPUs it may run on (0-1,3).")
+    var cpusetCpus: String?
+    @Option(parsing: .unconditional, help: "Most processes it may have (0 or -1: no limit).")
+    var pidsLimit: Int64?
+
+    func resources() throws -> ContainerResources {
+        ContainerResources(memory: try memory.map { try ByteSizes.memory($0, flag: "--memory") },
+                           memorySwap: try memorySwap.map { $0 == "-1" ? -1 : try ByteSizes.memory($0, flag: "--memory-swap") },
+                           nanoCPUs: cpus.map { Int64(($0 * 1e9).rounded()) }, cpuShares: cpuShares, cpusetCPUs: cpusetCpus,
+                           pidsLimit: pidsLimit)
+    }
+}
+
+struct UpdateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Change the limits of containers (a running one's at once).",
+        discussion: """
+            The limits given replace the container's; the others stay. --pids-limit 0 or -1 \
+            removes that limit. A memory limit alone keeps the swap limit and must stay below it.
+
+            Examples:
+              strata update -m 256m --memory-swap 512m web
+              strata update --cpus 0.5 --pids-limit 100 web worker
+            """)
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var limits: ResourceFlags
+    @Argument(help: "Containers, by name or ID.") var containers: [String]
+
+    func run() async throws {
+        let update = try limits.resources()
+        let store = try await global.openStore()
+        for c in containers {
+            try await store.updateResources(c, update)
+            print(c)
+        }
     }
 }
 
@@ -341,104 +375,6 @@ struct CpCommand: AsyncParsableCommand {
         case (let (c, p)?, nil): try await store.copy(fromContainer: c, path: p, to: destination)
         default: throw StrataError(.invalidArgument, "one of SRC and DST must be CONTAINER:PATH and the other a host path")
         }
-    }
-}
-
-struct VolumeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "volume", abstract: "Manage volumes.",
-        subcommands: [VolumeCreate.self, VolumeList.self, VolumeInspect.self, VolumeRemove.self, VolumePrune.self])
-}
-
-struct VolumeCreate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a volume and print its name.")
-    @OptionGroup var global: GlobalOptions
-    @Option(name: .shortAndLong, help: "Set a label (KEY=VALUE, or KEY for an empty value).") var label: [String] = []
-    @Argument var name: String?
-    func run() async throws {
-        let labels = try ContainerFlags.labels(label)
-        let store = try await global.openStore()
-        print(try await store.createVolume(name, labels: labels).name)
-    }
-}
-
-struct VolumeList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ls", abstract: "List volumes.",
-        discussion: """
-            Filters are docker's `volume ls --filter`: name=NAME (or an unanchored regular \
-            expression), dangling=true|false (used by no container), driver=local, label.
-
-            Examples:
-              strata volume ls --filter dangling=true -q
-            """)
-    @OptionGroup var global: GlobalOptions
-    @Flag(name: .shortAndLong, help: "Only show names.") var quiet = false
-    @Option(name: .shortAndLong, help: "Filter output (key=value, repeatable).") var filter: [String] = []
-    @Option(help: "Output format: table or json.") var format: TableFormat = .table
-    func run() async throws {
-        let filters = try VolumeFilters(try FilterOption.byKey(filter))
-        let store = try await global.openStore()
-        let list = try await store.volumes(filters: filters)
-        if format == .json { print(try Output.json(list)); return }
-        if quiet { for v in list { print(v.name) }; return }
-        print(Output.table(["DRIVER", "VOLUME NAME"], list.map { ["local", $0.name] }), terminator: "")
-    }
-}
-
-struct VolumeInspect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Show a volume as JSON.")
-    @OptionGroup var global: GlobalOptions
-    @Argument var names: [String]
-    func run() async throws {
-        let store = try await global.openStore()
-        var out: [Any] = []
-        for n in names {
-            let v = try await store.volume(n)
-            out.append(["Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": RFC3339.format(v.created),
-                        "Labels": v.labels, "Scope": "local", "UsedBy": v.containers] as [String: Any])
-        }
-        print(try Output.jsonObject(out))
-    }
-}
-
-struct VolumeRemove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove volumes no container uses.")
-    @OptionGroup var global: GlobalOptions
-    @Argument var names: [String]
-    func run() async throws {
-        let store = try await global.openStore()
-        for n in try await store.removeVolumes(names) { print(n) }
-    }
-}
-
-struct VolumePrune: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "prune", abstract: "Remove the anonymous volumes no container uses (with -a, named ones too).",
-        discussion: """
-            Filters are docker's `volume prune --filter`: label=KEY[=VALUE], label!=KEY[=VALUE].
-
-            Examples:
-              strata volume prune -f
-              strata volume prune -a -f --filter label=scratch
-            """)
-    @OptionGroup var global: GlobalOptions
-    @Flag(name: .shortAndLong, help: "Named volumes too, not only anonymous ones.") var all = false
-    @Option(name: .customLong("filter"), help: "Filter (label=, label!=; repeatable).") var filter: [String] = []
-    @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
-    func run() async throws {
-        var options = try VolumePruneOptions(filters: try FilterOption.byKey(filter))
-        options.all = options.all || all
-        let what = options.all ? "all local volumes" : "anonymous local volumes"
-        guard confirm("This will remove \(what) not used by at least one container.", force: force) else { return }
-        let store = try await global.openStore()
-        let report = try await store.pruneVolumes(options)
-        if !report.removed.isEmpty {
-            print("Deleted Volumes:")
-            for n in report.removed { print(n) }
-            print("")
-        }
-        print("Total reclaimed space: \(Units.size(report.reclaimedBytes))")
     }
 }
 

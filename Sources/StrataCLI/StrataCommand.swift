@@ -23,7 +23,7 @@ public struct StrataCommand: AsyncParsableCommand {
             LoadCommand.self, ImportCommand.self, ImagesCommand.self, HistoryCommand.self, InspectCommand.self,
             TreeCommand.self, TagCommand.self, RmiCommand.self, SaveCommand.self, DfCommand.self, LayersCommand.self,
             GcCommand.self, FsckCommand.self, EventsCommand.self, ImageCommand.self, ContainerCommand.self, SystemCommand.self, LeaseCommand.self,
-            CreateCommand.self, PsCommand.self, MountCommand.self, UnmountCommand.self, DiffCommand.self, CommitCommand.self, RmCommand.self, RunCommand.self, StopCommand.self, KillCommand.self, RenameCommand.self, PauseCommand.self, UnpauseCommand.self, TopCommand.self, ExportCommand.self, CpCommand.self, VolumeCommand.self, ConfigCommand.self, UnshareCommand.self,
+            CreateCommand.self, PsCommand.self, MountCommand.self, UnmountCommand.self, DiffCommand.self, CommitCommand.self, RmCommand.self, RunCommand.self, StopCommand.self, KillCommand.self, RenameCommand.self, UpdateCommand.self, PauseCommand.self, UnpauseCommand.self, TopCommand.self, ExportCommand.self, CpCommand.self, VolumeCommand.self, ConfigCommand.self, UnshareCommand.self,
             PullCommand.self, PushCommand.self, LoginCommand.self, LogoutCommand.self, SearchCommand.self,
             BuildCommand.self, BuilderCommand.self,
             DockerfileCommand.self,

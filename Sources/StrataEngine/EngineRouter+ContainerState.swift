@@ -60,6 +60,21 @@ extension EngineRouter {
         try await res.send(.noContent)
     }
 
+    /// `POST /containers/{id}/update` (`docker update`): the limits a body sets replace the
+    /// container's (``Store/updateResources(_:_:)``), at once for a live run; 200
+    /// `{"Warnings": []}`. A setting strata does not apply (a restart policy, block I/O weights,
+    /// …) is refused by name, as at create.
+    func updateContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
+        try Self.checkName(ref)
+        guard case .data(let body) = req.body, let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw EngineError.badRequest("expected a JSON object")
+        }
+        try Self.refuseUnappliedSettings(config: [:], host: o)
+        // (PidsLimit: null leaves it, 0 or -1 removes it; Self.resources reads them so.)
+        try await store.updateResources(ref, try Self.resources(o))
+        try await res.sendJSON(["Warnings": [String]()])
+    }
+
     /// `POST /containers/{id}/pause` and `/unpause`: 204; 409 when it is not running (or not
     /// paused, or already).
     func pauseContainer(_ ref: String, paused: Bool, _ res: EngineResponse) async throws {

@@ -112,6 +112,7 @@ struct EngineRouter: Sendable {
                 case (.POST, "kill"): return serve { req, res in try await killContainer(id, req, res) }
                 case (.POST, "restart"): return serve { req, res in try await restartContainer(id, req, res) }
                 case (.POST, "rename"): return serve { req, res in try await renameContainer(id, req, res) }
+                case (.POST, "update"): return serve(.json) { req, res in try await updateContainer(id, req, res) }
                 case (.POST, "pause"): return serve { _, res in try await pauseContainer(id, paused: true, res) }
                 case (.POST, "unpause"): return serve { _, res in try await pauseContainer(id, paused: false, res) }
                 case (.POST, "attach"): return serve { req, res in try await attachContainer(id, req, res) }

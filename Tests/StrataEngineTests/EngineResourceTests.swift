@@ -96,4 +96,62 @@ import Testing
         }
         #expect(try h.docker(["ps", "-a", "-q"]).out == "")
     }
+    /// `docker update` on a live run changes its cgroups as `podman update` does, for the
+    /// flags both take the same way (memory with swap, CPUs, shares, cpuset); dockerd's own
+    /// rules are checked alone where podman 4.3 differs (a memory limit alone keeps the swap
+    /// limit under dockerd, podman doubles it; podman ignores --memory-swap -1 and has no
+    /// --pids-limit in update).
+    @Test func updateChangesALiveRunAsUnderPodman() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but podman is missing: run tools/setup") }
+            return
+        }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let p = h.file("podman")
+        let podman = ["python3", "-c", "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)", "podman", "--root", p + "/root", "--runroot", p + "/run", "--tmpdir", p + "/tmp", "--storage-driver", "vfs",
+                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+        #expect(try h.run("/usr/bin/env", podman + ["import", "-q", h.file("rootfs.tar"), "busybox:latest"]).status == 0)
+        let start = ["--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "busybox:latest", "sh", "-c", "while :; do sleep 1; done"]
+        #expect(try h.docker(["run", "-d", "--name", "up"] + start).status == 0)
+        #expect(try h.run("/usr/bin/env", podman + ["run", "-d", "--name", "up", "--network", "none", "--ulimit", "nofile=1024:1024",
+                                                     "--ulimit", "nproc=1024:1024"] + start).status == 0)
+        let ourPID = try h.docker(["inspect", "--format", "{{.State.Pid}}", "up"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let theirPID = try h.run("/usr/bin/env", podman + ["inspect", "--format", "{{.State.Pid}}", "up"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        for flags in [["--memory", "96m", "--memory-swap", "192m"], ["--cpus", "1"], ["--cpu-shares", "512"], ["--cpuset-cpus", "0"],
+                      ["--memory", "80m", "--memory-swap", "160m"], ["--cpu-shares", "4096", "--cpus", "0.25"]] {
+            let ours = try h.docker(["update"] + flags + ["up"])
+            #expect(ours.status == 0 && ours.out == "up\n", "\(flags): \(ours)")
+            #expect(try h.run("/usr/bin/env", podman + ["update"] + flags + ["up"]).status == 0, "\(flags)")
+            let (a, b) = (try Self.limits(of: ourPID), try Self.limits(of: theirPID))
+            #expect(!a.isEmpty && a == b, "\(flags): strata \(a), podman \(b)")
+        }
+        _ = try h.run("/usr/bin/env", podman + ["rm", "-f", "-t", "0", "up"])
+        // dockerd's rules: a memory limit alone keeps the swap limit, and must stay below it;
+        // a pids limit of -1 removes it; inspect records what the run has.
+        #expect(try h.docker(["update", "--memory-swap", "256m", "--memory", "96m", "up"]).status == 0)
+        #expect(try h.docker(["update", "--memory", "128m", "up"]).status == 0)
+        #expect(try Self.limits(of: ourPID)["memory.memsw.limit_in_bytes"] == "\(256 << 20)")
+        let above = try h.docker(["update", "--memory", "300m", "up"])
+        #expect(above.status != 0 && above.err.contains("Memory limit should be smaller than already set memoryswap limit"), "\(above)")
+        #expect(try h.docker(["update", "--pids-limit", "-1", "up"]).status == 0)
+        #expect(try Self.limits(of: ourPID)["pids.max"] == "max")
+        #expect(try h.docker(["update", "--memory-swap", "-1", "up"]).status == 0)
+        #expect(try Self.limits(of: ourPID)["memory.memsw.limit_in_bytes"] == "9223372036854771712")
+        let rec = try h.docker(["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}}", "up"])
+        #expect(rec.out == "\(128 << 20) -1 250000000\n", "\(rec)")
+        let restart = try h.docker(["update", "--restart", "always", "up"])
+        #expect(restart.status != 0 && restart.err.contains("restart policy"), "\(restart)")
+        // A stopped container gets its new limits at the next start.
+        #expect(try h.docker(["rm", "-f", "up"]).status == 0)
+        #expect(try h.docker(["create", "--name", "later", "busybox:latest", "sh", "-c", "while :; do sleep 1; done"]).status == 0)
+        #expect(try h.docker(["update", "--pids-limit", "33", "later"]).status == 0)
+        #expect(try h.docker(["start", "later"]).status == 0)
+        let laterPID = try h.docker(["inspect", "--format", "{{.State.Pid}}", "later"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try Self.limits(of: laterPID)["pids.max"] == "33")
+        #expect(try h.docker(["rm", "-f", "later"]).status == 0)
+    }
 }
