@@ -128,7 +128,7 @@ extension EngineRouter {
                 guard FileMeta.of(source) != nil else {
                     throw EngineError.badRequest("invalid mount config for type \"bind\": bind source path does not exist: \(source)")
                 }
-                volumes.append(try VolumeMount(parsing: "\(source):\(target)" + (readOnly ? ":ro" : "")))
+                volumes.append(try VolumeMount(source: source, destination: target, mode: readOnly ? "ro" : nil))
             case "volume":
                 let options = m["VolumeOptions"] as? [String: Any] ?? [:]
                 if let driver = options["DriverConfig"] as? [String: Any], let name = driver["Name"] as? String, !["", "local"].contains(name) {
@@ -137,7 +137,7 @@ extension EngineRouter {
                 if let sub = options["Subpath"] as? String, !sub.isEmpty { throw EngineError(status: .notImplemented, message: "strata does not apply volume-subpath") }
                 let mode = [readOnly ? "ro" : nil, options["NoCopy"] as? Bool == true ? "nocopy" : nil].compactMap { $0 }.joined(separator: ",")
                 guard !source.hasPrefix("/") else { throw EngineError.badRequest("invalid mount config for type \"volume\": invalid volume name \"\(source)\"") }
-                volumes.append(try VolumeMount(parsing: (source.isEmpty ? "" : source + ":") + target + (mode.isEmpty ? "" : ":" + mode)))
+                volumes.append(try VolumeMount(source: source, destination: target, mode: mode.isEmpty ? nil : mode))
             case "tmpfs":
                 let options = m["TmpfsOptions"] as? [String: Any] ?? [:]
                 var given: [String] = readOnly ? ["ro"] : []

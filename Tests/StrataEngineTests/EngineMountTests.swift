@@ -68,6 +68,10 @@ import Testing
         #expect(bare.out.contains("rw,nosuid,nodev,noexec"), "\(bare)")
         let missing = try h.docker(["run", "--rm", "--mount", "type=bind,src=/nonexistent/x,dst=/x", "busybox:latest", "true"])
         #expect(missing.status != 0 && missing.err.contains("bind source path does not exist: /nonexistent/x"), "\(missing)")
+        // A --mount source may hold a colon (-v could not say it).
+        try h.shell("mkdir -p 'co:lon' && echo c > 'co:lon/f'")
+        let colon = try h.docker(["run", "--rm", "--mount", "type=bind,src=\(h.file("co:lon")),dst=/c,readonly", "busybox:latest", "sh", "-c", "cat /c/f; touch /c/g || :"])
+        #expect(colon.out == "c\n" && colon.err.contains("Read-only file system"), "\(colon)")
         let bad = try h.docker(["run", "--rm", "--tmpfs", "/x:size=1m,bogus", "busybox:latest", "true"])
         #expect(bad.status != 0 && bad.err.contains("invalid tmpfs option \"bogus\""), "\(bad)")
         let twice = try h.docker(["run", "--rm", "--tmpfs", "/x", "-v", "/x", "busybox:latest", "true"])

@@ -53,17 +53,27 @@ public struct VolumeMount: Sendable, Codable, Hashable {
         if parts.count == 3 || (parts.count == 2 && parts[0].hasPrefix("/") && !parts[1].hasPrefix("/")) {
             mode = parts.removeLast()
         }
-        if parts.count == 1 {
-            source = ""
-            anonymous = true
-        } else {
-            guard !parts[0].isEmpty else {
-                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": expected NAME:/path, /host/path:/path or /path")
-            }
-            if !parts[0].hasPrefix("/") { try Store.validateVolumeName(parts[0]) }
-            source = parts[0]
+        if parts.count == 2, parts[0].isEmpty {
+            throw StrataError(.invalidArgument, "invalid volume \"\(s)\": expected NAME:/path, /host/path:/path or /path")
         }
-        destination = try Self.destination(parts[parts.count - 1], in: s)
+        try self.init(source: parts.count == 2 ? parts[0] : "", destination: parts[parts.count - 1], mode: mode, spec: s)
+    }
+
+    /// A mount from its parts (`docker run --mount`, where a path may hold a colon): `source`
+    /// a volume name, an absolute host path, or empty for a new anonymous volume.
+    public init(source: String, destination: String, mode: String? = nil) throws {
+        try self.init(source: source, destination: destination, mode: mode,
+                      spec: [source.isEmpty ? nil : source, destination, mode].compactMap { $0 }.joined(separator: ":"))
+    }
+
+    private init(source: String, destination: String, mode: String?, spec s: String) throws {
+        if source.isEmpty {
+            anonymous = true
+        } else if !source.hasPrefix("/") {
+            try Store.validateVolumeName(source)
+        }
+        self.source = source
+        self.destination = try Self.destination(destination, in: s)
         if let mode {
             let words = mode.split(separator: ",", omittingEmptySubsequences: false)
             if let bad = words.first(where: { !Self.modeWords.contains($0) }) {
@@ -72,7 +82,7 @@ public struct VolumeMount: Sendable, Codable, Hashable {
             guard !(words.contains("ro") && words.contains("rw")) else {
                 throw StrataError(.invalidArgument, "invalid volume \"\(s)\": ro and rw together")
             }
-            if isBind, words.contains("nocopy") {
+            if source.hasPrefix("/"), words.contains("nocopy") {
                 throw StrataError(.invalidArgument, "invalid volume \"\(s)\": nocopy applies to volumes, not to host directories")
             }
             self.mode = mode
