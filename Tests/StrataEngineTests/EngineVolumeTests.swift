@@ -40,6 +40,18 @@ import Testing
         let bind = try h.docker(["run", "--rm", "-v", "\(h.file("host")):/data:ro", "vol:1", "sh", "-c", "cat /data/f; touch /data/x 2>/dev/null || echo refused"])
         #expect(bind.out == "from-host\nrefused\n", "\(bind)")
         #expect(try h.docker(["inspect", "--format", "{{range .Mounts}}{{.Mode}} {{.RW}}{{end}}", "b"]).out == " true\n")
+        // docker cp reads and writes a container's volumes (not the directory they hide), as
+        // dockerd's does; a read-only one refuses the write.
+        try h.shell("echo copied > host/new.txt")
+        let into = try h.docker(["cp", h.file("host/new.txt"), "b:/data/"])
+        #expect(into.status == 0, "\(into)")
+        #expect(try h.docker(["run", "--rm", "-v", "keep:/data", "vol:1", "cat", "/data/new.txt"]).out == "copied\n")
+        let out = try h.docker(["cp", "b:/data/g", "-"])
+        #expect(out.status == 0 && out.out.contains("more\n"), "\(out)")
+        #expect(try h.docker(["create", "--name", "ro", "-v", "keep:/data:ro", "vol:1", "sh"]).status == 0)
+        let refused = try h.docker(["cp", h.file("host/new.txt"), "ro:/data/other.txt"])
+        #expect(refused.status != 0 && refused.err.contains("read-only"), "\(refused)")
+        #expect(try h.docker(["rm", "ro"]).status == 0)
 
         // rm -v: a's anonymous volumes go; b's named one stays.
         #expect(try h.docker(["rm", "-v", "a", "b"]).status == 0)

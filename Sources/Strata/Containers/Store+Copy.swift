@@ -47,12 +47,32 @@ package enum ScopedPath {
 }
 
 extension Store {
+    /// Where `path` of container `c` (its root mounted at `root`) is on the host, as the
+    /// container sees it with its mounts in place: under a volume or host directory mounted
+    /// at or above the path, in that mount's directory (`docker cp` reads and writes volumes,
+    /// as dockerd's does), elsewhere in the root. Symlinks resolve inside whichever holds the
+    /// path, never above it. `writing` into a read-only mount is refused.
+    func hostPath(_ path: String, in c: ContainerInfo, root: String, followFinal: Bool, writing: Bool = false) throws -> String {
+        let clean = "/" + (LayerEntry.clean(path) ?? "")
+        let mount = (c.volumes ?? []).filter { clean == $0.destination || clean.hasPrefix($0.destination + "/") }
+            .max { $0.destination.count < $1.destination.count }
+        guard let mount else { return try ScopedPath.resolve(root: root, path: path, followFinal: followFinal) }
+        if writing, mount.isReadOnly {
+            throw StrataError(.permissionDenied, "\(path): the volume mounted at \(mount.destination) is read-only")
+        }
+        let rest = String(clean.dropFirst(mount.destination.count))
+        // (The trailing "/." a copy's destination may end in is kept.)
+        let tail = path.hasSuffix("/.") ? "/." : ""
+        return try ScopedPath.resolve(root: mount.isBind ? mount.source : volumeData(mount.source), path: rest + tail, followFinal: followFinal)
+    }
+
     /// Copies a host file or directory into a container (`strata cp SRC CONTAINER:DST`).
     /// The destination is resolved inside the container root; nothing is written outside it.
     public func copy(intoContainer ref: String, from source: String, to destination: String) async throws {
         guard let meta = FileMeta.of(source) else { throw StrataError(.invalidArgument, "\(source): no such file or directory") }
+        let c = try await container(ref)
         let root = try await mountContainer(ref)
-        var target = try ScopedPath.resolve(root: root, path: destination, followFinal: true)
+        var target = try hostPath(destination, in: c, root: root, followFinal: true, writing: true)
         if FileMeta.of(target)?.kind == .directory, !destination.hasSuffix("/.") {
             target += "/" + (source as NSString).lastPathComponent
         }
@@ -68,8 +88,9 @@ extension Store {
 
     /// Copies a file or directory out of a container (`strata cp CONTAINER:SRC DST`).
     public func copy(fromContainer ref: String, path: String, to destination: String) async throws {
+        let c = try await container(ref)
         let root = try await mountContainer(ref)
-        let source = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        let source = try hostPath(path, in: c, root: root, followFinal: false)
         guard let meta = FileMeta.of(source) else { throw StrataError(.invalidArgument, "\(path): no such file or directory in the container") }
         var target = destination
         if FileMeta.of(target)?.kind == .directory { target += "/" + (source as NSString).lastPathComponent }

@@ -60,8 +60,9 @@ extension Store {
     /// ```
     /// Throws `.fileNotFound` when nothing is there.
     public func statPath(inContainer ref: String, path: String) async throws -> ContainerPathStat {
+        let c = try await container(ref)
         let root = try await mountContainer(ref)
-        let full = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        let full = try hostPath(path, in: c, root: root, followFinal: false)
         guard let meta = FileMeta.of(full) else { throw StrataError(.fileNotFound, "\(path): no such file or directory in the container") }
         return Self.pathStat(path, meta)
     }
@@ -88,8 +89,9 @@ extension Store {
     /// before any byte of its archive is written (a server sends it in the answer's head).
     /// Throws `.fileNotFound` when nothing is there.
     package func resolveArchive(fromContainer ref: String, path: String) async throws -> ContainerPathArchive {
+        let c = try await container(ref)
         let root = try await mountContainer(ref)
-        let source = try ScopedPath.resolve(root: root, path: path, followFinal: false)
+        let source = try hostPath(path, in: c, root: root, followFinal: false)
         guard let meta = FileMeta.of(source) else { throw StrataError(.fileNotFound, "\(path): no such file or directory in the container") }
         return ContainerPathArchive(stat: Self.pathStat(path, meta), source: source, meta: meta)
     }
@@ -134,12 +136,15 @@ extension Store {
     /// resolved in the container's /etc/passwd and /etc/group as a run resolves it), when it
     /// has one. `tar` must then be a file (it is read twice).
     public func extractArchive(_ tar: URL, intoContainer ref: String, at directory: String, asContainerUser: Bool = false) async throws {
+        let c = try await container(ref)
         let root = try await mountContainer(ref)
         var owner: ResolvedUser?
-        if asContainerUser, let user = try await inspect(try await container(ref).imageID.string).config.config?.User, !user.isEmpty {
-            owner = try UserResolver(root: root).resolve(user)
+        // The user its runs start as: the one given at create, else the image's USER.
+        if asContainerUser {
+            let user = if let u = c.user { u } else { try await inspect(c.imageID.string).config.config?.User }
+            if let user, !user.isEmpty { owner = try UserResolver(root: root).resolve(user) }
         }
-        let target = try ScopedPath.resolve(root: root, path: directory, followFinal: true)
+        let target = try hostPath(directory, in: c, root: root, followFinal: true, writing: true)
         guard let meta = FileMeta.of(target) else { throw StrataError(.fileNotFound, "\(directory): no such directory in the container") }
         guard meta.kind == .directory else { throw StrataError(.invalidArgument, "\(directory): extraction point is not a directory") }
         try await explainingDiskFull("copying into \(ref)", estimate: { treeSize(tar.path) }) {
