@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 
 /// Options for ``Store/run(_:options:remove:)``.
 public struct RunOptions: Sendable {
@@ -201,7 +202,7 @@ extension Store {
     /// (``ContainerOptions/hostNetwork``) or `hostNetwork` asks for it for this run.
     func runtimeSpec(for c: ContainerInfo, hostNetwork: Bool) async throws -> [String: Any] {
         let rootfs = try await mountContainer(c.id)
-        let config = try await inspect(c.imageID.string).config.config
+        let config = try ImageConfig.decode(try blobs.readSmall(c.imageID), digest: c.imageID).config
         let args = c.effectiveCommand(image: config)
         guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
         var env = config?.Env ?? []
