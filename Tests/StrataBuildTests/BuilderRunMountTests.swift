@@ -176,4 +176,25 @@ import Testing
         #expect(try await read("/usr/share/html/robots.txt") == "(robots content)\n")
         #expect(try await read("/usr/share/html/humans.txt") == "(humans content)\n")
     }
+    /// A RUN runs on the host's network with the host's /etc/resolv.conf and /etc/hosts, as
+    /// under the classic builder and buildah, so that names resolve; they never reach the
+    /// layer: the image's files stay as they were, and the stubs made to mount them on go.
+    @Test func runSeesTheHostsResolvConfAndHostsButKeepsNone() async throws {
+        guard BuildPeer.canRun else { return }
+        let dir = try BuildTestDir()
+        let store = try await dir.store()
+        try await BuildFixtures.busyboxBase(store, in: dir)
+        try dir.write(["Dockerfile": "x"], in: "ctx")
+        let result = try await Builder(store: store).build(dir.file("ctx"), """
+            FROM base:1
+            RUN cat /etc/resolv.conf > /resolv.seen && cat /etc/hosts > /hosts.seen && echo mine >> /etc/hosts
+            """, log: BuildLog())
+        let host = { (name: String) in (try? String(contentsOfFile: "/etc/" + name, encoding: .utf8)) }
+        #expect(try await BuildFixtures.read(store, image: result.imageID, path: "/resolv.seen") == host("resolv.conf"))
+        #expect(try await BuildFixtures.read(store, image: result.imageID, path: "/hosts.seen") == host("hosts"))
+        // The base has /etc but neither file: the layer has neither, even after a write to one.
+        #expect(try await BuildFixtures.stat(store, image: result.imageID, path: "/etc/hosts") == nil)
+        #expect(try await BuildFixtures.stat(store, image: result.imageID, path: "/etc/resolv.conf") == nil)
+        #expect(try await BuildFixtures.stat(store, image: result.imageID, path: "/etc/passwd") != nil)
+    }
 }

@@ -148,6 +148,9 @@ extension EngineCLITests {
         #expect(try h.docker(["stop", "-t", "0", "web"]).status == 0)
         #expect(try h.docker(["start", "web"]).status == 0)
         #expect(try h.fetch("http://127.0.0.1:\(port)/index.html") == "served from a container\n")
+        // On the host's network, the host's resolv.conf and hosts, as dockerd gives it.
+        let resolv = try h.docker(["run", "--rm", "--network", "host", "busybox", "cat", "/etc/resolv.conf", "/etc/hosts"])
+        #expect(resolv.out == (try String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) + (try String(contentsOfFile: "/etc/hosts", encoding: .utf8)), "\(resolv)")
         #expect(try h.docker(["rm", "-f", "web"]).status == 0)
         // The default network is the container's own, empty but for its loopback.
         let own = try h.docker(["run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net"])

@@ -111,6 +111,15 @@ extension Store {
             mountLocks.removeAll()
             for d in privateCaches { removeTree(d) }
         }
+        // The host's resolv.conf and hosts, as the classic builder and buildah give a RUN (it
+        // runs on the host's network); never the step's content: a file (and an /etc) made to
+        // mount them on goes afterwards.
+        let netFiles = try hostNetworkFiles(in: bundle, over: binds)
+        for path in (netFiles.isEmpty ? [] : ["/etc"]) + netFiles.map(\.destination)
+            where FileMeta.of((try? ScopedPath.resolve(root: rootfs, path: path, followFinal: true)) ?? "") == nil {
+            createdStubs.append(path)
+        }
+        binds += netFiles
         for m in command.mounts {
             let target = m.target
             if !createdStubs.contains(target), FileMeta.of((try? ScopedPath.resolve(root: rootfs, path: target, followFinal: true)) ?? "") == nil {

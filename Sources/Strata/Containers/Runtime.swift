@@ -194,6 +194,23 @@ extension Store {
         }
     }
 
+    /// Copies of the host's /etc/resolv.conf and /etc/hosts in `dir`, to bind over the
+    /// container's: what a process on the host's network needs to find names, as dockerd
+    /// gives a container on the host network (and a build's RUN) the host's. A file the host
+    /// lacks, or a path one of `mounts` already covers, is left out.
+    func hostNetworkFiles(in dir: URL, over mounts: [RuntimeSpec.Bind] = []) throws -> [RuntimeSpec.Bind] {
+        var out: [RuntimeSpec.Bind] = []
+        for name in ["resolv.conf", "hosts"] where !mounts.contains(where: { $0.destination == "/etc/" + name }) {
+            guard let data = FileManager.default.contents(atPath: "/etc/" + name) else { continue }
+            let copy = dir.appendingPathComponent("etc-" + name)
+            do { try data.write(to: copy) } catch {
+                throw StrataError(.io, "cannot write \(copy.path): \(error.localizedDescription)", cause: error)
+            }
+            out.append((copy.path, "/etc/" + name, false))
+        }
+        return out
+    }
+
     /// The runtime bundle's `config.json` for a created container: its command (or the
     /// image's ENTRYPOINT + CMD), environment, working directory, volumes, and the image's
     /// USER resolved inside its mounted root filesystem (``UserResolver``). Throws, before
@@ -225,9 +242,11 @@ extension Store {
                 throw StrataError(.io, "cannot create the host directory \(v.source) for -v \(v.source):\(v.destination)", cause: error)
             }
         }
+        let onHostNetwork = hostNetwork || c.hostNetwork == true
+        var binds: [RuntimeSpec.Bind] = (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination, $0.isReadOnly) }
+        if onHostNetwork { binds = try hostNetworkFiles(in: containerDirs(c.id).base, over: binds) + binds }
         var spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
-                                user: user, hostname: c.effectiveHostname, hostNetwork: hostNetwork || c.hostNetwork == true,
-                                binds: (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination, $0.isReadOnly) },
+                                user: user, hostname: c.effectiveHostname, hostNetwork: onHostNetwork, binds: binds,
                                 tmpfs: c.tmpfs ?? [], shmSize: c.shmSize,
                                 terminal: c.tty == true, readOnlyRootfs: c.readOnlyRootfs == true)
         if let r = c.resources, var linux = spec["linux"] as? [String: Any] {
