@@ -266,6 +266,26 @@ final class EngineHarness: @unchecked Sendable {
     }
 
     /// A busybox-static root filesystem tar (no network), imported as `busybox:latest`.
+    /// podman with a root of its own in this harness's directory (vfs, cgroupfs, events in a
+    /// file), the busybox of ``importBusybox()`` imported as busybox:latest, to run with
+    /// `run("/usr/bin/env", podman + [...])`; nil (a failure under CI) when podman is missing.
+    /// It runs through python's subprocess, which closes every other descriptor in the child:
+    /// conmon, which `podman run -d` leaves running, would otherwise keep the socket
+    /// Foundation's Process watches for the exit, and the wait would never end.
+    func podman() throws -> [String]? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but podman is missing: run tools/setup") }
+            return nil
+        }
+        let p = file("podman")
+        let podman = ["python3", "-c", "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)", "podman",
+                      "--root", p + "/root", "--runroot", p + "/run", "--tmpdir", p + "/tmp", "--storage-driver", "vfs",
+                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+        let imported = try run("/usr/bin/env", podman + ["import", "-q", file("rootfs.tar"), "busybox:latest"])
+        guard imported.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: imported.err]) }
+        return podman
+    }
+
     func importBusybox() throws {
         try shell("""
             mkdir -p r/bin r/etc && cp "$(command -v busybox || echo /bin/busybox)" r/bin/busybox
