@@ -194,8 +194,9 @@ extension Store {
         }.filter(filters.matches)
     }
 
-    /// Removes volumes no container uses (row first, then the directory). A volume in use (or
-    /// held by a container create in progress) is an error unless it is skipped (`prune`).
+    /// Removes volumes no container uses (row first, then the directory). A volume in use is
+    /// an error unless it is skipped (`prune`), which also skips one a container create in
+    /// progress holds.
     @discardableResult
     public func removeVolumes(_ names: [String], skipInUse: Bool = false) async throws -> [String] {
         let removed = try await write { db -> [String] in
@@ -210,12 +211,13 @@ extension Store {
                     throw StrataError(.conflict, "volume \(n) is in use by container \(user.prefix(12))")
                 }
                 // A container being created holds its volumes by a lease until its row names
-                // them: a prune in between must not take a volume it has just made.
-                if try Bool.fetchOne(db, sql: """
+                // them: a prune in between (cron) must not take a volume it has just made. A
+                // volume named to be removed goes all the same (a lease a killed process left
+                // must not keep it until the lease expires).
+                if skipInUse, try Bool.fetchOne(db, sql: """
                     SELECT 1 FROM lease_refs r JOIN leases l ON l.id = r.lease_id WHERE r.kind = 'volume' AND r.ref = ? AND l.expires_at > ?
                     """, arguments: [n, now()]) == true {
-                    if skipInUse { continue }
-                    throw StrataError(.conflict, "volume \(n) is in use by a container being created")
+                    continue
                 }
                 try db.execute(sql: "DELETE FROM volumes WHERE name = ?", arguments: [n])
                 try db.execute(sql: "INSERT OR IGNORE INTO pending_unlinks(path, queued_at) VALUES (?, ?)", arguments: ["volumes/\(n)", now()])
