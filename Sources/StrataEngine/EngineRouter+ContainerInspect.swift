@@ -50,7 +50,7 @@ extension EngineRouter {
                    "WorkingDir": c.workingDir ?? image?.WorkingDir ?? "",
                    "Entrypoint": entrypoint.map { $0 as Any } ?? null, "OnBuild": null, "Labels": c.labels ?? [:],
                    "ExposedPorts": c.exposedPorts.map { Dictionary(uniqueKeysWithValues: $0.map { ($0, [String: Any]()) }) as Any } ?? null]
-        // As dockerd (omitempty): only when given at create.
+        // As dockerd (omitempty): only when the container or its image sets them.
         if let s = c.stopSignal ?? image?.StopSignal, !s.isEmpty { config["StopSignal"] = s }
         if let t = c.stopTimeout { config["StopTimeout"] = t }
         return [
