@@ -34,6 +34,21 @@ public struct BuildOptions: Sendable {
     public var log: @Sendable (String) -> Void
     /// Where RUN steps' output goes (nil: discarded, as `-q`).
     public var runOutput: FileHandle?
+    /// Where RUN steps' standard error goes, when apart from ``runOutput`` (the engine colours
+    /// it, as dockerd does); nil: with the output.
+    public var runErrors: FileHandle?
+    /// `--cache-from`: when set, a cached step counts only when its image is one of these
+    /// images or an ancestor of one, as dockerd's classic builder decides (a name that does
+    /// not resolve is skipped; none that resolves: no cache at all). Nil: the whole cache.
+    public var cacheFrom: [String]?
+    /// `--add-host HOST:IP`: lines added to the /etc/hosts a RUN sees (never to the layer).
+    public var extraHosts: [String] = []
+    /// `--network`: RUN steps share the host's network (the default, as the classic builder's
+    /// bridge reaches out), or get an empty network namespace of their own (`none`).
+    public var hostNetwork: Bool = true
+    /// Called with the built image's ID once the last step is done, before `Successfully
+    /// built` is logged (the engine's `{"aux":{"ID":…}}` message comes there, as dockerd's).
+    public var built: (@Sendable (Digest) -> Void)?
     /// `--secret`: by ID, the secrets `RUN --mount=type=secret,id=ID` mounts read-only
     /// (default target /run/secrets/ID) or puts in an environment variable (`env=`). Their
     /// content never enters a layer, the history or a cache key.
@@ -181,3 +196,11 @@ public struct BuildResult: Sendable, Codable, Hashable {
 /// RUN, and left out of the history and cache key.
 let predefinedArgs: Set<String> = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                                    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"]
+
+/// The cause of a ``StrataError`` with code `buildStepFailed` when a RUN's command exited
+/// non-zero: its status, which the engine passes on as dockerd does (`errorDetail.code`, the
+/// docker CLI's exit status).
+public struct BuildCommandStatus: Error, Sendable {
+    /// The command's exit status (128 + the signal when a signal ended it).
+    public let status: Int32
+}

@@ -150,6 +150,9 @@ final class BuildRun {
     /// The step being executed, for a full disk's message: the bytes free when it started
     /// and what it was expected to write (COPY and ADD know; RUN does not).
     var stepSpace: (freeAtStart: Int64?, needs: Int64?) = (nil, nil)
+    /// With ``BuildOptions/cacheFrom``: the images a cached step may land on (those images
+    /// and their ancestors); nil: any.
+    var cacheSources: Set<Digest>?
     /// BuildKit's automatic platform ARGs (BUILDPLATFORM … TARGETVARIANT): usable in FROM
     /// as they are, in a stage once it declares them.
     let platformArgs: [String: String]
@@ -217,6 +220,17 @@ final class BuildRun {
             last = s.index
         }
         let stages = Array(file.stages[0...last])
+        if let names = options.cacheFrom {
+            var sources = Set<Digest>()
+            for name in names {
+                do {
+                    sources.formUnion(try await store.lineage(of: name).map(\.id))
+                } catch let e as StrataError where e.code == .imageNotFound {
+                    continue  // as dockerd: a cache source that is not there is skipped
+                }
+            }
+            cacheSources = sources
+        }
         totalSteps = file.metaArgs.count + stages.reduce(0) { $0 + 1 + $1.instructions.count }
         // Meta ARGs are steps too (`Step 1/n : ARG BASE=busybox`), with nothing to commit.
         for inst in file.metaArgs { announce(inst) }
@@ -229,6 +243,7 @@ final class BuildRun {
         guard let image else { throw StrataError(.invalidArgument, "the Dockerfile has no stage to build") }
         let unused = options.buildArgs.keys.filter { !usedArgs.contains($0) && !predefinedArgs.contains($0) }.sorted()
         if !unused.isEmpty { log("[Warning] One or more build-args [\(unused.joined(separator: " "))] were not consumed") }
+        options.built?(image)
         log("Successfully built \(image.shortHex)")
         var tags: [String] = []
         for t in options.tags {
@@ -323,7 +338,7 @@ final class BuildRun {
     func commitStep(_ state: inout StageState, createdBy: String, extra: String = "", author: String? = nil, showContainer: Bool = false,
                     writes: Int64? = nil, work: ((String, BuildRootfs) async throws -> Void)?) async throws {
         let key = cacheKey(parent: state.image, createdBy: createdBy, extra: extra + (author.map { "\nauthor=\($0)" } ?? ""))
-        if !options.noCache, let hit = try await store.cachedBuildResult(key: key) {
+        if !options.noCache, let hit = try await store.cachedBuildResult(key: key), cacheSources?.contains(hit) ?? true {
             log(" ---> Using cache")
             log(" ---> \(hit.shortHex)")
             state.image = hit

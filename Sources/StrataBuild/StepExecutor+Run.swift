@@ -45,6 +45,9 @@ extension BuildRun {
         var command = BuildCommand(args: args, env: env, user: state.settings.User ?? "",
                                    workingDir: Self.absolute((state.settings.WorkingDir ?? ""), relativeTo: "/"),
                                    output: options.runOutput, volumes: state.settings.Volumes ?? [])
+        command.errors = options.runErrors
+        command.extraHosts = options.extraHosts
+        command.hostNetwork = options.hostNetwork
         let mounts = try await runMounts(inst, state: state)
         let store = self.store
         let shown = args.joined(separator: " ")
@@ -121,7 +124,7 @@ extension BuildRun {
                     if let free = DiskSpace.available(at: store.root.path), free < 1 << 20 {
                         throw StrataError(.diskFull, "disk full: \(failed), with \(free / 1024) KB left free on \(DiskSpace.mountPoint(of: store.root.path))")
                     }
-                    throw StrataError(.buildStepFailed, failed)
+                    throw StrataError(.buildStepFailed, failed, cause: BuildCommandStatus(status: status))
                 }
             } catch {
                 for c in containers { _ = try? await store.removeContainer(c, force: true) }

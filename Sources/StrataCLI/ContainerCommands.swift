@@ -38,6 +38,18 @@ struct ContainerFlags: ParsableArguments {
     var stopSignal: String?
     @Option(parsing: .unconditional, help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
     var stopTimeout: Int?
+    @Option(help: "Mount the volumes and binds of another container (CONTAINER[:ro|:rw]).")
+    var volumesFrom: [String] = []
+    @Option(help: "Add a group for the process (a name in the container's /etc/group, or a number).")
+    var groupAdd: [String] = []
+    @Option(help: "PID namespace: private (default) or host.")
+    var pid: String?
+    @Option(help: "UTS namespace (hostname): private (default) or host.")
+    var uts: String?
+    @Option(help: "Cgroup namespace: private or host (default: private on cgroup v2, host on v1).")
+    var cgroupns: String?
+    @Option(help: "json-file or local (default: the log is kept) or none (nothing kept).")
+    var logDriver: String?
 
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
@@ -56,7 +68,25 @@ struct ContainerFlags: ParsableArguments {
         o.tmpfs = try tmpfs.map { try TmpfsMount(parsing: $0) }
         o.shmSize = try shmSize.map { try ByteSizes.memory($0, flag: "--shm-size") }
         o.labels = try Self.labels(label)
+        o.groupAdd = groupAdd
+        o.volumesFrom = volumesFrom
+        o.hostPID = try Self.hostMode(pid, flag: "--pid")
+        o.hostUTS = try Self.hostMode(uts, flag: "--uts")
+        if let c = cgroupns {
+            guard c == "private" || c == "host" else { throw StrataError(.invalidArgument, "invalid --cgroupns \"\(c)\": use private or host") }
+            o.privateCgroupNamespace = c == "private"
+        }
+        o.logDriver = logDriver
         return o
+    }
+
+    /// `--pid`/`--uts`: private (or empty) or host.
+    static func hostMode(_ value: String?, flag: String) throws -> Bool {
+        switch value {
+        case nil, "", "private": return false
+        case "host": return true
+        case let v?: throw StrataError(.invalidArgument, "invalid \(flag) \"\(v)\": use private or host")
+        }
     }
 
     /// `--label KEY=VALUE` (or `KEY` for an empty value) flags as a map; the last one given wins.

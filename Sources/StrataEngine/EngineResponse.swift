@@ -117,9 +117,12 @@ final class EngineResponse: Sendable {
         try await write(try Self.json(value) + Data("\r\n".utf8))
     }
 
-    /// Docker's in-stream error message: `{"errorDetail":{"message":…},"error":…}`.
-    func streamError(_ message: String) async throws {
-        try await self.message(["errorDetail": ["message": message], "error": message])
+    /// Docker's in-stream error message: `{"errorDetail":{"message":…},"error":…}`, with
+    /// `"code"` in the detail when there is one (a failed RUN's status).
+    func streamError(_ message: String, code: Int? = nil) async throws {
+        var detail: [String: Any] = ["message": message]
+        if let code { detail["code"] = code }
+        try await self.message(["errorDetail": detail, "error": message])
     }
 
     /// Starts the raw stream of an attach or an exec: `101 UPGRADED` when the client asked to

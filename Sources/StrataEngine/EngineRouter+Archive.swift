@@ -108,11 +108,22 @@ extension EngineRouter {
     /// written into the store's ingest space while the rest comes, and committed only once
     /// the body arrived whole, so a body that ends early leaves the store unchanged. The
     /// answer, `{"stream":"Loaded image: app:1\n"}` per tag, goes out once the images are
-    /// durable.
+    /// durable; a body that is no image archive gets a 200 whose stream is the error, as
+    /// dockerd answers it.
     func load(_ req: EngineRequest, _ res: EngineResponse) async throws {
         guard case .stream(let body) = req.body else { throw EngineError.badRequest("no archive in the request body") }
         let length = req.headers.first(name: "content-length").flatMap { Int64($0) }
-        let loaded = try await store.load(stream: body, name: "the request body", sizeHint: length)
+        let loaded: [LoadedImage]
+        do {
+            loaded = try await store.load(stream: body, name: "the request body", sizeHint: length)
+        } catch let e as StrataError where !body.failed {
+            // As dockerd: a body that is not an image archive is a 200 whose stream carries the
+            // error (docker-py raises ImageLoadError; the docker CLI prints it, exits 1).
+            try await res.startStream(contentType: "application/json")
+            try await res.streamError(EngineError(e).message)
+            try await res.finish()
+            return
+        }
         try await res.startStream(contentType: "application/json")
         for image in loaded {
             if image.tags.isEmpty {

@@ -83,12 +83,14 @@ extension EngineRouter {
             // `json-file`: the log can be read back through the API (docker logs, follow),
             // which is what clients infer from it (docker-py's containers.run reads the output
             // back only for json-file and journald); the file itself is Docker's frame format.
-            "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any],
+            "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": c.logDriver ?? "json-file", "Config": [String: String]()] as [String: Any],
             "NetworkMode": c.network.name, "PortBindings": portBindings(c), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
             "AutoRemove": c.autoRemove ?? false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0],
-            "CapAdd": null, "CapDrop": null, "CgroupnsMode": "", "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
-            "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
-            "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": c.readOnlyRootfs == true, "SecurityOpt": null, "UTSMode": "",
+            "CapAdd": null, "CapDrop": null, "CgroupnsMode": c.usesPrivateCgroupNamespace ? "private" : "host",
+            "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
+            "ExtraHosts": null, "GroupAdd": c.groupAdd ?? null, "IpcMode": "private", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
+            "PidMode": c.hostPID == true ? "host" : "", "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": c.readOnlyRootfs == true,
+            "SecurityOpt": null, "UTSMode": c.hostUTS == true ? "host" : "",
             "UsernsMode": "", "ShmSize": c.shmSize ?? 67_108_864, "Runtime": "runc", "Isolation": "", "MaskedPaths": null, "ReadonlyPaths": null,
             "CgroupParent": "", "BlkioWeightDevice": [Any](), "BlkioDeviceReadBps": [Any](), "BlkioDeviceWriteBps": [Any](),
             "BlkioDeviceReadIOps": [Any](), "BlkioDeviceWriteIOps": [Any](), "CpusetCpus": "", "CpusetMems": "", "Devices": [Any](),

@@ -5,8 +5,9 @@ import Strata
 
 /// Creating containers: `docker create` and the first half of `docker run`. Every setting
 /// of Docker's container config is either applied (the command, environment, user,
-/// hostname, binds, volumes and `--mount`s, tmpfs mounts and the /dev/shm size, ports,
-/// network none or host, a read-only root, labels,
+/// hostname, binds, volumes, `--volumes-from` and `--mount`s, tmpfs mounts and the /dev/shm
+/// size, ports, network none or host, the host's PID or UTS namespace, a cgroup namespace,
+/// added groups, the log driver (json-file, local, none), a read-only root, labels,
 /// stdin and TTY, auto-remove, the stop signal and timeout, memory, CPU and process limits) or, when a request sets it to anything but its "not set"
 /// value, refused with a 501 that names it (``unappliedSettings``): a container never runs
 /// without a limit, capability or policy its creator asked for.
@@ -82,6 +83,18 @@ extension EngineRouter {
         options.hostname = try Self.string(o["Hostname"], "Hostname")
         options.readOnlyRootfs = host["ReadonlyRootfs"] as? Bool ?? false
         options.resources = try Self.resources(host)
+        options.groupAdd = try Self.strings(host["GroupAdd"], "HostConfig.GroupAdd") ?? []
+        options.volumesFrom = try Self.strings(host["VolumesFrom"], "HostConfig.VolumesFrom") ?? []
+        try Self.namespaces(host, into: &options)
+        if let log = host["LogConfig"] as? [String: Any], let type = log["Type"] as? String, !type.isEmpty { options.logDriver = type }
+        // A volume driver other than local: as dockerd, an error only when a volume is to be
+        // made (the image's VOLUMEs count), for want of the plugin.
+        if let driver = host["VolumeDriver"] as? String, !["", "local"].contains(driver) {
+            let imageVolumes = try await store.inspect(image).config.config?.Volumes ?? []
+            if volumes.contains(where: { !$0.isBind }) || !imageVolumes.isEmpty {
+                throw EngineError(status: .notFound, message: "error looking up volume plugin \(driver): plugin \"\(driver)\" not found")
+            }
+        }
         options.tmpfs = tmpfs
         options.shmSize = try Self.integer(host["ShmSize"], "HostConfig.ShmSize")
         options.stopSignal = try Self.string(o["StopSignal"], "StopSignal")
@@ -220,16 +233,43 @@ extension EngineRouter {
         ("CgroupParent", "--cgroup-parent", []), ("Devices", "--device", []), ("DeviceCgroupRules", "", []), ("DeviceRequests", "--gpus", []),
         // Privileges and security.
         ("Privileged", "--privileged", []), ("CapAdd", "--cap-add", []), ("CapDrop", "--cap-drop", []), ("SecurityOpt", "--security-opt", []), ("MaskedPaths", "", []), ("ReadonlyPaths", "", []),
-        ("GroupAdd", "--group-add", []), ("UsernsMode", "--userns", ["host"]),
-        // Namespaces shared with the host or another container.
-        ("PidMode", "--pid", ["private"]), ("IpcMode", "--ipc", ["private", "shareable", "none"]), ("UTSMode", "--uts", ["private"]),
-        ("CgroupnsMode", "--cgroupns", ["private", "host"]), ("Cgroup", "", []),
+        ("UsernsMode", "--userns", ["host"]),
+        // Namespaces shared with the host or another container (PidMode, UTSMode and
+        // CgroupnsMode are read by ``namespaces(_:)``).
+        ("IpcMode", "--ipc", ["private", "shareable", "none"]), ("Cgroup", "", []),
         // Networking beyond none and host.
         ("Dns", "--dns", []), ("DnsOptions", "--dns-option", []), ("DnsSearch", "--dns-search", []), ("ExtraHosts", "--add-host", []), ("Links", "--link", []),
         // Everything else.
-        ("Init", "--init", []), ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []), ("VolumesFrom", "--volumes-from", []), ("VolumeDriver", "--volume-driver", ["local"]),
+        ("Init", "--init", []), ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []),
         ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]),
     ]
+
+    /// The log drivers dockerd has built in.
+    static let dockerdLogDrivers: Set<String> = ["json-file", "local", "none", "syslog", "journald", "gelf", "fluentd", "awslogs",
+                                                "splunk", "etwlogs", "gcplogs", "logentries"]
+
+    /// `PidMode`, `UTSMode` (empty, `private` or `host`; another container's is a 501) and
+    /// `CgroupnsMode` (empty: dockerd's default for the host; `private` or `host`).
+    static func namespaces(_ host: [String: Any], into options: inout ContainerOptions) throws {
+        func mode(_ key: String, _ flag: String) throws -> Bool {
+            switch host[key] {
+            case nil, is NSNull: return false
+            case let v as String where ["", "private"].contains(v): return false
+            case let v as String where v == "host": return true
+            case let v as String where v.hasPrefix("container:"):
+                throw EngineError(status: .notImplemented, message: "strata does not share another container's namespaces: HostConfig.\(key) \(v) (\(flag))")
+            case let v: throw EngineError.badRequest("invalid \(flag) mode: \(v)")
+            }
+        }
+        options.hostPID = try mode("PidMode", "--pid")
+        options.hostUTS = try mode("UTSMode", "--uts")
+        switch host["CgroupnsMode"] {
+        case nil, is NSNull: break
+        case let v as String where v.isEmpty: break
+        case let v as String where v == "private" || v == "host": options.privateCgroupNamespace = v == "private"
+        case let v: throw EngineError.badRequest("invalid cgroup namespace mode: \(v)")
+        }
+    }
 
     /// Refuses a container config that asks for something strata does not do (see
     /// ``unappliedSettings``), naming the first such setting.
@@ -254,8 +294,13 @@ extension EngineRouter {
             throw EngineError(status: .notImplemented, message: "strata does not restart containers: restart policy \"\(name)\" (--restart)")
         }
         if let log = host["LogConfig"] as? [String: Any] {
-            if let type = log["Type"] as? String, !["", "json-file", "local"].contains(type) {
-                throw EngineError(status: .notImplemented, message: "strata does not use log drivers: it keeps every container's log itself (log driver \"\(type)\", --log-driver)")
+            if let type = log["Type"] as? String, !["", "json-file", "local", "none"].contains(type) {
+                // dockerd's drivers other than those are not offered; a name it does not know
+                // at all gets its words.
+                guard dockerdLogDrivers.contains(type) else {
+                    throw EngineError.badRequest("logger: no log driver named '\(type)' is registered")
+                }
+                throw EngineError(status: .notImplemented, message: "strata keeps a container's log itself or not at all: log driver \"\(type)\" (--log-driver) is not available (json-file, local, none)")
             }
             if let opts = log["Config"] as? [String: Any], !opts.isEmpty {
                 throw EngineError(status: .notImplemented, message: "strata does not apply log options (--log-opt \(opts.keys.sorted().joined(separator: ", ")))")

@@ -16,7 +16,8 @@ extension EngineRouter {
         guard let cmd = try Self.strings(o["Cmd"], "Cmd"), !cmd.isEmpty, !cmd[0].isEmpty else {
             throw EngineError.badRequest("No exec command specified")
         }
-        let keys = o["DetachKeys"] as? String ?? ""
+        // dockerd decodes field names in any case (Go's JSON); docker-py sends `detachKeys`.
+        let keys = o["DetachKeys"] as? String ?? o.first { $0.key.lowercased() == "detachkeys" }?.value as? String ?? ""
         let detachKeys = keys.isEmpty ? nil : try DetachKeys(parsing: keys)
         if o["Privileged"] as? Bool == true {
             throw EngineError(status: .notImplemented, message: "strata does not run privileged exec commands")
@@ -46,9 +47,11 @@ extension EngineRouter {
     /// client that hangs up otherwise has the command stopped.
     func startExec(_ id: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         var detach = false
+        var startTTY = false
         if case .data(let body) = req.body, !body.isEmpty {
             guard let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw EngineError.badRequest("expected a JSON object") }
             detach = o["Detach"] as? Bool ?? false
+            startTTY = o["Tty"] as? Bool ?? false
         }
         let planned = try await execs.get(id)
         let terminal = planned.options.tty ? try ContainerTerminal() : nil
@@ -75,7 +78,10 @@ extension EngineRouter {
         }
         let (chunks, sink) = AsyncStream<(ContainerStream, Data)>.makeStream()
         let wanted: Set<ContainerStream> = Set([exec.attachStdout ? .stdout : nil, exec.attachStderr ? .stderr : nil].compactMap { $0 })
-        try await res.startRawStream(req, contentType: exec.options.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
+        // As dockerd: the start request's `Tty`, not the exec's, says whether the output is
+        // framed (docker-py starts a TTY exec with `Tty: false` and reads frames).
+        let raw = startTTY
+        try await res.startRawStream(req, contentType: raw ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
         let run = Task { [input] () -> Int32? in
             defer { sink.finish() }
             do {
@@ -105,7 +111,7 @@ extension EngineRouter {
             group.addTask {
                 do {
                     for await (stream, data) in chunks where wanted.contains(stream) {
-                        try await res.write(exec.options.tty ? data : Self.frame(stream, data))
+                        try await res.write(raw ? data : Self.frame(stream, data))
                     }
                 } catch where !Task.isCancelled {
                     run.cancel()  // the client went away: the command gets SIGTERM

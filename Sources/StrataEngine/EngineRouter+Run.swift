@@ -116,7 +116,8 @@ extension EngineRouter {
     /// What the container logged so far (`attach?logs=1`), as lines of the wanted streams:
     /// frames, or as it is for a TTY container; nothing when it never ran.
     private func replayLog(_ id: String, _ res: EngineResponse, wanted: Set<ContainerStream>, tty: Bool) async throws {
-        guard let log = try await store.logLines(of: id) else { return }
+        // A container that keeps no log (log driver none) has nothing to replay.
+        guard try await store.container(id).keepsLog, let log = try await store.logLines(of: id) else { return }
         while case let lines = try log.next(toEnd: true), !lines.isEmpty {
             var out = Data()
             for l in lines where wanted.contains(l.stream) { out.append(tty ? l.data : Self.frame(l.stream, l.data)) }
@@ -217,10 +218,10 @@ extension EngineRouter {
     /// what the container wrote, as multiplexed frames from its log. With `follow`, the answer
     /// goes on while the container runs (the open log is read on every 50 ms, to its end even
     /// when the container is removed meanwhile) and ends when it stops, as dockerd's does:
-    /// docker-py's `containers.run()` reads its output this way. Without `tail`, `since`,
-    /// `until` and `timestamps` the log goes out as it is stored; with them, as lines
-    /// (``ContainerLogLineReader``): the last `tail` lines, then those written in
-    /// [`since`, `until`], each after its time (RFC 3339, nanoseconds) with `timestamps`.
+    /// docker-py's `containers.run()` reads its output this way. The log goes out as lines (``ContainerLogLineReader``), one frame each as dockerd's
+    /// json-file log sends them (docker-py's `logs(stream=True)` yields frame by frame): the
+    /// last `tail` lines, then those written in [`since`, `until`], each after its time
+    /// (RFC 3339, nanoseconds) with `timestamps`.
     func containerLogs(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let stdout = try req.bool("stdout"), stderr = try req.bool("stderr"), follow = try req.bool("follow")
@@ -231,44 +232,18 @@ extension EngineRouter {
         let timestamps = try req.bool("timestamps")
         let container = try await store.container(ref)
         let id = container.id
+        guard container.keepsLog else {
+            throw EngineError(status: .notImplemented, message: "configured logging driver does not support reading")
+        }
         // A TTY container's log is its one stream as it is (no frames), as dockerd sends it.
         let tty = container.tty == true
         try await res.startStream(contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
-        if tail != nil || since != nil || until != nil || timestamps || tty {
-            try await logLines(id, res, stdout: stdout, stderr: stderr, follow: follow, tail: tail, since: since, until: until,
-                               timestamps: timestamps, raw: tty)
-            try await res.finish()
-            return
-        }
-        var pending = Data()
-        var log: ContainerLogReader?
-        while true {
-            // Asked before the read: a run that had ended then has its whole log in the file.
-            let running = follow ? await runner.isRunning(id) : false
-            if log == nil { log = try await store.logReader(of: id) }
-            while let reader = log, case let chunk = try reader.next(), !chunk.isEmpty {
-                if stdout && stderr {
-                    try await res.write(chunk)
-                    continue
-                }
-                pending.append(chunk)
-                var out = Data()
-                while pending.count >= 8 {
-                    let b = Array(pending.prefix(8))
-                    let n = Int(b[4]) << 24 | Int(b[5]) << 16 | Int(b[6]) << 8 | Int(b[7])
-                    guard pending.count >= 8 + n else { break }
-                    if (b[0] == 1 && stdout) || (b[0] == 2 && stderr) { out.append(pending.prefix(8 + n)) }
-                    pending = Data(pending.dropFirst(8 + n))
-                }
-                try await res.write(out)
-            }
-            if !running { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await logLines(id, res, stdout: stdout, stderr: stderr, follow: follow, tail: tail, since: since, until: until,
+                           timestamps: timestamps, raw: tty)
         try await res.finish()
     }
 
-    /// The log as lines, for `tail`, `since`, `until` and `timestamps` (as dockerd: the tail
+    /// The log as lines, with `tail`, `since`, `until` and `timestamps` (as dockerd: the tail
     /// is taken first, then the time window; lines of a log kept before strata recorded
     /// times count as written at the epoch).
     private func logLines(_ id: String, _ res: EngineResponse, stdout: Bool, stderr: Bool, follow: Bool, tail: Int?,

@@ -63,6 +63,43 @@ import Testing
         #expect(try h.strata(["ps", "-a", "-q"]).out == "")
     }
 
+    /// What docker-py expects of dockerd beyond what the docker CLI shows
+    /// (`tools/engine-sdk-compat.py`): build messages in dockerd's order with a RUN's stderr
+    /// in red, `cache_from`, `extra_hosts`, `network_mode='none'` and a failed RUN's status,
+    /// frames of a TTY exec started without Tty, log frames per line, output there when
+    /// `start` returns, kill that returns once stopped, dockerd's refusal to remove a running
+    /// container, unnamed volumes that prune takes, and load errors inside a 200 stream.
+    /// This test then checks the store: only the images the script tagged are left, and the
+    /// RUN's extra host never reached a layer.
+    @Test func pythonSDKSeesDockerdsBehaviour() throws {
+        let ci = ProcessInfo.processInfo.environment["CI"] == "true"
+        let h = try EngineHarness()
+        guard try h.run("/usr/bin/env", ["python3", "--version"]).status == 0 else {
+            if ci { Issue.record("CI=true but python3 is missing: run tools/setup") }
+            return
+        }
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        let script = EngineHarness.repo.appendingPathComponent("tools/engine-sdk-compat.py").path
+        let r = try h.run("/usr/bin/env", ["python3", script, h.socket, "busybox:latest"])
+        if r.status == 77 {
+            if ci { Issue.record("CI=true but the docker SDK for Python is missing: run tools/setup (\(r.out))") }
+            return
+        }
+        #expect(r.status == 0, "engine-sdk-compat.py failed:\n\(r.out)\n\(r.err)\nserver: \(h.serverLog().suffix(2000))")
+        #expect(r.out.hasSuffix("all ok\n"))
+        let tags = try h.images().flatMap { ($0["tags"] as? [String]) ?? [] }.sorted()
+        #expect(tags == ["busybox:latest", "compat-cache:1", "compat-commit:1", "compat-hosts:1", "compat:1"], "\(tags)")
+        // The extra host was in the RUN's /etc/hosts only: busybox has no /etc/hosts, and the
+        // image built on it has none either (the bind's stub went after the step).
+        let etc = try h.strata(["run", "--rm", "compat-hosts:1", "ls", "-a", "/etc"])
+        #expect(etc.status == 0 && !etc.out.contains("hosts"), "\(etc.out) \(etc.err)")
+        #expect(try h.strata(["run", "--rm", "compat-hosts:1", "cat", "/hosts-file"]).out.contains("extra.compat.test"))
+        #expect(try h.strata(["ps", "-a", "-q"]).out == "")
+        #expect(try h.strata(["volume", "ls", "-q"]).out == "")
+    }
+
     /// testcontainers-python, a tool built on docker-py, against `strata serve`
     /// (`tools/engine-testcontainers-test.py`): it builds an image, runs a web server in a
     /// container on the host's network with an environment variable and a bind mount, waits

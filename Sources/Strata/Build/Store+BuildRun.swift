@@ -12,6 +12,13 @@ package struct BuildCommand: Sendable {
     public var workingDir: String
     /// Where the command's stdout and stderr go (nil: discarded, as `build -q`).
     public var output: FileHandle?
+    /// Where its stderr goes when apart from ``output`` (nil: with it).
+    public var errors: FileHandle?
+    /// `HOST:IP` (or `HOST=IP`) lines for the /etc/hosts the command sees.
+    public var extraHosts: [String] = []
+    /// The host's network and its resolv.conf and hosts (the default), or an empty network
+    /// namespace of its own.
+    public var hostNetwork = true
     /// The image's VOLUME paths: the command sees a throwaway copy of each, so what it changes
     /// there never reaches the layer (the classic builder's anonymous volumes; buildah too).
     public var volumes: [String]
@@ -114,7 +121,7 @@ extension Store {
         // The host's resolv.conf and hosts, as the classic builder and buildah give a RUN (it
         // runs on the host's network); never the step's content: a file (and an /etc) made to
         // mount them on goes afterwards.
-        let netFiles = try hostNetworkFiles(in: bundle, over: binds)
+        let netFiles = command.hostNetwork ? try hostNetworkFiles(in: bundle, over: binds, extraHosts: command.extraHosts) : []
         for path in (netFiles.isEmpty ? [] : ["/etc"]) + netFiles.map(\.destination)
             where FileMeta.of((try? ScopedPath.resolve(root: rootfs, path: path, followFinal: true)) ?? "") == nil {
             createdStubs.append(path)
@@ -140,7 +147,7 @@ extension Store {
             }
         }
         var spec = RuntimeSpec.make(rootfs: rootfs, args: command.args, env: command.env, cwd: command.workingDir,
-                                    user: user, hostname: String(c.id.prefix(12)), hostNetwork: true, binds: binds,
+                                    user: user, hostname: String(c.id.prefix(12)), hostNetwork: command.hostNetwork, binds: binds,
                                     tmpfsOnTmp: false)  // /tmp is the image's: what RUN writes there stays in the layer
         if !extraMounts.isEmpty { spec["mounts"] = ((spec["mounts"] as? [[String: Any]]) ?? []) + extraMounts }
         // Mount points the runtime creates are not the step's content (Docker keeps them in
@@ -149,7 +156,7 @@ extension Store {
         let missing = mountPoints.filter { FileMeta.of(rootfs + $0) == nil }
         defer { for m in missing.reversed() { rmdir(rootfs + m) } }
         return try await launch(c.id, spec: spec, runtime: runtime, stdout: command.output ?? FileHandle.nullDevice,
-                          stderr: command.output ?? FileHandle.nullDevice)
+                          stderr: command.errors ?? command.output ?? FileHandle.nullDevice)
     }
 
 

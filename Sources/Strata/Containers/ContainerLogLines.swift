@@ -157,6 +157,7 @@ extension Store {
     /// The container's log as lines (``ContainerLogLineReader``); nil when it never ran.
     public func logLines(of ref: String) async throws -> ContainerLogLineReader? {
         let c = try await container(ref)
+        try Self.requireLog(c)
         let path = logPath(c.id)
         guard let h = FileHandle(forReadingAtPath: path) else { return nil }
         return ContainerLogLineReader(log: h, times: FileHandle(forReadingAtPath: path + ".times"), id: c.id)

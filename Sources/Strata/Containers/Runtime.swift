@@ -145,9 +145,10 @@ extension Store {
     /// The one way a container's process starts, for `strata run` and build's RUN alike:
     /// the bundle's config.json written from `spec` (users already resolved inside the rootfs
     /// by ``UserResolver``), the OCI runtime run in the foreground, and its exit status
-    /// awaited without blocking a thread (128 + the signal when a signal ended it).
+    /// awaited without blocking a thread (128 + the signal when a signal ended it). With
+    /// `pidFile`, runc writes the process's PID there once it runs its command.
     func launch(_ id: String, spec: [String: Any], runtime: OCIRuntime, stdin: FileHandle = FileHandle.nullDevice,
-                stdout: FileHandle, stderr: FileHandle, started: (@Sendable (Int32) -> Void)? = nil) async throws -> Int32 {
+                stdout: FileHandle, stderr: FileHandle, pidFile: String? = nil, started: (@Sendable (Int32) -> Void)? = nil) async throws -> Int32 {
         // runc's rootless mode needs the user namespace (not a bare EPERM from runc).
         try UserNamespace.requireEntered(for: "running a container", ownersOnly: false)
         let bundle = containerDirs(id).base
@@ -158,7 +159,8 @@ extension Store {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path, id]
+        p.arguments = ["--root", paths.root.appendingPathComponent("runtime").path, "run", "--bundle", bundle.path]
+            + (pidFile.map { ["--pid-file", $0] } ?? []) + [id]
         p.standardInput = stdin
         p.standardOutput = stdout
         p.standardError = stderr
@@ -197,11 +199,19 @@ extension Store {
     /// Copies of the host's /etc/resolv.conf and /etc/hosts in `dir`, to bind over the
     /// container's: what a process on the host's network needs to find names, as dockerd
     /// gives a container on the host network (and a build's RUN) the host's. A file the host
-    /// lacks, or a path one of `mounts` already covers, is left out.
-    func hostNetworkFiles(in dir: URL, over mounts: [RuntimeSpec.Bind] = []) throws -> [RuntimeSpec.Bind] {
+    /// lacks, or a path one of `mounts` already covers, is left out. `extraHosts` (`HOST:IP`
+    /// or `HOST=IP`, `--add-host`) are added to the hosts copy as `IP<tab>HOST` lines.
+    func hostNetworkFiles(in dir: URL, over mounts: [RuntimeSpec.Bind] = [], extraHosts: [String] = []) throws -> [RuntimeSpec.Bind] {
         var out: [RuntimeSpec.Bind] = []
         for name in ["resolv.conf", "hosts"] where !mounts.contains(where: { $0.destination == "/etc/" + name }) {
-            guard let data = FileManager.default.contents(atPath: "/etc/" + name) else { continue }
+            guard var data = FileManager.default.contents(atPath: "/etc/" + name) else { continue }
+            if name == "hosts", !extraHosts.isEmpty {
+                if let last = data.last, last != UInt8(ascii: "\n") { data.append(UInt8(ascii: "\n")) }
+                for entry in extraHosts {
+                    let (host, ip) = try Self.extraHost(entry)
+                    data.append(Data("\(ip)\t\(host)\n".utf8))
+                }
+            }
             let copy = dir.appendingPathComponent("etc-" + name)
             do { try data.write(to: copy) } catch {
                 throw StrataError(.io, "cannot write \(copy.path): \(error.localizedDescription)", cause: error)
@@ -209,6 +219,22 @@ extension Store {
             out.append((copy.path, "/etc/" + name, false))
         }
         return out
+    }
+
+    /// One `--add-host` entry, `HOST:IP` or `HOST=IP` (an IPv6 address keeps its colons;
+    /// brackets around it are dropped), checked as dockerd checks it.
+    public static func extraHost(_ entry: String) throws -> (host: String, ip: String) {
+        let sep = entry.firstIndex(of: "=") ?? entry.firstIndex(of: ":")
+        guard let sep else { throw StrataError(.invalidArgument, "bad format for add-host: \"\(entry)\"") }
+        let host = String(entry[..<sep])
+        var ip = String(entry[entry.index(after: sep)...])
+        if ip.hasPrefix("["), ip.hasSuffix("]") { ip = String(ip.dropFirst().dropLast()) }
+        var v4 = in_addr(), v6 = in6_addr()
+        let ipOK = inet_pton(AF_INET, ip, &v4) == 1 || inet_pton(AF_INET6, ip, &v6) == 1
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace }), ipOK else {
+            throw StrataError(.invalidArgument, "invalid IP address in add-host: \"\(ip)\"")
+        }
+        return (host, ip)
     }
 
     /// The runtime bundle's `config.json` for a created container: its command (or the
@@ -235,7 +261,10 @@ extension Store {
         }
         // As dockerd: a TTY gets TERM=xterm unless the image or the container set one.
         if c.tty == true, !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
-        let user = try UserResolver(root: rootfs).resolve(c.user ?? config?.User)
+        let resolver = UserResolver(root: rootfs)
+        var user = try resolver.resolve(c.user ?? config?.User)
+        // --group-add, as dockerd: after the user's own groups, names from the container's /etc/group.
+        for g in try resolver.groupIDs(c.groupAdd ?? []) where !user.additionalGids.contains(g) { user.additionalGids.append(g) }
         // As dockerd: a host directory given to -v that does not exist is made (0755, root's).
         for v in c.volumes ?? [] where v.isBind && FileMeta.of(v.source) == nil {
             do { try FileManager.default.createDirectory(atPath: v.source, withIntermediateDirectories: true) } catch {
@@ -249,8 +278,17 @@ extension Store {
                                 user: user, hostname: c.effectiveHostname, hostNetwork: onHostNetwork, binds: binds,
                                 tmpfs: c.tmpfs ?? [], shmSize: c.shmSize,
                                 terminal: c.tty == true, readOnlyRootfs: c.readOnlyRootfs == true)
-        if let r = c.resources, var linux = spec["linux"] as? [String: Any] {
-            linux["resources"] = r.runtimeSpec()
+        if var linux = spec["linux"] as? [String: Any] {
+            if let r = c.resources { linux["resources"] = r.runtimeSpec() }
+            // The host's PID or UTS namespace (--pid host, --uts host), a cgroup one of its own.
+            var namespaces = linux["namespaces"] as? [[String: Any]] ?? []
+            if c.hostPID == true { namespaces.removeAll { $0["type"] as? String == "pid" } }
+            if c.hostUTS == true {
+                namespaces.removeAll { $0["type"] as? String == "uts" }
+                spec["hostname"] = nil  // runc sets none without a UTS namespace of its own
+            }
+            if c.usesPrivateCgroupNamespace { namespaces.append(["type": "cgroup"]) }
+            linux["namespaces"] = namespaces
             spec["linux"] = linux
         }
         return spec

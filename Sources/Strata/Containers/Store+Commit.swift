@@ -68,13 +68,15 @@ extension Store {
     public func commit(_ ref: String, options: CommitOptions = CommitOptions()) async throws -> LoadedImage {
         if options.pause {
             let c = try await container(ref)
-            if c.paused != true, try isRunning(id: c.id, state: c.state) {
-                try await pause(c.id)
+            // As dockerd: a container that ended meanwhile (the pause finds it not running)
+            // is committed as it is.
+            if c.paused != true, try isRunning(id: c.id, state: c.state), await pausedIfRunning(c.id) {
                 var unfrozen = options
                 unfrozen.pause = false
                 do {
                     let image = try await commit(c.id, options: unfrozen)
-                    try await unpause(c.id)
+                    // A run that ended while frozen has nothing left to thaw.
+                    do { try await unpause(c.id) } catch let e as StrataError where e.code == .conflict {}
                     return image
                 } catch {
                     try? await unpause(c.id)
@@ -94,6 +96,16 @@ extension Store {
                 author: options.author, comment: options.message, tag: tag,
                 editConfig: { container in for edit in edits { edit.apply(to: &container) } }),
                 event: .commit(container: c.id, comment: options.message ?? ""))
+        }
+    }
+
+    /// Freezes a running container for a commit: false when it is not running (any more).
+    private func pausedIfRunning(_ id: String) async -> Bool {
+        do {
+            try await pause(id)
+            return true
+        } catch {
+            return false
         }
     }
 

@@ -64,6 +64,23 @@ public struct ContainerOptions: Sendable, Codable {
     public var stopTimeout: Int?
     /// Memory, CPU and process limits (``ContainerResources``); none by default.
     public var resources = ContainerResources()
+    /// `--group-add`: more groups of the process, by name (in the container's /etc/group,
+    /// resolved at each start) or by number.
+    public var groupAdd: [String] = []
+    /// `--pid host`: the host's PID namespace instead of one of its own.
+    public var hostPID = false
+    /// `--uts host`: the host's UTS namespace (its hostname) instead of one of its own.
+    public var hostUTS = false
+    /// `--cgroupns private`: a cgroup namespace of its own (its cgroup is its root). Nil:
+    /// dockerd's default, private on a cgroup v2 host and the host's on cgroup v1.
+    public var privateCgroupNamespace: Bool?
+    /// `--log-driver`: `json-file` or `local` (nil too: the container's log is kept), or
+    /// `none` (nothing is kept; `logs` is refused, as dockerd's).
+    public var logDriver: String?
+    /// `--volumes-from CONTAINER[:ro|:rw]`: that container's volumes and binds, at the same
+    /// paths, read-only or read-write as given, else as it has them. A path ``volumes``
+    /// mounts too is ``volumes``'s.
+    public var volumesFrom: [String] = []
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -147,6 +164,26 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var tmpfs: [TmpfsMount]?
     /// The size of its /dev/shm (``ContainerOptions/shmSize``); nil for 64 MiB.
     public var shmSize: Int64?
+    /// Its added groups (``ContainerOptions/groupAdd``); nil for none.
+    public var groupAdd: [String]?
+    /// Whether it shares the host's PID namespace (``ContainerOptions/hostPID``).
+    public var hostPID: Bool?
+    /// Whether it shares the host's UTS namespace (``ContainerOptions/hostUTS``).
+    public var hostUTS: Bool?
+    /// ``ContainerOptions/privateCgroupNamespace`` as given.
+    public var privateCgroupNamespace: Bool?
+    /// Its log driver (``ContainerOptions/logDriver``); nil for json-file.
+    public var logDriver: String?
+
+    /// Whether its runs get a cgroup namespace of their own: as asked, else dockerd's default
+    /// for the host (private on cgroup v2).
+    public var usesPrivateCgroupNamespace: Bool { privateCgroupNamespace ?? ContainerInfo.cgroupV2 }
+
+    /// Whether the host runs the unified cgroup hierarchy (cgroup v2) only.
+    static let cgroupV2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
+
+    /// Whether it keeps a log (``ContainerOptions/logDriver`` is not `none`).
+    public var keepsLog: Bool { logDriver != "none" }
 
     /// Its hostname inside its runs: the one given at create, else its short ID, as dockerd's.
     public var effectiveHostname: String { hostname ?? String(id.prefix(12)) }
@@ -187,6 +224,15 @@ extension Store {
         if let size = options.shmSize, size < 0 {
             throw StrataError(.invalidArgument, "invalid --shm-size \(size): SHM size can not be less than 0")
         }
+        for g in options.groupAdd where g.isEmpty || g.contains(":") {
+            throw StrataError(.invalidArgument, "invalid --group-add \"\(g)\": give a group name or number")
+        }
+        if let driver = options.logDriver, !["", "json-file", "local", "none"].contains(driver) {
+            throw StrataError(.notSupported, "strata keeps a container's log itself or not at all: log driver \"\(driver)\" is not available (json-file, local, none)")
+        }
+        if options.hostUTS, let h = options.hostname, !h.isEmpty {
+            throw StrataError(.invalidArgument, "conflicting options: hostname and the UTS mode host")
+        }
         if let t = options.stopTimeout, t < -1 {
             throw StrataError(.invalidArgument, "invalid stop timeout \(t): use seconds, or -1 to wait without end")
         }
@@ -195,7 +241,11 @@ extension Store {
         }
         let imageID = try await resolve(ref)
         let imageConfig = try ImageConfig.decode(try blobs.readSmall(imageID), digest: imageID).config
-        var mounts = try Self.plannedMounts(options.volumes, tmpfs: options.tmpfs.map(\.destination),
+        var given = options.volumes
+        for spec in options.volumesFrom {
+            for m in try await mountsFrom(spec) where !given.contains(where: { $0.destination == m.destination }) { given.append(m) }
+        }
+        var mounts = try Self.plannedMounts(given, tmpfs: options.tmpfs.map(\.destination),
                                             imageVolumes: options.imageVolumes ? imageConfig?.Volumes ?? [] : [])
         for i in mounts.indices where mounts[i].anonymous == true && mounts[i].source.isEmpty { mounts[i].source = randomHex() }
         let lowers = try await snapshotDirectories(of: imageID)
@@ -254,6 +304,11 @@ extension Store {
         info.resources = resources.isEmpty ? nil : resources
         info.tmpfs = options.tmpfs.isEmpty ? nil : options.tmpfs
         info.shmSize = options.shmSize.flatMap { $0 == 0 ? nil : $0 }
+        info.groupAdd = options.groupAdd.isEmpty ? nil : options.groupAdd
+        info.hostPID = options.hostPID ? true : nil
+        info.hostUTS = options.hostUTS ? true : nil
+        info.privateCgroupNamespace = options.privateCgroupNamespace
+        info.logDriver = options.logDriver.flatMap { $0.isEmpty || $0 == "json-file" ? nil : $0 }
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         let volumeRows = mounts.filter { !$0.isBind }
         do {
@@ -276,6 +331,26 @@ extension Store {
         }
         if let volumeLease { await dropLease(volumeLease) }
         return info
+    }
+
+    /// The mounts `--volumes-from CONTAINER[:ro|:rw]` gives: each volume (by name, so it is
+    /// shared, and never this container's anonymous one to remove) and bind of that
+    /// container, read-only or read-write as the suffix says, else as there.
+    func mountsFrom(_ spec: String) async throws -> [VolumeMount] {
+        var ref = spec, forced: String?
+        if let colon = spec.lastIndex(of: ":") {
+            let suffix = String(spec[spec.index(after: colon)...])
+            guard suffix == "ro" || suffix == "rw" else {
+                throw StrataError(.invalidArgument, "invalid --volumes-from \"\(spec)\": the mode must be ro or rw")
+            }
+            ref = String(spec[..<colon])
+            forced = suffix
+        }
+        let from = try await container(ref)
+        return try (from.volumes ?? []).map { m in
+            let readOnly = forced.map { $0 == "ro" } ?? m.isReadOnly
+            return try VolumeMount(source: m.source, destination: m.destination, mode: readOnly ? "ro" : nil)
+        }
     }
 
     /// A container name as dockerd takes one: a letter or digit, then letters, digits, `_ . -`.
@@ -461,7 +536,12 @@ extension Store {
     public func removeContainer(_ ref: String, force: Bool = false, removeVolumes: Bool = false) async throws -> String {
         let c = try await container(ref)
         if c.state == "running" && !force {
-            throw StrataError(.conflict, "container \(String(c.id.prefix(12))) is running: stop it first or use -f")
+            // dockerd's words (its name with the leading slash), which scripts match.
+            let name = "/" + (c.name ?? String(c.id.prefix(12)))
+            if c.paused == true {
+                throw StrataError(.conflict, "cannot remove container \"\(name)\": container is paused: unpause the container before removing or force remove")
+            }
+            throw StrataError(.conflict, "cannot remove container \"\(name)\": container is running: stop the container before removing or force remove")
         }
         // As `docker rm -f`: a live run is killed first, and its exit recorded (its own
         // --rm may remove the container meanwhile, which is what was asked).

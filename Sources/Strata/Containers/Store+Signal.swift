@@ -23,7 +23,8 @@ extension Store {
 
     /// Sends `signal` to the container's process (`docker kill [-s SIGNAL]`). Throws a conflict
     /// error when the container is not running. The process decides what the signal does;
-    /// its run records the exit as usual (128 + the signal when one ended it).
+    /// its run records the exit as usual (128 + the signal when one ended it). SIGKILL
+    /// returns once that exit is recorded (10 s at most), as dockerd's kill does.
     ///
     /// ```swift
     /// try await store.kill("web", signal: try ContainerSignal("HUP"))
@@ -45,6 +46,9 @@ extension Store {
             guard try await isRunning(c.id) else { throw Self.notRunning(c) }
             throw StrataError(.io, "cannot send \(signal) to container \(String(c.id.prefix(12))): \(err.isEmpty ? "\(runtime.path) kill exited \(status)" : err)")
         }
+        // As dockerd: SIGKILL returns once the run is over and its exit recorded (up to 10 s),
+        // so a `docker rm` or `inspect` right after sees it exited.
+        if signal == .kill { _ = try await waitForRunEnd(c.id, timeout: .seconds(10)) }
     }
 
     /// Stops the container as `docker stop` does: its stop signal (`signal`, else the one it

@@ -24,7 +24,12 @@ public enum ContainerStream: UInt8, Sendable {
 final class ContainerLog: Sendable {
     private let fds: Mutex<(log: Int32, times: Int32)>
 
-    init(path: String) throws {
+    /// The log at `path`; nil: a log that keeps nothing (log driver `none`).
+    init(path: String?) throws {
+        guard let path else {
+            fds = Mutex((-1, -1))
+            return
+        }
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StrataError.system("cannot open the log \(path)") }
         // Without the times file the log still works (records then have no time).
@@ -88,7 +93,7 @@ extension Store {
     /// `running` while it runs, then `exited` with the status and the start and end times.
     /// Output is appended to the container's log (``readLog(of:_:)``) and handed to `output`
     /// as it arrives (on a reader thread: do not block there). `started` is called once the
-    /// runtime spec is built and the row says running, just before the process starts; an
+    /// row says running and the process runs its command (or the run ended first); an
     /// error before that (no command, an unknown USER, a published port in use, already
     /// running) throws and changes nothing, but that a container created with
     /// ``ContainerOptions/autoRemove`` (and not running) is removed, as dockerd removes it.
@@ -140,7 +145,7 @@ extension Store {
         proxy?.start()
         let status: Int32
         do {
-            let log = try ContainerLog(path: logPath(c.id))
+            let log = try ContainerLog(path: c.keepsLog ? logPath(c.id) : nil)
             defer { log.close() }
             let out = try OutputPipe(.stdout, log: log, output: output)
             let err = try OutputPipe(.stderr, log: log, output: output)
@@ -161,10 +166,24 @@ extension Store {
                 if let input { tty.forward(input) }
                 stdin = side
             }
-            started?()
+            // `started` once runc wrote the process's PID (it runs its command then), as
+            // dockerd's start returns once the task runs: output comes right after it. A run
+            // that ends before that calls it on its way out.
+            let once = Mutex(started)
+            let announce: @Sendable () -> Void = { once.withLock { f in f?(); f = nil } }
+            let pidFile = containerDirs(c.id).base.appendingPathComponent("runc.pid").path
+            unlink(pidFile)
+            let watcher = Task {
+                while !Task.isCancelled, access(pidFile, F_OK) != 0 { try? await Task.sleep(for: .milliseconds(2)) }
+                announce()
+            }
+            defer {
+                watcher.cancel()
+                announce()
+            }
             do {
                 status = try await launch(c.id, spec: spec, runtime: runtime, stdin: stdin, stdout: out.writer, stderr: err.writer,
-                                         started: { pid in tty?.started(pid: pid) })
+                                         pidFile: pidFile, started: { pid in tty?.started(pid: pid) })
             } catch {
                 await out.finish()
                 await err.finish()
@@ -203,8 +222,14 @@ extension Store {
     /// ```
     public func logReader(of ref: String) async throws -> ContainerLogReader? {
         let c = try await container(ref)
+        try Self.requireLog(c)
         guard let h = FileHandle(forReadingAtPath: logPath(c.id)) else { return nil }
         return ContainerLogReader(handle: h, id: c.id)
+    }
+
+    /// A container created with log driver `none` has no log to read (dockerd's words).
+    static func requireLog(_ c: ContainerInfo) throws {
+        guard c.keepsLog else { throw StrataError(.notSupported, "configured logging driver does not support reading") }
     }
 
     /// The run's published ports (``ContainerOptions/ports``), bound; nil for none (or on the

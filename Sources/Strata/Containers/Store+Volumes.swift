@@ -117,8 +117,9 @@ extension Store {
 
     func volumeData(_ name: String) -> String { paths.root.appendingPathComponent("volumes/\(name)/data").path }
 
-    /// Creates a volume (a random name when nil) with `labels`; creating one that exists is a
-    /// no-op that keeps its labels, as dockerd's.
+    /// Creates a volume with `labels`; creating one that exists is a no-op that keeps its
+    /// labels, as dockerd's. With no name, as dockerd: a random one, and the volume is
+    /// anonymous (``VolumeInfo/anonymousLabel``), so `volume prune` takes it once unused.
     ///
     /// ```swift
     /// try await store.createVolume("data", labels: ["team": "db"])
@@ -126,6 +127,8 @@ extension Store {
     @discardableResult
     public func createVolume(_ name: String? = nil, labels: [String: String] = [:]) async throws -> VolumeInfo {
         let n = name ?? randomHex()
+        var labels = labels
+        if name == nil { labels[VolumeInfo.anonymousLabel] = "" }
         try Self.validateVolumeName(n)
         let labelsJSON = labels.isEmpty ? nil : String(decoding: try CanonicalJSON.encode(labels), as: UTF8.self)
         let dir = paths.root.appendingPathComponent("volumes/\(n)").path

@@ -149,6 +149,12 @@ public struct UserResolver: Sendable {
         return found
     }
 
+    /// The gids of `--group-add` specs, in order: each a number, or a group of the image's
+    /// /etc/group by name (an error when none, as dockerd's).
+    public func groupIDs(_ specs: [String]) throws -> [UInt32] {
+        try specs.map { try group($0) }
+    }
+
     /// The gid a group spec names: a group entry by name (an error when none), or a number.
     private func group(_ spec: String) throws -> UInt32 {
         if let n = try Self.number(spec, what: "gid") { return n }
