@@ -85,7 +85,7 @@ extension EngineRouter {
             // back only for json-file and journald); the file itself is Docker's frame format.
             "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": c.logDriver ?? "json-file", "Config": [String: String]()] as [String: Any],
             "NetworkMode": c.network.name, "PortBindings": portBindings(c), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
-            "AutoRemove": c.autoRemove ?? false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0],
+            "AutoRemove": c.autoRemove ?? false, "VolumeDriver": c.volumeDriver ?? "", "VolumesFrom": c.volumesFrom ?? null, "ConsoleSize": [0, 0],
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": c.usesPrivateCgroupNamespace ? "private" : "host",
             "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),
             "ExtraHosts": null, "GroupAdd": c.groupAdd ?? null, "IpcMode": "private", "Cgroup": "", "Links": null, "OomScoreAdj": 0,

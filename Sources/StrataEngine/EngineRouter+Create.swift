@@ -89,10 +89,12 @@ extension EngineRouter {
         if let log = host["LogConfig"] as? [String: Any], let type = log["Type"] as? String, !type.isEmpty { options.logDriver = type }
         // A volume driver other than local: as dockerd, an error only when a volume is to be
         // made (the image's VOLUMEs count), for want of the plugin.
-        if let driver = host["VolumeDriver"] as? String, !["", "local"].contains(driver) {
+        options.volumeDriver = host["VolumeDriver"] as? String
+        if let driver = options.volumeDriver, !["", "local"].contains(driver) {
             let imageVolumes = try await store.inspect(image).config.config?.Volumes ?? []
             if volumes.contains(where: { !$0.isBind }) || !imageVolumes.isEmpty {
-                throw EngineError(status: .notFound, message: "error looking up volume plugin \(driver): plugin \"\(driver)\" not found")
+                // (A 400, not dockerd's 404: on a 404 the docker CLI goes to pull the image.)
+                throw EngineError.badRequest("error looking up volume plugin \(driver): plugin \"\(driver)\" not found")
             }
         }
         options.tmpfs = tmpfs

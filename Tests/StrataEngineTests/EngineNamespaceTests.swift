@@ -94,9 +94,18 @@ import Testing
         #expect(try h.run("/usr/bin/env", podman + ["volume", "rm", "-f", "vf-named"]).status == 0)
         // The anonymous volume is vsrc's: `rm -v` of a container that borrowed it keeps it.
         #expect(try h.docker(["create", "--name", "borrower", "--volumes-from", "vsrc", "groups:1", "true"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{json .HostConfig.VolumesFrom}}", "borrower"]).out == "[\"vsrc\"]\n")
         #expect(try h.docker(["rm", "-v", "borrower"]).status == 0)
         #expect(try h.docker(["volume", "ls", "-q"]).out.split(separator: "\n").count == 2)
         #expect(try h.docker(["rm", "-v", "vsrc"]).status == 0)
+        #expect(try h.docker(["volume", "ls", "-q"]).out == "vf-named\n")
+
+        // A volume driver other than local: kept when no volume is made; without its plugin,
+        // a volume to make is refused (dockerd's words), and nothing is made.
+        #expect(try h.docker(["create", "--name", "vd", "--volume-driver", "foo", "groups:1", "true"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.HostConfig.VolumeDriver}}", "vd"]).out == "foo\n")
+        let plugin = try h.docker(["create", "--volume-driver", "foo", "-v", "vd-vol:/v", "groups:1", "true"])
+        #expect(plugin.status != 0 && plugin.err.contains("error looking up volume plugin foo"), "\(plugin)")
         #expect(try h.docker(["volume", "ls", "-q"]).out == "vf-named\n")
 
         // --log-driver none: the run's output reaches an attached client, no log is kept.

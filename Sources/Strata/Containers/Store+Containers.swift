@@ -81,6 +81,10 @@ public struct ContainerOptions: Sendable, Codable {
     /// paths, read-only or read-write as given, else as it has them. A path ``volumes``
     /// mounts too is ``volumes``'s.
     public var volumesFrom: [String] = []
+    /// `--volume-driver`: the driver named for the volumes it makes. Only `local` volumes
+    /// exist; the name is kept for inspect (a create that makes a volume with another
+    /// driver is refused by the engine, as dockerd refuses it without the plugin).
+    public var volumeDriver: String?
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -174,6 +178,10 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var privateCgroupNamespace: Bool?
     /// Its log driver (``ContainerOptions/logDriver``); nil for json-file.
     public var logDriver: String?
+    /// The containers it took volumes from, as given (``ContainerOptions/volumesFrom``).
+    public var volumesFrom: [String]?
+    /// ``ContainerOptions/volumeDriver`` as given.
+    public var volumeDriver: String?
 
     /// Whether its runs get a cgroup namespace of their own: as asked, else dockerd's default
     /// for the host (private on cgroup v2).
@@ -309,6 +317,8 @@ extension Store {
         info.hostUTS = options.hostUTS ? true : nil
         info.privateCgroupNamespace = options.privateCgroupNamespace
         info.logDriver = options.logDriver.flatMap { $0.isEmpty || $0 == "json-file" ? nil : $0 }
+        info.volumesFrom = options.volumesFrom.isEmpty ? nil : options.volumesFrom
+        info.volumeDriver = options.volumeDriver.flatMap { $0.isEmpty ? nil : $0 }
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         let volumeRows = mounts.filter { !$0.isBind }
         do {
