@@ -53,6 +53,12 @@ struct BuildCommand: AsyncParsableCommand {
     var timestamp: Int64?
     @ArgumentParser.Flag(name: .shortAndLong, help: "Print only the image ID.")
     var quiet = false
+    @Option(name: .customLong("cache-from"), help: "Use as cache only steps whose image is this image or one of its ancestors; repeatable.")
+    var cacheFrom: [String] = []
+    @Option(name: .customLong("add-host"), help: "Add HOST:IP to the /etc/hosts RUN steps see (never to the image); repeatable.")
+    var addHost: [String] = []
+    @Option(help: "RUN steps' network: host (default) or none (an empty network namespace).")
+    var network: String?
     @Option(name: .customLong("max-context-size"), help: "Largest remote context to download (e.g. 500MB; default 2GB).",
             transform: { v in
                 guard let n = AnalyzeRules.parseBytes(v), n > 0 else { throw ValidationError("--max-context-size: invalid size \"\(v)\"") }
@@ -67,6 +73,10 @@ struct BuildCommand: AsyncParsableCommand {
             do { _ = try Reference(t) } catch let e as StrataError { throw ValidationError("invalid tag \"\(t)\": \(e.message)") }
         }
         if let platform { do { _ = try Platform(parsing: platform) } catch let e as StrataError { throw ValidationError(e.message) } }
+        for h in addHost { do { _ = try Store.extraHost(h) } catch let e as StrataError { throw ValidationError(e.message) } }
+        if let network, !["host", "none", "default"].contains(network) {
+            throw ValidationError("invalid --network \"\(network)\": use host or none")
+        }
     }
 
     func run() async throws {
@@ -95,6 +105,9 @@ struct BuildCommand: AsyncParsableCommand {
                 return try await Registry.pull(name, into: store, options: RegistryOptions(), platform: platform).image.id
             },
             log: line, runOutput: quiet ? nil : FileHandle.standardOutput)
+        options.cacheFrom = cacheFrom.isEmpty ? nil : cacheFrom
+        options.extraHosts = addHost
+        options.hostNetwork = network != "none"
         for l in label {
             let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard !kv[0].isEmpty else { throw StrataError(.invalidArgument, "invalid --label \"\(l)\": use KEY=VALUE") }

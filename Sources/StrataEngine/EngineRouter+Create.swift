@@ -302,7 +302,7 @@ extension EngineRouter {
                 guard dockerdLogDrivers.contains(type) else {
                     throw EngineError.badRequest("logger: no log driver named '\(type)' is registered")
                 }
-                throw EngineError(status: .notImplemented, message: "strata keeps a container's log itself or not at all: log driver \"\(type)\" (--log-driver) is not available (json-file, local, none)")
+                throw EngineError(status: .notImplemented, message: "strata does not use log driver \"\(type)\" (--log-driver): it keeps a container's log itself (json-file, local) or not at all (none)")
             }
             if let opts = log["Config"] as? [String: Any], !opts.isEmpty {
                 throw EngineError(status: .notImplemented, message: "strata does not apply log options (--log-opt \(opts.keys.sorted().joined(separator: ", ")))")

@@ -98,6 +98,22 @@ import Testing
         #expect(try h.strata(["run", "--rm", "compat-hosts:1", "cat", "/hosts-file"]).out.contains("extra.compat.test"))
         #expect(try h.strata(["ps", "-a", "-q"]).out == "")
         #expect(try h.strata(["volume", "ls", "-q"]).out == "")
+        // The same through `strata build`'s flags: --add-host, --network none, --cache-from.
+        try h.shell("""
+            mkdir -p cli/hosts cli/none cli/cache
+            printf 'FROM busybox:latest\\nRUN cat /etc/hosts > /h\\n' > cli/hosts/Dockerfile
+            printf 'FROM busybox:latest\\nRUN ls /sys/class/net > /n\\n' > cli/none/Dockerfile
+            printf 'FROM busybox:latest\\nENV COMPAT=1\\nRUN touch /a\\nRUN touch /b\\n' > cli/cache/Dockerfile
+            """)
+        #expect(try h.strata(["build", "-q", "-t", "cli-hosts:1", "--add-host", "cli.test:127.0.0.3", h.file("cli/hosts")]).status == 0)
+        #expect(try h.strata(["run", "--rm", "cli-hosts:1", "cat", "/h"]).out.contains("127.0.0.3\tcli.test\n"))
+        #expect(try h.strata(["build", "-q", "-t", "cli-none:1", "--network", "none", h.file("cli/none")]).status == 0)
+        #expect(try h.strata(["run", "--rm", "cli-none:1", "cat", "/n"]).out == "lo\n")
+        #expect(try h.strata(["build", "-q", "-t", "cli-cache:1", h.file("cli/cache")]).status == 0)
+        let warm = try h.strata(["build", "--cache-from", "cli-cache:1", h.file("cli/cache")])
+        #expect(warm.out.components(separatedBy: "Using cache").count == 4, "\(warm.out)")
+        let cold = try h.strata(["build", "--cache-from", "no-such:1", h.file("cli/cache")])
+        #expect(cold.status == 0 && !cold.out.contains("Using cache"), "\(cold.out)")
     }
 
     /// testcontainers-python, a tool built on docker-py, against `strata serve`
