@@ -27,6 +27,12 @@ actor ContainerRunner {
     private var exitWaiters: [String: [CheckedContinuation<Int32?, Never>]] = [:]
     private var nextKey = 0
     private var stopping = false
+    /// Restarts a restart policy scheduled (``RestartPolicy``), waiting out their delay.
+    private var pendingRestarts: [String: Task<Void, Never>] = [:]
+    /// The delay before each container's last restart and when its current run started:
+    /// the next delay doubles unless that run lasted 10 s (dockerd's back-off).
+    private var restartDelays: [String: Duration] = [:]
+    private var runStarts: [String: ContinuousClock.Instant] = [:]
 
     init(store: Store) {
         self.store = store
@@ -41,6 +47,7 @@ actor ContainerRunner {
     /// Errors before that (no command, an unknown user, already running) are thrown.
     func start(_ id: String) async throws {
         guard !stopping else { throw EngineError(status: .serviceUnavailable, message: "the server is shutting down") }
+        pendingRestarts.removeValue(forKey: id)?.cancel()
         let (ready, readyC) = AsyncStream<Void>.makeStream()
         let store = self.store
         let hubs = self.hubs
@@ -72,8 +79,77 @@ actor ContainerRunner {
             readyC.finish()
             self.finished(id, status: status)
         }
+        runStarts[id] = .now
         for await _ in ready { return }
         if let e = result.error.withLock({ $0 }) { throw e }
+    }
+
+    /// Whether the container waits to be started again by its restart policy (dockerd's
+    /// `restarting` state).
+    func isRestarting(_ id: String) -> Bool { pendingRestarts[id] != nil }
+
+    /// A stop, kill or removal by hand: a restart the policy scheduled does not happen.
+    func cancelRestart(_ id: String) {
+        pendingRestarts.removeValue(forKey: id)?.cancel()
+        restartDelays[id] = nil
+    }
+
+    /// After a run ended with `status`: when the container's restart policy says so, it is
+    /// started again after dockerd's delay (100 ms, doubled each time up to a minute, back to
+    /// 100 ms after a run of 10 s), unless stopped, removed or started by hand meanwhile.
+    private func scheduleRestart(_ id: String, status: Int32) {
+        let ran = runStarts.removeValue(forKey: id).map { ContinuousClock.now - $0 } ?? .zero
+        let store = self.store
+        pendingRestarts[id] = Task {
+            guard let c = try? await store.container(id), let policy = c.restartPolicy,
+                  policy.shouldRestart(exitCode: status, restartCount: c.restartCount ?? 0, manuallyStopped: c.manuallyStopped == true) else {
+                self.restartEnded(id, delay: nil)
+                return
+            }
+            let delay = RestartPolicy.delay(after: await self.lastDelay(id), ran: ran)
+            await self.setDelay(id, delay)
+            try? await Task.sleep(for: delay)
+            guard !Task.isCancelled else { return }
+            // Looked at again: a stop by hand from another process, or a removal, meanwhile.
+            guard let now = try? await store.container(id), now.manuallyStopped != true, now.state != "running" else {
+                self.restartEnded(id, delay: nil)
+                return
+            }
+            await self.restartNow(id)
+        }
+    }
+
+    private func lastDelay(_ id: String) -> Duration? { restartDelays[id] }
+    private func setDelay(_ id: String, _ delay: Duration) { restartDelays[id] = delay }
+    private func restartEnded(_ id: String, delay: Duration?) {
+        pendingRestarts[id] = nil
+        if delay == nil { restartDelays[id] = nil }
+    }
+
+    private func restartNow(_ id: String) async {
+        pendingRestarts[id] = nil
+        guard !stopping, tasks[id] == nil else { return }
+        do {
+            try await store.noteStart(id, byPolicy: true)
+            try await start(id)
+        } catch {
+            // A start that fails (the image's command is gone, a port in use) ends the chain,
+            // as a failed start does under dockerd.
+            restartDelays[id] = nil
+        }
+    }
+
+    /// When the server starts: the containers whose restart policy says they run (dockerd's
+    /// daemon start: `always` ones that ran before, `unless-stopped` ones not stopped by
+    /// hand, `on-failure` ones whose last run failed within their retries).
+    func startByPolicy() async {
+        guard let all = try? await store.containers(all: true) else { return }
+        for c in all where c.state != "running" && c.startedAt != nil {
+            guard let p = c.restartPolicy,
+                  p.startsWithRunner(exitCode: c.exitCode ?? 0, restartCount: c.restartCount ?? 0, manuallyStopped: c.manuallyStopped == true)
+            else { continue }
+            try? await start(c.id)
+        }
     }
 
     /// The run of `id` ended (status nil: it did not start): attached streams end, waiters get
@@ -84,6 +160,7 @@ actor ContainerRunner {
         terminals[id] = nil
         for c in hubs.table.withLock({ $0.removeValue(forKey: id) ?? [:] }).values { c.finish() }
         for w in exitWaiters.removeValue(forKey: id) ?? [] { w.resume(returning: status) }
+        if !stopping, let status { scheduleRestart(id, status: status) } else { runStarts[id] = nil }
     }
 
     /// The output of the container's next (or current) run, until it ends.
@@ -122,6 +199,7 @@ actor ContainerRunner {
     /// The container is removed: a stdin waiting for its next run is dropped, and a write
     /// still waiting on it fails.
     func forget(_ id: String) {
+        cancelRestart(id)
         guard tasks[id] == nil else { return }
         consoleSizes[id] = nil
         inputs.removeValue(forKey: id)?.cancel()
@@ -158,6 +236,8 @@ actor ContainerRunner {
     /// Kills every running container (each is recorded as exited) and waits for the tasks.
     func stopAll() async {
         stopping = true
+        for t in pendingRestarts.values { t.cancel() }
+        pendingRestarts = [:]
         let running = Array(tasks.values)
         for t in running { t.cancel() }
         for t in running { await t.value }

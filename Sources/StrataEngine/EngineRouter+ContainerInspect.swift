@@ -18,7 +18,7 @@ extension EngineRouter {
         let c = try await store.container(ref)
         let pid = c.state == "running" ? (try? await store.mainPID(c.id)) ?? nil : nil
         let image = (try? ImageConfig.decode(try await store.imageConfigData(c.imageID), digest: c.imageID))?.config
-        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c), image: image))
+        try await res.sendJSON(Self.containerJSON(c, pid: pid, mounts: mounts(c), image: image, restarting: await runner.isRestarting(c.id)))
     }
 
     /// The container object. `Config` is the container's settings with its image's config
@@ -26,7 +26,8 @@ extension EngineRouter {
     /// then each of the image's variables not given; the image's CMD when neither a command
     /// nor an ENTRYPOINT was given, its ENTRYPOINT when none was given; its USER, WORKDIR,
     /// STOPSIGNAL and VOLUMEs where the container has none. `Path` and `Args` are what runs.
-    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]], image: ContainerConfig? = nil) -> [String: Any] {
+    static func containerJSON(_ c: ContainerInfo, pid: Int?, mounts: [[String: Any]], image: ContainerConfig? = nil,
+                              restarting: Bool = false) -> [String: Any] {
         let running = c.state == "running"
         let zero = "0001-01-01T00:00:00Z"
         let stdinOnce = c.openStdin == true && c.keepsStdinOpen != true
@@ -56,12 +57,13 @@ extension EngineRouter {
         return [
             "Id": c.id, "Created": RFC3339.format(c.created),
             "Path": runs.first ?? "", "Args": Array(runs.dropFirst()),
-            "State": ["Status": c.dockerState, "Running": running, "Paused": c.paused == true, "Restarting": false, "OOMKilled": false,
+            "State": ["Status": restarting ? "restarting" : c.dockerState, "Running": running, "Paused": c.paused == true,
+                      "Restarting": restarting, "OOMKilled": false,
                       "Dead": false, "Pid": pid ?? 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
                       "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
             "Image": c.imageID.string,
             "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "", "LogPath": "",
-            "Name": "/" + (c.name ?? String(c.id.prefix(12))), "RestartCount": 0,
+            "Name": "/" + (c.name ?? String(c.id.prefix(12))), "RestartCount": c.restartCount ?? 0,
             "Driver": c.snapshotter.rawValue, "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
             "ExecIDs": null,
             "HostConfig": hostConfig(c, binds: binds),
@@ -84,7 +86,7 @@ extension EngineRouter {
             // which is what clients infer from it (docker-py's containers.run reads the output
             // back only for json-file and journald); the file itself is Docker's frame format.
             "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": c.logDriver ?? "json-file", "Config": [String: String]()] as [String: Any],
-            "NetworkMode": c.network.name, "PortBindings": portBindings(c), "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
+            "NetworkMode": c.network.name, "PortBindings": portBindings(c), "RestartPolicy": ["Name": c.restartPolicy?.name.rawValue ?? "no", "MaximumRetryCount": c.restartPolicy?.maximumRetryCount ?? 0] as [String: Any],
             "AutoRemove": c.autoRemove ?? false, "VolumeDriver": c.volumeDriver ?? "", "VolumesFrom": c.volumesFrom ?? null, "ConsoleSize": [0, 0],
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": c.usesPrivateCgroupNamespace ? "private" : "host",
             "Dns": [String](), "DnsOptions": [String](), "DnsSearch": [String](),

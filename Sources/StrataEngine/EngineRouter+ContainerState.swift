@@ -9,6 +9,8 @@ extension EngineRouter {
     func killContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let signal = try req.string("signal").flatMap { $0.isEmpty ? nil : $0 }.map(ContainerSignal.init) ?? .kill
+        // A restart the policy scheduled does not happen after a kill by hand.
+        await runner.cancelRestart(try await store.container(ref).id)
         try await store.kill(ref, signal: signal)
         try await res.send(.noContent)
     }
@@ -18,7 +20,12 @@ extension EngineRouter {
     func stopContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let (timeout, signal) = try Self.stopOptions(req)
-        let stopped = try await store.stop(ref, timeout: timeout, signal: signal)
+        let c = try await store.container(ref)
+        // Stopped by hand: no restart by its policy, not even one already scheduled.
+        let wasRestarting = await runner.isRestarting(c.id)
+        await runner.cancelRestart(c.id)
+        if wasRestarting { try await store.markStoppedByHand(c.id) }
+        let stopped = try await store.stop(ref, timeout: timeout, signal: signal) || wasRestarting
         try await res.send(stopped ? .noContent : .notModified)
     }
 
@@ -28,8 +35,10 @@ extension EngineRouter {
         try Self.checkName(ref)
         let (timeout, signal) = try Self.stopOptions(req)
         let c = try await store.container(ref)
+        await runner.cancelRestart(c.id)
         try await store.stop(c.id, timeout: timeout, signal: signal)
         await runner.settle(c.id)
+        try await store.noteStart(c.id, byPolicy: false)
         try await runner.start(c.id)
         // dockerd's order: the stop's kill, die and stop, the start, then the restart.
         try? await store.recordContainerEvent(c.id, action: "restart")
@@ -69,9 +78,13 @@ extension EngineRouter {
         guard case .data(let body) = req.body, let o = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
             throw EngineError.badRequest("expected a JSON object")
         }
-        try Self.refuseUnappliedSettings(config: [:], host: o)
+        // A restart policy is set here (`docker update --restart`), not refused.
+        var rest = o
+        let policy = try Self.restartPolicy(rest.removeValue(forKey: "RestartPolicy"))
+        try Self.refuseUnappliedSettings(config: [:], host: rest)
         // (PidsLimit: null leaves it, 0 or -1 removes it; Self.resources reads them so.)
-        try await store.updateResources(ref, try Self.resources(o))
+        try await store.updateResources(ref, try Self.resources(rest))
+        if let policy { try await store.updateRestartPolicy(ref, policy) }
         try await res.sendJSON(["Warnings": [String]()])
     }
 

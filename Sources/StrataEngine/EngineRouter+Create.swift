@@ -89,6 +89,7 @@ extension EngineRouter {
         if let log = host["LogConfig"] as? [String: Any], let type = log["Type"] as? String, !type.isEmpty { options.logDriver = type }
         // A volume driver other than local: as dockerd, an error only when a volume is to be
         // made (the image's VOLUMEs count), for want of the plugin.
+        options.restartPolicy = try Self.restartPolicy(host["RestartPolicy"])
         options.volumeDriver = host["VolumeDriver"] as? String
         if let driver = options.volumeDriver, !["", "local"].contains(driver) {
             let imageVolumes = try await store.inspect(image).config.config?.Volumes ?? []
@@ -246,6 +247,19 @@ extension EngineRouter {
         ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]),
     ]
 
+    /// `HostConfig.RestartPolicy` (`{"Name", "MaximumRetryCount"}`); nil when absent or `no`.
+    static func restartPolicy(_ value: Any?) throws -> RestartPolicy? {
+        guard let o = value as? [String: Any] else { return nil }
+        let name = o["Name"] as? String ?? ""
+        guard !name.isEmpty, name != "no" else { return nil }
+        do {
+            guard let n = RestartPolicy.Name(rawValue: name) else { return try RestartPolicy(parsing: name) }
+            return try RestartPolicy(n, maximumRetryCount: (o["MaximumRetryCount"] as? Int) ?? 0)
+        } catch let e as StrataError {
+            throw EngineError.badRequest(e.message)
+        }
+    }
+
     /// The log drivers dockerd has built in.
     static let dockerdLogDrivers: Set<String> = ["json-file", "local", "none", "syslog", "journald", "gelf", "fluentd", "awslogs",
                                                 "splunk", "etwlogs", "gcplogs", "logentries"]
@@ -291,10 +305,7 @@ extension EngineRouter {
                 throw EngineError(status: .notImplemented, message: "strata does not apply HostConfig.\(key)\(flag.isEmpty ? "" : " (\(flag))"): leave it unset")
             }
         }
-        // A restart policy other than "no"; a log driver other than the json-file log it keeps.
-        if let policy = host["RestartPolicy"] as? [String: Any], let name = policy["Name"] as? String, !["", "no"].contains(name) {
-            throw EngineError(status: .notImplemented, message: "strata does not restart containers: restart policy \"\(name)\" (--restart)")
-        }
+        // A log driver other than the log it keeps (or none).
         if let log = host["LogConfig"] as? [String: Any] {
             if let type = log["Type"] as? String, !["", "json-file", "local", "none"].contains(type) {
                 // dockerd's drivers other than those are not offered; a name it does not know

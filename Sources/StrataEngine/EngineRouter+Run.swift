@@ -16,6 +16,8 @@ extension EngineRouter {
             try await res.send(.notModified)
             return
         }
+        // A start by hand: the restart count goes back to 0 and a stop by hand is forgotten.
+        try await store.noteStart(c.id, byPolicy: false)
         try await runner.start(c.id)
         try await res.send(.noContent)
     }

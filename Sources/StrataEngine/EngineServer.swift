@@ -105,6 +105,8 @@ public final class EngineServer: Sendable {
                     }
                 }
             }
+            // As dockerd when it starts: the containers whose restart policy says they run.
+            if !stopNow { group.addTask { await self.router.runner.startByPolicy() } }
             for await connection in accepted {
                 group.addTask { await self.serve(connection) }
             }

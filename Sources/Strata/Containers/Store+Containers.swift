@@ -85,6 +85,9 @@ public struct ContainerOptions: Sendable, Codable {
     /// exist; the name is kept for inspect (a create that makes a volume with another
     /// driver is refused by the engine, as dockerd refuses it without the plugin).
     public var volumeDriver: String?
+    /// `--restart`: whether the container is started again when its process ends
+    /// (``RestartPolicy``); nil for `no`. `strata serve` applies it to the runs it makes.
+    public var restartPolicy: RestartPolicy?
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -182,6 +185,13 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var volumesFrom: [String]?
     /// ``ContainerOptions/volumeDriver`` as given.
     public var volumeDriver: String?
+    /// Its restart policy (``ContainerOptions/restartPolicy``); nil for `no`.
+    public var restartPolicy: RestartPolicy?
+    /// How many times its policy started it again since it was last started by hand.
+    public var restartCount: Int?
+    /// Stopped or killed by hand since its last start: its policy does not start it again
+    /// (but `always` does when the server starts, as dockerd's).
+    public var manuallyStopped: Bool?
 
     /// Whether its runs get a cgroup namespace of their own: as asked, else dockerd's default
     /// for the host (private on cgroup v2).
@@ -237,6 +247,9 @@ extension Store {
         }
         if let driver = options.logDriver, !["", "json-file", "local", "none"].contains(driver) {
             throw StrataError(.notSupported, "strata keeps a container's log itself or not at all: log driver \"\(driver)\" is not available (json-file, local, none)")
+        }
+        if options.autoRemove, let p = options.restartPolicy, p.name != .no {
+            throw StrataError(.invalidArgument, "conflicting options: cannot combine a restart policy (\(p)) with auto-remove (--rm)")
         }
         if options.hostUTS, let h = options.hostname, !h.isEmpty {
             throw StrataError(.invalidArgument, "conflicting options: hostname and the UTS mode host")
@@ -319,6 +332,7 @@ extension Store {
         info.logDriver = options.logDriver.flatMap { $0.isEmpty || $0 == "json-file" ? nil : $0 }
         info.volumesFrom = options.volumesFrom.isEmpty ? nil : options.volumesFrom
         info.volumeDriver = options.volumeDriver.flatMap { $0.isEmpty ? nil : $0 }
+        info.restartPolicy = options.restartPolicy.flatMap { $0.name == .no ? nil : $0 }
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         let volumeRows = mounts.filter { !$0.isBind }
         do {

@@ -35,6 +35,9 @@ extension Store {
         try UserNamespace.requireEntered(for: "signalling a container", ownersOnly: false)
         let runtime = try OCIRuntime.find()
         guard try await waitForRuntime(c.id, runtime: runtime) else { throw Self.notRunning(c) }
+        // As dockerd: a container stopped or killed by hand is not started again by its
+        // restart policy (until it is started by hand, or `always` and its server starts).
+        if c.restartPolicy != nil, c.manuallyStopped != true { try await updateContainer(c.id) { $0.manuallyStopped = true } }
         // As dockerd: a frozen process gets the signal once thawed.
         try await thawIfPaused(c)
         // Recorded as the signal goes, so that it comes before the `die` the signal may cause
@@ -104,6 +107,36 @@ extension Store {
             try await Task.sleep(for: .milliseconds(20))
         }
         return true
+    }
+
+    /// Records a start for the restart policy: by hand (`docker start`, `restart`: the count
+    /// goes back to 0 and a stop by hand is forgotten) or by the policy (one more restart).
+    public func noteStart(_ ref: String, byPolicy: Bool) async throws {
+        let c = try await container(ref)
+        guard c.restartPolicy != nil || c.manuallyStopped != nil || c.restartCount != nil else { return }
+        try await updateContainer(c.id) { info in
+            if byPolicy {
+                info.restartCount = (info.restartCount ?? 0) + 1
+            } else {
+                info.restartCount = nil
+                info.manuallyStopped = nil
+            }
+        }
+    }
+
+    /// Records a stop by hand of a container that was not running (its restart was pending).
+    public func markStoppedByHand(_ ref: String) async throws {
+        let c = try await container(ref)
+        try await updateContainer(c.id) { $0.manuallyStopped = true }
+    }
+
+    /// Sets the restart policy (`docker update --restart`); nil or `no` removes it.
+    public func updateRestartPolicy(_ ref: String, _ policy: RestartPolicy?) async throws {
+        let c = try await container(ref)
+        if c.autoRemove == true, let p = policy, p.name != .no {
+            throw StrataError(.invalidArgument, "conflicting options: cannot combine a restart policy (\(p)) with auto-remove (--rm)")
+        }
+        try await updateContainer(c.id) { $0.restartPolicy = policy.flatMap { $0.name == .no ? nil : $0 } }
     }
 
     /// Freezes the container's processes (`docker pause`, runc's freezer): they keep their
