@@ -38,6 +38,8 @@ struct ContainerFlags: ParsableArguments {
     var stopSignal: String?
     @Option(parsing: .unconditional, help: "Seconds stop waits before SIGKILL (-1: without end; default 10).")
     var stopTimeout: Int?
+    @Flag(help: "Run the command under an init (tini) that reaps zombies and passes signals on.")
+    var `init` = false
     @Option(help: "Mount the volumes and binds of another container (CONTAINER[:ro|:rw]).")
     var volumesFrom: [String] = []
     @Option(help: "Add a group for the process (a name in the container's /etc/group, or a number).")
@@ -70,6 +72,7 @@ struct ContainerFlags: ParsableArguments {
         o.labels = try Self.labels(label)
         o.groupAdd = groupAdd
         o.volumesFrom = volumesFrom
+        o.initProcess = `init`
         o.hostPID = try Self.hostMode(pid, flag: "--pid")
         o.hostUTS = try Self.hostMode(uts, flag: "--uts")
         if let c = cgroupns {

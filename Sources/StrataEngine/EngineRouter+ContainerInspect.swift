@@ -100,6 +100,7 @@ extension EngineRouter {
             "Ulimits": null,
         ]
         // As dockerd (omitempty): only when given.
+        if c.initProcess == true { h["Init"] = true }
         if let tmpfs = c.tmpfs { h["Tmpfs"] = Dictionary(tmpfs.map { ($0.destination, $0.options) }) { a, _ in a } }
         for zero in ["CpuShares", "Memory", "NanoCpus", "BlkioWeight", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
                      "MemoryReservation", "MemorySwap", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "KernelMemory",

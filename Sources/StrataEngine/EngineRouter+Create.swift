@@ -90,6 +90,7 @@ extension EngineRouter {
         // A volume driver other than local: as dockerd, an error only when a volume is to be
         // made (the image's VOLUMEs count), for want of the plugin.
         options.restartPolicy = try Self.restartPolicy(host["RestartPolicy"])
+        options.initProcess = host["Init"] as? Bool ?? false
         options.volumeDriver = host["VolumeDriver"] as? String
         if let driver = options.volumeDriver, !["", "local"].contains(driver) {
             let imageVolumes = try await store.inspect(image).config.config?.Volumes ?? []
@@ -243,7 +244,7 @@ extension EngineRouter {
         // Networking beyond none and host.
         ("Dns", "--dns", []), ("DnsOptions", "--dns-option", []), ("DnsSearch", "--dns-search", []), ("ExtraHosts", "--add-host", []), ("Links", "--link", []),
         // Everything else.
-        ("Init", "--init", []), ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []),
+        ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []),
         ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]),
     ]
 

@@ -246,7 +246,7 @@ extension Store {
     func runtimeSpec(for c: ContainerInfo, hostNetwork: Bool) async throws -> [String: Any] {
         let rootfs = try await mountContainer(c.id)
         let config = try ImageConfig.decode(try blobs.readSmall(c.imageID), digest: c.imageID).config
-        let args = c.effectiveCommand(image: config)
+        var args = c.effectiveCommand(image: config)
         guard !args.isEmpty else { throw StrataError(.invalidArgument, "no command: the image has no CMD or ENTRYPOINT; give one after the image") }
         var env = config?.Env ?? []
         for e in c.env {
@@ -274,6 +274,14 @@ extension Store {
         let onHostNetwork = hostNetwork || c.hostNetwork == true
         var binds: [RuntimeSpec.Bind] = (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination, $0.isReadOnly) }
         if onHostNetwork { binds = try hostNetworkFiles(in: containerDirs(c.id).base, over: binds) + binds }
+        // --init, as dockerd: the init bound read-only at /sbin/docker-init runs the command.
+        if c.initProcess == true {
+            guard let initBinary = ContainerInfo.initBinary else {
+                throw StrataError(.notSupported, "--init needs an init on the host: install tini (its tini-static) or docker-init")
+            }
+            binds.append((initBinary, "/sbin/docker-init", true))
+            args = ["/sbin/docker-init", "--"] + args
+        }
         var spec = RuntimeSpec.make(rootfs: rootfs, args: args, env: env, cwd: c.workingDir ?? config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
                                 user: user, hostname: c.effectiveHostname, hostNetwork: onHostNetwork, binds: binds,
                                 tmpfs: c.tmpfs ?? [], shmSize: c.shmSize,

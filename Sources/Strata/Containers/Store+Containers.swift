@@ -88,6 +88,10 @@ public struct ContainerOptions: Sendable, Codable {
     /// `--restart`: whether the container is started again when its process ends
     /// (``RestartPolicy``); nil for `no`. `strata serve` applies it to the runs it makes.
     public var restartPolicy: RestartPolicy?
+    /// `--init`: the command runs under a small init as PID 1 (tini, as dockerd's
+    /// docker-init), which reaps zombies and passes signals on; the init is bound read-only
+    /// at /sbin/docker-init (``ContainerInfo/initBinary``).
+    public var initProcess = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -185,6 +189,16 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var volumesFrom: [String]?
     /// ``ContainerOptions/volumeDriver`` as given.
     public var volumeDriver: String?
+    /// Whether it runs under an init (``ContainerOptions/initProcess``).
+    public var initProcess: Bool?
+
+    /// The init `--init` runs, found on the host: dockerd's docker-init, else Debian's
+    /// tini-static (both tini, linked statically so that any image can run it).
+    public static var initBinary: String? {
+        ["/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/local/bin/docker-init", "/usr/bin/tini-static"]
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
     /// Its restart policy (``ContainerOptions/restartPolicy``); nil for `no`.
     public var restartPolicy: RestartPolicy?
     /// How many times its policy started it again since it was last started by hand.
@@ -247,6 +261,9 @@ extension Store {
         }
         if let driver = options.logDriver, !["", "json-file", "local", "none"].contains(driver) {
             throw StrataError(.notSupported, "strata keeps a container's log itself or not at all: log driver \"\(driver)\" is not available (json-file, local, none)")
+        }
+        if options.initProcess, ContainerInfo.initBinary == nil {
+            throw StrataError(.notSupported, "--init needs an init on the host: install tini (its tini-static) or docker-init")
         }
         if options.autoRemove, let p = options.restartPolicy, p.name != .no {
             throw StrataError(.invalidArgument, "conflicting options: cannot combine a restart policy (\(p)) with auto-remove (--rm)")
@@ -333,6 +350,7 @@ extension Store {
         info.volumesFrom = options.volumesFrom.isEmpty ? nil : options.volumesFrom
         info.volumeDriver = options.volumeDriver.flatMap { $0.isEmpty ? nil : $0 }
         info.restartPolicy = options.restartPolicy.flatMap { $0.name == .no ? nil : $0 }
+        info.initProcess = options.initProcess ? true : nil
         let config = String(decoding: try CanonicalJSON.encode(info), as: UTF8.self)
         let volumeRows = mounts.filter { !$0.isBind }
         do {
