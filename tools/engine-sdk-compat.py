@@ -138,6 +138,17 @@ def main():
     check(state["Status"] == "exited" and state["ExitCode"] == 137, "kill() returns once exited: %s" % state)
     api.remove_container(long)
 
+    # dockerd's init layer: the process sees /.dockerenv, its hostname and localhost in
+    # /etc/hosts, and diff (so commit) has only what it changed, even on an image without
+    # /proc, /sys, /dev or /tmp (docker-py's test_diff).
+    c = client.containers.run(image, ["sh", "-c", "busybox touch /test; cat /etc/hostname /etc/hosts; ls /.dockerenv"], detach=True)
+    c.wait()
+    check(c.diff() == [{"Path": "/test", "Kind": 1}], "diff() of a run: %s" % c.diff())
+    seen = c.logs()
+    check(seen.startswith(c.id[:12].encode() + b"\n127.0.0.1\tlocalhost\n") and seen.endswith(b"/.dockerenv\n"), "init files: %r" % seen)
+    c.commit("compat-init", "1")
+    c.remove()
+
     # An unnamed volume is anonymous, as dockerd makes it: prune takes it.
     v = api.create_volume()
     check("com.docker.volume.anonymous" in (v.get("Labels") or {}), "create_volume(): anonymous %s" % v)

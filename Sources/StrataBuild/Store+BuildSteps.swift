@@ -53,6 +53,7 @@ extension Store {
         // not through volumes of the store.
         var options = ContainerOptions()
         options.imageVolumes = false
+        options.initLayer = false
         let c = try await createContainer(from: image.string, options: options)
         do {
             let root = try await mountContainer(c.id)

@@ -91,6 +91,9 @@ extension EngineRouter {
         // made (the image's VOLUMEs count), for want of the plugin.
         options.restartPolicy = try Self.restartPolicy(host["RestartPolicy"])
         options.initProcess = host["Init"] as? Bool ?? false
+        // As dockerd: an init layer under the writable layer (diff and commit show only what
+        // the process changed; /etc/hostname, hosts and resolv.conf are the container's own).
+        options.initLayer = true
         options.volumeDriver = host["VolumeDriver"] as? String
         if let driver = options.volumeDriver, !["", "local"].contains(driver) {
             let imageVolumes = try await store.inspect(image).config.config?.Volumes ?? []

@@ -273,7 +273,12 @@ extension Store {
         }
         let onHostNetwork = hostNetwork || c.hostNetwork == true
         var binds: [RuntimeSpec.Bind] = (c.volumes ?? []).map { ($0.isBind ? $0.source : volumeData($0.source), $0.destination, $0.isReadOnly) }
-        if onHostNetwork { binds = try hostNetworkFiles(in: containerDirs(c.id).base, over: binds) + binds }
+        if FileMeta.of(containerDirs(c.id).initLayer) != nil {
+            // Over the init layer's empty files: its hostname, hosts and resolv.conf, as dockerd's.
+            binds = try resolutionFiles(for: c, hostNetwork: onHostNetwork, over: binds) + binds
+        } else if onHostNetwork {
+            binds = try hostNetworkFiles(in: containerDirs(c.id).base, over: binds) + binds
+        }
         // --init, as dockerd: the init bound read-only at /sbin/docker-init runs the command.
         if c.initProcess == true {
             guard let initBinary = ContainerInfo.initBinary else {

@@ -43,6 +43,8 @@ struct ContainerDirs: Sendable {
     var work: String { base.appendingPathComponent("work").path }
     var merged: String { base.appendingPathComponent("merged").path }
     var rootfs: String { base.appendingPathComponent("rootfs").path }
+    /// dockerd's init layer (``Store/makeInitLayer(at:)``), the top of the container's lowers.
+    var initLayer: String { base.appendingPathComponent("init").path }
 }
 
 /// One change in a container's writable layer, as `docker diff` prints it.

@@ -122,7 +122,7 @@ extension Store {
 
         var newLayer: IngestedFile?
         if let c = plan.container {
-            let lowers = try await snapshotDirectories(of: c.imageID)
+            let lowers = try await containerLowers(c)
             let snap = snapshotter(c.snapshotter)
             let dirs = containerDirs(c.id)
             let changes = try snap.changes(dirs, lowers: lowers)

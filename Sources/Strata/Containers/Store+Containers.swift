@@ -92,6 +92,12 @@ public struct ContainerOptions: Sendable, Codable {
     /// docker-init), which reaps zombies and passes signals on; the init is bound read-only
     /// at /sbin/docker-init (``ContainerInfo/initBinary``).
     public var initProcess = false
+    /// dockerd's init layer between the image and the writable layer (``Store/makeInitLayer(at:tmp:)``):
+    /// what the runtime mounts over never shows in `diff` or a commit, and each run gets its
+    /// own /etc/hostname, /etc/hosts and /etc/resolv.conf, as under dockerd. The Engine API's
+    /// containers have it; by default (the `strata` CLI, build steps) a container's root is
+    /// its image's layers and its own writable layer only.
+    public var initLayer = false
 
     public init(name: String? = nil, command: [String] = [], env: [String] = [], workingDir: String? = nil,
                 snapshotter: SnapshotterKind? = nil, volumes: [VolumeMount] = [], entrypoint: [String]? = nil, autoRemove: Bool = false,
@@ -286,7 +292,7 @@ extension Store {
         var mounts = try Self.plannedMounts(given, tmpfs: options.tmpfs.map(\.destination),
                                             imageVolumes: options.imageVolumes ? imageConfig?.Volumes ?? [] : [])
         for i in mounts.indices where mounts[i].anonymous == true && mounts[i].source.isEmpty { mounts[i].source = randomHex() }
-        let lowers = try await snapshotDirectories(of: imageID)
+        var lowers = try await snapshotDirectories(of: imageID)
         let id = randomHex()
         let kind: SnapshotterKind
         if let k = options.snapshotter { kind = k } else { kind = try await defaultSnapshotter() }
@@ -301,6 +307,15 @@ extension Store {
             _ = try? await removeVolumes(madeVolumes, skipInUse: true)
         }
         do {
+            if options.initLayer {
+                try makeInitLayer(at: dirs.initLayer, tmp: !lowers.contains { FileMeta.of($0 + "/tmp") != nil })
+                // The root keeps the image's owner, mode and times (the layer on top sets them).
+                if let top = lowers.last, let meta = FileMeta.of(top) {
+                    try TreeCopier().copyMetadata(from: top, to: dirs.initLayer, meta: meta)
+                    try fsyncDirectory(dirs.initLayer)
+                }
+                lowers.append(dirs.initLayer)
+            }
             try snapshotter(kind).prepare(dirs, lowers: lowers)
             // The writable layer is durable before the row names it (law 1): a copied tree with
             // one syncfs, overlay's three empty directories one by one; then the new name in containers/.
@@ -533,7 +548,7 @@ extension Store {
     /// Mounts (overlay) or finds (copy) the container's root filesystem and returns its path.
     public func mountContainer(_ ref: String) async throws -> String {
         let c = try await container(ref)
-        let lowers = try await snapshotDirectories(of: c.imageID)
+        let lowers = try await containerLowers(c)
         return try snapshotter(c.snapshotter).mount(containerDirs(c.id), lowers: lowers)
     }
 
@@ -552,7 +567,7 @@ extension Store {
         case .overlay:
             writable = treeSize(dirs.upper)
         case .copy:
-            let lowers = try await snapshotDirectories(of: c.imageID)
+            let lowers = try await containerLowers(c)
             for change in try snapshotter(.copy).changes(dirs, lowers: lowers) where change.kind != .deleted {
                 if let m = FileMeta.of(dirs.rootfs + change.path), m.kind == .file { writable += m.size }
             }
@@ -563,7 +578,7 @@ extension Store {
     /// Paths the container added, changed or deleted, as `docker diff`.
     public func changes(in ref: String) async throws -> [Change] {
         let c = try await container(ref)
-        let lowers = try await snapshotDirectories(of: c.imageID)
+        let lowers = try await containerLowers(c)
         return try snapshotter(c.snapshotter).changes(containerDirs(c.id), lowers: lowers)
     }
 
