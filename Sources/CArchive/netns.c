@@ -14,6 +14,7 @@ struct connect_job {
     unsigned short port;
     int fd;
     int err;
+    int type;
 };
 
 /* On a thread of its own: a network namespace is a thread's, so the caller's stays as it was. */
@@ -23,7 +24,7 @@ static void *connect_in(void *arg) {
         job->err = errno;
         return NULL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, job->type | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         job->err = errno;
         return NULL;
@@ -41,8 +42,8 @@ static void *connect_in(void *arg) {
     return NULL;
 }
 
-int strata_connect_in_netns(int nsfd, unsigned short port) {
-    struct connect_job job = {nsfd, port, -1, 0};
+static int connect_job_run(int nsfd, unsigned short port, int type) {
+    struct connect_job job = {nsfd, port, -1, 0, type};
     pthread_t t;
     int rc = pthread_create(&t, NULL, connect_in, &job);
     if (rc != 0) {
@@ -52,4 +53,12 @@ int strata_connect_in_netns(int nsfd, unsigned short port) {
     pthread_join(t, NULL);
     if (job.fd < 0) errno = job.err;
     return job.fd;
+}
+
+int strata_connect_in_netns(int nsfd, unsigned short port) {
+    return connect_job_run(nsfd, port, SOCK_STREAM);
+}
+
+int strata_udp_connect_in_netns(int nsfd, unsigned short port) {
+    return connect_job_run(nsfd, port, SOCK_DGRAM);
 }

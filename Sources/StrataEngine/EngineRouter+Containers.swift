@@ -34,7 +34,7 @@ extension EngineRouter {
         guard c.state == "running", c.network == .none else { return [] }
         let published = c.publishedPorts ?? []
         var out: [[String: Any]] = published.map { p in
-            ["IP": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "PrivatePort": p.containerPort, "PublicPort": p.hostPort, "Type": "tcp"]
+            ["IP": p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, "PrivatePort": p.containerPort, "PublicPort": p.hostPort, "Type": p.proto]
         }
         for key in c.exposedPorts ?? [] where !published.contains(where: { $0.key == key }) {
             let parts = key.split(separator: "/", maxSplits: 1)

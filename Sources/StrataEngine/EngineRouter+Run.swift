@@ -146,7 +146,7 @@ extension EngineRouter {
 
     /// `HostConfig.PortBindings` (`{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`): one
     /// ``PublishedPort`` per binding; a port with no binding (`-p 80`) gets a free host port.
-    /// UDP, SCTP and bad values are a 400 naming them.
+    /// SCTP and bad values are a 400 naming them.
     static func portBindings(_ value: Any?) throws -> [PublishedPort] {
         if value == nil || value is NSNull { return [] }
         guard let bindings = value as? [String: Any] else { throw EngineError.badRequest("PortBindings must be an object") }
@@ -166,7 +166,7 @@ extension EngineRouter {
                           let hostPort = e["HostPort"] as? String ?? (e["HostPort"] == nil || e["HostPort"] is NSNull ? "" : nil) else {
                         throw EngineError.badRequest("PortBindings of \(key): HostIp and HostPort must be strings")
                     }
-                    out.append(try PublishedPort(parsing: "\(ip):\(hostPort):\(container.containerPort)"))
+                    out.append(try PublishedPort(parsing: "\(ip):\(hostPort):\(container.containerPort)/\(container.proto)"))
                 }
             }
         } catch let e as StrataError {

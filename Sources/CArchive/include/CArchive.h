@@ -145,3 +145,6 @@ int strata_enter_shared_userns(const char *pid_file, const char *newuidmap, cons
 /// /proc/PID/ns/net), made on a thread of its own so the caller's namespace is untouched: the
 /// connected socket, or -1 with errno set (ECONNREFUSED: nothing listens there).
 int strata_connect_in_netns(int nsfd, unsigned short port);
+/* A UDP socket made inside the network namespace `nsfd` and connected to 127.0.0.1:`port`
+   there (a published UDP port's flow); -1 with errno on failure. */
+int strata_udp_connect_in_netns(int nsfd, unsigned short port);

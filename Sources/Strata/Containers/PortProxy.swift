@@ -7,20 +7,24 @@ import Synchronization
 /// port in use fails the start), and for each connection a TCP connection to the container's
 /// port on its loopback, made inside its network namespace, with the bytes copied both ways
 /// (two threads per connection, at most ``maxConnections`` at once) until both sides are
-/// done. ``stop()`` ends it all when the run ends.
+/// done. A UDP port is relayed by flows (``relay(_:port:)``, `PortProxy+UDP.swift`).
+/// ``stop()`` ends it all when the run ends.
 final class PortProxy: Sendable {
     /// The ports as bound: a requested port 0 is the one the system chose.
     let bound: [PublishedPort]
     private let listeners: [(fd: Int32, port: PublishedPort)]
     /// Opens the container's network namespace (`/proc/PID/ns/net`): nil while it is not up.
     private let openNamespace: @Sendable () async -> Int32?
-    private let state = Mutex(State())
+    let state = Mutex(State())
     /// Connections passed at once, per run.
     static let maxConnections = 512
 
-    private struct State {
+    struct State {
         var namespace: Int32?
         var open: Set<Int32> = []
+        /// A published UDP port's flows: by listener and client address, the socket connected
+        /// to the container's port (``PortProxy/relay(_:port:)``).
+        var flows: [String: Int32] = [:]
         /// The accept threads run (and close the listeners when they end).
         var accepting = false
         var stopped = false
@@ -54,7 +58,11 @@ final class PortProxy: Sendable {
         }
         guard go else { return }
         for l in listeners {
-            Thread.detachNewThread { [self] in accept(l.fd, port: l.port) }
+            if l.port.isUDP {
+                Thread.detachNewThread { [self] in relay(l.fd, port: l.port) }
+            } else {
+                Thread.detachNewThread { [self] in accept(l.fd, port: l.port) }
+            }
         }
     }
 
@@ -70,6 +78,7 @@ final class PortProxy: Sendable {
         // A running accept loop ends at the shutdown and closes its listener; one never
         // started is closed here (a start that failed after the ports were bound).
         for l in listeners {
+            // (A UDP relay sees `stopped` within its receive timeout and closes its socket.)
             if accepting { shutdown(l.fd, Int32(SHUT_RDWR)) } else { close(l.fd) }
         }
         for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
@@ -77,7 +86,8 @@ final class PortProxy: Sendable {
     }
 
     private static func listen(_ p: PublishedPort) throws -> (Int32, PublishedPort) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let type = p.isUDP ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
+        let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StrataError.system("cannot open a socket to publish port \(p.containerPort)") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -88,7 +98,7 @@ final class PortProxy: Sendable {
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
-                bind(fd, a, len) == 0 && Glibc.listen(fd, 128) == 0 && getsockname(fd, a, &len) == 0
+                bind(fd, a, len) == 0 && (p.isUDP || Glibc.listen(fd, 128) == 0) && getsockname(fd, a, &len) == 0
             }
         }
         guard ok else {
@@ -149,7 +159,7 @@ final class PortProxy: Sendable {
     }
 
     /// The namespace, opened once per run.
-    private func namespace() async -> Int32? {
+    func namespace() async -> Int32? {
         if let ns = state.withLock({ $0.namespace }) { return ns }
         guard let fd = await openNamespace() else { return nil }
         let kept = state.withLock { s -> Int32? in
