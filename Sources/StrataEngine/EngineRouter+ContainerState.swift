@@ -24,8 +24,17 @@ extension EngineRouter {
         // Stopped by hand: no restart by its policy, not even one already scheduled.
         let wasRestarting = await runner.isRestarting(c.id)
         await runner.cancelRestart(c.id)
-        if wasRestarting { try await store.markStoppedByHand(c.id) }
-        let stopped = try await store.stop(ref, timeout: timeout, signal: signal) || wasRestarting
+        if c.restartPolicy != nil { try await store.markStoppedByHand(c.id) }
+        var stopped = try await store.stop(ref, timeout: timeout, signal: signal)
+        if !stopped, await runner.isRunning(c.id) {
+            // A run this server is starting right now (its policy's restart): stopped once up.
+            for _ in 0..<250 where await runner.isRunning(c.id) {
+                if try await store.isRunning(c.id) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            stopped = try await store.stop(ref, timeout: timeout, signal: signal)
+        }
+        stopped = stopped || wasRestarting
         try await res.send(stopped ? .noContent : .notModified)
     }
 

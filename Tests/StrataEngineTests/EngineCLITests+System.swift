@@ -221,8 +221,8 @@ extension EngineCLITests {
         #expect(cli.out == "published page\n", "\(cli)")
 
         let before = try EngineHostileTests.snapshot(h)
-        let udp = try h.docker(["run", "-p", "53:53/udp", "busybox", "true"])
-        #expect(udp.status != 0 && udp.err.contains("TCP ports only"), "\(udp)")
+        let sctp = try h.docker(["run", "-p", "53:53/sctp", "busybox", "true"])
+        #expect(sctp.status != 0 && sctp.err.contains("TCP and UDP ports only"), "\(sctp)")
         for bad in [#"{"80/tcp": [{"HostPort": 8080}]}"#, #"{"80/tcp": "8080"}"#, #"{"http": []}"#, #"["80"]"#, #"{"80/tcp": [{"HostIp": "::1"}]}"#] {
             let body = #"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"PortBindings": "# + bad + "}}"
             let r = h.raw(Array("POST /v1.43/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))

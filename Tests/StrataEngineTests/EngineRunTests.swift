@@ -226,7 +226,7 @@ import Glibc
         // What strata does not do is refused, by name, and nothing is created.
         for (flags, says) in [(["--ulimit", "nofile=10:10"], "HostConfig.Ulimits (--ulimit)"), (["--device", "/dev/null"], "HostConfig.Devices (--device)"),
                               (["--privileged"], "HostConfig.Privileged"), (["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd"),
-                              (["--restart", "always"], "restart policy \"always\""), (["--init"], "HostConfig.Init"),
+                              (["--ipc", "host"], "HostConfig.IpcMode"), (["--sysctl", "net.ipv4.ip_forward=1"], "HostConfig.Sysctls"),
                               (["--health-cmd", "true"], "health checks"), (["--log-driver", "syslog"], "log driver \"syslog\""),
                               (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--security-opt", "seccomp=unconfined"], "HostConfig.SecurityOpt")] {
             let r = try h.docker(["create"] + flags + ["users:1", "sh"])
