@@ -48,7 +48,13 @@ extension EngineRouter {
     func removeContainer(_ ref: String, _ req: EngineRequest, _ res: EngineResponse) async throws {
         try Self.checkName(ref)
         let force = try req.bool("force")
-        let id = try await store.container(ref).id
+        let c = try await store.container(ref)
+        let id = c.id
+        // As dockerd: one its restart policy is about to start again is not removed without force.
+        if !force, await runner.isRestarting(id) {
+            throw EngineError(status: .conflict, message: "cannot remove container \"/\(c.name ?? String(id.prefix(12)))\": container is restarting: stop the container before removing or force remove")
+        }
+        if force { await runner.cancelRestart(id) }
         if force { await runner.kill(id) }
         _ = try await store.removeContainer(ref, force: force, removeVolumes: try req.bool("v"))
         await runner.forget(id)

@@ -58,8 +58,14 @@ import Testing
         for tool in [ours, theirs] {
             let counted = try Self.poll({ try tool(["inspect", "--format", "{{.RestartCount}}", "a"]) }, until: { (Int($0.dropLast()) ?? 0) >= 2 })
             #expect((Int(counted.dropLast()) ?? 0) >= 2, "\(counted)")
-            _ = try tool(["stop", "-t", "1", "a"])
         }
+        // Running or about to run again: not removed without force (dockerd's words).
+        for _ in 0..<5 {
+            let rm = try h.docker(["rm", "a"])
+            #expect(rm.status != 0 && rm.err.contains("stop the container before removing or force remove"), "\(rm)")
+            usleep(70_000)
+        }
+        for tool in [ours, theirs] { _ = try tool(["stop", "-t", "1", "a"]) }
         usleep(1_500_000)
         let aOurs = try ours(["inspect", "--format", "{{.State.Status}}", "a"]), aTheirs = try theirs(["inspect", "--format", "{{.State.Status}}", "a"])
         #expect(aOurs == "exited\n" && aOurs == aTheirs, "after stop: strata \(aOurs) podman \(aTheirs)")
