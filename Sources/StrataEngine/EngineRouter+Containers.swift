@@ -64,7 +64,7 @@ extension EngineRouter {
     func mounts(_ c: ContainerInfo) -> [[String: Any]] {
         (c.volumes ?? []).map { v in
             v.isBind ? ["Type": "bind", "Source": v.source, "Destination": v.destination, "Mode": v.mode ?? "", "RW": !v.isReadOnly,
-                        "Propagation": "rprivate"]
+                        "Propagation": v.propagation ?? "rprivate"]
                 : ["Type": "volume", "Name": v.source, "Source": store.root.appendingPathComponent("volumes/\(v.source)/data").path,
                    "Destination": v.destination, "Driver": "local", "Mode": v.mode ?? "", "RW": !v.isReadOnly, "Propagation": ""]
         }

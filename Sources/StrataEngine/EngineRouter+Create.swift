@@ -140,15 +140,17 @@ extension EngineRouter {
             switch type {
             case "bind":
                 let options = m["BindOptions"] as? [String: Any] ?? [:]
-                if let p = options["Propagation"] as? String, !["", "private", "rprivate"].contains(p) {
-                    throw EngineError(status: .notImplemented, message: "strata does not apply bind propagation \(p)")
+                let propagation = options["Propagation"] as? String ?? ""
+                guard propagation.isEmpty || VolumeMount.propagationWords.contains(Substring(propagation)) else {
+                    throw EngineError.badRequest("invalid mount config for type \"bind\": invalid propagation mode: \(propagation)")
                 }
                 if options["NonRecursive"] as? Bool == true { throw EngineError(status: .notImplemented, message: "strata does not apply bind-nonrecursive") }
                 guard source.hasPrefix("/") else { throw EngineError.badRequest("invalid mount config for type \"bind\": invalid mount path: '\(source)' mount path must be absolute") }
                 guard FileMeta.of(source) != nil else {
                     throw EngineError.badRequest("invalid mount config for type \"bind\": bind source path does not exist: \(source)")
                 }
-                volumes.append(try VolumeMount(source: source, destination: target, mode: readOnly ? "ro" : nil))
+                let mode = [readOnly ? "ro" : nil, propagation.isEmpty ? nil : propagation].compactMap { $0 }.joined(separator: ",")
+                volumes.append(try VolumeMount(source: source, destination: target, mode: mode.isEmpty ? nil : mode))
             case "volume":
                 let options = m["VolumeOptions"] as? [String: Any] ?? [:]
                 if let driver = options["DriverConfig"] as? [String: Any], let name = driver["Name"] as? String, !["", "local"].contains(name) {

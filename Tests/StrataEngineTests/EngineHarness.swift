@@ -272,6 +272,10 @@ final class EngineHarness: @unchecked Sendable {
     /// It runs through python's subprocess, which closes every other descriptor in the child:
     /// conmon, which `podman run -d` leaves running, would otherwise keep the socket
     /// Foundation's Process watches for the exit, and the wait would never end.
+    /// What `podman run` needs besides its command to run as strata's runs do here: no
+    /// network, and strata's rlimits (podman's defaults are above what this machine lets it set).
+    static let podmanRunFlags = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
     func podman() throws -> [String]? {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("CI=true but podman is missing: run tools/setup") }

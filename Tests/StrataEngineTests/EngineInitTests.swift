@@ -17,8 +17,7 @@ import Testing
         guard let podman = try h.podman() else { return }
         try h.start()
         defer { h.stop() }
-        let theirs = podman + ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                               "--init", "--init-path", tini, "localhost/busybox:latest"]
+        let theirs = podman + ["run", "--rm"] + EngineHarness.podmanRunFlags + ["--init", "--init-path", tini, "localhost/busybox:latest"]
         let pid = try h.docker(["run", "--rm", "--init", "busybox:latest", "sh", "-c", "echo $$; busybox cat /proc/1/cmdline | busybox tr '\\0' ' '"])
         let podmanPID = try h.run("/usr/bin/env", theirs + ["sh", "-c", "echo $$"])
         let lines = pid.out.split(separator: "\n")

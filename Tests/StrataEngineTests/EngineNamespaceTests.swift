@@ -27,9 +27,7 @@ import Testing
         defer { h.stop() }
         func both(_ flags: [String], _ command: [String], image: String = "groups:1") throws -> (String, String) {
             let ours = try h.docker(["run", "--rm"] + flags + [image] + command)
-            // (podman's default rlimits are above what this machine lets it set: strata's.)
-            let theirs = try h.run("/usr/bin/env", podman + ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
-                                                             "--ulimit", "nproc=1024:1024"] + flags + ["localhost/" + image] + command)
+            let theirs = try h.run("/usr/bin/env", podman + ["run", "--rm"] + EngineHarness.podmanRunFlags + flags + ["localhost/" + image] + command)
             #expect(ours.status == 0 && theirs.status == 0, "\(flags): strata \(ours.err) podman \(theirs.err)")
             return (ours.out, theirs.out)
         }
@@ -81,8 +79,7 @@ import Testing
             let make = ["create", "--name", "vsrc", "-v", "vf-named:/named", "-v", "/anon", "-v", h.file("vf") + ":/bind",
                         tool == "podman" ? "localhost/groups:1" : "groups:1", "true"]
             #expect((tool == "strata" ? try h.docker(make) : try h.run("/usr/bin/env", prefix + make)).status == 0)
-            let limits = tool == "podman" ? ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"] : []
-            let fill = ["run", "--rm", "--network", "none"] + limits + ["--volumes-from", "vsrc", tool == "podman" ? "localhost/groups:1" : "groups:1",
+            let fill = ["run", "--rm"] + (tool == "podman" ? EngineHarness.podmanRunFlags : []) + ["--volumes-from", "vsrc", tool == "podman" ? "localhost/groups:1" : "groups:1",
                         "busybox", "sh", "-c", "echo named > /named/n; echo anon > /anon/a"]
             #expect((tool == "strata" ? try h.docker(fill) : try h.run("/usr/bin/env", prefix + fill)).status == 0)
         }

@@ -25,7 +25,6 @@ import Testing
         guard let podman = try h.podman() else { return }
         try h.start()
         defer { h.stop() }
-        let limits = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
         func ours(_ args: [String]) throws -> String { try h.docker(args).out }
         func theirs(_ args: [String]) throws -> String { try h.run("/usr/bin/env", podman + args).out }
         let format = "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"
@@ -33,7 +32,7 @@ import Testing
         // on-failure:2 — three runs, then it stays exited with the last status.
         for (name, tool) in [("strata", ours), ("podman", theirs)] as [(String, ([String]) throws -> String)] {
             let image = name == "podman" ? "localhost/busybox:latest" : "busybox:latest"
-            let extra = name == "podman" ? limits : []
+            let extra = name == "podman" ? EngineHarness.podmanRunFlags : []
             _ = try tool(["run", "-d", "--name", "f"] + extra + ["--restart", "on-failure:2", image, "sh", "-c", "echo run; exit 3"])
         }
         let fOurs = try Self.poll({ try ours(["inspect", "--format", format, "f"]) }, until: { $0 == "2 exited 3\n" })
@@ -52,7 +51,7 @@ import Testing
         // always — restarts after each end, until `docker stop`, which holds.
         for (name, tool) in [("strata", ours), ("podman", theirs)] as [(String, ([String]) throws -> String)] {
             let image = name == "podman" ? "localhost/busybox:latest" : "busybox:latest"
-            let extra = name == "podman" ? limits : []
+            let extra = name == "podman" ? EngineHarness.podmanRunFlags : []
             _ = try tool(["run", "-d", "--name", "a"] + extra + ["--restart", "always", image, "sh", "-c", "echo up; busybox sleep 0.2"])
         }
         for tool in [ours, theirs] {

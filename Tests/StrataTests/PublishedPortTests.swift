@@ -12,10 +12,22 @@ import Testing
         #expect(try PublishedPort(parsing: "127.0.0.1::80") == PublishedPort(hostIP: "127.0.0.1", containerPort: 80))
         #expect(try PublishedPort(parsing: ":0:65535").hostPort == 0)
         #expect(try PublishedPort(parsing: "80").key == "80/tcp")
+        #expect(try PublishedPort(parsing: "127.0.0.1:5353:53/udp") == PublishedPort(hostIP: "127.0.0.1", hostPort: 5353, containerPort: 53, proto: "udp"))
+        #expect(try PublishedPort(parsing: "53/udp").key == "53/udp")
+    }
+
+    /// A record written before UDP was served has no protocol: TCP; a TCP port is written as
+    /// before (no `proto` key), a UDP one with it.
+    @Test func recordsKeepTheirProtocol() throws {
+        let old = try JSONDecoder().decode(PublishedPort.self, from: Data(#"{"hostIP":"","hostPort":0,"containerPort":80}"#.utf8))
+        #expect(old == PublishedPort(containerPort: 80))
+        #expect(String(decoding: try JSONEncoder().encode(PublishedPort(containerPort: 80)), as: UTF8.self).contains("proto") == false)
+        let udp = PublishedPort(containerPort: 53, proto: "udp")
+        #expect(try JSONDecoder().decode(PublishedPort.self, from: try JSONEncoder().encode(udp)) == udp)
     }
 
     @Test(arguments: [
-        ("53/udp", "TCP ports only"), ("80/sctp", "TCP ports only"), ("0", "from 1 to 65535"), ("65536", "from 1 to 65535"),
+        ("80/sctp", "TCP and UDP ports only"), ("53/udp/x", "TCP and UDP ports only"), ("0", "from 1 to 65535"), ("65536", "from 1 to 65535"),
         ("x", "from 1 to 65535"), ("8080-8081:80", "host port"), ("99999:80", "host port"), ("1.2.3:80:80", "not an IPv4 address"),
         ("::1:80:80", "use [IP:][HOSTPORT:]PORT"), ("", "from 1 to 65535"), ("+80", "from 1 to 65535"),
     ])

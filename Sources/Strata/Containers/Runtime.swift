@@ -63,10 +63,12 @@ enum RuntimeSpec {
             mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]])
         }
         // The container's own mounts, a parent before what is mounted inside it (as dockerd
-        // sorts them: by depth, in the order given otherwise).
+        // sorts them: by depth, in the order given otherwise); a bind is rprivate unless
+        // asked otherwise, as dockerd makes it (runc's rslave root would make it a slave).
         let own: [(depth: Int, mount: [String: Any])] =
             binds.map { ($0.destination.split(separator: "/").count,
-                         ["destination": $0.destination, "type": "bind", "source": $0.source, "options": ["rbind", $0.readOnly ? "ro" : "rw"]]) }
+                         ["destination": $0.destination, "type": "bind", "source": $0.source,
+                          "options": ["rbind", $0.readOnly ? "ro" : "rw", "rprivate"]]) }
             + tmpfs.map { ($0.destination.split(separator: "/").count,
                            ["destination": $0.destination, "type": "tmpfs", "source": "tmpfs", "options": $0.mountOptions]) }
         mounts += own.enumerated().sorted { ($0.element.depth, $0.offset) < ($1.element.depth, $1.offset) }.map(\.element.mount)
@@ -221,6 +223,32 @@ extension Store {
         return out
     }
 
+    /// dockerd's check for a bind with shared (or slave) propagation: the mount that holds
+    /// `source` must be shared (or shared or a slave), else its error.
+    static func requirePropagation(of source: String, shared: Bool) throws {
+        let path = URL(fileURLWithPath: source).resolvingSymlinksInPath().path
+        // Read to its end (a proc file has no size: a read by size stops at the first page).
+        guard let data = FileHandle(forReadingAtPath: "/proc/self/mountinfo")?.readDataToEndOfFile() else { return }
+        let info = String(decoding: data, as: UTF8.self)
+        var best: (point: String, fields: [Substring])?
+        for line in info.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count > 6 else { continue }
+            let point = String(f[4]).replacingOccurrences(of: "\\040", with: " ")
+            let inside = point == "/" || path == point || path.hasPrefix(point + "/")
+            if inside, point.count >= (best?.point.count ?? -1) { best = (point, Array(f[6...].prefix { $0 != "-" })) }
+        }
+        guard let best else { return }
+        let isShared = best.fields.contains { $0.hasPrefix("shared:") }
+        let isSlave = best.fields.contains { $0.hasPrefix("master:") }
+        if shared, !isShared {
+            throw StrataError(.invalidArgument, "path \(source) is mounted on \(best.point) but it is not a shared mount")
+        }
+        if !shared, !isShared, !isSlave {
+            throw StrataError(.invalidArgument, "path \(source) is mounted on \(best.point) but it is not a shared or slave mount")
+        }
+    }
+
     /// One `--add-host` entry, `HOST:IP` or `HOST=IP` (an IPv6 address keeps its colons;
     /// brackets around it are dropped), checked as dockerd checks it.
     public static func extraHost(_ entry: String) throws -> (host: String, ip: String) {
@@ -302,6 +330,23 @@ extension Store {
             }
             if c.usesPrivateCgroupNamespace { namespaces.append(["type": "cgroup"]) }
             linux["namespaces"] = namespaces
+            // Bind propagation (`-v /src:/dst:rshared`), as dockerd applies it: the source's
+            // mount must propagate so, and the root follows (shared, else rslave).
+            var mounts = spec["mounts"] as? [[String: Any]] ?? []
+            for v in c.volumes ?? [] where v.isBind {
+                guard let p = v.propagation, !p.hasSuffix("private") else { continue }
+                try Self.requirePropagation(of: v.source, shared: p.hasSuffix("shared"))
+                for i in mounts.indices where mounts[i]["destination"] as? String == v.destination && mounts[i]["type"] as? String == "bind" {
+                    mounts[i]["options"] = (mounts[i]["options"] as? [String] ?? []).filter { $0 != "rprivate" } + [p]
+                }
+                let root = linux["rootfsPropagation"] as? String ?? ""
+                if p.hasSuffix("shared") {
+                    linux["rootfsPropagation"] = "shared"
+                } else if !root.hasSuffix("shared") {
+                    linux["rootfsPropagation"] = "rslave"
+                }
+            }
+            spec["mounts"] = mounts
             spec["linux"] = linux
         }
         return spec

@@ -38,13 +38,17 @@ public struct VolumeMount: Sendable, Codable, Hashable {
     public var isReadOnly: Bool { modeOptions.contains("ro") }
     /// An empty volume is not filled from the image (`:nocopy`).
     public var isNoCopy: Bool { modeOptions.contains("nocopy") }
+    /// A bind's mount propagation (`shared`, `rshared`, `slave`, `rslave`, `private`,
+    /// `rprivate`); nil for dockerd's default, `rprivate`.
+    public var propagation: String? { modeOptions.last { Self.propagationWords.contains($0) }.map(String.init) }
+    public static let propagationWords: Set<Substring> = ["shared", "rshared", "slave", "rslave", "private", "rprivate"]
     private var modeOptions: [Substring] { (mode ?? "").split(separator: ",") }
 
     /// The options dockerd takes in a mode on Linux. `z` and `Z` relabel for SELinux, which
     /// this host does not enforce, and the consistency words mean nothing on Linux: accepted
-    /// and without effect, as under dockerd. Propagation other than private is not applied,
-    /// so it is refused.
-    static let modeWords: Set<Substring> = ["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "consistent", "cached", "delegated"]
+    /// and without effect, as under dockerd. A propagation applies to a bind.
+    static let modeWords: Set<Substring> = ["ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave",
+                                            "consistent", "cached", "delegated"]
 
     /// Parses `SOURCE:/path[:MODE]`, or `/path[:MODE]` for an anonymous volume.
     public init(parsing s: String) throws {
@@ -84,6 +88,12 @@ public struct VolumeMount: Sendable, Codable, Hashable {
             }
             if source.hasPrefix("/"), words.contains("nocopy") {
                 throw StrataError(.invalidArgument, "invalid volume \"\(s)\": nocopy applies to volumes, not to host directories")
+            }
+            if !source.hasPrefix("/"), let p = words.first(where: { Self.propagationWords.contains($0) && !$0.hasSuffix("private") }) {
+                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": propagation \(p) applies to host directories, not to volumes")
+            }
+            guard words.filter({ Self.propagationWords.contains($0) }).count <= 1 else {
+                throw StrataError(.invalidArgument, "invalid volume \"\(s)\": more than one propagation")
             }
             self.mode = mode
         }
