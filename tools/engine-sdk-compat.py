@@ -91,17 +91,19 @@ def main():
     check(detail.get("code") == 3 and "returned a non-zero code: 3" in detail.get("message", ""), "failed RUN: %s" % none[-1])
 
     # Output is there once start returns; the log comes one frame per line.
-    # (The process runs when start returns, but may not have written yet: a few ms of grace;
-    # a start that returned before runc ran it took ~100 ms more.)
+    # (The process runs when start returns: it has its PID at once; a start that returned
+    # before runc ran it had none yet. Its output follows within moments.)
     c = api.create_container(image, ["sh", "-c", "echo one; echo two; echo three >&2; sleep 1"])
     api.start(c)
+    pid = api.inspect_container(c)["State"]["Pid"]
+    check(pid > 0, "the process runs when start returns: Pid %d" % pid)
     first = api.logs(c, stderr=False)
-    for _ in range(2):
+    for _ in range(100):
         if first:
             break
-        time.sleep(0.01)
+        time.sleep(0.02)
         first = api.logs(c, stderr=False)
-    check(first.startswith(b"one\n"), "logs right after start: %r" % first)
+    check(first.startswith(b"one\n"), "logs after start: %r" % first)
     api.wait(c)
     lines = list(api.logs(c, stream=True, follow=True, stderr=False))
     check(lines == [b"one\n", b"two\n"], "logs(stream=True): one frame per line: %r" % lines)

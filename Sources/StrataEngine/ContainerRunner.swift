@@ -33,6 +33,8 @@ actor ContainerRunner {
     /// the next delay doubles unless that run lasted 10 s (dockerd's back-off).
     private var restartDelays: [String: Duration] = [:]
     private var runStarts: [String: ContinuousClock.Instant] = [:]
+    /// Containers their policy is starting again right now (after the delay, before the run).
+    private var startingByPolicy: Set<String> = []
 
     init(store: Store) {
         self.store = store
@@ -86,7 +88,7 @@ actor ContainerRunner {
 
     /// Whether the container waits to be started again by its restart policy (dockerd's
     /// `restarting` state).
-    func isRestarting(_ id: String) -> Bool { pendingRestarts[id] != nil }
+    func isRestarting(_ id: String) -> Bool { pendingRestarts[id] != nil || startingByPolicy.contains(id) }
 
     /// A stop, kill or removal by hand: a restart the policy scheduled does not happen.
     func cancelRestart(_ id: String) {
@@ -127,8 +129,11 @@ actor ContainerRunner {
     }
 
     private func restartNow(_ id: String) async {
+        // (Out of pendingRestarts, which start() cancels, but still restarting until it runs.)
         pendingRestarts[id] = nil
         guard !stopping, tasks[id] == nil else { return }
+        startingByPolicy.insert(id)
+        defer { startingByPolicy.remove(id) }
         do {
             try await store.noteStart(id, byPolicy: true)
             try await start(id)

@@ -50,8 +50,13 @@ extension EngineRouter {
         let force = try req.bool("force")
         let c = try await store.container(ref)
         let id = c.id
-        // As dockerd: one its restart policy is about to start again is not removed without force.
-        if !force, await runner.isRestarting(id) {
+        // As dockerd: one its restart policy is about to start again is not removed without
+        // force (a run ending now, recorded but not yet handed to the policy, counts too).
+        let runEnding = await runner.isRunning(id) && c.state != "running"
+        let ending = runEnding && c.restartPolicy?.shouldRestart(exitCode: c.exitCode ?? 0, restartCount: c.restartCount ?? 0,
+                                                                manuallyStopped: c.manuallyStopped == true) == true
+        let restarting = await runner.isRestarting(id)
+        if !force, ending || restarting {
             throw EngineError(status: .conflict, message: "cannot remove container \"/\(c.name ?? String(id.prefix(12)))\": container is restarting: stop the container before removing or force remove")
         }
         if force { await runner.cancelRestart(id) }

@@ -65,8 +65,10 @@ import Testing
             usleep(70_000)
         }
         for tool in [ours, theirs] { _ = try tool(["stop", "-t", "1", "a"]) }
+        // Exited, and still so a while later: the stop by hand holds.
+        let aTheirs = try Self.poll({ try theirs(["inspect", "--format", "{{.State.Status}}", "a"]) }, until: { $0 == "exited\n" })
         usleep(1_500_000)
-        let aOurs = try ours(["inspect", "--format", "{{.State.Status}}", "a"]), aTheirs = try theirs(["inspect", "--format", "{{.State.Status}}", "a"])
+        let aOurs = try ours(["inspect", "--format", "{{.State.Status}}", "a"])
         #expect(aOurs == "exited\n" && aOurs == aTheirs, "after stop: strata \(aOurs) podman \(aTheirs)")
         #expect(try ours(["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}", "f"]) == "on-failure 2\n")
         for tool in [ours, theirs] { _ = try tool(["rm", "-f", "f", "a"]) }
