@@ -35,6 +35,9 @@ actor ContainerRunner {
     private var runStarts: [String: ContinuousClock.Instant] = [:]
     /// Containers their policy is starting again right now (after the delay, before the run).
     private var startingByPolicy: Set<String> = []
+    /// The restart policy of each container run here, as its run started (or as updated
+    /// since): a run's end schedules nothing for a container without one.
+    private var policies: [String: RestartPolicy] = [:]
 
     init(store: Store) {
         self.store = store
@@ -56,6 +59,7 @@ actor ContainerRunner {
         let result = StartError()
         let size = consoleSizes.removeValue(forKey: id) ?? (24, 80)
         let container = try await store.container(id)
+        policies[id] = container.restartPolicy
         let terminal = container.tty == true ? try ContainerTerminal(rows: size.rows, columns: size.columns) : nil
         // The stdin an attach prepared, else (OpenStdin) one of the run's own for later attaches.
         let input: ContainerInput?
@@ -90,6 +94,11 @@ actor ContainerRunner {
     /// `restarting` state).
     func isRestarting(_ id: String) -> Bool { pendingRestarts[id] != nil || startingByPolicy.contains(id) }
 
+    /// `docker update --restart` on a container: its next end follows the new policy.
+    func policyChanged(_ id: String, _ policy: RestartPolicy?) {
+        policies[id] = policy.flatMap { $0.name == .no ? nil : $0 }
+    }
+
     /// A stop, kill or removal by hand: a restart the policy scheduled does not happen.
     func cancelRestart(_ id: String) {
         pendingRestarts.removeValue(forKey: id)?.cancel()
@@ -101,11 +110,12 @@ actor ContainerRunner {
     /// 100 ms after a run of 10 s), unless stopped, removed or started by hand meanwhile.
     private func scheduleRestart(_ id: String, status: Int32) {
         let ran = runStarts.removeValue(forKey: id).map { ContinuousClock.now - $0 } ?? .zero
+        guard policies.removeValue(forKey: id) != nil else { return }
         let store = self.store
         pendingRestarts[id] = Task {
             guard let c = try? await store.container(id), let policy = c.restartPolicy,
                   policy.shouldRestart(exitCode: status, restartCount: c.restartCount ?? 0, manuallyStopped: c.manuallyStopped == true) else {
-                self.restartEnded(id, delay: nil)
+                self.restartEnded(id)
                 return
             }
             let delay = RestartPolicy.delay(after: await self.lastDelay(id), ran: ran)
@@ -114,7 +124,7 @@ actor ContainerRunner {
             guard !Task.isCancelled else { return }
             // Looked at again: a stop by hand from another process, or a removal, meanwhile.
             guard let now = try? await store.container(id), now.manuallyStopped != true, now.state != "running" else {
-                self.restartEnded(id, delay: nil)
+                self.restartEnded(id)
                 return
             }
             await self.restartNow(id)
@@ -123,9 +133,9 @@ actor ContainerRunner {
 
     private func lastDelay(_ id: String) -> Duration? { restartDelays[id] }
     private func setDelay(_ id: String, _ delay: Duration) { restartDelays[id] = delay }
-    private func restartEnded(_ id: String, delay: Duration?) {
+    private func restartEnded(_ id: String) {
         pendingRestarts[id] = nil
-        if delay == nil { restartDelays[id] = nil }
+        restartDelays[id] = nil
     }
 
     private func restartNow(_ id: String) async {
@@ -165,7 +175,12 @@ actor ContainerRunner {
         terminals[id] = nil
         for c in hubs.table.withLock({ $0.removeValue(forKey: id) ?? [:] }).values { c.finish() }
         for w in exitWaiters.removeValue(forKey: id) ?? [] { w.resume(returning: status) }
-        if !stopping, let status { scheduleRestart(id, status: status) } else { runStarts[id] = nil }
+        if !stopping, let status {
+            scheduleRestart(id, status: status)
+        } else {
+            runStarts[id] = nil
+            policies[id] = nil
+        }
     }
 
     /// The output of the container's next (or current) run, until it ends.

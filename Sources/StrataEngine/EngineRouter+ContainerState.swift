@@ -93,7 +93,10 @@ extension EngineRouter {
         try Self.refuseUnappliedSettings(config: [:], host: rest)
         // (PidsLimit: null leaves it, 0 or -1 removes it; Self.resources reads them so.)
         try await store.updateResources(ref, try Self.resources(rest))
-        if let policy { try await store.updateRestartPolicy(ref, policy) }
+        if let policy {
+            try await store.updateRestartPolicy(ref, policy)
+            await runner.policyChanged(try await store.container(ref).id, policy)
+        }
         try await res.sendJSON(["Warnings": [String]()])
     }
 

@@ -73,6 +73,13 @@ import Testing
         #expect(try ours(["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}", "f"]) == "on-failure 2\n")
         for tool in [ours, theirs] { _ = try tool(["rm", "-f", "f", "a"]) }
 
+        // Without a policy nothing is pending after a run: it is removable the moment it ends.
+        for i in 0..<10 {
+            #expect(try h.docker(["run", "--name", "q\(i)", "busybox:latest", "sh", "-c", ":"]).status == 0)
+            let rm = try h.docker(["rm", "q\(i)"])
+            #expect(rm.status == 0, "\(rm)")
+        }
+
         // dockerd's refusals; nothing is made.
         let both = try h.docker(["run", "--rm", "--restart", "always", "busybox:latest", "true"])
         #expect(both.status != 0 && both.err.contains("restart"), "\(both)")
