@@ -73,7 +73,8 @@ extension EngineRouter {
 
         let (messages, sink) = AsyncStream<BuildMessage>.makeStream()
         // A RUN's output as it comes; its standard error apart, in red as dockerd sends it.
-        let runOutput = Pipe(), runErrors = Pipe()
+        // ExclusivePipe: a container started meanwhile must not hold the write ends open.
+        let runOutput = try ExclusivePipe(), runErrors = try ExclusivePipe()
         for (pipe, isError) in [(runOutput, false), (runErrors, true)] {
             pipe.fileHandleForReading.readabilityHandler = { h in
                 let d = h.availableData

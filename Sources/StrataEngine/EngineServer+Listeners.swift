@@ -110,7 +110,7 @@ extension EngineServer {
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
             throw StrataError(.invalidArgument, "\(path) exists and is not a socket")
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StrataError.system("socket") }
         defer { close(fd) }
         var addr = sockaddr_un()

@@ -164,9 +164,19 @@ public final class EngineServer: Sendable {
                                                   channel: channel)
                     guard try await handle(head, parts: &parts, response: response), keepAlive else { break requests }
                 }
-                // The connection closes next, and a plain close drops what NIO still holds for
-                // the socket: the end of a large response the client reads slowly (a save).
-                // Closing the output side first waits until those bytes went out.
+                // The connection closes next, and a close drops what NIO still holds for the
+                // socket: the end of a large response the client reads slowly (a save), the
+                // end of an exec's output after the client half-closed. So first wait until
+                // those bytes went out, then close the output side.
+                try? await channel.eventLoop.flatSubmit {
+                    let sent = channel.eventLoop.makePromise(of: Void.self)
+                    if let tap = try? channel.pipeline.syncOperations.handler(type: HijackTap.self) {
+                        tap.drained(sent)
+                    } else {
+                        sent.succeed(())
+                    }
+                    return sent.futureResult
+                }.get()
                 try? await channel.close(mode: .output).get()
             }
         } catch {

@@ -132,6 +132,15 @@ final class HijackTap: ChannelDuplexHandler, RemovableChannelHandler {
         input.connect { tap.eventLoop.execute { tap.value.readOn() } }
     }
 
+    /// Completes `promise` once everything written on the connection before it has gone to
+    /// the socket: an empty write at the head of the pipeline, queued behind the others.
+    /// (NIO's close drops writes still queued once the client half-closed, as `docker exec -i`
+    /// does at the end of its stdin: the end of the command's output would be lost.)
+    func drained(_ promise: EventLoopPromise<Void>) {
+        guard let context, context.channel.isActive else { return promise.succeed(()) }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
+    }
+
     private func readOn() {
         guard readPending, let context else { return }
         readPending = false

@@ -48,6 +48,40 @@ import Testing
         let stopped = try h.docker(["exec", "box", "true"])
         #expect(stopped.status != 0 && stopped.err.contains("is not running"), "\(stopped)")
     }
+
+    /// The end of an exec's output reaches a client that half-closed its stdin and reads
+    /// slowly: the server's close waits for the bytes it still holds (NIO's close after the
+    /// peer's half-close dropped them: `docker exec -i … cat` lost its last pieces under load).
+    @Test func outputAfterTheClientsHalfCloseIsNotDropped() throws {
+        guard EngineHarness.dockerAvailable() else { return }
+        let h = try EngineHarness()
+        try h.importBusybox()
+        try h.start()
+        defer { h.stop() }
+        #expect(try h.docker(["run", "-d", "--name", "box", "busybox", "sh", "-c", "while true; do busybox sleep 0.1; done"]).status == 0)
+        let size = 2 << 20
+        let body = #"{"Cmd":["sh","-c","cat; busybox head -c \#(size) /dev/zero"],"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#
+        let created = h.raw(Array("POST /containers/box/exec HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+        let id = try #require(created.range(of: #""Id":"[0-9a-f]+""#, options: .regularExpression).map { String(created[$0].dropFirst(6).dropLast()) })
+        // The start; after its 101, stdin (6 bytes) and the half-close; then a slow reader, so
+        // the server's writes wait for room until its last.
+        let start = "POST /exec/\(id)/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        let reply = h.rawHalfClosed(Array(start.utf8), stdin: Array("hello\n".utf8), pause: 2_000)
+        let head = try #require(reply.firstRange(of: Array("\r\n\r\n".utf8)))
+        #expect(String(decoding: reply[..<head.lowerBound], as: UTF8.self).hasPrefix("HTTP/1.1 101"))
+        // The frames: 8-byte headers (stream, 0, 0, 0, big-endian length), then the bytes.
+        var stdout = [UInt8](), at = head.upperBound, whole = true
+        while at < reply.count {
+            guard at + 8 <= reply.count else { whole = false; break }
+            let n = reply[(at + 4)..<(at + 8)].reduce(0) { $0 << 8 | Int($1) }
+            guard at + 8 + n <= reply.count else { whole = false; break }
+            if reply[at] == 1 { stdout += reply[(at + 8)..<(at + 8 + n)] }
+            at += 8 + n
+        }
+        #expect(whole && stdout.count == 6 + size, "\(stdout.count) bytes of \(6 + size), frames whole: \(whole)")
+        #expect(stdout.prefix(6) == ArraySlice("hello\n".utf8) && !stdout.dropFirst(6).contains { $0 != 0 })
+        #expect(try h.docker(["rm", "-f", "box"]).status == 0)
+    }
 }
 
 /// The server's exec instances stay bounded: running ones are kept, of the others the

@@ -331,6 +331,43 @@ final class EngineHarness: @unchecked Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Sends a request that upgrades the connection (an attach, an exec's start), waits for
+    /// the head of the answer, sends `stdin` and half-closes (the end of stdin, as `docker
+    /// exec -i` at the end of its input), then reads slowly, 16 KiB after each `pause`
+    /// microseconds, everything that comes back until the server closes (or 20 s pass).
+    func rawHalfClosed(_ request: [UInt8], stdin: [UInt8], pause: useconds_t) -> [UInt8] {
+        let fd = Self.connect(socket)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        func sendAll(_ bytes: [UInt8]) {
+            var off = 0
+            while off < bytes.count {
+                let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                off += n
+            }
+        }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        sendAll(request)
+        // The head only (one byte at a time): the rest waits in the socket during the pause.
+        while out.count < 8192, !out.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard recv(fd, &buf, 1, 0) == 1 else { return out }
+            out.append(buf[0])
+        }
+        sendAll(stdin)
+        shutdown(fd, Int32(SHUT_WR))
+        while true {
+            usleep(pause)
+            let n = recv(fd, &buf, 16 << 10, 0)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return out
+    }
+
     static func canConnect(_ path: String) -> Bool {
         let fd = connect(path)
         if fd >= 0 { close(fd) }

@@ -148,3 +148,10 @@ int strata_connect_in_netns(int nsfd, unsigned short port);
 /* A UDP socket made inside the network namespace `nsfd` and connected to 127.0.0.1:`port`
    there (a published UDP port's flow); -1 with errno on failure. */
 int strata_udp_connect_in_netns(int nsfd, unsigned short port);
+
+/* A pipe whose two ends are close-on-exec from the moment they exist (pipe2 with O_CLOEXEC):
+   no process launched meanwhile by another thread inherits either end. 0 or -1 (errno). */
+int strata_pipe_cloexec(int fds[2]);
+
+/* accept(2) of a connection that is close-on-exec from the start (accept4, SOCK_CLOEXEC). */
+int strata_accept_cloexec(int listener);

@@ -1,4 +1,5 @@
 import Dispatch
+import CArchive
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -88,11 +89,9 @@ public final class ContainerInput: Sendable {
 
         init() throws {
             var fds: [Int32] = [0, 0]
-            guard pipe(&fds) == 0 else { throw StrataError.system("cannot create a pipe for the container's stdin") }
-            // Foundation's Process duplicates the read end into the child; close-on-exec keeps
-            // both ends out of every other process this one starts.
-            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+            // Close-on-exec from the start (``ExclusivePipe``): Foundation's Process duplicates
+            // the read end into the child, and no other process this one starts holds either end.
+            guard strata_pipe_cloexec(&fds) == 0 else { throw StrataError.system("cannot create a pipe for the container's stdin") }
             readFD = Mutex(fds[0])
             writeFD = fds[1]
         }

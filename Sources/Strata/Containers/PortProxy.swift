@@ -115,12 +115,12 @@ final class PortProxy: Sendable {
     private func accept(_ listener: Int32, port: PublishedPort) {
         defer { close(listener) }
         while true {
-            let client = Glibc.accept(listener, nil, nil)
+            // Close-on-exec from the start: a runtime launched meanwhile must not hold it.
+            let client = strata_accept_cloexec(listener)
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return  // shut down by stop()
             }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             Task { await self.pass(client, to: port.containerPort) }
         }
     }

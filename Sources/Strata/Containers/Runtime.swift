@@ -184,7 +184,7 @@ extension Store {
                         kill.standardOutput = FileHandle.nullDevice
                         kill.standardError = FileHandle.nullDevice
                         // A kill that cannot start has no status to read (Foundation traps).
-                        guard (try? kill.run()) != nil else { return }
+                        guard (try? ProcessLaunch.run(kill)) != nil else { return }
                         kill.waitUntilExit()
                         if kill.terminationStatus == 0 { return }
                         Thread.sleep(forTimeInterval: 0.1)

@@ -1,3 +1,4 @@
+import CArchive
 import Foundation
 import GRDB
 import Synchronization
@@ -303,11 +304,9 @@ final class OutputPipe: Sendable {
     /// `log`: where the pieces are kept too (a run's; an exec's output is not logged).
     init(_ stream: ContainerStream, log: ContainerLog?, output: (@Sendable (ContainerStream, Data) -> Void)?) throws {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw StrataError.system("cannot create a pipe") }
-        // Foundation's Process duplicates the write end into the child; close-on-exec keeps
-        // both ends out of every other process this one starts.
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        // Close-on-exec from the start (``ExclusivePipe``): Foundation's Process duplicates the
+        // write end into the child, and no other process this one starts holds either end.
+        guard strata_pipe_cloexec(&fds) == 0 else { throw StrataError.system("cannot create a pipe") }
         readFD = fds[0]
         writer = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
         done = Mutex(nil)

@@ -111,7 +111,7 @@ package struct TreeCopier {
 
     /// Names in the directory `fd` (unsorted, no `.`/`..`), as bytes carried in `String`s.
     private func entries(_ fd: Int32) -> [String] {
-        let dup = dup(fd)
+        let dup = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard dup >= 0, let dir = fdopendir(dup) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []

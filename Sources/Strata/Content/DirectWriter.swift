@@ -62,7 +62,7 @@ final class DirectWriter {
                      observe: @escaping (UnsafeRawBufferPointer) -> Void = { _ in }) -> DirectWriter? {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        let own = dup(fd)
+        let own = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard own >= 0 else { return nil }
         guard strata_set_direct(own) == 0 else {
             close(own)
