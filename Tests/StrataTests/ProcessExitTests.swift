@@ -54,7 +54,7 @@ import Testing
                 try await Task.sleep(for: .milliseconds(4 * i))
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/bin/sleep")
-                p.arguments = ["30"]
+                p.arguments = ["3600"]  // killed below; alive however slow the captures are
                 p.standardOutput = FileHandle.nullDevice
                 p.standardError = FileHandle.nullDevice
                 return try await runAndWait(p, started: { pid in record.pids.withLock { $0.append(pid) } })
@@ -80,7 +80,9 @@ import Testing
         #expect(started.count == sleepers)
         for pid in started {
             let dir = "/proc/\(pid)/fd"
-            let held = try FileManager.default.contentsOfDirectory(atPath: dir).compactMap(Int.init).filter { $0 >= 3 }.sorted()
+            let listed = try? FileManager.default.contentsOfDirectory(atPath: dir)
+            #expect(listed != nil, "sleep \(pid) is gone")
+            let held = (listed ?? []).compactMap(Int.init).filter { $0 >= 3 }.sorted()
             let what = held.map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) ?? "?" }
             #expect(held.count <= 1 && what.allSatisfy { $0.hasPrefix("socket:") }, "sleep \(pid) holds \(zip(held, what).map { "\($0)=\($1)" })")
         }
