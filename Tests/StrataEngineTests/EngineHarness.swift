@@ -314,12 +314,7 @@ final class EngineHarness: @unchecked Sendable {
         defer { close(fd) }
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var off = 0
-        while off < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + off, request.count - off, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }
-            off += n
-        }
+        Self.sendAll(fd, request)
         if closeAfterSend { return "" }
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 65536)
@@ -341,23 +336,15 @@ final class EngineHarness: @unchecked Sendable {
         defer { close(fd) }
         var tv = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        func sendAll(_ bytes: [UInt8]) {
-            var off = 0
-            while off < bytes.count {
-                let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
-                if n <= 0 { break }
-                off += n
-            }
-        }
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 65536)
-        sendAll(request)
+        Self.sendAll(fd, request)
         // The head only (one byte at a time): the rest waits in the socket during the pause.
         while out.count < 8192, !out.suffix(4).elementsEqual([13, 10, 13, 10]) {
             guard recv(fd, &buf, 1, 0) == 1 else { return out }
             out.append(buf[0])
         }
-        sendAll(stdin)
+        Self.sendAll(fd, stdin)
         shutdown(fd, Int32(SHUT_WR))
         while true {
             usleep(pause)
@@ -366,6 +353,16 @@ final class EngineHarness: @unchecked Sendable {
             out += buf[0..<n]
         }
         return out
+    }
+
+    /// Sends all of `bytes` on `fd` (stops early when the peer is gone).
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            off += n
+        }
     }
 
     static func canConnect(_ path: String) -> Bool {

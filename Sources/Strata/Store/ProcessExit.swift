@@ -1,9 +1,6 @@
 import CArchive
 import Foundation
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Launches processes one at a time in this process (``run(_:)``). swift-corelibs-foundation
 /// makes a socket pair for each launch without close-on-exec (it sees the process's end
