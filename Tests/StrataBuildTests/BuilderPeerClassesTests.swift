@@ -90,7 +90,9 @@ enum PeerBuild {
             #expect(FileManager.default.fileExists(atPath: agentSocket), "ssh-agent did not start")
             secretFlags += " --ssh default='\(agentSocket)' --ssh a='\(agentSocket)'"
         }
-        defer { if agent.isRunning { agent.terminate() } }
+        // SIGKILL: in the test process SIGTERM can be ignored or blocked, which a child
+        // inherits; terminate() left two agents running after every run of the suite.
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
         var theirs = Outcome()
         let bud = try buildShell("\(b) bud --isolation chroot -q \(c.dockerFormat ? "--format docker" : "") \(argFlags) \(targetFlag) \(secretFlags) -t out:1 '\(dir.file("ctx"))' >/dev/null", check: false)
         if bud.status != 0 {
