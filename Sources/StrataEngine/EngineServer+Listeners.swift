@@ -48,11 +48,23 @@ extension EngineServer {
                 endpoints.append("the socket systemd passed (descriptor \(fd))")
             } else {
                 try Self.removeStaleSocket(socketPath)
-                listeners.append(try await bootstrap.bind(unixDomainSocketPath: socketPath, childChannelInitializer: Self.initializer(tls: nil, streams: streams)))
-                boundSocket = true
+                // The socket is bound under a private name, given its owner and mode, and only then
+                // linked to its public path: a client that can connect never sees it 0755, and
+                // link(2) fails when a second server took the path in the meantime.
+                let staging = Self.stagingPath(for: socketPath)
+                unlink(staging)
+                listeners.append(try await bootstrap.bind(unixDomainSocketPath: staging, childChannelInitializer: Self.initializer(tls: nil, streams: streams)))
+                defer { if staging != socketPath { unlink(staging) } }
                 // 0660, and the group `strata` when there is one: its members may use the socket.
-                if let g = getgrnam("strata") { _ = chown(socketPath, geteuid(), g.pointee.gr_gid) }
-                guard chmod(socketPath, 0o660) == 0 else { throw StrataError.system("cannot chmod \(socketPath)") }
+                if let g = getgrnam("strata") { _ = chown(staging, geteuid(), g.pointee.gr_gid) }
+                guard chmod(staging, 0o660) == 0 else { throw StrataError.system("cannot chmod \(socketPath)") }
+                if staging != socketPath {
+                    guard link(staging, socketPath) == 0 else {
+                        if errno == EEXIST { throw StrataError(.conflict, "another server is listening on \(socketPath)") }
+                        throw StrataError.system("cannot create \(socketPath)")
+                    }
+                }
+                boundSocket = true
                 endpoints.append("unix://\(socketPath)")
             }
             let context = tls?.context
@@ -104,6 +116,16 @@ extension EngineServer {
 
     /// Removes a socket file no server answers on (left by a crash); refuses to take over a
     /// live one or to remove anything that is not a socket.
+    /// A private name for the socket while it is set up, in the directory of `path` (so that it
+    /// can be linked there), no longer than `path` when that is near the kernel's limit of 107
+    /// bytes; `path` itself when no such name fits.
+    static func stagingPath(for path: String) -> String {
+        let dir = (path as NSString).deletingLastPathComponent
+        let name = ".s\(String(getpid(), radix: 36)).\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+        let staging = dir.isEmpty ? name : dir + "/" + name
+        return staging.utf8.count < 108 ? staging : path
+    }
+
     static func removeStaleSocket(_ path: String) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }

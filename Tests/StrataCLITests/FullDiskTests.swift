@@ -102,6 +102,7 @@ import Testing
             for t in $(sqlite3 '\(root)/strata.db' "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'events' ORDER BY name"); do
               echo "$t $(sqlite3 '\(root)/strata.db' "SELECT count(*) FROM \\"$t\\"")"
             done
+            sqlite3 '\(root)/strata.db' "SELECT 'pending unlink: ' || path FROM pending_unlinks ORDER BY path"
             """).out
         let images = try env.run(["--root", root, "images", "--format", "json"]).out
         let fsck = try env.run(["--root", root, "fsck"])

@@ -35,6 +35,28 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: h.socket))
     }
 
+    /// The socket appears with its final mode: a client polling for it never finds it 0755
+    /// (a server that binds and then chmods leaves such a window).
+    @Test func theSocketAppearsWithItsFinalMode() throws {
+        let h = try EngineHarness()
+        for _ in 0..<12 {
+            let p = try h.launch()
+            var st = stat()
+            let deadline = Date().addingTimeInterval(20)
+            var found = false
+            while !found && p.isRunning && Date() < deadline { found = lstat(h.socket, &st) == 0 }
+            #expect(found, "\(h.serverLog())")
+            #expect(st.st_mode & S_IFMT == S_IFSOCK)
+            #expect(st.st_mode & 0o777 == 0o660)
+            #expect(h.stop() == 0)
+            #expect(!FileManager.default.fileExists(atPath: h.socket))
+        }
+        // Nothing but the socket was left in its directory.
+        let dir = (h.socket as NSString).deletingLastPathComponent
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".s") }
+        #expect(left.isEmpty, "\(left)")
+    }
+
     @Test func imagesInspectHistoryTagRmi() throws {
         guard EngineHarness.dockerAvailable() else { return }
         let h = try EngineHarness()

@@ -65,6 +65,18 @@ final class EngineHarness: @unchecked Sendable {
     /// Starts `strata serve --socket s.sock` (then `extra` arguments) and waits (up to 20 s)
     /// until it accepts connections.
     func start(_ extra: [String] = []) throws {
+        let p = try launch(extra)
+        for _ in 0..<200 {
+            if Self.canConnect(socket) { return }
+            if !p.isRunning { break }
+            usleep(100_000)
+        }
+        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "strata serve did not start: \(serverLog())"])
+    }
+
+    /// Starts `strata serve` on `socket` without waiting for it to listen.
+    @discardableResult
+    func launch(_ extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = ["serve", "--socket", socket] + extra
@@ -74,12 +86,7 @@ final class EngineHarness: @unchecked Sendable {
         p.standardInput = FileHandle.nullDevice
         try p.run()
         server = p
-        for _ in 0..<200 {
-            if Self.canConnect(socket) { return }
-            if !p.isRunning { break }
-            usleep(100_000)
-        }
-        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "strata serve did not start: \(serverLog())"])
+        return p
     }
 
     /// The server's process ID while it runs.

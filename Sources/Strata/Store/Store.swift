@@ -232,15 +232,25 @@ public final class Store: Sendable {
         // The unlinks are durable (their directories fsynced) before the queue forgets them:
         // else a power cut brings the files back with nothing left to remove them but gc's
         // orphan sweep, and a command that returned would have lost part of its effect.
-        for dir in Set(done.map { (self.paths.root.appendingPathComponent($0).path as NSString).deletingLastPathComponent }) {
-            try fsyncDirectory(dir)
+        let dirs = Set(done.map { (self.paths.root.appendingPathComponent($0).path as NSString).deletingLastPathComponent })
+        func forget() throws {
+            for dir in dirs { try fsyncDirectory(dir) }
+            do {
+                try db.write { db in
+                    for rel in done { try db.execute(sql: "DELETE FROM pending_unlinks WHERE path = ?", arguments: [rel]) }
+                }
+            } catch {
+                throw StrataError(.database, "cannot clear pending unlinks: \(error)", cause: error)
+            }
         }
         do {
-            try db.write { db in
-                for rel in done { try db.execute(sql: "DELETE FROM pending_unlinks WHERE path = ?", arguments: [rel]) }
-            }
+            try forget()
         } catch {
-            throw StrataError(.database, "cannot clear pending unlinks: \(error)", cause: error)
+            // On a disk that was full, the blocks the unlinks above freed may not be usable
+            // until the filesystem commits them: one syncfs, then a second try. A row that still
+            // stays is replayed by the next open (its file is already gone).
+            try? syncFilesystem(of: self.paths.root.path)
+            try forget()
         }
     }
 }
