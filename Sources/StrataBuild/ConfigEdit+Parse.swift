@@ -5,7 +5,7 @@ import Strata
 extension ConfigEdit {
     /// Parses one `commit -c` change — a Dockerfile instruction — with the Dockerfile parser,
     /// as `docker commit --change` does: CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR,
-    /// USER, STOPSIGNAL, ONBUILD. Words are expanded against `env` (the image's variables),
+    /// USER, STOPSIGNAL, ONBUILD, HEALTHCHECK. Words are expanded against `env` (the image's variables),
     /// quotes are removed, `ENV A="x y" B=z` sets two variables, CMD and ENTRYPOINT take the
     /// exec form or `/bin/sh -c`. Anything else is a one-line error naming the change.
     public static func parse(_ change: String, env: [String: String] = [:]) throws -> [ConfigEdit] {
@@ -57,8 +57,15 @@ extension ConfigEdit {
         case "ONBUILD":
             guard case .onbuild(let trigger) = inst.arguments else { throw fail("ONBUILD needs an instruction") }
             return [.onBuild(trigger.original)]
+        case "HEALTHCHECK":
+            do {
+                guard let value = try BuildRun.healthcheck(inst).0 else { throw fail("HEALTHCHECK needs CMD or NONE") }
+                return [.healthcheck(value)]
+            } catch let e as StrataError {
+                throw fail(e.message.replacingOccurrences(of: "Dockerfile line 2: ", with: ""))
+            }
         default:
-            throw fail("\(inst.keyword) cannot be changed by commit: use CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR, USER, STOPSIGNAL or ONBUILD")
+            throw fail("\(inst.keyword) cannot be changed by commit: use CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, VOLUME, WORKDIR, USER, STOPSIGNAL, ONBUILD or HEALTHCHECK")
         }
     }
 }

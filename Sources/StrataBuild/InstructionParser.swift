@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import Strata
 
 /// Parses one instruction (its continuation lines already joined) into an ``Instruction``:
 /// keyword, flags, and arguments in the form the keyword takes, with BuildKit's checks.

@@ -115,7 +115,7 @@ extension BuildRun {
             state.settings.Shell = shell
             try await commitStep(&state, createdBy: nop(state, "SHELL [" + shell.joined(separator: " ") + "]"), work: nil)
         case "HEALTHCHECK":
-            let (value, comment) = try healthcheck(inst, state: state)
+            let (value, comment) = try Self.healthcheck(inst)
             state.settings.Healthcheck = value
             try await commitStep(&state, createdBy: nop(state, "HEALTHCHECK " + comment), work: nil)
         case "ONBUILD":
@@ -320,7 +320,9 @@ extension BuildRun {
 
     // MARK: HEALTHCHECK
 
-    private func healthcheck(_ inst: Instruction, state: StageState) throws -> (JSONValue?, String) {
+    /// A HEALTHCHECK's config object (Docker's `Healthcheck`) and the classic builder's
+    /// history comment for it; also a `commit`/`import` change.
+    static func healthcheck(_ inst: Instruction) throws -> (JSONValue?, String) {
         var test: [String]
         switch inst.arguments {
         case .words(let w) where w.map { $0.uppercased() } == ["NONE"]:
@@ -335,7 +337,7 @@ extension BuildRun {
         for name in ["interval", "timeout", "start-period", "start-interval"] {
             var ns: Int64 = 0
             if let v = inst.flag(name) {
-                guard let d = Self.goDuration(v) else {
+                guard let d = GoDuration.nanoseconds(v) else {
                     throw StrataError(.invalidArgument, "Dockerfile line \(inst.line): invalid --\(name)=\(v): use a duration such as 30s or 1m30s")
                 }
                 ns = d
@@ -350,8 +352,8 @@ extension BuildRun {
             retries = n
             if n != 0 { object["Retries"] = .number(Double(n)) }
         }
-        let comment = "&{" + Self.goQuoted(test) + " " + durations.prefix(3).map { "\"" + Self.formatGoDuration($0) + "\"" }.joined(separator: " ")
-            + " " + "\"" + Self.formatGoDuration(durations[3]) + "\"" + " '\\x" + String(format: "%02x", retries) + "'}"
+        let comment = "&{" + Self.goQuoted(test) + " " + durations.prefix(3).map { "\"" + GoDuration.format(nanoseconds: $0) + "\"" }.joined(separator: " ")
+            + " " + "\"" + GoDuration.format(nanoseconds: durations[3]) + "\"" + " '\\x" + String(format: "%02x", retries) + "'}"
         return (.object(object), comment)
     }
 
@@ -406,36 +408,6 @@ extension BuildRun {
             hi = h
         }
         return (lo...hi).map { "\($0)/\(proto)" }
-    }
-
-    /// Go's time.ParseDuration for h, m, s, ms, us, ns units, in nanoseconds.
-    static func goDuration(_ s: String) -> Int64? {
-        guard !s.isEmpty else { return nil }
-        if s == "0" { return 0 }
-        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 6e10), ("h", 3.6e12)]
-        var rest = Substring(s)
-        var total = 0.0
-        while !rest.isEmpty {
-            let num = rest.prefix { $0.isNumber || $0 == "." }
-            guard !num.isEmpty, let value = Double(num) else { return nil }
-            rest = rest.dropFirst(num.count)
-            let unit = rest.prefix { !$0.isNumber && $0 != "." }
-            guard let factor = units.first(where: { $0.0 == unit })?.1 else { return nil }
-            rest = rest.dropFirst(unit.count)
-            total += value * factor
-        }
-        return Int64(total)
-    }
-
-    /// Go's Duration.String for whole seconds and above: `30s`, `1m30s`, `1h0m0s`, `0s`.
-    static func formatGoDuration(_ ns: Int64) -> String {
-        if ns == 0 { return "0s" }
-        if ns % 1_000_000_000 != 0 { return "\(Double(ns) / 1e9)s" }
-        let secs = ns / 1_000_000_000
-        let h = secs / 3600, m = (secs % 3600) / 60, s = secs % 60
-        if h > 0 { return "\(h)h\(m)m\(s)s" }
-        if m > 0 { return "\(m)m\(s)s" }
-        return "\(s)s"
     }
 }
 

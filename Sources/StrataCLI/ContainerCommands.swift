@@ -52,6 +52,18 @@ struct ContainerFlags: ParsableArguments {
     var cgroupns: String?
     @Option(help: "json-file or local (default: the log is kept) or none (nothing kept).")
     var logDriver: String?
+    @Option(help: "A command whose exit status tells the container's health (run by /bin/sh -c in the container).")
+    var healthCmd: String?
+    @Option(help: "Time between health checks and before the first (30s, 1m30s; default 30s).")
+    var healthInterval: String?
+    @Option(help: "Time one health check may take (default 30s).")
+    var healthTimeout: String?
+    @Option(help: "Time after the start when failing checks do not count yet (default 0s).")
+    var healthStartPeriod: String?
+    @Option(help: "Failing checks in a row that make the container unhealthy (default 3).")
+    var healthRetries: Int?
+    @Flag(help: "Turn off the image's HEALTHCHECK.")
+    var noHealthcheck = false
 
     func options(command: [String]) throws -> ContainerOptions {
         guard let net = ContainerNetwork(rawValue: network) else {
@@ -80,7 +92,24 @@ struct ContainerFlags: ParsableArguments {
             o.privateCgroupNamespace = c == "private"
         }
         o.logDriver = logDriver
+        o.healthcheck = try healthcheck()
         return o
+    }
+
+    /// The `--health-*` flags as the docker CLI reads them: a command runs through the
+    /// shell; a setting alone keeps the image's test.
+    func healthcheck() throws -> Healthcheck? {
+        let durations = [healthInterval, healthTimeout, healthStartPeriod]
+        if noHealthcheck {
+            guard healthCmd == nil, durations.allSatisfy({ $0 == nil }), healthRetries == nil else {
+                throw StrataError(.invalidArgument, "--no-healthcheck conflicts with --health-* options")
+            }
+            return Healthcheck(Test: ["NONE"])
+        }
+        guard healthCmd != nil || durations.contains(where: { $0 != nil }) || healthRetries != nil else { return nil }
+        return Healthcheck(Test: healthCmd.map { ["CMD-SHELL", $0] }, Interval: try healthInterval.map(Healthcheck.parseDuration),
+                           Timeout: try healthTimeout.map(Healthcheck.parseDuration),
+                           StartPeriod: try healthStartPeriod.map(Healthcheck.parseDuration), Retries: healthRetries)
     }
 
     /// `--pid`/`--uts`: private (or empty) or host.

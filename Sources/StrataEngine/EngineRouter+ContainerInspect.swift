@@ -54,13 +54,22 @@ extension EngineRouter {
         // As dockerd (omitempty): only when the container or its image sets them.
         if let s = c.stopSignal ?? image?.StopSignal, !s.isEmpty { config["StopSignal"] = s }
         if let t = c.stopTimeout { config["StopTimeout"] = t }
+        if let check = Healthcheck.merged(container: c.healthcheck, image: Healthcheck(image?.Healthcheck)) {
+            config["Healthcheck"] = healthcheckJSON(check)
+        }
+        var state: [String: Any] = ["Status": restarting ? "restarting" : c.dockerState, "Running": running, "Paused": c.paused == true,
+                                    "Restarting": restarting, "OOMKilled": false,
+                                    "Dead": false, "Pid": pid ?? 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
+                                    "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero]
+        if let h = c.health {
+            state["Health"] = ["Status": h.Status, "FailingStreak": h.FailingStreak,
+                               "Log": h.Log.map { ["Start": RFC3339.format($0.Start), "End": RFC3339.format($0.End),
+                                                   "ExitCode": $0.ExitCode, "Output": $0.Output] as [String: Any] }] as [String: Any]
+        }
         return [
             "Id": c.id, "Created": RFC3339.format(c.created),
             "Path": runs.first ?? "", "Args": Array(runs.dropFirst()),
-            "State": ["Status": restarting ? "restarting" : c.dockerState, "Running": running, "Paused": c.paused == true,
-                      "Restarting": restarting, "OOMKilled": false,
-                      "Dead": false, "Pid": pid ?? 0, "ExitCode": Int(c.exitCode ?? 0), "Error": "",
-                      "StartedAt": c.startedAt.map(RFC3339.format) ?? zero, "FinishedAt": c.finishedAt.map(RFC3339.format) ?? zero] as [String: Any],
+            "State": state,
             "Image": c.imageID.string,
             "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "", "LogPath": "",
             "Name": "/" + (c.name ?? String(c.id.prefix(12))), "RestartCount": c.restartCount ?? 0,
@@ -75,6 +84,17 @@ extension EngineRouter {
                                 "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
                                 "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": endpoints(c)] as [String: Any],
         ]
+    }
+
+    /// A health check as dockerd shows it: only the fields set (Go's omitempty).
+    static func healthcheckJSON(_ h: Healthcheck) -> [String: Any] {
+        var o: [String: Any] = [:]
+        if let t = h.Test, !t.isEmpty { o["Test"] = t }
+        for (key, value) in [("Interval", h.Interval), ("Timeout", h.Timeout), ("StartPeriod", h.StartPeriod), ("StartInterval", h.StartInterval)] {
+            if let v = value, v != 0 { o[key] = v }
+        }
+        if let r = h.Retries, r != 0 { o["Retries"] = r }
+        return o
     }
 
     /// dockerd's HostConfig: what strata does (its network, binds and volumes, auto-remove, the

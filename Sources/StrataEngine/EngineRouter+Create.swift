@@ -76,6 +76,7 @@ extension EngineRouter {
                                        // `docker create -i` set it, `docker run -d -i` does not.
                                        keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
         options.labels = try Self.labels(o["Labels"])
+        options.healthcheck = try Self.healthcheck(o["Healthcheck"])
         options.hostNetwork = mode == "host"
         options.ports = ports
         options.exposedPorts = (o["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
@@ -293,6 +294,30 @@ extension EngineRouter {
         }
     }
 
+    /// Config.Healthcheck (`--health-cmd`, `--health-interval` …, `--no-healthcheck`): Docker's
+    /// field names, durations in nanoseconds; what dockerd refuses is a 400.
+    static func healthcheck(_ value: Any?) throws -> Healthcheck? {
+        switch value {
+        case nil, is NSNull: return nil
+        case let o as [String: Any]:
+            func number(_ key: String) throws -> Int64? {
+                switch o[key] {
+                case nil, is NSNull: return nil
+                case let n as Int: return Int64(n)
+                case let d as Double where d.isFinite && abs(d) < 9e18: return Int64(d)
+                default: throw EngineError.badRequest("Healthcheck.\(key) must be a number")
+                }
+            }
+            let check = Healthcheck(Test: try strings(o["Test"], "Healthcheck.Test"), Interval: try number("Interval"),
+                                    Timeout: try number("Timeout"), StartPeriod: try number("StartPeriod"),
+                                    StartInterval: try number("StartInterval"), Retries: try number("Retries").map { Int(clamping: $0) })
+            do { try check.validate() } catch let e as StrataError { throw EngineError.badRequest(e.message) }
+            return check
+        default:
+            throw EngineError.badRequest("Healthcheck must be an object")
+        }
+    }
+
     /// Refuses a container config that asks for something strata does not do (see
     /// ``unappliedSettings``), naming the first such setting.
     static func refuseUnappliedSettings(config o: [String: Any], host: [String: Any]) throws {
@@ -324,10 +349,6 @@ extension EngineRouter {
             if let opts = log["Config"] as? [String: Any], !opts.isEmpty {
                 throw EngineError(status: .notImplemented, message: "strata does not apply log options (--log-opt \(opts.keys.sorted().joined(separator: ", ")))")
             }
-        }
-        if let check = o["Healthcheck"] as? [String: Any], let test = check["Test"] as? [Any], !test.isEmpty,
-           (test.first as? String) != "NONE" {
-            throw EngineError(status: .notImplemented, message: "strata does not run health checks (--health-cmd, HEALTHCHECK)")
         }
         for key in ["Domainname", "MacAddress", "Shell"] {
             if let v = o[key], !isUnset(v, []) {

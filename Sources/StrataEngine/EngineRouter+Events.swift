@@ -9,7 +9,8 @@ extension EngineRouter {
     /// object a line, from `since` (else from now) until `until` (else until the client
     /// goes). Filters: ``EventFilters/init(_:)`` (an unknown key is a 400, as dockerd).
     func events(_ req: EngineRequest, _ res: EngineResponse) async throws {
-        let since = try Self.logTime(req.string("since"), "since")
+        // `--since 0` is 1970, every event kept (for logs 0 is "not set", the same thing there).
+        let since = req.string("since") == "0" ? Date(timeIntervalSince1970: 0) : try Self.logTime(req.string("since"), "since")
         let until = try Self.logTime(req.string("until"), "until")
         let f = try EventFilters(try req.filters())
         try await res.startStream(contentType: "application/json")

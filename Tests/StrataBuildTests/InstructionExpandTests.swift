@@ -58,18 +58,3 @@ import OCI
         }
     }
 }
-
-/// `GoDuration`, the HEALTHCHECK duration syntax.
-@Suite struct GoDurationTests {
-    @Test func parsesGoDurations() {
-        #expect(GoDuration.nanoseconds("30s") == 30_000_000_000)
-        #expect(GoDuration.nanoseconds("1m30s") == 90_000_000_000)
-        #expect(GoDuration.nanoseconds("1.5h") == 5_400_000_000_000)
-        #expect(GoDuration.nanoseconds("500ms") == 500_000_000)
-        #expect(GoDuration.nanoseconds("2us") == 2_000 && GoDuration.nanoseconds("2µs") == 2_000)
-        #expect(GoDuration.nanoseconds("0") == 0 && GoDuration.nanoseconds("-1s") == -1_000_000_000)
-        for bad in ["", "5", "s", "1x", "1.2.3s", "--1s", "1s ", "9999999999h"] {
-            #expect(GoDuration.nanoseconds(bad) == nil, "\(bad)")
-        }
-    }
-}

@@ -13,8 +13,9 @@ import Foundation
 /// ID prefix, as dockerd. `publish` matches the host side of the ports a running container
 /// published (``ContainerInfo/publishedPorts``), `expose` the ports a container exposes
 /// (``ContainerInfo/exposedPorts``): `PORT[/PROTO]` or a range `FIRST-LAST[/PROTO]`, TCP
-/// when no protocol is given. strata's containers have no health check and are never swarm
-/// tasks: `health` matches only `none`, `is-task` only `false`.
+/// when no protocol is given. `health` matches the status of a container's checks
+/// (``HealthState``), `none` for a container that has none or never ran with one, as dockerd.
+/// strata's containers are never swarm tasks: `is-task` matches only `false`.
 ///
 /// ```swift
 /// let exited = try ContainerFilters(["status": ["exited"], "ancestor": ["busybox"]])
@@ -39,7 +40,7 @@ public struct ContainerFilters: Sendable, Hashable {
     public var since: [String]
     /// `volume=`: a volume name, a bind-mount source, or a mount destination.
     public var volumes: [String]
-    /// `health=`: one of ``healthStates``; strata's containers have no health check (`none`).
+    /// `health=`: one of ``healthStates``.
     public var health: [String]
     /// `is-task=`: swarm tasks or not; strata's containers are never tasks.
     public var isTask: [Bool]
@@ -135,7 +136,7 @@ public struct ContainerFilters: Sendable, Hashable {
             }
             if !exposed.contains(where: { f in keys.contains { Self.port($0.0, $0.1, in: f) } }) { return false }
         }
-        if !health.isEmpty, !health.contains("none") { return false }
+        if !health.isEmpty, !health.contains(c.health?.Status ?? "none") { return false }
         if !isTask.isEmpty, !isTask.contains(false) { return false }
         if let createdBefore, c.created >= createdBefore { return false }
         if let createdAfter, c.created <= createdAfter { return false }

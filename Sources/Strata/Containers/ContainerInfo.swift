@@ -97,6 +97,19 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     /// Stopped or killed by hand since its last start: its policy does not start it again
     /// (but `always` does when the server starts, as dockerd's).
     public var manuallyStopped: Bool?
+    /// The health check given at create (``ContainerOptions/healthcheck``); the image's
+    /// fills what it leaves unset (``effectiveHealthcheck(image:)``).
+    public var healthcheck: Healthcheck?
+    /// What its health checks found (dockerd's `State.Health`); nil until a run with a
+    /// check starts.
+    public var health: HealthState?
+
+    /// The health check its runs get, as dockerd merges the image's in; nil for none
+    /// (none given, or `NONE`).
+    public func effectiveHealthcheck(image: ContainerConfig?) -> Healthcheck? {
+        let merged = Healthcheck.merged(container: healthcheck, image: Healthcheck(image?.Healthcheck))
+        return merged?.probeCommand == nil ? nil : merged
+    }
 
     /// Whether its runs get a cgroup namespace of their own: as asked, else dockerd's default
     /// for the host (private on cgroup v2).

@@ -20,6 +20,9 @@ public struct ContainerOptions: Sendable, Codable {
     /// Each of the image's VOLUME paths that ``volumes`` does not cover gets a new anonymous
     /// volume, as under dockerd (true by default). A build step's container turns it off.
     public var imageVolumes = true
+    /// The health check (`docker create --health-cmd …`, ``Healthcheck``): settings it leaves
+    /// unset come from the image's HEALTHCHECK; `["NONE"]` turns the image's off.
+    public var healthcheck: Healthcheck?
     /// Replaces the image's ENTRYPOINT (`docker create --entrypoint`); nil keeps it.
     public var entrypoint: [String]?
     /// Remove the container once its command exits (``Store/start(_:hostNetwork:output:started:)``).

@@ -130,15 +130,19 @@ extension Store {
         defer { withExtendedLifetime(runLock) {} }
         let proxy = try publishPorts(c, hostNetwork: false)
         defer { proxy?.stop() }
-        try await markRunning(c.id, publishedPorts: proxy?.bound)
+        let check = healthcheck(for: c)
+        try await markRunning(c.id, publishedPorts: proxy?.bound, checked: check != nil)
         proxy?.start()
+        let monitor = startHealthMonitor(c.id, check: check)
         let status: Int32
         do {
             status = try await launch(c.id, spec: spec, runtime: runtime, stdout: FileHandle.standardOutput, stderr: FileHandle.standardError)
         } catch {
+            await stopHealthMonitor(monitor)
             try? await setState(c.id, "created")
             throw error
         }
+        await stopHealthMonitor(monitor)
         // The status and the times, as a run of the server records them (`docker inspect`, `ps`).
         try await recordExit(c.id, status: status)
         return status

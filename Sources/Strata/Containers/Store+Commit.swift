@@ -42,6 +42,8 @@ public enum ConfigEdit: Sendable, Hashable {
     case stopSignal(String)
     /// An ONBUILD trigger, as written.
     case onBuild(String)
+    /// A HEALTHCHECK: Docker's `Healthcheck` object (``Healthcheck``), in place of the image's.
+    case healthcheck(JSONValue)
 
     /// Applies the edit to the `config` object of an image config.
     public func apply(to c: inout ContainerConfig) {
@@ -56,6 +58,7 @@ public enum ConfigEdit: Sendable, Hashable {
         case .user(let u): c.User = u
         case .stopSignal(let s): c.StopSignal = s
         case .onBuild(let t): c.OnBuild = (c.OnBuild ?? []) + [t]
+        case .healthcheck(let h): c.Healthcheck = h
         }
     }
 }

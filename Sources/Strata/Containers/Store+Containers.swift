@@ -32,6 +32,7 @@ extension Store {
         if options.hostUTS, let h = options.hostname, !h.isEmpty {
             throw StrataError(.invalidArgument, "conflicting options: hostname and the UTS mode host")
         }
+        try options.healthcheck?.validate()
         if let t = options.stopTimeout, t < -1 {
             throw StrataError(.invalidArgument, "invalid stop timeout \(t): use seconds, or -1 to wait without end")
         }
@@ -109,6 +110,7 @@ extension Store {
         info.readOnlyRootfs = options.readOnlyRootfs ? true : nil
         info.stopSignal = options.stopSignal.flatMap { $0.isEmpty ? nil : $0 }
         info.stopTimeout = options.stopTimeout
+        info.healthcheck = options.healthcheck
         info.resources = resources.isEmpty ? nil : resources
         info.tmpfs = options.tmpfs.isEmpty ? nil : options.tmpfs
         info.shmSize = options.shmSize.flatMap { $0 == 0 ? nil : $0 }

@@ -165,7 +165,11 @@ extension Store {
         guard status == 0 else {
             throw StrataError(.io, "cannot \(paused ? "pause" : "unpause") container \(name): \(err.isEmpty ? "\(runtime.path) exited \(status)" : err)")
         }
-        try await updateContainer(c.id) { $0.paused = paused ? true : nil }
+        try await updateContainer(c.id) { info in
+            info.paused = paused ? true : nil
+            // As dockerd: a paused container's checks stop, and it reads unhealthy.
+            if paused, info.health != nil { info.health?.Status = "unhealthy" }
+        }
     }
 
     /// A paused container is thawed first: a signal (even SIGKILL) or an exec needs it running.

@@ -142,8 +142,10 @@ extension Store {
             throw error
         }
         defer { proxy?.stop() }
-        try await markRunning(c.id, publishedPorts: proxy?.bound)
+        let check = healthcheck(for: c)
+        try await markRunning(c.id, publishedPorts: proxy?.bound, checked: check != nil)
         proxy?.start()
+        let monitor = startHealthMonitor(c.id, check: check)
         let status: Int32
         do {
             let log = try ContainerLog(path: c.keepsLog ? logPath(c.id) : nil)
@@ -193,9 +195,11 @@ extension Store {
             await out.finish()
             await err.finish()
         } catch {
+            await stopHealthMonitor(monitor)
             try? await recordExit(c.id, status: 127)
             throw error
         }
+        await stopHealthMonitor(monitor)
         try await recordExit(c.id, status: status)
         if c.autoRemove == true { _ = try await removeContainer(c.id, force: true, removeVolumes: true) }
         return status
@@ -246,7 +250,9 @@ extension Store {
     }
 
     /// `created`/`exited` → `running` in one transaction; a running container is a conflict.
-    func markRunning(_ id: String, publishedPorts: [PublishedPort]? = nil) async throws {
+    /// With `checked` (its run gets a health check), its health starts over as `starting`,
+    /// keeping the last probes, as dockerd's.
+    func markRunning(_ id: String, publishedPorts: [PublishedPort]? = nil, checked: Bool = false) async throws {
         try await updateContainer(id) { info in
             info.publishedPorts = publishedPorts
             if info.state == "running" {
@@ -255,6 +261,7 @@ extension Store {
             info.state = "running"
             info.paused = nil
             info.startedAt = Date()
+            info.health = checked ? HealthState(Status: "starting", Log: info.health?.Log ?? []) : nil
             // As dockerd: a run's exit code is its own, 0 until it exits.
             info.exitCode = 0
         }
@@ -271,6 +278,8 @@ extension Store {
                 info.publishedPorts = nil
                 info.exitCode = status
                 info.finishedAt = Date()
+                // As dockerd: once its monitor stops, a container with a check reads unhealthy.
+                if info.health != nil { info.health?.Status = "unhealthy" }
             }
         }.value
     }

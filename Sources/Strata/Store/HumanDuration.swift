@@ -55,11 +55,13 @@ public enum HumanDuration {
 
 extension ContainerInfo {
     /// The container's status as dockerd words it (`docker ps`' STATUS): `Up 5 seconds`,
-    /// `Exited (3) 2 minutes ago`, `Created`.
+    /// `Up 2 minutes (healthy)`, `Exited (3) 2 minutes ago`, `Created`.
     public func status(now: Date = Date()) -> String {
         switch state {
         case "running":
-            return "Up " + HumanDuration.text(now.timeIntervalSince(startedAt ?? created)) + (paused == true ? " (Paused)" : "")
+            let up = "Up " + HumanDuration.text(now.timeIntervalSince(startedAt ?? created))
+            if paused == true { return up + " (Paused)" }
+            return up + (health.map { " (\($0.summary))" } ?? "")
         case "exited":
             guard let finishedAt else { return "Exited (\(exitCode ?? 0))" }
             return "Exited (\(exitCode ?? 0)) " + HumanDuration.text(now.timeIntervalSince(finishedAt)) + " ago"
