@@ -52,6 +52,8 @@ struct ContainerFlags: ParsableArguments {
     var cgroupns: String?
     @Option(help: "json-file or local (default: the log is kept) or none (nothing kept).")
     var logDriver: String?
+    @Option(parsing: .unconditional, help: "How readily its memory is swapped out, 0 to 100 (cgroup v1; default: the kernel's).")
+    var memorySwappiness: Int64?
     @Option(help: "A command whose exit status tells the container's health (run by /bin/sh -c in the container).")
     var healthCmd: String?
     @Option(help: "Time between health checks and before the first (30s, 1m30s; default 30s).")
@@ -78,6 +80,9 @@ struct ContainerFlags: ParsableArguments {
         o.readOnlyRootfs = readOnly
         o.stopSignal = stopSignal
         o.resources = try limits.resources()
+        if let s = memorySwappiness {
+            if ContainerInfo.cgroupV2 { FileHandle.standardError.write(Data("WARNING: \(ContainerResources.swappinessDiscarded)\n".utf8)) } else { o.resources.memorySwappiness = s }
+        }
         o.stopTimeout = stopTimeout
         o.tmpfs = try tmpfs.map { try TmpfsMount(parsing: $0) }
         o.shmSize = try shmSize.map { try ByteSizes.memory($0, flag: "--shm-size") }

@@ -134,6 +134,7 @@ extension EngineRouter {
             }
             if let set = r.cpusetCPUs { h["CpusetCpus"] = set }
             if let p = r.pidsLimit { h["PidsLimit"] = p }
+            if let s = r.memorySwappiness { h["MemorySwappiness"] = s }
         }
         return h
     }

@@ -19,7 +19,14 @@ extension EngineRouter {
         }
         guard let image = o["Image"] as? String, !image.isEmpty else { throw EngineError.badRequest("config is missing the Image field") }
         try Self.checkName(image)
-        let host = o["HostConfig"] as? [String: Any] ?? [:]
+        var host = o["HostConfig"] as? [String: Any] ?? [:]
+        var warnings: [String] = []
+        // As dockerd on cgroup v2, which has no swappiness: the setting is dropped with its
+        // warning (on v1 it is a limit as the others).
+        if ContainerInfo.cgroupV2, let s = host["MemorySwappiness"] as? Int, s != -1 {
+            warnings.append(ContainerResources.swappinessDiscarded)
+            host["MemorySwappiness"] = nil
+        }
         try Self.refuseUnappliedSettings(config: o, host: host)
         // `bridge` and `default` (what the docker CLI sends unless told) become `none`: strata
         // makes no bridge, so the container's own network namespace is empty.
@@ -27,7 +34,6 @@ extension EngineRouter {
         guard ["", "default", "bridge", "none", "host"].contains(mode) else {
             throw EngineError(status: .notImplemented, message: "strata runs containers on the none or host network only, not \"\(mode)\"")
         }
-        var warnings: [String] = []
         var ports = try Self.portBindings(host["PortBindings"])
         if host["PublishAllPorts"] as? Bool == true {
             // -P: every exposed port (the request's and the image's) on a free host port.
@@ -187,10 +193,12 @@ extension EngineRouter {
     /// The limits of a HostConfig (``ContainerResources``); the store checks them.
     static func resources(_ host: [String: Any]) throws -> ContainerResources {
         func int(_ key: String) throws -> Int64? { try integer(host[key], key) }
-        return ContainerResources(memory: try int("Memory"), memorySwap: try int("MemorySwap"), memoryReservation: try int("MemoryReservation"),
-                                  nanoCPUs: try int("NanoCpus"), cpuShares: try int("CpuShares"), cpuPeriod: try int("CpuPeriod"),
-                                  cpuQuota: try int("CpuQuota"), cpusetCPUs: try string(host["CpusetCpus"], "CpusetCpus"),
-                                  pidsLimit: try int("PidsLimit"))
+        var r = ContainerResources(memory: try int("Memory"), memorySwap: try int("MemorySwap"), memoryReservation: try int("MemoryReservation"),
+                                   nanoCPUs: try int("NanoCpus"), cpuShares: try int("CpuShares"), cpuPeriod: try int("CpuPeriod"),
+                                   cpuQuota: try int("CpuQuota"), cpusetCPUs: try string(host["CpusetCpus"], "CpusetCpus"),
+                                   pidsLimit: try int("PidsLimit"))
+        r.memorySwappiness = try int("MemorySwappiness")
+        return r
     }
 
     /// The `Labels` of a container or volume config: an object of strings, or null.
@@ -235,7 +243,7 @@ extension EngineRouter {
     /// these, null, `false`, `0`, `""`, `[]` and `{}` always mean "not set".
     static let unappliedSettings: [(key: String, flag: String, unset: Set<String>)] = [
         // Resources (cgroups) beyond ContainerResources.
-        ("MemorySwappiness", "--memory-swappiness", ["-1"]), ("KernelMemory", "", []),
+        ("KernelMemory", "", []),
         ("KernelMemoryTCP", "", []), ("CpuRealtimePeriod", "", []), ("CpuRealtimeRuntime", "", []), ("CpusetMems", "--cpuset-mems", []), ("CpuCount", "", []),
         ("CpuPercent", "", []), ("BlkioWeight", "--blkio-weight", []), ("BlkioWeightDevice", "", []), ("BlkioDeviceReadBps", "", []),
         ("BlkioDeviceWriteBps", "", []), ("BlkioDeviceReadIOps", "", []), ("BlkioDeviceWriteIOps", "", []), ("IOMaximumIOps", "", []),

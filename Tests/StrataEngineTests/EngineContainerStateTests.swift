@@ -11,11 +11,7 @@ import Glibc
 @Suite(.serialized) struct EngineContainerStateTests {
     /// Polls `check` for up to 10 s.
     static func eventually(_ check: () throws -> Bool) rethrows -> Bool {
-        for _ in 0..<200 {
-            if try check() { return true }
-            usleep(50_000)
-        }
-        return false
+        try EngineHarness.eventually(within: 10, check)
     }
 
     @Test func stopKillRestartAndForcedRemove() throws {

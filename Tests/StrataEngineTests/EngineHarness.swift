@@ -74,6 +74,16 @@ final class EngineHarness: @unchecked Sendable {
         throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "strata serve did not start: \(serverLog())"])
     }
 
+    /// Polls `check` every 50 ms until it holds or `seconds` passed; whether it held.
+    static func eventually(within seconds: Double, _ check: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if try check() { return true }
+            usleep(50_000)
+        } while Date() < deadline
+        return false
+    }
+
     /// Starts `strata serve` on `socket` without waiting for it to listen.
     @discardableResult
     func launch(_ extra: [String] = []) throws -> Process {

@@ -21,11 +21,7 @@ import Glibc
 
     /// Polls `check` for up to 20 s.
     static func eventually(_ check: () throws -> Bool) rethrows -> Bool {
-        for _ in 0..<400 {
-            if try check() { return true }
-            usleep(50_000)
-        }
-        return false
+        try EngineHarness.eventually(within: 20, check)
     }
 
     @Test func checksDecideTheStatusAsDockerdDoes() throws {

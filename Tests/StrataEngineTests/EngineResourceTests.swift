@@ -12,7 +12,7 @@ import Testing
     /// The cgroup files that hold the limits (cgroup v1 and v2 names), by controller path.
     static let limitFiles = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.soft_limit_in_bytes", "cpu.cfs_quota_us",
                              "cpu.cfs_period_us", "cpu.shares", "pids.max", "cpuset.cpus", "memory.max", "memory.swap.max", "memory.low",
-                             "cpu.max", "cpu.weight"]
+                             "cpu.max", "cpu.weight", "memory.swappiness"]
 
     /// Every limit file of the process's cgroups that exists, by name.
     static func limits(of pid: String) throws -> [String: String] {
@@ -47,6 +47,7 @@ import Testing
             ["--memory", "64m"], ["--memory", "32m", "--memory-swap", "96m"], ["--memory", "100m", "--memory-swap", "-1"],
             ["--memory", "64m", "--memory-reservation", "20m"], ["--cpus", "1.25"], ["--cpus", "0.5", "--cpu-shares", "512"],
             ["--cpu-period", "50000", "--cpu-quota", "25000"], ["--pids-limit", "7"], ["--cpuset-cpus", "0"], [],
+            ["--memory", "48m", "--memory-swappiness", "0"], ["--memory-swappiness", "35"],
         ]
         for flags in cases {
             let ours = try h.docker(["run", "-d", "--name", "lim"] + flags + loop)

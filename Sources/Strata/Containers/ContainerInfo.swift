@@ -116,7 +116,7 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var usesPrivateCgroupNamespace: Bool { privateCgroupNamespace ?? ContainerInfo.cgroupV2 }
 
     /// Whether the host runs the unified cgroup hierarchy (cgroup v2) only.
-    static let cgroupV2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
+    public static let cgroupV2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
 
     /// Whether it keeps a log (``ContainerOptions/logDriver`` is not `none`).
     public var keepsLog: Bool { logDriver != "none" }

@@ -1,8 +1,8 @@
 import Foundation
 
 /// The limits a container's runs get from the kernel (cgroups, applied by the OCI runtime):
-/// `docker run --memory --memory-swap --memory-reservation --cpus --cpu-shares --cpu-period
-/// --cpu-quota --cpuset-cpus --pids-limit`, with dockerd's meanings and checks. Nil (or, as
+/// `docker run --memory --memory-swap --memory-reservation --memory-swappiness --cpus
+/// --cpu-shares --cpu-period --cpu-quota --cpuset-cpus --pids-limit`, with dockerd's meanings and checks. Nil (or, as
 /// in Docker's API, 0) is "no limit".
 ///
 /// ```swift
@@ -30,6 +30,10 @@ public struct ContainerResources: Sendable, Codable, Hashable {
     public var cpusetCPUs: String?
     /// The most processes it may have (`--pids-limit`); 0 or less: no limit.
     public var pidsLimit: Int64?
+    /// How readily the kernel swaps its memory out (`--memory-swappiness`, 0 to 100); -1 or
+    /// nil: the kernel's default. cgroup v2 has no such setting: there dockerd drops it with
+    /// a warning, and so does the engine API; the runtime spec leaves it out.
+    public var memorySwappiness: Int64?
 
     public init(memory: Int64? = nil, memorySwap: Int64? = nil, memoryReservation: Int64? = nil, nanoCPUs: Int64? = nil,
                 cpuShares: Int64? = nil, cpuPeriod: Int64? = nil, cpuQuota: Int64? = nil, cpusetCPUs: String? = nil,
@@ -45,6 +49,9 @@ public struct ContainerResources: Sendable, Codable, Hashable {
         self.pidsLimit = pidsLimit
     }
 
+    /// dockerd's warning when it drops a swappiness the kernel cannot apply (cgroup v2).
+    public static let swappinessDiscarded = "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."
+
     /// Whether any limit is set.
     public var isEmpty: Bool { normalized() == ContainerResources() }
 
@@ -55,6 +62,7 @@ public struct ContainerResources: Sendable, Codable, Hashable {
         var r = ContainerResources(memory: set(memory), memorySwap: set(memorySwap), memoryReservation: set(memoryReservation),
                                    nanoCPUs: set(nanoCPUs), cpuShares: set(cpuShares), cpuPeriod: set(cpuPeriod), cpuQuota: set(cpuQuota),
                                    cpusetCPUs: cpusetCPUs.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: pidsLimit.flatMap { $0 <= 0 ? nil : $0 })
+        r.memorySwappiness = memorySwappiness.flatMap { $0 == -1 ? nil : $0 }
         if let m = r.memory, r.memorySwap == nil, m <= Int64.max / 2 { r.memorySwap = m * 2 }
         // As dockerd: CPU shares below 0 are none, and the rest are brought into the
         // kernel's range (2 to 262144) instead of refused.
@@ -78,6 +86,9 @@ public struct ContainerResources: Sendable, Codable, Hashable {
             if let m = r.memory, reservation > m {
                 throw bad("Minimum memory limit can not be less than memory reservation limit, see usage")
             }
+        }
+        if let s = r.memorySwappiness, s < 0 || s > 100 {
+            throw bad("Invalid value: \(s), valid memory swappiness range is 0-100")
         }
         if let n = r.nanoCPUs {
             guard r.cpuPeriod == nil else { throw bad("Conflicting options: Nano CPUs and CPU Period cannot both be set") }
@@ -106,6 +117,7 @@ public struct ContainerResources: Sendable, Codable, Hashable {
         if let m = memory { mem["limit"] = m }
         if let s = memorySwap, memory != nil, Self.swapAccounted { mem["swap"] = s }
         if let r = memoryReservation { mem["reservation"] = r }
+        if let s = memorySwappiness, !ContainerInfo.cgroupV2 { mem["swappiness"] = s }
         if !mem.isEmpty { out["memory"] = mem }
         var cpu: [String: Any] = [:]
         if let s = cpuShares { cpu["shares"] = s }
