@@ -52,6 +52,8 @@ struct ContainerFlags: ParsableArguments {
     var cgroupns: String?
     @Option(help: "json-file or local (default: the log is kept) or none (nothing kept).")
     var logDriver: String?
+    @Option(help: "A log option: max-size=SIZE (10m: rotate after 10 MB), max-file=N (files kept).")
+    var logOpt: [String] = []
     @Option(parsing: .unconditional, help: "How readily its memory is swapped out, 0 to 100 (cgroup v1; default: the kernel's).")
     var memorySwappiness: Int64?
     @Option(help: "A command whose exit status tells the container's health (run by /bin/sh -c in the container).")
@@ -97,6 +99,11 @@ struct ContainerFlags: ParsableArguments {
             o.privateCgroupNamespace = c == "private"
         }
         o.logDriver = logDriver
+        for opt in logOpt {
+            let kv = opt.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard kv.count == 2, !kv[0].isEmpty else { throw StrataError(.invalidArgument, "invalid --log-opt \"\(opt)\": use KEY=VALUE") }
+            o.logOptions[String(kv[0])] = String(kv[1])
+        }
         o.healthcheck = try healthcheck()
         return o
     }

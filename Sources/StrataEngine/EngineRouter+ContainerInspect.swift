@@ -105,7 +105,7 @@ extension EngineRouter {
             // `json-file`: the log can be read back through the API (docker logs, follow),
             // which is what clients infer from it (docker-py's containers.run reads the output
             // back only for json-file and journald); the file itself is Docker's frame format.
-            "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": c.logDriver ?? "json-file", "Config": [String: String]()] as [String: Any],
+            "Binds": binds, "ContainerIDFile": "", "LogConfig": ["Type": c.logDriver ?? "json-file", "Config": c.logOptions ?? [:]] as [String: Any],
             "NetworkMode": c.network.name, "PortBindings": portBindings(c), "RestartPolicy": ["Name": c.restartPolicy?.name.rawValue ?? "no", "MaximumRetryCount": c.restartPolicy?.maximumRetryCount ?? 0] as [String: Any],
             "AutoRemove": c.autoRemove ?? false, "VolumeDriver": c.volumeDriver ?? "", "VolumesFrom": c.volumesFrom ?? null, "ConsoleSize": [0, 0],
             "CapAdd": null, "CapDrop": null, "CgroupnsMode": c.usesPrivateCgroupNamespace ? "private" : "host",

@@ -7,7 +7,7 @@ import Strata
 /// of Docker's container config is either applied (the command, environment, user,
 /// hostname, binds, volumes, `--volumes-from` and `--mount`s, tmpfs mounts and the /dev/shm
 /// size, ports, network none or host, the host's PID or UTS namespace, a cgroup namespace,
-/// added groups, the log driver (json-file, local, none), a read-only root, labels,
+/// added groups, the log driver (json-file, local, none) and its rotation, health checks, a read-only root, labels,
 /// stdin and TTY, auto-remove, the stop signal and timeout, memory, CPU and process limits) or, when a request sets it to anything but its "not set"
 /// value, refused with a 501 that names it (``unappliedSettings``): a container never runs
 /// without a limit, capability or policy its creator asked for.
@@ -93,7 +93,18 @@ extension EngineRouter {
         options.groupAdd = try Self.strings(host["GroupAdd"], "HostConfig.GroupAdd") ?? []
         options.volumesFrom = try Self.strings(host["VolumesFrom"], "HostConfig.VolumesFrom") ?? []
         try Self.namespaces(host, into: &options)
-        if let log = host["LogConfig"] as? [String: Any], let type = log["Type"] as? String, !type.isEmpty { options.logDriver = type }
+        if let log = host["LogConfig"] as? [String: Any] {
+            if let type = log["Type"] as? String, !type.isEmpty { options.logDriver = type }
+            switch log["Config"] {
+            case nil, is NSNull: break
+            case let opts as [String: Any]:
+                options.logOptions = try opts.mapValues { v in
+                    guard let s = v as? String else { throw EngineError.badRequest("HostConfig.LogConfig.Config values must be strings") }
+                    return s
+                }
+            default: throw EngineError.badRequest("HostConfig.LogConfig.Config must be an object")
+            }
+        }
         // A volume driver other than local: as dockerd, an error only when a volume is to be
         // made (the image's VOLUMEs count), for want of the plugin.
         options.restartPolicy = try Self.restartPolicy(host["RestartPolicy"])
@@ -353,9 +364,6 @@ extension EngineRouter {
                     throw EngineError.badRequest("logger: no log driver named '\(type)' is registered")
                 }
                 throw EngineError(status: .notImplemented, message: "strata does not use log driver \"\(type)\" (--log-driver): it keeps a container's log itself (json-file, local) or not at all (none)")
-            }
-            if let opts = log["Config"] as? [String: Any], !opts.isEmpty {
-                throw EngineError(status: .notImplemented, message: "strata does not apply log options (--log-opt \(opts.keys.sorted().joined(separator: ", ")))")
             }
         }
         for key in ["Domainname", "MacAddress", "Shell"] {

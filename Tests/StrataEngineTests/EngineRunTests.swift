@@ -227,7 +227,7 @@ import Glibc
         for (flags, says) in [(["--ulimit", "nofile=10:10"], "HostConfig.Ulimits (--ulimit)"), (["--device", "/dev/null"], "HostConfig.Devices (--device)"),
                               (["--privileged"], "HostConfig.Privileged"), (["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd"),
                               (["--ipc", "host"], "HostConfig.IpcMode"), (["--sysctl", "net.ipv4.ip_forward=1"], "HostConfig.Sysctls"),
-                              (["--health-cmd", "true"], "health checks"), (["--log-driver", "syslog"], "log driver \"syslog\""),
+                              (["--log-opt", "tag=x"], "log option tag"), (["--log-driver", "syslog"], "log driver \"syslog\""),
                               (["--add-host", "a:127.0.0.1"], "HostConfig.ExtraHosts"), (["--security-opt", "seccomp=unconfined"], "HostConfig.SecurityOpt")] {
             let r = try h.docker(["create"] + flags + ["users:1", "sh"])
             #expect(r.status != 0 && r.err.contains("strata does not") && r.err.contains(says), "\(flags): \(r)")

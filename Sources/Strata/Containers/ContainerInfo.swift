@@ -76,6 +76,10 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var privateCgroupNamespace: Bool?
     /// Its log driver (``ContainerOptions/logDriver``); nil for json-file.
     public var logDriver: String?
+    /// Its `--log-opt`s as given (``ContainerOptions/logOptions``).
+    public var logOptions: [String: String]?
+    /// When its log is rotated (from ``logOptions`` and the driver); nil: never.
+    public var logRotation: LogRotation?
     /// The containers it took volumes from, as given (``ContainerOptions/volumesFrom``).
     public var volumesFrom: [String]?
     /// ``ContainerOptions/volumeDriver`` as given.

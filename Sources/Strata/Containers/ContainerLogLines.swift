@@ -43,21 +43,14 @@ public final class ContainerLogLineReader: Sendable {
         var pending: [ContainerStream: (data: Data, time: Date?)] = [:]
     }
 
-    private let log: FileHandle
-    private let timesFile: FileHandle?
+    private let files: LogFiles
     private let state = Mutex(State())
     /// The container's ID.
     public let id: String
 
-    init(log: FileHandle, times: FileHandle?, id: String) {
-        self.log = log
-        self.timesFile = times
+    init(files: LogFiles, id: String) {
+        self.files = files
         self.id = id
-    }
-
-    deinit {
-        try? log.close()
-        try? timesFile?.close()
     }
 
     /// The lines completed since the last call, in order; with `last`, only the last `last`
@@ -77,7 +70,18 @@ public final class ContainerLogLineReader: Sendable {
             var atEnd = false
             while last != nil || read < 1 << 20 {
                 let chunk: Data
-                do { chunk = try log.read(upToCount: 64 << 10) ?? Data() } catch {
+                do {
+                    let (data, newFile) = try files.read(upToCount: 64 << 10)
+                    if newFile {
+                        // A file of its own: offsets and times start over (a record the last
+                        // file left unfinished is dropped).
+                        s.buffer = Data()
+                        s.offset = 0
+                        s.times = Data()
+                        s.peeked = nil
+                    }
+                    chunk = data
+                } catch {
                     throw StrataError(.io, "cannot read the log of \(id): \(error.localizedDescription)", cause: error)
                 }
                 if chunk.isEmpty {
@@ -134,7 +138,7 @@ public final class ContainerLogLineReader: Sendable {
         var found: UInt64?
         while true {
             if s.peeked == nil {
-                if s.times.count < 16, let more = try? timesFile?.read(upToCount: 64 << 10), !more.isEmpty { s.times.append(more) }
+                if s.times.count < 16, let more = try? files.times?.read(upToCount: 64 << 10), !more.isEmpty { s.times.append(more) }
                 guard s.times.count >= 16 else { break }
                 let b = Array(s.times.prefix(16))
                 var o: UInt64 = 0, t: UInt64 = 0
@@ -158,8 +162,7 @@ extension Store {
     public func logLines(of ref: String) async throws -> ContainerLogLineReader? {
         let c = try await container(ref)
         try Self.requireLog(c)
-        let path = logPath(c.id)
-        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
-        return ContainerLogLineReader(log: h, times: FileHandle(forReadingAtPath: path + ".times"), id: c.id)
+        guard let files = LogFiles(path: logPath(c.id)) else { return nil }
+        return ContainerLogLineReader(files: files, id: c.id)
     }
 }

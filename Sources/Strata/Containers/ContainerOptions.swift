@@ -78,6 +78,8 @@ public struct ContainerOptions: Sendable, Codable {
     /// `--log-driver`: `json-file` or `local` (nil too: the container's log is kept), or
     /// `none` (nothing is kept; `logs` is refused, as dockerd's).
     public var logDriver: String?
+    /// `--log-opt KEY=VALUE`: `max-size` and `max-file` rotate the log (``LogRotation``).
+    public var logOptions: [String: String] = [:]
     /// `--volumes-from CONTAINER[:ro|:rw]`: that container's volumes and binds, at the same
     /// paths, read-only or read-write as given, else as it has them. A path ``volumes``
     /// mounts too is ``volumes``'s.

@@ -23,6 +23,7 @@ extension Store {
         if let driver = options.logDriver, !["", "json-file", "local", "none"].contains(driver) {
             throw StrataError(.notSupported, "strata keeps a container's log itself or not at all: log driver \"\(driver)\" is not available (json-file, local, none)")
         }
+        let logRotation = try LogRotation.parse(driver: options.logDriver, options: options.logOptions)
         if options.initProcess, ContainerInfo.initBinary == nil {
             throw StrataError(.notSupported, "--init needs an init on the host: install tini (its tini-static) or docker-init")
         }
@@ -119,6 +120,8 @@ extension Store {
         info.hostUTS = options.hostUTS ? true : nil
         info.privateCgroupNamespace = options.privateCgroupNamespace
         info.logDriver = options.logDriver.flatMap { $0.isEmpty || $0 == "json-file" ? nil : $0 }
+        info.logOptions = options.logOptions.isEmpty ? nil : options.logOptions
+        info.logRotation = logRotation
         info.volumesFrom = options.volumesFrom.isEmpty ? nil : options.volumesFrom
         info.volumeDriver = options.volumeDriver.flatMap { $0.isEmpty ? nil : $0 }
         info.restartPolicy = options.restartPolicy.flatMap { $0.name == .no ? nil : $0 }

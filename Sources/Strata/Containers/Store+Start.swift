@@ -12,7 +12,7 @@ public enum ContainerStream: UInt8, Sendable {
     case stderr = 2
 }
 
-/// A container's log, `containers/<id>/container.log`: every piece of output of every run,
+/// A container's log, `containers/<id>/container.log` (rotated as ``LogRotation`` says): every piece of output of every run,
 /// appended as a record of an 8-byte header (the stream, 1 or 2; three zero bytes; the length
 /// as a big-endian UInt32) and the bytes. This is the Docker Engine API's multiplexed stream
 /// format, so `docker logs` is the file as it stands. Written by the two reader threads of a
@@ -23,62 +23,114 @@ public enum ContainerStream: UInt8, Sendable {
 /// nanoseconds since 1970, both big-endian. A log written before strata kept times has no
 /// such file (or entries for later runs only): its records have no time.
 final class ContainerLog: Sendable {
-    private let fds: Mutex<(log: Int32, times: Int32)>
+    private struct Files {
+        var log: Int32
+        var times: Int32
+        /// Bytes in the log file now.
+        var size: Int64
+    }
+    private let files: Mutex<Files>
+    private let path: String?
+    private let rotation: LogRotation?
 
-    /// The log at `path`; nil: a log that keeps nothing (log driver `none`).
-    init(path: String?) throws {
+    /// The log at `path`, rotated as `rotation` says (``LogRotation``); nil path: a log that
+    /// keeps nothing (log driver `none`).
+    init(path: String?, rotation: LogRotation? = nil) throws {
+        self.path = path
+        self.rotation = rotation
         guard let path else {
-            fds = Mutex((-1, -1))
+            files = Mutex(Files(log: -1, times: -1, size: 0))
             return
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        files = Mutex(try Self.open(path))
+    }
+
+    private static func open(_ path: String) throws -> Files {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StrataError.system("cannot open the log \(path)") }
         // Without the times file the log still works (records then have no time).
-        let times = open(path + ".times", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        self.fds = Mutex((fd, times))
+        let times = Glibc.open(path + ".times", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        return Files(log: fd, times: times, size: Int64(max(0, lseek(fd, 0, SEEK_END))))
     }
 
     /// One record; a write error drops the record (the run goes on, as with a full disk in docker).
+    /// A rotated log takes a record per line, as dockerd's drivers keep an entry per line, so
+    /// that it rotates between lines.
     func append(_ stream: ContainerStream, _ data: Data) {
         guard !data.isEmpty else { return }
+        guard rotation != nil else { return appendRecord(stream, data) }
+        var rest = data[...]
+        while let nl = rest.firstIndex(of: UInt8(ascii: "\n")), nl + 1 < rest.endIndex {
+            appendRecord(stream, rest[rest.startIndex...nl])
+            rest = rest[(nl + 1)...]
+        }
+        appendRecord(stream, rest)
+    }
+
+    private func appendRecord(_ stream: ContainerStream, _ data: Data) {
         let n = UInt32(truncatingIfNeeded: data.count)
         var record = Data([stream.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)])
         record.append(data)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let nanos = UInt64(max(0, now.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, now.tv_nsec))
-        fds.withLock { fds in
-            guard fds.log >= 0 else { return }
-            if fds.times >= 0 {
-                let offset = UInt64(max(0, lseek(fds.log, 0, SEEK_END)))
+        files.withLock { f in
+            guard f.log >= 0 else { return }
+            // As dockerd: a log that reached its size is rotated before the next record.
+            if let rotation, let path, f.size >= rotation.maxSize { rotate(&f, path: path, keep: rotation.maxFiles) }
+            guard f.log >= 0 else { return }
+            if f.times >= 0 {
                 var entry = Data(count: 16)
+                let offset = UInt64(f.size)
                 for i in 0..<8 {
                     entry[i] = UInt8((offset >> (56 - 8 * UInt64(i))) & 0xff)
                     entry[8 + i] = UInt8((nanos >> (56 - 8 * UInt64(i))) & 0xff)
                 }
-                Self.writeAll(fds.times, entry)
+                Self.writeAll(f.times, entry)
             }
-            Self.writeAll(fds.log, record)
+            f.size += Int64(Self.writeAll(f.log, record))
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ data: Data) {
+    /// The log and its times become the newest rotated pair (the others move one up, the
+    /// oldest beyond `keep` goes), or are removed when only one file is kept; a new log starts.
+    private func rotate(_ f: inout Files, path: String, keep: Int) {
+        Glibc.close(f.log)
+        if f.times >= 0 { Glibc.close(f.times) }
+        if keep > 1 {
+            for k in stride(from: keep - 1, through: 1, by: -1) {
+                let from = k == 1 ? path : LogRotation.rotated(path, k - 1)
+                let to = LogRotation.rotated(path, k)
+                rename(from, to)
+                rename(from + ".times", to + ".times")
+            }
+        } else {
+            unlink(path)
+            unlink(path + ".times")
+        }
+        f = (try? Self.open(path)) ?? Files(log: -1, times: -1, size: 0)
+    }
+
+    /// Writes all of `data`; the bytes written (fewer after an error).
+    @discardableResult
+    private static func writeAll(_ fd: Int32, _ data: Data) -> Int {
         data.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
+            guard let base = raw.baseAddress else { return 0 }
             var off = 0
             while off < raw.count {
                 let w = write(fd, base + off, raw.count - off)
-                if w < 0 { if errno == EINTR { continue }; return }
+                if w < 0 { if errno == EINTR { continue }; return off }
                 off += w
             }
+            return off
         }
     }
 
     func close() {
-        fds.withLock { fds in
-            if fds.log >= 0 { Glibc.close(fds.log) }
-            if fds.times >= 0 { Glibc.close(fds.times) }
-            fds = (-1, -1)
+        files.withLock { f in
+            if f.log >= 0 { Glibc.close(f.log) }
+            if f.times >= 0 { Glibc.close(f.times) }
+            f = Files(log: -1, times: -1, size: 0)
         }
     }
 }
@@ -148,7 +200,7 @@ extension Store {
         let monitor = startHealthMonitor(c.id, check: check)
         let status: Int32
         do {
-            let log = try ContainerLog(path: c.keepsLog ? logPath(c.id) : nil)
+            let log = try ContainerLog(path: c.keepsLog ? logPath(c.id) : nil, rotation: c.logRotation)
             defer { log.close() }
             let out = try OutputPipe(.stdout, log: log, output: output)
             let err = try OutputPipe(.stderr, log: log, output: output)
@@ -228,8 +280,8 @@ extension Store {
     public func logReader(of ref: String) async throws -> ContainerLogReader? {
         let c = try await container(ref)
         try Self.requireLog(c)
-        guard let h = FileHandle(forReadingAtPath: logPath(c.id)) else { return nil }
-        return ContainerLogReader(handle: h, id: c.id)
+        guard let files = LogFiles(path: logPath(c.id)) else { return nil }
+        return ContainerLogReader(files: files, id: c.id)
     }
 
     /// A container created with log driver `none` has no log to read (dockerd's words).
@@ -361,21 +413,20 @@ final class OutputPipe: Sendable {
 /// A container's log open for reading (``Store/logReader(of:)``): Docker's multiplexed frames
 /// as the run wrote them. Reads go on from where the last one stopped.
 public final class ContainerLogReader: Sendable {
-    private let handle: FileHandle
+    private let files: Mutex<LogFiles>
     /// The container's ID.
     public let id: String
 
-    init(handle: FileHandle, id: String) {
-        self.handle = handle
+    init(files: LogFiles, id: String) {
+        self.files = Mutex(files)
         self.id = id
     }
 
-    deinit { try? handle.close() }
-
     /// The next piece of the log, at most 64 KiB; empty at the end of what is written so far.
+    /// A rotated log (``LogRotation``) reads on from its oldest file to its current one.
     public func next() throws -> Data {
         do {
-            return try handle.read(upToCount: 64 << 10) ?? Data()
+            return try files.withLock { try $0.read(upToCount: 64 << 10).data }
         } catch {
             throw StrataError(.io, "cannot read the log of \(id): \(error.localizedDescription)", cause: error)
         }
