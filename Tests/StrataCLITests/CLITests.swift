@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Strata
 
 /// End-to-end tests of the `strata` binary: exit codes, output shapes, one-line errors.
 @Suite struct CLITests {
@@ -189,6 +190,39 @@ import Testing
         // A plain prune keeps a named volume; -a takes it (the sizes as docker prints them).
         #expect(try env.run(["volume", "prune", "-f"]).out == "Total reclaimed space: 0B\n")
         #expect(try env.run(["volume", "prune", "-a", "-f"]).out == "Deleted Volumes:\ndata\n\nTotal reclaimed space: 10B\n")
+    }
+
+    /// A foreground `strata run` probes its container's health check itself: `strata ps`
+    /// from another process shows it healthy meanwhile, and the record says unhealthy once
+    /// the run is over (dockerd's "monitor stopped"); bad flags are one-line errors.
+    @Test func aForegroundRunProbesItsHealthCheck() async throws {
+        guard ProcessInfo.processInfo.environment["CI"] == "true" || FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") else { return }
+        if geteuid() != 0 { return }
+        let env = try CLITests.Env()
+        #expect(try env.run(["import", try env.rootfs(), "run/base:1"]).status == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["run", "--name", "hc", "--health-cmd", "echo ok", "--health-interval", "200ms", "run/base:1", "busybox", "sleep", "4"]
+        p.environment = ["STRATA_ROOT": env.root, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var status = ""
+        for _ in 0..<200 where !status.contains("(healthy)") {
+            try await Task.sleep(for: .milliseconds(50))
+            status = try env.run(["ps", "--filter", "name=hc"]).out
+        }
+        #expect(status.contains(" Up ") && status.contains("(healthy)"), "\(status)")
+        #expect(try env.run(["ps", "-q", "--filter", "health=healthy"]).out.count == 13)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let store = try await Store.open(at: URL(fileURLWithPath: env.root))
+        let c = try await store.container("hc")
+        #expect(c.health?.Status == "unhealthy" && c.health?.Log.last?.Output == "ok\n", "\(String(describing: c.health))")
+        #expect(c.healthcheck?.Test == ["CMD-SHELL", "echo ok"] && c.healthcheck?.Interval == 200_000_000)
+        for (flags, says) in [(["--health-interval", "5"], "invalid duration \"5\""), (["--no-healthcheck", "--health-cmd", "true"], "conflicts")] {
+            let r = try env.run(["create"] + flags + ["run/base:1", "sh"])
+            #expect(r.status == 1 && r.err.contains(says) && r.err.split(separator: "\n").count == 1, "\(flags): \(r.err)")
+        }
     }
 
     /// USER is resolved in the image's own /etc/passwd and /etc/group: the process runs with
