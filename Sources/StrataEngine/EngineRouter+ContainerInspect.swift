@@ -113,7 +113,7 @@ extension EngineRouter {
             "ExtraHosts": null, "GroupAdd": c.groupAdd ?? null, "IpcMode": "private", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
             "PidMode": c.hostPID == true ? "host" : "", "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": c.readOnlyRootfs == true,
             "SecurityOpt": null, "UTSMode": c.hostUTS == true ? "host" : "",
-            "UsernsMode": "", "ShmSize": c.shmSize ?? 67_108_864, "Runtime": "runc", "Isolation": "", "MaskedPaths": null, "ReadonlyPaths": null,
+            "UsernsMode": "", "ShmSize": c.shmSize ?? 67_108_864, "Runtime": "runc", "Isolation": c.isolation ?? "", "MaskedPaths": null, "ReadonlyPaths": null,
             "CgroupParent": "", "BlkioWeightDevice": [Any](), "BlkioDeviceReadBps": [Any](), "BlkioDeviceWriteBps": [Any](),
             "BlkioDeviceReadIOps": [Any](), "BlkioDeviceWriteIOps": [Any](), "CpusetCpus": "", "CpusetMems": "", "Devices": [Any](),
             "DeviceCgroupRules": null, "DeviceRequests": null, "MemorySwappiness": null, "OomKillDisable": null, "PidsLimit": null,

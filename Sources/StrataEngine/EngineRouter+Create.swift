@@ -83,6 +83,11 @@ extension EngineRouter {
                                        keepsStdinOpen: !(o["StdinOnce"] as? Bool ?? false), tty: o["Tty"] as? Bool ?? false)
         options.labels = try Self.labels(o["Labels"])
         options.healthcheck = try Self.healthcheck(o["Healthcheck"])
+        switch host["Isolation"] {
+        case nil, is NSNull: break
+        case let i as String: options.isolation = i
+        default: throw EngineError.badRequest("HostConfig.Isolation must be a string")
+        }
         options.hostNetwork = mode == "host"
         options.ports = ports
         options.exposedPorts = (o["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
@@ -270,7 +275,7 @@ extension EngineRouter {
         ("Dns", "--dns", []), ("DnsOptions", "--dns-option", []), ("DnsSearch", "--dns-search", []), ("ExtraHosts", "--add-host", []), ("Links", "--link", []),
         // Everything else.
         ("StorageOpt", "--storage-opt", []), ("Sysctls", "--sysctl", []),
-        ("Runtime", "--runtime", ["runc"]), ("Isolation", "", ["default"]),
+        ("Runtime", "--runtime", ["runc"]),
     ]
 
     /// `HostConfig.RestartPolicy` (`{"Name", "MaximumRetryCount"}`); nil when absent or `no`.

@@ -238,6 +238,12 @@ import Glibc
         let unset = try h.docker(["run", "--rm", "--pids-limit", "-1", "--restart", "no", "--log-driver", "json-file", "--shm-size", "64m",
                                   "--no-healthcheck", "users:1", "sh", "-c", ":"])
         #expect(unset.status == 0, "\(unset)")
+        // Linux's one isolation, shown as given (docker-py's test_create_with_isolation); another is refused.
+        #expect(try h.docker(["create", "--name", "iso", "--isolation", "default", "users:1", "sh"]).status == 0)
+        #expect(try h.docker(["inspect", "--format", "{{.HostConfig.Isolation}}", "iso"]).out == "default\n")
+        let hyperv = try h.docker(["create", "--isolation", "hyperv", "users:1", "sh"])
+        #expect(hyperv.status != 0 && hyperv.err.contains("linux only supports 'default'"), "\(hyperv.err)")
+        #expect(try h.docker(["rm", "iso"]).status == 0)
         let bad = try h.docker(["create", "--hostname", "bad_host!", "users:1", "sh"])
         #expect(bad.status != 0 && bad.err.contains("invalid hostname"), "\(bad)")
     }

@@ -76,6 +76,8 @@ public struct ContainerInfo: Sendable, Codable, Hashable {
     public var privateCgroupNamespace: Bool?
     /// Its log driver (``ContainerOptions/logDriver``); nil for json-file.
     public var logDriver: String?
+    /// Its isolation as given (``ContainerOptions/isolation``): `default` or nil.
+    public var isolation: String?
     /// Its `--log-opt`s as given (``ContainerOptions/logOptions``).
     public var logOptions: [String: String]?
     /// When its log is rotated (from ``logOptions`` and the driver); nil: never.

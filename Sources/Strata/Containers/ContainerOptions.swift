@@ -78,6 +78,8 @@ public struct ContainerOptions: Sendable, Codable {
     /// `--log-driver`: `json-file` or `local` (nil too: the container's log is kept), or
     /// `none` (nothing is kept; `logs` is refused, as dockerd's).
     public var logDriver: String?
+    /// `--isolation default`, the one isolation Linux has: kept so that inspect shows it as given.
+    public var isolation: String?
     /// `--log-opt KEY=VALUE`: `max-size` and `max-file` rotate the log (``LogRotation``).
     public var logOptions: [String: String] = [:]
     /// `--volumes-from CONTAINER[:ro|:rw]`: that container's volumes and binds, at the same

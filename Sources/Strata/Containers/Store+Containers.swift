@@ -24,6 +24,9 @@ extension Store {
             throw StrataError(.notSupported, "strata keeps a container's log itself or not at all: log driver \"\(driver)\" is not available (json-file, local, none)")
         }
         let logRotation = try LogRotation.parse(driver: options.logDriver, options: options.logOptions)
+        if let i = options.isolation, !["", "default"].contains(i) {
+            throw StrataError(.invalidArgument, "Invalid isolation: \"\(i)\" - linux only supports 'default'")
+        }
         if options.initProcess, ContainerInfo.initBinary == nil {
             throw StrataError(.notSupported, "--init needs an init on the host: install tini (its tini-static) or docker-init")
         }
@@ -121,6 +124,7 @@ extension Store {
         info.privateCgroupNamespace = options.privateCgroupNamespace
         info.logDriver = options.logDriver.flatMap { $0.isEmpty || $0 == "json-file" ? nil : $0 }
         info.logOptions = options.logOptions.isEmpty ? nil : options.logOptions
+        info.isolation = options.isolation.flatMap { $0.isEmpty ? nil : $0 }
         info.logRotation = logRotation
         info.volumesFrom = options.volumesFrom.isEmpty ? nil : options.volumesFrom
         info.volumeDriver = options.volumeDriver.flatMap { $0.isEmpty ? nil : $0 }
