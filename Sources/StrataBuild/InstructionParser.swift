@@ -349,7 +349,7 @@ struct InstructionParser {
                     guard let ns = GoDuration.nanoseconds(v) else {
                         throw error("--\(f.name)=\(v) is not a duration; write e.g. 30s, 1m30s or 500ms")
                     }
-                    guard ns >= 1_000_000 else { throw error("--\(f.name) cannot be less than 1ms") }
+                    guard ns >= Healthcheck.minimumDuration else { throw error("--\(f.name) cannot be less than 1ms") }
                 }
             }
             return args

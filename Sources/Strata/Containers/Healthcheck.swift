@@ -94,8 +94,9 @@ public struct Healthcheck: Sendable, Codable, Hashable {
     }
 
     var interval: Duration { .nanoseconds(Interval.flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultInterval) }
-    var timeout: Duration { .nanoseconds(Timeout.flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultTimeout) }
-    var startPeriod: Duration { .nanoseconds(max(0, StartPeriod ?? 0)) }
+    var timeoutNanoseconds: Int64 { Timeout.flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultTimeout }
+    var startPeriodNanoseconds: Int64 { max(0, StartPeriod ?? 0) }
+    var startPeriod: Duration { .nanoseconds(startPeriodNanoseconds) }
     var startInterval: Duration { .nanoseconds(StartInterval.flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultStartInterval) }
     var retries: Int { Retries.flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultRetries }
 

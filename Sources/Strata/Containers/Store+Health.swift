@@ -38,10 +38,9 @@ extension Store {
                 do { try await Task.sleep(for: wait) } catch { return }
                 guard let c = try? await container(id), c.state == "running" else { return }
                 if c.paused == true { continue }
-                let probe = await runProbe(id, command: command, timeout: check.timeout)
+                let probe = await runProbe(id, command: command, timeout: check.timeoutNanoseconds)
                 if Task.isCancelled { return }
-                let inStartPeriod = probe.Start.timeIntervalSince(startedAt) < Double(check.startPeriod.components.seconds)
-                    + Double(check.startPeriod.components.attoseconds) / 1e18
+                let inStartPeriod = probe.Start.timeIntervalSince(startedAt) * 1e9 < Double(check.startPeriodNanoseconds)
                 let retries = check.retries
                 let next = Mutex<String?>(nil)
                 try? await updateContainer(id) { info in
@@ -72,8 +71,8 @@ extension Store {
         await monitor?.value
     }
 
-    /// One probe: `command` exec'd in the container, stopped after `timeout`.
-    private func runProbe(_ id: String, command: [String], timeout: Duration) async -> HealthProbe {
+    /// One probe: `command` exec'd in the container, stopped after `timeout` nanoseconds.
+    private func runProbe(_ id: String, command: [String], timeout: Int64) async -> HealthProbe {
         let start = Date()
         let output = Mutex((data: Data(), truncated: false))
         let collect: @Sendable (ContainerStream, Data) -> Void = { _, piece in
@@ -96,7 +95,7 @@ extension Store {
                 }
             }
             group.addTask {
-                do { try await Task.sleep(for: timeout) } catch { return nil }
+                do { try await Task.sleep(for: .nanoseconds(timeout)) } catch { return nil }
                 return .timedOut
             }
             var first: Outcome?
@@ -109,7 +108,7 @@ extension Store {
             return HealthProbe(Start: start, End: Date(), ExitCode: Int(code), Output: text())
         case .timedOut:
             let out = text()
-            let message = "Health check exceeded timeout (\(GoDuration.format(nanoseconds: timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)))" + (out.isEmpty ? "" : ": " + out)
+            let message = "Health check exceeded timeout (\(GoDuration.format(nanoseconds: timeout)))" + (out.isEmpty ? "" : ": " + out)
             return HealthProbe(Start: start, End: Date(), ExitCode: -1, Output: message)
         case .failed(let message):
             return HealthProbe(Start: start, End: Date(), ExitCode: -1, Output: message)
